@@ -1,0 +1,9 @@
+#ifndef KEYASSIGN_CSQLITE_SHIM_H
+#define KEYASSIGN_CSQLITE_SHIM_H
+#include <sqlite3.h>
+
+// SQLITE_TRANSIENT is a cast macro Swift cannot import; it tells SQLite to copy bound bytes.
+static inline sqlite3_destructor_type keyassign_sqlite_transient(void) {
+    return SQLITE_TRANSIENT;
+}
+#endif

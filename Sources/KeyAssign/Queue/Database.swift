@@ -1,0 +1,255 @@
+import CSQLite
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A thin wrapper over one SQLite connection (the system libsqlite3).
+///
+/// The raw C API is used rather than an ORM because the import path binds millions of
+/// values straight from the CSV reader's buffers, and a wrapper that copies each one into a
+/// Swift value first is what would make it slower than `sqlite3 .import`. A connection is
+/// not thread-safe: share one only behind a lock (see `SharedDatabase`).
+public final class Database {
+    let handle: OpaquePointer
+    public let path: String
+
+    /// Where the work database lives: `--db`, else `$KEYASSIGN_DB`, else `./keyassign.sqlite`.
+    public static func resolvePath(_ flag: String?) -> String {
+        if let flag, !flag.isEmpty { return flag }
+        if let env = getenv("KEYASSIGN_DB"), let value = String(validatingCString: env), !value.isEmpty {
+            return value
+        }
+        return "keyassign.sqlite"
+    }
+
+    /// Opens (and with `create`, creates) the database and brings its schema up to date.
+    /// Without `create`, a missing file is an error: reading commands must not leave an
+    /// empty database behind a typo.
+    public init(path: String, create: Bool = true) throws {
+        if !create && access(path, F_OK) != 0 {
+            throw KeyAssignError(.dataError, "no database at \(path) (import some CSV files first, or pass --db)")
+        }
+        var db: OpaquePointer?
+        let flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX
+        let rc = sqlite3_open_v2(path, &db, flags, nil)
+        guard rc == SQLITE_OK, let db else {
+            let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
+            if let db { sqlite3_close_v2(db) }
+            throw KeyAssignError(.ioError, "cannot open database \(path): \(message)")
+        }
+        self.handle = db
+        self.path = path
+        sqlite3_extended_result_codes(db, 1)
+        do {
+            // A reader never waits for long: one writer at a time is the design, the lock
+            // table keeps runs apart, and a short wait covers `status` during a run.
+            sqlite3_busy_timeout(db, 5_000)
+            try execute("PRAGMA journal_mode = WAL")
+            // NORMAL in WAL mode: a commit survives a crash of the process; only a power
+            // loss may drop the last commits, and never corrupts the file.
+            try execute("PRAGMA synchronous = NORMAL")
+            try execute("PRAGMA foreign_keys = ON")
+            try execute("PRAGMA cache_size = -16384")
+            try Migrations.migrate(self)
+        } catch {
+            sqlite3_close_v2(db)
+            throw error
+        }
+    }
+
+    deinit {
+        sqlite3_close_v2(handle)
+    }
+
+    public func execute(_ sql: String) throws {
+        var errorMessage: UnsafeMutablePointer<CChar>?
+        let rc = sqlite3_exec(handle, sql, nil, nil, &errorMessage)
+        if rc != SQLITE_OK {
+            let message = errorMessage.map { String(cString: $0) } ?? String(cString: sqlite3_errmsg(handle))
+            sqlite3_free(errorMessage)
+            throw DatabaseError(code: rc, message: message, path: path)
+        }
+    }
+
+    public func prepare(_ sql: String) throws -> Statement {
+        var statement: OpaquePointer?
+        let rc = sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil)
+        guard rc == SQLITE_OK, let statement else {
+            throw DatabaseError(code: rc, message: String(cString: sqlite3_errmsg(handle)), path: path)
+        }
+        return Statement(statement, database: self)
+    }
+
+    /// Runs `body` in one transaction: committed if it returns, rolled back if it throws.
+    /// `IMMEDIATE` takes the write lock up front so that a busy database fails at `BEGIN`
+    /// rather than half-way through.
+    public func transaction<T>(_ body: () throws -> T) throws -> T {
+        try execute("BEGIN IMMEDIATE")
+        do {
+            let result = try body()
+            try execute("COMMIT")
+            return result
+        } catch {
+            try? execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    public var changes: Int { Int(sqlite3_changes(handle)) }
+    public var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
+
+    /// Runs a query and returns the first column of the first row as an integer.
+    public func scalarInt(_ sql: String, _ arguments: [SQLValue] = []) throws -> Int64? {
+        let statement = try prepare(sql)
+        try statement.bind(arguments)
+        guard try statement.step() else { return nil }
+        return statement.isNull(0) ? nil : statement.int(0)
+    }
+}
+
+/// A value to bind, for the queries that are not on a hot path.
+public enum SQLValue: Sendable, Equatable {
+    case null
+    case int(Int64)
+    case double(Double)
+    case text(String)
+    case blob([UInt8])
+}
+
+public final class Statement {
+    let handle: OpaquePointer
+    unowned let database: Database
+
+    init(_ handle: OpaquePointer, database: Database) {
+        self.handle = handle
+        self.database = database
+    }
+
+    deinit {
+        sqlite3_finalize(handle)
+    }
+
+    private func check(_ rc: Int32) throws {
+        if rc != SQLITE_OK {
+            throw DatabaseError(code: rc, message: String(cString: sqlite3_errmsg(database.handle)), path: database.path)
+        }
+    }
+
+    public func bind(_ index: Int32, _ value: String?) throws {
+        guard let value else { return try check(sqlite3_bind_null(handle, index)) }
+        try check(sqlite3_bind_text(handle, index, value, -1, keyassign_sqlite_transient()))
+    }
+
+    public func bind(_ index: Int32, _ value: Int64?) throws {
+        guard let value else { return try check(sqlite3_bind_null(handle, index)) }
+        try check(sqlite3_bind_int64(handle, index, value))
+    }
+
+    public func bind(_ index: Int32, _ value: Int?) throws {
+        try bind(index, value.map(Int64.init))
+    }
+
+    public func bind(_ index: Int32, _ value: Double?) throws {
+        guard let value else { return try check(sqlite3_bind_null(handle, index)) }
+        try check(sqlite3_bind_double(handle, index, value))
+    }
+
+    /// Binds UTF-8 text straight from a buffer (SQLite copies it), or NULL when `bytes` is nil.
+    public func bindText(_ index: Int32, _ bytes: UnsafeRawBufferPointer?) throws {
+        guard let bytes, let base = bytes.baseAddress else {
+            if bytes != nil {
+                return try check(sqlite3_bind_text(handle, index, "", 0, keyassign_sqlite_transient()))
+            }
+            return try check(sqlite3_bind_null(handle, index))
+        }
+        try check(sqlite3_bind_text(handle, index, base.assumingMemoryBound(to: CChar.self),
+                                    Int32(bytes.count), keyassign_sqlite_transient()))
+    }
+
+    public func bindBlob(_ index: Int32, _ bytes: [UInt8]?) throws {
+        guard let bytes else { return try check(sqlite3_bind_null(handle, index)) }
+        try bytes.withUnsafeBytes { raw in
+            try check(sqlite3_bind_blob(handle, index, raw.baseAddress, Int32(raw.count), keyassign_sqlite_transient()))
+        }
+    }
+
+    public func bind(_ values: [SQLValue]) throws {
+        for (offset, value) in values.enumerated() {
+            let index = Int32(offset + 1)
+            switch value {
+            case .null: try check(sqlite3_bind_null(handle, index))
+            case .int(let v): try bind(index, v)
+            case .double(let v): try bind(index, v)
+            case .text(let v): try bind(index, v)
+            case .blob(let v): try bindBlob(index, v)
+            }
+        }
+    }
+
+    /// Steps once: true when a row is available, false when done.
+    @discardableResult
+    public func step() throws -> Bool {
+        let rc = sqlite3_step(handle)
+        switch rc {
+        case SQLITE_ROW: return true
+        case SQLITE_DONE: return false
+        default:
+            throw DatabaseError(code: rc, message: String(cString: sqlite3_errmsg(database.handle)), path: database.path)
+        }
+    }
+
+    /// Resets for the next execution and clears the bindings.
+    public func reset() {
+        sqlite3_reset(handle)
+        sqlite3_clear_bindings(handle)
+    }
+
+    public func isNull(_ column: Int32) -> Bool { sqlite3_column_type(handle, column) == SQLITE_NULL }
+    public func int(_ column: Int32) -> Int64 { sqlite3_column_int64(handle, column) }
+    public func double(_ column: Int32) -> Double { sqlite3_column_double(handle, column) }
+
+    public func string(_ column: Int32) -> String? {
+        guard let text = sqlite3_column_text(handle, column) else { return nil }
+        let count = Int(sqlite3_column_bytes(handle, column))
+        return String(decoding: UnsafeRawBufferPointer(start: text, count: count), as: UTF8.self)
+    }
+
+    public func blob(_ column: Int32) -> [UInt8]? {
+        if isNull(column) { return nil }
+        let count = Int(sqlite3_column_bytes(handle, column))
+        guard count > 0, let bytes = sqlite3_column_blob(handle, column) else { return [] }
+        return Array(UnsafeRawBufferPointer(start: bytes, count: count))
+    }
+}
+
+/// A failed SQLite call. Disk full, read-only and corruption map to exit status 74 with a
+/// message that says what to do; anything else is a bug or a damaged file and says so.
+public struct DatabaseError: Error, CustomStringConvertible, Sendable {
+    public var code: Int32
+    public var message: String
+    public var path: String
+
+    public var primaryCode: Int32 { code & 0xff }
+
+    public var description: String {
+        switch primaryCode {
+        case SQLITE_FULL:
+            return "database \(path): the disk is full (\(message)); nothing recorded was lost; free space and run again"
+        case SQLITE_READONLY:
+            return "database \(path) is read-only (\(message)); fix its permissions or the file system and run again"
+        case SQLITE_CORRUPT, SQLITE_NOTADB:
+            return "database \(path) is damaged (\(message)); restore it from a backup"
+        case SQLITE_IOERR, SQLITE_CANTOPEN:
+            return "database \(path): input/output error (\(message))"
+        case SQLITE_BUSY, SQLITE_LOCKED:
+            return "database \(path) is busy (\(message)); another process holds a write lock"
+        default:
+            return "database \(path): \(message) (SQLite code \(code))"
+        }
+    }
+
+    public var asKeyAssignError: KeyAssignError { KeyAssignError(.ioError, description) }
+}

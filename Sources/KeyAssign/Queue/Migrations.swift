@@ -1,0 +1,123 @@
+/// The schema, as numbered migrations applied in order and recorded in `PRAGMA user_version`.
+/// A migration, once released, is never edited: add the next one instead.
+///
+/// Row states (`work.state`) are part of keyassign's interface; `docs/states.md` has the
+/// state machine. Times ending in `_at` are ISO 8601 UTC text, except `next_attempt_at`,
+/// which is Unix seconds because the queue compares it.
+enum Migrations {
+    static let all: [(version: Int32, sql: String)] = [
+        (1, """
+            CREATE TABLE imports (
+                id              INTEGER PRIMARY KEY,
+                path            TEXT    NOT NULL,
+                size            INTEGER NOT NULL,
+                sha256          TEXT    NOT NULL UNIQUE,
+                rows_read       INTEGER NOT NULL,
+                rows_queued     INTEGER NOT NULL,
+                rows_duplicate  INTEGER NOT NULL,
+                rows_conflict   INTEGER NOT NULL,
+                rows_invalid    INTEGER NOT NULL,
+                imported_at     TEXT    NOT NULL
+            );
+
+            -- One row per license key: the unit of work.
+            CREATE TABLE work (
+                id                INTEGER PRIMARY KEY,
+                license_key       TEXT    NOT NULL UNIQUE,
+                owner_name        TEXT,
+                email             TEXT,
+                state             TEXT    NOT NULL DEFAULT 'pending' CHECK (state IN
+                                    ('pending', 'in_flight', 'retry', 'assigned', 'rejected', 'uncertain', 'failed')),
+                -- Attempts that count towards --max-attempts (a 429 does not).
+                attempts          INTEGER NOT NULL DEFAULT 0,
+                -- 1 once any attempt may have reached the server without a verified answer:
+                -- from then on a verified 801 means `uncertain`, never `rejected`.
+                maybe_delivered   INTEGER NOT NULL DEFAULT 0,
+                next_attempt_at   REAL,
+                last_code         INTEGER,
+                last_http_status  INTEGER,
+                last_error        TEXT,
+                -- The run that holds the row while it is in flight, and since when.
+                run_id            INTEGER,
+                in_flight_since   TEXT,
+                -- Sent as Idempotency-Key on every attempt; created at import, never changed.
+                idempotency_token TEXT    NOT NULL,
+                import_id         INTEGER NOT NULL REFERENCES imports(id),
+                source_file       TEXT    NOT NULL,
+                source_line       INTEGER NOT NULL,
+                created_at        TEXT    NOT NULL,
+                updated_at        TEXT    NOT NULL
+            );
+            -- The queue's view: rows that still have work, in the order they were imported.
+            CREATE INDEX work_due ON work (state, next_attempt_at)
+                WHERE state IN ('pending', 'in_flight', 'retry');
+
+            -- Input rows that could not be queued, with why; kept so sales ops can fix the export.
+            CREATE TABLE invalid_rows (
+                id           INTEGER PRIMARY KEY,
+                import_id    INTEGER REFERENCES imports(id),
+                source_file  TEXT    NOT NULL,
+                source_line  INTEGER NOT NULL,
+                raw          TEXT    NOT NULL,
+                reason       TEXT    NOT NULL,
+                license_key  TEXT,
+                owner_name   TEXT,
+                email        TEXT,
+                created_at   TEXT    NOT NULL
+            );
+
+            CREATE TABLE runs (
+                id           INTEGER PRIMARY KEY,
+                started_at   TEXT    NOT NULL,
+                ended_at     TEXT,
+                pid          INTEGER NOT NULL,
+                host         TEXT    NOT NULL,
+                server       TEXT    NOT NULL,
+                rows_done    INTEGER NOT NULL DEFAULT 0,
+                exit_status  INTEGER,
+                summary      TEXT
+            );
+
+            -- At most one run per database; see RunLock.
+            CREATE TABLE run_lock (
+                id          INTEGER PRIMARY KEY CHECK (id = 1),
+                pid         INTEGER NOT NULL,
+                host        TEXT    NOT NULL,
+                started_at  TEXT    NOT NULL,
+                run_id      INTEGER
+            );
+
+            -- Every attempt of every row: the audit trail, with the raw signed reply.
+            CREATE TABLE attempts (
+                id           INTEGER PRIMARY KEY,
+                work_id      INTEGER NOT NULL REFERENCES work(id),
+                run_id       INTEGER NOT NULL,
+                attempt      INTEGER NOT NULL,
+                started_at   TEXT    NOT NULL,
+                ended_at     TEXT    NOT NULL,
+                latency_ms   REAL,
+                http_status  INTEGER,
+                code         INTEGER,
+                outcome      TEXT    NOT NULL,
+                verdict      TEXT,
+                error        TEXT,
+                reply        BLOB
+            );
+            CREATE INDEX attempts_by_work ON attempts (work_id);
+            """),
+    ]
+
+    static func migrate(_ db: Database) throws {
+        guard let current = try db.scalarInt("PRAGMA user_version").map(Int32.init) else { return }
+        let latest = all.last?.version ?? 0
+        if current > latest {
+            throw KeyAssignError(.config, "database \(db.path) has schema version \(current), newer than this keyassign knows (\(latest)); upgrade keyassign")
+        }
+        for migration in all where migration.version > current {
+            try db.transaction {
+                try db.execute(migration.sql)
+                try db.execute("PRAGMA user_version = \(migration.version)")
+            }
+        }
+    }
+}

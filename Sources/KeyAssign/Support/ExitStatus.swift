@@ -1,0 +1,41 @@
+/// Exit statuses are part of keyassign's interface: cron wrappers and scripts branch on them.
+/// The values follow sysexits(3) where one fits.
+public enum ExitStatus: Int32, Sendable {
+    /// Everything ended well (`run`: every row `assigned` or `rejected`; `verify`: every reply trusted).
+    case ok = 0
+    /// Some work did not end well (`run`: rows `failed`, `uncertain` or left in `retry`;
+    /// `verify`: a signature is invalid, missing or from an unknown key; `audit`: a discrepancy).
+    case someFailed = 1
+    /// `verify`: every signature holds but some payload is unusable or differs from `response`.
+    case payloadMismatch = 2
+    /// `run`: stopped by an auth or access refusal (codes 100–103, 150, HTTP 401/403).
+    case authStopped = 3
+    /// Bad flags or arguments (EX_USAGE).
+    case usage = 64
+    /// An input file cannot be read or has no license-key column (EX_DATAERR).
+    case dataError = 65
+    /// The database or the file system failed (EX_IOERR): disk full, read-only, corrupt.
+    case ioError = 74
+    /// Another run holds the database (EX_TEMPFAIL).
+    case locked = 75
+    /// Bad configuration: unreadable or unsupported key, bad URL (EX_CONFIG).
+    case config = 78
+    /// Stopped by SIGINT (128 + 2).
+    case interrupted = 130
+    /// Stopped by SIGTERM (128 + 15).
+    case terminated = 143
+}
+
+/// An error that carries the exit status it should end the process with and a message
+/// meant for the person reading cron mail.
+public struct KeyAssignError: Error, CustomStringConvertible, Sendable {
+    public var status: ExitStatus
+    public var message: String
+
+    public init(_ status: ExitStatus, _ message: String) {
+        self.status = status
+        self.message = message
+    }
+
+    public var description: String { message }
+}

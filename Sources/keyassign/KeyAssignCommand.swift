@@ -1,0 +1,11 @@
+import ArgumentParser
+import KeyAssign
+
+struct KeyAssignCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "keyassign",
+        abstract: "Assign license keys from sales exports through a Key Manager server, verifying every signed reply.",
+        version: KeyAssignVersion.string,
+        subcommands: []
+    )
+}

@@ -1,0 +1,29 @@
+import Testing
+@testable import KeyAssign
+
+@Suite struct SchemaTests {
+    @Test func migrationsCreateTheTablesOnce() throws {
+        let dir = try TemporaryDirectory()
+        let path = dir.path + "/t.sqlite"
+        do {
+            let db = try Database(path: path)
+            #expect(try db.scalarInt("PRAGMA user_version") == Migrations.all.last!.version.int64)
+            #expect(try db.scalarInt("SELECT count(*) FROM work") == 0)
+        }
+        // Reopening must not re-run migration 1.
+        let again = try Database(path: path)
+        #expect(try again.scalarInt("SELECT count(*) FROM sqlite_master WHERE name = 'work'") == 1)
+        let mode = try again.prepare("PRAGMA journal_mode")
+        #expect(try mode.step())
+        #expect(mode.string(0) == "wal")
+    }
+
+    @Test func readingCommandsDoNotCreateADatabase() throws {
+        let dir = try TemporaryDirectory()
+        #expect(throws: KeyAssignError.self) { try Database(path: dir.path + "/missing.sqlite", create: false) }
+    }
+}
+
+extension Int32 {
+    var int64: Int64 { Int64(self) }
+}
