@@ -1,0 +1,63 @@
+import Foundation
+
+/// Runs the real `keyassign` executable that `swift build` put beside the test bundle.
+enum CLI {
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    static var executableURL: URL {
+        // On Linux the test runner lives in the products directory (.build/debug), next to
+        // the `keyassign` binary that the test target depends on.
+        let products = Bundle.main.bundleURL
+        let candidate = products.appendingPathComponent("keyassign")
+        if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+        for bundle in Bundle.allBundles where bundle.bundlePath.hasSuffix(".xctest") {
+            return bundle.bundleURL.deletingLastPathComponent().appendingPathComponent("keyassign")
+        }
+        return candidate
+    }
+
+    /// Runs `keyassign arguments…` to completion. `environment` is added to a minimal
+    /// copy of this process's environment (without any KEYASSIGN_ variable, so that tests
+    /// do not leak into each other).
+    @discardableResult
+    static func run(_ arguments: [String], environment: [String: String] = [:],
+                    currentDirectory: String? = nil, timeout: TimeInterval = 120) throws -> Result {
+        let process = Process()
+        process.executableURL = executableURL
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("KEYASSIGN_") }
+        env.merge(environment) { _, new in new }
+        process.environment = env
+        if let currentDirectory { process.currentDirectoryURL = URL(fileURLWithPath: currentDirectory) }
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        // Drain both pipes while the child runs, so that a chatty child never blocks.
+        let group = DispatchGroup()
+        nonisolated(unsafe) var outData = Data(), errData = Data()
+        DispatchQueue.global().async(group: group) { outData = out.fileHandleForReading.readDataToEndOfFile() }
+        DispatchQueue.global().async(group: group) { errData = err.fileHandleForReading.readDataToEndOfFile() }
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning {
+            process.terminate()
+            kill(process.processIdentifier, SIGKILL)
+        }
+        process.waitUntilExit()
+        group.wait()
+        return Result(status: process.terminationStatus,
+                      stdout: String(decoding: outData, as: UTF8.self),
+                      stderr: String(decoding: errData, as: UTF8.self))
+    }
+
+    /// Path of a file under the test bundle's Fixtures folder.
+    static func fixture(_ name: String) -> String {
+        Bundle.module.url(forResource: "Fixtures/\(name)", withExtension: nil)!.path
+    }
+}
