@@ -1,0 +1,85 @@
+/// `keyassign audit`: re-verifies every stored reply offline and checks that each row's
+/// recorded state is backed by one.
+///
+/// The rule: an `assigned` row needs a stored reply that verifies as 800; a `rejected` or
+/// `uncertain` row one that verifies as 801. Separately, a stored reply that was trusted
+/// when it arrived but no longer verifies means the database was edited (or the wrong key
+/// is configured): that is reported too. Freshness is not checked: stored replies are old.
+public enum Audit {
+    public struct Discrepancy: Sendable, Equatable, CustomStringConvertible {
+        public var licenseKey: String
+        public var message: String
+        public var description: String { "\(licenseKey): \(message)" }
+    }
+
+    public struct Result: Sendable {
+        public var rowsChecked = 0
+        public var repliesChecked = 0
+        public var discrepancies: [Discrepancy] = []
+    }
+
+    /// The signed code a row's state must be backed by, if any.
+    static func requiredCode(for state: RowState) -> Int? {
+        switch state {
+        case .assigned: 800
+        case .rejected, .uncertain: 801
+        case .pending, .inFlight, .retry, .failed: nil
+        }
+    }
+
+    /// The verdict text the runner stores for a reply it trusted.
+    public static let trustedVerdict = "trusted"
+
+    public static func run(_ db: Database, verifier: ReplyVerifier, report: (Discrepancy) -> Void) throws -> Result {
+        var result = Result()
+        // A merge join over both tables in work-id order: memory stays flat however large
+        // the table.
+        let rows = try db.prepare("SELECT id, license_key, state FROM work ORDER BY id")
+        let replies = try db.prepare("""
+            SELECT work_id, id, code, verdict, reply FROM attempts WHERE reply IS NOT NULL ORDER BY work_id, id
+            """)
+        var replyPending = try replies.step()
+
+        func note(_ key: String, _ message: String) {
+            let discrepancy = Discrepancy(licenseKey: key, message: message)
+            result.discrepancies.append(discrepancy)
+            report(discrepancy)
+        }
+
+        while try rows.step() {
+            let workID = rows.int(0)
+            let key = rows.string(1) ?? ""
+            let state = RowState(rawValue: rows.string(2) ?? "")
+            var verifiedCodes: Set<Int> = []
+            while replyPending && replies.int(0) <= workID {
+                if replies.int(0) == workID {
+                    result.repliesChecked += 1
+                    let attemptID = replies.int(1)
+                    let recordedCode = replies.isNull(2) ? nil : Int(replies.int(2))
+                    let wasTrusted = replies.string(3) == trustedVerdict
+                    switch verifier.verify(replies.blob(4) ?? [], maxAge: nil) {
+                    case .trusted(let payload):
+                        verifiedCodes.insert(payload.code)
+                        if wasTrusted, let recordedCode, recordedCode != payload.code {
+                            note(key, "attempt \(attemptID) is recorded with code \(recordedCode) but its signed reply says \(payload.code)")
+                        }
+                    case .untrusted(let reason, let detail):
+                        if wasTrusted {
+                            note(key, "attempt \(attemptID): the stored reply no longer verifies (\(reason.rawValue): \(detail))")
+                        }
+                    }
+                }
+                replyPending = try replies.step()
+            }
+            result.rowsChecked += 1
+            guard let state else {
+                note(key, "unknown state '\(rows.string(2) ?? "")'")
+                continue
+            }
+            if let needed = requiredCode(for: state), !verifiedCodes.contains(needed) {
+                note(key, "recorded as \(state.rawValue), but no stored reply verifies as \(needed)")
+            }
+        }
+        return result
+    }
+}

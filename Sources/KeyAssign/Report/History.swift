@@ -1,0 +1,96 @@
+/// `keyassign history KEY`: every attempt for one license key — the answer to "did
+/// customer X get their key?", with the evidence.
+public enum History {
+    public struct Attempt: Sendable, Equatable {
+        public var attempt: Int64
+        public var runID: Int64
+        public var startedAt: String
+        public var endedAt: String
+        public var latencyMs: Double?
+        public var httpStatus: Int64?
+        public var code: Int64?
+        public var outcome: String
+        public var verdict: String?
+        public var error: String?
+    }
+
+    public struct Entry: Sendable, Equatable {
+        public var row: ReportRow
+        public var maybeDelivered: Bool
+        public var attempts: [Attempt]
+    }
+
+    public static func lookup(key: String, in db: Database) throws -> Entry? {
+        let rowQuery = try db.prepare("""
+            SELECT id, license_key, owner_name, email, state, last_code, attempts, last_error,
+                   source_file, source_line, updated_at, maybe_delivered
+            FROM work WHERE license_key = ?
+            """)
+        try rowQuery.bind(1, key)
+        guard try rowQuery.step() else { return nil }
+        let workID = rowQuery.int(0)
+        let row = ReportRow(
+            licenseKey: rowQuery.string(1) ?? key, ownerName: rowQuery.string(2), email: rowQuery.string(3),
+            state: rowQuery.string(4) ?? "", code: rowQuery.isNull(5) ? nil : rowQuery.int(5),
+            attempts: rowQuery.int(6), lastError: rowQuery.string(7), sourceFile: rowQuery.string(8) ?? "",
+            sourceLine: rowQuery.int(9), updatedAt: rowQuery.string(10) ?? "")
+        let maybeDelivered = rowQuery.int(11) != 0
+
+        let attemptsQuery = try db.prepare("""
+            SELECT attempt, run_id, started_at, ended_at, latency_ms, http_status, code, outcome, verdict, error
+            FROM attempts WHERE work_id = ? ORDER BY id
+            """)
+        try attemptsQuery.bind(1, workID)
+        var attempts: [Attempt] = []
+        while try attemptsQuery.step() {
+            attempts.append(Attempt(
+                attempt: attemptsQuery.int(0), runID: attemptsQuery.int(1),
+                startedAt: attemptsQuery.string(2) ?? "", endedAt: attemptsQuery.string(3) ?? "",
+                latencyMs: attemptsQuery.isNull(4) ? nil : attemptsQuery.double(4),
+                httpStatus: attemptsQuery.isNull(5) ? nil : attemptsQuery.int(5),
+                code: attemptsQuery.isNull(6) ? nil : attemptsQuery.int(6),
+                outcome: attemptsQuery.string(7) ?? "", verdict: attemptsQuery.string(8),
+                error: attemptsQuery.string(9)))
+        }
+        return Entry(row: row, maybeDelivered: maybeDelivered, attempts: attempts)
+    }
+
+    /// The human rendering: the row, what its state means, then one line per attempt.
+    public static func render(_ entry: Entry) -> String {
+        let row = entry.row
+        var lines: [String] = []
+        lines.append("license key  \(row.licenseKey)")
+        lines.append("owner        \(row.ownerName ?? "-") <\(row.email ?? "-")>")
+        lines.append("source       \(row.sourceFile):\(row.sourceLine)")
+        lines.append("state        \(row.state) — \(meaning(of: row))")
+        if entry.attempts.isEmpty {
+            lines.append("attempts     none yet")
+            return lines.joined(separator: "\n") + "\n"
+        }
+        lines.append("")
+        lines.append(["#", "run", "started (UTC)", "latency", "http", "code", "outcome", "signed reply", "error"]
+            .joined(separator: "\t"))
+        for attempt in entry.attempts {
+            lines.append([
+                String(attempt.attempt), String(attempt.runID), attempt.startedAt,
+                attempt.latencyMs.map { "\(Int($0.rounded())) ms" } ?? "-",
+                attempt.httpStatus.map(String.init) ?? "-", attempt.code.map(String.init) ?? "-",
+                attempt.outcome, attempt.verdict ?? "-", attempt.error ?? "",
+            ].joined(separator: "\t"))
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    static func meaning(of row: ReportRow) -> String {
+        switch RowState(rawValue: row.state) {
+        case .assigned: "the server assigned it (verified 800)"
+        case .rejected: "the server refused it (verified 801)"
+        case .uncertain: "an earlier attempt may have assigned it; the last answer was 801"
+        case .failed: "keyassign gave up: " + SplitReport.plainReason(row)
+        case .retry: "waiting to be retried"
+        case .inFlight: "a run is sending it now (or died while sending it)"
+        case .pending: "queued, not sent yet"
+        case nil: "unknown state"
+        }
+    }
+}

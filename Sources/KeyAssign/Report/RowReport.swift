@@ -1,0 +1,102 @@
+/// One row of `keyassign report`: the work table as sales ops sees it. The field names are
+/// part of the interface (JSONL keys and CSV header alike).
+public struct ReportRow: Sendable, Equatable {
+    public var licenseKey: String
+    public var ownerName: String?
+    public var email: String?
+    public var state: String
+    public var code: Int64?
+    public var attempts: Int64
+    public var lastError: String?
+    public var sourceFile: String
+    public var sourceLine: Int64
+    public var updatedAt: String
+
+    public static let fieldNames = [
+        "license_key", "owner_name", "email", "state", "code", "attempts",
+        "last_error", "source_file", "source_line", "updated_at",
+    ]
+
+    var csvFields: [String?] {
+        [licenseKey, ownerName, email, state, code.map(String.init), String(attempts),
+         lastError, sourceFile, String(sourceLine), updatedAt]
+    }
+
+    var jsonLine: String {
+        "{\"license_key\":\(JSONText.string(licenseKey)),\"owner_name\":\(JSONText.string(ownerName)),"
+            + "\"email\":\(JSONText.string(email)),\"state\":\(JSONText.string(state)),"
+            + "\"code\":\(JSONText.number(code)),\"attempts\":\(attempts),"
+            + "\"last_error\":\(JSONText.string(lastError)),\"source_file\":\(JSONText.string(sourceFile)),"
+            + "\"source_line\":\(sourceLine),\"updated_at\":\(JSONText.string(updatedAt))}"
+    }
+}
+
+public enum ReportFormat: String, Sendable, CaseIterable {
+    case csv, jsonl
+}
+
+/// The states a row can be in; the schema's CHECK constraint holds the same list.
+public enum RowState: String, Sendable, CaseIterable {
+    case pending
+    case inFlight = "in_flight"
+    case retry, assigned, rejected, uncertain, failed
+
+    public var isFinal: Bool {
+        switch self {
+        case .assigned, .rejected, .uncertain, .failed: true
+        case .pending, .inFlight, .retry: false
+        }
+    }
+}
+
+public enum RowReport {
+    /// Streams the selected rows in import order (no state: every row) without holding the
+    /// table in memory.
+    public static func forEachRow(in db: Database, states: [RowState], _ body: (ReportRow) throws -> Void) throws {
+        var sql = """
+            SELECT license_key, owner_name, email, state, last_code, attempts, last_error,
+                   source_file, source_line, updated_at
+            FROM work
+            """
+        if !states.isEmpty {
+            sql += " WHERE state IN (" + states.map { "'\($0.rawValue)'" }.joined(separator: ",") + ")"
+        }
+        sql += " ORDER BY id"
+        let statement = try db.prepare(sql)
+        while try statement.step() {
+            try body(ReportRow(
+                licenseKey: statement.string(0) ?? "",
+                ownerName: statement.string(1),
+                email: statement.string(2),
+                state: statement.string(3) ?? "",
+                code: statement.isNull(4) ? nil : statement.int(4),
+                attempts: statement.int(5),
+                lastError: statement.string(6),
+                sourceFile: statement.string(7) ?? "",
+                sourceLine: statement.int(8),
+                updatedAt: statement.string(9) ?? ""))
+        }
+    }
+
+    /// Writes the rows in `format`; returns how many were written.
+    @discardableResult
+    public static func write(from db: Database, states: [RowState], format: ReportFormat, raw: Bool,
+                             to output: TextOutput) throws -> Int {
+        var count = 0
+        switch format {
+        case .csv:
+            let csv = CSVWriter(raw: raw) { output.write($0) }
+            csv.writeRow(ReportRow.fieldNames)
+            try forEachRow(in: db, states: states) { row in
+                csv.writeRow(row.csvFields)
+                count += 1
+            }
+        case .jsonl:
+            try forEachRow(in: db, states: states) { row in
+                output.write(row.jsonLine + "\n")
+                count += 1
+            }
+        }
+        return count
+    }
+}

@@ -1,0 +1,77 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// `report --split DIR`: the Data Loader habit. `success.csv` holds the assigned rows;
+/// `errors.csv` holds every row that needs a person — rejected, uncertain, failed and
+/// invalid input — with a reason in plain words, where it came from and its original
+/// fields, so the export can be fixed and fed again.
+public enum SplitReport {
+    public struct Counts: Sendable, Equatable {
+        public var success = 0
+        public var errors = 0
+    }
+
+    public static let successHeader = ["license_key", "owner_name", "email", "code", "source_file", "source_line", "updated_at"]
+    public static let errorsHeader = ["kind", "reason", "source_file", "source_line", "license_key", "owner_name", "email", "attempts", "raw"]
+
+    public static func write(from db: Database, to directory: String, raw: Bool) throws -> Counts {
+        if mkdir(directory, 0o755) != 0 && errno != EEXIST {
+            throw KeyAssignError(.ioError, "cannot create \(directory): \(String(cString: strerror(errno)))")
+        }
+        var counts = Counts()
+
+        let success = try TextOutput(path: directory + "/success.csv")
+        let successCSV = CSVWriter(raw: raw) { success.write($0) }
+        successCSV.writeRow(successHeader)
+        try RowReport.forEachRow(in: db, states: [.assigned]) { row in
+            successCSV.writeRow([row.licenseKey, row.ownerName, row.email, row.code.map(String.init),
+                                 row.sourceFile, String(row.sourceLine), row.updatedAt])
+            counts.success += 1
+        }
+        try success.finish()
+
+        let errors = try TextOutput(path: directory + "/errors.csv")
+        let errorsCSV = CSVWriter(raw: raw) { errors.write($0) }
+        errorsCSV.writeRow(errorsHeader)
+        try RowReport.forEachRow(in: db, states: [.rejected, .uncertain, .failed]) { row in
+            errorsCSV.writeRow([row.state, plainReason(row), row.sourceFile, String(row.sourceLine),
+                                row.licenseKey, row.ownerName, row.email, String(row.attempts), nil])
+            counts.errors += 1
+        }
+        let invalid = try db.prepare("""
+            SELECT reason, source_file, source_line, license_key, owner_name, email, raw
+            FROM invalid_rows ORDER BY id
+            """)
+        while try invalid.step() {
+            errorsCSV.writeRow(["invalid", "invalid input: " + (invalid.string(0) ?? ""), invalid.string(1),
+                                String(invalid.int(2)), invalid.string(3), invalid.string(4), invalid.string(5),
+                                nil, invalid.string(6)])
+            counts.errors += 1
+        }
+        try errors.finish()
+        return counts
+    }
+
+    /// Why a row needs a person, in words for sales ops rather than protocol codes.
+    public static func plainReason(_ row: ReportRow) -> String {
+        switch row.state {
+        case RowState.rejected.rawValue:
+            return "the server refused this key (code 801: invalid or already assigned); check the key in the sales system"
+        case RowState.uncertain.rawValue:
+            return "an earlier attempt may already have assigned this key, but the last answer was 801 (invalid or already assigned); "
+                + "check on the license server who owns it before sending it again"
+        case RowState.failed.rawValue:
+            if let code = row.code, code != 800, code != 801 {
+                return "the server answered code \(code), which this call does not document; nothing was retried"
+            }
+            let detail = row.lastError.map { ": \($0)" } ?? ""
+            return "gave up after \(row.attempts) attempt\(row.attempts == 1 ? "" : "s")\(detail); "
+                + "run `keyassign retry` once the cause is fixed"
+        default:
+            return row.lastError ?? row.state
+        }
+    }
+}
