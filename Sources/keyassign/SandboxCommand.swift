@@ -38,6 +38,9 @@ struct SandboxCommand: ParsableCommand {
     var badSignature: Double = 0
     @Option(help: "Probability P (0-1) of a signed reply whose timestamp is one hour old.") var stale: Double = 0
     @Option(help: "Seed for the fault generator (default: random, printed on stderr).") var seed: UInt64?
+    @Flag(name: .customLong("no-signature-cache"),
+          help: "Sign every reply afresh (benchmark baseline; normally identical signed texts reuse one signature).")
+    var noSignatureCache = false
 
     func validate() throws {
         if keys != nil && generateKeys != nil {
@@ -63,6 +66,7 @@ struct SandboxCommand: ParsableCommand {
         configuration.faults.badSignature = badSignature
         configuration.faults.stale = stale
         configuration.faults.seed = seed
+        configuration.cachesSignatures = !noSignatureCache
         do {
             if let latency { configuration.faults.latency = try SandboxConfiguration.Latency.parse(latency) }
             try SandboxRunner.run(configuration)

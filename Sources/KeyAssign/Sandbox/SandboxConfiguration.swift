@@ -96,6 +96,9 @@ public struct SandboxConfiguration: Sendable {
     public var faults = Faults()
     /// Size of a newly generated signing key. The published examples use 2048 bits.
     public var keyBits: Int = 2048
+    /// Sign every reply afresh instead of reusing the signature of an identical signed text
+    /// (only for measuring what the cache saves).
+    public var cachesSignatures = true
     /// Event loop threads; nil: one per core.
     public var threads: Int?
 

@@ -48,7 +48,7 @@ public final class SandboxServer: Sendable {
         let seed = configuration.faults.seed ?? UInt64.random(in: 0...UInt64.max)
         let service = try SandboxService(apiKey: apiKey, inventory: inventory,
                                          assignmentsPath: directory.assignmentsPath,
-                                     replies: SignedReplyMaker(signer: signer),
+                                     replies: SignedReplyMaker(signer: signer, caching: configuration.cachesSignatures),
                                      dice: SandboxFaultDice(configuration.faults, seed: seed),
                                      rateLimit: configuration.rateLimit)
 
@@ -100,13 +100,8 @@ public final class SandboxServer: Sendable {
         try service.preassign(key: key, ownerName: ownerName, email: email)
     }
 
-    /// Blocks until `shutdown()` has closed the listening socket (from another thread).
-    public func waitUntilClosed() {
-        try? channel.closeFuture.wait()
-    }
-
     /// Stops listening, closes open connections and waits for the event loops to finish.
-    /// Safe to call more than once.
+    /// Safe to call more than once; call it from outside the server's event loops (it waits).
     public func shutdown() {
         let first = stopped.withLock { stopped in
             defer { stopped = true }

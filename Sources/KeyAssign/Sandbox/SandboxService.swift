@@ -76,7 +76,7 @@ final class SandboxService: Sendable {
         for record in previous {
             initial.inventory.insert(record.licenseKey)
             initial.assigned[record.licenseKey] = record
-            initial.ledger.keys[record.licenseKey] = Self.entry(for: record)
+            initial.ledger.keys[record.licenseKey, default: SandboxLedger.KeyEntry()].record(record)
         }
         state = Mutex(initial)
     }
@@ -94,10 +94,7 @@ final class SandboxService: Sendable {
             try state.log.append(record)
             state.inventory.insert(key)
             state.assigned[key] = record
-            let requests = state.ledger.keys[key]?.requests ?? 0
-            var entry = Self.entry(for: record)
-            entry.requests = requests
-            state.ledger.keys[key] = entry
+            state.ledger.keys[key, default: SandboxLedger.KeyEntry()].record(record)
         }
     }
 
@@ -143,11 +140,13 @@ final class SandboxService: Sendable {
             state.ledger.totals.requests += 1
             if decision.delayMilliseconds > 0 { state.ledger.faults.latency += 1 }
             if let licenseKey {
-                var entry = state.ledger.keys[licenseKey] ?? SandboxLedger.KeyEntry()
-                entry.requests += 1
-                if state.assigned[licenseKey] != nil { entry.requestsAfterAssignment += 1 }
-                if let idempotencyKey = request.idempotencyKey { entry.idempotencyKeys.append(idempotencyKey) }
-                state.ledger.keys[licenseKey] = entry
+                let alreadyAssigned = state.assigned[licenseKey] != nil
+                // Mutated in place: copying the entry out would copy its array on every append.
+                state.ledger.keys[licenseKey, default: SandboxLedger.KeyEntry()].requests += 1
+                if alreadyAssigned { state.ledger.keys[licenseKey]?.requestsAfterAssignment += 1 }
+                if let idempotencyKey = request.idempotencyKey {
+                    state.ledger.keys[licenseKey]?.idempotencyKeys.append(idempotencyKey)
+                }
             }
             if let retryAfter = state.limiter?.take(now: Timestamps.monotonic()) {
                 state.ledger.rateLimited += 1
@@ -168,11 +167,7 @@ final class SandboxService: Sendable {
                 return .persistFailed("\(error)")
             }
             state.assigned[licenseKey] = record
-            var entry = Self.entry(for: record)
-            entry.requests = state.ledger.keys[licenseKey]?.requests ?? 1
-            entry.requestsAfterAssignment = state.ledger.keys[licenseKey]?.requestsAfterAssignment ?? 0
-            entry.idempotencyKeys = state.ledger.keys[licenseKey]?.idempotencyKeys ?? []
-            state.ledger.keys[licenseKey] = entry
+            state.ledger.keys[licenseKey, default: SandboxLedger.KeyEntry()].record(record)
             state.ledger.totals.assigned += 1
             return .signed(code: 800, assignedNow: true)
         }
@@ -242,13 +237,13 @@ final class SandboxService: Sendable {
         for index in x.indices { difference |= x[index] ^ y[index] }
         return difference == 0
     }
+}
 
-    private static func entry(for record: AssignmentRecord) -> SandboxLedger.KeyEntry {
-        var entry = SandboxLedger.KeyEntry()
-        entry.assigned = true
-        entry.assignedAt = record.assignedAt
-        entry.ownerName = record.ownerName
-        entry.email = record.email
-        return entry
+extension SandboxLedger.KeyEntry {
+    mutating func record(_ assignment: AssignmentRecord) {
+        assigned = true
+        assignedAt = assignment.assignedAt
+        ownerName = assignment.ownerName
+        email = assignment.email
     }
 }

@@ -9,10 +9,12 @@ final class SignedReplyMaker: Sendable {
     /// saves one ~1 ms RSA operation per reply. Cleared when full rather than evicting
     /// one by one: it refills within a second.
     private let cache = Mutex<[String: String]>([:])
-    private let cacheLimit = 256
+    private let cacheLimit: Int
 
-    init(signer: ReplySigner) {
+    /// `caching: false` signs every reply (for benchmarks).
+    init(signer: ReplySigner, caching: Bool = true) {
         self.signer = signer
+        cacheLimit = caching ? 256 : 0
     }
 
     /// `corruptSignature` flips one bit of a valid signature (the bad-signature fault).
@@ -30,6 +32,7 @@ final class SignedReplyMaker: Sendable {
     }
 
     private func signature(for responseBase64: String) throws -> String {
+        guard cacheLimit > 0 else { return try signer.signBase64(responseBase64) }
         if let cached = cache.withLock({ $0[responseBase64] }) { return cached }
         // Signed outside the lock: two threads may sign the same text once each, which is
         // cheaper than making every other reply wait for the RSA operation.
