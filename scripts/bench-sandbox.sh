@@ -99,6 +99,7 @@ print("    ledger: %d requests, %d assigned, replies by code %s, rate_limited %d
 }
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(uname -sr)"
+echo "load before the run (the machine is shared):$(uptime | sed 's/.*load average//')"
 echo "wrk: -t$threads -c$connections -d${duration}s keep-alive; inventory $keys generated keys; release build"
 echo
 
@@ -107,6 +108,7 @@ export SANDBOX_STATE="$work/cached"
 run_wrk "assign (signed, cache on)" "$url" "$work/assign.lua"
 ledger_summary "$url"
 run_wrk "baseline A: 404 path (HTTP only)" "$url/nope"
+echo "    (baseline A's non-2xx are its 404s, by design)"
 stop_server
 
 start_server "$work/uncached" --no-signature-cache
