@@ -65,5 +65,8 @@ import Testing
         let latency = try CLI.run(["sandbox", "--state-dir", directory.path + "/s", "--latency", "9-1"])
         #expect(latency.status == 64)
         #expect(latency.stderr.contains("latency"))
+        let missing = try CLI.run(["sandbox", "--state-dir", directory.path + "/s", "--keys", directory.path + "/nope.txt"])
+        #expect(missing.status == 65)
+        #expect(missing.stderr.contains("nope.txt"))
     }
 }

@@ -221,6 +221,48 @@ import Testing
                                          "requests", "requests_after_assignment"])
     }
 
+    @Test func concurrentRequestsAssignEachKeyExactlyOnce() async throws {
+        let keys = (0..<20).map { "KEY-\($0)" }
+        let sandbox = try RunningSandbox(keys: keys)
+        let apiKey = sandbox.server.apiKey, url = sandbox.assignURL, verifier = sandbox.verifier
+        let codes = try await withThrowingTaskGroup(of: Int.self) { group in
+            for round in 0..<5 {
+                for key in keys {
+                    group.addTask {
+                        let reply = try await SandboxHTTP.post(url, form: [("api_key", apiKey), ("license_key", key)],
+                                                               headers: ["Idempotency-Key": "\(key)-\(round)"])
+                        guard case .trusted(let payload) = verifier.verify(reply.body, maxAge: 300) else { return -1 }
+                        return payload.code
+                    }
+                }
+            }
+            var codes: [Int] = []
+            for try await code in group { codes.append(code) }
+            return codes
+        }
+        #expect(codes.filter { $0 == 800 }.count == 20)
+        #expect(codes.filter { $0 == 801 }.count == 80)
+        let ledger = sandbox.server.ledger()
+        #expect(ledger.totals.assigned == 20)
+        #expect(keys.allSatisfy { ledger.keys[$0]?.requests == 5 && ledger.keys[$0]?.requestsAfterAssignment == 4 })
+        #expect(keys.allSatisfy { ledger.keys[$0]?.idempotencyKeys.count == 5 })
+        let lines = try String(contentsOfFile: sandbox.server.stateDirectory + "/assignments.jsonl", encoding: .utf8)
+            .split(separator: "\n")
+        #expect(lines.count == 20)
+    }
+
+    @Test func anAPIKeyFileReplacesTheGeneratedKey() async throws {
+        let directory = try TemporaryDirectory()
+        try "  my-own-api-key \n".write(toFile: directory.path + "/key.txt", atomically: true, encoding: .utf8)
+        let sandbox = try RunningSandbox(keys: ["KEY-1"], directory: directory) {
+            $0.apiKeyFile = directory.path + "/key.txt"
+        }
+        #expect(sandbox.server.apiKey == "my-own-api-key")
+        #expect(!FileManager.default.fileExists(atPath: sandbox.server.stateDirectory + "/api-key"))
+        let reply = try await SandboxHTTP.post(sandbox.assignURL, form: [("api_key", "my-own-api-key"), ("license_key", "KEY-1")])
+        #expect(payload(sandbox.verifier.verify(reply.body, maxAge: 300))?.code == 800)
+    }
+
     @Test func keepAliveServesPipelinedRequestsOnOneConnection() throws {
         let sandbox = try RunningSandbox(keys: ["A", "B"])
         let connection = try RawConnection(port: sandbox.server.port)
