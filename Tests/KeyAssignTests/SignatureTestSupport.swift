@@ -1,0 +1,54 @@
+import Foundation
+@testable import KeyAssign
+
+/// Keys generated once per test process: RSA generation is the slow part of these tests.
+enum TestKeys {
+    static let global: ReplySigner = generate(2048)
+    static let other2048: ReplySigner = generate(2048)
+    static let big4096: ReplySigner = generate(4096)
+    static let small1024: ReplySigner = generate(1024)
+
+    private static func generate(_ bits: Int) -> ReplySigner {
+        do { return try ReplySigner.generate(bits: bits) } catch { preconditionFailure("test key generation failed: \(error)") }
+    }
+
+    /// A ring holding `global` (and optionally more) as the verifier under test sees it.
+    static func ring(_ pems: [String: String] = ["global": global.publicKeyPEM]) throws -> KeyRing {
+        try KeyRing(pems: pems)
+    }
+}
+
+/// Builds reply envelopes the way the server does, with any part replaceable so a test can
+/// break exactly one thing.
+struct EnvelopeBuilder {
+    var payload = #"{"code":800,"message":"License key assigned","timestamp":1708999933}"#
+    /// The unsigned `response` copy; nil means the same JSON as `payload`.
+    var response: String?
+    var keyName = "global"
+    var signer: ReplySigner = TestKeys.global
+    /// Replaces `response_base64` (still signed unless `signature` is set).
+    var responseBase64: String?
+    /// Replaces the signature text as it appears in the envelope (already JSON-escaped).
+    var signature: String?
+
+    var signedText: String { responseBase64 ?? Data(payload.utf8).base64EncodedString() }
+
+    func json() throws -> String {
+        let signatureText = try signature ?? signer.signBase64(signedText)
+        return #"{"response":\#(response ?? payload),"response_base64":"\#(signedText)","private_key_used":"\#(keyName)","signature":"\#(signatureText)"}"#
+    }
+
+    func bytes() throws -> [UInt8] { Array(try json().utf8) }
+}
+
+/// SplitMix64: a seeded generator so that a failing fuzz case can be replayed.
+struct SeededGenerator: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
