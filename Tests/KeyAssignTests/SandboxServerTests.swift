@@ -299,6 +299,22 @@ import Testing
         #expect(rollsA.allSatisfy { (5...50).contains($0.delayMilliseconds) })
     }
 
+    @Test func signedTextMatchesThePublishedExamplesByteForByte() throws {
+        let maker = SignedReplyMaker(signer: try ReplySigner.generate(bits: 2048))
+        for (fixture, code, message) in [("reply-800.json", 800, "License key assigned"),
+                                         ("reply-801.json", 801, "Invalid or already assigned license key")] {
+            let published = try JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: CLI.fixture(fixture)))) as? [String: Any]
+            let response = try #require(published?["response"] as? [String: Any])
+            let timestamp = try #require(response["timestamp"] as? Int)
+            let ours = try JSONSerialization.jsonObject(
+                with: Data(maker.envelope(code: code, message: message, timestamp: timestamp))) as? [String: Any]
+            #expect(ours?["response_base64"] as? String == published?["response_base64"] as? String)
+            #expect(ours?["private_key_used"] as? String == "global")
+        }
+        #expect(SignedReplyMaker.jsonString("a/b \"c\" é") == #""a\/b \"c\" \u00e9""#)
+    }
+
     @Test func parsesEachBodyEncoding() {
         let form = AssignRequestFields(contentType: "application/x-www-form-urlencoded",
                                        body: Array("license_key=A%2FB+C&owner_name=Ren%C3%A9e&junk&=x&email=".utf8))
