@@ -72,4 +72,16 @@ enum OpenSSLCLI {
         }
         #expect(error.message.contains(privatePath))
     }
+
+    @Test func refusesAnEncryptedPrivateKeyInsteadOfPromptingForAPassphrase() throws {
+        let dir = try TemporaryDirectory()
+        let privatePath = dir.path + "/enc.pem"
+        let made = try OpenSSLCLI.run(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
+                                       "-aes-128-cbc", "-pass", "pass:secret", "-out", privatePath])
+        #expect(made.status == 0, "\(made.output)")
+        let error = try #require(throws: KeyAssignError.self) {
+            try ReplySigner.loadOrCreate(privateKeyPath: privatePath, publicKeyPath: dir.path + "/pub.pem")
+        }
+        #expect(error.message.contains("not an unencrypted PEM private key"))
+    }
 }

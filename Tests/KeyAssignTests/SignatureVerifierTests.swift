@@ -205,6 +205,13 @@ import Testing
         #expect(try reason(builder, maxAge: 300, now: signedAt + 300.5) == .stale)
         #expect(try reason(builder, maxAge: 300, now: signedAt - 301) == .stale)  // from the future
         #expect(try reason(builder, maxAge: 0, now: signedAt) == nil)
+        var extreme = EnvelopeBuilder()
+        for timestamp in ["-9223372036854775808", "9223372036854775807", "0"] {
+            extreme.payload = #"{"code":800,"message":"m","timestamp":\#(timestamp)}"#
+            #expect(try reason(extreme, maxAge: 10, now: signedAt) == .stale, "\(timestamp)")
+            #expect(try reason(extreme, maxAge: 10, now: .nan) == .stale, "\(timestamp)")
+            #expect(try reason(extreme, maxAge: .infinity, now: signedAt) == nil, "\(timestamp)")
+        }
     }
 
     @Test func everyReasonIsClassified() {
