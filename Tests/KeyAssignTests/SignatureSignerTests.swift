@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import KeyAssign
 
@@ -63,6 +64,32 @@ enum OpenSSLCLI {
         #expect(try first.sign(Array("abc".utf8)) == second.sign(Array("abc".utf8)))
     }
 
+    @Test func signsFromManyThreadsAtOnce() throws {
+        // The sandbox signs on every event loop thread with one shared signer.
+        let signer = TestKeys.global
+        let verifier = ReplyVerifier(keyRing: try TestKeys.ring())
+        let failures = Mutex(0)
+        DispatchQueue.concurrentPerform(iterations: 8) { thread in
+            for index in 0..<25 {
+                var builder = EnvelopeBuilder()
+                builder.payload = #"{"code":800,"message":"t\#(thread)-\#(index)","timestamp":1708999933}"#
+                let ok: Bool
+                do {
+                    builder.signature = try signer.signBase64(builder.signedText)
+                    if case .trusted(let payload) = verifier.verify(try builder.bytes()) {
+                        ok = payload.message == "t\(thread)-\(index)"
+                    } else {
+                        ok = false
+                    }
+                } catch {
+                    ok = false
+                }
+                if !ok { failures.withLock { $0 += 1 } }
+            }
+        }
+        #expect(failures.withLock { $0 } == 0)
+    }
+
     @Test func refusesAFileThatIsNotAPrivateKey() throws {
         let dir = try TemporaryDirectory()
         let privatePath = dir.path + "/k.pem"
@@ -71,5 +98,17 @@ enum OpenSSLCLI {
             try ReplySigner.loadOrCreate(privateKeyPath: privatePath, publicKeyPath: dir.path + "/pub.pem")
         }
         #expect(error.message.contains(privatePath))
+    }
+
+    @Test func refusesAnEncryptedPrivateKeyInsteadOfPromptingForAPassphrase() throws {
+        let dir = try TemporaryDirectory()
+        let privatePath = dir.path + "/enc.pem"
+        let made = try OpenSSLCLI.run(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
+                                       "-aes-128-cbc", "-pass", "pass:secret", "-out", privatePath])
+        #expect(made.status == 0, "\(made.output)")
+        let error = try #require(throws: KeyAssignError.self) {
+            try ReplySigner.loadOrCreate(privateKeyPath: privatePath, publicKeyPath: dir.path + "/pub.pem")
+        }
+        #expect(error.message.contains("not an unencrypted PEM private key"))
     }
 }

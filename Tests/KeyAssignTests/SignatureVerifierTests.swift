@@ -205,6 +205,13 @@ import Testing
         #expect(try reason(builder, maxAge: 300, now: signedAt + 300.5) == .stale)
         #expect(try reason(builder, maxAge: 300, now: signedAt - 301) == .stale)  // from the future
         #expect(try reason(builder, maxAge: 0, now: signedAt) == nil)
+        var extreme = EnvelopeBuilder()
+        for timestamp in ["-9223372036854775808", "9223372036854775807", "0"] {
+            extreme.payload = #"{"code":800,"message":"m","timestamp":\#(timestamp)}"#
+            #expect(try reason(extreme, maxAge: 10, now: signedAt) == .stale, "\(timestamp)")
+            #expect(try reason(extreme, maxAge: 10, now: .nan) == .stale, "\(timestamp)")
+            #expect(try reason(extreme, maxAge: .infinity, now: signedAt) == nil, "\(timestamp)")
+        }
     }
 
     @Test func everyReasonIsClassified() {
@@ -251,7 +258,7 @@ import Testing
         let originalPayload = SignedPayload(code: 800, message: "License key assigned", timestamp: 1_708_999_933, keyName: "global")
         let alphabet = Array(#"{}[]":,\/0123456789.eE+-tfnulrsa=ABCXYZ u"#.utf8)
         var trustedMutants = 0
-        for round in 0..<4000 {
+        for round in 0..<20000 {
             var bytes = original
             let mutations = Int.random(in: 1...4, using: &random)
             for _ in 0..<mutations where !bytes.isEmpty {
@@ -274,6 +281,30 @@ import Testing
                 // Whitespace-level mutations may keep a reply valid; none may change what it says.
                 #expect(payload == originalPayload, "round \(round): \(String(decoding: bytes, as: UTF8.self))")
                 trustedMutants += 1
+            }
+        }
+        // Validly signed but mutated payloads exercise the payload reader: the signature
+        // holds, so only payload reasons may come back, and "trusted" only for the same value.
+        let originalResponse = EnvelopeBuilder().payload
+        for round in 0..<600 {
+            var payload = Array(originalResponse.utf8)
+            for _ in 0..<Int.random(in: 1...3, using: &random) where !payload.isEmpty {
+                let at = Int.random(in: 0..<payload.count, using: &random)
+                switch Int.random(in: 0..<4, using: &random) {
+                case 0: payload[at] = alphabet.randomElement(using: &random)!
+                case 1: payload.remove(at: at)
+                case 2: payload.insert(alphabet.randomElement(using: &random)!, at: at)
+                default: payload[at] = UInt8.random(in: 0...255, using: &random)
+                }
+            }
+            var builder = EnvelopeBuilder()
+            builder.response = originalResponse
+            builder.responseBase64 = Data(payload).base64EncodedString()
+            switch verifier.verify(try builder.bytes()) {
+            case .trusted(let got):
+                #expect(got == originalPayload, "round \(round): \(String(decoding: payload, as: UTF8.self))")
+            case .untrusted(let reason, _):
+                #expect(!reason.isSignatureProblem, "round \(round): \(reason) for \(String(decoding: payload, as: UTF8.self))")
             }
         }
         // Deep nesting and huge numbers must be refused, not recursed into or trapped on.

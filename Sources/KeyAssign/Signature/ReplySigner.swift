@@ -76,8 +76,10 @@ public final class ReplySigner: @unchecked Sendable {
     /// A signer over a PEM private key held in memory.
     public static func fromPEM(_ pem: String, source: String = "private key") throws -> ReplySigner {
         let key = try OpenSSLBIO.withReadBIO(Array(pem.utf8)) { bio -> OpaquePointer in
-            guard let key = PEM_read_bio_PrivateKey(bio, nil, nil, nil) else {
-                throw KeyAssignError(.config, "\(source): not a PEM private key (\(OpenSSLErrors.drain()))")
+            // Without a callback OpenSSL would prompt on the terminal for an encrypted key's
+            // passphrase, hanging a cron job; refusing to decrypt makes it a clear error.
+            guard let key = PEM_read_bio_PrivateKey(bio, nil, { _, _, _, _ in 0 }, nil) else {
+                throw KeyAssignError(.config, "\(source): not an unencrypted PEM private key (\(OpenSSLErrors.drain()))")
             }
             return key
         }

@@ -150,7 +150,10 @@ public struct ReplyVerifier: Sendable {
             return .untrusted(.payloadMismatch, "the unsigned response differs from the signed payload (signed code \(code)); the reply was altered")
         }
         if let maxAge, !(abs(now - Double(timestamp)) <= maxAge) {
-            return .untrusted(.stale, "signed at \(timestamp), \(Int64(clamping: Int((now - Double(timestamp)).rounded()))) s from now; more than the allowed \(maxAge) s")
+            let age = now - Double(timestamp)
+            // Timestamps come from outside: any Int64, so never convert the age back to an integer.
+            let shown = age.magnitude < 1e15 ? String(Int64(age.rounded())) : String(age)
+            return .untrusted(.stale, "signed at \(timestamp), \(shown) s before now; more than the allowed \(maxAge) s either way")
         }
         return .trusted(SignedPayload(code: code, message: message, timestamp: timestamp, keyName: keyName))
     }

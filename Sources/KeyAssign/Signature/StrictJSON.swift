@@ -129,7 +129,7 @@ struct StrictJSONParser {
             skipWhitespace()
             let value = try parseValue(depth: depth + 1)
             guard members.updateValue(value, forKey: key) == nil else {
-                throw JSONParseError(offset: keyOffset, reason: "duplicate member \"\(key)\"")
+                throw JSONParseError(offset: keyOffset, reason: "duplicate member \"\(ReplyVerifier.printable(key))\"")
             }
             skipWhitespace()
             switch current {
