@@ -295,6 +295,7 @@ public final class CSVReader {
         let quote = UInt8(ascii: "\"")
         let cr = UInt8(ascii: "\r")
         let lf = UInt8(ascii: "\n")
+        let space = UInt8(ascii: " ")
         let delim = delimiter
         let buf = buffer
         let end = self.end
@@ -317,7 +318,12 @@ public final class CSVReader {
         }
 
         while true {
-            // One field starts at i.
+            // One field starts at i. Spaces before an opening quote are tolerated (some
+            // exporters write `, "Doe, Jane"`); spaces before anything else are data.
+            var q = i
+            while q < end && buf[q] == space { q += 1 }
+            if q >= end && !eof { return .needMore }
+            if q < end && buf[q] == quote { i = q }
             if i < end && buf[i] == quote {
                 i += 1
                 let contentStart = i
@@ -364,6 +370,13 @@ public final class CSVReader {
                     fieldStarts.append(contentStart)
                     fieldEnds.append(contentEnd)
                 }
+                if i >= end {
+                    if !eof { return .needMore }
+                    finish(recordStart: start, rawEnd: i, next: i, breaks: breaks)
+                    return .record
+                }
+                // Spaces after a closing quote are tolerated too.
+                while i < end && buf[i] == space { i += 1 }
                 if i >= end {
                     if !eof { return .needMore }
                     finish(recordStart: start, rawEnd: i, next: i, breaks: breaks)
