@@ -80,8 +80,11 @@ import Testing
     }
 
     /// A big import killed mid-file leaves nothing of that file: SQLite never sees a COMMIT.
-    @Test(arguments: [SIGKILL, SIGINT])
-    func anInterruptedImportLeavesNothingBehind(signal: Int32) throws {
+    /// SIGKILL is the hardest case (no code of ours runs) and the one a test can send
+    /// reliably: a child spawned from the test runner's threads inherits SIGINT and SIGTERM
+    /// blocked or ignored. Their default action is the same death before COMMIT.
+    @Test func anInterruptedImportLeavesNothingBehind() throws {
+        let signal = SIGKILL
         let dir = try TemporaryDirectory()
         let db = dir.path + "/k.sqlite"
         // A small file first, committed: it must survive the interrupted one.
@@ -126,9 +129,9 @@ import Testing
         let check = try database.prepare("PRAGMA integrity_check")
         #expect(try check.step())
         #expect(check.string(0) == "ok")
+        check.reset()  // an unfinished statement would pin this connection's snapshot
 
-        // And the same file imports cleanly afterwards (once is enough to show it).
-        guard signal == SIGKILL else { return }
+        // And the same file imports cleanly afterwards.
         let rerun = try CLI.run(["import", "--db", db, big])
         #expect(rerun.status == 0)
         #expect(try database.scalarInt("SELECT count(*) FROM work") == 400_001)
