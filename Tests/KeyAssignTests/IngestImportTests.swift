@@ -198,6 +198,32 @@ final class ImportFixture {
         #expect(invalid[0].key == "K1")
     }
 
+    @Test func duplicatesAndConflictsAcrossInsertBatchesAreClassifiedInLineOrder() throws {
+        let f = try ImportFixture()
+        var text = "key,email\n"
+        for row in 0..<200 {
+            switch row {
+            case 70: text += "K5,k5@x.de\n"                 // duplicate of row 5, next batch
+            case 130: text += "K64,other@x.de\n"            // conflict with row 64 (batch edge)
+            case 131: text += ",empty@x.de\n"               // invalid, between batches' rows
+            case 65: text += "K65,k65@x.de\n"
+            default: text += "K\(row),k\(row)@x.de\n"
+            }
+        }
+        text += "K199,k199@x.de\n"                          // duplicate within the last batch
+        let path = try f.write("batches.csv", text)
+        let outcome = f.run([path])
+        #expect((outcome.queued, outcome.duplicates, outcome.conflicts, outcome.invalid) == (197, 2, 1, 1))
+        #expect(outcome.files[0].problems == [
+            "\(path):132: conflict: \(path):132 has a different email than \(path):66, which is kept",
+            "\(path):133: empty license key (column \"key\")",
+        ])
+        let rows = try f.work()
+        #expect(rows.count == 197)
+        #expect(rows.map(\.line) == rows.map(\.line).sorted())
+        #expect(rows.first { $0.key == "K64" }?.email == "k64@x.de")
+    }
+
     @Test func aKeyInAFinalStateStaysAsItIs() throws {
         let f = try ImportFixture()
         let a = try f.write("a.csv", "key,name\nK1,Ann\n")

@@ -172,7 +172,10 @@ final class Importer {
 
     private let db: Database
     private let options: ImportOptions
-    private let insertWork: Statement
+    private var insertStatements: [Int: Statement] = [:]
+    private let batch = WorkBatch()
+    private var importID: Int64 = 0
+    private var now = ""
     private let findWork: Statement
     private let insertInvalid: Statement
     private let findImport: Statement
@@ -181,26 +184,23 @@ final class Importer {
     private let tokens = TokenGenerator()
     private var joinedName: [UInt8] = []
 
-    /// `work.state`'s CHECK (`state IN (…7 states…)`) costs about 2.5 µs per row, a quarter of
-    /// the import: SQLite builds an ephemeral index for the IN list on every execution of the
-    /// statement, i.e. for every row. The importer never gives `state`, so every row gets the
-    /// column's default `pending`, which satisfies the CHECK by construction; the check is
-    /// skipped only around a file's transaction (the pragma cannot change inside one).
+    /// Connection settings around a file's transaction (pragmas that cannot change inside one):
+    /// - `work.state`'s CHECK (`state IN (…7 states…)`) costs about 2.5 µs per row, a quarter
+    ///   of the import: SQLite builds an ephemeral table for the IN list on every statement
+    ///   run. The importer never gives `state`, so every row gets the column's default
+    ///   `pending`, which satisfies the CHECK by construction: it is skipped.
+    /// - A multi-row INSERT keeps a statement journal (to undo just that statement); past
+    ///   64 KiB it spills to a temporary file, which tripled the system time. In memory it is
+    ///   at most a batch's pages.
     /// Measured with scripts/bench-import.sh: see docs/benchmarks.md.
-    static func bulkChecks(on: Bool) -> String {
-        "PRAGMA ignore_check_constraints = \(on ? "OFF" : "ON")"
+    static func bulkSettings(on: Bool) -> String {
+        "PRAGMA ignore_check_constraints = \(on ? "OFF" : "ON"); PRAGMA temp_store = \(on ? "DEFAULT" : "MEMORY")"
     }
 
     init(database: Database, options: ImportOptions) throws {
         db = database
         self.options = options
-        insertWork = try db.prepare("""
-            INSERT INTO work (license_key, owner_name, email, idempotency_token, import_id,
-                              source_file, source_line, created_at, updated_at)
-            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
-            ON CONFLICT (license_key) DO NOTHING
-            """)
-        findWork = try db.prepare("SELECT owner_name, email, source_file, source_line FROM work WHERE license_key = ?1")
+        findWork = try db.prepare("SELECT owner_name, email, source_file, source_line, import_id FROM work WHERE license_key = ?1")
         insertInvalid = try db.prepare("""
             INSERT INTO invalid_rows (import_id, source_file, source_line, raw, reason,
                                       license_key, owner_name, email, created_at)
@@ -252,10 +252,10 @@ final class Importer {
 
         // Pass 2, in one transaction: nothing of the file stays unless all of it was read.
         try db.execute("PRAGMA cache_size = -\(Self.importCacheKiB)")
-        try db.execute(Self.bulkChecks(on: false))
+        try db.execute(Self.bulkSettings(on: false))
         defer {
             try? db.execute("PRAGMA cache_size = -16384")
-            try? db.execute(Self.bulkChecks(on: true))
+            try? db.execute(Self.bulkSettings(on: true))
         }
         try db.execute("BEGIN IMMEDIATE")
         do {
@@ -323,10 +323,9 @@ final class Importer {
         result.mappingSummary = "columns \(mapping.summary), delimiter \"\(delimiterName)\""
 
         // Values bound once for the whole file.
-        insertWork.reset()
-        try insertWork.bind(5, importID)
-        try insertWork.bind(6, path)
-        try insertWork.bind(8, now)
+        self.importID = importID
+        self.now = now
+        batch.removeAll()
         insertInvalid.reset()
         try insertInvalid.bind(1, importID)
         try insertInvalid.bind(2, path)
@@ -380,9 +379,14 @@ final class Importer {
                                       key: key.isEmpty ? nil : key, owner: ownerValue, email: emailValue, into: &result)
                     return
                 }
-                try queue(line: line, raw: reader.raw, key: key, owner: ownerValue, email: emailValue, into: &result)
+                if !batch.fits(key.count, ownerValue?.count ?? 0, emailValue?.count ?? 0, 36, reader.raw.count) {
+                    try flush(into: &result)
+                }
+                batch.append(line: line, key: key, owner: ownerValue, email: emailValue, token: try tokens.next(), raw: reader.raw)
+                if batch.isFull { try flush(into: &result) }
             }
         }
+        try flush(into: &result)
         return nil
     }
 
@@ -403,26 +407,59 @@ final class Importer {
         try joinedName.withUnsafeBytes { try body($0) }
     }
 
-    /// Queues the row, or classifies it as a duplicate or conflict of the key already there.
-    private func queue(line: Int, raw: UnsafeRawBufferPointer, key: UnsafeRawBufferPointer,
-                       owner: UnsafeRawBufferPointer?, email: UnsafeRawBufferPointer?,
-                       into result: inout FileImportResult) throws {
-        // No copies: the bytes stay put in the reader's and token buffers until the next row.
-        try insertWork.bindTextNoCopy(1, key)
-        try insertWork.bindTextNoCopy(2, owner)
-        try insertWork.bindTextNoCopy(3, email)
-        try insertWork.bindTextNoCopy(4, try tokens.next())
-        try insertWork.bind(7, line)
-        try insertWork.step()
-        insertWork.resetKeepingBindings()
-        if db.changes == 1 {
-            result.queued += 1
-            return
+    /// Inserts the batch in one statement run; rows it did not insert (their key is already
+    /// there) are classified as duplicates or conflicts, in line order.
+    private func flush(into result: inout FileImportResult) throws {
+        let rows = batch.rows
+        guard !rows.isEmpty else { return }
+        defer { batch.removeAll() }
+        let statement = try insertStatement(rows: rows.count)
+        statement.reset()
+        try statement.bind(1, importID)
+        try statement.bind(2, result.path)
+        try statement.bind(3, now)
+        for (k, row) in rows.enumerated() {
+            let b = Int32(4 + 5 * k)
+            // No copies: the arena holds the bytes until the batch is cleared after this run.
+            try statement.bindTextNoCopy(b, batch.bytes(row.key))
+            try statement.bindTextNoCopy(b + 1, batch.bytes(row.owner))
+            try statement.bindTextNoCopy(b + 2, batch.bytes(row.email))
+            try statement.bindTextNoCopy(b + 3, batch.bytes(row.token))
+            try statement.bind(b + 4, row.line)
         }
+        try statement.step()
+        statement.reset()
+        let inserted = db.changes
+        result.queued += inserted
+        if inserted == rows.count { return }
+        // Some keys were there already (rare): look each row up; the row it finds is its own
+        // when this file and line inserted it.
+        for row in rows {
+            try classifyExisting(row, into: &result)
+        }
+    }
+
+    private func insertStatement(rows count: Int) throws -> Statement {
+        if let statement = insertStatements[count] { return statement }
+        let statement = try db.prepare(WorkBatch.insertSQL(rows: count))
+        insertStatements[count] = statement
+        return statement
+    }
+
+    /// A row whose key was already in `work`: the same owner and email is a duplicate (no new
+    /// work); anything else is a conflict, recorded as invalid, and the first row stays.
+    private func classifyExisting(_ row: WorkBatch.Row, into result: inout FileImportResult) throws {
+        let key = batch.bytes(row.key)
+        let owner = batch.bytes(row.owner)
+        let email = batch.bytes(row.email)
         findWork.reset()
         try findWork.bindText(1, key)
         guard try findWork.step() else {
             throw KeyAssignError(.ioError, "database \(db.path): license key neither inserted nor found")
+        }
+        if findWork.int(4) == importID && findWork.int(3) == Int64(row.line) {
+            findWork.reset()
+            return  // inserted by this batch: already counted as queued
         }
         let oldOwner = findWork.string(0)
         let oldEmail = findWork.string(1)
@@ -436,8 +473,8 @@ final class Importer {
         }
         let differs = [oldOwner != newOwner ? "owner name" : nil, oldEmail != newEmail ? "email" : nil]
             .compactMap { $0 }.joined(separator: " and ")
-        let reason = "conflict: \(result.path):\(line) has a different \(differs) than \(oldSource), which is kept"
-        try recordInvalid(line: line, raw: raw, reason: reason, key: key, owner: owner, email: email,
+        let reason = "conflict: \(result.path):\(row.line) has a different \(differs) than \(oldSource), which is kept"
+        try recordInvalid(line: row.line, raw: batch.bytes(row.raw), reason: reason, key: key, owner: owner, email: email,
                           into: &result, isConflict: true)
     }
 
@@ -445,6 +482,8 @@ final class Importer {
                                key: UnsafeRawBufferPointer?, owner: UnsafeRawBufferPointer?,
                                email: UnsafeRawBufferPointer?, into result: inout FileImportResult,
                                isConflict: Bool = false) throws {
+        // Rows before this one go in first, so that problems are listed in line order.
+        if !isConflict { try flush(into: &result) }
         if isConflict { result.conflicts += 1 } else { result.invalid += 1 }
         if result.problems.count < Self.problemsShown {
             result.problems.append("\(result.path):\(line): \(reason)")
