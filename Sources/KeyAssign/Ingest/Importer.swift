@@ -184,17 +184,12 @@ final class Importer {
     private let tokens = TokenGenerator()
     private var joinedName: [UInt8] = []
 
-    /// Connection settings around a file's transaction (pragmas that cannot change inside one):
-    /// - `work.state`'s CHECK (`state IN (…7 states…)`) costs about 2.5 µs per row, a quarter
-    ///   of the import: SQLite builds an ephemeral table for the IN list on every statement
-    ///   run. The importer never gives `state`, so every row gets the column's default
-    ///   `pending`, which satisfies the CHECK by construction: it is skipped.
-    /// - A multi-row INSERT keeps a statement journal (to undo just that statement); past
-    ///   64 KiB it spills to a temporary file, which tripled the system time. In memory it is
-    ///   at most a batch's pages.
-    /// Measured with scripts/bench-import.sh: see docs/benchmarks.md.
+    /// A connection setting around a file's transaction (pragmas cannot change inside one):
+    /// a multi-row INSERT keeps a statement journal (to undo just that statement); past
+    /// 64 KiB it spills to a temporary file, which tripled the import's system time. In
+    /// memory it is at most one batch's pages. Measured with scripts/bench-import.sh.
     static func bulkSettings(on: Bool) -> String {
-        "PRAGMA ignore_check_constraints = \(on ? "OFF" : "ON"); PRAGMA temp_store = \(on ? "DEFAULT" : "MEMORY")"
+        "PRAGMA temp_store = \(on ? "DEFAULT" : "MEMORY")"
     }
 
     init(database: Database, options: ImportOptions) throws {
