@@ -188,8 +188,8 @@ final class Importer {
     /// a multi-row INSERT keeps a statement journal (to undo just that statement); past
     /// 64 KiB it spills to a temporary file, which tripled the import's system time. In
     /// memory it is at most one batch's pages. Measured with scripts/bench-import.sh.
-    static func bulkSettings(on: Bool) -> String {
-        "PRAGMA temp_store = \(on ? "DEFAULT" : "MEMORY")"
+    static func statementJournalInMemory(_ inMemory: Bool) -> String {
+        "PRAGMA temp_store = \(inMemory ? "MEMORY" : "DEFAULT")"
     }
 
     init(database: Database, options: ImportOptions) throws {
@@ -246,11 +246,12 @@ final class Importer {
         }
 
         // Pass 2, in one transaction: nothing of the file stays unless all of it was read.
+        let previousCacheSize = try db.scalarInt("PRAGMA cache_size") ?? -16384
         try db.execute("PRAGMA cache_size = -\(Self.importCacheKiB)")
-        try db.execute(Self.bulkSettings(on: false))
+        try db.execute(Self.statementJournalInMemory(true))
         defer {
-            try? db.execute("PRAGMA cache_size = -16384")
-            try? db.execute(Self.bulkSettings(on: true))
+            try? db.execute("PRAGMA cache_size = \(previousCacheSize)")
+            try? db.execute(Self.statementJournalInMemory(false))
         }
         try db.execute("BEGIN IMMEDIATE")
         do {
