@@ -2,10 +2,10 @@
 /// reader's buffer (which moves when it refills) into one arena.
 ///
 /// Why batches: one multi-row `INSERT … VALUES (…), (…) …` per 64 rows instead of one
-/// statement run per row. `work.state`'s CHECK and the partial index `work_due` both test
-/// `state IN (…)`, and SQLite builds an ephemeral table for such an IN list once per
-/// statement run: per row, that was a quarter of the import's time. 64 rows measured faster
-/// than 256 (a bigger statement journal). See docs/benchmarks.md.
+/// statement run per row. The partial index `work_due` tests `state IN (…)`, and SQLite builds
+/// an ephemeral table for such an IN list once per statement run: per row, that was a quarter
+/// of the import's time. 64 rows measured faster than 256 (a bigger statement journal).
+/// See docs/benchmarks.md.
 final class WorkBatch {
     static let rowsPerBatch = 64
     /// Room for the largest record the reader accepts, plus its token.
