@@ -70,12 +70,14 @@ final class WorkBatch {
     }
 
     /// The INSERT for `count` rows: ?1 import id, ?2 file, ?3 time; then five per row.
+    /// `OR FAIL` (rather than the default ABORT) lets SQLite skip the statement journal; an
+    /// existing key is the upsert's DO NOTHING, counted by the caller.
     static func insertSQL(rows count: Int) -> String {
         let values = (0..<count).map { k in
             let b = 4 + 5 * k
             return "(?\(b), ?\(b + 1), ?\(b + 2), ?\(b + 3), ?\(b + 4), ?1, ?2, ?3, ?3)"
         }
-        return "INSERT INTO work (license_key, owner_name, email, idempotency_token, source_line, "
+        return "INSERT OR FAIL INTO work (license_key, owner_name, email, idempotency_token, source_line, "
             + "import_id, source_file, created_at, updated_at) VALUES "
             + values.joined(separator: ", ")
             + " ON CONFLICT (license_key) DO NOTHING"
