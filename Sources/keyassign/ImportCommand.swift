@@ -25,7 +25,7 @@ struct ImportCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Take FIELD from the column named COLUMN (repeatable). Fields: \(ImportField.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "FIELD=COLUMN"))
     var map: [String] = []
 
-    @Option(name: .long, help: "auto, ',', ';', tab or '|' (default: auto, from the header line).")
+    @Option(name: .long, help: "auto (detected from the header line), ',', ';', tab or '|'.")
     var delimiter: String = "auto"
 
     @Flag(name: .long, help: "Parse, validate and print the summary, but write nothing.")

@@ -510,7 +510,7 @@ enum ImportSummary {
     static func lines(for result: FileImportResult) -> [String] {
         switch result.status {
         case .failed:
-            return ["\(result.path): not imported (see the error above)"]
+            return ["\(result.path): not imported (see the error message)"]
         case .alreadyImported(let previousPath, let importedAt):
             return ["\(result.path): skipped, already imported (same SHA-256 as \(previousPath), imported \(importedAt))"]
         case .imported:
