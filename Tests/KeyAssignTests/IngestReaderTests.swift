@@ -166,7 +166,7 @@ enum ReaderHarness {
     }
 
     @Test func randomBytesNeverCrashTheReaderOrTheImporter() throws {
-        var rng = SeededGenerator(seed: 0x5EED)
+        var rng = SeededGenerator(state: 0x5EED)
         let alphabet: [UInt8] = Array("ab,;|\t\"\"\r\n\n \u{00}".utf8) + [0xFF, 0xC3, 0xA9, 0xEF, 0xBB, 0xBF]
         let dir = try TemporaryDirectory()
         let db = try Database(path: dir.path + "/fuzz.sqlite")
@@ -185,18 +185,5 @@ enum ReaderHarness {
             let outcome = importFiles([path], options: ImportOptions(databasePath: db.path), into: db, output: { _ in })
             #expect(outcome.exitStatus == .ok || outcome.exitStatus == .dataError)
         }
-    }
-}
-
-/// A small deterministic generator (SplitMix64), so that a failing fuzz round can be rerun.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
