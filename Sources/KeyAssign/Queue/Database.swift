@@ -169,6 +169,14 @@ public final class Statement {
                                     Int32(bytes.count), keyassign_sqlite_transient()))
     }
 
+    /// Binds UTF-8 text from a buffer without copying it (SQLITE_STATIC): the caller keeps
+    /// the bytes unchanged until the statement is stepped and reset or rebound. For hot
+    /// loops only (the importer binds millions of fields from its read buffer).
+    public func bindTextNoCopy(_ index: Int32, _ bytes: UnsafeRawBufferPointer?) throws {
+        guard let bytes, let base = bytes.baseAddress else { return try bindText(index, bytes) }
+        try check(sqlite3_bind_text(handle, index, base.assumingMemoryBound(to: CChar.self), Int32(bytes.count), nil))
+    }
+
     public func bindBlob(_ index: Int32, _ bytes: [UInt8]?) throws {
         guard let bytes else { return try check(sqlite3_bind_null(handle, index)) }
         try bytes.withUnsafeBytes { raw in
@@ -205,6 +213,12 @@ public final class Statement {
     public func reset() {
         sqlite3_reset(handle)
         sqlite3_clear_bindings(handle)
+    }
+
+    /// Resets for the next execution, keeping the bindings: values that are the same for
+    /// every row (an import's id, file and time) are bound once.
+    public func resetKeepingBindings() {
+        sqlite3_reset(handle)
     }
 
     public func isNull(_ column: Int32) -> Bool { sqlite3_column_type(handle, column) == SQLITE_NULL }

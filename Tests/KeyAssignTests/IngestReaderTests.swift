@@ -1,0 +1,189 @@
+import Foundation
+import Testing
+@testable import KeyAssign
+
+/// One parsed record, as plain values.
+struct ParsedRecord: Equatable, CustomStringConvertible {
+    var line: Int
+    var fields: [String]
+    var malformation: String?
+    var raw: String
+
+    var description: String { "\(line): \(fields) \(malformation ?? "") raw=\(raw.debugDescription)" }
+}
+
+enum ReaderHarness {
+    /// Parses `bytes` through a real file descriptor; chunk sizes vary to move chunk edges
+    /// through every record.
+    static func parse(_ bytes: [UInt8], delimiter: CSVDelimiter? = nil, chunkSize: Int = CSVReader.defaultChunkSize,
+                      maxRecordBytes: Int = CSVReader.defaultMaxRecordBytes) throws -> (records: [ParsedRecord], delimiter: UInt8) {
+        let dir = try TemporaryDirectory()
+        let path = dir.path + "/in.csv"
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let fd = open(path, O_RDONLY)
+        #expect(fd >= 0)
+        defer { close(fd) }
+        let reader = CSVReader(fileDescriptor: fd, delimiter: delimiter, chunkSize: chunkSize, maxRecordBytes: maxRecordBytes)
+        var records: [ParsedRecord] = []
+        while try reader.next() {
+            let fields = (0..<reader.fieldCount).map { String(decoding: reader.field($0), as: UTF8.self) }
+            records.append(ParsedRecord(line: reader.line, fields: fields, malformation: reader.malformation,
+                                        raw: String(decoding: reader.raw, as: UTF8.self)))
+        }
+        return (records, reader.delimiter)
+    }
+
+    /// Parses with several chunk sizes and checks they all agree.
+    static func parseAllChunkings(_ text: String, delimiter: CSVDelimiter? = nil) throws -> [ParsedRecord] {
+        let bytes = Array(text.utf8)
+        let reference = try parse(bytes, delimiter: delimiter).records
+        for chunk in [16, 17, 23, 64] {
+            let other = try parse(bytes, delimiter: delimiter, chunkSize: chunk).records
+            #expect(other == reference, "chunk size \(chunk)")
+        }
+        return reference
+    }
+}
+
+@Suite struct IngestReaderTests {
+    @Test func quotedFieldsWithDoubledQuotesDelimitersAndLineBreaks() throws {
+        let records = try ReaderHarness.parseAllChunkings(
+            "key,name,email\n"
+            + "K1,\"Dubois, Amélie\",a@x.fr\n"
+            + "K2,\"Marco \"\"Il Capo\"\" Bianchi\",m@x.it\n"
+            + "K3,\"two\nlines\",t@x.de\n"
+            + "K4,\"\",\"\"\n"
+            + "K5,\"\"\"\",q@x.de\n"
+            + "K6, \"Doe, Jane\"  , j@x.de\n")
+        #expect(records.map(\.fields) == [
+            ["key", "name", "email"],
+            ["K1", "Dubois, Amélie", "a@x.fr"],
+            ["K2", "Marco \"Il Capo\" Bianchi", "m@x.it"],
+            ["K3", "two\nlines", "t@x.de"],
+            ["K4", "", ""],
+            ["K5", "\"", "q@x.de"],
+            ["K6", "Doe, Jane", " j@x.de"],
+        ])
+        // Physical lines: the record after the two-line field starts on line 6.
+        #expect(records.map(\.line) == [1, 2, 3, 4, 6, 7, 8])
+        #expect(records[2].raw == "K2,\"Marco \"\"Il Capo\"\" Bianchi\",m@x.it")
+        #expect(records.allSatisfy { $0.malformation == nil })
+    }
+
+    @Test func lineEndsLFCRLFAndLoneCRGiveTheSameFields() throws {
+        let expected = [["a", "b"], ["1", "x y"], ["2", "z\nw"]]
+        for eol in ["\n", "\r\n", "\r"] {
+            let text = "a,b" + eol + "1,x y" + eol + "2,\"z\nw\"" + eol
+            let records = try ReaderHarness.parseAllChunkings(text)
+            #expect(records.map(\.fields) == expected, "line end \(eol.debugDescription)")
+            #expect(records.map(\.line) == [1, 2, 3])
+        }
+        // Quoted CRLF inside a field counts as one physical line.
+        let records = try ReaderHarness.parseAllChunkings("a,b\r\n1,\"p\r\nq\"\r\n2,r\r\n")
+        #expect(records.map(\.fields) == [["a", "b"], ["1", "p\r\nq"], ["2", "r"]])
+        #expect(records.map(\.line) == [1, 2, 4])
+    }
+
+    @Test func byteOrderMarkIsStrippedFromTheFirstHeader() throws {
+        let records = try ReaderHarness.parseAllChunkings("\u{FEFF}Name;Email;License Key\r\nJo;j@x.de;K1\r\n")
+        #expect(records.map(\.fields) == [["Name", "Email", "License Key"], ["Jo", "j@x.de", "K1"]])
+    }
+
+    @Test func excelSepLineSetsTheDelimiterAndIsSkipped() throws {
+        let bytes = Array("sep=|\r\nkey|name,with comma\r\nK1|Doe, Jane\r\n".utf8)
+        let parsed = try ReaderHarness.parse(bytes)
+        #expect(parsed.delimiter == UInt8(ascii: "|"))
+        #expect(parsed.records.map(\.fields) == [["key", "name,with comma"], ["K1", "Doe, Jane"]])
+        #expect(parsed.records.map(\.line) == [2, 3])
+        // Quoted, as some tools write it, and with a BOM before it.
+        let quoted = try ReaderHarness.parse(Array("\u{FEFF}\"sep=;\"\nk;n\n1;2\n".utf8))
+        #expect(quoted.records.map(\.fields) == [["k", "n"], ["1", "2"]])
+    }
+
+    @Test func trailingEmptyLinesAndNoFinalNewline() throws {
+        let records = try ReaderHarness.parseAllChunkings("k,n\n1,a\n\n\r\n2,b\n\n\n")
+        #expect(records.map(\.fields) == [["k", "n"], ["1", "a"], ["2", "b"]])
+        #expect(records.map(\.line) == [1, 2, 5])
+        let noNewline = try ReaderHarness.parseAllChunkings("k,n\n1,a\n2,\"b\"")
+        #expect(noNewline.map(\.fields) == [["k", "n"], ["1", "a"], ["2", "b"]])
+        let emptyLast = try ReaderHarness.parseAllChunkings("k,n\n1,")
+        #expect(emptyLast.map(\.fields) == [["k", "n"], ["1", ""]])
+    }
+
+    @Test func delimiterIsDetectedFromTheHeaderLine() throws {
+        let cases: [(String, UInt8)] = [
+            ("key,name;x\n", UInt8(ascii: ",")),
+            ("key;name;\"a,b,c,d\"\n", UInt8(ascii: ";")),
+            ("key\tname\temail\n", UInt8(ascii: "\t")),
+            ("key|name|email\n", UInt8(ascii: "|")),
+            ("key\n", UInt8(ascii: ",")),
+        ]
+        for (text, delimiter) in cases {
+            #expect(try ReaderHarness.parse(Array(text.utf8)).delimiter == delimiter, "\(text.debugDescription)")
+        }
+        // A given delimiter wins over detection.
+        let given = try ReaderHarness.parse(Array("a;b,c\n".utf8), delimiter: .comma)
+        #expect(given.records.map(\.fields) == [["a;b", "c"]])
+    }
+
+    @Test func unbalancedQuoteCostsOneRowAndReadingResumes() throws {
+        let records = try ReaderHarness.parseAllChunkings("k,n\n1,\"Smith, John\n2,Jane\n3,\"Doe, Jo\"\n")
+        // Line 2 opens a quote that line 4 closes, then text follows the closing quote: the
+        // record is malformed, reported as its first line, and line 3 is read normally.
+        #expect(records.count == 4)
+        #expect(records[1].line == 2)
+        #expect(records[1].malformation != nil)
+        #expect(records[1].raw == "1,\"Smith, John")
+        #expect(records[2].fields == ["2", "Jane"])
+        #expect(records[2].line == 3)
+        #expect(records[3].fields == ["3", "Doe, Jo"])
+        #expect(records[3].line == 4)
+
+        let atEnd = try ReaderHarness.parseAllChunkings("k,n\n1,ok\n2,\"never closed\n3,x\n")
+        #expect(atEnd.map(\.line) == [1, 2, 3, 4])
+        #expect(atEnd[2].malformation?.contains("unbalanced quote") == true)
+        #expect(atEnd[3].fields == ["3", "x"])
+    }
+
+    @Test func textAfterAClosingQuoteIsMalformed() throws {
+        let records = try ReaderHarness.parseAllChunkings("k,n\n\"1\"x,a\n2,b\n")
+        #expect(records[1].malformation?.contains("after a closing quote") == true)
+        #expect(records[1].raw == "\"1\"x,a")
+        #expect(records[2].fields == ["2", "b"])
+        #expect(records[2].line == 3)
+    }
+
+    @Test func overlongRecordsAreReportedNotBuffered() throws {
+        let long = String(repeating: "x", count: 5000)
+        let text = "k,n\n1,\(long)\n2,b\n3,\"\(long)\n\(long)\"\n4,c\n"
+        let parsed = try ReaderHarness.parse(Array(text.utf8), chunkSize: 64, maxRecordBytes: 1024).records
+        #expect(parsed[1].malformation?.contains("longer than") == true)
+        #expect(parsed[1].line == 2)
+        #expect(parsed[2].fields == ["2", "b"])
+        #expect(parsed[2].line == 3)
+        #expect(parsed[3].malformation != nil)
+        #expect(parsed.last?.fields == ["4", "c"])
+    }
+
+    @Test func randomBytesNeverCrashTheReaderOrTheImporter() throws {
+        var rng = SeededGenerator(state: 0x5EED)
+        let alphabet: [UInt8] = Array("ab,;|\t\"\"\r\n\n \u{00}".utf8) + [0xFF, 0xC3, 0xA9, 0xEF, 0xBB, 0xBF]
+        let dir = try TemporaryDirectory()
+        let db = try Database(path: dir.path + "/fuzz.sqlite")
+        for round in 0..<300 {
+            let length = Int.random(in: 0...400, using: &rng)
+            let bytes: [UInt8] = (0..<length).map { _ in
+                Bool.random(using: &rng) ? alphabet.randomElement(using: &rng)! : UInt8.random(in: 0...255, using: &rng)
+            }
+            for chunk in [16, 31, 4096] {
+                let records = try ReaderHarness.parse(bytes, chunkSize: chunk, maxRecordBytes: 64).records
+                let lines = records.map(\.line)
+                #expect(lines == lines.sorted(), "round \(round)")
+            }
+            let path = dir.path + "/fuzz-\(round).csv"
+            try Data([UInt8]("license_key,name\n".utf8) + bytes).write(to: URL(fileURLWithPath: path))
+            let outcome = importFiles([path], options: ImportOptions(databasePath: db.path), into: db, output: { _ in })
+            #expect(outcome.exitStatus == .ok || outcome.exitStatus == .dataError)
+        }
+    }
+}
