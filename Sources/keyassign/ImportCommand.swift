@@ -74,32 +74,3 @@ struct ImportCommand: ParsableCommand {
         if outcome.exitStatus != .ok { throw ExitCode(outcome.exitStatus.rawValue) }
     }
 }
-
-/// Writes to the standard streams with write(2): the C `stdout`/`stderr` globals are not
-/// usable under strict concurrency, and print() buffers (fine for stdout only).
-enum StandardStreams {
-    static func error(_ message: String) {
-        write(to: 2, "keyassign: " + message + "\n")
-    }
-
-    static func out(_ text: String) {
-        write(to: 1, text)
-    }
-
-    private static func write(to fd: Int32, _ text: String) {
-        var bytes = Array(text.utf8)
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { raw in
-                #if canImport(Glibc)
-                Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
-                #else
-                Darwin.write(fd, raw.baseAddress! + offset, raw.count - offset)
-                #endif
-            }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { return }
-            offset += n
-        }
-    }
-}

@@ -1,39 +1,78 @@
 import ArgumentParser
 import KeyAssign
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 struct ReportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "report",
-        abstract: "Write a report as CSV on standard output.",
-        discussion: "--invalid: the input rows that could not be queued (source_file, source_line, reason, license_key, owner_name, email, raw)."
+        abstract: "One line per row, as CSV or JSONL; or the split files sales ops work from.",
+        discussion: """
+            Fields (the CSV header and the JSONL keys alike): license_key, owner_name, email,
+            state, code (null when none), attempts, last_error, source_file, source_line,
+            updated_at (ISO 8601 UTC).
+
+            --split DIR writes DIR/success.csv (assigned rows) and DIR/errors.csv (rejected,
+            uncertain and failed rows, and invalid input rows, each with a reason in plain
+            words, its source file:line and its original fields).
+
+            --invalid writes the input rows that could not be queued.
+
+            CSV is meant for spreadsheets: a field starting with =, +, -, @, tab or CR gets
+            a leading ' so that a spreadsheet cannot run it as a formula. --raw turns that
+            off for programs that read the CSV.
+            """
     )
 
-    @Option(name: .long, help: "The work database (default: $KEYASSIGN_DB, else ./keyassign.sqlite).")
-    var db: String?
+    @OptionGroup var database: DatabaseOption
 
-    @Flag(name: .long, help: "The invalid input rows, with the reason for each.")
+    @Option(name: .long, help: ArgumentHelp("Only rows in this state (repeatable): pending, in_flight, retry, assigned, rejected, uncertain, failed.", valueName: "S"))
+    var state: [String] = []
+
+    @Flag(name: .long, help: "The invalid input rows instead, with the reason for each (CSV).")
     var invalid = false
 
+    @Option(name: .long, help: ArgumentHelp("csv or jsonl.", valueName: "FORMAT"))
+    var format: String = "csv"
+
+    @Option(name: .long, help: ArgumentHelp("Write to this file (replaced whole when complete) instead of standard output.", valueName: "FILE"))
+    var output: String?
+
+    @Option(name: .long, help: ArgumentHelp("Write success.csv and errors.csv into this directory.", valueName: "DIR"))
+    var split: String?
+
+    @Flag(name: .long, help: "Do not neutralise spreadsheet formulas in CSV fields.")
+    var raw = false
+
     func validate() throws {
-        if !invalid { throw ValidationError("say which report: --invalid") }
+        if ReportFormat(rawValue: format) == nil { throw ValidationError("--format must be csv or jsonl, not '\(format)'") }
+        for name in state where RowState(rawValue: name) == nil {
+            throw ValidationError("unknown state '\(name)'; states are "
+                                  + RowState.allCases.map(\.rawValue).joined(separator: ", "))
+        }
+        if split != nil && (invalid || output != nil || !state.isEmpty) {
+            throw ValidationError("--split writes its own files; it does not combine with --invalid, --state or --output")
+        }
+        if invalid && (!state.isEmpty || format != "csv") {
+            throw ValidationError("--invalid is CSV of the invalid input rows; it does not combine with --state or --format")
+        }
     }
 
     func run() throws {
-        do {
-            let database = try Database(path: Database.resolvePath(db), create: false)
-            try InvalidRowsReport.write(from: database) { StandardStreams.out($0) }
-        } catch let error as KeyAssignError {
-            StandardStreams.error(error.message)
-            throw ExitCode(error.status.rawValue)
-        } catch let error as DatabaseError {
-            StandardStreams.error(error.description)
-            throw ExitCode(ExitStatus.ioError.rawValue)
+        try exitingWithStatus {
+            let db = try Database(path: database.path, create: false)
+            if let split {
+                let counts = try SplitReport.write(from: db, to: split, raw: raw)
+                StandardStreams.error("wrote \(split)/success.csv (\(counts.success) rows) and \(split)/errors.csv (\(counts.errors) rows)")
+                return .ok
+            }
+            let sink = try output.map(TextOutput.init(path:)) ?? TextOutput()
+            if invalid {
+                try InvalidRowsReport.write(from: db, raw: raw) { sink.write($0) }
+            } else {
+                try RowReport.write(from: db, states: state.compactMap(RowState.init(rawValue:)),
+                                    format: ReportFormat(rawValue: format) ?? .csv, raw: raw, to: sink)
+            }
+            try sink.finish()
+            return .ok
         }
     }
 }

@@ -1,31 +1,22 @@
 import ArgumentParser
 import KeyAssign
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
-        abstract: "Show how many rows are in each state, invalid rows and imports."
+        abstract: "Show how many rows are in each state, invalid rows, imports and the last runs."
     )
 
-    @Option(name: .long, help: "The work database (default: $KEYASSIGN_DB, else ./keyassign.sqlite).")
-    var db: String?
+    @OptionGroup var database: DatabaseOption
+
+    @Flag(name: .long, help: "One JSON object instead of aligned text.")
+    var json = false
 
     func run() throws {
-        do {
-            let database = try Database(path: Database.resolvePath(db), create: false)
-            print(try StatusReport.load(from: database).render())
-        } catch let error as KeyAssignError {
-            StandardStreams.error(error.message)
-            throw ExitCode(error.status.rawValue)
-        } catch let error as DatabaseError {
-            StandardStreams.error(error.description)
-            throw ExitCode(ExitStatus.ioError.rawValue)
+        try exitingWithStatus {
+            let report = try StatusReport.load(from: Database(path: database.path, create: false))
+            StandardStreams.out((json ? report.json() : report.render()) + "\n")
+            return .ok
         }
     }
 }

@@ -1,43 +1,81 @@
-/// `keyassign status`: how many rows are in each state, and what was imported.
+/// `keyassign status`: how many rows are in each state, what was imported, and how the
+/// last runs ended.
 public struct StatusReport: Sendable, Equatable {
-    /// Every state of `work.state`, in the order a row goes through them.
-    public static let states = ["pending", "in_flight", "retry", "assigned", "rejected", "uncertain", "failed"]
+    public struct Count: Sendable, Equatable {
+        public var state: RowState
+        public var count: Int64
+    }
 
-    /// Count per state, every state present (zeros included).
-    public var counts: [(state: String, count: Int64)]
+    public struct Run: Sendable, Equatable {
+        public var id: Int64
+        public var startedAt: String
+        public var endedAt: String?
+        public var rowsDone: Int64
+        public var exitStatus: Int64?
+    }
+
+    /// Count per state, every state present (zeros included), in the order a row goes through them.
+    public var counts: [Count]
     public var invalidRows: Int64
     public var imports: Int64
-
-    public static func == (a: StatusReport, b: StatusReport) -> Bool {
-        a.counts.map(\.state) == b.counts.map(\.state) && a.counts.map(\.count) == b.counts.map(\.count)
-            && a.invalidRows == b.invalidRows && a.imports == b.imports
-    }
+    /// The most recent runs, newest first.
+    public var runs: [Run]
 
     public var total: Int64 { counts.reduce(0) { $0 + $1.count } }
 
-    public static func load(from db: Database) throws -> StatusReport {
+    public static func load(from db: Database, lastRuns: Int = 5) throws -> StatusReport {
         var byState: [String: Int64] = [:]
         let statement = try db.prepare("SELECT state, count(*) FROM work GROUP BY state")
         while try statement.step() {
             if let state = statement.string(0) { byState[state] = statement.int(1) }
         }
-        return StatusReport(counts: states.map { ($0, byState[$0] ?? 0) },
+        let runsQuery = try db.prepare("""
+            SELECT id, started_at, ended_at, rows_done, exit_status FROM runs ORDER BY id DESC LIMIT ?
+            """)
+        try runsQuery.bind(1, Int64(lastRuns))
+        var runs: [Run] = []
+        while try runsQuery.step() {
+            runs.append(Run(id: runsQuery.int(0), startedAt: runsQuery.string(1) ?? "", endedAt: runsQuery.string(2),
+                            rowsDone: runsQuery.int(3), exitStatus: runsQuery.isNull(4) ? nil : runsQuery.int(4)))
+        }
+        return StatusReport(counts: RowState.allCases.map { Count(state: $0, count: byState[$0.rawValue] ?? 0) },
                             invalidRows: try db.scalarInt("SELECT count(*) FROM invalid_rows") ?? 0,
-                            imports: try db.scalarInt("SELECT count(*) FROM imports") ?? 0)
+                            imports: try db.scalarInt("SELECT count(*) FROM imports") ?? 0,
+                            runs: runs)
     }
 
-    /// Aligned `name  count` lines.
+    /// Aligned `name  count` lines, then the last runs.
     public func render() -> String {
-        var rows = counts.map { ($0.state, $0.count) }
+        var rows = counts.map { ($0.state.rawValue, $0.count) }
         rows.append(("total", total))
         rows.append(("invalid rows", invalidRows))
         rows.append(("imports", imports))
         let width = rows.map(\.0.count).max() ?? 0
         let numbers = rows.map { String($0.1) }
         let numberWidth = numbers.map(\.count).max() ?? 0
-        return zip(rows, numbers).map { row, number in
+        var lines = zip(rows, numbers).map { row, number in
             row.0 + String(repeating: " ", count: width - row.0.count + 2)
                 + String(repeating: " ", count: numberWidth - number.count) + number
-        }.joined(separator: "\n")
+        }
+        if !runs.isEmpty {
+            lines.append("")
+            lines.append("last runs (newest first):")
+            for run in runs {
+                let end = run.endedAt ?? "still running, or died"
+                let status = run.exitStatus.map { "exit \($0)" } ?? "no exit status"
+                lines.append("  run \(run.id)  \(run.startedAt) → \(end)  \(run.rowsDone) rows done  \(status)")
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// One JSON object: `{"states":{"pending":0,…},"total":…,"invalid_rows":…,"imports":…,"runs":[…]}`.
+    public func json() -> String {
+        let states = counts.map { "\(JSONText.string($0.state.rawValue)):\($0.count)" }.joined(separator: ",")
+        let runsJSON = runs.map { run in
+            "{\"id\":\(run.id),\"started_at\":\(JSONText.string(run.startedAt)),\"ended_at\":\(JSONText.string(run.endedAt)),"
+                + "\"rows_done\":\(run.rowsDone),\"exit_status\":\(JSONText.number(run.exitStatus))}"
+        }.joined(separator: ",")
+        return "{\"states\":{\(states)},\"total\":\(total),\"invalid_rows\":\(invalidRows),\"imports\":\(imports),\"runs\":[\(runsJSON)]}"
     }
 }

@@ -14,7 +14,9 @@ public final class TextOutput {
 
     /// Standard output.
     public init() {
-        file = stdout
+        // Its own FILE over a duplicate of descriptor 1: the C `stdout` global is shared
+        // mutable state that Swift 6 rightly refuses to touch from arbitrary threads.
+        file = fdopen(dup(STDOUT_FILENO), "w") ?? fopen("/dev/null", "w")!
         finalPath = nil
         temporaryPath = nil
     }
@@ -50,7 +52,7 @@ public final class TextOutput {
                 throw KeyAssignError(.ioError, "cannot write \(finalPath): \(String(cString: strerror(errno)))")
             }
         } else {
-            fflush(file)
+            fclose(file)
         }
     }
 }

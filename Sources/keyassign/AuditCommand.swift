@@ -1,0 +1,38 @@
+import ArgumentParser
+import KeyAssign
+
+struct AuditCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "audit",
+        abstract: "Re-verify every stored signed reply offline and check each row's state is backed by one.",
+        discussion: """
+            An assigned row needs a stored reply that verifies as 800; a rejected or uncertain
+            row one that verifies as 801. A stored reply that was trusted when it arrived but
+            no longer verifies is reported too (e.g. after the database was edited by hand).
+            Timestamps are not checked: stored replies are old.
+
+            One line per discrepancy on stdout, then a summary on stderr. Exit status 0 when
+            all is consistent, 1 otherwise, 78 for an unusable public key.
+            """
+    )
+
+    @OptionGroup var database: DatabaseOption
+
+    @Option(name: .customLong("public-key"), help: ArgumentHelp("A public key PEM the replies may be signed with (repeatable; a bare PATH is named global).", valueName: "[NAME=]PATH"))
+    var publicKeys: [String] = []
+
+    func validate() throws {
+        if publicKeys.isEmpty { throw ValidationError("give at least one --public-key [NAME=]PATH") }
+    }
+
+    func run() throws {
+        try exitingWithStatus {
+            let verifier = ReplyVerifier(keyRing: try KeyRing(specs: publicKeys))
+            let db = try Database(path: database.path, create: false)
+            let result = try Audit.run(db, verifier: verifier) { StandardStreams.out($0.description + "\n") }
+            StandardStreams.error("audit: \(result.rowsChecked) rows and \(result.repliesChecked) stored replies checked, "
+                                  + "\(result.discrepancies.count) discrepanc\(result.discrepancies.count == 1 ? "y" : "ies")")
+            return result.discrepancies.isEmpty ? .ok : .someFailed
+        }
+    }
+}

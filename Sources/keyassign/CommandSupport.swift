@@ -1,0 +1,62 @@
+import ArgumentParser
+import KeyAssign
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// `--db`, shared by every command that uses the work database.
+struct DatabaseOption: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("The work database (default: $KEYASSIGN_DB, else ./keyassign.sqlite).", valueName: "PATH"))
+    var db: String?
+
+    var path: String { Database.resolvePath(db) }
+}
+
+/// Runs a command's body and ends the process the way scripts rely on: library errors
+/// become their exit status with one message on stderr, and a non-zero result status is
+/// the process's exit status.
+func exitingWithStatus(_ body: () throws -> ExitStatus) throws {
+    let status: ExitStatus
+    do {
+        status = try body()
+    } catch let error as KeyAssignError {
+        StandardStreams.error(error.message)
+        throw ExitCode(error.status.rawValue)
+    } catch let error as DatabaseError {
+        StandardStreams.error(error.description)
+        throw ExitCode(ExitStatus.ioError.rawValue)
+    }
+    if status != .ok { throw ExitCode(status.rawValue) }
+}
+
+/// Writes to the standard streams with write(2): the C `stdout`/`stderr` globals are not
+/// usable under strict concurrency, and print() buffers (fine for stdout only).
+enum StandardStreams {
+    static func error(_ message: String) {
+        write(to: 2, "keyassign: " + message + "\n")
+    }
+
+    static func out(_ text: String) {
+        write(to: 1, text)
+    }
+
+    private static func write(to fd: Int32, _ text: String) {
+        var bytes = Array(text.utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeMutableBytes { raw in
+                #if canImport(Glibc)
+                Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
+                #else
+                Darwin.write(fd, raw.baseAddress! + offset, raw.count - offset)
+                #endif
+            }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return }
+            offset += n
+        }
+    }
+}

@@ -1,0 +1,43 @@
+import ArgumentParser
+import KeyAssign
+
+struct RetryCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "retry",
+        abstract: "Put finished rows back to pending, so that the next run sends them again.",
+        discussion: """
+            The default selection is --state failed. The attempts counter restarts; the
+            attempts history and the row's Idempotency-Key token stay, and so does the memory
+            that an earlier attempt may have reached the server: a requeued uncertain row whose
+            next answer is 801 is uncertain again, never rejected.
+            """
+    )
+
+    @OptionGroup var database: DatabaseOption
+
+    @Option(name: .long, help: ArgumentHelp("Select rows in this state (repeatable): failed, uncertain, rejected.", valueName: "S"))
+    var state: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Only this license key (repeatable).", valueName: "K"))
+    var key: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Only rows imported from this file (as given to import).", valueName: "FILE"))
+    var source: String?
+
+    func validate() throws {
+        for name in state where !Requeue.selectableStates.map(\.rawValue).contains(name) {
+            throw ValidationError("--state must be one of failed, uncertain, rejected, not '\(name)'")
+        }
+    }
+
+    func run() throws {
+        try exitingWithStatus {
+            let db = try Database(path: database.path, create: false)
+            let selection = Requeue.Selection(states: state.compactMap(RowState.init(rawValue:)), keys: key, sourceFile: source)
+            let count = try Requeue.requeue(selection, in: db)
+            StandardStreams.out("requeued \(count) row\(count == 1 ? "" : "s") ("
+                                + selection.states.map(\.rawValue).joined(separator: ", ") + ")\n")
+            return .ok
+        }
+    }
+}
