@@ -1,0 +1,161 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// What came back from one HTTP exchange, before any verification.
+public enum TransportResult: Sendable, Equatable {
+    /// The server answered (any status). `retryAfter` is the `Retry-After` header, raw.
+    case response(status: Int, retryAfter: String?, body: [UInt8])
+    /// The request cannot have reached the server: no connection was made.
+    case notSent(String)
+    /// The connection failed or timed out after the request may have been sent.
+    case maybeSent(String)
+}
+
+/// One request's input: the fields of the row being sent.
+public struct AssignRequest: Sendable {
+    public var licenseKey: String
+    public var ownerName: String?
+    public var email: String?
+    public var idempotencyToken: String
+
+    public init(licenseKey: String, ownerName: String?, email: String?, idempotencyToken: String) {
+        self.licenseKey = licenseKey
+        self.ownerName = ownerName
+        self.email = email
+        self.idempotencyToken = idempotencyToken
+    }
+}
+
+/// The HTTP call to `assign-license-key` on URLSession (libcurl on Linux): keep-alive
+/// connections, at most `concurrency` per host, a timeout per request, redirects refused.
+public final class AssignClient: @unchecked Sendable {
+    public struct Options: Sendable {
+        public var endpoint: ServerEndpoint
+        public var apiKey: String
+        public var body: BodyEncoding
+        public var concurrency: Int
+        public var timeout: Double
+
+        public init(endpoint: ServerEndpoint, apiKey: String, body: BodyEncoding = .form, concurrency: Int, timeout: Double) {
+            self.endpoint = endpoint
+            self.apiKey = apiKey
+            self.body = body
+            self.concurrency = concurrency
+            self.timeout = timeout
+        }
+    }
+
+    private let session: URLSession
+    private let options: Options
+    private let bodyBuilder: RequestBodyBuilder
+    private let authorization: String
+    private let userAgent = "keyassign/\(KeyAssignVersion.string)"
+
+    public init(_ options: Options) {
+        self.options = options
+        self.bodyBuilder = RequestBodyBuilder(encoding: options.body, apiKey: options.apiKey)
+        self.authorization = "Bearer \(options.apiKey)"
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.httpMaximumConnectionsPerHost = max(1, options.concurrency)
+        configuration.timeoutIntervalForRequest = options.timeout
+        configuration.timeoutIntervalForResource = options.timeout
+        configuration.requestCachePolicy = .reloadIgnoringLocalCacheData
+        configuration.urlCache = nil
+        configuration.httpCookieStorage = nil
+        configuration.httpShouldSetCookies = false
+        configuration.urlCredentialStorage = nil
+        let queue = OperationQueue()
+        queue.maxConcurrentOperationCount = 1
+        queue.name = "keyassign.transport"
+        self.session = URLSession(configuration: configuration, delegate: RedirectRefuser(), delegateQueue: queue)
+    }
+
+    deinit {
+        session.invalidateAndCancel()
+    }
+
+    /// Sends one request; `completion` runs on the session's queue, so it should hand
+    /// any real work (signature checks) to another queue.
+    public func send(_ request: AssignRequest, completion: @escaping @Sendable (TransportResult) -> Void) {
+        var urlRequest = URLRequest(url: options.endpoint.url, cachePolicy: .reloadIgnoringLocalCacheData,
+                                    timeoutInterval: options.timeout)
+        urlRequest.httpMethod = "POST"
+        urlRequest.httpBody = Data(bodyBuilder.body(licenseKey: request.licenseKey, ownerName: request.ownerName,
+                                                    email: request.email))
+        urlRequest.setValue(options.body.contentType, forHTTPHeaderField: "Content-Type")
+        urlRequest.setValue("application/json", forHTTPHeaderField: "Accept")
+        urlRequest.setValue(authorization, forHTTPHeaderField: "Authorization")
+        urlRequest.setValue(request.idempotencyToken, forHTTPHeaderField: "Idempotency-Key")
+        urlRequest.setValue(userAgent, forHTTPHeaderField: "User-Agent")
+        let task = session.dataTask(with: urlRequest) { data, response, error in
+            completion(AssignClient.result(data: data, response: response, error: error))
+        }
+        task.resume()
+    }
+
+    /// Stops every request still running; their completions report them as cancelled.
+    public func cancelAll() {
+        session.invalidateAndCancel()
+    }
+
+    /// Replies are capped when stored: a signed envelope is a few hundred bytes, and a
+    /// misconfigured proxy's HTML page is not worth megabytes of audit trail.
+    static let maximumStoredReply = 64 * 1024
+
+    static func result(data: Data?, response: URLResponse?, error: Error?) -> TransportResult {
+        if let http = response as? HTTPURLResponse, error == nil {
+            var body = data.map { [UInt8]($0) } ?? []
+            if body.count > maximumStoredReply { body.removeLast(body.count - maximumStoredReply) }
+            return .response(status: http.statusCode, retryAfter: http.value(forHTTPHeaderField: "Retry-After"), body: body)
+        }
+        guard let error else { return .maybeSent("no HTTP response") }
+        let text = AssignClient.describe(error)
+        if let urlError = error as? URLError {
+            switch urlError.code {
+            case .cannotFindHost, .cannotConnectToHost, .dnsLookupFailed, .notConnectedToInternet,
+                 .unsupportedURL, .badURL, .secureConnectionFailed, .serverCertificateUntrusted,
+                 .serverCertificateHasBadDate, .serverCertificateNotYetValid, .serverCertificateHasUnknownRoot,
+                 .clientCertificateRejected, .clientCertificateRequired, .appTransportSecurityRequiresSecureConnection:
+                return .notSent(text)
+            default:
+                return .maybeSent(text)
+            }
+        }
+        return .maybeSent(text)
+    }
+
+    /// The error's kind and code, never the request (whose body holds the API key).
+    static func describe(_ error: Error) -> String {
+        if let urlError = error as? URLError {
+            let name: String
+            switch urlError.code {
+            case .timedOut: name = "timed out"
+            case .cannotConnectToHost: name = "cannot connect to host"
+            case .cannotFindHost, .dnsLookupFailed: name = "cannot resolve host"
+            case .networkConnectionLost: name = "connection lost"
+            case .notConnectedToInternet: name = "no network"
+            case .cancelled: name = "cancelled"
+            case .secureConnectionFailed: name = "TLS handshake failed"
+            case .serverCertificateUntrusted, .serverCertificateHasUnknownRoot: name = "server certificate not trusted"
+            case .serverCertificateHasBadDate, .serverCertificateNotYetValid: name = "server certificate out of its validity dates"
+            case .badServerResponse: name = "bad server response"
+            case .zeroByteResource: name = "empty reply"
+            default: name = "network error"
+            }
+            return "\(name) (URLError \(urlError.code.rawValue))"
+        }
+        let nsError = error as NSError
+        return "network error (\(nsError.domain) \(nsError.code))"
+    }
+}
+
+/// A POST that is redirected is not the call we meant to make (and libcurl may turn it into a
+/// GET): the 3xx comes back as it is and the row fails with a message about `--server`.
+private final class RedirectRefuser: NSObject, URLSessionTaskDelegate, @unchecked Sendable {
+    func urlSession(_ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
+                    newRequest request: URLRequest, completionHandler: @escaping @Sendable (URLRequest?) -> Void) {
+        completionHandler(nil)
+    }
+}
