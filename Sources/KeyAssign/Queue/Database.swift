@@ -207,6 +207,12 @@ public final class Statement {
         sqlite3_clear_bindings(handle)
     }
 
+    /// Resets for the next execution, keeping the bindings: values that are the same for
+    /// every row (an import's id, file and time) are bound once.
+    public func resetKeepingBindings() {
+        sqlite3_reset(handle)
+    }
+
     public func isNull(_ column: Int32) -> Bool { sqlite3_column_type(handle, column) == SQLITE_NULL }
     public func int(_ column: Int32) -> Int64 { sqlite3_column_int64(handle, column) }
     public func double(_ column: Int32) -> Double { sqlite3_column_double(handle, column) }

@@ -1,0 +1,469 @@
+import CSQLite
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// What `keyassign import` (and `sync`) is asked to do.
+public struct ImportOptions: Sendable {
+    public var databasePath: String
+    /// `--map`: field → column header, overriding the automatic mapping.
+    public var columnMap: [ImportField: String]
+    /// nil: detected per file from its header line (or its `sep=` line).
+    public var delimiter: CSVDelimiter?
+    /// Parse, validate and report, but write nothing.
+    public var dryRun: Bool
+
+    public init(databasePath: String, columnMap: [ImportField: String] = [:],
+                delimiter: CSVDelimiter? = nil, dryRun: Bool = false) {
+        self.databasePath = databasePath
+        self.columnMap = columnMap
+        self.delimiter = delimiter
+        self.dryRun = dryRun
+    }
+}
+
+/// What happened to one input file.
+public struct FileImportResult: Sendable, Equatable {
+    public enum Status: Sendable, Equatable {
+        /// Read to the end; its rows are queued or recorded (or, in a dry run, would be).
+        case imported
+        /// A file with the same SHA-256 was imported before: nothing done.
+        case alreadyImported(previousPath: String, importedAt: String)
+        /// Unreadable or without a key column: nothing of it kept.
+        case failed(String)
+    }
+
+    public var path: String
+    public var status: Status
+    public var rowsRead = 0
+    public var queued = 0
+    public var duplicates = 0
+    public var conflicts = 0
+    public var invalid = 0
+    /// The first few problems, as `file:line: reason`.
+    public var problems: [String] = []
+    /// How the columns were mapped and the delimiter used, for the summary.
+    public var mappingSummary = ""
+
+    public init(path: String, status: Status) {
+        self.path = path
+        self.status = status
+    }
+}
+
+/// All files of one `import`.
+public struct ImportOutcome: Sendable {
+    public var files: [FileImportResult] = []
+    /// 0 when every file was read; 65 when one could not be read or had no key column;
+    /// 74 when the database failed (then later files were not tried).
+    public var exitStatus: ExitStatus = .ok
+
+    public var rowsRead: Int { files.reduce(0) { $0 + $1.rowsRead } }
+    public var queued: Int { files.reduce(0) { $0 + $1.queued } }
+    public var duplicates: Int { files.reduce(0) { $0 + $1.duplicates } }
+    public var conflicts: Int { files.reduce(0) { $0 + $1.conflicts } }
+    public var invalid: Int { files.reduce(0) { $0 + $1.invalid } }
+}
+
+/// Imports `paths` (files, or directories meaning their `*.csv` in name order) into the work
+/// database: `db` when given (the caller keeps it open), else `options.databasePath`.
+/// The summary goes to `output`, errors about files to `errorOutput`.
+public func importFiles(_ paths: [String], options: ImportOptions, into db: Database? = nil,
+                        output: (String) -> Void, errorOutput: (String) -> Void) -> ImportOutcome {
+    var outcome = ImportOutcome()
+    var files: [String] = []
+    for path in paths {
+        switch InputFiles.expand(path) {
+        case .success(let found):
+            if found.isEmpty { output("\(path): no .csv files in this directory") }
+            files += found
+        case .failure(let error):
+            errorOutput(error.message)
+            outcome.files.append(FileImportResult(path: path, status: .failed(error.message)))
+            outcome.exitStatus = .dataError
+        }
+    }
+
+    let database: Database
+    do {
+        if let db {
+            database = db
+        } else if options.dryRun && access(options.databasePath, F_OK) != 0 {
+            // A dry run against a database that does not exist yet must not create it.
+            database = try Database(path: ":memory:")
+        } else {
+            database = try Database(path: options.databasePath)
+        }
+    } catch {
+        let message = (error as? KeyAssignError)?.message ?? "\(error)"
+        errorOutput(message)
+        outcome.exitStatus = (error as? KeyAssignError)?.status ?? .ioError
+        return outcome
+    }
+
+    do {
+        let importer = try Importer(database: database, options: options)
+        for file in files {
+            let result = try importer.importFile(file)
+            if case .failed(let message) = result.status {
+                errorOutput(message)
+                outcome.exitStatus = .dataError
+            }
+            outcome.files.append(result)
+            for line in ImportSummary.lines(for: result) { output(line) }
+        }
+    } catch {
+        let message: String
+        if let error = error as? DatabaseError { message = error.description }
+        else if let error = error as? KeyAssignError { message = error.message }
+        else { message = "\(error)" }
+        errorOutput(message)
+        outcome.exitStatus = (error as? KeyAssignError)?.status ?? .ioError
+        return outcome
+    }
+    output(ImportSummary.totals(outcome, dryRun: options.dryRun))
+    return outcome
+}
+
+/// The same, with errors and summary to one place.
+public func importFiles(_ paths: [String], options: ImportOptions, into db: Database? = nil,
+                        output: (String) -> Void) -> ImportOutcome {
+    importFiles(paths, options: options, into: db, output: output, errorOutput: output)
+}
+
+enum InputFiles {
+    struct Failure: Error { var message: String }
+
+    /// A file as is; a directory as its `*.csv` files in name order.
+    static func expand(_ path: String) -> Result<[String], Failure> {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            return .failure(Failure(message: "\(path): cannot read: \(String(cString: strerror(errno)))"))
+        }
+        guard info.st_mode & S_IFMT == S_IFDIR else { return .success([path]) }
+        guard let dir = opendir(path) else {
+            return .failure(Failure(message: "\(path): cannot list directory: \(String(cString: strerror(errno)))"))
+        }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name.lowercased().hasSuffix(".csv") && !name.hasPrefix(".") { names.append(name) }
+        }
+        let prefix = path.hasSuffix("/") ? path : path + "/"
+        return .success(names.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }.map { prefix + $0 })
+    }
+}
+
+/// Streams one file at a time into `work`, `invalid_rows` and `imports`, in one transaction
+/// per file with statements prepared once.
+final class Importer {
+    static let problemsShown = 5
+
+    private let db: Database
+    private let options: ImportOptions
+    private let insertWork: Statement
+    private let findWork: Statement
+    private let insertInvalid: Statement
+    private let findImport: Statement
+    private let insertImport: Statement
+    private let updateImport: Statement
+    private let tokens = TokenGenerator()
+    private var joinedName: [UInt8] = []
+
+    init(database: Database, options: ImportOptions) throws {
+        db = database
+        self.options = options
+        insertWork = try db.prepare("""
+            INSERT INTO work (license_key, owner_name, email, idempotency_token, import_id,
+                              source_file, source_line, created_at, updated_at)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
+            ON CONFLICT (license_key) DO NOTHING
+            """)
+        findWork = try db.prepare("SELECT owner_name, email, source_file, source_line FROM work WHERE license_key = ?1")
+        insertInvalid = try db.prepare("""
+            INSERT INTO invalid_rows (import_id, source_file, source_line, raw, reason,
+                                      license_key, owner_name, email, created_at)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+            """)
+        findImport = try db.prepare("SELECT path, imported_at FROM imports WHERE sha256 = ?1")
+        insertImport = try db.prepare("""
+            INSERT INTO imports (path, size, sha256, rows_read, rows_queued, rows_duplicate,
+                                 rows_conflict, rows_invalid, imported_at)
+            VALUES (?1, ?2, ?3, 0, 0, 0, 0, 0, ?4)
+            """)
+        updateImport = try db.prepare("""
+            UPDATE imports SET size = ?2, rows_read = ?3, rows_queued = ?4, rows_duplicate = ?5,
+                               rows_conflict = ?6, rows_invalid = ?7
+            WHERE id = ?1
+            """)
+    }
+
+    /// Imports one file. File problems come back as `.failed`; database failures throw.
+    func importFile(_ path: String) throws -> FileImportResult {
+        var result = FileImportResult(path: path, status: .imported)
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            result.status = .failed("\(path): cannot read: \(String(cString: strerror(errno)))")
+            return result
+        }
+        defer { close(fd) }
+
+        // Pass 1: the digest decides whether the file was imported before, without parsing it.
+        let sha: String
+        do {
+            sha = try FileDigest.sha256(fileDescriptor: fd, path: path).hex
+        } catch {
+            result.status = .failed("\(path): cannot read: \(error)")
+            return result
+        }
+        findImport.reset()
+        try findImport.bind(1, sha)
+        if try findImport.step() {
+            result.status = .alreadyImported(previousPath: findImport.string(0) ?? "?", importedAt: findImport.string(1) ?? "?")
+            findImport.reset()
+            return result
+        }
+        findImport.reset()
+        guard lseek(fd, 0, SEEK_SET) == 0 else {
+            result.status = .failed("\(path): cannot read: \(String(cString: strerror(errno)))")
+            return result
+        }
+
+        // Pass 2, in one transaction: nothing of the file stays unless all of it was read.
+        try db.execute("BEGIN IMMEDIATE")
+        do {
+            let digest = try SHA256Digest()
+            let reader = CSVReader(fileDescriptor: fd, delimiter: options.delimiter, digest: digest)
+            let now = Timestamps.nowISO8601()
+            try insertImport.bind(1, path)
+            try insertImport.bind(2, Int64(0))
+            try insertImport.bind(3, sha)
+            try insertImport.bind(4, now)
+            try insertImport.step()
+            insertImport.reset()
+            let importID = db.lastInsertRowID
+
+            if let failure = try stream(reader, into: &result, importID: importID, now: now) {
+                result.status = .failed(failure)
+            } else if digest.finalHex() != sha {
+                result.status = .failed("\(path): the file changed while it was read; nothing imported from it, run again")
+            }
+            if case .failed = result.status {
+                try db.execute("ROLLBACK")
+                return result
+            }
+            try updateImport.bind(1, importID)
+            try updateImport.bind(2, reader.bytesRead)
+            try updateImport.bind(3, result.rowsRead)
+            try updateImport.bind(4, result.queued)
+            try updateImport.bind(5, result.duplicates)
+            try updateImport.bind(6, result.conflicts)
+            try updateImport.bind(7, result.invalid)
+            try updateImport.step()
+            updateImport.reset()
+            try db.execute(options.dryRun ? "ROLLBACK" : "COMMIT")
+        } catch {
+            try? db.execute("ROLLBACK")
+            if let readError = error as? CSVReader.ReadError {
+                result.status = .failed("\(path): read error: \(readError)")
+                return result
+            }
+            throw error
+        }
+        return result
+    }
+
+    /// Reads the header and every row. Returns a message when the file must be refused.
+    private func stream(_ reader: CSVReader, into result: inout FileImportResult, importID: Int64, now: String) throws -> String? {
+        let path = result.path
+        // The header: the first non-blank record.
+        guard try reader.next() else {
+            return "\(path): empty file (a header row is required); headers found: (none)"
+        }
+        var headers: [String] = []
+        for index in 0..<reader.fieldCount {
+            headers.append(String(decoding: RowValidation.trim(reader.field(index)), as: UTF8.self))
+        }
+        if let malformation = reader.malformation {
+            return "\(path):\(reader.line): the header row is malformed (\(malformation)); headers found: \(String(decoding: reader.raw, as: UTF8.self))"
+        }
+        let mapping: ColumnMapping
+        switch ColumnMapping.resolve(headers: headers, overrides: options.columnMap) {
+        case .success(let found): mapping = found
+        case .failure(let failure): return failure.message(file: path, headers: headers)
+        }
+        let delimiterName = CSVDelimiter(byte: reader.delimiter)?.displayName ?? "?"
+        result.mappingSummary = "columns \(mapping.summary), delimiter \"\(delimiterName)\""
+
+        // Values bound once for the whole file.
+        insertWork.reset()
+        try insertWork.bind(5, importID)
+        try insertWork.bind(6, path)
+        try insertWork.bind(8, now)
+        insertInvalid.reset()
+        try insertInvalid.bind(1, importID)
+        try insertInvalid.bind(2, path)
+        try insertInvalid.bind(9, now)
+
+        let used = Set([mapping.licenseKey, mapping.ownerName, mapping.firstName, mapping.lastName, mapping.email].compactMap { $0 })
+        let usedMask = (0..<mapping.columnCount).map { used.contains($0) }
+
+        rows: while try reader.next() {
+            let line = reader.line
+            if let malformation = reader.malformation {
+                result.rowsRead += 1
+                try recordInvalid(line: line, raw: reader.raw, reason: malformation, key: nil, owner: nil, email: nil, into: &result)
+                continue
+            }
+            let count = reader.fieldCount
+            if count == 1 && RowValidation.trim(reader.field(0)).isEmpty {
+                continue  // a line of spaces: as blank as an empty one
+            }
+            result.rowsRead += 1
+            if count != mapping.columnCount {
+                try recordInvalid(line: line, raw: reader.raw,
+                                  reason: "\(count) field\(count == 1 ? "" : "s") where the header has \(mapping.columnCount)",
+                                  key: nil, owner: nil, email: nil, into: &result)
+                continue
+            }
+            for column in 0..<count {
+                let value = usedMask[column] ? RowValidation.trim(reader.field(column)) : reader.field(column)
+                if let problem = RowValidation.problem(in: value, allowLineBreaks: !usedMask[column]) {
+                    try recordInvalid(line: line, raw: reader.raw,
+                                      reason: RowValidation.describe(problem, column: mapping.name(column)),
+                                      key: nil, owner: nil, email: nil, into: &result)
+                    continue rows
+                }
+            }
+            let key = RowValidation.trim(reader.field(mapping.licenseKey))
+            let email = mapping.email.map { RowValidation.trim(reader.field($0)) }
+            try withOwnerName(reader, mapping) { owner in
+                let ownerValue = owner.flatMap { $0.isEmpty ? nil : $0 }
+                let emailValue = email.flatMap { $0.isEmpty ? nil : $0 }
+                var reason: String?
+                if key.isEmpty {
+                    reason = "empty license key (column \"\(mapping.name(mapping.licenseKey))\")"
+                } else if let emailValue, let problem = RowValidation.emailProblem(emailValue) {
+                    reason = "implausible email \"\(String(decoding: emailValue, as: UTF8.self))\": \(problem)"
+                } else if let ownerValue, RowValidation.ownerTooLong(ownerValue) {
+                    reason = "owner name longer than \(RowValidation.maxOwnerCharacters) characters"
+                }
+                if let reason {
+                    try recordInvalid(line: line, raw: reader.raw, reason: reason,
+                                      key: key.isEmpty ? nil : key, owner: ownerValue, email: emailValue, into: &result)
+                    return
+                }
+                try queue(line: line, raw: reader.raw, key: key, owner: ownerValue, email: emailValue, into: &result)
+            }
+        }
+        return nil
+    }
+
+    /// The owner name: its column, or first and last name joined by a space.
+    private func withOwnerName(_ reader: CSVReader, _ mapping: ColumnMapping,
+                               _ body: (UnsafeRawBufferPointer?) throws -> Void) throws {
+        if let column = mapping.ownerName {
+            return try body(RowValidation.trim(reader.field(column)))
+        }
+        guard mapping.firstName != nil || mapping.lastName != nil else { return try body(nil) }
+        joinedName.removeAll(keepingCapacity: true)
+        for column in [mapping.firstName, mapping.lastName].compactMap({ $0 }) {
+            let part = RowValidation.trim(reader.field(column))
+            if part.isEmpty { continue }
+            if !joinedName.isEmpty { joinedName.append(UInt8(ascii: " ")) }
+            joinedName.append(contentsOf: part)
+        }
+        try joinedName.withUnsafeBytes { try body($0) }
+    }
+
+    /// Queues the row, or classifies it as a duplicate or conflict of the key already there.
+    private func queue(line: Int, raw: UnsafeRawBufferPointer, key: UnsafeRawBufferPointer,
+                       owner: UnsafeRawBufferPointer?, email: UnsafeRawBufferPointer?,
+                       into result: inout FileImportResult) throws {
+        try insertWork.bindText(1, key)
+        try insertWork.bindText(2, owner)
+        try insertWork.bindText(3, email)
+        try insertWork.bindText(4, try tokens.next())
+        try insertWork.bind(7, line)
+        try insertWork.step()
+        insertWork.resetKeepingBindings()
+        if db.changes == 1 {
+            result.queued += 1
+            return
+        }
+        findWork.reset()
+        try findWork.bindText(1, key)
+        guard try findWork.step() else {
+            throw KeyAssignError(.ioError, "database \(db.path): license key neither inserted nor found")
+        }
+        let oldOwner = findWork.string(0)
+        let oldEmail = findWork.string(1)
+        let oldSource = "\(findWork.string(2) ?? "?"):\(findWork.int(3))"
+        findWork.reset()
+        let newOwner = owner.map { String(decoding: $0, as: UTF8.self) }
+        let newEmail = email.map { String(decoding: $0, as: UTF8.self) }
+        if oldOwner == newOwner && oldEmail == newEmail {
+            result.duplicates += 1
+            return
+        }
+        let differs = [oldOwner != newOwner ? "owner name" : nil, oldEmail != newEmail ? "email" : nil]
+            .compactMap { $0 }.joined(separator: " and ")
+        let reason = "conflict: \(result.path):\(line) has a different \(differs) than \(oldSource), which is kept"
+        try recordInvalid(line: line, raw: raw, reason: reason, key: key, owner: owner, email: email,
+                          into: &result, isConflict: true)
+    }
+
+    private func recordInvalid(line: Int, raw: UnsafeRawBufferPointer, reason: String,
+                               key: UnsafeRawBufferPointer?, owner: UnsafeRawBufferPointer?,
+                               email: UnsafeRawBufferPointer?, into result: inout FileImportResult,
+                               isConflict: Bool = false) throws {
+        if isConflict { result.conflicts += 1 } else { result.invalid += 1 }
+        if result.problems.count < Self.problemsShown {
+            result.problems.append("\(result.path):\(line): \(reason)")
+        }
+        try insertInvalid.bind(3, line)
+        try insertInvalid.bindText(4, raw)
+        try insertInvalid.bind(5, reason)
+        try insertInvalid.bindText(6, key)
+        try insertInvalid.bindText(7, owner)
+        try insertInvalid.bindText(8, email)
+        try insertInvalid.step()
+        insertInvalid.resetKeepingBindings()
+    }
+}
+
+enum ImportSummary {
+    static func lines(for result: FileImportResult) -> [String] {
+        switch result.status {
+        case .failed:
+            return ["\(result.path): not imported (see the error above)"]
+        case .alreadyImported(let previousPath, let importedAt):
+            return ["\(result.path): skipped, already imported (same SHA-256 as \(previousPath), imported \(importedAt))"]
+        case .imported:
+            var lines = ["\(result.path): \(counts(result.rowsRead, result.queued, result.duplicates, result.conflicts, result.invalid))"
+                + (result.mappingSummary.isEmpty ? "" : " [\(result.mappingSummary)]")]
+            lines += result.problems.map { "  " + $0 }
+            let more = result.invalid + result.conflicts - result.problems.count
+            if more > 0 { lines.append("  … and \(more) more (keyassign report --invalid)") }
+            return lines
+        }
+    }
+
+    static func totals(_ outcome: ImportOutcome, dryRun: Bool) -> String {
+        let files = outcome.files.count
+        return "total: \(files) file\(files == 1 ? "" : "s"), "
+            + counts(outcome.rowsRead, outcome.queued, outcome.duplicates, outcome.conflicts, outcome.invalid)
+            + (dryRun ? " (dry run: nothing written)" : "")
+    }
+
+    private static func counts(_ read: Int, _ queued: Int, _ duplicates: Int, _ conflicts: Int, _ invalid: Int) -> String {
+        "\(read) row\(read == 1 ? "" : "s"): \(queued) queued, \(duplicates) duplicate\(duplicates == 1 ? "" : "s"), "
+            + "\(conflicts) conflict\(conflicts == 1 ? "" : "s"), \(invalid) invalid"
+    }
+}

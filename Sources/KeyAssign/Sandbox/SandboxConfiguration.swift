@@ -1,0 +1,133 @@
+/// Everything a sandbox license server needs to start: where it listens, where it keeps its
+/// state, which license keys it knows, and which faults it injects.
+public struct SandboxConfiguration: Sendable {
+    /// Where the server's license keys come from.
+    public enum Inventory: Sendable, Equatable {
+        /// One key per line; blank lines and lines starting with `#` are skipped.
+        case file(String)
+        /// `count` random UUIDs written to `DIR/keys.txt`. An existing `DIR/keys.txt` is reused,
+        /// so that a restarted sandbox keeps the inventory its assignments refer to.
+        case generate(Int)
+        case keys([String])
+    }
+
+    /// How long each reply is held back, without blocking the event loop.
+    public enum Latency: Sendable, Equatable {
+        case none
+        case fixed(milliseconds: Int)
+        case range(minMilliseconds: Int, maxMilliseconds: Int)
+
+        /// Parses `MS` or `MIN-MAX` (milliseconds).
+        public static func parse(_ text: String) throws -> Latency {
+            func number(_ part: Substring) throws -> Int {
+                guard let value = Int(part.trimmingWhitespace()), value >= 0 else {
+                    throw KeyAssignError(.usage, "latency \"\(text)\": expected MS or MIN-MAX in whole milliseconds, 0 or more")
+                }
+                return value
+            }
+            let parts = text.split(separator: "-", omittingEmptySubsequences: false)
+            switch parts.count {
+            case 1:
+                let ms = try number(parts[0])
+                return ms == 0 ? .none : .fixed(milliseconds: ms)
+            case 2:
+                let low = try number(parts[0]), high = try number(parts[1])
+                guard low <= high else {
+                    throw KeyAssignError(.usage, "latency \"\(text)\": MIN must not exceed MAX")
+                }
+                return .range(minMilliseconds: low, maxMilliseconds: high)
+            default:
+                throw KeyAssignError(.usage, "latency \"\(text)\": expected MS or MIN-MAX in whole milliseconds")
+            }
+        }
+    }
+
+    /// Probabilities (0…1) of each fault, decided per request by a seeded generator so that a
+    /// run with the same seed and the same request order injects the same faults.
+    public struct Faults: Sendable, Equatable {
+        public var latency: Latency = .none
+        /// 503 without processing the request.
+        public var fail5xx: Double = 0
+        /// 429 without processing the request (not counted as server-side rate limiting).
+        public var fail429: Double = 0
+        /// Close the connection without processing the request.
+        public var dropBefore: Double = 0
+        /// Process the request (assigning the key), then close the connection without replying.
+        public var dropAfter: Double = 0
+        /// A valid reply whose signature has one bit flipped.
+        public var badSignature: Double = 0
+        /// A properly signed reply whose timestamp is one hour old.
+        public var stale: Double = 0
+        /// nil: a seed is drawn at random (and reported by `SandboxServer.seed`).
+        public var seed: UInt64?
+
+        public init() {}
+
+        func validate() throws {
+            let named: [(String, Double)] = [
+                ("fail-5xx", fail5xx), ("fail-429", fail429), ("drop-before", dropBefore),
+                ("drop-after", dropAfter), ("bad-signature", badSignature), ("stale", stale),
+            ]
+            for (name, value) in named where !(value >= 0 && value <= 1) {
+                throw KeyAssignError(.usage, "\(name) \(value): a probability must be between 0 and 1")
+            }
+        }
+    }
+
+    /// Server-side token bucket: `rate` requests per second, bursts of up to `burst`.
+    public struct RateLimit: Sendable, Equatable {
+        public var rate: Double
+        public var burst: Int
+
+        public init(rate: Double, burst: Int) {
+            self.rate = rate
+            self.burst = burst
+        }
+    }
+
+    public var host: String = "127.0.0.1"
+    /// 0: any free port (read it back from `SandboxServer.port` or `DIR/port`).
+    public var port: Int = 0
+    public var stateDirectory: String
+    public var inventory: Inventory
+    /// A file holding the API key; nil: reuse `DIR/api-key`, or generate one there.
+    public var apiKeyFile: String?
+    public var rateLimit: RateLimit?
+    public var faults = Faults()
+    /// Size of a newly generated signing key. The published examples use 2048 bits.
+    public var keyBits: Int = 2048
+    /// Event loop threads; nil: one per core.
+    public var threads: Int?
+
+    public init(stateDirectory: String, inventory: Inventory) {
+        self.stateDirectory = stateDirectory
+        self.inventory = inventory
+    }
+
+    func validate() throws {
+        try faults.validate()
+        guard (0...65535).contains(port) else {
+            throw KeyAssignError(.usage, "port \(port): must be between 0 and 65535")
+        }
+        if let rateLimit {
+            guard rateLimit.rate > 0, rateLimit.rate.isFinite, rateLimit.burst >= 1 else {
+                throw KeyAssignError(.usage, "rate limit: rate must be above 0 and burst at least 1")
+            }
+        }
+        if case .generate(let count) = inventory, count < 0 {
+            throw KeyAssignError(.usage, "generate-keys \(count): must be 0 or more")
+        }
+        if let threads, threads < 1 {
+            throw KeyAssignError(.usage, "threads \(threads): must be at least 1")
+        }
+    }
+}
+
+extension StringProtocol {
+    func trimmingWhitespace() -> String {
+        let text = String(self)
+        guard let first = text.firstIndex(where: { !$0.isWhitespace }),
+              let last = text.lastIndex(where: { !$0.isWhitespace }) else { return "" }
+        return String(text[first...last])
+    }
+}

@@ -1,0 +1,65 @@
+import Synchronization
+
+/// The faults chosen for one request.
+struct FaultDecision: Equatable {
+    /// Milliseconds to hold the reply (or the drop) back.
+    var delayMilliseconds = 0
+    var fail5xx = false
+    var fail429 = false
+    var dropBefore = false
+    var dropAfter = false
+    var badSignature = false
+    var stale = false
+}
+
+/// Decides faults per request from a seeded generator (SplitMix64), so a seed reproduces the
+/// same sequence of decisions for the same order of requests.
+final class SandboxFaultDice: Sendable {
+    let faults: SandboxConfiguration.Faults
+    let seed: UInt64
+    private let state: Mutex<UInt64>
+
+    init(_ faults: SandboxConfiguration.Faults, seed: UInt64) {
+        self.faults = faults
+        self.seed = seed
+        state = Mutex(seed)
+    }
+
+    var injectsAnything: Bool {
+        faults.latency != .none || faults.fail5xx > 0 || faults.fail429 > 0 || faults.dropBefore > 0
+            || faults.dropAfter > 0 || faults.badSignature > 0 || faults.stale > 0
+    }
+
+    func roll() -> FaultDecision {
+        guard injectsAnything else { return FaultDecision() }
+        return state.withLock { state in
+            func next() -> UInt64 {
+                state &+= 0x9E37_79B9_7F4A_7C15
+                var z = state
+                z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+                z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+                return z ^ (z >> 31)
+            }
+            // Every probability consumes one draw whatever the others decide, so changing one
+            // probability does not reshuffle the decisions of the others.
+            func chance(_ probability: Double) -> Bool {
+                let draw = Double(next() >> 11) / Double(1 << 53)
+                return draw < probability
+            }
+            var decision = FaultDecision()
+            switch faults.latency {
+            case .none: _ = next()
+            case .fixed(let ms): _ = next(); decision.delayMilliseconds = ms
+            case .range(let low, let high):
+                decision.delayMilliseconds = low + Int(next() % UInt64(high - low + 1))
+            }
+            decision.dropBefore = chance(faults.dropBefore)
+            decision.fail5xx = chance(faults.fail5xx)
+            decision.fail429 = chance(faults.fail429)
+            decision.dropAfter = chance(faults.dropAfter)
+            decision.badSignature = chance(faults.badSignature)
+            decision.stale = chance(faults.stale)
+            return decision
+        }
+    }
+}

@@ -1,0 +1,254 @@
+import Foundation
+import Synchronization
+
+/// The parts of an HTTP request the sandbox looks at.
+struct SandboxRequest {
+    var method: String
+    /// The target without its query string.
+    var path: String
+    var contentType: String?
+    var authorization: String?
+    var idempotencyKey: String?
+    var body: [UInt8]
+}
+
+/// What the HTTP layer must do with a request.
+enum SandboxAction: Equatable {
+    case reply(SandboxReply)
+    /// Close the connection without replying, after `delayMilliseconds`.
+    case drop(delayMilliseconds: Int)
+}
+
+struct SandboxReply: Equatable {
+    var status: Int
+    var headers: [(String, String)]
+    var body: [UInt8]
+    var delayMilliseconds = 0
+
+    static func == (lhs: SandboxReply, rhs: SandboxReply) -> Bool {
+        lhs.status == rhs.status && lhs.body == rhs.body && lhs.delayMilliseconds == rhs.delayMilliseconds
+            && lhs.headers.map { "\($0.0):\($0.1)" } == rhs.headers.map { "\($0.0):\($0.1)" }
+    }
+
+    static func plain(_ status: Int, _ text: String, headers: [(String, String)] = []) -> SandboxReply {
+        SandboxReply(status: status, headers: [("Content-Type", "text/plain; charset=utf-8")] + headers,
+                     body: Array((text + "\n").utf8))
+    }
+
+    static func json(_ status: Int, _ body: [UInt8], headers: [(String, String)] = []) -> SandboxReply {
+        SandboxReply(status: status, headers: [("Content-Type", "application/json")] + headers, body: body)
+    }
+
+    static func tooManyRequests(retryAfter seconds: Int) -> SandboxReply {
+        json(429, Array("{\"retry_after\":\(seconds)}".utf8), headers: [("Retry-After", "\(seconds)")])
+    }
+}
+
+/// The license server's behaviour, apart from HTTP plumbing: authentication, assignment,
+/// the ledger, the rate limit and fault injection. Thread-safe; every event loop calls it.
+final class SandboxService: Sendable {
+    static let assignPath = "/api/v1/assign-license-key"
+    static let ledgerPath = "/__sandbox/ledger"
+
+    private struct State {
+        var inventory: Set<String>
+        var assigned: [String: AssignmentRecord]
+        var ledger = SandboxLedger()
+        var limiter: SandboxRateLimiter?
+        let log: AssignmentLog
+    }
+
+    let apiKey: String
+    private let replies: SignedReplyMaker
+    let dice: SandboxFaultDice
+    private let state: Mutex<State>
+
+    /// Reloads the assignments already in `assignmentsPath` and appends new ones there.
+    init(apiKey: String, inventory: [String], assignmentsPath: String,
+         replies: SignedReplyMaker, dice: SandboxFaultDice, rateLimit: SandboxConfiguration.RateLimit?) throws {
+        let previous = try AssignmentLog.load(path: assignmentsPath)
+        let log = try AssignmentLog(path: assignmentsPath)
+        self.apiKey = apiKey
+        self.replies = replies
+        self.dice = dice
+        var initial = State(inventory: Set(inventory), assigned: [:],
+                            limiter: rateLimit.map { SandboxRateLimiter($0, now: Timestamps.monotonic()) }, log: log)
+        for record in previous {
+            initial.inventory.insert(record.licenseKey)
+            initial.assigned[record.licenseKey] = record
+            initial.ledger.keys[record.licenseKey] = Self.entry(for: record)
+        }
+        state = Mutex(initial)
+    }
+
+    func ledger() -> SandboxLedger {
+        state.withLock { $0.ledger }
+    }
+
+    /// Marks `key` assigned as if a request had done it (the demo's keys sold earlier).
+    func preassign(key: String, ownerName: String?, email: String?) throws {
+        try state.withLock { state in
+            guard state.assigned[key] == nil else { return }
+            let record = AssignmentRecord(licenseKey: key, ownerName: ownerName, email: email,
+                                          assignedAt: Timestamps.nowISO8601())
+            try state.log.append(record)
+            state.inventory.insert(key)
+            state.assigned[key] = record
+            let requests = state.ledger.keys[key]?.requests ?? 0
+            var entry = Self.entry(for: record)
+            entry.requests = requests
+            state.ledger.keys[key] = entry
+        }
+    }
+
+    func closeLog() {
+        state.withLock { $0.log.closeFile() }
+    }
+
+    func handle(_ request: SandboxRequest) -> SandboxAction {
+        switch (request.path, request.method) {
+        case (Self.assignPath, "POST"):
+            return assign(request)
+        case (Self.ledgerPath, "GET"):
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+            guard let body = try? encoder.encode(ledger()) else {
+                return .reply(.plain(500, "Internal Server Error"))
+            }
+            return .reply(.json(200, Array(body)))
+        case (Self.assignPath, _):
+            return .reply(.plain(405, "Method Not Allowed", headers: [("Allow", "POST")]))
+        case (Self.ledgerPath, _):
+            return .reply(.plain(405, "Method Not Allowed", headers: [("Allow", "GET")]))
+        default:
+            return .reply(.plain(404, "Not Found"))
+        }
+    }
+
+    private enum Outcome {
+        case rateLimited(Int)
+        case fault429, fault5xx, dropBefore
+        case signed(code: Int, assignedNow: Bool)
+        case persistFailed(String)
+    }
+
+    private func assign(_ request: SandboxRequest) -> SandboxAction {
+        let fields = AssignRequestFields(contentType: request.contentType, body: request.body)
+        let licenseKey = fields["license_key"].flatMap { $0.isEmpty ? nil : $0 }
+        let authorized = isAuthorized(field: fields["api_key"], header: request.authorization)
+        let decision = dice.roll()
+        let now = Timestamps.now()
+
+        let outcome: Outcome = state.withLock { state in
+            state.ledger.totals.requests += 1
+            if decision.delayMilliseconds > 0 { state.ledger.faults.latency += 1 }
+            if let licenseKey {
+                var entry = state.ledger.keys[licenseKey] ?? SandboxLedger.KeyEntry()
+                entry.requests += 1
+                if state.assigned[licenseKey] != nil { entry.requestsAfterAssignment += 1 }
+                if let idempotencyKey = request.idempotencyKey { entry.idempotencyKeys.append(idempotencyKey) }
+                state.ledger.keys[licenseKey] = entry
+            }
+            if let retryAfter = state.limiter?.take(now: Timestamps.monotonic()) {
+                state.ledger.rateLimited += 1
+                return .rateLimited(retryAfter)
+            }
+            if decision.dropBefore { state.ledger.faults.dropBefore += 1; return .dropBefore }
+            if decision.fail5xx { state.ledger.faults.fail5xx += 1; return .fault5xx }
+            if decision.fail429 { state.ledger.faults.fail429 += 1; return .fault429 }
+            guard authorized else { return .signed(code: 100, assignedNow: false) }
+            guard let licenseKey, state.inventory.contains(licenseKey), state.assigned[licenseKey] == nil else {
+                return .signed(code: 801, assignedNow: false)
+            }
+            let record = AssignmentRecord(licenseKey: licenseKey, ownerName: fields["owner_name"],
+                                          email: fields["email"], assignedAt: Timestamps.iso8601(now))
+            do {
+                try state.log.append(record)
+            } catch {
+                return .persistFailed("\(error)")
+            }
+            state.assigned[licenseKey] = record
+            var entry = Self.entry(for: record)
+            entry.requests = state.ledger.keys[licenseKey]?.requests ?? 1
+            entry.requestsAfterAssignment = state.ledger.keys[licenseKey]?.requestsAfterAssignment ?? 0
+            entry.idempotencyKeys = state.ledger.keys[licenseKey]?.idempotencyKeys ?? []
+            state.ledger.keys[licenseKey] = entry
+            state.ledger.totals.assigned += 1
+            return .signed(code: 800, assignedNow: true)
+        }
+
+        let delay = decision.delayMilliseconds
+        switch outcome {
+        case .rateLimited(let seconds):
+            return .reply(withDelay(.tooManyRequests(retryAfter: seconds), delay))
+        case .fault429:
+            return .reply(withDelay(.tooManyRequests(retryAfter: 1), delay))
+        case .fault5xx:
+            return .reply(withDelay(.plain(503, "Service Unavailable"), delay))
+        case .dropBefore:
+            return .drop(delayMilliseconds: delay)
+        case .persistFailed(let message):
+            return .reply(withDelay(.plain(500, "Internal Server Error: \(message)"), delay))
+        case .signed(let code, _):
+            if decision.dropAfter {
+                state.withLock { $0.ledger.faults.dropAfter += 1 }
+                return .drop(delayMilliseconds: delay)
+            }
+            let message = code == 800 ? "License key assigned"
+                : code == 801 ? "Invalid or already assigned license key" : "Invalid API key"
+            let timestamp = Int(now.rounded(.down)) - (decision.stale ? 3600 : 0)
+            let envelope: [UInt8]
+            do {
+                envelope = try replies.envelope(code: code, message: message, timestamp: timestamp,
+                                                corruptSignature: decision.badSignature)
+            } catch {
+                return .reply(withDelay(.plain(500, "Internal Server Error: cannot sign the reply: \(error)"), delay))
+            }
+            state.withLock { state in
+                state.ledger.totals.repliesByCode[String(code), default: 0] += 1
+                if decision.badSignature { state.ledger.faults.badSignature += 1 }
+                if decision.stale { state.ledger.faults.stale += 1 }
+            }
+            return .reply(withDelay(.json(code == 100 ? 401 : 200, envelope), delay))
+        }
+    }
+
+    private func withDelay(_ reply: SandboxReply, _ milliseconds: Int) -> SandboxReply {
+        var reply = reply
+        reply.delayMilliseconds = milliseconds
+        return reply
+    }
+
+    /// Every API key the request carries (field and Bearer header) must be ours, and there
+    /// must be at least one.
+    private func isAuthorized(field: String?, header: String?) -> Bool {
+        var presented: [String] = []
+        if let field, !field.isEmpty { presented.append(field) }
+        if let header {
+            let parts = header.split(separator: " ", maxSplits: 1)
+            if parts.count == 2, parts[0].lowercased() == "bearer" {
+                presented.append(parts[1].trimmingWhitespace())
+            } else {
+                return false
+            }
+        }
+        return !presented.isEmpty && presented.allSatisfy { Self.constantTimeEquals($0, apiKey) }
+    }
+
+    private static func constantTimeEquals(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        guard x.count == y.count else { return false }
+        var difference: UInt8 = 0
+        for index in x.indices { difference |= x[index] ^ y[index] }
+        return difference == 0
+    }
+
+    private static func entry(for record: AssignmentRecord) -> SandboxLedger.KeyEntry {
+        var entry = SandboxLedger.KeyEntry()
+        entry.assigned = true
+        entry.assignedAt = record.assignedAt
+        entry.ownerName = record.ownerName
+        entry.email = record.email
+        return entry
+    }
+}

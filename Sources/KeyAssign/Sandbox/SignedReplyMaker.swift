@@ -1,0 +1,68 @@
+import Foundation
+import Synchronization
+
+/// Builds reply envelopes exactly as the Key Manager server does: the compact JSON of
+/// `response`, its base64, and an RSA signature over the ASCII of that base64 string.
+final class SignedReplyMaker: Sendable {
+    private let signer: ReplySigner
+    /// The signed text changes only with the code and the second, so a handful of entries
+    /// saves one ~1 ms RSA operation per reply. Cleared when full rather than evicting
+    /// one by one: it refills within a second.
+    private let cache = Mutex<[String: String]>([:])
+    private let cacheLimit = 256
+
+    init(signer: ReplySigner) {
+        self.signer = signer
+    }
+
+    /// `corruptSignature` flips one bit of a valid signature (the bad-signature fault).
+    func envelope(code: Int, message: String, timestamp: Int, corruptSignature: Bool = false) throws -> [UInt8] {
+        let response = "{\"code\":\(code),\"message\":\(Self.jsonString(message)),\"timestamp\":\(timestamp)}"
+        let responseBase64 = Data(response.utf8).base64EncodedString()
+        var signature = try signature(for: responseBase64)
+        if corruptSignature, var bytes = Data(base64Encoded: signature), !bytes.isEmpty {
+            bytes[bytes.startIndex + bytes.count / 2] ^= 0x01
+            signature = bytes.base64EncodedString()
+        }
+        let text = "{\"response\":\(response),\"response_base64\":\"\(responseBase64)\","
+            + "\"private_key_used\":\"global\",\"signature\":\"\(signature)\"}"
+        return Array(text.utf8)
+    }
+
+    private func signature(for responseBase64: String) throws -> String {
+        if let cached = cache.withLock({ $0[responseBase64] }) { return cached }
+        // Signed outside the lock: two threads may sign the same text once each, which is
+        // cheaper than making every other reply wait for the RSA operation.
+        let signature = try signer.signBase64(responseBase64)
+        cache.withLock { entries in
+            if entries.count >= cacheLimit { entries.removeAll(keepingCapacity: true) }
+            entries[responseBase64] = signature
+        }
+        return signature
+    }
+
+    /// PHP's json_encode of a plain message: quotes, backslashes, control characters and
+    /// slashes (`\/`) escaped.
+    static func jsonString(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "/": out += "\\/"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20 || scalar.value > 0x7E:
+                if scalar.value > 0xFFFF {
+                    let v = scalar.value - 0x10000
+                    out += String(format: "\\u%04x\\u%04x", 0xD800 + (v >> 10), 0xDC00 + (v & 0x3FF))
+                } else {
+                    out += String(format: "\\u%04x", scalar.value)
+                }
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+}

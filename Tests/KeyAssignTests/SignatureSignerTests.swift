@@ -1,0 +1,75 @@
+import Foundation
+import Testing
+@testable import KeyAssign
+
+/// Runs the system `openssl` CLI: an implementation independent of ours to check against.
+enum OpenSSLCLI {
+    @discardableResult
+    static func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["openssl"] + arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+}
+
+@Suite struct SignatureSignerTests {
+    private func mode(_ path: String) throws -> Int {
+        let attributes = try FileManager.default.attributesOfItem(atPath: path)
+        return (attributes[.posixPermissions] as? NSNumber)?.intValue ?? -1
+    }
+
+    @Test func createsAPrivateKeyOnlyTheOwnerCanReadAndSignaturesOpenSSLAccepts() throws {
+        let dir = try TemporaryDirectory()
+        let privatePath = dir.path + "/sandbox-private.pem", publicPath = dir.path + "/sandbox-public.pem"
+        let signer = try ReplySigner.loadOrCreate(privateKeyPath: privatePath, publicKeyPath: publicPath)
+        #expect(try mode(privatePath) == 0o600)
+        #expect(try String(contentsOfFile: privatePath, encoding: .utf8).contains("BEGIN PRIVATE KEY"))
+        #expect(try String(contentsOfFile: publicPath, encoding: .utf8) == signer.publicKeyPEM)
+        #expect(signer.publicKeyPEM.hasPrefix("-----BEGIN PUBLIC KEY-----"))
+        // Nothing else may be left beside the keys (temporary files are cleaned up).
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted()
+                == ["sandbox-private.pem", "sandbox-public.pem"])
+
+        let message = "eyJjb2RlIjo4MDAsIm1lc3NhZ2UiOiJMaWNlbnNlIGtleSBhc3NpZ25lZCIsInRpbWVzdGFtcCI6MTcwODk5OTkzM30="
+        let signature = try #require(Data(base64Encoded: try signer.signBase64(message)))
+        #expect(signature.count == 256)
+        try Data(message.utf8).write(to: URL(fileURLWithPath: dir.path + "/msg"))
+        try signature.write(to: URL(fileURLWithPath: dir.path + "/sig"))
+        let good = try OpenSSLCLI.run(["dgst", "-sha256", "-verify", publicPath, "-signature", dir.path + "/sig", dir.path + "/msg"])
+        #expect(good.status == 0 && good.output.contains("Verified OK"), "\(good.output)")
+
+        // The same signature over other bytes must not verify, or the check above proves nothing.
+        try Data((message + "x").utf8).write(to: URL(fileURLWithPath: dir.path + "/msg"))
+        let bad = try OpenSSLCLI.run(["dgst", "-sha256", "-verify", publicPath, "-signature", dir.path + "/sig", dir.path + "/msg"])
+        #expect(bad.status != 0)
+    }
+
+    @Test func reloadsTheSameKeyAndRewritesThePublicKey() throws {
+        let dir = try TemporaryDirectory()
+        let privatePath = dir.path + "/k.pem", publicPath = dir.path + "/pub.pem"
+        let first = try ReplySigner.loadOrCreate(privateKeyPath: privatePath, publicKeyPath: publicPath)
+        try "stale".write(toFile: publicPath, atomically: false, encoding: .utf8)
+        let second = try ReplySigner.loadOrCreate(privateKeyPath: privatePath, publicKeyPath: publicPath)
+        #expect(first.publicKeyPEM == second.publicKeyPEM)
+        #expect(try String(contentsOfFile: publicPath, encoding: .utf8) == first.publicKeyPEM)
+        // PKCS#1 v1.5 is deterministic: the same key signs the same bytes identically.
+        #expect(try first.sign(Array("abc".utf8)) == second.sign(Array("abc".utf8)))
+    }
+
+    @Test func refusesAFileThatIsNotAPrivateKey() throws {
+        let dir = try TemporaryDirectory()
+        let privatePath = dir.path + "/k.pem"
+        try "not a key".write(toFile: privatePath, atomically: false, encoding: .utf8)
+        let error = try #require(throws: KeyAssignError.self) {
+            try ReplySigner.loadOrCreate(privateKeyPath: privatePath, publicKeyPath: dir.path + "/pub.pem")
+        }
+        #expect(error.message.contains(privatePath))
+    }
+}
