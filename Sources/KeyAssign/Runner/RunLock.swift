@@ -37,17 +37,9 @@ enum RunLock {
         let pid = getpid()
         let now = Timestamps.nowISO8601()
         return try db.transaction {
-            let select = try db.prepare("SELECT pid, host, started_at, run_id FROM run_lock WHERE id = 1")
-            if try select.step() {
-                let holder = Holder(pid: Int32(truncatingIfNeeded: select.int(0)), host: select.string(1) ?? "?",
-                                    startedAt: select.string(2) ?? "?", runID: select.isNull(3) ? nil : select.int(3))
+            if let holder = try holder(db) {
+                if let refusal = refusal(holder, host: host, path: db.path) { throw refusal }
                 let runText = holder.runID.map { "run \($0)" } ?? "a run"
-                if holder.host != host {
-                    throw KeyAssignError(.locked, "database \(db.path) is locked by \(runText): pid \(holder.pid) on host \(holder.host), started \(holder.startedAt). keyassign cannot check a process on another host; if that run is gone, remove the lock with: sqlite3 \(db.path) 'DELETE FROM run_lock'")
-                }
-                if isAlive(holder.pid) {
-                    throw KeyAssignError(.locked, "database \(db.path) is locked by \(runText): pid \(holder.pid) on host \(holder.host), started \(holder.startedAt); one run at a time")
-                }
                 logger.warning("taking over the lock of \(runText) (pid \(holder.pid) on \(holder.host), started \(holder.startedAt)): that process is gone")
                 if let dead = holder.runID {
                     let close = try db.prepare("UPDATE runs SET ended_at = coalesce(ended_at, ?1), summary = coalesce(summary, '{\"note\":\"process died; lock taken over\"}') WHERE id = ?2")
@@ -71,6 +63,31 @@ enum RunLock {
             try lock.step()
             return runID
         }
+    }
+
+    static func holder(_ db: Database) throws -> Holder? {
+        let select = try db.prepare("SELECT pid, host, started_at, run_id FROM run_lock WHERE id = 1")
+        guard try select.step() else { return nil }
+        return Holder(pid: Int32(truncatingIfNeeded: select.int(0)), host: select.string(1) ?? "?",
+                      startedAt: select.string(2) ?? "?", runID: select.isNull(3) ? nil : select.int(3))
+    }
+
+    /// The error for a lock held by a live run, or nil when the holder is a dead process on
+    /// this host (whose lock may be taken over).
+    static func refusal(_ holder: Holder, host: String, path: String) -> KeyAssignError? {
+        let runText = holder.runID.map { "run \($0)" } ?? "a run"
+        if holder.host != host {
+            return KeyAssignError(.locked, "database \(path) is locked by \(runText): pid \(holder.pid) on host \(holder.host), started \(holder.startedAt). keyassign cannot check a process on another host; if that run is gone, remove the lock with: sqlite3 \(path) 'DELETE FROM run_lock'")
+        }
+        if isAlive(holder.pid) {
+            return KeyAssignError(.locked, "database \(path) is locked by \(runText): pid \(holder.pid) on host \(holder.host), started \(holder.startedAt); one run at a time")
+        }
+        return nil
+    }
+
+    /// Fails with status 75 when a live run holds the database (for `sync`, before it imports).
+    static func checkFree(_ db: Database) throws {
+        if let holder = try holder(db), let refusal = refusal(holder, host: hostName, path: db.path) { throw refusal }
     }
 
     /// Releases the lock if this run still holds it.

@@ -43,6 +43,18 @@ public final class Runner: @unchecked Sendable {
         self.bucket = TokenBucket(rate: options.rate, burst: options.burst)
     }
 
+    /// Fails with `KeyAssignError(.locked)` when a live run holds the database: `sync` checks
+    /// this before importing, so that a second cron job exits at once. (The run itself takes
+    /// the lock properly; this is only the early answer.)
+    public static func checkNotLocked(databasePath: String) throws {
+        do {
+            let db = try Database(path: databasePath)
+            try RunLock.checkFree(db)
+        } catch let error as DatabaseError {
+            throw error.asKeyAssignError
+        }
+    }
+
     /// Runs until nothing is due (waiting up to --max-wait for scheduled retries), a signal,
     /// or an auth refusal. The summary's `exitStatus` is what the process should exit with.
     /// Throws `KeyAssignError` for a lock held by another run (75) or a database failure (74).
