@@ -21,4 +21,8 @@ static inline int keyassign_EVP_PKEY_CTX_set_rsa_keygen_bits(EVP_PKEY_CTX *ctx, 
 static inline long keyassign_BIO_get_mem_data(BIO *bio, char **data) {
     return BIO_get_mem_data(bio, data);
 }
+// EVP_PKEY_PUBLIC_KEY is an OR of other macros, which Swift does not import.
+static inline int keyassign_EVP_PKEY_PUBLIC_KEY(void) {
+    return EVP_PKEY_PUBLIC_KEY;
+}
 #endif

@@ -1,0 +1,163 @@
+import COpenSSL
+
+/// What a signed reply said, once its signature holds and its payload is usable.
+public struct SignedPayload: Sendable, Equatable {
+    public let code: Int
+    public let message: String
+    public let timestamp: Int64
+    /// The key that signed it (`private_key_used`).
+    public let keyName: String
+
+    public init(code: Int, message: String, timestamp: Int64, keyName: String) {
+        self.code = code
+        self.message = message
+        self.timestamp = timestamp
+        self.keyName = keyName
+    }
+}
+
+public enum UntrustedReason: String, Sendable, CaseIterable {
+    // The signature does not hold (verify exit 1).
+    case envelopeNotJSON = "envelope_not_json"
+    case envelopeMissingFields = "envelope_missing_fields"
+    case unknownKey = "unknown_key"
+    /// The server sent the literal "Private key not set": it has no key to sign with.
+    case unsigned = "unsigned"
+    case signatureNotBase64 = "signature_not_base64"
+    case signatureWrongLength = "signature_wrong_length"
+    case badSignature = "bad_signature"
+    // The signature holds but the payload is unusable (verify exit 2).
+    case payloadNotJSON = "payload_not_json"
+    case payloadMissingFields = "payload_missing_fields"
+    case payloadMismatch = "payload_mismatch"
+    case stale = "stale"
+
+    /// True when the reply cannot be attributed to the server at all; false when the server
+    /// signed it but what it signed is unusable here.
+    public var isSignatureProblem: Bool {
+        switch self {
+        case .envelopeNotJSON, .envelopeMissingFields, .unknownKey, .unsigned,
+             .signatureNotBase64, .signatureWrongLength, .badSignature:
+            return true
+        case .payloadNotJSON, .payloadMissingFields, .payloadMismatch, .stale:
+            return false
+        }
+    }
+}
+
+public enum ReplyVerdict: Sendable, Equatable {
+    case trusted(SignedPayload)
+    case untrusted(UntrustedReason, String)
+}
+
+/// Checks a reply envelope the way the server signs it: RSASSA-PKCS1-v1_5 with SHA-256 over
+/// the ASCII bytes of `response_base64` exactly as received, with the key named by
+/// `private_key_used`; only then is the signed payload decoded and compared with the
+/// unsigned `response` copy.
+///
+/// Thread-safe and allocation-light: each call uses its own EVP_MD_CTX over the ring's keys.
+public struct ReplyVerifier: Sendable {
+    public let keyRing: KeyRing
+
+    /// The server's literal signature when it has no private key configured.
+    public static let unsignedMarker = "Private key not set"
+
+    public init(keyRing: KeyRing) { self.keyRing = keyRing }
+
+    public func verify(_ envelope: [UInt8], maxAge: Double? = nil, now: Double = Timestamps.now()) -> ReplyVerdict {
+        envelope.withUnsafeBufferPointer { verify($0, maxAge: maxAge, now: now) }
+    }
+
+    public func verify(_ envelope: UnsafeBufferPointer<UInt8>, maxAge: Double? = nil, now: Double = Timestamps.now()) -> ReplyVerdict {
+        let root: JSONValue
+        do { root = try StrictJSONParser.parse(envelope) } catch {
+            return .untrusted(.envelopeNotJSON, "the reply is not JSON: \(error.description)")
+        }
+        guard case .object = root else {
+            return .untrusted(.envelopeNotJSON, "the reply is JSON but not an object")
+        }
+        var missing: [String] = []
+        let response = root["response"]
+        if case .object = response {} else { missing.append("response (object)") }
+        let signedText = root["response_base64"]?.stringValue
+        if signedText == nil { missing.append("response_base64 (string)") }
+        let keyName = root["private_key_used"]?.stringValue
+        if keyName == nil { missing.append("private_key_used (string)") }
+        let signatureText = root["signature"]?.stringValue
+        if signatureText == nil { missing.append("signature (string)") }
+        guard missing.isEmpty, let response, let signedText, let keyName, let signatureText else {
+            return .untrusted(.envelopeMissingFields, "the reply lacks " + missing.joined(separator: ", "))
+        }
+
+        if signatureText == Self.unsignedMarker {
+            return .untrusted(.unsigned, "the server signs nothing: its signature field says \"\(Self.unsignedMarker)\"")
+        }
+        guard let key = keyRing.key(named: keyName) else {
+            let known = keyRing.names.joined(separator: ", ")
+            return .untrusted(.unknownKey, "signed with key \"\(Self.printable(keyName))\", but keyassign only has public keys for: \(known)")
+        }
+        guard let signature = Base64Strict.decode(signatureText.utf8) else {
+            return .untrusted(.signatureNotBase64, "the signature is not standard base64")
+        }
+        guard signature.count == key.signatureLength else {
+            return .untrusted(.signatureWrongLength, "the signature is \(signature.count) bytes; key \"\(keyName)\" signs \(key.signatureLength)")
+        }
+        // Native Swift strings are contiguous UTF-8, so this borrows the bytes without a copy.
+        let holds = signedText.utf8.withContiguousStorageIfAvailable { checkSignature(signature, over: $0, key: key) }
+            ?? Array(signedText.utf8).withUnsafeBufferPointer { checkSignature(signature, over: $0, key: key) }
+        guard holds else {
+            return .untrusted(.badSignature, "the signature does not match response_base64 under key \"\(keyName)\"")
+        }
+        return checkPayload(signedText, response: response, keyName: keyName, maxAge: maxAge, now: now)
+    }
+
+    private func checkSignature(_ signature: [UInt8], over message: UnsafeBufferPointer<UInt8>, key: KeyRing.Key) -> Bool {
+        guard let ctx = EVP_MD_CTX_new() else { return false }
+        defer { EVP_MD_CTX_free(ctx) }
+        let result = signature.withUnsafeBufferPointer { sig -> Int32 in
+            guard EVP_DigestVerifyInit(ctx, nil, keyRing.sha256, nil, key.pkey) == 1 else { return -1 }
+            return EVP_DigestVerify(ctx, sig.baseAddress, sig.count, message.baseAddress, message.count)
+        }
+        // A failed check leaves entries on this thread's error queue; clear them so they are
+        // not blamed on a later, unrelated call.
+        if result != 1 { ERR_clear_error() }
+        return result == 1
+    }
+
+    private func checkPayload(_ signedText: String, response: JSONValue, keyName: String,
+                              maxAge: Double?, now: Double) -> ReplyVerdict {
+        guard let payloadBytes = Base64Strict.decode(signedText.utf8) else {
+            return .untrusted(.payloadNotJSON, "response_base64 is signed but is not standard base64")
+        }
+        let payload: JSONValue
+        do { payload = try StrictJSONParser.parse(payloadBytes) } catch {
+            return .untrusted(.payloadNotJSON, "the signed payload is not JSON: \(error.description)")
+        }
+        guard case .object = payload else {
+            return .untrusted(.payloadNotJSON, "the signed payload is JSON but not an object")
+        }
+        var missing: [String] = []
+        let code = payload["code"]?.integerValue.flatMap { Int(exactly: $0) }
+        if code == nil { missing.append("code (integer)") }
+        let message = payload["message"]?.stringValue
+        if message == nil { missing.append("message (string)") }
+        let timestamp = payload["timestamp"]?.integerValue
+        if timestamp == nil { missing.append("timestamp (integer)") }
+        guard missing.isEmpty, let code, let message, let timestamp else {
+            return .untrusted(.payloadMissingFields, "the signed payload lacks " + missing.joined(separator: ", "))
+        }
+        guard payload == response else {
+            return .untrusted(.payloadMismatch, "the unsigned response differs from the signed payload (signed code \(code)); the reply was altered")
+        }
+        if let maxAge, !(abs(now - Double(timestamp)) <= maxAge) {
+            return .untrusted(.stale, "signed at \(timestamp), \(Int64(clamping: Int((now - Double(timestamp)).rounded()))) s from now; more than the allowed \(maxAge) s")
+        }
+        return .trusted(SignedPayload(code: code, message: message, timestamp: timestamp, keyName: keyName))
+    }
+
+    /// Text from outside (key names from a reply, file names) must not inject control
+    /// characters into messages or break tab-separated columns.
+    static func printable(_ text: String, limit: Int = 64) -> String {
+        String(text.unicodeScalars.prefix(limit).map { $0.value < 0x20 || $0.value == 0x7F ? "?" : Character($0) })
+    }
+}

@@ -1,0 +1,40 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Reads small files (keys, stored replies) whole, with errors a person can act on.
+enum SmallFile {
+    enum Failure: Error {
+        case system(String)
+        case tooLarge(Int)
+
+        var description: String {
+            switch self {
+            case .system(let reason): return "cannot read it (\(reason))"
+            case .tooLarge(let limit): return "larger than \(limit) bytes"
+            }
+        }
+    }
+
+    /// The cap keeps `/dev/zero` or a mistyped path to a huge file from hanging keyassign.
+    static func contents(of path: String, limit: Int) -> Result<[UInt8], Failure> {
+        func systemFailure() -> Failure { .system(String(cString: strerror(errno))) }
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { return .failure(systemFailure()) }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 16384)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                return .failure(systemFailure())
+            }
+            if count == 0 { return .success(bytes) }
+            bytes.append(contentsOf: chunk[..<count])
+            if bytes.count > limit { return .failure(.tooLarge(limit)) }
+        }
+    }
+}
