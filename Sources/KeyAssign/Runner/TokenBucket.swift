@@ -39,7 +39,8 @@ final class TokenBucket: @unchecked Sendable {
         if now < pausedUntil { return 0 }
         if isUnlimited { return Int.max }
         refill(now)
-        return Int(tokens.rounded(.down))
+        // The epsilon keeps 0.1 s × 50/s from counting as 4.999… tokens.
+        return Int((tokens + 1e-9).rounded(.down))
     }
 
     func take(_ count: Int, now: Double) {
@@ -58,7 +59,7 @@ final class TokenBucket: @unchecked Sendable {
         var at = max(now, pausedUntil)
         if !isUnlimited {
             refill(now)
-            if tokens < 1 { at = max(at, now + (1 - tokens) / rate) }
+            if tokens + 1e-9 < 1 { at = max(at, now + (1 - tokens) / rate) }
         }
         return at
     }
