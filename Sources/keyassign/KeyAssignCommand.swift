@@ -6,6 +6,6 @@ struct KeyAssignCommand: ParsableCommand {
         commandName: "keyassign",
         abstract: "Assign license keys from sales exports through a Key Manager server, verifying every signed reply.",
         version: KeyAssignVersion.string,
-        subcommands: [ImportCommand.self, StatusCommand.self, ReportCommand.self, RunCommand.self, SyncCommand.self, VerifyCommand.self]
+        subcommands: [ImportCommand.self, StatusCommand.self, ReportCommand.self, RunCommand.self, SyncCommand.self, VerifyCommand.self, SandboxCommand.self]
     )
 }

@@ -16,12 +16,26 @@ public struct SandboxLedger: Codable, Sendable, Equatable {
         /// server's support is unconfirmed, so the sandbox does not act on them.
         public var idempotencyKeys: [String] = []
 
+        public init() {}
+
         enum CodingKeys: String, CodingKey {
             case requests, assigned, email
             case assignedAt = "assigned_at"
             case ownerName = "owner_name"
             case requestsAfterAssignment = "requests_after_assignment"
             case idempotencyKeys = "idempotency_keys"
+        }
+
+        /// Written out even when nil (as null), so every entry has the same fields.
+        public func encode(to encoder: Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(requests, forKey: .requests)
+            try container.encode(assigned, forKey: .assigned)
+            try container.encode(assignedAt, forKey: .assignedAt)
+            try container.encode(ownerName, forKey: .ownerName)
+            try container.encode(email, forKey: .email)
+            try container.encode(requestsAfterAssignment, forKey: .requestsAfterAssignment)
+            try container.encode(idempotencyKeys, forKey: .idempotencyKeys)
         }
     }
 

@@ -1,0 +1,293 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Testing
+@testable import KeyAssign
+
+@Suite struct SandboxServerTests {
+    private func payload(_ verdict: ReplyVerdict) -> SignedPayload? {
+        if case .trusted(let payload) = verdict { return payload }
+        return nil
+    }
+
+    @Test func assignsOnceThenAnswers801WithSignaturesFromItsOwnKey() async throws {
+        let sandbox = try RunningSandbox(keys: ["KEY-1"])
+        let apiKey = sandbox.server.apiKey
+        let first = try await SandboxHTTP.post(sandbox.assignURL,
+            form: [("api_key", apiKey), ("license_key", "KEY-1"), ("owner_name", "Ada Lovelace"), ("email", "ada@example.com")],
+            headers: ["Idempotency-Key": "row-1-attempt-1"])
+        #expect(first.status == 200)
+        let assigned = try #require(payload(sandbox.verifier.verify(first.body, maxAge: 300)))
+        #expect(assigned.code == 800)
+        #expect(assigned.message == "License key assigned")
+        #expect(assigned.keyName == "global")
+
+        let second = try await SandboxHTTP.post(sandbox.assignURL, form: [("api_key", apiKey), ("license_key", "KEY-1")])
+        #expect(second.status == 200)
+        #expect(payload(sandbox.verifier.verify(second.body, maxAge: 300))?.code == 801)
+
+        let ledger = sandbox.server.ledger()
+        let entry = try #require(ledger.keys["KEY-1"])
+        #expect(entry.assigned)
+        #expect(entry.requests == 2)
+        #expect(entry.requestsAfterAssignment == 1)
+        #expect(entry.ownerName == "Ada Lovelace")
+        #expect(entry.email == "ada@example.com")
+        #expect(entry.assignedAt != nil)
+        #expect(entry.idempotencyKeys == ["row-1-attempt-1"])
+        #expect(ledger.totals.requests == 2)
+        #expect(ledger.totals.assigned == 1)
+        #expect(ledger.totals.repliesByCode == ["800": 1, "801": 1])
+    }
+
+    @Test func unknownOrMissingLicenseKeyGets801() async throws {
+        let sandbox = try RunningSandbox(keys: ["KEY-1"])
+        let unknown = try await SandboxHTTP.post(sandbox.assignURL,
+            form: [("api_key", sandbox.server.apiKey), ("license_key", "NOT-IN-INVENTORY")])
+        #expect(payload(sandbox.verifier.verify(unknown.body, maxAge: 300))?.code == 801)
+        let missing = try await SandboxHTTP.post(sandbox.assignURL, form: [("api_key", sandbox.server.apiKey)])
+        #expect(missing.status == 200)
+        #expect(payload(sandbox.verifier.verify(missing.body, maxAge: 300))?.code == 801)
+        #expect(sandbox.server.ledger().keys["KEY-1"] == nil)
+    }
+
+    @Test func wrongOrMissingAPIKeyGets401WithSignedCode100() async throws {
+        let sandbox = try RunningSandbox(keys: ["KEY-1"])
+        let wrong = try await SandboxHTTP.post(sandbox.assignURL, form: [("api_key", "not-the-key"), ("license_key", "KEY-1")])
+        #expect(wrong.status == 401)
+        #expect(payload(sandbox.verifier.verify(wrong.body, maxAge: 300)).map { ($0.code, $0.message) } ?? (0, "")
+                == (100, "Invalid API key"))
+        let missing = try await SandboxHTTP.post(sandbox.assignURL, form: [("license_key", "KEY-1")])
+        #expect(missing.status == 401)
+        #expect(payload(sandbox.verifier.verify(missing.body, maxAge: 300))?.code == 100)
+        let wrongBearer = try await SandboxHTTP.post(sandbox.assignURL,
+            form: [("api_key", sandbox.server.apiKey), ("license_key", "KEY-1")],
+            headers: ["Authorization": "Bearer not-the-key"])
+        #expect(wrongBearer.status == 401)
+        #expect(sandbox.server.ledger().keys["KEY-1"]?.assigned == false)
+
+        // The header alone is enough.
+        let bearer = try await SandboxHTTP.post(sandbox.assignURL, form: [("license_key", "KEY-1")],
+                                                headers: ["Authorization": "Bearer " + sandbox.server.apiKey])
+        #expect(payload(sandbox.verifier.verify(bearer.body, maxAge: 300))?.code == 800)
+    }
+
+    @Test func overItsRateItAnswers429WithRetryAfter() async throws {
+        let sandbox = try RunningSandbox(keys: ["A", "B", "C"]) { $0.rateLimit = .init(rate: 0.2, burst: 2) }
+        var statuses: [Int] = []
+        var limited: HTTPResult?
+        for key in ["A", "B", "C"] {
+            let result = try await SandboxHTTP.post(sandbox.assignURL, form: [("api_key", sandbox.server.apiKey), ("license_key", key)])
+            statuses.append(result.status)
+            if result.status == 429 { limited = result }
+        }
+        #expect(statuses == [200, 200, 429])
+        let reply = try #require(limited)
+        let retryAfter = try #require(reply.headers["retry-after"].flatMap { Int($0) })
+        #expect(retryAfter >= 1 && retryAfter <= 5)
+        let body = try JSONSerialization.jsonObject(with: Data(reply.body)) as? [String: Any]
+        #expect(body?["retry_after"] as? Int == retryAfter)
+        let ledger = sandbox.server.ledger()
+        #expect(ledger.rateLimited == 1)
+        #expect(ledger.keys["C"]?.assigned == false)
+        #expect(ledger.keys["C"]?.requests == 1)
+    }
+
+    @Test func dropAfterAssignsButNeverReplies() async throws {
+        let sandbox = try RunningSandbox(keys: ["KEY-1"]) { $0.faults.dropAfter = 1 }
+        await #expect(throws: (any Error).self) {
+            _ = try await SandboxHTTP.post(sandbox.assignURL, form: [("api_key", sandbox.server.apiKey), ("license_key", "KEY-1")])
+        }
+        let ledger = sandbox.server.ledger()
+        #expect(ledger.keys["KEY-1"]?.assigned == true)
+        #expect(ledger.faults.dropAfter == 1)
+        #expect(ledger.totals.repliesByCode.isEmpty)
+    }
+
+    @Test func dropBeforeAnd5xxDoNotAssign() async throws {
+        let dropping = try RunningSandbox(keys: ["KEY-1"]) { $0.faults.dropBefore = 1 }
+        await #expect(throws: (any Error).self) {
+            _ = try await SandboxHTTP.post(dropping.assignURL, form: [("api_key", dropping.server.apiKey), ("license_key", "KEY-1")])
+        }
+        #expect(dropping.server.ledger().keys["KEY-1"]?.assigned == false)
+        #expect(dropping.server.ledger().faults.dropBefore == 1)
+
+        let failing = try RunningSandbox(keys: ["KEY-1"]) { $0.faults.fail5xx = 1 }
+        let reply = try await SandboxHTTP.post(failing.assignURL, form: [("api_key", failing.server.apiKey), ("license_key", "KEY-1")])
+        #expect(reply.status == 503)
+        #expect(failing.server.ledger().keys["KEY-1"]?.assigned == false)
+        #expect(failing.server.ledger().faults.fail5xx == 1)
+    }
+
+    @Test func badSignatureAndStaleRepliesFailVerification() async throws {
+        let corrupt = try RunningSandbox(keys: ["KEY-1"]) { $0.faults.badSignature = 1 }
+        let bad = try await SandboxHTTP.post(corrupt.assignURL, form: [("api_key", corrupt.server.apiKey), ("license_key", "KEY-1")])
+        #expect(bad.status == 200)
+        if case .untrusted(let reason, _) = corrupt.verifier.verify(bad.body, maxAge: 300) {
+            #expect(reason == .badSignature)
+        } else {
+            Issue.record("a reply with a flipped signature bit was trusted")
+        }
+        #expect(corrupt.server.ledger().keys["KEY-1"]?.assigned == true)
+
+        let old = try RunningSandbox(keys: ["KEY-1"]) { $0.faults.stale = 1 }
+        let stale = try await SandboxHTTP.post(old.assignURL, form: [("api_key", old.server.apiKey), ("license_key", "KEY-1")])
+        // Signed properly: without a freshness check it is trusted, with one it is not.
+        let signed = try #require(payload(old.verifier.verify(stale.body)))
+        #expect(signed.code == 800)
+        #expect(abs(Double(signed.timestamp) - (Timestamps.now() - 3600)) < 60)
+        if case .untrusted(let reason, _) = old.verifier.verify(stale.body, maxAge: 300) {
+            #expect(reason == .stale)
+        } else {
+            Issue.record("a reply one hour old passed a 300 s freshness check")
+        }
+        #expect(old.server.ledger().faults.stale == 1)
+    }
+
+    @Test func fixedLatencyDelaysTheReply() async throws {
+        let sandbox = try RunningSandbox(keys: ["KEY-1"]) { $0.faults.latency = .fixed(milliseconds: 300) }
+        let started = Timestamps.monotonic()
+        let reply = try await SandboxHTTP.post(sandbox.assignURL, form: [("api_key", sandbox.server.apiKey), ("license_key", "KEY-1")])
+        #expect(Timestamps.monotonic() - started >= 0.3)
+        #expect(reply.status == 200)
+        #expect(sandbox.server.ledger().faults.latency == 1)
+    }
+
+    @Test func aRestartedSandboxRemembersItsAssignments() async throws {
+        let directory = try TemporaryDirectory()
+        var apiKey = "", publicKey = ""
+        do {
+            let sandbox = try RunningSandbox(keys: ["KEY-1", "KEY-2"], directory: directory)
+            apiKey = sandbox.server.apiKey
+            publicKey = try String(contentsOfFile: sandbox.server.publicKeyPath, encoding: .utf8)
+            let reply = try await SandboxHTTP.post(sandbox.assignURL, form: [("api_key", apiKey), ("license_key", "KEY-1"), ("owner_name", "Ada")])
+            #expect(payload(sandbox.verifier.verify(reply.body, maxAge: 300))?.code == 800)
+            try sandbox.server.preassign(key: "SOLD-EARLIER", ownerName: "Grace", email: nil)
+            sandbox.server.shutdown()
+        }
+        let again = try RunningSandbox(keys: ["KEY-1", "KEY-2"], directory: directory)
+        #expect(again.server.apiKey == apiKey)
+        #expect(try String(contentsOfFile: again.server.publicKeyPath, encoding: .utf8) == publicKey)
+        #expect(again.server.ledger().keys["KEY-1"]?.ownerName == "Ada")
+        for key in ["KEY-1", "SOLD-EARLIER"] {
+            let reply = try await SandboxHTTP.post(again.assignURL, form: [("api_key", apiKey), ("license_key", key)])
+            #expect(payload(again.verifier.verify(reply.body, maxAge: 300))?.code == 801)
+        }
+        let fresh = try await SandboxHTTP.post(again.assignURL, form: [("api_key", apiKey), ("license_key", "KEY-2")])
+        #expect(payload(again.verifier.verify(fresh.body, maxAge: 300))?.code == 800)
+        #expect(again.server.ledger().keys["KEY-1"]?.requestsAfterAssignment == 1)
+    }
+
+    @Test func acceptsJSONAndMultipartBodies() async throws {
+        let sandbox = try RunningSandbox(keys: ["JSON-KEY", "MULTIPART-KEY"])
+        let json = try JSONSerialization.data(withJSONObject: [
+            "api_key": sandbox.server.apiKey, "license_key": "JSON-KEY", "owner_name": "J. Son",
+        ])
+        let jsonReply = try await SandboxHTTP.send(sandbox.assignURL, method: "POST", body: json,
+                                                   headers: ["Content-Type": "application/json"])
+        #expect(payload(sandbox.verifier.verify(jsonReply.body, maxAge: 300))?.code == 800)
+
+        let boundary = "----keyassign-test-boundary"
+        var multipart = ""
+        for (name, value) in [("api_key", sandbox.server.apiKey), ("license_key", "MULTIPART-KEY"), ("email", "m@example.com")] {
+            multipart += "--\(boundary)\r\nContent-Disposition: form-data; name=\"\(name)\"\r\n\r\n\(value)\r\n"
+        }
+        multipart += "--\(boundary)--\r\n"
+        let multipartReply = try await SandboxHTTP.send(sandbox.assignURL, method: "POST", body: Data(multipart.utf8),
+            headers: ["Content-Type": "multipart/form-data; boundary=\(boundary)"])
+        #expect(payload(sandbox.verifier.verify(multipartReply.body, maxAge: 300))?.code == 800)
+
+        let ledger = sandbox.server.ledger()
+        #expect(ledger.keys["JSON-KEY"]?.ownerName == "J. Son")
+        #expect(ledger.keys["MULTIPART-KEY"]?.email == "m@example.com")
+    }
+
+    @Test func otherPathsAndMethodsAre404And405AndTheLedgerIsServed() async throws {
+        let sandbox = try RunningSandbox(keys: ["KEY-1"])
+        let missing = try await SandboxHTTP.send(URL(string: sandbox.server.baseURL + "/nope")!, method: "GET")
+        #expect(missing.status == 404)
+        let wrongMethod = try await SandboxHTTP.send(sandbox.assignURL, method: "GET")
+        #expect(wrongMethod.status == 405)
+        _ = try await SandboxHTTP.post(sandbox.assignURL, form: [("api_key", sandbox.server.apiKey), ("license_key", "KEY-1")])
+        let ledger = try await SandboxHTTP.send(URL(string: sandbox.server.baseURL + "/__sandbox/ledger")!, method: "GET")
+        #expect(ledger.status == 200)
+        let decoded = try JSONDecoder().decode(SandboxLedger.self, from: Data(ledger.body))
+        #expect(decoded == sandbox.server.ledger())
+        #expect(decoded.keys["KEY-1"]?.assigned == true)
+        let object = try JSONSerialization.jsonObject(with: Data(ledger.body)) as? [String: Any]
+        let entry = (object?["keys"] as? [String: Any])?["KEY-1"] as? [String: Any]
+        #expect(entry?.keys.sorted() == ["assigned", "assigned_at", "email", "idempotency_keys", "owner_name",
+                                         "requests", "requests_after_assignment"])
+    }
+
+    @Test func keepAliveServesPipelinedRequestsOnOneConnection() throws {
+        let sandbox = try RunningSandbox(keys: ["A", "B"])
+        let connection = try RawConnection(port: sandbox.server.port)
+        var requests = ""
+        for key in ["A", "B", "A"] {
+            let body = "api_key=\(sandbox.server.apiKey)&license_key=\(key)"
+            requests += "POST /api/v1/assign-license-key HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                + "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+        }
+        connection.send(requests)
+        let responses = connection.readResponses(3)
+        #expect(responses.count == 3)
+        let codes = responses.compactMap { response -> Int? in
+            guard let body = response.range(of: "\r\n\r\n").map({ response[$0.upperBound...] }) else { return nil }
+            return payload(sandbox.verifier.verify(Array(body.utf8), maxAge: 300))?.code
+        }
+        #expect(codes == [800, 800, 801])
+        #expect(responses.allSatisfy { !$0.lowercased().contains("connection: close") })
+    }
+}
+
+@Suite struct SandboxPartsTests {
+    @Test func theSameSeedInjectsTheSameFaults() {
+        var faults = SandboxConfiguration.Faults()
+        faults.fail5xx = 0.3
+        faults.dropAfter = 0.2
+        faults.latency = .range(minMilliseconds: 5, maxMilliseconds: 50)
+        let a = SandboxFaultDice(faults, seed: 42), b = SandboxFaultDice(faults, seed: 42), c = SandboxFaultDice(faults, seed: 43)
+        let rollsA = (0..<200).map { _ in a.roll() }
+        #expect(rollsA == (0..<200).map { _ in b.roll() })
+        #expect(rollsA != (0..<200).map { _ in c.roll() })
+        let failures = rollsA.filter(\.fail5xx).count
+        #expect(failures > 30 && failures < 90)
+        #expect(rollsA.allSatisfy { (5...50).contains($0.delayMilliseconds) })
+    }
+
+    @Test func parsesEachBodyEncoding() {
+        let form = AssignRequestFields(contentType: "application/x-www-form-urlencoded",
+                                       body: Array("license_key=A%2FB+C&owner_name=Ren%C3%A9e&junk&=x&email=".utf8))
+        // A bare name counts as an empty field, as PHP reads it.
+        #expect(form.fields == ["license_key": "A/B C", "owner_name": "Renée", "email": "", "junk": ""])
+        let json = AssignRequestFields(contentType: "application/json; charset=utf-8",
+                                       body: Array(#"{"license_key":"K","owner_name":null,"n":3}"#.utf8))
+        #expect(json.fields == ["license_key": "K"])
+        #expect(AssignRequestFields(contentType: "application/json", body: Array("not json".utf8)).fields.isEmpty)
+        let multipart = "--XyZ\r\nContent-Disposition: form-data; name=\"license_key\"\r\n\r\nK-1\r\n--XyZ--\r\n"
+        #expect(AssignRequestFields(contentType: "multipart/form-data; boundary=\"XyZ\"", body: Array(multipart.utf8)).fields
+                == ["license_key": "K-1"])
+        #expect(AssignRequestFields(contentType: "multipart/form-data", body: Array(multipart.utf8)).fields.isEmpty)
+    }
+
+    @Test func latencyAndProbabilitiesAreValidated() throws {
+        #expect(try SandboxConfiguration.Latency.parse("25") == .fixed(milliseconds: 25))
+        #expect(try SandboxConfiguration.Latency.parse("10-40") == .range(minMilliseconds: 10, maxMilliseconds: 40))
+        #expect(throws: KeyAssignError.self) { try SandboxConfiguration.Latency.parse("40-10") }
+        #expect(throws: KeyAssignError.self) { try SandboxConfiguration.Latency.parse("fast") }
+        let directory = try TemporaryDirectory()
+        var configuration = SandboxConfiguration(stateDirectory: directory.path, inventory: .keys([]))
+        configuration.faults.stale = 1.5
+        #expect(throws: KeyAssignError.self) { try SandboxServer.start(configuration) }
+    }
+
+    @Test func theRateLimiterRefillsAtItsRate() {
+        var limiter = SandboxRateLimiter(.init(rate: 2, burst: 2), now: 100)
+        #expect(limiter.take(now: 100) == nil)
+        #expect(limiter.take(now: 100) == nil)
+        #expect(limiter.take(now: 100) == 1)
+        #expect(limiter.take(now: 100.6) == nil)
+    }
+}

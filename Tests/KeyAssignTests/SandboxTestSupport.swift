@@ -1,0 +1,132 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
+@testable import KeyAssign
+
+/// A sandbox in a fresh temporary directory, stopped when the value dies.
+final class RunningSandbox {
+    let directory: TemporaryDirectory
+    let server: SandboxServer
+    let verifier: ReplyVerifier
+
+    init(keys: [String] = [], directory: TemporaryDirectory? = nil,
+         configure: (inout SandboxConfiguration) -> Void = { _ in }) throws {
+        let directory = try directory ?? TemporaryDirectory()
+        var configuration = SandboxConfiguration(stateDirectory: directory.path + "/state", inventory: .keys(keys))
+        configuration.threads = 2
+        configure(&configuration)
+        self.directory = directory
+        server = try SandboxServer.start(configuration)
+        verifier = ReplyVerifier(keyRing: try KeyRing(specs: ["global=" + server.publicKeyPath]))
+    }
+
+    deinit { server.shutdown() }
+
+    var assignURL: URL { URL(string: server.baseURL + "/api/v1/assign-license-key")! }
+}
+
+struct HTTPResult {
+    var status: Int
+    var headers: [String: String]
+    var body: [UInt8]
+}
+
+/// A real HTTP client over loopback. One session per call, so that a connection the server
+/// dropped on purpose is never reused by another request.
+enum SandboxHTTP {
+    static func formBody(_ fields: [(String, String)]) -> Data {
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~")
+        return Data(fields.map { name, value in
+            "\(name)=\(value.addingPercentEncoding(withAllowedCharacters: allowed)!)"
+        }.joined(separator: "&").utf8)
+    }
+
+    static func post(_ url: URL, form fields: [(String, String)], headers: [String: String] = [:]) async throws -> HTTPResult {
+        var allHeaders = headers
+        allHeaders["Content-Type"] = "application/x-www-form-urlencoded"
+        return try await send(url, method: "POST", body: formBody(fields), headers: allHeaders)
+    }
+
+    static func send(_ url: URL, method: String, body: Data? = nil, headers: [String: String] = [:]) async throws -> HTTPResult {
+        var request = URLRequest(url: url)
+        request.httpMethod = method
+        request.httpBody = body
+        for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.timeoutIntervalForRequest = 10
+        let session = URLSession(configuration: configuration)
+        defer { session.finishTasksAndInvalidate() }
+        let (data, response) = try await session.data(for: request)
+        guard let http = response as? HTTPURLResponse else { throw URLError(.badServerResponse) }
+        var headerFields: [String: String] = [:]
+        for (name, value) in http.allHeaderFields {
+            if let name = name as? String, let value = value as? String { headerFields[name.lowercased()] = value }
+        }
+        return HTTPResult(status: http.statusCode, headers: headerFields, body: Array(data))
+    }
+}
+
+/// A plain TCP connection, for what URLSession hides: several requests on one connection.
+final class RawConnection {
+    private let fd: Int32
+
+    init(port: Int) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard connected == 0 else {
+            close(fd)
+            throw URLError(.cannotConnectToHost)
+        }
+    }
+
+    deinit { close(fd) }
+
+    func send(_ text: String) {
+        let bytes = Array(text.utf8)
+        _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, 0) }
+    }
+
+    /// Reads until `count` complete responses (by Content-Length) have arrived, or the
+    /// server closes the connection.
+    func readResponses(_ count: Int) -> [String] {
+        var received: [UInt8] = []
+        var responses: [String] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while responses.count < count {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { break }
+            received.append(contentsOf: buffer[0..<n])
+            while let response = Self.takeResponse(&received) { responses.append(response) }
+        }
+        return responses
+    }
+
+    private static func takeResponse(_ bytes: inout [UInt8]) -> String? {
+        let text = String(decoding: bytes, as: UTF8.self)
+        guard let headerEnd = text.range(of: "\r\n\r\n") else { return nil }
+        let head = text[..<headerEnd.lowerBound]
+        let length = head.split(separator: "\r\n")
+            .first { $0.lowercased().hasPrefix("content-length:") }
+            .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
+        let headBytes = text[..<headerEnd.upperBound].utf8.count
+        guard bytes.count >= headBytes + length else { return nil }
+        let response = String(decoding: bytes[0..<headBytes + length], as: UTF8.self)
+        bytes.removeFirst(headBytes + length)
+        return response
+    }
+}
