@@ -12,7 +12,8 @@ import Darwin
 /// Roles: `RunLock` keeps runs apart, `Rescuer` recovers rows a dead run left in flight, the
 /// dispatch loop here waits for a free slot, a token (`TokenBucket`) and the end of any 429
 /// pause, then `Claimer` commits a batch of rows `in_flight` and they are sent at once through
-/// `AssignClient`. Each reply is verified and classified (`Classifier`) on a concurrent queue,
+/// `AssignClient`. Each reply is verified and classified (`Classifier`) on the client's concurrent
+/// delegate queue,
 /// and `Completer` commits the results in batches. Callable in-process (`keyassign demo`).
 public final class Runner: @unchecked Sendable {
     private let options: RunOptions
@@ -20,7 +21,6 @@ public final class Runner: @unchecked Sendable {
     private let logger: Logger
     private let backoff: Backoff
     private let wake = DispatchSemaphore(value: 0)
-    private let workQueue = DispatchQueue(label: "keyassign.verify", qos: .userInitiated, attributes: .concurrent)
 
     private let lock = NSLock()
     private var inFlight = 0
@@ -33,6 +33,8 @@ public final class Runner: @unchecked Sendable {
     private var rateLimited = 0
 
     private var bucket: TokenBucket
+    /// Claims wait for this many free slots while requests are in flight.
+    private let minimumClaim: Int
     private var completer: Completer?
 
     public init(options: RunOptions, verifier: ReplyVerifier, logger: Logger) {
@@ -41,6 +43,7 @@ public final class Runner: @unchecked Sendable {
         self.logger = logger
         self.backoff = Backoff(base: options.backoffBase, cap: options.backoffCap)
         self.bucket = TokenBucket(rate: options.rate, burst: options.burst)
+        self.minimumClaim = max(1, min(16, options.concurrency / 4))
     }
 
     /// Fails with `KeyAssignError(.locked)` when a live run holds the database: `sync` checks
@@ -181,6 +184,12 @@ public final class Runner: @unchecked Sendable {
                 waitUntil(monotonic: at)
                 continue
             }
+            // When slots, not tokens, are what is short, wait for a few to free up: one
+            // claim transaction per handful of rows instead of one per row.
+            if free < minimumClaim && tokens > free && inFlightNow > 0 {
+                _ = wake.wait(timeout: .now() + .milliseconds(20))
+                continue
+            }
             let limit = min(free, tokens, 64)
             let rows = try shared.with { try claimer.claim($0, limit: limit, now: Timestamps.now()) }
             if rows.isEmpty {
@@ -213,10 +222,10 @@ public final class Runner: @unchecked Sendable {
             for row in rows {
                 let startedMono = Timestamps.monotonic()
                 let startedWall = Timestamps.now()
+                // The completion runs on the client's delegate queue, which is concurrent:
+                // verifying there saves a thread hop per reply.
                 client.send(row.request) { [self] result in
-                    workQueue.async { [self] in
-                        complete(row, result: result, startedWall: startedWall, startedMono: startedMono)
-                    }
+                    complete(row, result: result, startedWall: startedWall, startedMono: startedMono)
                 }
             }
         }
@@ -286,6 +295,9 @@ public final class Runner: @unchecked Sendable {
         var firstAuthStop: String?
         lock.lock()
         inFlight -= 1
+        // Waking the dispatcher costs a futex call on both sides: do it when it can act.
+        let wakeDispatcher = inFlight == 0 || options.concurrency - inFlight == minimumClaim
+            || classification.rateLimited || classification.authStop != nil
         outcomeCounts[classification.outcome, default: 0] += 1
         switch classification.state {
         case .assigned, .rejected, .uncertain, .failed: finished += 1
@@ -301,7 +313,7 @@ public final class Runner: @unchecked Sendable {
         if let firstAuthStop {
             logger.error("stopping the run: \(firstAuthStop); sending nothing more, unanswered rows go back to pending")
         }
-        wake.signal()
+        if wakeDispatcher { wake.signal() }
     }
 
     fileprivate func snapshot() -> ProgressReporter.Snapshot {
