@@ -178,3 +178,26 @@ import Testing
         }
     }
 }
+
+@Suite struct RunnerQueueTests {
+    /// The claim must come from the `work_due` index: a table scan per claim makes a run
+    /// quadratic in the queue's size.
+    @Test func claimsUseTheDueIndex() throws {
+        let dir = try TemporaryDirectory()
+        let db = try Database(path: dir.path + "/q.sqlite")
+        let claimer = try Claimer(db, runID: 1)
+        _ = claimer
+        let plan = try db.prepare("""
+            EXPLAIN QUERY PLAN SELECT id FROM work WHERE \(Claimer.dueRows) AND state = 'pending' LIMIT 8
+            """)
+        var details: [String] = []
+        while try plan.step() { details.append(plan.string(3) ?? "") }
+        #expect(details.contains { $0.contains("USING COVERING INDEX work_due") }, "\(details)")
+        let retry = try db.prepare("""
+            EXPLAIN QUERY PLAN SELECT min(next_attempt_at) FROM work WHERE \(Claimer.dueRows) AND state = 'retry'
+            """)
+        details = []
+        while try retry.step() { details.append(retry.string(3) ?? "") }
+        #expect(details.contains { $0.contains("work_due") }, "\(details)")
+    }
+}

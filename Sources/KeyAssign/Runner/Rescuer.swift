@@ -7,7 +7,7 @@ enum Rescuer {
     static func rescue(_ db: Database, runID: Int64, now: Double) throws -> Int {
         try db.transaction {
             let nowText = Timestamps.iso8601(now)
-            let select = try db.prepare("SELECT id, run_id, attempts, in_flight_since FROM work WHERE state = 'in_flight'")
+            let select = try db.prepare("SELECT id, run_id, attempts, in_flight_since FROM work WHERE \(Claimer.dueRows) AND state = 'in_flight'")
             let insert = try db.prepare("""
                 INSERT INTO attempts (work_id, run_id, attempt, started_at, ended_at, outcome, error)
                 VALUES (?1, ?2, ?3, ?4, ?5, 'interrupted', ?6)
@@ -32,7 +32,7 @@ enum Rescuer {
                     UPDATE work SET state = 'retry', next_attempt_at = ?1, maybe_delivered = 1,
                         last_error = 'interrupted: a run died while this request was in flight',
                         run_id = NULL, in_flight_since = NULL, updated_at = ?2
-                    WHERE state = 'in_flight'
+                    WHERE \(Claimer.dueRows) AND state = 'in_flight'
                     """)
                 try update.bind(1, now)
                 try update.bind(2, nowText)

@@ -100,7 +100,7 @@ public final class Runner: @unchecked Sendable {
         let startedMono = Timestamps.monotonic()
         let (recovered, total) = try shared.with { db -> (Int, Int) in
             let recovered = try Rescuer.rescue(db, runID: runID, now: startedWall)
-            let total = try db.scalarInt("SELECT count(*) FROM work WHERE state IN ('pending', 'retry')") ?? 0
+            let total = try db.scalarInt("SELECT count(*) FROM work WHERE \(Claimer.dueRows) AND state <> 'in_flight'") ?? 0
             return (recovered, Int(total))
         }
         if recovered > 0 {
@@ -365,7 +365,7 @@ public final class Runner: @unchecked Sendable {
         try byState.bind(1, runID)
         while try byState.step() { touched[byState.string(0) ?? "", default: 0] = Int(byState.int(1)) }
         var left: [String: Int] = [:]
-        let remaining = try db.prepare("SELECT state, count(*) FROM work WHERE state IN ('pending', 'retry', 'in_flight') GROUP BY state")
+        let remaining = try db.prepare("SELECT state, count(*) FROM work WHERE \(Claimer.dueRows) GROUP BY state")
         while try remaining.step() { left[remaining.string(0) ?? "", default: 0] = Int(remaining.int(1)) }
 
         lock.lock()
