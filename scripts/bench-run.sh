@@ -28,12 +28,12 @@ swift build -c release --product keyassign >&2
 bin="$(swift build -c release --show-bin-path)/keyassign"
 now() { date +%s.%N; }
 
-start_sandbox() { # STATE_DIR ARGS...
+start_sandbox() { # STATE_DIR ARGS...   (sets $url; not run in a subshell, so $pids keeps the pid)
     local state=$1; shift
     "$bin" sandbox --state-dir "$state" "$@" >"$state.out" 2>"$state.err" &
     pids+=($!)
     for _ in $(seq 1 200); do [ -s "$state/port" ] && break; sleep 0.05; done
-    echo "http://127.0.0.1:$(cat "$state/port")"
+    url="http://127.0.0.1:$(cat "$state/port")"
 }
 
 queue_keys() { # STATE_DIR DB COUNT
@@ -42,7 +42,7 @@ queue_keys() { # STATE_DIR DB COUNT
 }
 
 # --- throughput ------------------------------------------------------------------------
-url=$(start_sandbox "$dir/s1" --generate-keys $((rows + 5000)))
+start_sandbox "$dir/s1" --generate-keys $((rows + 5000))
 export KEYASSIGN_API_KEY=$(cat "$dir/s1/api-key")
 
 cat >"$dir/post.lua" <<LUA
@@ -75,7 +75,8 @@ printf '%-58s %10.0f rows/s  (%s of %s assigned in %.2f s, exit %s)\n' \
 
 # --- rate ------------------------------------------------------------------------------
 if [ "${RATE_CHECK:-1}" != 0 ]; then
-    url2=$(start_sandbox "$dir/s2" --generate-keys 2000 --rate 50 --burst "${SERVER_BURST:-2}")
+    start_sandbox "$dir/s2" --generate-keys 2000 --rate 50 --burst "${SERVER_BURST:-2}"
+    url2=$url
     export KEYASSIGN_API_KEY=$(cat "$dir/s2/api-key")
     queue_keys "$dir/s2" "$dir/rate.sqlite" 2000
     t0=$(now)

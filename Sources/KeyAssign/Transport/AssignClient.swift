@@ -117,15 +117,16 @@ public final class AssignClient: @unchecked Sendable {
     /// Sends one request; `completion` runs on the session's delegate queue, which runs up
     /// to one completion per core at a time.
     public func send(_ request: AssignRequest, completion: @escaping @Sendable (TransportResult) -> Void) {
-        var urlRequest = template
-        urlRequest.httpBody = Data(bodyBuilder.body(licenseKey: request.licenseKey, ownerName: request.ownerName,
-                                                    email: request.email))
-        urlRequest.setValue(request.idempotencyToken, forHTTPHeaderField: "Idempotency-Key")
         let index = nextIndex()
         let session = sessions[index]
-        let prepared = urlRequest
-        starters[index].async {
-            let task = session.dataTask(with: prepared) { data, response, error in
+        // Building the URLRequest is Foundation work too (header normalisation): done on the
+        // session's starter queue, in parallel with the other sessions.
+        starters[index].async { [template, bodyBuilder] in
+            var urlRequest = template
+            urlRequest.httpBody = Data(bodyBuilder.body(licenseKey: request.licenseKey, ownerName: request.ownerName,
+                                                        email: request.email))
+            urlRequest.setValue(request.idempotencyToken, forHTTPHeaderField: "Idempotency-Key")
+            let task = session.dataTask(with: urlRequest) { data, response, error in
                 completion(AssignClient.result(data: data, response: response, error: error))
             }
             task.resume()
