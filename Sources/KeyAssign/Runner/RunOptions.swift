@@ -1,0 +1,53 @@
+/// Everything `keyassign run` needs, already validated. Defaults are the documented ones.
+public struct RunOptions: Sendable {
+    public var databasePath: String
+    public var endpoint: ServerEndpoint
+    /// From `$KEYASSIGN_API_KEY` or `--api-key-file`; never logged, stored or reported.
+    public var apiKey: String
+    /// Requests per second across all senders; 0 = unlimited.
+    public var rate: Double = 10
+    public var burst: Int = 1
+    public var concurrency: Int = 8
+    public var maxAttempts: Int = 5
+    /// Per-request timeout, and how long a first SIGINT/SIGTERM waits for requests in flight.
+    public var timeout: Double = 30
+    /// Live replies whose signed timestamp is further than this from local time are refused.
+    public var maxClockSkew: Double = 300
+    /// How long the run waits, in total, for scheduled retries to come due.
+    public var maxWait: Double = 300
+    public var body: BodyEncoding = .form
+    public var backoffBase: Double = 1
+    public var backoffCap: Double = 60
+    public var summaryJSONPath: String?
+    public var progress: ProgressMode = .automatic
+    /// Install SIGINT/SIGTERM handlers (the CLI does; an embedding program may not want it).
+    public var handleSignals: Bool = false
+
+    public init(databasePath: String, endpoint: ServerEndpoint, apiKey: String) {
+        self.databasePath = databasePath
+        self.endpoint = endpoint
+        self.apiKey = apiKey
+    }
+
+    public func validate() throws {
+        func bad(_ message: String) -> KeyAssignError { KeyAssignError(.usage, message) }
+        if !(rate >= 0) || !rate.isFinite { throw bad("--rate must be a number ≥ 0 (0 = unlimited)") }
+        if burst < 1 { throw bad("--burst must be at least 1") }
+        if concurrency < 1 || concurrency > 1024 { throw bad("--concurrency must be between 1 and 1024") }
+        if maxAttempts < 1 { throw bad("--max-attempts must be at least 1") }
+        if !(timeout > 0) || !timeout.isFinite { throw bad("--timeout must be a number of seconds > 0") }
+        if !(maxClockSkew > 0) || !maxClockSkew.isFinite { throw bad("--max-clock-skew must be a number of seconds > 0") }
+        if !(maxWait >= 0) || !maxWait.isFinite { throw bad("--max-wait must be a number of seconds ≥ 0") }
+        if !(backoffBase >= 0) || !(backoffCap >= backoffBase) { throw bad("--backoff-base must be ≥ 0 and ≤ the cap") }
+    }
+}
+
+/// How progress is shown on stderr.
+public enum ProgressMode: Sendable {
+    /// A live line on a TTY, else a log line every 10 s.
+    case automatic
+    case liveLine
+    case periodicLog
+    /// `--quiet`: only warnings, errors and nothing else.
+    case quiet
+}

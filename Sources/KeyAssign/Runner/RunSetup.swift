@@ -1,0 +1,79 @@
+import Foundation
+import Logging
+
+/// The run command's setup, shared by `run`, `sync` and `demo`: where the API key comes
+/// from, the key ring, the logger, and ending with the right status.
+public enum RunSetup {
+    public static let apiKeyVariable = "KEYASSIGN_API_KEY"
+
+    /// The API key from `--api-key-file`, else `$KEYASSIGN_API_KEY`. Never from a flag value:
+    /// argv is visible to every user of the machine.
+    public static func apiKey(file: String?, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> String {
+        if let file {
+            guard let data = FileManager.default.contents(atPath: file) else {
+                throw KeyAssignError(.config, "--api-key-file \(file): cannot read the file")
+            }
+            let key = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            if key.isEmpty { throw KeyAssignError(.config, "--api-key-file \(file): the file is empty") }
+            if key.contains(where: { $0.isNewline }) {
+                throw KeyAssignError(.config, "--api-key-file \(file): expected one line holding the API key")
+            }
+            return key
+        }
+        if let key = environment[apiKeyVariable]?.trimmingCharacters(in: .whitespacesAndNewlines), !key.isEmpty {
+            return key
+        }
+        throw KeyAssignError(.config, "no API key: set $\(apiKeyVariable) or pass --api-key-file PATH")
+    }
+
+    /// `--ca-file` on this platform. URLSession on Linux (swift-corelibs-foundation over
+    /// libcurl) offers no way to add a trust anchor: it neither calls a delegate for server
+    /// trust nor exposes CURLOPT_CAINFO (its `URLSessionCertificateAuthorityInfoFile`
+    /// variable is read on Android only), and libcurl ignores SSL_CERT_FILE. Rather than
+    /// pretend, the flag is refused with what to do instead.
+    public static func checkCAFile(_ path: String?) throws {
+        guard let path else { return }
+        #if os(Linux)
+        throw KeyAssignError(.config, "--ca-file \(path): not supported on Linux, where URLSession cannot add a private CA; install the CA into the system trust store instead (copy it to /usr/local/share/ca-certificates/NAME.crt and run update-ca-certificates)")
+        #else
+        throw KeyAssignError(.config, "--ca-file \(path): not supported on this platform; add the CA to the system trust store")
+        #endif
+    }
+
+    /// A logger writing to stderr, without touching the process-wide logging bootstrap (so a
+    /// program embedding the runner keeps its own).
+    public static func logger(quiet: Bool) -> Logger {
+        var logger = Logger(label: "keyassign") { StreamLogHandler.standardError(label: $0) }
+        logger.logLevel = quiet ? .warning : .info
+        return logger
+    }
+
+    /// Runs and reports; returns the status to exit with. Errors are printed, not thrown.
+    public static func execute(_ options: RunOptions, publicKeys: [String], logger: Logger) -> ExitStatus {
+        do {
+            let ring = try KeyRing(specs: publicKeys)
+            let runner = Runner(options: options, verifier: ReplyVerifier(keyRing: ring), logger: logger)
+            let summary = try runner.run()
+            let status = ExitStatus(rawValue: summary.exitStatus) ?? .someFailed
+            if options.progress != .quiet || status != .ok {
+                if status == .ok {
+                    logger.notice("\(summary.text)")
+                } else if status == .someFailed {
+                    logger.warning("\(summary.text)")
+                } else {
+                    logger.error("\(summary.text)")
+                }
+            }
+            return status
+        } catch let error as KeyAssignError {
+            logger.error("\(error.message)")
+            return error.status
+        } catch let error as DatabaseError {
+            logger.error("\(error.description)")
+            return .ioError
+        } catch {
+            logger.error("\(error)")
+            return .ioError
+        }
+    }
+}

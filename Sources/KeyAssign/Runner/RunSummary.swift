@@ -1,0 +1,55 @@
+import Foundation
+
+/// The run's summary: printed at the end, written by `--summary-json`, stored in `runs.summary`.
+/// Never holds the API key.
+public struct RunSummary: Codable, Sendable, Equatable {
+    public var runID: Int64
+    public var server: String
+    public var database: String
+    public var startedAt: String
+    public var endedAt: String
+    public var seconds: Double
+    /// Requests sent (every attempt, 429s included).
+    public var requests: Int
+    /// Rows that reached a final state in this run, per second of run time.
+    public var rowsPerSecond: Double
+    /// Final states of the rows this run touched.
+    public var assigned: Int
+    public var rejected: Int
+    public var uncertain: Int
+    public var failed: Int
+    /// Rows left for the next run (whole database).
+    public var retryLeft: Int
+    public var pendingLeft: Int
+    public var recovered: Int
+    public var rateLimited: Int
+    public var pauses: Int
+    public var untrustedReplies: Int
+    public var stopReason: String?
+    public var exitStatus: Int32
+
+    enum CodingKeys: String, CodingKey {
+        case runID = "run_id", server, database, startedAt = "started_at", endedAt = "ended_at", seconds, requests
+        case rowsPerSecond = "rows_per_second", assigned, rejected, uncertain, failed
+        case retryLeft = "retry_left", pendingLeft = "pending_left", recovered, rateLimited = "rate_limited", pauses
+        case untrustedReplies = "untrusted_replies", stopReason = "stop_reason", exitStatus = "exit_status"
+    }
+
+    public func json() -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        guard let data = try? encoder.encode(self) else { return "{}" }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    public var text: String {
+        var line = "run \(runID): \(assigned) assigned, \(rejected) rejected, \(uncertain) uncertain, \(failed) failed"
+        line += "; \(retryLeft) left in retry, \(pendingLeft) pending"
+        line += "; \(requests) requests in \(String(format: "%.1f", seconds)) s (\(String(format: "%.1f", rowsPerSecond)) rows/s)"
+        if recovered > 0 { line += "; \(recovered) recovered from a dead run" }
+        if rateLimited > 0 { line += "; \(rateLimited) rate-limited (\(pauses) pauses)" }
+        if untrustedReplies > 0 { line += "; \(untrustedReplies) replies failed verification" }
+        if let stopReason { line += "; stopped: \(stopReason)" }
+        return line + "; exit \(exitStatus)"
+    }
+}

@@ -1,0 +1,93 @@
+import ArgumentParser
+import KeyAssign
+
+struct SyncCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sync",
+        abstract: "Import CSV exports, then run: the one line for cron.",
+        discussion: """
+            Imports FILE_OR_DIR ... exactly like `import` (a file already imported is skipped), \
+            then sends what is queued exactly like `run`, in one process.
+
+            A file that cannot be read or has no license-key column does not stop the run: \
+            the valid files' rows (and anything queued earlier) are still sent, and the exit \
+            status is then 65, unless the run itself ended with 3, 74, 75, 78, 130 or 143, \
+            which take precedence. A database failure during the import (74) stops before \
+            the run. Otherwise the status is the run's (see `keyassign run --help`).
+            """
+    )
+
+    @Option(name: .long, help: ArgumentHelp("Take FIELD from the column named COLUMN (repeatable). Fields: \(ImportField.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "FIELD=COLUMN"))
+    var map: [String] = []
+
+    @Option(name: .long, help: "auto, ',', ';', tab or '|' (default: auto, from the header line).")
+    var delimiter: String = "auto"
+
+    @OptionGroup var arguments: RunArguments
+
+    @Argument(help: ArgumentHelp("CSV files or directories.", valueName: "FILE_OR_DIR"))
+    var paths: [String]
+
+    func validate() throws {
+        if paths.isEmpty { throw ValidationError("give at least one CSV file or directory") }
+        _ = try columnMap()
+        _ = try parsedDelimiter()
+    }
+
+    func columnMap() throws -> [ImportField: String] {
+        var result: [ImportField: String] = [:]
+        for entry in map {
+            guard let equals = entry.firstIndex(of: "=") else { throw ValidationError("--map \(entry): expected FIELD=COLUMN") }
+            let name = String(entry[..<equals])
+            let column = String(entry[entry.index(after: equals)...])
+            guard let field = ImportField(rawValue: name) else {
+                throw ValidationError("--map \(entry): unknown field '\(name)'; fields: \(ImportField.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            guard !column.isEmpty else { throw ValidationError("--map \(entry): empty column name") }
+            result[field] = column
+        }
+        return result
+    }
+
+    func parsedDelimiter() throws -> CSVDelimiter? {
+        if delimiter == "auto" { return nil }
+        guard let parsed = CSVDelimiter(argument: delimiter) else {
+            throw ValidationError("--delimiter \(delimiter): use auto, ',', ';', tab or '|'")
+        }
+        return parsed
+    }
+
+    func run() throws {
+        let logger = RunSetup.logger(quiet: arguments.quiet)
+        let options: RunOptions
+        switch arguments.runOptions() {
+        case .failure(let error):
+            logger.error("\(error.message)")
+            throw ExitCode(error.status.rawValue)
+        case .success(let built):
+            options = built
+        }
+        // A second cron job must exit at once, before importing anything.
+        do {
+            try Runner.checkNotLocked(databasePath: options.databasePath)
+        } catch let error as KeyAssignError {
+            logger.error("\(error.message)")
+            throw ExitCode(error.status.rawValue)
+        }
+        let importOptions = ImportOptions(databasePath: options.databasePath, columnMap: try columnMap(),
+                                          delimiter: try parsedDelimiter(), dryRun: false)
+        let quiet = arguments.quiet
+        let imported = importFiles(paths, options: importOptions,
+                                   output: { if !quiet { StandardStreams.out($0 + "\n") } },
+                                   errorOutput: { StandardStreams.error($0) })
+        if imported.exitStatus != .ok && imported.exitStatus != .dataError {
+            throw ExitCode(imported.exitStatus.rawValue)
+        }
+        let status = RunSetup.execute(options, publicKeys: arguments.publicKeys, logger: logger)
+        if imported.exitStatus == .dataError && (status == .ok || status == .someFailed) {
+            logger.error("some input files could not be imported (see above); the rows that were queued have been sent")
+            throw ExitCode(ExitStatus.dataError.rawValue)
+        }
+        throw ExitCode(status.rawValue)
+    }
+}

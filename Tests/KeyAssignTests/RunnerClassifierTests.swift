@@ -1,0 +1,203 @@
+import Foundation
+import Testing
+@testable import KeyAssign
+
+/// The decision table of the runner: (transport result, verdict, maybe_delivered) → outcome.
+@Suite struct RunnerClassifierTests {
+    static func payload(_ code: Int) -> ReplyVerdict {
+        .trusted(SignedPayload(code: code, message: "m\(code)", timestamp: 1, keyName: "global"))
+    }
+    static let ok = TransportResult.response(status: 200, retryAfter: nil, body: [1])
+
+    struct Row: CustomTestStringConvertible, Sendable {
+        var name: String
+        var result: TransportResult
+        var verdict: ReplyVerdict?
+        var maybeDelivered: Bool
+        var attempts = 1
+        var state: WorkState
+        var outcome: String
+        var nowMaybe: Bool
+        var counts = true
+        var authStop = false
+        var testDescription: String { name }
+    }
+
+    static let table: [Row] = [
+        Row(name: "800 → assigned", result: ok, verdict: payload(800), maybeDelivered: false,
+            state: .assigned, outcome: "assigned", nowMaybe: false),
+        Row(name: "800 after a maybe-delivered attempt → assigned", result: ok, verdict: payload(800), maybeDelivered: true,
+            state: .assigned, outcome: "assigned", nowMaybe: true),
+        Row(name: "801, nothing sent before → rejected", result: ok, verdict: payload(801), maybeDelivered: false,
+            state: .rejected, outcome: "rejected", nowMaybe: false),
+        Row(name: "801 after a maybe-delivered attempt → uncertain", result: ok, verdict: payload(801), maybeDelivered: true,
+            state: .uncertain, outcome: "uncertain", nowMaybe: true),
+        Row(name: "undocumented code → failed", result: ok, verdict: payload(555), maybeDelivered: false,
+            state: .failed, outcome: "failed", nowMaybe: false),
+        Row(name: "unverified 200 → retry, maybe delivered", result: ok, verdict: .untrusted(.badSignature, "x"), maybeDelivered: false,
+            state: .retry, outcome: "retry", nowMaybe: true),
+        Row(name: "stale 200 → retry, maybe delivered", result: ok, verdict: .untrusted(.stale, "x"), maybeDelivered: false,
+            state: .retry, outcome: "retry", nowMaybe: true),
+        Row(name: "connection refused → retry, not delivered", result: .notSent("refused"), verdict: nil, maybeDelivered: false,
+            state: .retry, outcome: "retry", nowMaybe: false),
+        Row(name: "timeout after sending → retry, maybe delivered", result: .maybeSent("timed out"), verdict: nil, maybeDelivered: false,
+            state: .retry, outcome: "retry", nowMaybe: true),
+        Row(name: "503 → retry, maybe delivered", result: .response(status: 503, retryAfter: nil, body: []), verdict: nil,
+            maybeDelivered: false, state: .retry, outcome: "retry", nowMaybe: true),
+        Row(name: "429 → retry, not counted, not delivered", result: .response(status: 429, retryAfter: "1", body: []), verdict: nil,
+            maybeDelivered: false, attempts: 5, state: .retry, outcome: "rate_limited", nowMaybe: false, counts: false),
+        Row(name: "401 unverified → auth stop, back to pending", result: .response(status: 401, retryAfter: nil, body: [1]),
+            verdict: .untrusted(.unsigned, ""), maybeDelivered: false, state: .pending, outcome: "auth_stop", nowMaybe: false,
+            counts: false, authStop: true),
+        Row(name: "403 code 150 → auth stop", result: .response(status: 403, retryAfter: nil, body: [1]), verdict: payload(150),
+            maybeDelivered: true, state: .pending, outcome: "auth_stop", nowMaybe: true, counts: false, authStop: true),
+        Row(name: "200 with verified code 102 → auth stop", result: ok, verdict: payload(102), maybeDelivered: false,
+            state: .pending, outcome: "auth_stop", nowMaybe: false, counts: false, authStop: true),
+        Row(name: "other 4xx → failed", result: .response(status: 404, retryAfter: nil, body: []), verdict: nil,
+            maybeDelivered: false, state: .failed, outcome: "failed", nowMaybe: false),
+        Row(name: "redirect → failed", result: .response(status: 302, retryAfter: nil, body: []), verdict: nil,
+            maybeDelivered: false, state: .failed, outcome: "failed", nowMaybe: false),
+        Row(name: "5xx on the last attempt → failed", result: .response(status: 500, retryAfter: nil, body: []), verdict: nil,
+            maybeDelivered: false, attempts: 3, state: .failed, outcome: "failed", nowMaybe: true),
+        Row(name: "refused on the last attempt → failed", result: .notSent("refused"), verdict: nil,
+            maybeDelivered: false, attempts: 3, state: .failed, outcome: "failed", nowMaybe: false),
+    ]
+
+    @Test(arguments: table)
+    func classifies(_ row: Row) {
+        let c = Classifier.classify(row.result, verdict: row.verdict, maybeDelivered: row.maybeDelivered,
+                                    attempts: row.attempts, maxAttempts: 3)
+        #expect(c.state == row.state)
+        #expect(c.outcome == row.outcome)
+        #expect(c.maybeDelivered == row.nowMaybe)
+        #expect(c.countsAttempt == row.counts)
+        #expect((c.authStop != nil) == row.authStop)
+        if case .trusted(let p)? = row.verdict { #expect(c.code == p.code) } else { #expect(c.code == nil) }
+    }
+
+    @Test func authStopNamesTheCode() {
+        let c = Classifier.classify(.response(status: 401, retryAfter: nil, body: [1]), verdict: Self.payload(101),
+                                    maybeDelivered: false, attempts: 1, maxAttempts: 5)
+        #expect(c.authStop?.contains("code 101") == true)
+        #expect(c.authStop?.contains("HTTP 401") == true)
+    }
+}
+
+@Suite struct RunnerPartsTests {
+    @Test func endpointAppendsThePathOnce() throws {
+        for base in ["https://l.example.com", "https://l.example.com/", "https://l.example.com/api/v1",
+                     "https://l.example.com/api/v1/"] {
+            #expect(try ServerEndpoint(base: base, allowInsecureHTTP: false).url.absoluteString
+                    == "https://l.example.com/api/v1/assign-license-key")
+        }
+        #expect(try ServerEndpoint(base: "https://h/km/api/v1", allowInsecureHTTP: false).url.absoluteString
+                == "https://h/km/api/v1/assign-license-key")
+    }
+
+    @Test func plainHTTPOnlyToLoopbackOrWhenAllowed() throws {
+        for ok in ["http://127.0.0.1:8080", "http://127.3.2.1", "http://localhost:1", "http://[::1]:9"] {
+            #expect(throws: Never.self) { try ServerEndpoint(base: ok, allowInsecureHTTP: false) }
+        }
+        for refused in ["http://licenses.example.com", "http://10.0.0.1", "http://127.0.0.1.evil.com", "ftp://x"] {
+            let error = #expect(throws: KeyAssignError.self) { try ServerEndpoint(base: refused, allowInsecureHTTP: false) }
+            #expect(error?.status == .config)
+        }
+        #expect(throws: Never.self) { try ServerEndpoint(base: "http://licenses.example.com", allowInsecureHTTP: true) }
+        #expect(throws: KeyAssignError.self) { try ServerEndpoint(base: "https://u:p@h", allowInsecureHTTP: false) }
+    }
+
+    @Test func formBodyEncodesEverythingButUnreserved() {
+        let builder = RequestBodyBuilder(encoding: .form, apiKey: "k+&=")
+        let body = String(decoding: builder.body(licenseKey: "A B", ownerName: "Zoë & Co=1+2", email: nil), as: UTF8.self)
+        #expect(body == "api_key=k%2B%26%3D&license_key=A%20B&owner_name=Zo%C3%AB%20%26%20Co%3D1%2B2")
+        let empty = String(decoding: builder.body(licenseKey: "x", ownerName: "", email: ""), as: UTF8.self)
+        #expect(empty == "api_key=k%2B%26%3D&license_key=x")
+    }
+
+    @Test func jsonBodyIsValidJSON() throws {
+        let builder = RequestBodyBuilder(encoding: .json, apiKey: "k\"")
+        let bytes = builder.body(licenseKey: "a\\b", ownerName: "Zoë \"Q\"\n", email: "e@x")
+        let object = try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: String]
+        #expect(object == ["api_key": "k\"", "license_key": "a\\b", "owner_name": "Zoë \"Q\"\n", "email": "e@x"])
+    }
+
+    @Test func retryAfterFromHeaderDateOrBody() {
+        #expect(RetryAfter.seconds(header: "7", body: [], now: 0) == 7)
+        let date = RetryAfter.seconds(header: "Sun, 06 Nov 1994 08:49:37 GMT", body: [], now: 784_111_770)
+        #expect(date == 7)
+        #expect(RetryAfter.seconds(header: nil, body: Array("{\"retry_after\":3}".utf8), now: 0) == 3)
+        #expect(RetryAfter.seconds(header: "soon", body: Array("junk".utf8), now: 0) == nil)
+    }
+
+    @Test func tokenBucketBurstsThenKeepsTheRate() {
+        let bucket = TokenBucket(rate: 50, burst: 5, now: 100)
+        #expect(bucket.available(now: 100) == 5)
+        bucket.take(5, now: 100)
+        #expect(bucket.available(now: 100) == 0)
+        #expect(abs(bucket.nextAvailable(now: 100) - 100.02) < 1e-9)
+        #expect(bucket.available(now: 100.1) == 5)
+        // Never more than the burst, however long the wait.
+        #expect(bucket.available(now: 200) == 5)
+        // Over one simulated second at full demand: burst + rate, no more.
+        let b = TokenBucket(rate: 50, burst: 5, now: 0)
+        var sent = 0
+        var t = 0.0
+        while t <= 1.0 {
+            let n = b.available(now: t)
+            b.take(n, now: t)
+            sent += n
+            t += 0.001
+        }
+        #expect(sent >= 54 && sent <= 55)
+    }
+
+    @Test func aPauseStopsEveryoneAndBacksOffWithoutAHint() {
+        let bucket = TokenBucket(rate: 0, burst: 1, now: 0)
+        #expect(bucket.available(now: 0) == Int.max)
+        #expect(bucket.pause(seconds: 2, now: 10) == 12)
+        #expect(bucket.available(now: 11) == 0)
+        #expect(bucket.nextAvailable(now: 11) == 12)
+        #expect(bucket.available(now: 12) == Int.max)
+        // No Retry-After: 1, 2, 4 s for 429s in a row; a reply that is not a 429 resets the streak.
+        bucket.noteNotRateLimited()
+        #expect(bucket.pause(seconds: nil, now: 20) == 21)
+        #expect(bucket.pause(seconds: nil, now: 21) == 23)
+        #expect(bucket.pause(seconds: nil, now: 23) == 27)
+        bucket.noteNotRateLimited()
+        #expect(bucket.pause(seconds: nil, now: 30) == 31)
+    }
+
+    @Test func backoffIsFullJitterUnderTheCap() {
+        let backoff = Backoff(base: 1, cap: 60)
+        for attempt in 1...12 {
+            let ceiling = min(60, pow(2, Double(attempt - 1)))
+            for _ in 0..<50 {
+                let d = backoff.delay(afterAttempt: attempt)
+                #expect(d >= 0 && d <= ceiling)
+            }
+        }
+    }
+}
+
+@Suite struct RunnerQueueTests {
+    /// The claim must come from the `work_due` index: a table scan per claim makes a run
+    /// quadratic in the queue's size.
+    @Test func claimsUseTheDueIndex() throws {
+        let dir = try TemporaryDirectory()
+        let db = try Database(path: dir.path + "/q.sqlite")
+        let claimer = try Claimer(db, runID: 1)
+        _ = claimer
+        let plan = try db.prepare("""
+            EXPLAIN QUERY PLAN SELECT id FROM work WHERE \(Claimer.dueRows) AND state = 'pending' LIMIT 8
+            """)
+        var details: [String] = []
+        while try plan.step() { details.append(plan.string(3) ?? "") }
+        #expect(details.contains { $0.contains("USING COVERING INDEX work_due") }, "\(details)")
+        let retry = try db.prepare("""
+            EXPLAIN QUERY PLAN SELECT min(next_attempt_at) FROM work WHERE \(Claimer.dueRows) AND state = 'retry'
+            """)
+        details = []
+        while try retry.step() { details.append(retry.string(3) ?? "") }
+        #expect(details.contains { $0.contains("work_due") }, "\(details)")
+    }
+}
