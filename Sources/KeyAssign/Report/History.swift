@@ -60,7 +60,7 @@ public enum History {
         let row = entry.row
         var lines: [String] = []
         lines.append("license key  \(row.licenseKey)")
-        lines.append("owner        \(row.ownerName ?? "-") <\(row.email ?? "-")>")
+        lines.append("owner        \(row.ownerName ?? "(no name)"), \(row.email ?? "(no email)")")
         lines.append("source       \(row.sourceFile):\(row.sourceLine)")
         lines.append("state        \(row.state) — \(meaning(of: row))")
         if entry.attempts.isEmpty {

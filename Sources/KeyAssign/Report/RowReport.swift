@@ -78,6 +78,17 @@ public enum RowReport {
         }
     }
 
+    /// The license keys in import order, all or those in one state.
+    public static func licenseKeys(in db: Database, state: RowState? = nil) throws -> [String] {
+        let statement = try db.prepare("SELECT license_key FROM work WHERE ?1 IS NULL OR state = ?1 ORDER BY id")
+        try statement.bind(1, state?.rawValue)
+        var keys: [String] = []
+        while try statement.step() {
+            if let key = statement.string(0) { keys.append(key) }
+        }
+        return keys
+    }
+
     /// Writes the rows in `format`; returns how many were written.
     @discardableResult
     public static func write(from db: Database, states: [RowState], format: ReportFormat, raw: Bool,
