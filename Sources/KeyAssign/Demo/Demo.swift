@@ -36,7 +36,17 @@ public enum Demo {
 
     public static func run(_ options: Options, output: @escaping (String) -> Void) throws -> ExitStatus {
         let samples = try locateSamples(options.samplesDirectory)
-        let state = try options.stateDirectory ?? makeTemporaryDirectory()
+        let state: String
+        if let given = options.stateDirectory {
+            do {
+                try FileManager.default.createDirectory(atPath: given, withIntermediateDirectories: true)
+            } catch {
+                throw KeyAssignError(.ioError, "cannot create \(given): \(error.localizedDescription)")
+            }
+            state = given
+        } else {
+            state = try makeTemporaryDirectory()
+        }
         let databasePath = state + "/demo.sqlite"
         output("keyassign demo: samples from \(samples), state in \(state)\n")
 

@@ -1,0 +1,192 @@
+import Foundation
+import Testing
+@testable import KeyAssign
+
+/// The results commands (`report`, `retry`, `history`, `audit`) on databases filled by the
+/// real `import` and `run` against the sandbox.
+@Suite struct ReportCLITests {
+    /// A bench whose rows carry hostile and awkward owner names.
+    static func benchWithAwkwardNames() throws -> (RunnerBench, [String]) {
+        let bench = try RunnerBench(inventory: 0)
+        let keys = (0..<5).map { _ in UUID().uuidString.lowercased() }
+        let names = ["=HYPERLINK(\"http://x.example\",\"click\")", "+1 555 0100", "-minus", "@at", "Doe, \"JJ\" Jane"]
+        var csv = "license_key,owner_name,email\n"
+        for (key, name) in zip(keys, names) {
+            csv += "\(key),\"\(name.replacingOccurrences(of: "\"", with: "\"\""))\",owner@example.com\n"
+        }
+        let path = bench.dir.path + "/awkward.csv"
+        try csv.write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(try CLI.run(["import", "--db", bench.db, path]).status == 0)
+        return (bench, names)
+    }
+
+    @Test func csvNeutralisesFormulasUnlessRawAndJSONLHasTheDocumentedFields() throws {
+        let (bench, names) = try Self.benchWithAwkwardNames()
+        let csv = try CLI.run(["report", "--db", bench.db])
+        #expect(csv.status == 0, "\(csv.stderr)")
+        let lines = csv.stdout.components(separatedBy: "\r\n").filter { !$0.isEmpty }
+        #expect(lines.first == "license_key,owner_name,email,state,code,attempts,last_error,source_file,source_line,updated_at")
+        #expect(lines.count == 6)
+        #expect(lines[1].contains(",\"'=HYPERLINK(\"\"http://x.example\"\",\"\"click\"\")\",owner@example.com,pending,,0,,"))
+        #expect(lines[2].contains(",'+1 555 0100,"))
+        #expect(lines[3].contains(",'-minus,"))
+        #expect(lines[4].contains(",'@at,"))
+        #expect(lines[5].contains(",\"Doe, \"\"JJ\"\" Jane\","))
+
+        let raw = try CLI.run(["report", "--db", bench.db, "--raw"])
+        #expect(raw.stdout.contains(",\"=HYPERLINK("))
+        #expect(!raw.stdout.contains("'="))
+        #expect(raw.stdout.contains(",+1 555 0100,"))
+
+        let jsonl = try CLI.run(["report", "--db", bench.db, "--format", "jsonl"])
+        let objects = try jsonl.stdout.split(separator: "\n").map {
+            try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+        }
+        #expect(objects.count == 5)
+        for (object, name) in zip(objects, names) {
+            #expect(Set(object.keys) == Set(ReportRow.fieldNames))
+            #expect(object["owner_name"] as? String == name)  // JSON is for machines: never neutralised
+            #expect(object["code"] is NSNull)
+            #expect(object["state"] as? String == "pending")
+            #expect(object["source_line"] as? Int != nil)
+            let updated = try #require(object["updated_at"] as? String)
+            #expect(updated.wholeMatch(of: /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z/) != nil)
+        }
+    }
+
+    @Test func stateFilterAndOutputFile() throws {
+        let bench = try RunnerBench(inventory: 3, unknown: 2)
+        #expect(try bench.run().status == 0)
+        let out = bench.dir.path + "/rejected.jsonl"
+        let result = try CLI.run(["report", "--db", bench.db, "--state", "rejected", "--format", "jsonl", "--output", out])
+        #expect(result.status == 0 && result.stdout.isEmpty)
+        let lines = try String(contentsOfFile: out, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 2)
+        #expect(lines.allSatisfy { $0.contains("\"state\":\"rejected\"") && $0.contains("\"code\":801") })
+        #expect(!FileManager.default.fileExists(atPath: out + ".partial"))
+        #expect(try CLI.run(["report", "--db", bench.db, "--state", "done"]).status == 64)
+    }
+
+    @Test func splitWritesSuccessAndErrorsWithPlainReasons() throws {
+        let bench = try RunnerBench(inventory: 3, unknown: 2)
+        let bad = bench.dir.path + "/bad.csv"
+        try "license_key,owner_name,email\n,Nobody,no@example.com\nK-BAD,Bad Email,not-an-email\n"
+            .write(toFile: bad, atomically: true, encoding: .utf8)
+        #expect(try CLI.run(["import", "--db", bench.db, bad]).status == 0)
+        // The invalid rows are never queued; the unknown keys end rejected, which is a normal end.
+        #expect(try bench.run().status == 0)
+        let dir = bench.dir.path + "/split"
+        #expect(try CLI.run(["report", "--db", bench.db, "--split", dir]).status == 0)
+        let success = try String(contentsOfFile: dir + "/success.csv", encoding: .utf8).components(separatedBy: "\r\n").filter { !$0.isEmpty }
+        #expect(success.count == 1 + 3)
+        #expect(success[0] == SplitReport.successHeader.joined(separator: ","))
+        let errors = try String(contentsOfFile: dir + "/errors.csv", encoding: .utf8).components(separatedBy: "\r\n").filter { !$0.isEmpty }
+        #expect(errors[0] == SplitReport.errorsHeader.joined(separator: ","))
+        let rejected = errors.filter { $0.hasPrefix("rejected,") }
+        let invalid = errors.filter { $0.hasPrefix("invalid,") }
+        #expect(rejected.count == 2)
+        #expect(rejected.allSatisfy { $0.contains("the server refused this key") && $0.contains("sales.csv") })
+        #expect(invalid.count == 2)
+        #expect(invalid.contains { $0.contains("empty license key") && $0.contains("bad.csv,2,") })
+        #expect(invalid.contains { $0.contains("K-BAD") && $0.contains("email") && $0.contains("bad.csv,3,") })
+    }
+
+    @Test func retryRequeuesOnlyTheSelectionAndKeepsHistoryAndToken() throws {
+        var faults = SandboxConfiguration.Faults()
+        faults.fail5xx = 1
+        let bench = try RunnerBench(inventory: 4, unknown: 1)
+        try bench.restart(faults: faults)
+        #expect(try bench.run(["--max-attempts", "2"]).status == 1)
+        #expect(try bench.stateCounts() == ["failed": 5])
+        let tokensBefore = try bench.count("SELECT count(DISTINCT idempotency_token) FROM work")
+
+        // One key only.
+        let one = bench.inventory[0]
+        let single = try CLI.run(["retry", "--db", bench.db, "--key", one])
+        #expect(single.status == 0 && single.stdout.contains("requeued 1 row"))
+        #expect(try bench.count("SELECT count(*) FROM work WHERE state = 'pending'") == 1)
+        #expect(try bench.count("SELECT attempts FROM work WHERE license_key = '\(one)'") == 0)
+        #expect(try bench.count("SELECT count(*) FROM attempts a JOIN work w ON w.id = a.work_id WHERE w.license_key = '\(one)'") == 2)
+        #expect(try bench.count("SELECT maybe_delivered FROM work WHERE license_key = '\(one)'") == 1)
+
+        // A state that matches nothing selects nothing; a non-final state is refused.
+        #expect(try CLI.run(["retry", "--db", bench.db, "--state", "rejected"]).stdout.contains("requeued 0 rows"))
+        #expect(try CLI.run(["retry", "--db", bench.db, "--state", "pending"]).status == 64)
+        #expect(try CLI.run(["retry", "--db", bench.db, "--source", "/no/such.csv"]).stdout.contains("requeued 0 rows"))
+
+        // The default selection (failed) takes the rest; then a healthy server assigns them,
+        // and the unknown key's 801 is uncertain — its 503s may have reached the server.
+        #expect(try CLI.run(["retry", "--db", bench.db]).stdout.contains("requeued 4 rows"))
+        try bench.restart()
+        #expect(try bench.run().status == 1)
+        #expect(try bench.stateCounts() == ["assigned": 4, "uncertain": 1])
+        #expect(try bench.count("SELECT count(DISTINCT idempotency_token) FROM work") == tokensBefore)
+    }
+
+    @Test func historyShowsEveryAttempt() throws {
+        var faults = SandboxConfiguration.Faults()
+        faults.fail5xx = 1
+        let bench = try RunnerBench(inventory: 1)
+        try bench.restart(faults: faults)
+        _ = try bench.run(["--max-attempts", "2"])
+        try bench.restart()
+        #expect(try CLI.run(["retry", "--db", bench.db]).status == 0)
+        #expect(try bench.run().status == 0)
+        let key = bench.inventory[0]
+        let history = try CLI.run(["history", "--db", bench.db, key])
+        #expect(history.status == 0)
+        #expect(history.stdout.contains("state        assigned"))
+        let attemptLines = history.stdout.split(separator: "\n").filter { $0.first?.isNumber == true }
+        #expect(attemptLines.count == 3)
+        #expect(attemptLines[0].contains("\t503\t") && attemptLines[0].contains("\tretry\t"))
+        #expect(attemptLines[2].contains("\t200\t800\tassigned\ttrusted"))
+        let unknown = try CLI.run(["history", "--db", bench.db, "no-such-key"])
+        #expect(unknown.status == 1 && unknown.stderr.contains("no-such-key"))
+    }
+
+    @Test func auditCatchesAHandEditedStateAndAlteredReplyBytes() throws {
+        let bench = try RunnerBench(inventory: 3, unknown: 2)
+        #expect(try bench.run().status == 0)
+        let audit = ["audit", "--db", bench.db, "--public-key", bench.server.publicKeyPath]
+        let clean = try CLI.run(audit)
+        #expect(clean.status == 0, "\(clean.stdout)\(clean.stderr)")
+        #expect(clean.stderr.contains("5 rows and 5 stored replies checked, 0 discrepancies"))
+
+        // A rejected row flipped to assigned by hand.
+        let database = try bench.open()
+        let flipped = try #require(try database.prepare("SELECT license_key FROM work WHERE state = 'rejected' LIMIT 1").stepString())
+        try database.execute("UPDATE work SET state = 'assigned', last_code = 800 WHERE license_key = '\(flipped)'")
+        let afterFlip = try CLI.run(audit)
+        #expect(afterFlip.status == 1)
+        #expect(afterFlip.stdout.contains("\(flipped): recorded as assigned, but no stored reply verifies as 800"))
+
+        // A stored reply whose bytes were altered: the signed text now claims something else.
+        let victim = try #require(try database.prepare("SELECT license_key FROM work WHERE state = 'assigned' AND license_key <> '\(flipped)' LIMIT 1").stepString())
+        let replyQuery = try database.prepare("SELECT a.id, a.reply FROM attempts a JOIN work w ON w.id = a.work_id WHERE w.license_key = ?")
+        try replyQuery.bind(1, victim)
+        #expect(try replyQuery.step())
+        let attemptID = replyQuery.int(0)
+        let reply = String(decoding: try #require(replyQuery.blob(1)), as: UTF8.self)
+        let altered = reply.replacingOccurrences(of: "\"signature\":\"", with: "\"signature\":\"AAAA")
+        #expect(altered != reply)
+        let update = try database.prepare("UPDATE attempts SET reply = ? WHERE id = ?")
+        try update.bindBlob(1, Array(altered.utf8))
+        try update.bind(2, attemptID)
+        try update.step()
+        let afterEdit = try CLI.run(audit)
+        #expect(afterEdit.status == 1)
+        #expect(afterEdit.stdout.contains("\(victim): attempt \(attemptID): the stored reply no longer verifies"))
+        #expect(afterEdit.stdout.contains("\(victim): recorded as assigned, but no stored reply verifies as 800"))
+        #expect(afterEdit.stdout.contains("\(flipped): recorded as assigned"))
+
+        // A wrong key is a configuration error, not a verdict.
+        #expect(try CLI.run(["audit", "--db", bench.db, "--public-key", bench.dir.path + "/none.pem"]).status == 78)
+    }
+}
+
+extension Statement {
+    /// Steps once and returns the first column as text, for single-value test queries.
+    func stepString() throws -> String? {
+        try step() ? string(0) : nil
+    }
+}
