@@ -19,14 +19,9 @@ struct ImportCommand: ParsableCommand {
             """
     )
 
-    @Option(name: .long, help: "The work database (default: $KEYASSIGN_DB, else ./keyassign.sqlite).")
-    var db: String?
+    @OptionGroup var database: DatabaseOption
 
-    @Option(name: .long, help: ArgumentHelp("Take FIELD from the column named COLUMN (repeatable). Fields: \(ImportField.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "FIELD=COLUMN"))
-    var map: [String] = []
-
-    @Option(name: .long, help: "auto (detected from the header line), ',', ';', tab or '|'.")
-    var delimiter: String = "auto"
+    @OptionGroup var columns: ImportArguments
 
     @Flag(name: .long, help: "Parse, validate and print the summary, but write nothing.")
     var dryRun = false
@@ -36,38 +31,11 @@ struct ImportCommand: ParsableCommand {
 
     func validate() throws {
         if paths.isEmpty { throw ValidationError("give at least one CSV file or directory") }
-        _ = try columnMap()
-        _ = try parsedDelimiter()
-    }
-
-    func columnMap() throws -> [ImportField: String] {
-        var result: [ImportField: String] = [:]
-        for entry in map {
-            guard let equals = entry.firstIndex(of: "=") else {
-                throw ValidationError("--map \(entry): expected FIELD=COLUMN")
-            }
-            let name = String(entry[..<equals])
-            let column = String(entry[entry.index(after: equals)...])
-            guard let field = ImportField(rawValue: name) else {
-                throw ValidationError("--map \(entry): unknown field '\(name)'; fields: \(ImportField.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            guard !column.isEmpty else { throw ValidationError("--map \(entry): empty column name") }
-            result[field] = column
-        }
-        return result
-    }
-
-    func parsedDelimiter() throws -> CSVDelimiter? {
-        if delimiter == "auto" { return nil }
-        guard let parsed = CSVDelimiter(argument: delimiter) else {
-            throw ValidationError("--delimiter \(delimiter): use auto, ',', ';', tab or '|'")
-        }
-        return parsed
     }
 
     func run() throws {
-        let options = ImportOptions(databasePath: Database.resolvePath(db), columnMap: try columnMap(),
-                                    delimiter: try parsedDelimiter(), dryRun: dryRun)
+        let options = ImportOptions(databasePath: database.path, columnMap: try columns.columnMap(),
+                                    delimiter: try columns.parsedDelimiter(), dryRun: dryRun)
         let outcome = importFiles(paths, options: options,
                                   output: { StandardStreams.out($0 + "\n") },
                                   errorOutput: { StandardStreams.error($0) })

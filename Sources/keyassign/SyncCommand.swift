@@ -17,11 +17,7 @@ struct SyncCommand: ParsableCommand {
             """
     )
 
-    @Option(name: .long, help: ArgumentHelp("Take FIELD from the column named COLUMN (repeatable). Fields: \(ImportField.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "FIELD=COLUMN"))
-    var map: [String] = []
-
-    @Option(name: .long, help: "auto, ',', ';', tab or '|' (default: auto, from the header line).")
-    var delimiter: String = "auto"
+    @OptionGroup var columns: ImportArguments
 
     @OptionGroup var arguments: RunArguments
 
@@ -30,31 +26,6 @@ struct SyncCommand: ParsableCommand {
 
     func validate() throws {
         if paths.isEmpty { throw ValidationError("give at least one CSV file or directory") }
-        _ = try columnMap()
-        _ = try parsedDelimiter()
-    }
-
-    func columnMap() throws -> [ImportField: String] {
-        var result: [ImportField: String] = [:]
-        for entry in map {
-            guard let equals = entry.firstIndex(of: "=") else { throw ValidationError("--map \(entry): expected FIELD=COLUMN") }
-            let name = String(entry[..<equals])
-            let column = String(entry[entry.index(after: equals)...])
-            guard let field = ImportField(rawValue: name) else {
-                throw ValidationError("--map \(entry): unknown field '\(name)'; fields: \(ImportField.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            guard !column.isEmpty else { throw ValidationError("--map \(entry): empty column name") }
-            result[field] = column
-        }
-        return result
-    }
-
-    func parsedDelimiter() throws -> CSVDelimiter? {
-        if delimiter == "auto" { return nil }
-        guard let parsed = CSVDelimiter(argument: delimiter) else {
-            throw ValidationError("--delimiter \(delimiter): use auto, ',', ';', tab or '|'")
-        }
-        return parsed
     }
 
     func run() throws {
@@ -74,8 +45,8 @@ struct SyncCommand: ParsableCommand {
             logger.error("\(error.message)")
             throw ExitCode(error.status.rawValue)
         }
-        let importOptions = ImportOptions(databasePath: options.databasePath, columnMap: try columnMap(),
-                                          delimiter: try parsedDelimiter(), dryRun: false)
+        let importOptions = ImportOptions(databasePath: options.databasePath, columnMap: try columns.columnMap(),
+                                          delimiter: try columns.parsedDelimiter(), dryRun: false)
         let quiet = arguments.quiet
         let imported = importFiles(paths, options: importOptions,
                                    output: { if !quiet { StandardStreams.out($0 + "\n") } },
