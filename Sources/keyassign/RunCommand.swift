@@ -18,8 +18,8 @@ struct RunArguments: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Requests per second across all senders; 0 = unlimited.", valueName: "R"))
     var rate: Double = 10
 
-    @Option(name: .long, help: ArgumentHelp("Requests that may go out at once before the rate applies.", valueName: "N"))
-    var burst: Int = 1
+    @Option(name: .long, help: ArgumentHelp("The server's burst for --rate. keyassign sends at most N-1 at once and keeps one in reserve, so that network jitter cannot make requests arrive faster than a server with the same burst allows. A server burst of 1 cannot absorb jitter: use 2 or more.", valueName: "N"))
+    var burst: Int = 2
 
     @Option(name: .long, help: ArgumentHelp("Requests in flight at most.", valueName: "N"))
     var concurrency: Int = 8

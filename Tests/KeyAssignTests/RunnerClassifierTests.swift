@@ -130,16 +130,17 @@ import Testing
     }
 
     @Test func tokenBucketBurstsThenKeepsTheRate() {
-        let bucket = TokenBucket(rate: 50, burst: 5, now: 100)
+        // Burst 6 sends at most 5 back-to-back: one token stays in reserve for the server.
+        let bucket = TokenBucket(rate: 50, burst: 6, now: 100)
         #expect(bucket.available(now: 100) == 5)
         bucket.take(5, now: 100)
         #expect(bucket.available(now: 100) == 0)
         #expect(abs(bucket.nextAvailable(now: 100) - 100.02) < 1e-9)
         #expect(bucket.available(now: 100.1) == 5)
-        // Never more than the burst, however long the wait.
+        // Never more than burst − 1, however long the wait.
         #expect(bucket.available(now: 200) == 5)
-        // Over one simulated second at full demand: burst + rate, no more.
-        let b = TokenBucket(rate: 50, burst: 5, now: 0)
+        // Over one simulated second at full demand: (burst − 1) + rate, no more.
+        let b = TokenBucket(rate: 50, burst: 6, now: 0)
         var sent = 0
         var t = 0.0
         while t <= 1.0 {
@@ -149,6 +150,40 @@ import Testing
             t += 0.001
         }
         #expect(sent >= 54 && sent <= 55)
+    }
+
+    /// Replays the client's sends into a server-side limiter with the SAME burst, with every
+    /// arrival delayed by a jitter of up to (but under) 1/R: none is refused. Without the
+    /// reserve (the client spending all `burst` tokens) the same arrivals are refused.
+    @Test func tokenBucketReserveAbsorbsArrivalJitterAtTheServer() {
+        for burst in [2, 3, 10] {
+            let rate = 50.0
+            let client = TokenBucket(rate: rate, burst: burst, now: 0)
+            var server = SandboxRateLimiter(.init(rate: rate, burst: burst), now: 0)
+            var refused = 0
+            var sent = 0
+            var t = 0.0
+            var previousArrival = 0.0
+            while sent < 200 {
+                let n = client.available(now: t)
+                client.take(n, now: t)
+                for _ in 0..<n {
+                    // Alternate late and early arrivals: the worst case squeezes two
+                    // requests sent 1/R apart to arrive 0.1/R apart.
+                    let jitter = sent % 2 == 0 ? 0.9 / rate : 0
+                    let arrival = max(previousArrival, t + jitter)
+                    previousArrival = arrival
+                    if server.take(now: arrival) != nil { refused += 1 }
+                    sent += 1
+                }
+                t += 0.0005
+            }
+            #expect(refused == 0, "burst \(burst): \(refused) refused")
+            // The long-run rate is unchanged: 200 sends take (200 − (burst − 1)) / rate seconds.
+            #expect(abs(t - Double(200 - (burst - 1)) / rate) < 0.002, "burst \(burst): took \(t) s")
+        }
+        // A burst of 1 cannot keep a reserve: the client may send a full token's worth.
+        #expect(TokenBucket(rate: 50, burst: 1, now: 0).available(now: 0) == 1)
     }
 
     @Test func aPauseStopsEveryoneAndBacksOffWithoutAHint() {

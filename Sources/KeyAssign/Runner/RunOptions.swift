@@ -6,7 +6,10 @@ public struct RunOptions: Sendable {
     public var apiKey: String
     /// Requests per second across all senders; 0 = unlimited.
     public var rate: Double = 10
-    public var burst: Int = 1
+    /// The server's burst: keyassign sends at most `burst − 1` back-to-back and keeps one
+    /// token in reserve for arrival jitter (see `TokenBucket`). 2 by default, since a server
+    /// burst of 1 cannot absorb any jitter.
+    public var burst: Int = 2
     public var concurrency: Int = 8
     public var maxAttempts: Int = 5
     /// Per-request timeout, and how long a first SIGINT/SIGTERM waits for requests in flight.

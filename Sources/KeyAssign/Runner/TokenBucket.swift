@@ -1,13 +1,24 @@
 import Foundation
 
-/// The rate limit all senders share: `rate` requests per second with bursts of up to `burst`,
-/// and one pause that a 429 imposes on everyone at once. Times are monotonic seconds.
+/// The rate limit all senders share: `rate` requests per second with bursts of up to
+/// `burst − 1` (see `capacity`), and one pause that a 429 imposes on everyone at once. Times
+/// are monotonic seconds.
 ///
-/// The bucket starts full (a burst of `burst` at start), then refills continuously, so over
-/// any window of length T the requests sent never exceed `burst + rate × T`.
+/// The bucket starts full, then refills continuously, so over any window of length T the
+/// requests sent never exceed `capacity + rate × T`.
+///
+/// Why one token in reserve: the server's limiter counts a request when it *arrives*, and
+/// arrival times jitter (loopback included), so requests sent exactly 1/R apart can arrive
+/// closer together. A client that used all `burst` tokens would leave a server with the
+/// same burst nothing to absorb that jitter, and it would answer 429. Sending at most
+/// `burst − 1` back-to-back leaves the server's bucket one token ahead, which absorbs up to
+/// 1/R of jitter at the cost of one request at start. With a burst of 1 no reserve is
+/// possible: a server whose burst is 1 cannot absorb any jitter, so use a burst ≥ 2.
 final class TokenBucket: @unchecked Sendable {
     let rate: Double
     let burst: Double
+    /// The most tokens the bucket holds: `burst − 1` when `burst` ≥ 2, else 1.
+    let capacity: Double
     private let lock = NSLock()
     private var tokens: Double
     private var refilledAt: Double
@@ -19,7 +30,8 @@ final class TokenBucket: @unchecked Sendable {
     init(rate: Double, burst: Int, now: Double = Timestamps.monotonic()) {
         self.rate = rate
         self.burst = Double(max(1, burst))
-        self.tokens = self.burst
+        self.capacity = burst >= 2 ? Double(burst - 1) : 1
+        self.tokens = self.capacity
         self.refilledAt = now
     }
 
@@ -27,7 +39,7 @@ final class TokenBucket: @unchecked Sendable {
 
     private func refill(_ now: Double) {
         if now > refilledAt {
-            tokens = min(burst, tokens + (now - refilledAt) * rate)
+            tokens = min(capacity, tokens + (now - refilledAt) * rate)
             refilledAt = now
         }
     }
