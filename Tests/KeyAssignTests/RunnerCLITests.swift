@@ -229,15 +229,19 @@ extension RunnerOutcomeTests {
     }
 
     @Test func theServersRateLimitIsRespectedWithSharedPauses() throws {
-        let bench = try RunnerBench(inventory: 30, rateLimit: .init(rate: 20, burst: 2))
+        // Half the server's rate, and a server burst that absorbs a stall of a few hundred
+        // milliseconds on a loaded test machine: what is checked is that the client paces
+        // itself (unpaced, 30 rows at concurrency 8 meet 429s at once), not how quiet the
+        // machine is.
+        let bench = try RunnerBench(inventory: 30, rateLimit: .init(rate: 20, burst: 5))
         let started = Date()
-        let result = try bench.run(["--rate", "15", "--burst", "2", "--concurrency", "8"])
+        let result = try bench.run(["--rate", "10", "--burst", "2", "--concurrency", "8"])
         let seconds = Date().timeIntervalSince(started)
         #expect(result.status == 0, "stderr: \(result.stderr)")
         #expect(try bench.stateCounts() == ["assigned": 30])
         #expect(bench.server.ledger().rateLimited == 0)
-        // 2 at once, then 28 at 15/s: at least 1.8 s.
-        #expect(seconds >= 1.8)
+        // One at once (the other token is the reserve), then 29 at 10/s: at least 2.8 s.
+        #expect(seconds >= 2.8)
     }
 
     @Test func theAPIKeyAppearsNowhere() throws {
