@@ -44,7 +44,7 @@ import Testing
         let samples = try names.map { Array(try Data(contentsOf: URL(fileURLWithPath: Self.samplesDirectory + "/" + $0))) }
         let dir = try TemporaryDirectory()
         let db = try Database(path: dir.path + "/fuzz.sqlite")
-        var queuedTotal: Int64 = 0, invalidTotal: Int64 = 0, imported = 0
+        var queuedTotal: Int64 = 0, invalidTotal: Int64 = 0, imported = 0, readTotal = 0, accounted = 0
         for round in 0..<240 {
             let which = round % samples.count
             let bytes = Self.mutate(samples[which], donor: samples[(which + 1) % samples.count], using: &random)
@@ -54,13 +54,18 @@ import Testing
             #expect(outcome.exitStatus == .ok || outcome.exitStatus == .dataError, "round \(round): \(outcome.exitStatus)")
             if outcome.exitStatus == .ok { imported += 1 }
             queuedTotal += Int64(outcome.queued)
-            invalidTotal += Int64(outcome.invalid)
+            readTotal += outcome.rowsRead
+            accounted += outcome.queued + outcome.duplicates + outcome.conflicts + outcome.invalid
+            // Conflicting duplicates are kept in invalid_rows too, with their reason.
+            invalidTotal += Int64(outcome.invalid + outcome.conflicts)
             #expect(try db.scalarInt("SELECT count(*) FROM work") == queuedTotal, "round \(round): queued rows and work rows differ")
-            #expect(try db.scalarInt("SELECT count(*) FROM invalid_rows") == invalidTotal, "round \(round): invalid count and invalid_rows differ")
+            #expect(try db.scalarInt("SELECT count(*) FROM invalid_rows") == invalidTotal, "round \(round): invalid + conflict counts and invalid_rows differ")
         }
         // The mutants must mostly still be importable, or this would only fuzz the "no key column" path.
         #expect(imported > 120, "only \(imported) of 240 mutants were imported")
         #expect(queuedTotal > 0 && invalidTotal > 0)
+        // Every row read is queued, a duplicate, a conflict or invalid: none vanishes.
+        #expect(readTotal == accounted, "\(readTotal) rows read, \(accounted) accounted for")
         #expect(try db.scalarInt("""
             SELECT count(*) FROM work WHERE license_key = '' OR license_key <> trim(license_key)
                 OR state <> 'pending' OR idempotency_token = ''
