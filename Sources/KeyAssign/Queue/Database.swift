@@ -70,7 +70,7 @@ public final class Database {
         if rc != SQLITE_OK {
             let message = errorMessage.map { String(cString: $0) } ?? String(cString: sqlite3_errmsg(handle))
             sqlite3_free(errorMessage)
-            throw DatabaseError(code: rc, message: message, path: path)
+            throw DatabaseError(code: rc, message: message, path: path, systemErrno: sqlite3_system_errno(handle))
         }
     }
 
@@ -78,7 +78,8 @@ public final class Database {
         var statement: OpaquePointer?
         let rc = sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil)
         guard rc == SQLITE_OK, let statement else {
-            throw DatabaseError(code: rc, message: String(cString: sqlite3_errmsg(handle)), path: path)
+            throw DatabaseError(code: rc, message: String(cString: sqlite3_errmsg(handle)), path: path,
+                                systemErrno: sqlite3_system_errno(handle))
         }
         return Statement(statement, database: self)
     }
@@ -134,7 +135,8 @@ public final class Statement {
 
     private func check(_ rc: Int32) throws {
         if rc != SQLITE_OK {
-            throw DatabaseError(code: rc, message: String(cString: sqlite3_errmsg(database.handle)), path: database.path)
+            throw DatabaseError(code: rc, message: String(cString: sqlite3_errmsg(database.handle)), path: database.path,
+                                systemErrno: sqlite3_system_errno(database.handle))
         }
     }
 
@@ -205,7 +207,8 @@ public final class Statement {
         case SQLITE_ROW: return true
         case SQLITE_DONE: return false
         default:
-            throw DatabaseError(code: rc, message: String(cString: sqlite3_errmsg(database.handle)), path: database.path)
+            throw DatabaseError(code: rc, message: String(cString: sqlite3_errmsg(database.handle)), path: database.path,
+                                systemErrno: sqlite3_system_errno(database.handle))
         }
     }
 
@@ -245,10 +248,31 @@ public struct DatabaseError: Error, CustomStringConvertible, Sendable {
     public var code: Int32
     public var message: String
     public var path: String
+    /// The OS error behind an I/O failure: SQLite reports a full disk or a read-only file
+    /// system met while growing the WAL index or opening a file as a plain I/O error.
+    public var systemErrno: Int32
+
+    public init(code: Int32, message: String, path: String, systemErrno: Int32 = 0) {
+        self.code = code
+        self.message = message
+        self.path = path
+        self.systemErrno = systemErrno
+    }
 
     public var primaryCode: Int32 { code & 0xff }
 
     public var description: String {
+        if primaryCode == SQLITE_IOERR || primaryCode == SQLITE_CANTOPEN {
+            // SQLite does not keep errno for every path (growing the -shm file, for one), so
+            // the file system is asked as well.
+            let fileSystem = FileSystemSpace(directoryOf: path)
+            if systemErrno == ENOSPC || systemErrno == EDQUOT || fileSystem?.isNearlyFull == true {
+                return "database \(path): the disk is full (\(message)); nothing recorded was lost; free space and run again"
+            }
+            if systemErrno == EROFS || fileSystem?.isReadOnly == true {
+                return "database \(path) is on a read-only file system (\(message)); make it writable and run again"
+            }
+        }
         switch primaryCode {
         case SQLITE_FULL:
             return "database \(path): the disk is full (\(message)); nothing recorded was lost; free space and run again"
@@ -266,4 +290,22 @@ public struct DatabaseError: Error, CustomStringConvertible, Sendable {
     }
 
     public var asKeyAssignError: KeyAssignError { KeyAssignError(.ioError, description) }
+}
+
+/// Free space and the read-only flag of the file system holding a path, for error messages.
+struct FileSystemSpace {
+    var availableBytes: UInt64
+    var isReadOnly: Bool
+
+    /// Less than this is "full" for SQLite: one WAL index page is 32 KiB.
+    var isNearlyFull: Bool { availableBytes < 256 * 1024 }
+
+    init?(directoryOf path: String) {
+        let slash = path.lastIndex(of: "/")
+        let directory = slash.map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
+        var info = statvfs()
+        guard statvfs(directory, &info) == 0 else { return nil }
+        availableBytes = UInt64(info.f_bavail) * UInt64(info.f_frsize)
+        isReadOnly = (info.f_flag & UInt(ST_RDONLY)) != 0
+    }
 }
