@@ -5,11 +5,15 @@
 #
 # The minimal URLSession loop (scripts/urlsession-ceiling.swift: keyassign's session
 # configuration, nothing else) POSTs SMALL and then LARGE requests at a release sandbox; peak
-# RSS (/usr/bin/time %M) of each gives bytes per request. Then the same two runs with the
-# diagnostic LD_PRELOAD probe scripts/leak/curl-url-cleanup-probe.c, which makes the
-# curl_free(CURLU *) in FoundationNetworking's CFURLSessionCurlHostIsEqual free the parsed URL
-# parts (curl_url_cleanup). "growth" = (RSS(LARGE) - RSS(SMALL)) / (LARGE - SMALL).
-# A baseline whose growth stays near 0 with the probe shows that this one call is the leak.
+# RSS (/usr/bin/time %M) of each gives bytes per request. Then the same two runs under two
+# diagnostic LD_PRELOAD libraries (never part of keyassign):
+#   probe: scripts/leak/curl-url-cleanup-probe.c turns curl_free() on a CURLU handle into
+#          curl_url_cleanup() (frees the URL parts the handle parsed);
+#   fixed: scripts/leak/host-check-fixed.c replaces FoundationNetworking's
+#          CFURLSessionCurlHostIsEqual (called through its PLT) with a copy that uses
+#          curl_url_cleanup() instead of curl_free().
+# "growth" = (RSS(LARGE) - RSS(SMALL)) / (LARGE - SMALL). Growth near 0 under both shows that
+# this one call is the leak, and what replacing that one function would save.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 small=${1:-10000}
@@ -24,6 +28,7 @@ swift build -c release --product keyassign >&2
 bin="$(swift build -c release --show-bin-path)/keyassign"
 swiftc -O scripts/urlsession-ceiling.swift -o "$dir/ceiling" >&2
 cc -O2 -shared -fPIC scripts/leak/curl-url-cleanup-probe.c -o "$dir/probe.so" -ldl
+cc -O2 -shared -fPIC scripts/leak/host-check-fixed.c -o "$dir/fixed.so" -ldl
 
 "$bin" sandbox --state-dir "$dir/s" --generate-keys 10 >"$dir/s.out" 2>"$dir/s.err" &
 pids+=($!)
@@ -36,11 +41,14 @@ peak_kb() { # PRELOAD REQUESTS -> peak RSS in KB
     cat "$dir/rss"
 }
 
-printf '%-34s %12s %12s %16s\n' "URLSession loop, concurrency $conc" "RSS@$small" "RSS@$large" "growth B/request"
-for variant in baseline probe; do
-    preload=""; [ "$variant" = probe ] && preload="$dir/probe.so"
+printf '%-40s %12s %12s %16s\n' "URLSession loop, concurrency $conc" "RSS@$small" "RSS@$large" "growth B/request"
+for variant in baseline probe fixed; do
+    case $variant in
+        baseline) preload=""; label="as shipped" ;;
+        probe) preload="$dir/probe.so"; label="probe: curl_free(CURLU*) cleans up" ;;
+        fixed) preload="$dir/fixed.so"; label="fixed CFURLSessionCurlHostIsEqual" ;;
+    esac
     a=$(peak_kb "$preload" "$small")
     b=$(peak_kb "$preload" "$large")
-    label="as shipped (curl_free(CURLU*))"; [ "$variant" = probe ] && label="probe (curl_url_cleanup)"
-    printf '%-34s %9s KB %9s KB %16s\n' "$label" "$a" "$b" "$(( (b - a) * 1024 / (large - small) ))"
+    printf '%-40s %9s KB %9s KB %16s\n' "$label" "$a" "$b" "$(( (b - a) * 1024 / (large - small) ))"
 done
