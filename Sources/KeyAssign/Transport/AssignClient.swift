@@ -30,6 +30,12 @@ public struct AssignRequest: Sendable {
 
 /// The HTTP call to `assign-license-key` on URLSession (libcurl on Linux): keep-alive
 /// connections, at most `concurrency` per host, a timeout per request, redirects refused.
+///
+/// Known cost on Linux: FoundationNetworking leaks the parsed URL parts (~160 bytes of heap) of
+/// every HTTP transfer, whatever the task API or configuration. Its host check
+/// (`CFURLSessionCurlHostIsEqual`, run by every `_EasyHandle.set(url:)`) frees its CURLU handle
+/// with `curl_free` instead of `curl_url_cleanup`. Nothing here can avoid that;
+/// `scripts/urlsession-leak.sh` measures it.
 public final class AssignClient: @unchecked Sendable {
     public struct Options: Sendable {
         public var endpoint: ServerEndpoint
