@@ -9,8 +9,7 @@ struct RunArguments: ParsableArguments {
     @Option(name: .customLong("public-key"), help: ArgumentHelp("A public key (PEM) replies may be signed with: NAME=PATH, or PATH for the name 'global'. Repeat for several.", valueName: "[NAME=]PATH"))
     var publicKeys: [String] = []
 
-    @Option(name: .long, help: ArgumentHelp("The work database (default: $KEYASSIGN_DB, else ./keyassign.sqlite).", valueName: "PATH"))
-    var db: String?
+    @OptionGroup var database: DatabaseOption
 
     @Option(name: .customLong("api-key-file"), help: ArgumentHelp("Read the API key from this file (one line). Default: $KEYASSIGN_API_KEY. There is no flag for the key itself: argv is visible to every user.", valueName: "PATH"))
     var apiKeyFile: String?
@@ -68,7 +67,7 @@ struct RunArguments: ParsableArguments {
             try RunSetup.checkCAFile(caFile)
             let endpoint = try ServerEndpoint(base: server, allowInsecureHTTP: allowInsecureHTTP)
             let apiKey = try RunSetup.apiKey(file: apiKeyFile)
-            var options = RunOptions(databasePath: Database.resolvePath(db), endpoint: endpoint, apiKey: apiKey)
+            var options = RunOptions(databasePath: database.path, endpoint: endpoint, apiKey: apiKey)
             options.rate = rate
             options.burst = burst
             options.concurrency = concurrency

@@ -58,7 +58,7 @@ public enum Demo {
         if imported.exitStatus != .ok { return imported.exitStatus }
 
         // 2. A sandbox that knows most of the imported keys, some of them sold already.
-        let keys = try importedKeys(db)
+        let keys = try RowReport.licenseKeys(in: db)
         let plan = InventoryPlan(keys: keys)
         var configuration = SandboxConfiguration(stateDirectory: state + "/sandbox", inventory: .keys(plan.inventory))
         configuration.faults = faults()
@@ -96,7 +96,7 @@ public enum Demo {
         output(try StatusReport.load(from: db).render() + "\n")
         output("\nthe sandbox injected \(ledger.faults.fail5xx) × 503, \(ledger.faults.fail429) × 429 and "
                + "\(ledger.faults.dropBefore) dropped connections; \(retried) rows were assigned after a retry\n")
-        let uncertain = try keysInState(.uncertain, db)
+        let uncertain = try RowReport.licenseKeys(in: db, state: .uncertain)
         if !uncertain.isEmpty {
             output("""
 
@@ -128,9 +128,6 @@ public enum Demo {
         return invoked.contains("/") ? URL(fileURLWithPath: invoked).standardizedFileURL.path : invoked
     }
 
-    static func keysInState(_ state: RowState, _ db: Database) throws -> [String] {
-        try RowReport.licenseKeys(in: db, state: state)
-    }
 
     /// Which imported keys the demo's server knows: every fifth is unknown (→ 801), and two
     /// of the known ones are assigned in advance (→ 801); the rest are assignable (→ 800).
@@ -151,9 +148,6 @@ public enum Demo {
         }
     }
 
-    static func importedKeys(_ db: Database) throws -> [String] {
-        try RowReport.licenseKeys(in: db)
-    }
 
     /// `samples/` in the current directory (how `swift run keyassign demo` is run from the
     /// package), else the one in the package the binary was built in (`.build/<config>/keyassign`).
