@@ -26,9 +26,13 @@ let package = Package(
             pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]
         ),
+        // libcurl, opened at run time: the library is on every Linux machine that runs Swift
+        // (FoundationNetworking links it) but its headers are not (see include/CCurl.h).
+        .target(name: "CCurl"),
         .target(
             name: "KeyAssign",
             dependencies: [
+                "CCurl",
                 "COpenSSL",
                 "CSQLite",
                 .product(name: "Logging", package: "swift-log"),

@@ -50,7 +50,7 @@ struct RunArguments: ParsableArguments {
     @Flag(name: .customLong("allow-insecure-http"), help: "Allow plain http to a host that is not loopback (the API key then crosses the network in clear text).")
     var allowInsecureHTTP = false
 
-    @Option(name: .customLong("ca-file"), help: ArgumentHelp("A private CA for the server's certificate. NOT SUPPORTED on Linux (URLSession there cannot add a trust anchor): install the CA into the system trust store instead.", valueName: "PATH"))
+    @Option(name: .customLong("ca-file"), help: ArgumentHelp("Trust the server's certificate if this CA (PEM) signed it, instead of the system trust store.", valueName: "PATH"))
     var caFile: String?
 
     @Flag(name: .long, help: "No progress and no summary on stderr; only warnings and errors.")
@@ -79,6 +79,7 @@ struct RunArguments: ParsableArguments {
             options.backoffBase = backoffBase
             options.backoffCap = backoffCap
             options.summaryJSONPath = summaryJSON
+            options.caFile = caFile
             options.progress = quiet ? .quiet : .automatic
             options.handleSignals = true
             try options.validate()

@@ -19,6 +19,8 @@ public struct RunOptions: Sendable {
     /// How long the run waits, in total, for scheduled retries to come due.
     public var maxWait: Double = 300
     public var body: BodyEncoding = .form
+    /// PEM trust anchors for the server's certificate (a private CA); nil = the system store.
+    public var caFile: String?
     public var backoffBase: Double = 1
     public var backoffCap: Double = 60
     public var summaryJSONPath: String?

@@ -107,11 +107,12 @@ public final class Runner: @unchecked Sendable {
             logger.warning("recovered \(recovered) row(s) left in flight by a run that died; a later 801 for them counts as uncertain")
         }
         let claimer = try shared.with { try Claimer($0, runID: runID) }
+        let client = try AssignClient(.init(endpoint: options.endpoint, apiKey: options.apiKey, body: options.body,
+                                            concurrency: options.concurrency, timeout: options.timeout,
+                                            caFile: options.caFile))
         let completer = Completer(database: shared, runID: runID)
         self.completer = completer
         completer.start()
-        let client = AssignClient(.init(endpoint: options.endpoint, apiKey: options.apiKey, body: options.body,
-                                        concurrency: options.concurrency, timeout: options.timeout))
         let signals = options.handleSignals ? installSignalHandlers() : []
         defer {
             for source in signals { source.cancel() }
