@@ -12,8 +12,8 @@ import Darwin
 /// Roles: `RunLock` keeps runs apart, `Rescuer` recovers rows a dead run left in flight, the
 /// dispatch loop here waits for a free slot, a token (`TokenBucket`) and the end of any 429
 /// pause, then `Claimer` commits a batch of rows `in_flight` and they are sent at once through
-/// `AssignClient`. Each reply is verified and classified (`Classifier`) on the client's serial
-/// delegate queue, and `Completer` commits the results in batches. Callable in-process (`keyassign demo`).
+/// `AssignClient`. Each reply is verified and classified (`Classifier`) on the transport's serial
+/// reply queue, and `Completer` commits the results in batches. Callable in-process (`keyassign demo`).
 public final class Runner: @unchecked Sendable {
     private let options: RunOptions
     private let verifier: ReplyVerifier
@@ -223,7 +223,7 @@ public final class Runner: @unchecked Sendable {
             for row in rows {
                 let startedMono = Timestamps.monotonic()
                 let startedWall = Timestamps.now()
-                // The completion runs on the client's delegate queue: verifying there
+                // The completion runs on the transport's reply queue: verifying there
                 // saves a thread hop per reply.
                 client.send(row.request) { [self] result in
                     complete(row, result: result, startedWall: startedWall, startedMono: startedMono)

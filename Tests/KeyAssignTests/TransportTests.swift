@@ -1,0 +1,250 @@
+import Foundation
+import Synchronization
+import Testing
+@testable import KeyAssign
+
+/// The libcurl transport against the real sandbox over loopback: what each way an exchange can
+/// end comes back as, and TLS with a private CA.
+@Suite("Transport")
+struct TransportTests {
+    @Test("curl results: zero request bytes means not sent, anything else after a failure maybe sent")
+    func resultMapping() {
+        #expect(AssignClient.result(curlCode: 0, status: 200, requestBytes: 300, reply: [1], retryAfter: "2")
+                == .response(status: 200, retryAfter: "2", body: [1]))
+        guard case .notSent(let refused) = AssignClient.result(curlCode: 7, status: 0, requestBytes: 0, reply: [], retryAfter: nil) else {
+            Issue.record("connection refused must be notSent")
+            return
+        }
+        #expect(refused.hasPrefix("cannot connect to host (curl 7"))
+        guard case .notSent = AssignClient.result(curlCode: 28, status: 0, requestBytes: 0, reply: [], retryAfter: nil) else {
+            Issue.record("a timeout before anything was written must be notSent")
+            return
+        }
+        for code: Int32 in [28, 52, 55, 56, 42] {
+            guard case .maybeSent = AssignClient.result(curlCode: code, status: 0, requestBytes: 250, reply: [], retryAfter: nil) else {
+                Issue.record("curl \(code) after the request was written must be maybeSent")
+                continue
+            }
+        }
+    }
+
+    @Test("every answer, refusal and lost connection comes back as what it is")
+    func outcomesAgainstTheSandbox() throws {
+        let dir = try TemporaryDirectory()
+        var configuration = SandboxConfiguration(stateDirectory: dir.path + "/sandbox", inventory: .keys(["k-1", "k-2"]))
+        configuration.threads = 1
+        configuration.rateLimit = .init(rate: 1, burst: 1)
+        let server = try SandboxServer.start(configuration)
+        let client = try client(for: server)
+
+        let first = send(client, key: "k-1")
+        guard case .response(200, _, let body) = first else {
+            Issue.record("expected a 200, got \(first)")
+            return
+        }
+        #expect(String(decoding: body, as: UTF8.self).contains("\"signature\""))
+        // The server's bucket is empty now: a 429 whose Retry-After header is read.
+        guard case .response(429, let retryAfter?, _) = send(client, key: "k-2") else {
+            Issue.record("expected a 429 with Retry-After")
+            return
+        }
+        #expect(Int(retryAfter) != nil)
+        server.shutdown()
+
+        guard case .notSent(let text) = send(client, key: "k-2") else {
+            Issue.record("a stopped server must give notSent")
+            return
+        }
+        #expect(text.contains("cannot connect"))
+    }
+
+    @Test("a reply lost after the server processed the request is maybeSent")
+    func dropAfterIsMaybeSent() throws {
+        let dir = try TemporaryDirectory()
+        var configuration = SandboxConfiguration(stateDirectory: dir.path + "/sandbox", inventory: .keys(["k-1"]))
+        configuration.threads = 1
+        configuration.faults.dropAfter = 1
+        let server = try SandboxServer.start(configuration)
+        defer { server.shutdown() }
+        guard case .maybeSent = send(try client(for: server), key: "k-1") else {
+            Issue.record("expected maybeSent")
+            return
+        }
+    }
+
+    @Test("cancelAll completes every request, running or queued")
+    func cancelAllCompletesEverything() throws {
+        let dir = try TemporaryDirectory()
+        var configuration = SandboxConfiguration(stateDirectory: dir.path + "/sandbox", inventory: .keys(["k-1"]))
+        configuration.threads = 1
+        configuration.faults.latency = .fixed(milliseconds: 5_000)
+        let server = try SandboxServer.start(configuration)
+        defer { server.shutdown() }
+        let client = try client(for: server, concurrency: 2)
+        let results = Mutex<[TransportResult]>([])
+        let done = DispatchSemaphore(value: 0)
+        for i in 0..<5 {
+            client.send(AssignRequest(licenseKey: "k-\(i)", ownerName: nil, email: nil, idempotencyToken: "t-\(i)")) {
+                result in
+                results.withLock { $0.append(result) }
+                done.signal()
+            }
+        }
+        usleep(300_000)
+        let started = Date()
+        client.cancelAll()
+        for _ in 0..<5 { #expect(done.wait(timeout: .now() + 5) == .success) }
+        #expect(Date().timeIntervalSince(started) < 2)
+        let all = results.withLock { $0 }
+        #expect(all.count == 5)
+        for result in all {
+            switch result {
+            case .maybeSent(let text), .notSent(let text): #expect(text.contains("cancelled"))
+            case .response: Issue.record("nothing should have been answered: \(result)")
+            }
+        }
+    }
+
+    @Test("a longer reply is read to its end and stored capped")
+    func longRepliesAreCapped() throws {
+        let reply = String(repeating: "x", count: 200_000)
+        let server = try OneReplyServer(body: reply)
+        defer { server.stop() }
+        let endpoint = try ServerEndpoint(base: "http://127.0.0.1:\(server.port)", allowInsecureHTTP: false)
+        let client = try AssignClient(.init(endpoint: endpoint, apiKey: "k", concurrency: 1, timeout: 5))
+        guard case .response(200, _, let body) = send(client, key: "k-1") else {
+            Issue.record("expected a 200")
+            return
+        }
+        #expect(body.count == AssignClient.maximumStoredReply)
+    }
+
+    @Test("https: trusted through --ca-file, refused without it, nothing assigned when refused")
+    func tlsWithAPrivateCA() throws {
+        let bench = try RunnerBench(inventory: 6)
+        let proxy = try TLSProxy(upstreamPort: bench.server.port)
+        defer { proxy.stop() }
+        let https = "https://127.0.0.1:\(proxy.port)"
+        func run(_ extra: [String]) throws -> CLI.Result {
+            var arguments = bench.runArguments(extra + ["--max-attempts", "1"])
+            arguments[arguments.firstIndex(of: bench.server.baseURL)!] = https
+            return try CLI.run(arguments, environment: ["KEYASSIGN_API_KEY": bench.server.apiKey])
+        }
+
+        let untrusted = try run([])
+        #expect(untrusted.status == 1)
+        #expect(try bench.stateCounts() == ["failed": 6])
+        let errors = try bench.open().prepare("SELECT DISTINCT error FROM attempts")
+        var seen: [String] = []
+        while try errors.step() { seen.append(errors.string(0) ?? "") }
+        #expect(seen.count == 1 && seen[0].contains("server certificate not trusted (curl 60"), "errors: \(seen)")
+
+        #expect(try CLI.run(["retry", "--db", bench.db, "--state", "failed"]).status == 0)
+        let trusted = try run(["--ca-file", CLI.fixture("tls/ca.pem")])
+        #expect(trusted.status == 0, "stderr: \(trusted.stderr)")
+        #expect(try bench.stateCounts() == ["assigned": 6])
+
+        let notPEM = try run(["--ca-file", CLI.fixture("reply-800.json")])
+        #expect(notPEM.status == 78)
+        #expect(notPEM.stderr.contains("no PEM certificate"))
+    }
+
+    private func client(for server: SandboxServer, concurrency: Int = 4) throws -> AssignClient {
+        let endpoint = try ServerEndpoint(base: server.baseURL, allowInsecureHTTP: false)
+        return try AssignClient(.init(endpoint: endpoint, apiKey: server.apiKey, concurrency: concurrency, timeout: 10))
+    }
+
+    private func send(_ client: AssignClient, key: String) -> TransportResult {
+        let result = Mutex<TransportResult?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        client.send(AssignRequest(licenseKey: key, ownerName: "Jane", email: "jane@example.com", idempotencyToken: UUID().uuidString)) {
+            reply in
+            result.withLock { $0 = reply }
+            done.signal()
+        }
+        _ = done.wait(timeout: .now() + 20)
+        return result.withLock { $0 } ?? .maybeSent("no completion within 20 s")
+    }
+}
+
+/// `Fixtures/tls/tls-proxy.py`: real TLS (a certificate from the test CA) in front of the sandbox.
+private final class TLSProxy {
+    let process = Process()
+    let port: Int
+
+    init(upstreamPort: Int) throws {
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", CLI.fixture("tls/tls-proxy.py"), String(upstreamPort)]
+        let out = Pipe()
+        process.standardOutput = out
+        try process.run()
+        let line = String(decoding: out.fileHandleForReading.availableDataUntilNewline(), as: UTF8.self)
+        guard let port = Int(line.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            kill(process.processIdentifier, SIGKILL)
+            throw KeyAssignError(.ioError, "tls-proxy.py printed no port: \(line)")
+        }
+        self.port = port
+    }
+
+    /// SIGKILL: the test process may ignore SIGTERM (the runner's handlers), and children
+    /// inherit ignored signals.
+    func stop() {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+}
+
+/// An HTTP/1.1 server on loopback that answers every request with the same 200 and `body`.
+private final class OneReplyServer {
+    let process = Process()
+    let port: Int
+
+    init(body: String) throws {
+        let script = """
+            import http.server, sys
+            body = b"x" * int(sys.argv[1])
+            class H(http.server.BaseHTTPRequestHandler):
+                protocol_version = "HTTP/1.1"
+                def do_POST(self):
+                    self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                def log_message(self, *args): pass
+            server = http.server.HTTPServer(("127.0.0.1", 0), H)
+            print(server.server_address[1], flush=True)
+            server.serve_forever()
+            """
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", script, String(body.utf8.count)]
+        let out = Pipe()
+        process.standardOutput = out
+        try process.run()
+        let line = String(decoding: out.fileHandleForReading.availableDataUntilNewline(), as: UTF8.self)
+        guard let port = Int(line.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            kill(process.processIdentifier, SIGKILL)
+            throw KeyAssignError(.ioError, "the reply server printed no port: \(line)")
+        }
+        self.port = port
+    }
+
+    /// SIGKILL: the test process may ignore SIGTERM (the runner's handlers), and children
+    /// inherit ignored signals.
+    func stop() {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+}
+
+private extension FileHandle {
+    /// Reads one line (a child's first output), byte by byte: no buffering past it.
+    func availableDataUntilNewline() -> Data {
+        var data = Data()
+        while let byte = try? read(upToCount: 1), let first = byte.first {
+            if first == UInt8(ascii: "\n") { break }
+            data.append(first)
+        }
+        return data
+    }
+}
