@@ -19,6 +19,21 @@ import Testing
         #expect(mode.string(0) == "wal")
     }
 
+    @Test func aVersion1DatabaseGainsTheRunIndexAndTheSummaryUsesIt() throws {
+        let dir = try TemporaryDirectory()
+        let path = dir.path + "/t.sqlite"
+        do {
+            let db = try Database(path: path)
+            try db.execute("DROP INDEX attempts_by_run; PRAGMA user_version = 1")
+        }
+        let db = try Database(path: path)
+        #expect(try db.scalarInt("PRAGMA user_version") == 2)
+        let plan = try db.prepare("EXPLAIN QUERY PLAN " + Runner.statesOfRowsTouchedByRun)
+        var steps: [String] = []
+        while try plan.step() { steps.append(plan.string(3) ?? "") }
+        #expect(steps.contains { $0.contains("attempts_by_run") }, "plan: \(steps)")
+    }
+
     @Test func readingCommandsDoNotCreateADatabase() throws {
         let dir = try TemporaryDirectory()
         #expect(throws: KeyAssignError.self) { try Database(path: dir.path + "/missing.sqlite", create: false) }

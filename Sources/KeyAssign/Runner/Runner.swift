@@ -357,12 +357,15 @@ public final class Runner: @unchecked Sendable {
 
     // MARK: the end
 
+    /// Served by the index `attempts_by_run` (migration 2).
+    static let statesOfRowsTouchedByRun = """
+        SELECT state, count(*) FROM work WHERE id IN (SELECT work_id FROM attempts WHERE run_id = ?1) GROUP BY state
+        """
+
     private func summarize(_ db: Database, runID: Int64, startedWall: Double, startedMono: Double,
                            recovered: Int) throws -> RunSummary {
         var touched: [String: Int] = [:]
-        let byState = try db.prepare("""
-            SELECT state, count(*) FROM work WHERE id IN (SELECT work_id FROM attempts WHERE run_id = ?1) GROUP BY state
-            """)
+        let byState = try db.prepare(Runner.statesOfRowsTouchedByRun)
         try byState.bind(1, runID)
         while try byState.step() { touched[byState.string(0) ?? "", default: 0] = Int(byState.int(1)) }
         var left: [String: Int] = [:]
