@@ -62,7 +62,6 @@ public final class Runner: @unchecked Sendable {
     /// Throws `KeyAssignError` for a lock held by another run (75) or a database failure (74).
     public func run() throws -> RunSummary {
         try options.validate()
-        MallocTuning.keepFreedMemory()
         let db: Database
         do {
             db = try Database(path: options.databasePath)

@@ -97,7 +97,7 @@ public final class AssignClient: @unchecked Sendable {
     /// "libcurl/7.88.1 OpenSSL/3.0.x ...", or why libcurl cannot be loaded.
     public static var libraryVersion: String {
         var message = [CChar](repeating: 0, count: 512)
-        if ka_curl_load(&message, message.count) != 0 { return String(cString: message) }
+        if ka_curl_load(&message, message.count) != 0 { return String(nulTerminated: message) }
         return String(cString: ka_curl_version())
     }
 

@@ -35,7 +35,7 @@ final class TransferLoop: @unchecked Sendable {
     init(url: String, headers: [String], timeout: Double, caFile: String?, maxConnections: Int, maxReply: Int) throws {
         var message = [CChar](repeating: 0, count: 512)
         guard ka_curl_load(&message, message.count) == 0 else {
-            throw KeyAssignError(.config, String(cString: message))
+            throw KeyAssignError(.config, String(nulTerminated: message))
         }
         let made: OpaquePointer? = withCStrings(headers) { headerPointers in
             url.withCString { urlPointer in
@@ -116,7 +116,7 @@ final class TransferLoop: @unchecked Sendable {
 
             if ka_multi_run(multi, 1000, &message, message.count) < 0 {
                 // Only a libcurl bug or exhausted memory ends here: what was running is unknown.
-                let why = String(cString: message)
+                let why = String(nulTerminated: message)
                 for (exchange, completion) in running {
                     ka_exchange_abort(multi, exchange)
                     idle.append(exchange)
@@ -203,4 +203,12 @@ private func withCStrings<R>(_ strings: [String], _ body: (UnsafeBufferPointer<U
     defer { copies.forEach { free($0) } }
     let pointers = copies.map { UnsafePointer($0) }
     return pointers.withUnsafeBufferPointer { body($0) }
+}
+
+extension String {
+    /// The text of a C message buffer, up to its first NUL.
+    init(nulTerminated buffer: [CChar]) {
+        let end = buffer.firstIndex(of: 0) ?? buffer.endIndex
+        self.init(decoding: buffer[..<end].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
 }
