@@ -32,9 +32,11 @@ enum {
     CURLMOPT_MAX_HOST_CONNECTIONS = 7,
 };
 enum {
+    CURLOPT_READDATA = 10009,
     CURLOPT_WRITEDATA = 10001,
     CURLOPT_URL = 10002,
     CURLOPT_WRITEFUNCTION = 20011,
+    CURLOPT_READFUNCTION = 20012,
     CURLOPT_HTTPHEADER = 10023,
     CURLOPT_HEADERDATA = 10029,
     CURLOPT_POST = 47,
@@ -48,7 +50,6 @@ enum {
     CURLOPT_TCP_NODELAY = 121,
     CURLOPT_TIMEOUT_MS = 155,
     CURLOPT_CONNECTTIMEOUT_MS = 156,
-    CURLOPT_COPYPOSTFIELDS = 10165,
     CURLOPT_PROTOCOLS_STR = 10318,
 };
 enum {
@@ -158,6 +159,11 @@ struct ka_multi {
 struct ka_exchange {
     CURL *handle;
     struct curl_slist extra_header;
+    uint8_t *body;
+    size_t body_length;
+    size_t body_capacity;
+    size_t body_offset;
+    int body_read;
     uint8_t *reply;
     size_t reply_length;
     size_t reply_capacity;
@@ -265,6 +271,23 @@ static size_t on_reply(char *data, size_t size, size_t count, void *user) {
     return length;
 }
 
+// The body is handed to libcurl through a read callback with no seek callback on purpose:
+// libcurl then cannot rewind it, so when a reused keep-alive connection dies before any reply
+// it fails the transfer (CURLE_SEND_FAIL_REWIND) instead of silently sending the request again
+// on a new connection. A POST here is not idempotent: the server may have processed the first
+// copy (it assigns, then the connection drops), and a hidden resend would turn its 800 into an
+// 801 that the runner could not tell from a real rejection.
+static size_t on_body_read(char *buffer, size_t size, size_t count, void *user) {
+    ka_exchange *exchange = user;
+    size_t room = size * count;
+    size_t left = exchange->body_length - exchange->body_offset;
+    size_t take = left < room ? left : room;
+    memcpy(buffer, exchange->body + exchange->body_offset, take);
+    exchange->body_offset += take;
+    exchange->body_read = 1;
+    return take;
+}
+
 static size_t on_header(char *data, size_t size, size_t count, void *user) {
     ka_exchange *exchange = user;
     size_t length = size * count;
@@ -299,6 +322,8 @@ ka_exchange *ka_exchange_new(ka_multi *multi) {
     curl.easy_setopt(h, CURLOPT_PRIVATE, (void *)exchange);
     curl.easy_setopt(h, CURLOPT_WRITEFUNCTION, (curl_data_callback)on_reply);
     curl.easy_setopt(h, CURLOPT_WRITEDATA, (void *)exchange);
+    curl.easy_setopt(h, CURLOPT_READFUNCTION, (curl_data_callback)on_body_read);
+    curl.easy_setopt(h, CURLOPT_READDATA, (void *)exchange);
     curl.easy_setopt(h, CURLOPT_HEADERFUNCTION, (curl_data_callback)on_header);
     curl.easy_setopt(h, CURLOPT_HEADERDATA, (void *)exchange);
     // Signals are the runner's (SIGTERM drains the run); libcurl must not use SIGALRM for DNS timeouts.
@@ -319,6 +344,7 @@ void ka_exchange_free(ka_exchange *exchange) {
     if (exchange == NULL) return;
     curl.easy_cleanup(exchange->handle);
     free(exchange->extra_header.data);
+    free(exchange->body);
     free(exchange->reply);
     free(exchange);
 }
@@ -327,6 +353,19 @@ int ka_exchange_start(ka_multi *multi, ka_exchange *exchange, const char *extra_
                       size_t body_length) {
     char *header = strdup(extra_header);
     if (header == NULL) return 27;  // CURLE_OUT_OF_MEMORY
+    if (body_length > exchange->body_capacity) {
+        uint8_t *grown = realloc(exchange->body, body_length);
+        if (grown == NULL) {
+            free(header);
+            return 27;
+        }
+        exchange->body = grown;
+        exchange->body_capacity = body_length;
+    }
+    if (body_length > 0) memcpy(exchange->body, body, body_length);
+    exchange->body_length = body_length;
+    exchange->body_offset = 0;
+    exchange->body_read = 0;
     free(exchange->extra_header.data);
     exchange->extra_header.data = header;
     exchange->extra_header.next = multi->fixed_headers;
@@ -335,8 +374,8 @@ int ka_exchange_start(ka_multi *multi, ka_exchange *exchange, const char *extra_
     exchange->retry_after[0] = 0;
     CURL *h = exchange->handle;
     int code = curl.easy_setopt(h, CURLOPT_HTTPHEADER, &exchange->extra_header);
+    // With a read callback this is the Content-Length (without it libcurl would send chunked).
     if (code == 0) code = curl.easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)body_length);
-    if (code == 0) code = curl.easy_setopt(h, CURLOPT_COPYPOSTFIELDS, body);
     if (code == 0 && curl.multi_add_handle(multi->handle, h) != 0) code = 2;  // CURLE_FAILED_INIT
     return code;
 }
@@ -354,6 +393,8 @@ long ka_exchange_status(ka_exchange *exchange) {
 long ka_exchange_request_size(ka_exchange *exchange) {
     long size = 0;
     curl.easy_getinfo(exchange->handle, CURLINFO_REQUEST_SIZE, &size);
+    // Headers written count there; a body handed over counts too, whatever libcurl reports.
+    if (size == 0 && exchange->body_read) size = (long)exchange->body_offset + 1;
     return size;
 }
 

@@ -72,6 +72,39 @@ struct TransportTests {
         }
     }
 
+    @Test("a keep-alive connection lost after the server processed a request is never resent behind the runner's back")
+    func noHiddenResendOnAReusedConnection() throws {
+        let dir = try TemporaryDirectory()
+        let keys = (0..<40).map { "k-\($0)" }
+        var configuration = SandboxConfiguration(stateDirectory: dir.path + "/sandbox", inventory: .keys(keys))
+        configuration.threads = 1
+        configuration.faults.dropAfter = 0.5
+        configuration.faults.seed = 7
+        let server = try SandboxServer.start(configuration)
+        defer { server.shutdown() }
+        let verifier = ReplyVerifier(keyRing: try KeyRing(specs: [server.publicKeyPath]))
+        // One connection slot, so that every request after a reply goes out on a reused connection.
+        let client = try client(for: server, concurrency: 1)
+        var lost = 0, assigned = 0
+        for key in keys {
+            switch send(client, key: key) {
+            case .response(200, _, let body):
+                guard case .trusted(let payload) = verifier.verify(body, maxAge: nil, now: Timestamps.now()) else {
+                    Issue.record("untrusted reply for \(key)")
+                    continue
+                }
+                // Each key is sent once: an 801 could only come from a second copy of the request.
+                #expect(payload.code == 800, "\(key): code \(payload.code), so the request was sent twice")
+                assigned += 1
+            case .maybeSent:
+                lost += 1
+            case let other:
+                Issue.record("\(key): unexpected \(other)")
+            }
+        }
+        #expect(lost > 5 && assigned > 5, "lost \(lost), assigned \(assigned)")
+    }
+
     @Test("cancelAll completes every request, running or queued")
     func cancelAllCompletesEverything() throws {
         let dir = try TemporaryDirectory()

@@ -77,7 +77,8 @@ void ka_exchange_abort(ka_multi *multi, ka_exchange *exchange);
 
 /// What came back. Valid after the exchange finished, until it is started again.
 long ka_exchange_status(ka_exchange *exchange);
-/// Bytes of request (headers) written to a connection: 0 means the server cannot have seen it.
+/// Bytes of request written to a connection (headers, or any of the body handed to libcurl):
+/// 0 means the server cannot have seen it.
 long ka_exchange_request_size(ka_exchange *exchange);
 const uint8_t *ka_exchange_reply(ka_exchange *exchange, size_t *length);
 /// The last Retry-After header of the final response, or NULL.

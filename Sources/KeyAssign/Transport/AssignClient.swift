@@ -130,6 +130,7 @@ public final class AssignClient: @unchecked Sendable {
         case 55: name = "connection lost while sending"
         case 56: name = "connection lost while receiving"
         case 58, 77: name = "cannot use the CA file"
+        case 65: name = "connection lost before any reply (not resent: the server may have processed it)"
         case 60: name = "server certificate not trusted"
         case 97: name = "proxy refused the connection"
         default: name = "network error"
