@@ -140,8 +140,7 @@ struct TransportTests {
 
     @Test("a longer reply is read to its end and stored capped")
     func longRepliesAreCapped() throws {
-        let reply = String(repeating: "x", count: 200_000)
-        let server = try OneReplyServer(body: reply)
+        let server = try PythonServer.fixedReply(size: 200_000)
         defer { server.stop() }
         let endpoint = try ServerEndpoint(base: "http://127.0.0.1:\(server.port)", allowInsecureHTTP: false)
         let client = try AssignClient(.init(endpoint: endpoint, apiKey: "k", concurrency: 1, timeout: 5))
@@ -155,7 +154,7 @@ struct TransportTests {
     @Test("https: trusted through --ca-file, refused without it, nothing assigned when refused")
     func tlsWithAPrivateCA() throws {
         let bench = try RunnerBench(inventory: 6)
-        let proxy = try TLSProxy(upstreamPort: bench.server.port)
+        let proxy = try PythonServer.tlsProxy(upstreamPort: bench.server.port)
         defer { proxy.stop() }
         let https = "https://127.0.0.1:\(proxy.port)"
         func run(_ extra: [String]) throws -> CLI.Result {
@@ -200,21 +199,21 @@ struct TransportTests {
     }
 }
 
-/// `Fixtures/tls/tls-proxy.py`: real TLS (a certificate from the test CA) in front of the sandbox.
-private final class TLSProxy {
+/// A python3 server on loopback that prints the port it listens on as its first line.
+private final class PythonServer {
     let process = Process()
     let port: Int
 
-    init(upstreamPort: Int) throws {
+    init(_ arguments: [String]) throws {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", CLI.fixture("tls/tls-proxy.py"), String(upstreamPort)]
+        process.arguments = ["python3"] + arguments
         let out = Pipe()
         process.standardOutput = out
         try process.run()
         let line = String(decoding: out.fileHandleForReading.availableDataUntilNewline(), as: UTF8.self)
         guard let port = Int(line.trimmingCharacters(in: .whitespacesAndNewlines)) else {
             kill(process.processIdentifier, SIGKILL)
-            throw KeyAssignError(.ioError, "tls-proxy.py printed no port: \(line)")
+            throw KeyAssignError(.ioError, "python3 \(arguments.first ?? ""): printed no port: \(line)")
         }
         self.port = port
     }
@@ -225,14 +224,14 @@ private final class TLSProxy {
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
     }
-}
 
-/// An HTTP/1.1 server on loopback that answers every request with the same 200 and `body`.
-private final class OneReplyServer {
-    let process = Process()
-    let port: Int
+    /// `Fixtures/tls/tls-proxy.py`: real TLS (a certificate from the test CA) in front of the sandbox.
+    static func tlsProxy(upstreamPort: Int) throws -> PythonServer {
+        try PythonServer([CLI.fixture("tls/tls-proxy.py"), String(upstreamPort)])
+    }
 
-    init(body: String) throws {
+    /// HTTP/1.1 that answers every POST with a 200 and a body of `size` bytes.
+    static func fixedReply(size: Int) throws -> PythonServer {
         let script = """
             import http.server, sys
             body = b"x" * int(sys.argv[1])
@@ -249,24 +248,7 @@ private final class OneReplyServer {
             print(server.server_address[1], flush=True)
             server.serve_forever()
             """
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script, String(body.utf8.count)]
-        let out = Pipe()
-        process.standardOutput = out
-        try process.run()
-        let line = String(decoding: out.fileHandleForReading.availableDataUntilNewline(), as: UTF8.self)
-        guard let port = Int(line.trimmingCharacters(in: .whitespacesAndNewlines)) else {
-            kill(process.processIdentifier, SIGKILL)
-            throw KeyAssignError(.ioError, "the reply server printed no port: \(line)")
-        }
-        self.port = port
-    }
-
-    /// SIGKILL: the test process may ignore SIGTERM (the runner's handlers), and children
-    /// inherit ignored signals.
-    func stop() {
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        return try PythonServer(["-c", script, String(size)])
     }
 }
 
