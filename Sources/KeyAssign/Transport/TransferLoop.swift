@@ -21,11 +21,13 @@ final class TransferLoop: @unchecked Sendable {
     private let replies = DispatchQueue(label: "keyassign.transport.replies")
     private let stopped = DispatchSemaphore(value: 0)
 
+    /// Guards the fields below, and `multi` against being woken after the loop freed it: every
+    /// wakeup happens under the lock, and the loop sets `freed` under it before freeing.
     private let lock = NSLock()
     private var pending: [Pending] = []
     private var stopping = false
     private var cancelling = false
-    private var hasStopped = false
+    private var freed = false
 
     // Touched by the loop only.
     private var idle: [OpaquePointer] = []
@@ -57,11 +59,12 @@ final class TransferLoop: @unchecked Sendable {
     func enqueue(header: String, body: [UInt8], completion: @escaping Completion) {
         lock.lock()
         let accepted = !stopping
-        if accepted { pending.append(Pending(header: header, body: body, completion: completion)) }
-        lock.unlock()
         if accepted {
+            pending.append(Pending(header: header, body: body, completion: completion))
             ka_multi_wakeup(multi)
-        } else {
+        }
+        lock.unlock()
+        if !accepted {
             replies.async { completion(.notSent("cancelled: the transport is closed")) }
         }
     }
@@ -69,8 +72,8 @@ final class TransferLoop: @unchecked Sendable {
     func cancelAll() {
         lock.lock()
         cancelling = true
+        if !freed { ka_multi_wakeup(multi) }
         lock.unlock()
-        ka_multi_wakeup(multi)
     }
 
     /// Finishes what is running, then frees libcurl's handles. Returns once the loop has ended.
@@ -78,9 +81,9 @@ final class TransferLoop: @unchecked Sendable {
         lock.lock()
         let first = !stopping
         stopping = true
+        if first && !freed { ka_multi_wakeup(multi) }
         lock.unlock()
         if first {
-            ka_multi_wakeup(multi)
             stopped.wait()
             // Replies already handed over run before whoever stopped the transport goes on.
             replies.sync {}
@@ -131,6 +134,9 @@ final class TransferLoop: @unchecked Sendable {
                 idle.append(exchange)
             }
         }
+        lock.lock()
+        freed = true
+        lock.unlock()
         for exchange in idle { ka_exchange_free(exchange) }
         idle.removeAll()
         ka_multi_free(multi)
