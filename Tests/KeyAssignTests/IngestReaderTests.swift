@@ -153,6 +153,29 @@ enum ReaderHarness {
         #expect(records[2].line == 3)
     }
 
+    @Test func aMalformedLineAcrossAChunkEdgeIsReportedWholeAndReadingResumesAfterIt() throws {
+        // Found by scripts/fuzz: a malformed record was reported before its line end had been
+        // read, so its raw text was cut at the chunk edge and the rest of the line was read
+        // as a row of its own, one line later, shifting every line number after it. A CR read
+        // last before an edge did the same to the LF after it.
+        var text = "key,name\n"
+        for n in 1...6 { text += "K\(n),\"Name number \(n)\"\n" }
+        text += "K7,\"Bad\"quote and a long tail, x\r\nK8,ok\r\n\"K9\"x\rK10,ok\n"
+        let bytes = Array(text.utf8)
+        let whole = try ReaderHarness.parse(bytes).records
+        #expect(whole.map(\.line) == Array(1...11))
+        #expect(whole[7].malformation?.contains("after a closing quote") == true)
+        #expect(whole[7].raw == "K7,\"Bad\"quote and a long tail, x")
+        #expect(whole[8].fields == ["K8", "ok"])
+        #expect(whole[9].raw == "\"K9\"x")
+        #expect(whole[10].fields == ["K10", "ok"])
+        // Buffers smaller than the text (64 bytes plus the chunk), so edges fall everywhere.
+        for chunk in 16...48 {
+            let chunked = try ReaderHarness.parse(bytes, chunkSize: chunk, maxRecordBytes: 64).records
+            #expect(chunked == whole, "chunk size \(chunk)")
+        }
+    }
+
     @Test func overlongRecordsAreReportedNotBuffered() throws {
         let long = String(repeating: "x", count: 5000)
         let text = "k,n\n1,\(long)\n2,b\n3,\"\(long)\n\(long)\"\n4,c\n"
