@@ -33,12 +33,14 @@ enum ReaderHarness {
         return (records, reader.delimiter)
     }
 
-    /// Parses with several chunk sizes and checks they all agree.
+    /// Parses with several chunk sizes and checks they all agree. The reader first fills its
+    /// whole buffer (chunk plus maximum record size, up to 64 KiB), so the chunked reads use a
+    /// small maximum record size: otherwise no chunk edge would fall inside a test's text.
     static func parseAllChunkings(_ text: String, delimiter: CSVDelimiter? = nil) throws -> [ParsedRecord] {
         let bytes = Array(text.utf8)
         let reference = try parse(bytes, delimiter: delimiter).records
         for chunk in [16, 17, 23, 64] {
-            let other = try parse(bytes, delimiter: delimiter, chunkSize: chunk).records
+            let other = try parse(bytes, delimiter: delimiter, chunkSize: chunk, maxRecordBytes: 64).records
             #expect(other == reference, "chunk size \(chunk)")
         }
         return reference
@@ -151,6 +153,29 @@ enum ReaderHarness {
         #expect(records[1].raw == "\"1\"x,a")
         #expect(records[2].fields == ["2", "b"])
         #expect(records[2].line == 3)
+    }
+
+    @Test func aMalformedLineAcrossAChunkEdgeIsReportedWholeAndReadingResumesAfterIt() throws {
+        // Found by scripts/fuzz: a malformed record was reported before its line end had been
+        // read, so its raw text was cut at the chunk edge and the rest of the line was read
+        // as a row of its own, one line later, shifting every line number after it. A CR read
+        // last before an edge did the same to the LF after it.
+        var text = "key,name\n"
+        for n in 1...6 { text += "K\(n),\"Name number \(n)\"\n" }
+        text += "K7,\"Bad\"quote and a long tail, x\r\nK8,ok\r\n\"K9\"x\rK10,ok\n"
+        let bytes = Array(text.utf8)
+        let whole = try ReaderHarness.parse(bytes).records
+        #expect(whole.map(\.line) == Array(1...11))
+        #expect(whole[7].malformation?.contains("after a closing quote") == true)
+        #expect(whole[7].raw == "K7,\"Bad\"quote and a long tail, x")
+        #expect(whole[8].fields == ["K8", "ok"])
+        #expect(whole[9].raw == "\"K9\"x")
+        #expect(whole[10].fields == ["K10", "ok"])
+        // Buffers smaller than the text (64 bytes plus the chunk), so edges fall everywhere.
+        for chunk in 16...48 {
+            let chunked = try ReaderHarness.parse(bytes, chunkSize: chunk, maxRecordBytes: 64).records
+            #expect(chunked == whole, "chunk size \(chunk)")
+        }
     }
 
     @Test func overlongRecordsAreReportedNotBuffered() throws {

@@ -170,6 +170,17 @@ public final class CSVReader {
                 }
                 try fill()
             case .malformed(let reason):
+                // It is reported as its whole first line and reading resumes after that line,
+                // so read on until the line's end is in: cut at a chunk edge, the rest of the
+                // line would be read as a row of its own, a line later.
+                if firstLineEnd() == nil {
+                    if end - start < maxRecordBytes {
+                        try fill()
+                        continue
+                    }
+                    overlongLine()
+                    return true
+                }
                 malformedFirstLine(reason)
                 return true
             }
@@ -444,18 +455,15 @@ public final class CSVReader {
     /// Reports the record's first physical line as malformed and resumes after it.
     private func malformedFirstLine(_ reason: String) {
         let lineEnd = firstLineEnd() ?? end
-        var next = lineEnd
-        if next < end {
-            if buffer[next] == UInt8(ascii: "\r") && next + 1 < end && buffer[next + 1] == UInt8(ascii: "\n") { next += 1 }
-            next += 1
-        }
         fieldStarts.removeAll(keepingCapacity: true)
         fieldEnds.removeAll(keepingCapacity: true)
         rawStart = start
         rawEnd = lineEnd
         line = nextLine
-        nextLine += 1
-        start = next
+        // The line end stays for the next parse, which takes it as a blank line: that counts
+        // the line, and tells CRLF from a lone CR even when the LF is not read yet (consumed
+        // here, a CR last in the buffer would leave its LF to count as one more line).
+        start = lineEnd
         malformation = reason
     }
 
