@@ -51,7 +51,8 @@ public enum ReplyVerdict: Sendable, Equatable {
 }
 
 /// Checks a reply envelope the way the server signs it: RSASSA-PKCS1-v1_5 with SHA-256 over
-/// the ASCII bytes of `response_base64` exactly as received, with the key named by
+/// the ASCII bytes of the `response_base64` string value as received (its JSON escapes
+/// undone: PHP's encoder may write `/` as `\/`, and the signature is over `/`), with the key named by
 /// `private_key_used`; only then is the signed payload decoded and compared with the
 /// unsigned `response` copy.
 ///
