@@ -72,8 +72,9 @@ struct TransportTests {
         }
     }
 
-    @Test("a keep-alive connection lost after the server processed a request is never resent behind the runner's back")
-    func noHiddenResendOnAReusedConnection() throws {
+    @Test("a keep-alive connection lost after the server processed a request is never resent behind the runner's back",
+          arguments: [false, true])
+    func noHiddenResendOnAReusedConnection(unrewindableBody: Bool) throws {
         let dir = try TemporaryDirectory()
         let keys = (0..<40).map { "k-\($0)" }
         var configuration = SandboxConfiguration(stateDirectory: dir.path + "/sandbox", inventory: .keys(keys))
@@ -84,8 +85,8 @@ struct TransportTests {
         defer { server.shutdown() }
         let verifier = ReplyVerifier(keyRing: try KeyRing(specs: [server.publicKeyPath]))
         // One connection slot, so that every request after a reply goes out on a reused connection.
-        let client = try client(for: server, concurrency: 1)
-        var lost = 0, assigned = 0
+        let client = try client(for: server, concurrency: 1, unrewindableBody: unrewindableBody)
+        var lost = 0, assigned = 0, refused = 0
         for key in keys {
             switch send(client, key: key) {
             case .response(200, _, let body):
@@ -96,13 +97,16 @@ struct TransportTests {
                 // Each key is sent once: an 801 could only come from a second copy of the request.
                 #expect(payload.code == 800, "\(key): code \(payload.code), so the request was sent twice")
                 assigned += 1
-            case .maybeSent:
+            case .maybeSent(let text):
                 lost += 1
+                if text.contains("(curl 65") { refused += 1 }
             case let other:
                 Issue.record("\(key): unexpected \(other)")
             }
         }
         #expect(lost > 5 && assigned > 5, "lost \(lost), assigned \(assigned)")
+        // libcurl did try to resend (the guard refused it), so the test exercised the guard.
+        #expect(refused > 0, "no resend was refused")
     }
 
     @Test("cancelAll completes every request, running or queued")
@@ -181,9 +185,11 @@ struct TransportTests {
         #expect(notPEM.stderr.contains("no PEM certificate"))
     }
 
-    private func client(for server: SandboxServer, concurrency: Int = 4) throws -> AssignClient {
+    private func client(for server: SandboxServer, concurrency: Int = 4, unrewindableBody: Bool = false) throws -> AssignClient {
         let endpoint = try ServerEndpoint(base: server.baseURL, allowInsecureHTTP: false)
-        return try AssignClient(.init(endpoint: endpoint, apiKey: server.apiKey, concurrency: concurrency, timeout: 10))
+        var options = AssignClient.Options(endpoint: endpoint, apiKey: server.apiKey, concurrency: concurrency, timeout: 10)
+        options.unrewindableBody = unrewindableBody
+        return try AssignClient(options)
     }
 
     private func send(_ client: AssignClient, key: String) -> TransportResult {

@@ -47,6 +47,9 @@ typedef struct {
     const char *ca_file;
     /// Reply bytes kept; the rest of a longer reply is read and dropped.
     size_t max_reply;
+    /// Refuse libcurl's own resends with an unrewindable body even where the pre-request
+    /// callback (libcurl 7.80+) would do (tests use it to cover older libcurls' path).
+    int unrewindable_body;
 } ka_transport_settings;
 
 ka_multi *ka_multi_new(const ka_transport_settings *settings, long max_connections);

@@ -44,6 +44,9 @@ public final class AssignClient: @unchecked Sendable {
         public var timeout: Double
         /// PEM trust anchors for a server whose certificate a private CA signed.
         public var caFile: String?
+        /// Guard against libcurl's own resends the way libcurl older than 7.80 needs it
+        /// (see `on_prerequest` in CCurl.c); for tests of that path.
+        var unrewindableBody = false
 
         public init(endpoint: ServerEndpoint, apiKey: String, body: BodyEncoding = .form, concurrency: Int,
                     timeout: Double, caFile: String? = nil) {
@@ -76,7 +79,8 @@ public final class AssignClient: @unchecked Sendable {
         ]
         self.loop = try TransferLoop(url: options.endpoint.url.absoluteString, headers: headers,
                                      timeout: options.timeout, caFile: options.caFile,
-                                     maxConnections: options.concurrency, maxReply: AssignClient.maximumStoredReply)
+                                     maxConnections: options.concurrency, maxReply: AssignClient.maximumStoredReply,
+                                     unrewindableBody: options.unrewindableBody)
     }
 
     deinit {

@@ -34,7 +34,8 @@ final class TransferLoop: @unchecked Sendable {
     private var created = 0
     private var running: [OpaquePointer: Completion] = [:]
 
-    init(url: String, headers: [String], timeout: Double, caFile: String?, maxConnections: Int, maxReply: Int) throws {
+    init(url: String, headers: [String], timeout: Double, caFile: String?, maxConnections: Int, maxReply: Int,
+         unrewindableBody: Bool) throws {
         var message = [CChar](repeating: 0, count: 512)
         guard ka_curl_load(&message, message.count) == 0 else {
             throw KeyAssignError(.config, String(nulTerminated: message))
@@ -45,7 +46,7 @@ final class TransferLoop: @unchecked Sendable {
                     var settings = ka_transport_settings(
                         url: urlPointer, headers: headerPointers.baseAddress, header_count: Int32(headers.count),
                         timeout_ms: Int(max(1, (timeout * 1000).rounded())), connect_timeout_ms: 0,
-                        ca_file: caPointer, max_reply: maxReply)
+                        ca_file: caPointer, max_reply: maxReply, unrewindable_body: unrewindableBody ? 1 : 0)
                     return ka_multi_new(&settings, max(1, maxConnections))
                 }
             }
