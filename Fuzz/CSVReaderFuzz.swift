@@ -14,12 +14,6 @@ import Darwin
 #endif
 import COpenSSL
 
-private func fail(_ message: String) -> Never {
-    // fd 2 directly: Swift 6 refuses the global `stderr` as shared mutable state.
-    let line = Array("CSVReaderFuzz: \(message)\n".utf8)
-    _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
-    abort()
-}
 
 private struct Record: Equatable {
     var line: Int

@@ -17,16 +17,7 @@ import Glibc
 import Darwin
 #endif
 import COpenSSL
-// KeyRing.swift calls Substring.range(of:) without importing Foundation itself: in the
-// package another file's import brings it in, here this one has to.
-import Foundation
 
-private func fail(_ message: String) -> Never {
-    // fd 2 directly: Swift 6 refuses the global `stderr` as shared mutable state.
-    let line = Array("ReplyVerifierFuzz: \(message)\n".utf8)
-    _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
-    abort()
-}
 
 /// The fixtures hold the public key and the genuine replies the seed corpus comes from.
 private let fixtures: String = {

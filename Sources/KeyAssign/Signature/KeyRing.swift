@@ -1,4 +1,5 @@
 import COpenSSL
+import Foundation
 
 /// The public keys replies may be signed with, by the name the server puts in
 /// `private_key_used` (`global`, `product`, …). Each key is parsed and checked once, here,
