@@ -69,7 +69,6 @@ typedef size_t (*curl_data_callback)(char *, size_t, size_t, void *);
 
 static struct {
     int (*global_init)(long);
-    char *(*version)(void);
     const char *(*easy_strerror)(int);
     const char *(*multi_strerror)(int);
     CURL *(*easy_init)(void);
@@ -115,7 +114,6 @@ static void load(void) {
         return;
     }
     curl.global_init = (int (*)(long))resolve(library, "curl_global_init");
-    curl.version = (char *(*)(void))resolve(library, "curl_version");
     curl.easy_strerror = (const char *(*)(int))resolve(library, "curl_easy_strerror");
     curl.multi_strerror = (const char *(*)(int))resolve(library, "curl_multi_strerror");
     curl.easy_init = (CURL * (*)(void)) resolve(library, "curl_easy_init");
@@ -144,8 +142,6 @@ int ka_curl_load(char *message, size_t size) {
     if (message != NULL && size > 0) snprintf(message, size, "%s", load_error);
     return -1;
 }
-
-const char *ka_curl_version(void) { return curl.version(); }
 
 const char *ka_curl_strerror(int code) { return curl.easy_strerror(code); }
 

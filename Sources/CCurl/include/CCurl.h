@@ -20,9 +20,6 @@ extern "C" {
 /// message (which library was missing, or which symbol) in `message`.
 int ka_curl_load(char *message, size_t size);
 
-/// curl_version(): "libcurl/7.88.1 OpenSSL/3.0.x ...". Only after a successful load.
-const char *ka_curl_version(void);
-
 /// curl_easy_strerror for a transfer's result code.
 const char *ka_curl_strerror(int code);
 

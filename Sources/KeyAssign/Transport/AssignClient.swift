@@ -98,13 +98,6 @@ public final class AssignClient: @unchecked Sendable {
         loop.cancelAll()
     }
 
-    /// "libcurl/7.88.1 OpenSSL/3.0.x ...", or why libcurl cannot be loaded.
-    public static var libraryVersion: String {
-        var message = [CChar](repeating: 0, count: 512)
-        if ka_curl_load(&message, message.count) != 0 { return String(nulTerminated: message) }
-        return String(cString: ka_curl_version())
-    }
-
     /// A finished exchange as the runner sees it. `requestBytes` decides between not sent and
     /// maybe sent: libcurl counts what it wrote of the request to a connection, so 0 means the
     /// server cannot have acted on it, whatever went wrong after.
