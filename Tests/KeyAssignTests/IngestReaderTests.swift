@@ -119,6 +119,10 @@ enum ReaderHarness {
             ("key\tname\temail\n", UInt8(ascii: "\t")),
             ("key|name|email\n", UInt8(ascii: "|")),
             ("key\n", UInt8(ascii: ",")),
+            // A quote inside a header field is data, as the parser reads it, not the start of a
+            // quoted stretch that would hide the rest of the line (and the data lines) from the count.
+            ("license_key|owner 12\" screen|email\nK1|\"Doe, Jane\"|a@example.com\n", UInt8(ascii: "|")),
+            ("\"key;\"\"x\"\"\";name;email\n", UInt8(ascii: ";")),
         ]
         for (text, delimiter) in cases {
             #expect(try ReaderHarness.parse(Array(text.utf8)).delimiter == delimiter, "\(text.debugDescription)")

@@ -269,18 +269,30 @@ public final class CSVReader {
     }
 
     /// The candidate (`,` `;` tab `|`) seen most often outside quotes on the first non-blank
-    /// line; a comma when none appears (a one-column file).
+    /// line; a comma when none appears (a one-column file). Quotes are read as the parser reads
+    /// them: only a quote that starts a field opens a quoted field (a header like `screen 12"`
+    /// keeps its quote as data), and `""` inside one is an escaped quote.
     private func detectDelimiter() -> UInt8 {
+        let quote = UInt8(ascii: "\"")
         let candidates: [UInt8] = [UInt8(ascii: ","), UInt8(ascii: ";"), UInt8(ascii: "\t"), UInt8(ascii: "|")]
         var counts = [Int](repeating: 0, count: candidates.count)
         var i = start
         while i < end && (buffer[i] == UInt8(ascii: "\n") || buffer[i] == UInt8(ascii: "\r")) { i += 1 }
+        let lineStart = i
         var inQuotes = false
         while i < end {
             let byte = buffer[i]
-            if byte == UInt8(ascii: "\"") {
-                inQuotes.toggle()
-            } else if !inQuotes {
+            if inQuotes {
+                if byte == quote {
+                    if i + 1 < end && buffer[i + 1] == quote {
+                        i += 2
+                        continue
+                    }
+                    inQuotes = false
+                }
+            } else if byte == quote {
+                if i == lineStart || candidates.contains(buffer[i - 1]) { inQuotes = true }
+            } else {
                 if byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r") { break }
                 if let index = candidates.firstIndex(of: byte) { counts[index] += 1 }
             }
