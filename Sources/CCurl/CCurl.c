@@ -43,6 +43,7 @@ enum {
     CURLOPT_FOLLOWLOCATION = 52,
     CURLOPT_POSTFIELDSIZE = 60,
     CURLOPT_CAINFO = 10065,
+    CURLOPT_CAPATH = 10097,
     CURLOPT_HEADERFUNCTION = 20079,
     CURLOPT_HTTP_VERSION = 84,
     CURLOPT_NOSIGNAL = 99,
@@ -170,13 +171,11 @@ struct ka_exchange {
     size_t body_length;
     size_t body_capacity;
     size_t body_offset;
-    int body_read;
     uint8_t *reply;
     size_t reply_length;
     size_t reply_capacity;
     size_t max_reply;
-    char retry_after[128];
-    int has_retry_after;
+    char retry_after[128];  // empty: no Retry-After header
 };
 
 static void free_headers(struct curl_slist *list) {
@@ -305,7 +304,6 @@ static size_t on_body_read(char *buffer, size_t size, size_t count, void *user) 
     size_t take = left < room ? left : room;
     memcpy(buffer, exchange->body + exchange->body_offset, take);
     exchange->body_offset += take;
-    exchange->body_read = 1;
     return take;
 }
 
@@ -314,7 +312,6 @@ static size_t on_header(char *data, size_t size, size_t count, void *user) {
     size_t length = size * count;
     // A new status line starts a new header block (after a 1xx): forget the earlier one's.
     if (length >= 5 && memcmp(data, "HTTP/", 5) == 0) {
-        exchange->has_retry_after = 0;
         exchange->retry_after[0] = 0;
     } else if (length > 12 && strncasecmp(data, "retry-after:", 12) == 0) {
         size_t start = 12, end = length;
@@ -324,7 +321,6 @@ static size_t on_header(char *data, size_t size, size_t count, void *user) {
         if (n >= sizeof exchange->retry_after) n = sizeof exchange->retry_after - 1;
         memcpy(exchange->retry_after, data + start, n);
         exchange->retry_after[n] = 0;
-        exchange->has_retry_after = 1;
     }
     return length;
 }
@@ -364,7 +360,11 @@ ka_exchange *ka_exchange_new(ka_multi *multi) {
     curl.easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl.easy_setopt(h, CURLOPT_TIMEOUT_MS, multi->timeout_ms);
     if (multi->connect_timeout_ms > 0) curl.easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, multi->connect_timeout_ms);
-    if (multi->ca_file != NULL) curl.easy_setopt(h, CURLOPT_CAINFO, multi->ca_file);
+    if (multi->ca_file != NULL) {
+        // Only that file: Debian's libcurl would otherwise also trust /etc/ssl/certs (CAPATH).
+        curl.easy_setopt(h, CURLOPT_CAINFO, multi->ca_file);
+        curl.easy_setopt(h, CURLOPT_CAPATH, (char *)NULL);
+    }
     return exchange;
 }
 
@@ -393,13 +393,11 @@ int ka_exchange_start(ka_multi *multi, ka_exchange *exchange, const char *extra_
     if (!exchange->guard_by_prerequest && body_length > 0) memcpy(exchange->body, body, body_length);
     exchange->body_length = body_length;
     exchange->body_offset = 0;
-    exchange->body_read = 0;
     exchange->requests_issued = 0;
     free(exchange->extra_header.data);
     exchange->extra_header.data = header;
     exchange->extra_header.next = multi->fixed_headers;
     exchange->reply_length = 0;
-    exchange->has_retry_after = 0;
     exchange->retry_after[0] = 0;
     CURL *h = exchange->handle;
     int code = curl.easy_setopt(h, CURLOPT_HTTPHEADER, &exchange->extra_header);
@@ -424,7 +422,7 @@ long ka_exchange_request_size(ka_exchange *exchange) {
     long size = 0;
     curl.easy_getinfo(exchange->handle, CURLINFO_REQUEST_SIZE, &size);
     // Headers written count there; a body handed over counts too, whatever libcurl reports.
-    if (size == 0 && (exchange->body_read || exchange->requests_issued > 1)) size = (long)exchange->body_offset + 1;
+    if (size == 0 && (exchange->body_offset > 0 || exchange->requests_issued > 1)) size = (long)exchange->body_offset + 1;
     return size;
 }
 
@@ -434,5 +432,5 @@ const uint8_t *ka_exchange_reply(ka_exchange *exchange, size_t *length) {
 }
 
 const char *ka_exchange_retry_after(ka_exchange *exchange) {
-    return exchange->has_retry_after ? exchange->retry_after : NULL;
+    return exchange->retry_after[0] != 0 ? exchange->retry_after : NULL;
 }

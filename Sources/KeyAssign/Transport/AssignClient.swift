@@ -102,11 +102,10 @@ public final class AssignClient: @unchecked Sendable {
     /// maybe sent: libcurl counts what it wrote of the request to a connection, so 0 means the
     /// server cannot have acted on it, whatever went wrong after.
     static func result(curlCode: Int32, status: Int, requestBytes: Int, reply: [UInt8], retryAfter: String?) -> TransportResult {
-        if curlCode == 0 && status > 0 {
-            return .response(status: status, retryAfter: retryAfter, body: reply)
+        if curlCode == 0 {
+            return status > 0 ? .response(status: status, retryAfter: retryAfter, body: reply) : .maybeSent("no HTTP response")
         }
         let text = describe(curlCode: curlCode)
-        if curlCode == 0 { return .maybeSent("no HTTP response") }
         return requestBytes == 0 ? .notSent(text) : .maybeSent(text)
     }
 

@@ -108,6 +108,8 @@ final class TransferLoop: @unchecked Sendable {
                 batch = Array(pending.prefix(count))
                 pending.removeFirst(count)
             }
+            // Once stopping, nothing more is enqueued: this stays true.
+            let drained = pending.isEmpty
             lock.unlock()
 
             if cancel {
@@ -116,7 +118,7 @@ final class TransferLoop: @unchecked Sendable {
             } else {
                 for request in batch { start(request) }
             }
-            if stop && running.isEmpty && isPendingEmpty() { break }
+            if stop && running.isEmpty && drained { break }
 
             if ka_multi_run(multi, 1000, &message, message.count) < 0 {
                 // Only a libcurl bug or exhausted memory ends here: what was running is unknown.
@@ -142,12 +144,6 @@ final class TransferLoop: @unchecked Sendable {
         idle.removeAll()
         ka_multi_free(multi)
         stopped.signal()
-    }
-
-    private func isPendingEmpty() -> Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        return pending.isEmpty
     }
 
     private func start(_ request: Pending) {
@@ -212,7 +208,7 @@ private func withCStrings<R>(_ strings: [String], _ body: (UnsafeBufferPointer<U
     return pointers.withUnsafeBufferPointer { body($0) }
 }
 
-extension String {
+private extension String {
     /// The text of a C message buffer, up to its first NUL.
     init(nulTerminated buffer: [CChar]) {
         let end = buffer.firstIndex(of: 0) ?? buffer.endIndex
