@@ -144,7 +144,12 @@ int ka_curl_load(char *message, size_t size) {
     return -1;
 }
 
-const char *ka_curl_strerror(int code) { return curl.easy_strerror(code); }
+// Called by code that only describes a result (tests, reports) and may run before any transport
+// has loaded libcurl, so it loads it itself; NULL when libcurl cannot be loaded.
+const char *ka_curl_strerror(int code) {
+    if (ka_curl_load(NULL, 0) != 0) return NULL;
+    return curl.easy_strerror(code);
+}
 
 // ---- the transport ----
 

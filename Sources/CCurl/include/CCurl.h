@@ -20,7 +20,8 @@ extern "C" {
 /// message (which library was missing, or which symbol) in `message`.
 int ka_curl_load(char *message, size_t size);
 
-/// curl_easy_strerror for a transfer's result code.
+/// curl_easy_strerror for a transfer's result code, loading libcurl first if no transport has;
+/// NULL when libcurl cannot be loaded.
 const char *ka_curl_strerror(int code);
 
 /// One HTTP exchange slot: an easy handle, reused for request after request so that its

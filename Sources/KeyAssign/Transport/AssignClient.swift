@@ -131,7 +131,7 @@ public final class AssignClient: @unchecked Sendable {
         case 97: name = "proxy refused the connection"
         default: name = "network error"
         }
-        let detail = curlCode == 0 ? "" : ": " + String(cString: ka_curl_strerror(curlCode))
+        let detail = curlCode == 0 ? "" : ka_curl_strerror(curlCode).map { ": " + String(cString: $0) } ?? ""
         return "\(name) (curl \(curlCode)\(detail))"
     }
 }
