@@ -75,6 +75,18 @@ import Testing
         if case .trusted(let p)? = row.verdict { #expect(c.code == p.code) } else { #expect(c.code == nil) }
     }
 
+    @Test("a 404 or 405 names --server: the protocol never answers a key's problem that way")
+    func notFoundPointsAtTheServerURL() {
+        for status in [404, 405] {
+            let c = Classifier.classify(.response(status: status, retryAfter: nil, body: []), verdict: nil,
+                                        maybeDelivered: false, attempts: 1, maxAttempts: 3)
+            #expect(c.error == "HTTP \(status): no assign-license-key endpoint at this URL, check --server")
+        }
+        let other = Classifier.classify(.response(status: 422, retryAfter: nil, body: []), verdict: nil,
+                                        maybeDelivered: false, attempts: 1, maxAttempts: 3)
+        #expect(other.error == "HTTP 422")
+    }
+
     @Test func authStopNamesTheCode() {
         let c = Classifier.classify(.response(status: 401, retryAfter: nil, body: [1]), verdict: Self.payload(101),
                                     maybeDelivered: false, attempts: 1, maxAttempts: 5)

@@ -111,7 +111,10 @@ public enum Classifier {
             if (300...399).contains(status) {
                 return failed("HTTP \(status) redirect refused: check --server", code: nil, verdictText: verdictText)
             }
-            return failed("HTTP \(status)", code: trusted?.code, verdictText: verdictText)
+            // The protocol answers every per-key problem with 200 and a code, so these mean the
+            // URL reaches something other than the endpoint: say where to look.
+            let hint = status == 404 || status == 405 ? ": no assign-license-key endpoint at this URL, check --server" : ""
+            return failed("HTTP \(status)\(hint)", code: trusted?.code, verdictText: verdictText)
         }
     }
 }
