@@ -386,10 +386,11 @@ final class Importer {
                                       key: key.isEmpty ? nil : key, owner: ownerValue, email: emailValue, into: &result)
                     return
                 }
-                if !batch.fits(key.count, ownerValue?.count ?? 0, emailValue?.count ?? 0, 36, reader.raw.count) {
+                let token = try tokens.next()
+                if !batch.fits(key.count, ownerValue?.count ?? 0, emailValue?.count ?? 0, token.count, reader.raw.count) {
                     try flush(into: &result)
                 }
-                batch.append(line: line, key: key, owner: ownerValue, email: emailValue, token: try tokens.next(), raw: reader.raw)
+                batch.append(line: line, key: key, owner: ownerValue, email: emailValue, token: token, raw: reader.raw)
                 if batch.isFull { try flush(into: &result) }
             }
         }

@@ -31,7 +31,6 @@ final class WorkBatch {
 
     deinit { arena.deallocate() }
 
-    var isEmpty: Bool { rows.isEmpty }
     var isFull: Bool { rows.count >= Self.rowsPerBatch }
 
     /// True when a row of these sizes still fits in the arena.

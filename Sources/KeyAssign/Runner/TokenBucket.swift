@@ -16,7 +16,6 @@ import Foundation
 /// possible: a server whose burst is 1 cannot absorb any jitter, so use a burst ≥ 2.
 final class TokenBucket: @unchecked Sendable {
     let rate: Double
-    let burst: Double
     /// The most tokens the bucket holds: `burst − 1` when `burst` ≥ 2, else 1.
     let capacity: Double
     private let lock = NSLock()
@@ -29,7 +28,6 @@ final class TokenBucket: @unchecked Sendable {
     /// `rate` ≤ 0 means unlimited.
     init(rate: Double, burst: Int, now: Double = Timestamps.monotonic()) {
         self.rate = rate
-        self.burst = Double(max(1, burst))
         self.capacity = burst >= 2 ? Double(burst - 1) : 1
         self.tokens = self.capacity
         self.refilledAt = now
