@@ -31,8 +31,8 @@ struct AuditCommand: ParsableCommand {
             let db = try Database(path: database.path, create: false)
             let result = try Audit.run(db, verifier: verifier) { StandardStreams.out($0.description + "\n") }
             StandardStreams.error("audit: \(result.rowsChecked) rows and \(result.repliesChecked) stored replies checked, "
-                                  + "\(result.discrepancies.count) discrepanc\(result.discrepancies.count == 1 ? "y" : "ies")")
-            return result.discrepancies.isEmpty ? .ok : .someFailed
+                                  + "\(result.discrepancies) discrepanc\(result.discrepancies == 1 ? "y" : "ies")")
+            return result.discrepancies == 0 ? .ok : .someFailed
         }
     }
 }

@@ -44,12 +44,12 @@ struct ReportCommand: ParsableCommand {
 
     func validate() throws {
         if ReportFormat(rawValue: format) == nil { throw ValidationError("--format must be csv or jsonl, not '\(format)'") }
-        for name in state where RowState(rawValue: name) == nil {
+        for name in state where WorkState(rawValue: name) == nil {
             throw ValidationError("unknown state '\(name)'; states are "
-                                  + RowState.allCases.map(\.rawValue).joined(separator: ", "))
+                                  + WorkState.allCases.map(\.rawValue).joined(separator: ", "))
         }
-        if split != nil && (invalid || output != nil || !state.isEmpty) {
-            throw ValidationError("--split writes its own files; it does not combine with --invalid, --state or --output")
+        if split != nil && (invalid || output != nil || !state.isEmpty || format != "csv") {
+            throw ValidationError("--split writes its own CSV files; it does not combine with --invalid, --state, --output or --format")
         }
         if invalid && (!state.isEmpty || format != "csv") {
             throw ValidationError("--invalid is CSV of the invalid input rows; it does not combine with --state or --format")
@@ -68,7 +68,7 @@ struct ReportCommand: ParsableCommand {
             if invalid {
                 try InvalidRowsReport.write(from: db, raw: raw) { sink.write($0) }
             } else {
-                try RowReport.write(from: db, states: state.compactMap(RowState.init(rawValue:)),
+                try RowReport.write(from: db, states: state.compactMap(WorkState.init(rawValue:)),
                                     format: ReportFormat(rawValue: format) ?? .csv, raw: raw, to: sink)
             }
             try sink.finish()

@@ -33,7 +33,7 @@ struct RetryCommand: ParsableCommand {
     func run() throws {
         try exitingWithStatus {
             let db = try Database(path: database.path, create: false)
-            let selection = Requeue.Selection(states: state.compactMap(RowState.init(rawValue:)), keys: key, sourceFile: source)
+            let selection = Requeue.Selection(states: state.compactMap(WorkState.init(rawValue:)), keys: key, sourceFile: source)
             let count = try Requeue.requeue(selection, in: db)
             StandardStreams.out("requeued \(count) row\(count == 1 ? "" : "s") ("
                                 + selection.states.map(\.rawValue).joined(separator: ", ") + ")\n")

@@ -16,7 +16,7 @@ import Testing
 
         let db = try Database(path: dir.path + "/demo/demo.sqlite", create: false)
         let status = try StatusReport.load(from: db)
-        let count = { (state: RowState) in status.counts.first { $0.state == state }?.count ?? 0 }
+        let count = { (state: WorkState) in status.counts.first { $0.state == state }?.count ?? 0 }
         #expect(count(.assigned) > 0)
         #expect(count(.rejected) + count(.uncertain) >= 5)  // unknown and pre-assigned keys answer 801
         #expect(count(.pending) + count(.inFlight) + count(.retry) == 0)

@@ -26,7 +26,7 @@ import Testing
         #expect(status.status == 0)
         let lines = status.stdout.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
         let counts = Dictionary(lines.map { ($0.dropLast().joined(separator: " "), $0.last ?? "") }, uniquingKeysWith: { a, _ in a })
-        #expect(RowState.allCases.allSatisfy { counts[$0.rawValue] != nil })
+        #expect(WorkState.allCases.allSatisfy { counts[$0.rawValue] != nil })
         #expect(counts["pending"] == "28" && counts["assigned"] == "0" && counts["invalid rows"] == "4" && counts["imports"] == "3")
 
         let report = try CLI.run(["report", "--invalid", "--db", db])

@@ -144,6 +144,22 @@ import Testing
         #expect(unknown.status == 1 && unknown.stderr.contains("no-such-key"))
     }
 
+    @Test("history of a failed row: why once, and a warning when an attempt may have reached the server")
+    func historyOfAFailedRow() {
+        let row = ReportRow(licenseKey: "K-1", ownerName: "Jane", email: "j@example.com", state: "failed", code: nil,
+                            attempts: 5, lastError: "gave up after 5 attempts: timed out (curl 28)",
+                            sourceFile: "e.csv", sourceLine: 2, updatedAt: "2026-11-27T03:00:00Z")
+        let delivered = History.render(History.Entry(row: row, maybeDelivered: true, attempts: []))
+        #expect(delivered.contains("state        failed — keyassign stopped trying: gave up after 5 attempts: timed out (curl 28); run `keyassign retry`"))
+        #expect(delivered.components(separatedBy: "gave up").count == 2)
+        #expect(delivered.contains("note         an earlier attempt may have reached the server"))
+        let notDelivered = History.render(History.Entry(row: row, maybeDelivered: false, attempts: []))
+        #expect(!notDelivered.contains("note "))
+        var assigned = row
+        assigned.state = "assigned"
+        #expect(!History.render(History.Entry(row: assigned, maybeDelivered: true, attempts: [])).contains("note "))
+    }
+
     @Test func auditCatchesAHandEditedStateAndAlteredReplyBytes() throws {
         let bench = try RunnerBench(inventory: 3, unknown: 2)
         #expect(try bench.run().status == 0)

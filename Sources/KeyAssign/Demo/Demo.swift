@@ -1,5 +1,4 @@
 import Foundation
-import Logging
 
 /// `keyassign demo`: the whole nightly pipeline in one command, with nothing to configure.
 ///
@@ -61,7 +60,8 @@ public enum Demo {
         let keys = try RowReport.licenseKeys(in: db)
         let plan = InventoryPlan(keys: keys)
         var configuration = SandboxConfiguration(stateDirectory: state + "/sandbox", inventory: .keys(plan.inventory))
-        configuration.faults = faults()
+        let faults = faults()
+        configuration.faults = faults
         let sandbox = try SandboxServer.start(configuration)
         defer { sandbox.shutdown() }
         for key in plan.assignedInAdvance {
@@ -71,7 +71,8 @@ public enum Demo {
         output("inventory: \(plan.inventory.count) of the \(keys.count) imported keys; "
                + "\(plan.assignedInAdvance.count) of them assigned in advance; "
                + "\(plan.unknown.count) unknown to the server\n")
-        output("faults: 15% HTTP 503, 5% HTTP 429, 5% connection dropped before processing, 5–40 ms latency\n")
+        output("faults: \(percent(faults.fail5xx)) HTTP 503, \(percent(faults.fail429)) HTTP 429, "
+               + "\(percent(faults.dropBefore)) connection dropped before processing, \(faults.latency.text) latency\n")
 
         // 3. Run, as `keyassign run` would, with short backoffs so the demo is quick.
         output("\n== run\n")
@@ -79,15 +80,13 @@ public enum Demo {
                                     endpoint: try ServerEndpoint(base: sandbox.baseURL, allowInsecureHTTP: false),
                                     apiKey: sandbox.apiKey)
         runOptions.rate = 25
-        runOptions.burst = 2
         runOptions.concurrency = 4
         runOptions.maxAttempts = 6
         runOptions.backoffBase = 0.2
         runOptions.backoffCap = 2
         runOptions.maxWait = 20
-        var logger = Logger(label: "keyassign") { StreamLogHandler.standardError(label: $0) }
-        logger.logLevel = .info
-        let status = RunSetup.execute(runOptions, publicKeys: ["global=" + sandbox.publicKeyPath], logger: logger)
+        let status = RunSetup.execute(runOptions, publicKeys: ["global=" + sandbox.publicKeyPath],
+                                      logger: RunSetup.logger(quiet: false))
 
         // 4. What happened, and where to look next.
         let ledger = sandbox.ledger()
@@ -121,6 +120,8 @@ public enum Demo {
         // uncertain are part of what it shows. Anything else (a stop, an error) is passed on.
         return status == .someFailed ? .ok : status
     }
+
+    private static func percent(_ probability: Double) -> String { "\(Int((probability * 100).rounded()))%" }
 
     /// The path this binary was started as, so that the suggested commands can be pasted.
     static var tool: String {

@@ -15,20 +15,19 @@ public enum Audit {
     public struct Result: Sendable {
         public var rowsChecked = 0
         public var repliesChecked = 0
-        public var discrepancies: [Discrepancy] = []
+        /// Counted, not kept: each one goes to `report` as it is found (with the wrong key
+        /// configured, every row is one).
+        public var discrepancies = 0
     }
 
     /// The signed code a row's state must be backed by, if any.
-    static func requiredCode(for state: RowState) -> Int? {
+    static func requiredCode(for state: WorkState) -> Int? {
         switch state {
         case .assigned: 800
         case .rejected, .uncertain: 801
         case .pending, .inFlight, .retry, .failed: nil
         }
     }
-
-    /// The verdict text the runner stores for a reply it trusted.
-    public static let trustedVerdict = "trusted"
 
     public static func run(_ db: Database, verifier: ReplyVerifier, report: (Discrepancy) -> Void) throws -> Result {
         var result = Result()
@@ -42,21 +41,21 @@ public enum Audit {
 
         func note(_ key: String, _ message: String) {
             let discrepancy = Discrepancy(licenseKey: key, message: message)
-            result.discrepancies.append(discrepancy)
+            result.discrepancies += 1
             report(discrepancy)
         }
 
         while try rows.step() {
             let workID = rows.int(0)
             let key = rows.string(1) ?? ""
-            let state = RowState(rawValue: rows.string(2) ?? "")
+            let state = WorkState(rawValue: rows.string(2) ?? "")
             var verifiedCodes: Set<Int> = []
             while replyPending && replies.int(0) <= workID {
                 if replies.int(0) == workID {
                     result.repliesChecked += 1
                     let attemptID = replies.int(1)
                     let recordedCode = replies.isNull(2) ? nil : Int(replies.int(2))
-                    let wasTrusted = replies.string(3) == trustedVerdict
+                    let wasTrusted = replies.string(3) == ReplyVerdict.trustedText
                     switch verifier.verify(replies.blob(4) ?? [], maxAge: nil) {
                     case .trusted(let payload):
                         verifiedCodes.insert(payload.code)

@@ -5,7 +5,6 @@ public enum History {
         public var attempt: Int64
         public var runID: Int64
         public var startedAt: String
-        public var endedAt: String
         public var latencyMs: Double?
         public var httpStatus: Int64?
         public var code: Int64?
@@ -21,23 +20,15 @@ public enum History {
     }
 
     public static func lookup(key: String, in db: Database) throws -> Entry? {
-        let rowQuery = try db.prepare("""
-            SELECT id, license_key, owner_name, email, state, last_code, attempts, last_error,
-                   source_file, source_line, updated_at, maybe_delivered
-            FROM work WHERE license_key = ?
-            """)
+        let rowQuery = try db.prepare("SELECT \(RowReport.columns), id, maybe_delivered FROM work WHERE license_key = ?")
         try rowQuery.bind(1, key)
         guard try rowQuery.step() else { return nil }
-        let workID = rowQuery.int(0)
-        let row = ReportRow(
-            licenseKey: rowQuery.string(1) ?? key, ownerName: rowQuery.string(2), email: rowQuery.string(3),
-            state: rowQuery.string(4) ?? "", code: rowQuery.isNull(5) ? nil : rowQuery.int(5),
-            attempts: rowQuery.int(6), lastError: rowQuery.string(7), sourceFile: rowQuery.string(8) ?? "",
-            sourceLine: rowQuery.int(9), updatedAt: rowQuery.string(10) ?? "")
+        let row = ReportRow(rowQuery)
+        let workID = rowQuery.int(10)
         let maybeDelivered = rowQuery.int(11) != 0
 
         let attemptsQuery = try db.prepare("""
-            SELECT attempt, run_id, started_at, ended_at, latency_ms, http_status, code, outcome, verdict, error
+            SELECT attempt, run_id, started_at, latency_ms, http_status, code, outcome, verdict, error
             FROM attempts WHERE work_id = ? ORDER BY id
             """)
         try attemptsQuery.bind(1, workID)
@@ -45,12 +36,12 @@ public enum History {
         while try attemptsQuery.step() {
             attempts.append(Attempt(
                 attempt: attemptsQuery.int(0), runID: attemptsQuery.int(1),
-                startedAt: attemptsQuery.string(2) ?? "", endedAt: attemptsQuery.string(3) ?? "",
-                latencyMs: attemptsQuery.isNull(4) ? nil : attemptsQuery.double(4),
-                httpStatus: attemptsQuery.isNull(5) ? nil : attemptsQuery.int(5),
-                code: attemptsQuery.isNull(6) ? nil : attemptsQuery.int(6),
-                outcome: attemptsQuery.string(7) ?? "", verdict: attemptsQuery.string(8),
-                error: attemptsQuery.string(9)))
+                startedAt: attemptsQuery.string(2) ?? "",
+                latencyMs: attemptsQuery.isNull(3) ? nil : attemptsQuery.double(3),
+                httpStatus: attemptsQuery.isNull(4) ? nil : attemptsQuery.int(4),
+                code: attemptsQuery.isNull(5) ? nil : attemptsQuery.int(5),
+                outcome: attemptsQuery.string(6) ?? "", verdict: attemptsQuery.string(7),
+                error: attemptsQuery.string(8)))
         }
         return Entry(row: row, maybeDelivered: maybeDelivered, attempts: attempts)
     }
@@ -63,6 +54,12 @@ public enum History {
         lines.append("owner        \(row.ownerName ?? "(no name)"), \(row.email ?? "(no email)")")
         lines.append("source       \(row.sourceFile):\(row.sourceLine)")
         lines.append("state        \(row.state) — \(meaning(of: row))")
+        // The question history answers is "did they get their key?": a row that is not
+        // assigned may still have been, if an attempt reached the server unanswered.
+        if entry.maybeDelivered && row.state != WorkState.assigned.rawValue && row.state != WorkState.uncertain.rawValue {
+            lines.append("note         an earlier attempt may have reached the server without a verified answer: "
+                         + "the key may be assigned already, and a later 801 will count as uncertain")
+        }
         if entry.attempts.isEmpty {
             lines.append("attempts     none yet")
             return lines.joined(separator: "\n") + "\n"
@@ -82,11 +79,11 @@ public enum History {
     }
 
     static func meaning(of row: ReportRow) -> String {
-        switch RowState(rawValue: row.state) {
+        switch WorkState(rawValue: row.state) {
         case .assigned: "the server assigned it (verified 800)"
         case .rejected: "the server refused it (verified 801)"
         case .uncertain: "an earlier attempt may have assigned it; the last answer was 801"
-        case .failed: "keyassign gave up: " + SplitReport.plainReason(row)
+        case .failed: "keyassign stopped trying: " + SplitReport.plainReason(row)
         case .retry: "waiting to be retried"
         case .inFlight: "a run is sending it now (or died while sending it)"
         case .pending: "queued, not sent yet"

@@ -5,11 +5,11 @@
 /// `uncertain` row whose next answer is 801 is still `uncertain`, never `rejected`.
 public enum Requeue {
     public struct Selection: Sendable {
-        public var states: [RowState]
+        public var states: [WorkState]
         public var keys: [String]
         public var sourceFile: String?
 
-        public init(states: [RowState] = [], keys: [String] = [], sourceFile: String? = nil) {
+        public init(states: [WorkState] = [], keys: [String] = [], sourceFile: String? = nil) {
             self.states = states.isEmpty ? [.failed] : states
             self.keys = keys
             self.sourceFile = sourceFile
@@ -18,7 +18,7 @@ public enum Requeue {
 
     /// The states `retry` may select: only finished ones. A row that is pending, due for a
     /// retry or in flight is already the queue's.
-    public static let selectableStates: [RowState] = [.failed, .uncertain, .rejected]
+    public static let selectableStates: [WorkState] = [.failed, .uncertain, .rejected]
 
     /// Returns how many rows were requeued.
     public static func requeue(_ selection: Selection, in db: Database) throws -> Int {

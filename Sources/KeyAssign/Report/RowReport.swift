@@ -31,55 +31,43 @@ public struct ReportRow: Sendable, Equatable {
     }
 }
 
-public enum ReportFormat: String, Sendable, CaseIterable {
-    case csv, jsonl
+extension ReportRow {
+    /// The current row of a statement that selected `RowReport.columns` first.
+    init(_ statement: Statement) {
+        self.init(licenseKey: statement.string(0) ?? "", ownerName: statement.string(1), email: statement.string(2),
+                  state: statement.string(3) ?? "", code: statement.isNull(4) ? nil : statement.int(4),
+                  attempts: statement.int(5), lastError: statement.string(6), sourceFile: statement.string(7) ?? "",
+                  sourceLine: statement.int(8), updatedAt: statement.string(9) ?? "")
+    }
 }
 
-/// The states a row can be in; the schema's CHECK constraint holds the same list.
-public enum RowState: String, Sendable, CaseIterable {
-    case pending
-    case inFlight = "in_flight"
-    case retry, assigned, rejected, uncertain, failed
-
-    public var isFinal: Bool {
-        switch self {
-        case .assigned, .rejected, .uncertain, .failed: true
-        case .pending, .inFlight, .retry: false
-        }
-    }
+public enum ReportFormat: String, Sendable, CaseIterable {
+    case csv, jsonl
 }
 
 public enum RowReport {
     /// Streams the selected rows in import order (no state: every row) without holding the
     /// table in memory.
-    public static func forEachRow(in db: Database, states: [RowState], _ body: (ReportRow) throws -> Void) throws {
-        var sql = """
-            SELECT license_key, owner_name, email, state, last_code, attempts, last_error,
-                   source_file, source_line, updated_at
-            FROM work
-            """
+    public static func forEachRow(in db: Database, states: [WorkState], _ body: (ReportRow) throws -> Void) throws {
+        var sql = "SELECT \(columns) FROM work"
         if !states.isEmpty {
             sql += " WHERE state IN (" + states.map { "'\($0.rawValue)'" }.joined(separator: ",") + ")"
         }
         sql += " ORDER BY id"
         let statement = try db.prepare(sql)
         while try statement.step() {
-            try body(ReportRow(
-                licenseKey: statement.string(0) ?? "",
-                ownerName: statement.string(1),
-                email: statement.string(2),
-                state: statement.string(3) ?? "",
-                code: statement.isNull(4) ? nil : statement.int(4),
-                attempts: statement.int(5),
-                lastError: statement.string(6),
-                sourceFile: statement.string(7) ?? "",
-                sourceLine: statement.int(8),
-                updatedAt: statement.string(9) ?? ""))
+            try body(ReportRow(statement))
         }
     }
 
+    /// The `work` columns a `ReportRow` is read from, in the order `ReportRow.init(_:)` reads
+    /// them; a query may select more after them.
+    static let columns = """
+        license_key, owner_name, email, state, last_code, attempts, last_error, source_file, source_line, updated_at
+        """
+
     /// The license keys in import order, all or those in one state.
-    public static func licenseKeys(in db: Database, state: RowState? = nil) throws -> [String] {
+    public static func licenseKeys(in db: Database, state: WorkState? = nil) throws -> [String] {
         let statement = try db.prepare("SELECT license_key FROM work WHERE ?1 IS NULL OR state = ?1 ORDER BY id")
         try statement.bind(1, state?.rawValue)
         var keys: [String] = []
@@ -91,7 +79,7 @@ public enum RowReport {
 
     /// Writes the rows in `format`; returns how many were written.
     @discardableResult
-    public static func write(from db: Database, states: [RowState], format: ReportFormat, raw: Bool,
+    public static func write(from db: Database, states: [WorkState], format: ReportFormat, raw: Bool,
                              to output: TextOutput) throws -> Int {
         var count = 0
         switch format {

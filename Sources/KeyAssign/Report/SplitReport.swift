@@ -41,14 +41,9 @@ public enum SplitReport {
                                 row.licenseKey, row.ownerName, row.email, String(row.attempts), nil])
             counts.errors += 1
         }
-        let invalid = try db.prepare("""
-            SELECT reason, source_file, source_line, license_key, owner_name, email, raw
-            FROM invalid_rows ORDER BY id
-            """)
-        while try invalid.step() {
-            errorsCSV.writeRow(["invalid", "invalid input: " + (invalid.string(0) ?? ""), invalid.string(1),
-                                String(invalid.int(2)), invalid.string(3), invalid.string(4), invalid.string(5),
-                                nil, invalid.string(6)])
+        try InvalidRowsReport.forEachRow(in: db) { row in
+            errorsCSV.writeRow(["invalid", "invalid input: " + (row.reason ?? ""), row.sourceFile, String(row.sourceLine),
+                                row.licenseKey, row.ownerName, row.email, nil, row.raw])
             counts.errors += 1
         }
         try errors.finish()
@@ -58,18 +53,19 @@ public enum SplitReport {
     /// Why a row needs a person, in words for sales ops rather than protocol codes.
     public static func plainReason(_ row: ReportRow) -> String {
         switch row.state {
-        case RowState.rejected.rawValue:
+        case WorkState.rejected.rawValue:
             return "the server refused this key (code 801: invalid or already assigned); check the key in the sales system"
-        case RowState.uncertain.rawValue:
+        case WorkState.uncertain.rawValue:
             return "an earlier attempt may already have assigned this key, but the last answer was 801 (invalid or already assigned); "
                 + "check on the license server who owns it before sending it again"
-        case RowState.failed.rawValue:
+        case WorkState.failed.rawValue:
             if let code = row.code, code != 800, code != 801 {
                 return "the server answered code \(code), which this call does not document; nothing was retried"
             }
-            let detail = row.lastError.map { ": \($0)" } ?? ""
-            return "gave up after \(row.attempts) attempt\(row.attempts == 1 ? "" : "s")\(detail); "
-                + "run `keyassign retry` once the cause is fixed"
+            // The runner's error already says why it stopped ("gave up after 5 attempts: …", or
+            // the permanent error itself).
+            let why = row.lastError ?? "gave up after \(row.attempts) attempt\(row.attempts == 1 ? "" : "s")"
+            return why + "; run `keyassign retry` once the cause is fixed"
         default:
             return row.lastError ?? row.state
         }

@@ -2,7 +2,7 @@
 /// last runs ended.
 public struct StatusReport: Sendable, Equatable {
     public struct Count: Sendable, Equatable {
-        public var state: RowState
+        public var state: WorkState
         public var count: Int64
     }
 
@@ -38,7 +38,7 @@ public struct StatusReport: Sendable, Equatable {
             runs.append(Run(id: runsQuery.int(0), startedAt: runsQuery.string(1) ?? "", endedAt: runsQuery.string(2),
                             rowsDone: runsQuery.int(3), exitStatus: runsQuery.isNull(4) ? nil : runsQuery.int(4)))
         }
-        return StatusReport(counts: RowState.allCases.map { Count(state: $0, count: byState[$0.rawValue] ?? 0) },
+        return StatusReport(counts: WorkState.allCases.map { Count(state: $0, count: byState[$0.rawValue] ?? 0) },
                             invalidRows: try db.scalarInt("SELECT count(*) FROM invalid_rows") ?? 0,
                             imports: try db.scalarInt("SELECT count(*) FROM imports") ?? 0,
                             runs: runs)

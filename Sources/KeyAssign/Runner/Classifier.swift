@@ -53,16 +53,8 @@ public enum Classifier {
             return retry("\(error) (the request may have reached the server)", delivered: true)
         case .response(let status, _, _):
             var trusted: SignedPayload?
-            var verdictText: String?
-            switch verdict {
-            case .trusted(let payload)?:
-                trusted = payload
-                verdictText = "trusted"
-            case .untrusted(let reason, _)?:
-                verdictText = reason.rawValue
-            case nil:
-                break
-            }
+            if case .trusted(let payload)? = verdict { trusted = payload }
+            let verdictText = verdict?.storedText
             if status == 401 || status == 403 {
                 let named = trusted.map { "code \($0.code) (\($0.message))" } ?? "an unverified reply"
                 return authStop("the server refused the API key: HTTP \(status), \(named)", code: trusted?.code,

@@ -17,6 +17,15 @@ public struct SandboxConfiguration: Sendable {
         case fixed(milliseconds: Int)
         case range(minMilliseconds: Int, maxMilliseconds: Int)
 
+        /// For messages, before the word "latency": `no`, `5 ms`, `5–40 ms`.
+        public var text: String {
+            switch self {
+            case .none: "no"
+            case .fixed(let milliseconds): "\(milliseconds) ms"
+            case .range(let low, let high): "\(low)–\(high) ms"
+            }
+        }
+
         /// Parses `MS` or `MIN-MAX` (milliseconds).
         public static func parse(_ text: String) throws -> Latency {
             func number(_ part: Substring) throws -> Int {

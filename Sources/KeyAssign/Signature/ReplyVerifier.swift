@@ -48,6 +48,17 @@ public enum UntrustedReason: String, Sendable, CaseIterable {
 public enum ReplyVerdict: Sendable, Equatable {
     case trusted(SignedPayload)
     case untrusted(UntrustedReason, String)
+
+    /// How the verdict is stored in `attempts.verdict`: this, or the `UntrustedReason`'s raw
+    /// value. `audit` reads it back.
+    public static let trustedText = "trusted"
+
+    public var storedText: String {
+        switch self {
+        case .trusted: Self.trustedText
+        case .untrusted(let reason, _): reason.rawValue
+        }
+    }
 }
 
 /// Checks a reply envelope the way the server signs it: RSASSA-PKCS1-v1_5 with SHA-256 over

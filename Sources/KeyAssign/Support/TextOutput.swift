@@ -11,6 +11,7 @@ public final class TextOutput {
     private let file: UnsafeMutablePointer<FILE>
     private let finalPath: String?
     private let temporaryPath: String?
+    private var finished = false
 
     /// Standard output.
     public init() {
@@ -38,8 +39,16 @@ public final class TextOutput {
         }
     }
 
+    /// A report that failed before `finish()` leaves no half-written file behind.
+    deinit {
+        guard !finished else { return }
+        fclose(file)
+        if let temporaryPath { unlink(temporaryPath) }
+    }
+
     /// Flushes, and for a file checks every write landed before renaming it into place.
     public func finish() throws {
+        finished = true
         if let finalPath, let temporaryPath {
             let failed = ferror(file) != 0 || fflush(file) != 0 || fsync(fileno(file)) != 0
             let reason = String(cString: strerror(errno))

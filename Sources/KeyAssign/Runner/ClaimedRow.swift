@@ -1,14 +1,3 @@
-/// A row's state in `work.state`: part of keyassign's interface (see docs/states.md).
-public enum WorkState: String, Sendable, CaseIterable, Codable {
-    case pending
-    case inFlight = "in_flight"
-    case retry
-    case assigned
-    case rejected
-    case uncertain
-    case failed
-}
-
 /// A row taken by the claimer, as it is about to be sent.
 struct ClaimedRow: Sendable {
     var id: Int64

@@ -1,0 +1,11 @@
+/// A row's state in `work.state`: part of keyassign's interface (see docs/states.md); the
+/// schema's CHECK constraint holds the same list.
+public enum WorkState: String, Sendable, CaseIterable, Codable {
+    case pending
+    case inFlight = "in_flight"
+    case retry
+    case assigned
+    case rejected
+    case uncertain
+    case failed
+}
