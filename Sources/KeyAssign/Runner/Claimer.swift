@@ -10,24 +10,29 @@ final class Claimer {
     /// (measured: the dispatcher thread at 100% CPU, one scan of `work` per claim).
     static let dueRows = "state IN ('pending', 'in_flight', 'retry')"
 
+    /// ?1 run id, ?2 now (text), ?3 now (Unix seconds), ?4 how many. Its plan is checked in
+    /// `RunnerQueueTests`.
+    static let claimSQL = """
+        UPDATE work SET state = 'in_flight', run_id = ?1, in_flight_since = ?2, updated_at = ?2,
+            attempts = attempts + 1
+        WHERE id IN (
+            SELECT id FROM (SELECT id FROM work WHERE \(dueRows) AND state = 'retry' AND next_attempt_at <= ?3
+                            ORDER BY next_attempt_at LIMIT ?4)
+            UNION ALL
+            SELECT id FROM (SELECT id FROM work WHERE \(dueRows) AND state = 'pending' LIMIT ?4)
+            LIMIT ?4)
+        RETURNING id, license_key, owner_name, email, idempotency_token, attempts, maybe_delivered
+        """
+    static let nextDueSQL = "SELECT min(next_attempt_at) FROM work WHERE \(dueRows) AND state = 'retry'"
+
     private let claim: Statement
     private let nextDue: Statement
     private let runID: Int64
 
     init(_ db: Database, runID: Int64) throws {
         self.runID = runID
-        claim = try db.prepare("""
-            UPDATE work SET state = 'in_flight', run_id = ?1, in_flight_since = ?2, updated_at = ?2,
-                attempts = attempts + 1
-            WHERE id IN (
-                SELECT id FROM (SELECT id FROM work WHERE \(Claimer.dueRows) AND state = 'retry' AND next_attempt_at <= ?3
-                                ORDER BY next_attempt_at LIMIT ?4)
-                UNION ALL
-                SELECT id FROM (SELECT id FROM work WHERE \(Claimer.dueRows) AND state = 'pending' LIMIT ?4)
-                LIMIT ?4)
-            RETURNING id, license_key, owner_name, email, idempotency_token, attempts, maybe_delivered
-            """)
-        nextDue = try db.prepare("SELECT min(next_attempt_at) FROM work WHERE \(Claimer.dueRows) AND state = 'retry'")
+        claim = try db.prepare(Claimer.claimSQL)
+        nextDue = try db.prepare(Claimer.nextDueSQL)
     }
 
     /// Claims up to `limit` due rows in one transaction (the caller holds the connection).
