@@ -27,7 +27,7 @@ private func describe(_ record: Record) -> String {
     return "line \(record.line) \(record.malformation ?? "ok") [\(fields.joined(separator: ", "))] raw \(String(decoding: record.raw, as: UTF8.self).debugDescription)"
 }
 
-private struct Parse: Equatable {
+private struct Parse {
     var records: [Record]
     var delimiter: UInt8
     var sawSepLine: Bool

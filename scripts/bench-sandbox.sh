@@ -6,44 +6,18 @@
 #   baseline B  the same assign load against a sandbox started with --no-signature-cache (one RSA
 #               signature per reply), to show what the cache buys
 # Usage: scripts/bench-sandbox.sh [DURATION_SECONDS] [CONNECTIONS]
-# Env: SKIP_BUILD=1 reuses .build/release/keyassign; KEYS=N inventory size (default 20000).
+# Env: SKIP_BUILD=1 reuses the release build (KEYASSIGN_BIN overrides); KEYS=N inventory size
+# (default 20000).
 set -euo pipefail
-
-cd "$(dirname "$0")/.."
+PROOF_EXTRA_TOOLS=(wrk:wrk)
+source "$(dirname "$0")/proof-lib.sh"
 duration="${1:-10}"
 connections="${2:-32}"
 threads=2
 keys="${KEYS:-20000}"
-
-command -v wrk >/dev/null || { echo "bench-sandbox: wrk is not installed" >&2; exit 1; }
-if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
-    swift build -c release --product keyassign >&2
-fi
-binary=.build/release/keyassign
-
-work="$(mktemp -d /tmp/keyassign-bench-sandbox.XXXXXX)"
-server_pid=""
-stop_server() {
-    if [[ -n "$server_pid" ]]; then
-        kill -TERM "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-        server_pid=""
-    fi
-}
-trap 'stop_server; rm -rf "$work"' EXIT
-
-# Starts a sandbox on a fresh state dir ($1) with extra flags; sets server_pid and url.
-start_server() {
-    local state="$1"; shift
-    "$binary" sandbox --state-dir "$state" --generate-keys "$keys" "$@" >"$state.out" 2>"$state.err" &
-    server_pid=$!
-    for _ in $(seq 1 200); do
-        [[ -s "$state/port" ]] && break
-        sleep 0.05
-    done
-    [[ -s "$state/port" ]] || { echo "bench-sandbox: sandbox did not start:" >&2; cat "$state.err" >&2; exit 1; }
-    url="http://127.0.0.1:$(cat "$state/port")"
-}
+proof_setup bench-sandbox
+proof_build
+work=$proof_dir
 
 # The API key is read by the Lua script from the state dir: it never goes on a command line.
 cat >"$work/assign.lua" <<'LUA'
@@ -89,30 +63,26 @@ run_wrk() { # label, url, [lua]
     printf '%-34s %12s req/s   avg latency %-9s non-2xx %-8s %s\n' "$label" "$rps" "$latency" "${non2xx:-0}" "$errors"
 }
 
-ledger_summary() {
-    curl -s "$1/__sandbox/ledger" | python3 -c '
-import json, sys
-d = json.load(sys.stdin)
-t = d["totals"]
-print("    ledger: %d requests, %d assigned, replies by code %s, rate_limited %d" % (
-    t["requests"], t["assigned"], json.dumps(t["replies_by_code"], sort_keys=True), d["rate_limited"]))'
+ledger_summary() { # STATE_DIR
+    ledger "$1" "$work/ledger.json"
+    jq -r '"    ledger: \(.totals.requests) requests, \(.totals.assigned) assigned, replies by code \(.totals.replies_by_code | tojson), rate_limited \(.rate_limited)"' "$work/ledger.json"
 }
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(uname -sr)"
 echo "load before the run (the machine is shared):$(uptime | sed 's/.*load average//')"
-echo "wrk: -t$threads -c$connections -d${duration}s keep-alive; inventory $keys generated keys; release build"
+echo "wrk: -t$threads -c$connections -d${duration}s keep-alive; inventory $keys generated keys; $bin"
 echo
 
-start_server "$work/cached"
+start_sandbox "$work/cached" --generate-keys "$keys"
 export SANDBOX_STATE="$work/cached"
 run_wrk "assign (signed, cache on)" "$url" "$work/assign.lua"
-ledger_summary "$url"
+ledger_summary "$work/cached"
 run_wrk "baseline A: 404 path (HTTP only)" "$url/nope"
 echo "    (baseline A's non-2xx are its 404s, by design)"
-stop_server
+stop_sandbox
 
-start_server "$work/uncached" --no-signature-cache
+start_sandbox "$work/uncached" --generate-keys "$keys" --no-signature-cache
 export SANDBOX_STATE="$work/uncached"
 run_wrk "baseline B: assign, no sig cache" "$url" "$work/assign.lua"
-ledger_summary "$url"
-stop_server
+ledger_summary "$work/uncached"
+stop_sandbox

@@ -1,4 +1,4 @@
-# Shared by scripts/bench, soak, crashloop and diskfull: sourced, never run.
+# Shared by scripts/bench, bench-sandbox.sh, soak, crashloop and diskfull: sourced, never run.
 # Every helper talks only to 127.0.0.1 and registers what it starts so the EXIT trap
 # stops it; every wait is bounded in count and time.
 
@@ -35,11 +35,16 @@ proof_setup() {
 
 # Sets $bin to a release keyassign (SKIP_BUILD=1 reuses the last build; KEYASSIGN_BIN overrides).
 proof_build() {
-    if [ -n "${KEYASSIGN_BIN:-}" ]; then bin=$KEYASSIGN_BIN; return; fi
-    if [ "${SKIP_BUILD:-0}" = 0 ]; then
-        (cd "$proof_root" && swift build -c release --product keyassign >&2)
+    if [ -n "${KEYASSIGN_BIN:-}" ]; then
+        bin=$KEYASSIGN_BIN
+    else
+        if [ "${SKIP_BUILD:-0}" = 0 ]; then
+            (cd "$proof_root" && swift build -c release --product keyassign >&2)
+        fi
+        local dir
+        dir=$(cd "$proof_root" && swift build -c release --show-bin-path)
+        bin=$dir/keyassign
     fi
-    bin="$(cd "$proof_root" && swift build -c release --show-bin-path)/keyassign"
     [ -x "$bin" ] || { echo "no keyassign binary at $bin" >&2; exit 1; }
 }
 
@@ -58,7 +63,17 @@ start_sandbox() {
     url="http://127.0.0.1:$(cat "$state/port")"
 }
 
-stop_sandbox() { kill "$sandbox_pid" 2>/dev/null || true; wait "$sandbox_pid" 2>/dev/null || true; }
+# proof_stop PID: stops a process this script started and forgets it, so that the EXIT trap
+# never signals a pid the system has since given to another process.
+proof_stop() {
+    kill "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+    local p kept=()
+    for p in "${proof_pids[@]}"; do [ "$p" = "$1" ] || kept+=("$p"); done
+    proof_pids=("${kept[@]}")
+}
+
+stop_sandbox() { proof_stop "$sandbox_pid"; }
 
 # make_csv KEYS_FILE COUNT OUT: an export whose keys are the first COUNT of the inventory.
 make_csv() {
@@ -68,6 +83,12 @@ make_csv() {
 
 # ledger STATE_DIR OUT: the sandbox's own account of what it received and assigned.
 ledger() { curl -sf --max-time 30 "http://127.0.0.1:$(cat "$1/port")/__sandbox/ledger" >"$2"; }
+
+# server_assigned LEDGER OUT: the keys the sandbox assigned, sorted.
+server_assigned() { jq -r '.keys | to_entries[] | select(.value.assigned) | .key' "$1" | sort >"$2"; }
+
+# keys_assigned_twice STATE_DIR: how many keys the sandbox's assignment log holds more than once.
+keys_assigned_twice() { jq -r '.license_key' "$1/assignments.jsonl" | sort | uniq -d | wc -l; }
 
 # check NAME EXPECTED ACTUAL: one assertion, printed; a failure is counted, not fatal, so
 # the whole table shows.
