@@ -7,8 +7,7 @@ import Testing
     /// and recovered faults, and leave a database that the other commands can read.
     @Test func demoRunsTheWholePipelineOnTheSamples() throws {
         let dir = try TemporaryDirectory()
-        let package = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().path
+        let package = CLI.packageRoot
         let started = Date()
         let result = try CLI.run(["demo", "--state-dir", dir.path + "/demo"], currentDirectory: package)
         #expect(result.status == 0, "\(result.stdout)\n\(result.stderr)")

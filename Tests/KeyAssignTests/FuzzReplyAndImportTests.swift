@@ -8,10 +8,6 @@ import Testing
 /// sandbox replies, pushed through the verifier and the runner's decision table together).
 /// A failing round prints its number; the seed makes it reproducible.
 @Suite struct FuzzReplyAndImportTests {
-    static let samplesDirectory = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("samples").path
-
     /// Edits that matter to a CSV reader: quotes, delimiters, line ends, a BOM, NULs,
     /// broken UTF-8, and pieces of other lines.
     static func mutate(_ original: [UInt8], donor: [UInt8], using random: inout SeededGenerator) -> [UInt8] {
@@ -41,7 +37,7 @@ import Testing
     @Test func mutatedSampleExportsNeverCrashTheImporterAndKeepItsCounts() throws {
         var random = SeededGenerator(state: 0x5EED_1006)
         let names = ["shop-export.csv", "crm-export.csv", "eu-export.csv"]
-        let samples = try names.map { Array(try Data(contentsOf: URL(fileURLWithPath: Self.samplesDirectory + "/" + $0))) }
+        let samples = try names.map { Array(try Data(contentsOf: URL(fileURLWithPath: CLI.samples + "/" + $0))) }
         let dir = try TemporaryDirectory()
         let db = try Database(path: dir.path + "/fuzz.sqlite")
         var queuedTotal: Int64 = 0, invalidTotal: Int64 = 0, imported = 0, readTotal = 0, accounted = 0

@@ -3,21 +3,15 @@ import Testing
 @testable import KeyAssign
 
 @Suite struct IngestCLITests {
-    static var samples: String {
-        // Tests/KeyAssignTests/IngestCLITests.swift → the package root.
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("samples").path
-    }
-
     @Test func importsTheSamplesThenStatusAndInvalidReport() throws {
         let dir = try TemporaryDirectory()
         let db = dir.path + "/k.sqlite"
-        let first = try CLI.run(["import", "--db", db, Self.samples])
+        let first = try CLI.run(["import", "--db", db, CLI.samples])
         #expect(first.status == 0, "\(first.stderr)")
         #expect(first.stdout.contains("total: 3 files, 33 rows: 28 queued, 1 duplicate, 1 conflict, 3 invalid"))
         #expect(first.stdout.contains("shop-export.csv:6: empty license key"))
 
-        let again = try CLI.run(["import", "--db", db, Self.samples])
+        let again = try CLI.run(["import", "--db", db, CLI.samples])
         #expect(again.status == 0)
         #expect(again.stdout.components(separatedBy: "skipped, already imported").count == 4)
 
@@ -33,8 +27,6 @@ import Testing
         #expect(report.status == 0)
         #expect(report.stdout.hasPrefix("source_file,source_line,reason,license_key,owner_name,email,raw\r\n"))
         // Read it back with keyassign's own reader: 4 rows of 7 fields, the values intact.
-        let csv = dir.path + "/invalid.csv"
-        try Data(report.stdout.utf8).write(to: URL(fileURLWithPath: csv))
         let records = try ReaderHarness.parse(Array(report.stdout.utf8), delimiter: .comma).records
         #expect(records.count == 5)
         #expect(records.allSatisfy { $0.fields.count == 7 && $0.malformation == nil })

@@ -26,7 +26,7 @@ import Testing
         #expect(csv.status == 0, "\(csv.stderr)")
         let lines = csv.stdout.components(separatedBy: "\r\n").filter { !$0.isEmpty }
         #expect(lines.first == "license_key,owner_name,email,state,code,attempts,last_error,source_file,source_line,updated_at")
-        #expect(lines.count == 6)
+        try #require(lines.count == 6)
         #expect(lines[1].contains(",\"'=HYPERLINK(\"\"http://x.example\"\",\"\"click\"\")\",owner@example.com,pending,,0,,"))
         #expect(lines[2].contains(",'+1 555 0100,"))
         #expect(lines[3].contains(",'-minus,"))
@@ -78,9 +78,10 @@ import Testing
         let dir = bench.dir.path + "/split"
         #expect(try CLI.run(["report", "--db", bench.db, "--split", dir]).status == 0)
         let success = try String(contentsOfFile: dir + "/success.csv", encoding: .utf8).components(separatedBy: "\r\n").filter { !$0.isEmpty }
-        #expect(success.count == 1 + 3)
+        try #require(success.count == 1 + 3)
         #expect(success[0] == SplitReport.successHeader.joined(separator: ","))
         let errors = try String(contentsOfFile: dir + "/errors.csv", encoding: .utf8).components(separatedBy: "\r\n").filter { !$0.isEmpty }
+        try #require(!errors.isEmpty)
         #expect(errors[0] == SplitReport.errorsHeader.joined(separator: ","))
         let rejected = errors.filter { $0.hasPrefix("rejected,") }
         let invalid = errors.filter { $0.hasPrefix("invalid,") }
@@ -137,7 +138,7 @@ import Testing
         #expect(history.status == 0)
         #expect(history.stdout.contains("state        assigned"))
         let attemptLines = history.stdout.split(separator: "\n").filter { $0.first?.isNumber == true }
-        #expect(attemptLines.count == 3)
+        try #require(attemptLines.count == 3)
         #expect(attemptLines[0].contains("\t503\t") && attemptLines[0].contains("\tretry\t"))
         #expect(attemptLines[2].contains("\t200\t800\tassigned\ttrusted"))
         let unknown = try CLI.run(["history", "--db", bench.db, "no-such-key"])

@@ -33,7 +33,9 @@ struct TransportTests {
         let dir = try TemporaryDirectory()
         var configuration = SandboxConfiguration(stateDirectory: dir.path + "/sandbox", inventory: .keys(["k-1", "k-2"]))
         configuration.threads = 1
-        configuration.rateLimit = .init(rate: 1, burst: 1)
+        // One token, refilled only after 100 s: the second request is a 429 however slowly the
+        // machine gets to it.
+        configuration.rateLimit = .init(rate: 0.01, burst: 1)
         let server = try SandboxServer.start(configuration)
         let client = try client(for: server)
 

@@ -8,6 +8,13 @@ enum CLI {
         var stderr: String
     }
 
+    /// The package's root directory (this file is Tests/KeyAssignTests/Support/CLI.swift).
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().path
+
+    /// The sample exports in samples/.
+    static let samples = packageRoot + "/samples"
+
     static var executableURL: URL {
         // On Linux the test runner lives in the products directory (.build/debug), next to
         // the `keyassign` binary that the test target depends on.
