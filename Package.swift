@@ -26,13 +26,20 @@ let package = Package(
             pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]
         ),
-        // libcurl, opened at run time: the library is on every Linux machine that runs Swift
-        // (FoundationNetworking links it) but its headers are not (see include/CCurl.h).
-        .target(name: "CCurl"),
+        // The system libcurl (libcurl4-openssl-dev), 7.85.0 or later: the transport.
+        .systemLibrary(
+            name: "CLibcurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
+        // What Swift cannot call on libcurl directly: typed wrappers of the variadic setopt and
+        // getinfo, and the callbacks. It also refuses, at build time, headers older than 7.85.0.
+        .target(name: "CCurl", dependencies: ["CLibcurl"]),
         .target(
             name: "KeyAssign",
             dependencies: [
                 "CCurl",
+                "CLibcurl",
                 "COpenSSL",
                 "CSQLite",
                 .product(name: "Logging", package: "swift-log"),
@@ -48,6 +55,11 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
+        ),
+        // The measuring half of scripts/bench-verify.sh (a tool, not a test).
+        .executableTarget(
+            name: "BenchVerify",
+            dependencies: ["KeyAssign", "COpenSSL"]
         ),
         .testTarget(
             name: "KeyAssignTests",

@@ -6,12 +6,11 @@ struct ImportArguments: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Take FIELD from the column named COLUMN (repeatable). Fields: \(ImportField.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "FIELD=COLUMN"))
     var map: [String] = []
 
-    @Option(name: .long, help: "auto (detected from the header line), ',', ';', tab or '|'.")
-    var delimiter: String = "auto"
+    @Option(name: .long, help: "The field delimiter.")
+    var delimiter: DelimiterChoice = .auto
 
     func validate() throws {
         _ = try columnMap()
-        _ = try parsedDelimiter()
     }
 
     func columnMap() throws -> [ImportField: String] {
@@ -29,13 +28,5 @@ struct ImportArguments: ParsableArguments {
             result[field] = column
         }
         return result
-    }
-
-    func parsedDelimiter() throws -> CSVDelimiter? {
-        if delimiter == "auto" { return nil }
-        guard let parsed = CSVDelimiter(argument: delimiter) else {
-            throw ValidationError("--delimiter \(delimiter): use auto, ',', ';', tab or '|'")
-        }
-        return parsed
     }
 }

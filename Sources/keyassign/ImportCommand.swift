@@ -35,7 +35,7 @@ struct ImportCommand: ParsableCommand {
 
     func run() throws {
         let options = ImportOptions(databasePath: database.path, columnMap: try columns.columnMap(),
-                                    delimiter: try columns.parsedDelimiter(), dryRun: dryRun)
+                                    delimiter: columns.delimiter.csvDelimiter, dryRun: dryRun)
         let outcome = importFiles(paths, options: options,
                                   output: { StandardStreams.out($0 + "\n") },
                                   errorOutput: { StandardStreams.error($0) })

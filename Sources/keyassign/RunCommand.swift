@@ -35,8 +35,8 @@ struct RunArguments: ParsableArguments {
     @Option(name: .customLong("max-wait"), help: ArgumentHelp("Wait at most this long in total for scheduled retries; rows due later stay 'retry' for the next run.", valueName: "SECONDS"))
     var maxWait: Double = 300
 
-    @Option(name: .long, help: ArgumentHelp("Request body encoding: form (application/x-www-form-urlencoded, as documented) or json.", valueName: "form|json"))
-    var body: String = "form"
+    @Option(name: .long, help: "Request body encoding: form (application/x-www-form-urlencoded, as documented) or json.")
+    var body: BodyEncoding = .form
 
     @Option(name: .customLong("backoff-base"), help: ArgumentHelp("Retry backoff: the first delay's ceiling; each retry doubles it (full jitter).", valueName: "SECONDS"))
     var backoffBase: Double = 1
@@ -58,7 +58,6 @@ struct RunArguments: ParsableArguments {
 
     func validate() throws {
         if publicKeys.isEmpty { throw ValidationError("give at least one --public-key [NAME=]PATH") }
-        if BodyEncoding(rawValue: body) == nil { throw ValidationError("--body must be form or json") }
     }
 
     /// Builds the runner's options; configuration errors come back as a status to exit with.
@@ -75,7 +74,7 @@ struct RunArguments: ParsableArguments {
             options.timeout = timeout
             options.maxClockSkew = maxClockSkew
             options.maxWait = maxWait
-            options.body = BodyEncoding(rawValue: body) ?? .form
+            options.body = body
             options.backoffBase = backoffBase
             options.backoffCap = backoffCap
             options.summaryJSONPath = summaryJSON

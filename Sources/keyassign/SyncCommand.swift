@@ -46,7 +46,7 @@ struct SyncCommand: ParsableCommand {
             throw ExitCode(error.status.rawValue)
         }
         let importOptions = ImportOptions(databasePath: options.databasePath, columnMap: try columns.columnMap(),
-                                          delimiter: try columns.parsedDelimiter(), dryRun: false)
+                                          delimiter: columns.delimiter.csvDelimiter, dryRun: false)
         let quiet = arguments.quiet
         let imported = importFiles(paths, options: importOptions,
                                    output: { if !quiet { StandardStreams.out($0 + "\n") } },

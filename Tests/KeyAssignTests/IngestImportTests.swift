@@ -193,7 +193,7 @@ final class ImportFixture {
             .init(key: "K3", owner: "Cy", email: "cy@x.de", state: "pending", file: b, line: 4),
         ])
         let invalid = try f.invalid()
-        #expect(invalid.count == 1)
+        try #require(invalid.count == 1)
         #expect(invalid[0].reason == "conflict: \(b):3 has a different email than \(a):2, which is kept")
         #expect(invalid[0].key == "K1")
     }

@@ -1,14 +1,12 @@
-// The part of libcurl's API that keyassign's transport uses, loaded at run time.
-//
-// libcurl itself is on every machine that runs Swift on Linux (FoundationNetworking links
-// libcurl.so.4), but its headers (libcurl4-openssl-dev) are not, and keyassign depends only on
-// the system's libcurl, libssl and libsqlite3. So this target declares what it uses itself, with
-// the values of curl 7.88's <curl/curl.h> (a stable ABI: soname 4 since 2006), opens libcurl with
-// dlopen and hands Swift a small non-variadic API. Every function here is safe to call from any
-// thread unless it says otherwise.
+// What Swift cannot do with libcurl's own API (<curl/curl.h>, imported through CLibcurl):
+// call the variadic curl_easy_setopt, curl_multi_setopt and curl_easy_getinfo, so each kind of
+// value gets a typed wrapper (the pattern of swift-corelibs-foundation's CFURLSessionInterface),
+// and the callbacks libcurl runs during a transfer, which fill an exchange's record. Everything
+// else (handles, the multi loop, the options themselves) is in Transport/, in Swift.
 #ifndef KEYASSIGN_CCURL_H
 #define KEYASSIGN_CCURL_H
 
+#include <curl/curl.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,74 +14,38 @@
 extern "C" {
 #endif
 
-/// Loads libcurl once per process and runs curl_global_init. 0 when ready; otherwise -1 with a
-/// message (which library was missing, or which symbol) in `message`.
-int ka_curl_load(char *message, size_t size);
+CURLcode ka_easy_setopt_long(CURL *handle, CURLoption option, long value);
+/// Strings (libcurl copies them), data pointers handed to callbacks, and lists.
+CURLcode ka_easy_setopt_ptr(CURL *handle, CURLoption option, const void *value);
+/// CURLOPT_WRITEFUNCTION and CURLOPT_HEADERFUNCTION, which share a signature.
+CURLcode ka_easy_setopt_write_func(CURL *handle, CURLoption option, curl_write_callback value);
+CURLcode ka_easy_setopt_prereq_func(CURL *handle, CURLoption option, curl_prereq_callback value);
+CURLcode ka_easy_getinfo_long(CURL *handle, CURLINFO info, long *value);
+CURLMcode ka_multi_setopt_long(CURLM *handle, CURLMoption option, long value);
+/// curl_version_info(CURLVERSION_NOW): the macro names an enum constant, which Swift cannot import.
+const curl_version_info_data *ka_curl_version_info(void);
 
-/// curl_easy_strerror for a transfer's result code, loading libcurl first if no transport has;
-/// NULL when libcurl cannot be loaded.
-const char *ka_curl_strerror(int code);
-
-/// One HTTP exchange slot: an easy handle, reused for request after request so that its
-/// connection, DNS and TLS session caches (held by the multi handle) are reused too, plus the
-/// buffers its callbacks fill. Used by one thread at a time (the transport's loop).
-typedef struct ka_exchange ka_exchange;
-
-/// A multi handle: the event loop that drives every exchange over at most `max_connections`
-/// keep-alive connections. Only ka_multi_wakeup may be called from other threads.
-typedef struct ka_multi ka_multi;
-
-/// Fixed settings of a transport: every exchange gets them once.
+/// What the callbacks of one exchange record about its current transfer. Used by one thread at
+/// a time: the transport's loop, and libcurl's callbacks inside it.
 typedef struct {
-    const char *url;
-    /// "Name: value" lines sent with every request (Content-Type, Authorization, ...).
-    const char *const *headers;
-    int header_count;
-    long timeout_ms;
-    long connect_timeout_ms;
-    /// A PEM file of trust anchors for the server's certificate, or NULL for the system store.
-    const char *ca_file;
-    /// Reply bytes kept; the rest of a longer reply is read and dropped.
+    /// Reply bytes kept, at most `max_reply`; the rest of a longer reply is read and dropped.
+    uint8_t *reply;
+    size_t reply_length;
+    size_t reply_capacity;
     size_t max_reply;
-    /// Refuse libcurl's own resends with an unrewindable body even where the pre-request
-    /// callback (libcurl 7.80+) would do (tests use it to cover older libcurls' path).
-    int unrewindable_body;
-} ka_transport_settings;
+    /// The last Retry-After header of the final response; empty when there was none.
+    char retry_after[128];
+    /// How many times libcurl has issued the request in this transfer (see ka_on_prerequest).
+    int requests_issued;
+} ka_exchange_record;
 
-ka_multi *ka_multi_new(const ka_transport_settings *settings, long max_connections);
-void ka_multi_free(ka_multi *multi);
-
-/// Breaks a ka_multi_run wait from another thread (curl_multi_wakeup).
-void ka_multi_wakeup(ka_multi *multi);
-
-/// Does what can be done without blocking, then waits up to `timeout_ms` for sockets, a
-/// timer or a wakeup. Returns the number of transfers still running, or -1 with `message`.
-int ka_multi_run(ka_multi *multi, int timeout_ms, char *message, size_t size);
-
-/// The next finished exchange (removed from the multi handle, ready to be reused), with its
-/// curl result code, or NULL when none is waiting.
-ka_exchange *ka_multi_next_done(ka_multi *multi, int *result);
-
-/// A new idle exchange configured with the multi's settings; NULL when out of memory.
-ka_exchange *ka_exchange_new(ka_multi *multi);
-void ka_exchange_free(ka_exchange *exchange);
-
-/// Starts one POST on an idle exchange: `extra_header` ("Idempotency-Key: ...") is sent on top
-/// of the fixed headers. 0 when the transfer is running; otherwise a curl error code.
-int ka_exchange_start(ka_multi *multi, ka_exchange *exchange, const char *extra_header,
-                      const void *body, size_t body_length);
-
-/// Stops a running exchange without completing it (curl_multi_remove_handle).
-void ka_exchange_abort(ka_multi *multi, ka_exchange *exchange);
-
-/// What came back. Valid after the exchange finished, until it is started again.
-long ka_exchange_status(ka_exchange *exchange);
-/// Bytes of request written to a connection (headers, or any of the body handed to libcurl):
-/// 0 means the server cannot have seen it.
-long ka_exchange_request_size(ka_exchange *exchange);
-const uint8_t *ka_exchange_reply(ka_exchange *exchange, size_t *length);
-/// The last Retry-After header of the final response, or NULL.
-const char *ka_exchange_retry_after(ka_exchange *exchange);
+/// CURLOPT_WRITEFUNCTION, with the exchange's record as CURLOPT_WRITEDATA.
+size_t ka_on_reply(char *data, size_t size, size_t count, void *record);
+/// CURLOPT_HEADERFUNCTION, with the exchange's record as CURLOPT_HEADERDATA.
+size_t ka_on_header(char *data, size_t size, size_t count, void *record);
+/// CURLOPT_PREREQFUNCTION, with the exchange's record as CURLOPT_PREREQDATA: refuses a second
+/// issue of the request within one transfer.
+int ka_on_prerequest(void *record, char *remote_ip, char *local_ip, int remote_port, int local_port);
 
 #ifdef __cplusplus
 }

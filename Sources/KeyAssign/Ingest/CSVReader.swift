@@ -35,9 +35,10 @@ public enum CSVDelimiter: String, Sendable, CaseIterable {
 
 /// A streaming RFC 4180 reader over a file descriptor.
 ///
-/// Why a hand-written byte-level state machine rather than a CSV library: the CSV libraries
-/// mirrored here parse at about 0.2–0.25 M rows/s (they build a Swift `String` per field and
-/// an array per row), and one of them reports a false read error at end of file on Linux.
+/// Why a hand-written byte-level state machine rather than a CSV library: the Swift CSV
+/// libraries tried were several times slower (they build a Swift `String` per field and an
+/// array per row; figures in docs/benchmarks.md), and one of them reports a false read error at
+/// end of file on Linux.
 /// The import must beat `sqlite3 .import` while doing more, so the reader never builds a
 /// String: it reads fixed-size chunks with read(2) into one buffer, and a record's fields are
 /// byte ranges into that buffer, handed straight to SQLite's bind calls. Only a record that

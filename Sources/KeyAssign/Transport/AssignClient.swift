@@ -30,11 +30,11 @@ public struct AssignRequest: Sendable {
 /// `concurrency` of them, a timeout per request, redirects refused, the system trust store or
 /// `caFile` for TLS.
 ///
-/// Why libcurl directly rather than through URLSession (which is libcurl on Linux too): measured
-/// with 20,000 rows, URLSession's per-transfer Foundation work capped a run at ~2,900 rows/s on
-/// this 2-core machine, and FoundationNetworking leaks ~170 bytes of every transfer's parsed
-/// URL (`CFURLSessionCurlHostIsEqual` frees a CURLU with `curl_free`), 250 MB over a
-/// million-row run. `docs/benchmarks.md` has the figures before and after.
+/// Why libcurl directly rather than through URLSession (which is libcurl on Linux too):
+/// URLSession's per-transfer Foundation work capped a run's throughput, and FoundationNetworking
+/// leaks part of every transfer's parsed URL (`CFURLSessionCurlHostIsEqual` frees a CURLU with
+/// `curl_free`), so memory grows with every row of a run. `docs/benchmarks.md` has the figures
+/// before and after.
 public final class AssignClient: @unchecked Sendable {
     public struct Options: Sendable {
         public var endpoint: ServerEndpoint
@@ -44,9 +44,6 @@ public final class AssignClient: @unchecked Sendable {
         public var timeout: Double
         /// PEM trust anchors for a server whose certificate a private CA signed.
         public var caFile: String?
-        /// Guard against libcurl's own resends the way libcurl older than 7.80 needs it
-        /// (see `on_prerequest` in CCurl.c); for tests of that path.
-        var unrewindableBody = false
 
         public init(endpoint: ServerEndpoint, apiKey: String, body: BodyEncoding = .form, concurrency: Int,
                     timeout: Double, caFile: String? = nil) {
@@ -66,7 +63,7 @@ public final class AssignClient: @unchecked Sendable {
     private let bodyBuilder: RequestBodyBuilder
     private let loop: TransferLoop
 
-    /// Fails with `KeyAssignError(.config)` when libcurl cannot be loaded.
+    /// Fails with `KeyAssignError(.config)` when the system's libcurl is too old or refuses an option.
     public init(_ options: Options) throws {
         self.bodyBuilder = RequestBodyBuilder(encoding: options.body, apiKey: options.apiKey)
         let headers = [
@@ -79,8 +76,7 @@ public final class AssignClient: @unchecked Sendable {
         ]
         self.loop = try TransferLoop(url: options.endpoint.url.absoluteString, headers: headers,
                                      timeout: options.timeout, caFile: options.caFile,
-                                     maxConnections: options.concurrency, maxReply: AssignClient.maximumStoredReply,
-                                     unrewindableBody: options.unrewindableBody)
+                                     maxConnections: options.concurrency, maxReply: AssignClient.maximumStoredReply)
     }
 
     deinit {
@@ -102,7 +98,7 @@ public final class AssignClient: @unchecked Sendable {
     /// maybe sent: libcurl counts what it wrote of the request to a connection, so 0 means the
     /// server cannot have acted on it, whatever went wrong after.
     static func result(curlCode: Int32, status: Int, requestBytes: Int, reply: [UInt8], retryAfter: String?) -> TransportResult {
-        if curlCode == 0 {
+        if CURLcode(rawValue: UInt32(bitPattern: curlCode)) == CURLE_OK {
             return status > 0 ? .response(status: status, retryAfter: retryAfter, body: reply) : .maybeSent("no HTTP response")
         }
         let text = describe(curlCode: curlCode)
@@ -111,27 +107,28 @@ public final class AssignClient: @unchecked Sendable {
 
     /// The error's kind and code, never the request (whose headers and body hold the API key).
     static func describe(curlCode: Int32) -> String {
+        let code = CURLcode(rawValue: UInt32(bitPattern: curlCode))
         let name: String
-        switch curlCode {
-        case 1: name = "unsupported protocol"
-        case 3: name = "malformed URL"
-        case 5: name = "cannot resolve proxy"
-        case 6: name = "cannot resolve host"
-        case 7: name = "cannot connect to host"
-        case 8: name = "bad server response"
-        case 28: name = "timed out"
-        case 35: name = "TLS handshake failed"
-        case 42: name = "cancelled"
-        case 52: name = "empty reply"
-        case 55: name = "connection lost while sending"
-        case 56: name = "connection lost while receiving"
-        case 58, 77: name = "cannot use the CA file"
-        case 65: name = "connection lost before any reply (not resent: the server may have processed it)"
-        case 60: name = "server certificate not trusted"
-        case 97: name = "proxy refused the connection"
+        switch code {
+        case CURLE_UNSUPPORTED_PROTOCOL: name = "unsupported protocol"
+        case CURLE_URL_MALFORMAT: name = "malformed URL"
+        case CURLE_COULDNT_RESOLVE_PROXY: name = "cannot resolve proxy"
+        case CURLE_COULDNT_RESOLVE_HOST: name = "cannot resolve host"
+        case CURLE_COULDNT_CONNECT: name = "cannot connect to host"
+        case CURLE_WEIRD_SERVER_REPLY: name = "bad server response"
+        case CURLE_OPERATION_TIMEDOUT: name = "timed out"
+        case CURLE_SSL_CONNECT_ERROR: name = "TLS handshake failed"
+        case CURLE_ABORTED_BY_CALLBACK: name = "cancelled"
+        case CURLE_GOT_NOTHING: name = "empty reply"
+        case CURLE_SEND_ERROR: name = "connection lost while sending"
+        case CURLE_RECV_ERROR: name = "connection lost while receiving"
+        case CURLE_SSL_CERTPROBLEM, CURLE_SSL_CACERT_BADFILE: name = "cannot use the CA file"
+        case CURLE_SEND_FAIL_REWIND: name = "connection lost before any reply (not resent: the server may have processed it)"
+        case CURLE_PEER_FAILED_VERIFICATION: name = "server certificate not trusted"
+        case CURLE_PROXY: name = "proxy refused the connection"
         default: name = "network error"
         }
-        let detail = curlCode == 0 ? "" : ka_curl_strerror(curlCode).map { ": " + String(cString: $0) } ?? ""
+        let detail = code == CURLE_OK ? "" : ": " + LibCurl.describe(code)
         return "\(name) (curl \(curlCode)\(detail))"
     }
 }

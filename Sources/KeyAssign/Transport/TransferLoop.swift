@@ -5,8 +5,8 @@ import Foundation
 /// Drives every request of a run through one libcurl multi handle, on one long-lived Dispatch
 /// work item: libcurl's multi API is single-threaded by design, and one thread doing nothing
 /// but socket work keeps up with far more than the server allows. Other threads only append to
-/// `pending` and wake the loop; replies are handed to a serial queue so that verifying one
-/// (~30 µs of RSA) never delays the sockets.
+/// `pending` and wake the loop; replies are handed to a serial queue so that verifying one (an
+/// RSA check) never delays the sockets.
 final class TransferLoop: @unchecked Sendable {
     typealias Completion = @Sendable (TransportResult) -> Void
 
@@ -16,7 +16,9 @@ final class TransferLoop: @unchecked Sendable {
         let completion: Completion
     }
 
-    private let multi: OpaquePointer
+    /// The multi handle (CURLM *).
+    private let multi: UnsafeMutableRawPointer
+    private let settings: CurlExchange.Settings
     private let maxExchanges: Int
     private let replies = DispatchQueue(label: "keyassign.transport.replies")
     private let stopped = DispatchSemaphore(value: 0)
@@ -30,30 +32,32 @@ final class TransferLoop: @unchecked Sendable {
     private var freed = false
 
     // Touched by the loop only.
-    private var idle: [OpaquePointer] = []
+    private var idle: [CurlExchange] = []
     private var created = 0
-    private var running: [OpaquePointer: Completion] = [:]
+    /// Keyed by easy handle, which is what the multi handle's messages name.
+    private var running: [UnsafeMutableRawPointer: (exchange: CurlExchange, completion: Completion)] = [:]
 
-    init(url: String, headers: [String], timeout: Double, caFile: String?, maxConnections: Int, maxReply: Int,
-         unrewindableBody: Bool) throws {
-        var message = [CChar](repeating: 0, count: 512)
-        guard ka_curl_load(&message, message.count) == 0 else {
-            throw KeyAssignError(.config, String(nulTerminated: message))
-        }
-        let made: OpaquePointer? = withCStrings(headers) { headerPointers in
-            url.withCString { urlPointer in
-                withOptionalCString(caFile) { caPointer in
-                    var settings = ka_transport_settings(
-                        url: urlPointer, headers: headerPointers.baseAddress, header_count: Int32(headers.count),
-                        timeout_ms: Int(max(1, (timeout * 1000).rounded())), connect_timeout_ms: 0,
-                        ca_file: caPointer, max_reply: maxReply, unrewindable_body: unrewindableBody ? 1 : 0)
-                    return ka_multi_new(&settings, max(1, maxConnections))
-                }
-            }
-        }
-        guard let made else { throw KeyAssignError(.ioError, "cannot set up libcurl (out of memory)") }
-        multi = made
+    /// Fails with `KeyAssignError(.config)` when the system's libcurl cannot be used or refuses
+    /// an option: the first exchange is set up here, so that no run starts with a transport that
+    /// cannot send.
+    init(url: String, headers: [String], timeout: Double, caFile: String?, maxConnections: Int, maxReply: Int) throws {
+        try LibCurl.initialize()
         maxExchanges = max(1, maxConnections)
+        settings = try CurlExchange.Settings(url: url, headers: headers,
+                                             timeoutMilliseconds: Int(max(1, (timeout * 1000).rounded())),
+                                             caFile: caFile, maxReply: maxReply)
+        guard let made = curl_multi_init() else { throw KeyAssignError(.ioError, "cannot set up libcurl (out of memory)") }
+        do {
+            try LibCurl.check(ka_multi_setopt_long(made, CURLMOPT_MAX_HOST_CONNECTIONS, maxExchanges),
+                              setting: "CURLMOPT_MAX_HOST_CONNECTIONS")
+            try LibCurl.check(ka_multi_setopt_long(made, CURLMOPT_MAXCONNECTS, maxExchanges), setting: "CURLMOPT_MAXCONNECTS")
+            idle = [try CurlExchange(settings)]
+            created = 1
+        } catch {
+            curl_multi_cleanup(made)
+            throw error
+        }
+        multi = made
         DispatchQueue(label: "keyassign.transport").async { [self] in run() }
     }
 
@@ -62,7 +66,7 @@ final class TransferLoop: @unchecked Sendable {
         let accepted = !stopping
         if accepted {
             pending.append(Pending(header: header, body: body, completion: completion))
-            ka_multi_wakeup(multi)
+            curl_multi_wakeup(multi)
         }
         lock.unlock()
         if !accepted {
@@ -73,7 +77,7 @@ final class TransferLoop: @unchecked Sendable {
     func cancelAll() {
         lock.lock()
         cancelling = true
-        if !freed { ka_multi_wakeup(multi) }
+        if !freed { curl_multi_wakeup(multi) }
         lock.unlock()
     }
 
@@ -82,7 +86,7 @@ final class TransferLoop: @unchecked Sendable {
         lock.lock()
         let first = !stopping
         stopping = true
-        if first && !freed { ka_multi_wakeup(multi) }
+        if first && !freed { curl_multi_wakeup(multi) }
         lock.unlock()
         if first {
             stopped.wait()
@@ -92,7 +96,6 @@ final class TransferLoop: @unchecked Sendable {
     }
 
     private func run() {
-        var message = [CChar](repeating: 0, count: 256)
         while true {
             lock.lock()
             let cancel = cancelling
@@ -120,98 +123,79 @@ final class TransferLoop: @unchecked Sendable {
             }
             if stop && running.isEmpty && drained { break }
 
-            if ka_multi_run(multi, 1000, &message, message.count) < 0 {
+            // Does what can be done without blocking, then waits up to a second for sockets, a
+            // timer or a wakeup.
+            var code = curl_multi_poll(multi, nil, 0, 1000, nil)
+            var stillRunning: Int32 = 0
+            if code == CURLM_OK { code = curl_multi_perform(multi, &stillRunning) }
+            if code != CURLM_OK {
                 // Only a libcurl bug or exhausted memory ends here: what was running is unknown.
-                let why = String(nulTerminated: message)
-                for (exchange, completion) in running {
-                    ka_exchange_abort(multi, exchange)
+                let why = String(cString: curl_multi_strerror(code))
+                for (handle, (exchange, completion)) in running {
+                    curl_multi_remove_handle(multi, handle)
                     idle.append(exchange)
                     deliver(.maybeSent("transport failure: \(why)"), to: completion)
                 }
                 running.removeAll()
             }
-            var code: Int32 = 0
-            while let exchange = ka_multi_next_done(multi, &code) {
-                guard let completion = running.removeValue(forKey: exchange) else { continue }
-                deliver(finished(exchange, curlCode: code), to: completion)
+            var waiting: Int32 = 0
+            while let message = curl_multi_info_read(multi, &waiting) {
+                guard message.pointee.msg == CURLMSG_DONE, let handle = message.pointee.easy_handle else { continue }
+                let result = message.pointee.data.result
+                // The message is gone once its handle leaves the multi handle.
+                curl_multi_remove_handle(multi, handle)
+                guard let (exchange, completion) = running.removeValue(forKey: handle) else { continue }
+                deliver(finished(exchange, curlCode: exchange.finishedCode(result)), to: completion)
                 idle.append(exchange)
             }
         }
         lock.lock()
         freed = true
         lock.unlock()
-        for exchange in idle { ka_exchange_free(exchange) }
         idle.removeAll()
-        ka_multi_free(multi)
+        curl_multi_cleanup(multi)
         stopped.signal()
     }
 
     private func start(_ request: Pending) {
-        guard let exchange = idle.popLast() ?? newExchange() else {
-            deliver(.notSent("cannot start a request (out of memory)"), to: request.completion)
-            return
-        }
-        let code = request.header.withCString { header in
-            request.body.withUnsafeBytes { body in
-                ka_exchange_start(multi, exchange, header, body.baseAddress, body.count)
+        let exchange: CurlExchange
+        if let reused = idle.popLast() {
+            exchange = reused
+        } else {
+            do {
+                exchange = try CurlExchange(settings)
+                created += 1
+            } catch {
+                deliver(.notSent("cannot start a request: \(error)"), to: request.completion)
+                return
             }
         }
-        if code == 0 {
-            running[exchange] = request.completion
+        let code = exchange.start(on: multi, header: request.header, body: request.body)
+        if code == CURLE_OK {
+            running[exchange.handle] = (exchange, request.completion)
         } else {
             idle.append(exchange)
-            deliver(.notSent(AssignClient.describe(curlCode: code)), to: request.completion)
+            deliver(.notSent(AssignClient.describe(curlCode: Int32(bitPattern: code.rawValue))), to: request.completion)
         }
-    }
-
-    private func newExchange() -> OpaquePointer? {
-        guard let exchange = ka_exchange_new(multi) else { return nil }
-        created += 1
-        return exchange
     }
 
     private func abortRunning() {
-        for (exchange, completion) in running {
-            ka_exchange_abort(multi, exchange)
-            let sent = ka_exchange_request_size(exchange) > 0
+        for (handle, (exchange, completion)) in running {
+            curl_multi_remove_handle(multi, handle)
+            let sent = exchange.requestSize > 0
             idle.append(exchange)
-            deliver(sent ? .maybeSent("cancelled (curl 42)") : .notSent("cancelled before it was sent"), to: completion)
+            deliver(sent ? .maybeSent("cancelled (curl \(CURLE_ABORTED_BY_CALLBACK.rawValue))")
+                         : .notSent("cancelled before it was sent"), to: completion)
         }
         running.removeAll()
     }
 
-    private func finished(_ exchange: OpaquePointer, curlCode: Int32) -> TransportResult {
-        var length = 0
-        let bytes = ka_exchange_reply(exchange, &length)
-        let reply = bytes.map { Array(UnsafeBufferPointer(start: $0, count: length)) } ?? []
-        let retryAfter = ka_exchange_retry_after(exchange).map { String(cString: $0) }
-        return AssignClient.result(curlCode: curlCode, status: Int(ka_exchange_status(exchange)),
-                                   requestBytes: Int(ka_exchange_request_size(exchange)), reply: reply,
-                                   retryAfter: retryAfter)
+    private func finished(_ exchange: CurlExchange, curlCode: CURLcode) -> TransportResult {
+        AssignClient.result(curlCode: Int32(bitPattern: curlCode.rawValue), status: exchange.status,
+                            requestBytes: exchange.requestSize, reply: exchange.reply, retryAfter: exchange.retryAfter)
     }
 
     private func deliver(_ result: TransportResult, to completion: @escaping Completion) {
         replies.async { completion(result) }
-    }
-}
-
-private func withOptionalCString<R>(_ string: String?, _ body: (UnsafePointer<CChar>?) -> R) -> R {
-    guard let string else { return body(nil) }
-    return string.withCString { body($0) }
-}
-
-/// NUL-terminated copies of `strings`, valid during `body`.
-private func withCStrings<R>(_ strings: [String], _ body: (UnsafeBufferPointer<UnsafePointer<CChar>?>) -> R) -> R {
-    let copies = strings.map { strdup($0) }
-    defer { copies.forEach { free($0) } }
-    let pointers = copies.map { UnsafePointer($0) }
-    return pointers.withUnsafeBufferPointer { body($0) }
-}
-
-private extension String {
-    /// The text of a C message buffer, up to its first NUL.
-    init(nulTerminated buffer: [CChar]) {
-        let end = buffer.firstIndex(of: 0) ?? buffer.endIndex
-        self.init(decoding: buffer[..<end].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }

@@ -1,0 +1,4 @@
+#ifndef KEYASSIGN_CLIBCURL_SHIM_H
+#define KEYASSIGN_CLIBCURL_SHIM_H
+#include <curl/curl.h>
+#endif

@@ -1,0 +1,5 @@
+import ArgumentParser
+import KeyAssign
+
+/// `--body`: its cases are the accepted values, which `--help` lists.
+extension BodyEncoding: ExpressibleByArgument {}
