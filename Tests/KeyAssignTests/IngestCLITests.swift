@@ -71,6 +71,32 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: dir.path + "/nothing.sqlite"))
     }
 
+    /// `--help` lists the delimiters, and every spelling accepted before they were an enum still is.
+    @Test func delimiterChoicesAreListedAndEverySpellingWorks() throws {
+        let help = try CLI.run(["import", "--help"])
+        #expect(help.status == 0)
+        let choices = [("auto", "detected from each file's header line"), (",", "comma"), (";", "semicolon"),
+                       ("tab", "tab (also \\t)"), ("|", "pipe")]
+        let lines = help.stdout.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+        for (value, meaning) in choices {
+            #expect(lines.contains { $0.hasPrefix(value + " ") && $0.hasSuffix("- " + meaning) }, "help lacks \(value): \(help.stdout)")
+        }
+        let dir = try TemporaryDirectory()
+        let spellings: [(String, String)] = [
+            ("auto", ","), (",", ","), ("comma", ","), (";", ";"), ("semicolon", ";"), ("tab", "\t"), ("\t", "\t"),
+            ("\\t", "\t"), ("|", "|"), ("pipe", "|"),
+        ]
+        for (index, (spelling, separator)) in spellings.enumerated() {
+            let file = dir.path + "/d\(index).csv"
+            try Data("license_key\(separator)owner_name\nK\(index)\(separator)Ann\n".utf8).write(to: URL(fileURLWithPath: file))
+            let result = try CLI.run(["import", "--db", dir.path + "/k.sqlite", "--delimiter", spelling, file])
+            #expect(result.status == 0, "--delimiter \(spelling): \(result.stderr)")
+        }
+        let database = try Database(path: dir.path + "/k.sqlite", create: false)
+        // Read with the right delimiter, every file gives its owner name a column of its own.
+        #expect(try database.scalarInt("SELECT count(*) FROM work WHERE owner_name = 'Ann'") == Int64(spellings.count))
+    }
+
     /// A big import killed mid-file leaves nothing of that file: SQLite never sees a COMMIT.
     /// SIGKILL is the hardest case (no code of ours runs) and the one a test can send
     /// reliably: a child spawned from the test runner's threads inherits SIGINT and SIGTERM

@@ -282,6 +282,7 @@ extension RunnerOutcomeTests {
         #expect(insecure.status == 78)
         #expect(insecure.stderr.contains("clear text"))
         #expect(try CLI.run(bench.runArguments(["--body", "xml"]), environment: env).status == 64)
+        #expect(try CLI.run(["run", "--help"]).stdout.contains("(values: form, json; default: form)"))
         #expect(try bench.stateCounts() == ["pending": 1])
     }
 

@@ -110,6 +110,20 @@ struct TransportTests {
         #expect(refused > 0, "no resend was refused")
     }
 
+    /// Every option is checked when the transport is made: libcurl refuses a URL over its 8 MB
+    /// input limit, and that is a configuration error naming the option, not a run of failures.
+    @Test("an option libcurl refuses is a configuration error when the transport is made")
+    func refusedOptionIsAConfigurationError() throws {
+        let endpoint = try ServerEndpoint(base: "http://127.0.0.1:9/" + String(repeating: "a", count: 8_000_001),
+                                          allowInsecureHTTP: false)
+        #expect {
+            _ = try AssignClient(.init(endpoint: endpoint, apiKey: "k", concurrency: 1, timeout: 5))
+        } throws: { error in
+            guard let error = error as? KeyAssignError else { return false }
+            return error.status == .config && error.message.hasPrefix("libcurl refused CURLOPT_URL: ")
+        }
+    }
+
     @Test("cancelAll completes every request, running or queued")
     func cancelAllCompletesEverything() throws {
         let dir = try TemporaryDirectory()
