@@ -317,7 +317,8 @@ final class Importer {
             }
             if case .failed = result.status {
                 try db.execute("ROLLBACK")
-                return result
+                // Nothing of the file stays, so nothing of it is counted either.
+                return FileImportResult(path: path, status: result.status)
             }
             try updateImport.bind(1, importID)
             try updateImport.bind(2, reader.bytesRead)
