@@ -94,6 +94,9 @@ import Testing
             text += String(repeating: "a", count: length - 2) + ",b\n"
             text += "\"" + String(repeating: "q", count: length - 5) + "\",b\r\n"
             text += "\"" + String(repeating: "r", count: length / 2) + "\n" + String(repeating: "r", count: length / 2) + "\",c\n"
+            // Malformed (text after the closing quote) near the limit, on one line and across two.
+            text += "\"" + String(repeating: "m", count: length - 3) + "\"x,b\n"
+            text += "\"" + String(repeating: "m", count: length / 2) + "\n" + String(repeating: "m", count: length / 2) + "\"x,b\n"
         }
         text += "last,row"
         let bytes = Array(text.utf8)

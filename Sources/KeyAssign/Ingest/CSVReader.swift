@@ -190,7 +190,13 @@ public final class CSVReader {
                     return true
                 }
                 try fill()
-            case .malformed(let reason):
+            case .malformed(let reason, let at):
+                // Seen this far from the record's start, it could as well have been cut for
+                // its length first, depending on the chunk edges: it is too long.
+                if at - start > maxRecordBytes {
+                    tooLongRecord()
+                    return true
+                }
                 // It is reported as its whole first line and reading resumes after that line,
                 // so read on until the line's end is in: cut at a chunk edge, the rest of the
                 // line would be read as a row of its own, a line later.
@@ -361,7 +367,8 @@ public final class CSVReader {
         case record
         case blank
         case needMore
-        case malformed(String)
+        /// Why, and where in the buffer it showed.
+        case malformed(String, at: Int)
     }
 
     /// Parses one whole record at `start`, or says more bytes are needed (then it is parsed
@@ -465,7 +472,7 @@ public final class CSVReader {
                     continue
                 }
                 if after != lf && after != cr {
-                    return .malformed("unexpected text after a closing quote (column \(fieldStarts.count))")
+                    return .malformed("unexpected text after a closing quote (column \(fieldStarts.count))", at: i)
                 }
             } else {
                 let fieldStart = i
