@@ -70,12 +70,13 @@ private func sha256Hex(_ bytes: UnsafeRawBufferPointer) -> String {
 /// repeated or smaller number would point a person at the wrong row), and every byte is read
 /// and hashed (the import's file digest must cover exactly what was imported).
 private func parse(_ fd: Int32, _ input: UnsafeRawBufferPointer, delimiter: CSVDelimiter?, chunkSize: Int,
-                   maxRecordBytes: Int = CSVReader.defaultMaxRecordBytes) -> Parse {
+                   maxRecordBytes: Int = CSVReader.defaultMaxRecordBytes, encoding: InputEncoding = .utf8) -> Parse {
     guard lseek(fd, 0, SEEK_SET) == 0 else { fail("lseek: \(String(cString: strerror(errno)))") }
     let digest: SHA256Digest
     do { digest = try SHA256Digest() } catch { fail("SHA256Digest: \(error)") }
-    let reader = CSVReader(fileDescriptor: fd, delimiter: delimiter, digest: digest, chunkSize: chunkSize, maxRecordBytes: maxRecordBytes)
-    let context = "chunk \(chunkSize), max record \(maxRecordBytes), delimiter \(delimiter?.displayName ?? "auto")"
+    let reader = CSVReader(fileDescriptor: fd, delimiter: delimiter, digest: digest, chunkSize: chunkSize, maxRecordBytes: maxRecordBytes,
+                           encoding: encoding)
+    let context = "chunk \(chunkSize), max record \(maxRecordBytes), delimiter \(delimiter?.displayName ?? "auto"), \(encoding.displayName)"
     var records: [Record] = []
     do {
         while try reader.next() {
@@ -84,11 +85,16 @@ private func parse(_ fd: Int32, _ input: UnsafeRawBufferPointer, delimiter: CSVD
             }
             let fields = (0..<reader.fieldCount).map { Array(reader.field($0)) }
             let raw = Array(reader.raw)
-            if reader.malformation != nil {
+            if let malformation = reader.malformation {
+                // Over the limit or not, the limit holds: nothing longer is ever handed on.
+                if malformation.contains("longer than") && raw.count > min(1024, maxRecordBytes) {
+                    fail("\(context): the too-long record at line \(reader.line) keeps \(raw.count) bytes")
+                }
                 // A malformed record is reported as its first physical line only.
                 if !fields.isEmpty { fail("\(context): malformed record at line \(reader.line) has \(fields.count) fields") }
                 if raw.contains(0x0A) || raw.contains(0x0D) { fail("\(context): malformed record at line \(reader.line) spans lines") }
             } else {
+                if raw.count > maxRecordBytes { fail("\(context): record at line \(reader.line) of \(raw.count) bytes passed the limit") }
                 if fields.isEmpty { fail("\(context): record at line \(reader.line) has no fields") }
                 // Without quotes there is nothing to unescape: the fields, joined with the
                 // delimiter, must be the record's bytes exactly.
@@ -163,27 +169,20 @@ public func fuzzCSVReader(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     let reference = parse(fd, input, delimiter: nil, chunkSize: whole, maxRecordBytes: whole)
     checkRowChecks(reference)
 
-    // Chunk edges must not change what is read. The reader first fills its whole buffer
-    // (chunk size plus maximum record size, up to 64 KiB), so edges only fall inside an
-    // input larger than that: hence a 256-byte maximum record, with 16-byte chunks (the
-    // smallest, an edge inside nearly every field, quote pair and CRLF) and 61-byte ones.
-    // Up to the first record cut for being too long, which depends on where the edges fall,
-    // every record must be the reference's. The delimiter is the reference's: detection sees
-    // only the first buffer, and that this cuts it short here, not at 64 KiB, is no bug.
+    // Chunk edges must not change what is read, not even where the record limit cuts: a
+    // record over the limit is refused wherever the edges fall. The reader first fills its
+    // whole buffer (chunk size plus maximum record size, up to 64 KiB), so edges only fall
+    // inside an input larger than that: hence a 256-byte maximum record, against a reading
+    // in one go with the same limit. Chunk sizes straddle the limit (255, 257), take the
+    // smallest (16: an edge inside nearly every field, quote pair and CRLF) and one picked by
+    // the input's size, so that over a run every size from 16 to 315 is tried. The delimiter is
+    // the reference's: detection sees only the first buffer, and that this cuts it short
+    // here, not at 64 KiB, is no bug.
     let detected = reference.sawSepLine ? nil : CSVDelimiter(byte: reference.delimiter)
-    for chunk in [16, 61] {
+    let limited = parse(fd, input, delimiter: detected, chunkSize: whole, maxRecordBytes: 256)
+    for chunk in [16, 255, 257, 16 + size % 300] {
         let chunked = parse(fd, input, delimiter: detected, chunkSize: chunk, maxRecordBytes: 256)
-        let cut = chunked.records.firstIndex { record in
-            record.malformation.map { $0.contains("longer than") || $0.contains("runs past") } ?? false
-        }
-        let compared = cut ?? max(chunked.records.count, reference.records.count)
-        for index in 0..<compared {
-            let got = index < chunked.records.count ? chunked.records[index] : nil
-            let expected = index < reference.records.count ? reference.records[index] : nil
-            if got != expected {
-                fail("chunk \(chunk): record \(index) is \(got.map(describe) ?? "missing"); read in one go it is \(expected.map(describe) ?? "missing")")
-            }
-        }
+        compare(chunked, limited, "chunk \(chunk)")
     }
 
     // A tiny maximum record size drives the overlong-line and runaway-quote paths, and a given
@@ -193,5 +192,70 @@ public func fuzzCSVReader(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     for chunk in [16, 64] {
         _ = parse(fd, input, delimiter: given, chunkSize: chunk, maxRecordBytes: 16)
     }
+
+    // Every other encoding: the same text, encoded, must read as the same records (it is
+    // decoded to the same UTF-8 under the parser), whatever the chunking; and any bytes at
+    // all, read as each encoding, must keep the per-read invariants. Last, since it rewrites
+    // the input file.
+    if let text = String(validating: Array(input), as: UTF8.self) {
+        for (index, encoding) in InputEncoding.allCases.enumerated() where encoding != .utf8 {
+            guard let encoded = encode(text, encoding) else { continue }
+            store(encoded, in: fd)
+            // One chunk size per encoding, moved by the input's size (inputs are many).
+            let chunk = 16 + (size + 37 * index) % 300
+            encoded.withUnsafeBytes { bytes in
+                let decoded = parse(fd, bytes, delimiter: detected, chunkSize: chunk, maxRecordBytes: 256, encoding: encoding)
+                compare(decoded, limited, "\(encoding.displayName), chunk \(chunk)")
+            }
+        }
+    }
+    store(input, in: fd)
+    let others = InputEncoding.allCases.filter { $0 != .utf8 }
+    _ = parse(fd, input, delimiter: given, chunkSize: 16 + size % 64, maxRecordBytes: 64, encoding: others[size % others.count])
     return 0
+}
+
+private func store(_ bytes: [UInt8], in fd: Int32) {
+    bytes.withUnsafeBytes { store($0, in: fd) }
+}
+
+private func compare(_ got: Parse, _ expected: Parse, _ what: String) {
+    for index in 0..<max(got.records.count, expected.records.count) {
+        let a = index < got.records.count ? got.records[index] : nil
+        let b = index < expected.records.count ? expected.records[index] : nil
+        if a != b {
+            fail("\(what): record \(index) is \(a.map(describe) ?? "missing"); read in one go as UTF-8 it is \(b.map(describe) ?? "missing")")
+        }
+    }
+}
+
+/// `text` in `encoding`, written the slow, obvious way; nil when it cannot be encoded.
+private func encode(_ text: String, _ encoding: InputEncoding) -> [UInt8]? {
+    var out: [UInt8] = []
+    for scalar in text.unicodeScalars {
+        let v = scalar.value
+        switch encoding {
+        case .utf8: out += Array(String(scalar).utf8)
+        case .iso88591:
+            guard v <= 0xFF else { return nil }
+            out.append(UInt8(v))
+        case .windows1252:
+            if v < 0x80 || (0xA0...0xFF).contains(v) {
+                out.append(UInt8(v))
+            } else if let index = Transcoder.cp1252High.firstIndex(of: UInt16(truncatingIfNeeded: v)), v <= 0xFFFF {
+                out.append(UInt8(0x80 + index))
+            } else {
+                return nil
+            }
+        case .utf16le, .utf16be:
+            for unit in String(scalar).utf16 {
+                let pair = [UInt8(unit & 0xFF), UInt8(unit >> 8)]
+                out += encoding == .utf16le ? pair : pair.reversed()
+            }
+        case .utf32le, .utf32be:
+            let quad = [UInt8(v & 0xFF), UInt8((v >> 8) & 0xFF), UInt8((v >> 16) & 0xFF), UInt8(v >> 24)]
+            out += encoding == .utf32le ? quad : quad.reversed()
+        }
+    }
+    return out
 }

@@ -60,3 +60,14 @@ enum StandardStreams {
         }
     }
 }
+
+/// Checks a numeric flag against its documented range (`FlagRange`) while the arguments are
+/// parsed, so that a bad value stops the command (exit 64) before it takes a lock, opens a
+/// database or reads a file.
+func checkFlag(_ range: FlagRange, _ value: Double?) throws {
+    if let value, let problem = range.problem(value) { throw ValidationError(problem) }
+}
+
+func checkFlag(_ range: FlagRange, _ value: Int?) throws {
+    try checkFlag(range, value.map(Double.init))
+}

@@ -12,10 +12,27 @@ struct ImportCommand: ParsableCommand {
         commandName: "import",
         abstract: "Queue the rows of sales-system CSV exports in the work database.",
         discussion: """
-            A directory means its *.csv files in name order. A file already imported (same \
-            SHA-256) is skipped. Each file is imported in one transaction: all of it or nothing.
+            A directory means its *.csv files in name order, each read once it has not changed \
+            for --settle seconds (or once its --ready-marker exists); a file still changing is \
+            left for the next run, and said so. Names upload tools use while a file is in \
+            transfer (dotfiles, *.part, *.tmp, *.filepart, *.crdownload) are skipped, and \
+            anything that is not a regular file (a FIFO, a socket) is skipped with a warning. \
+            Files named one by one are taken as ready. A file already imported (same SHA-256) \
+            is skipped. Each file is imported in one transaction: all of it or nothing.
+
+            Encodings: a byte-order mark (UTF-8, UTF-16 LE/BE, UTF-32 LE/BE) is honoured; \
+            otherwise --encoding, else UTF-8. A file that is not valid UTF-8 and has no BOM \
+            and no --encoding is refused whole (exit 65), with the encoding it looks like and \
+            the flag to give. Everything is stored as UTF-8.
+
+            Limits: a record (a row with its quoted line breaks) of at most 1 MiB; a license \
+            key of at most 256 bytes, an owner name of 255 characters, an email of 254 bytes. \
+            A row over a limit is recorded as invalid with the limit named; the rest of the \
+            file imports.
+
             Exit status: 0 every file read (invalid rows are recorded, see `report --invalid`); \
-            65 a file could not be read or has no license-key column; 64 usage error.
+            65 a file could not be read, is not UTF-8 (see above) or has no license-key column; \
+            64 usage error.
             """
     )
 
@@ -34,8 +51,7 @@ struct ImportCommand: ParsableCommand {
     }
 
     func run() throws {
-        let options = ImportOptions(databasePath: database.path, columnMap: try columns.columnMap(),
-                                    delimiter: columns.delimiter.csvDelimiter, dryRun: dryRun)
+        let options = try columns.importOptions(databasePath: database.path, dryRun: dryRun)
         let outcome = importFiles(paths, options: options,
                                   output: { StandardStreams.out($0 + "\n") },
                                   errorOutput: { StandardStreams.error($0) })

@@ -14,34 +14,34 @@ struct RunArguments: ParsableArguments {
     @Option(name: .customLong("api-key-file"), help: ArgumentHelp("Read the API key from this file (one line). Default: $KEYASSIGN_API_KEY. There is no flag for the key itself: argv is visible to every user.", valueName: "PATH"))
     var apiKeyFile: String?
 
-    @Option(name: .long, help: ArgumentHelp("Requests per second across all senders; 0 = unlimited.", valueName: "R"))
+    @Option(name: .long, help: ArgumentHelp("Requests per second across all senders; 0 = unlimited (\(FlagRange.rate.text)).", valueName: "R"))
     var rate: Double = 10
 
-    @Option(name: .long, help: ArgumentHelp("The server's burst for --rate. keyassign sends at most N-1 at once and keeps one in reserve, so that network jitter cannot make requests arrive faster than a server with the same burst allows. A server burst of 1 cannot absorb jitter: use 2 or more.", valueName: "N"))
+    @Option(name: .long, help: ArgumentHelp("The server's burst for --rate. keyassign sends at most N-1 at once and keeps one in reserve, so that network jitter cannot make requests arrive faster than a server with the same burst allows. A server burst of 1 cannot absorb jitter: use 2 or more (\(FlagRange.burst.text)).", valueName: "N"))
     var burst: Int = 2
 
-    @Option(name: .long, help: ArgumentHelp("Requests in flight at most.", valueName: "N"))
+    @Option(name: .long, help: ArgumentHelp("Requests in flight at most (\(FlagRange.concurrency.text)).", valueName: "N"))
     var concurrency: Int = 8
 
-    @Option(name: .customLong("max-attempts"), help: ArgumentHelp("Attempts per row before it is marked failed (429s do not count).", valueName: "N"))
+    @Option(name: .customLong("max-attempts"), help: ArgumentHelp("Attempts per row before it is marked failed (429s do not count; \(FlagRange.maxAttempts.text)).", valueName: "N"))
     var maxAttempts: Int = 5
 
-    @Option(name: .long, help: ArgumentHelp("Seconds per request; also how long a first SIGINT/SIGTERM waits for requests in flight.", valueName: "SECONDS"))
+    @Option(name: .long, help: ArgumentHelp("Seconds per request; also how long a first SIGINT/SIGTERM waits for requests in flight (\(FlagRange.timeout.text)).", valueName: "SECONDS"))
     var timeout: Double = 30
 
-    @Option(name: .customLong("max-clock-skew"), help: ArgumentHelp("Refuse replies whose signed timestamp is further than this from local time.", valueName: "SECONDS"))
+    @Option(name: .customLong("max-clock-skew"), help: ArgumentHelp("Refuse replies whose signed timestamp is further than this from local time (\(FlagRange.maxClockSkew.text)).", valueName: "SECONDS"))
     var maxClockSkew: Double = 300
 
-    @Option(name: .customLong("max-wait"), help: ArgumentHelp("Wait at most this long in total for scheduled retries; rows due later stay 'retry' for the next run.", valueName: "SECONDS"))
+    @Option(name: .customLong("max-wait"), help: ArgumentHelp("Wait at most this long in total for scheduled retries; rows due later stay 'retry' for the next run (\(FlagRange.maxWait.text)).", valueName: "SECONDS"))
     var maxWait: Double = 300
 
     @Option(name: .long, help: "Request body encoding: form (application/x-www-form-urlencoded, as documented) or json.")
     var body: BodyEncoding = .form
 
-    @Option(name: .customLong("backoff-base"), help: ArgumentHelp("Retry backoff: the first delay's ceiling; each retry doubles it (full jitter).", valueName: "SECONDS"))
+    @Option(name: .customLong("backoff-base"), help: ArgumentHelp("Retry backoff: the first delay's ceiling; each retry doubles it (full jitter; \(FlagRange.backoffBase.text)).", valueName: "SECONDS"))
     var backoffBase: Double = 1
 
-    @Option(name: .customLong("backoff-cap"), help: ArgumentHelp("Retry backoff: the largest delay.", valueName: "SECONDS"))
+    @Option(name: .customLong("backoff-cap"), help: ArgumentHelp("Retry backoff: the largest delay (\(FlagRange.backoffCap.text)).", valueName: "SECONDS"))
     var backoffCap: Double = 60
 
     @Option(name: .customLong("summary-json"), help: ArgumentHelp("Write the run's summary as JSON to this file.", valueName: "FILE"))
@@ -58,6 +58,16 @@ struct RunArguments: ParsableArguments {
 
     func validate() throws {
         if publicKeys.isEmpty { throw ValidationError("give at least one --public-key [NAME=]PATH") }
+        try checkFlag(.rate, rate)
+        try checkFlag(.burst, burst)
+        try checkFlag(.concurrency, concurrency)
+        try checkFlag(.maxAttempts, maxAttempts)
+        try checkFlag(.timeout, timeout)
+        try checkFlag(.maxClockSkew, maxClockSkew)
+        try checkFlag(.maxWait, maxWait)
+        try checkFlag(.backoffBase, backoffBase)
+        try checkFlag(.backoffCap, backoffCap)
+        if backoffBase > backoffCap { throw ValidationError("--backoff-base \(backoffBase) must not exceed --backoff-cap \(backoffCap)") }
     }
 
     /// Builds the runner's options; configuration errors come back as a status to exit with.

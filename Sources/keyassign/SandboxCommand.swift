@@ -17,17 +17,17 @@ struct SandboxCommand: ParsableCommand {
     )
 
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
-    @Option(help: "Port to listen on; 0 picks a free one.") var port = 0
+    @Option(help: "Port to listen on; 0 picks a free one (\(FlagRange.port.text)).") var port = 0
     @Option(name: .customLong("state-dir"), help: ArgumentHelp("Directory for keys, the API key, the port and assignments.", valueName: "DIR"))
     var stateDir: String
     @Option(help: ArgumentHelp("Inventory file: one license key per line.", valueName: "FILE")) var keys: String?
-    @Option(name: .customLong("generate-keys"), help: ArgumentHelp("Generate N license keys into DIR/keys.txt (reused if it exists).", valueName: "N"))
+    @Option(name: .customLong("generate-keys"), help: ArgumentHelp("Generate N license keys into DIR/keys.txt (reused if it exists; \(FlagRange.generateKeys.text)).", valueName: "N"))
     var generateKeys: Int?
     @Option(name: .customLong("api-key-file"), help: ArgumentHelp("File holding the API key to accept (default: DIR/api-key).", valueName: "FILE"))
     var apiKeyFile: String?
-    @Option(help: ArgumentHelp("Server-side rate limit, requests per second (needs --burst).", valueName: "R")) var rate: Double?
-    @Option(help: ArgumentHelp("Server-side burst size for --rate.", valueName: "B")) var burst: Int?
-    @Option(help: ArgumentHelp("Delay every reply by MS or by MIN-MAX milliseconds.", valueName: "MS|MIN-MAX")) var latency: String?
+    @Option(help: ArgumentHelp("Server-side rate limit, requests per second (needs --burst; \(FlagRange.sandboxRate.text)).", valueName: "R")) var rate: Double?
+    @Option(help: ArgumentHelp("Server-side burst size for --rate (\(FlagRange.sandboxBurst.text)).", valueName: "B")) var burst: Int?
+    @Option(help: ArgumentHelp("Delay every reply by MS or by MIN-MAX milliseconds (each \(FlagRange.latency.text)).", valueName: "MS|MIN-MAX")) var latency: String?
     @Option(name: .customLong("fail-5xx"), help: ArgumentHelp("Probability P (0-1) of a 503 without processing.", valueName: "P")) var fail5xx: Double = 0
     @Option(name: .customLong("fail-429"), help: ArgumentHelp("Probability P (0-1) of a 429 without processing.", valueName: "P")) var fail429: Double = 0
     @Option(name: .customLong("drop-before"), help: ArgumentHelp("Probability P (0-1) of closing the connection without processing.", valueName: "P"))
@@ -48,6 +48,25 @@ struct SandboxCommand: ParsableCommand {
         }
         if (rate == nil) != (burst == nil) {
             throw ValidationError("--rate and --burst go together")
+        }
+        try checkFlag(.port, port)
+        try checkFlag(.generateKeys, generateKeys)
+        try checkFlag(.sandboxRate, rate)
+        try checkFlag(.sandboxBurst, burst)
+        for (flag, value) in [("--fail-5xx", fail5xx), ("--fail-429", fail429), ("--drop-before", dropBefore),
+                              ("--drop-after", dropAfter), ("--bad-signature", badSignature), ("--stale", stale)] {
+            try checkFlag(.probability(flag), value)
+        }
+        if let latency {
+            do {
+                switch try SandboxConfiguration.Latency.parse(latency) {
+                case .none: break
+                case .fixed(let ms): try checkFlag(.latency, ms)
+                case .range(let low, let high): try checkFlag(.latency, low); try checkFlag(.latency, high)
+                }
+            } catch let error as KeyAssignError {
+                throw ValidationError(error.message)
+            }
         }
     }
 

@@ -7,7 +7,9 @@ struct SyncCommand: ParsableCommand {
         abstract: "Import CSV exports, then run: the one line for cron.",
         discussion: """
             Imports FILE_OR_DIR ... exactly like `import` (a file already imported is skipped), \
-            then sends what is queued exactly like `run`, in one process.
+            then sends what is queued exactly like `run`, in one process. A file in a \
+            directory still changing (see --settle) is waited for, up to --max-wait seconds, \
+            then left for the next run.
 
             A file that cannot be read or has no license-key column does not stop the run: \
             the valid files' rows (and anything queued earlier) are still sent, and the exit \
@@ -45,8 +47,8 @@ struct SyncCommand: ParsableCommand {
             logger.error("\(error.message)")
             throw ExitCode(error.status.rawValue)
         }
-        let importOptions = ImportOptions(databasePath: options.databasePath, columnMap: try columns.columnMap(),
-                                          delimiter: columns.delimiter.csvDelimiter, dryRun: false)
+        var importOptions = try columns.importOptions(databasePath: options.databasePath, dryRun: false)
+        importOptions.settleWait = options.maxWait
         let quiet = arguments.quiet
         let imported = importFiles(paths, options: importOptions,
                                    output: { if !quiet { StandardStreams.out($0 + "\n") } },

@@ -32,7 +32,7 @@ struct VerifyCommand: ParsableCommand {
     var publicKeys: [String] = []
 
     @Option(name: .customLong("max-age"),
-            help: ArgumentHelp("Also reject replies whose signed timestamp is more than this many seconds from now.", valueName: "SECONDS"))
+            help: ArgumentHelp("Also reject replies whose signed timestamp is more than this many seconds from now (\(FlagRange.maxAge.text)).", valueName: "SECONDS"))
     var maxAge: Double?
 
     @Argument(help: ArgumentHelp("Reply files (the JSON envelope as received).", valueName: "REPLY.json"))
@@ -41,6 +41,7 @@ struct VerifyCommand: ParsableCommand {
     func validate() throws {
         if publicKeys.isEmpty { throw ValidationError("give at least one --public-key [NAME=]PATH") }
         if replies.isEmpty { throw ValidationError("give at least one REPLY.json file") }
+        try checkFlag(.maxAge, maxAge)
     }
 
     func run() throws {

@@ -52,7 +52,9 @@ public enum Demo {
         // 1. Import, exactly as `keyassign import samples/` would.
         output("\n== import \(samples)\n")
         let db = try Database(path: databasePath)
-        let imported = importFiles([samples], options: ImportOptions(databasePath: databasePath), into: db,
+        var importOptions = ImportOptions(databasePath: databasePath)
+        importOptions.settle = 0  // the samples are complete files, however recently checked out
+        let imported = importFiles([samples], options: importOptions, into: db,
                                    output: { output($0 + "\n") })
         if imported.exitStatus != .ok { return imported.exitStatus }
 

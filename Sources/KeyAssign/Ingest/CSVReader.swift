@@ -58,7 +58,11 @@ public enum CSVDelimiter: String, Sendable, CaseIterable {
 /// Field and raw views are valid until the next call to `next()`.
 public final class CSVReader {
     public static let defaultChunkSize = 256 * 1024
+    /// The longest record accepted, in bytes of UTF-8 (after decoding), its line end excluded.
+    /// A longer one becomes an invalid row; the importer bounds each field far lower.
     public static let defaultMaxRecordBytes = 1 << 20
+    /// How much of a too-long record's first line is kept as its raw text.
+    static let previewBytes = 1024
 
     private let fd: Int32
     private let chunkSize: Int
@@ -75,6 +79,8 @@ public final class CSVReader {
     /// Skipping the rest of an overlong line that did not fit in the buffer.
     private var discarding = false
     private var digest: SHA256Digest?
+    /// Decodes a file that is not UTF-8; nil for UTF-8 (read straight into the buffer).
+    private let transcoder: Transcoder?
 
     /// The delimiter in use: the one given, else the one detected on the first line.
     public private(set) var delimiter: UInt8
@@ -95,17 +101,23 @@ public final class CSVReader {
     public private(set) var bytesRead: Int64 = 0
 
     /// Reads from `fd` (not closed by the reader). With `digest`, every byte read is hashed.
+    /// `encoding`: what the file's bytes are; a BOM is the caller's to detect (its decoded
+    /// U+FEFF is then stripped here like UTF-8's).
     public init(fileDescriptor fd: Int32, delimiter: CSVDelimiter?, digest: SHA256Digest? = nil,
-                chunkSize: Int = CSVReader.defaultChunkSize, maxRecordBytes: Int = CSVReader.defaultMaxRecordBytes) {
+                chunkSize: Int = CSVReader.defaultChunkSize, maxRecordBytes: Int = CSVReader.defaultMaxRecordBytes,
+                encoding: InputEncoding = .utf8) {
         self.fd = fd
         self.chunkSize = max(16, chunkSize)
         self.maxRecordBytes = max(16, maxRecordBytes)
-        self.capacity = self.maxRecordBytes + self.chunkSize
+        // Decoding needs room for a chunk's worst-case growth beyond the chunk itself; the
+        // limits above do not change with it.
+        self.capacity = self.maxRecordBytes + self.chunkSize + (encoding == .utf8 ? 0 : 64)
         self.buffer = .allocate(capacity: capacity)
         self.scratch = .allocate(capacity: capacity)
         self.delimiter = delimiter?.byte ?? UInt8(ascii: ",")
         self.delimiterGiven = delimiter != nil
         self.digest = digest
+        self.transcoder = encoding == .utf8 ? nil : Transcoder(encoding: encoding, inputCapacity: self.chunkSize)
         fieldStarts.reserveCapacity(32)
         fieldEnds.reserveCapacity(32)
     }
@@ -152,37 +164,56 @@ public final class CSVReader {
             }
             switch parseRecord() {
             case .record:
+                if rawEnd - rawStart > maxRecordBytes {
+                    // Parsed whole because a refill brought it in, but over the limit all the
+                    // same: the limit must not depend on where the chunk edges fell.
+                    start = rawStart
+                    nextLine = line
+                    tooLongRecord()
+                }
                 return true
             case .blank:
                 continue
             case .needMore:
-                if eof {
-                    // Only a quote never closed leaves a record open at the end of the file.
-                    malformedFirstLine("unbalanced quote: a quoted field is never closed")
+                // A record of at most `maxRecordBytes` is decided within that many bytes plus
+                // its line end (CR LF), so more than that still undecided is too long.
+                if end - start >= maxRecordBytes + 2 {
+                    tooLongRecord()
                     return true
                 }
-                if end - start >= maxRecordBytes {
-                    if firstLineEnd() != nil {
-                        malformedFirstLine("unbalanced quote: a quoted field runs past \(maxRecordBytes) bytes")
+                if eof {
+                    // Only a quote never closed leaves a record open at the end of the file.
+                    if end - start > maxRecordBytes {
+                        tooLongRecord()
                     } else {
-                        overlongLine()
+                        malformedFirstLine("unbalanced quote: a quoted field is never closed")
                     }
                     return true
                 }
                 try fill()
-            case .malformed(let reason):
+            case .malformed(let reason, let at):
+                // Seen this far from the record's start, it could as well have been cut for
+                // its length first, depending on the chunk edges: it is too long.
+                if at - start > maxRecordBytes {
+                    tooLongRecord()
+                    return true
+                }
                 // It is reported as its whole first line and reading resumes after that line,
                 // so read on until the line's end is in: cut at a chunk edge, the rest of the
                 // line would be read as a row of its own, a line later.
-                if firstLineEnd() == nil {
-                    if end - start < maxRecordBytes {
+                guard let lineEnd = firstLineEnd() else {
+                    if end - start < maxRecordBytes + 2 {
                         try fill()
                         continue
                     }
-                    overlongLine()
+                    tooLongRecord()
                     return true
                 }
-                malformedFirstLine(reason)
+                if lineEnd - start > maxRecordBytes {
+                    tooLongRecord()
+                } else {
+                    malformedFirstLine(reason)
+                }
                 return true
             }
         }
@@ -196,6 +227,7 @@ public final class CSVReader {
             end = pending
             start = 0
         }
+        if let transcoder { return try fillDecoding(transcoder, room: capacity - end) }
         let room = min(chunkSize, capacity - end)
         guard room > 0 else { return }
         while true {
@@ -215,6 +247,30 @@ public final class CSVReader {
         }
     }
 
+    /// `fill` for a file that is not UTF-8: raw bytes are hashed and counted as read, their
+    /// UTF-8 goes into the buffer. Reads again while a read brought only part of a character.
+    private func fillDecoding(_ transcoder: Transcoder, room: Int) throws {
+        while true {
+            let limit = transcoder.readLimit(room: room)
+            guard limit > 0 else { return }
+            let n = read(fd, transcoder.readPointer, limit)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw ReadError(errno: errno)
+            }
+            if n == 0 {
+                eof = true
+                end += transcoder.finish(into: buffer + end)
+                return
+            }
+            digest?.update(UnsafeRawBufferPointer(start: transcoder.readPointer, count: n))
+            bytesRead += Int64(n)
+            let produced = transcoder.decode(newBytes: n, into: buffer + end)
+            end += produced
+            if produced > 0 { return }
+        }
+    }
+
     public struct ReadError: Error, CustomStringConvertible {
         public var errno: Int32
         public var description: String { String(cString: strerror(errno)) }
@@ -223,7 +279,11 @@ public final class CSVReader {
     /// Strips a BOM, honours `sep=X`, and detects the delimiter on the header line.
     private func prepareFirstLine() throws {
         // Enough bytes for the BOM and a whole typical header line.
-        while !eof && end < min(capacity, 64 * 1024) { try fill() }
+        while !eof && end < min(capacity, 64 * 1024) {
+            let before = end
+            try fill()
+            if end == before && !eof { break }  // the buffer has no room left for a decoded chunk
+        }
         if end - start >= 3 && buffer[start] == 0xEF && buffer[start + 1] == 0xBB && buffer[start + 2] == 0xBF {
             start += 3
         }
@@ -308,7 +368,8 @@ public final class CSVReader {
         case record
         case blank
         case needMore
-        case malformed(String)
+        /// Why, and where in the buffer it showed.
+        case malformed(String, at: Int)
     }
 
     /// Parses one whole record at `start`, or says more bytes are needed (then it is parsed
@@ -412,7 +473,7 @@ public final class CSVReader {
                     continue
                 }
                 if after != lf && after != cr {
-                    return .malformed("unexpected text after a closing quote (column \(fieldStarts.count))")
+                    return .malformed("unexpected text after a closing quote (column \(fieldStarts.count))", at: i)
                 }
             } else {
                 let fieldStart = i
@@ -480,17 +541,28 @@ public final class CSVReader {
         malformation = reason
     }
 
-    /// A line longer than the buffer: report its beginning, then skip to its end.
-    private func overlongLine() {
+    /// A record longer than `maxRecordBytes` (its first line or all of it), whichever way it
+    /// was found: reported with at most the first `previewBytes` of its first line, and reading
+    /// resumes after that line, as for any malformed record. The same whatever the chunk size
+    /// (the fuzzer checks it), so a file imports the same on every machine.
+    private func tooLongRecord() {
+        let preview = min(Self.previewBytes, maxRecordBytes)
         fieldStarts.removeAll(keepingCapacity: true)
         fieldEnds.removeAll(keepingCapacity: true)
         rawStart = start
-        rawEnd = start + min(1024, end - start)
         line = nextLine
-        nextLine += 1
-        malformation = "line longer than \(maxRecordBytes) bytes"
-        start = end
-        discarding = true
+        malformation = "record longer than the limit of \(maxRecordBytes) bytes"
+        if let lineEnd = firstLineEnd() {
+            rawEnd = start + min(preview, lineEnd - start)
+            // As in malformedFirstLine: the line end is left to be counted as a blank line.
+            start = lineEnd
+        } else {
+            // The line's end is not even in the buffer: skip to it.
+            rawEnd = start + min(preview, end - start)
+            nextLine += 1
+            start = end
+            discarding = true
+        }
     }
 
     /// Drops bytes up to and including the next line end; false at end of file.

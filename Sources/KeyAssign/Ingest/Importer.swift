@@ -15,6 +15,16 @@ public struct ImportOptions: Sendable {
     public var delimiter: CSVDelimiter?
     /// Parse, validate and report, but write nothing.
     public var dryRun: Bool
+    /// `--encoding`: nil reads a file by its byte-order mark, else as UTF-8, and refuses it
+    /// whole when it is not (see `InputEncoding`).
+    public var encoding: InputEncoding?
+    /// `--settle`: a file found in a directory is read only once it has not changed for this
+    /// many seconds (0: at once). Files named one by one are taken as ready.
+    public var settle: Double = 60
+    /// `--ready-marker`: a file found in a directory is read only once `NAME SUFFIX` exists.
+    public var readyMarker: String?
+    /// `sync`: how long to wait, at most, for files still changing to settle (0: not at all).
+    public var settleWait: Double = 0
 
     public init(databasePath: String, columnMap: [ImportField: String] = [:],
                 delimiter: CSVDelimiter? = nil, dryRun: Bool = false) {
@@ -32,6 +42,8 @@ public struct FileImportResult: Sendable, Equatable {
         case imported
         /// A file with the same SHA-256 was imported before: nothing done.
         case alreadyImported(previousPath: String, importedAt: String)
+        /// Not read, and left for a later run: why (not a regular file, still changing).
+        case skipped(String)
         /// Unreadable or without a key column: nothing of it kept.
         case failed(String)
     }
@@ -74,18 +86,31 @@ public struct ImportOutcome: Sendable {
 public func importFiles(_ paths: [String], options: ImportOptions, into db: Database? = nil,
                         output: (String) -> Void, errorOutput: (String) -> Void) -> ImportOutcome {
     var outcome = ImportOutcome()
-    var files: [String] = []
-    for path in paths {
-        switch InputFiles.expand(path) {
-        case .success(let found):
-            if found.isEmpty { output("\(path): no .csv files in this directory") }
-            files += found
-        case .failure(let error):
-            errorOutput(error.message)
-            outcome.files.append(FileImportResult(path: path, status: .failed(error.message)))
-            outcome.exitStatus = .dataError
+    var scan = InputFiles.scan(paths, settle: options.settle, readyMarker: options.readyMarker, now: InputFiles.now())
+    if options.settleWait > 0 && !scan.unsettled.isEmpty {
+        // sync: wait for what will have settled by the deadline, then look again (a file that
+        // changed meanwhile settles later).
+        let deadline = InputFiles.now() + options.settleWait
+        output("waiting up to \(Int(options.settleWait.rounded(.up))) s for \(scan.unsettled.count) file\(scan.unsettled.count == 1 ? "" : "s") still being written to settle (--settle \(InputFiles.seconds(options.settle)))")
+        while let next = scan.unsettled.map(\.settlesAt).min(), next <= deadline {
+            let delay = max(0.05, next - InputFiles.now() + 0.01)
+            usleep(useconds_t(min(delay, 1) * 1_000_000))
+            scan = InputFiles.scan(paths, settle: options.settle, readyMarker: options.readyMarker, now: InputFiles.now())
         }
     }
+    for (path, message) in scan.failures {
+        errorOutput(message)
+        outcome.files.append(FileImportResult(path: path, status: .failed(message)))
+        outcome.exitStatus = .dataError
+    }
+    for message in scan.warnings { errorOutput("warning: " + message) }
+    for note in scan.notes { output(note) }
+    let now = InputFiles.now()
+    for file in scan.unsettled {
+        let age = max(0, now - (file.settlesAt - options.settle))
+        output("\(file.path): not imported yet: modified \(Int(age)) s ago (less than --settle \(InputFiles.seconds(options.settle)) s); left for the next run")
+    }
+    let files = scan.ready
 
     let database: Database
     do {
@@ -107,7 +132,7 @@ public func importFiles(_ paths: [String], options: ImportOptions, into db: Data
     do {
         let importer = try Importer(database: database, options: options)
         for file in files {
-            let result = try importer.importFile(file)
+            let result = try importer.importFile(file.path, mustBeSettled: file.mustBeSettled)
             if case .failed(let message) = result.status {
                 errorOutput(message)
                 outcome.exitStatus = .dataError
@@ -134,32 +159,6 @@ public func importFiles(_ paths: [String], options: ImportOptions, into db: Data
     importFiles(paths, options: options, into: db, output: output, errorOutput: output)
 }
 
-enum InputFiles {
-    struct Failure: Error { var message: String }
-
-    /// A file as is; a directory as its `*.csv` files in name order.
-    static func expand(_ path: String) -> Result<[String], Failure> {
-        var info = stat()
-        guard stat(path, &info) == 0 else {
-            return .failure(Failure(message: "\(path): cannot read: \(String(cString: strerror(errno)))"))
-        }
-        guard info.st_mode & S_IFMT == S_IFDIR else { return .success([path]) }
-        guard let dir = opendir(path) else {
-            return .failure(Failure(message: "\(path): cannot list directory: \(String(cString: strerror(errno)))"))
-        }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
-            if name.lowercased().hasSuffix(".csv") && !name.hasPrefix(".") { names.append(name) }
-        }
-        let prefix = path.hasSuffix("/") ? path : path + "/"
-        return .success(names.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }.map { prefix + $0 })
-    }
-}
-
 /// Streams one file at a time into `work`, `invalid_rows` and `imports`, in one transaction
 /// per file with statements prepared once.
 final class Importer {
@@ -183,6 +182,10 @@ final class Importer {
     private let updateImport: Statement
     private let tokens = TokenGenerator()
     private var joinedName: [UInt8] = []
+    /// The current file's encoding, and whether it is read as UTF-8 only for want of a BOM
+    /// or `--encoding` (then text that is not UTF-8 refuses the file).
+    private var encoding: InputEncoding = .utf8
+    private var strictUTF8 = true
 
     /// Connection settings around a file's transaction (pragmas cannot change inside one),
     /// restored after it. Each measured with scripts/bench-import.sh (docs/benchmarks.md):
@@ -226,14 +229,42 @@ final class Importer {
     }
 
     /// Imports one file. File problems come back as `.failed`; database failures throw.
-    func importFile(_ path: String) throws -> FileImportResult {
+    /// `mustBeSettled`: found in a directory, so it is read only if it has not changed for
+    /// `options.settle` seconds (checked again here, on the open file, in case it changed since
+    /// the scan).
+    func importFile(_ path: String, mustBeSettled: Bool = false) throws -> FileImportResult {
         var result = FileImportResult(path: path, status: .imported)
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // O_NONBLOCK: if a FIFO took the place of the file scanned, open must not wait for a
+        // writer (on a regular file the flag changes nothing).
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else {
             result.status = .failed("\(path): cannot read: \(String(cString: strerror(errno)))")
             return result
         }
         defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else {
+            result.status = .failed("\(path): cannot read: \(String(cString: strerror(errno)))")
+            return result
+        }
+        if let kind = InputFiles.notRegular(info.st_mode) {
+            let message = "\(path): not a regular file (\(kind)); only regular files are read"
+            result.status = mustBeSettled ? .skipped(message) : .failed(message)
+            return result
+        }
+        if mustBeSettled && options.settle > 0 {
+            let age = InputFiles.now() - InputFiles.modificationTime(info)
+            if age < options.settle {
+                result.status = .skipped("modified \(Int(max(0, age))) s ago (less than --settle \(InputFiles.seconds(options.settle)) s); left for the next run")
+                return result
+            }
+        }
+        // A byte-order mark decides the encoding; else --encoding; else UTF-8, strictly.
+        var head = [UInt8](repeating: 0, count: 4)
+        let headCount = head.withUnsafeMutableBytes { pread(fd, $0.baseAddress, 4, 0) }
+        let marked = InputEncoding.fromByteOrderMark(Array(head.prefix(max(0, headCount))))
+        let encoding = marked ?? options.encoding ?? .utf8
+        let strictUTF8 = marked == nil && options.encoding == nil
 
         // Pass 1: the digest decides whether the file was imported before, without parsing it.
         let sha: String
@@ -267,7 +298,9 @@ final class Importer {
         try db.execute("BEGIN IMMEDIATE")
         do {
             let digest = try SHA256Digest()
-            let reader = CSVReader(fileDescriptor: fd, delimiter: options.delimiter, digest: digest)
+            let reader = CSVReader(fileDescriptor: fd, delimiter: options.delimiter, digest: digest, encoding: encoding)
+            self.encoding = encoding
+            self.strictUTF8 = strictUTF8
             let now = Timestamps.nowISO8601()
             try insertImport.bind(1, path)
             try insertImport.bind(2, Int64(0))
@@ -284,7 +317,8 @@ final class Importer {
             }
             if case .failed = result.status {
                 try db.execute("ROLLBACK")
-                return result
+                // Nothing of the file stays, so nothing of it is counted either.
+                return FileImportResult(path: path, status: result.status)
             }
             try updateImport.bind(1, importID)
             try updateImport.bind(2, reader.bytesRead)
@@ -318,6 +352,14 @@ final class Importer {
         for index in 0..<reader.fieldCount {
             headers.append(String(decoding: RowValidation.trim(reader.field(index)), as: UTF8.self))
         }
+        if strictUTF8, let refusal = notUTF8(reader.raw, path: path, line: reader.line, what: "the header row") {
+            return refusal
+        }
+        if strictUTF8 && reader.raw.contains(0) {
+            let likely = InputEncoding.likely(for: reader.raw)
+            return "\(path):\(reader.line): the header row holds NUL bytes: this looks like \(likely.displayName) without a byte-order mark; "
+                + "import it with --encoding \(likely.rawValue). Nothing of this file was imported."
+        }
         if let malformation = reader.malformation {
             return "\(path):\(reader.line): the header row is malformed (\(malformation)); headers found: \(String(decoding: reader.raw, as: UTF8.self))"
         }
@@ -344,6 +386,7 @@ final class Importer {
         rows: while try reader.next() {
             let line = reader.line
             if let malformation = reader.malformation {
+                if strictUTF8, let refusal = notUTF8(reader.raw, path: path, line: line, what: "line") { return refusal }
                 result.rowsRead += 1
                 try recordInvalid(line: line, raw: reader.raw, reason: malformation, key: nil, owner: nil, email: nil, into: &result)
                 continue
@@ -354,6 +397,7 @@ final class Importer {
             }
             result.rowsRead += 1
             if count != mapping.columnCount {
+                if strictUTF8, let refusal = notUTF8(reader.raw, path: path, line: line, what: "line") { return refusal }
                 try recordInvalid(line: line, raw: reader.raw,
                                   reason: "\(count) field\(count == 1 ? "" : "s") where the header has \(mapping.columnCount)",
                                   key: nil, owner: nil, email: nil, into: &result)
@@ -362,8 +406,12 @@ final class Importer {
             for column in 0..<count {
                 let value = usedMask[column] ? RowValidation.trim(reader.field(column)) : reader.field(column)
                 if let problem = RowValidation.problem(in: value, allowLineBreaks: !usedMask[column]) {
+                    if case .invalidUTF8 = problem, strictUTF8,
+                       let refusal = notUTF8(reader.raw, path: path, line: line, what: "line") {
+                        return refusal
+                    }
                     try recordInvalid(line: line, raw: reader.raw,
-                                      reason: RowValidation.describe(problem, column: mapping.name(column)),
+                                      reason: RowValidation.describe(problem, column: mapping.name(column), encoding: encoding),
                                       key: nil, owner: nil, email: nil, into: &result)
                     continue rows
                 }
@@ -376,6 +424,8 @@ final class Importer {
                 var reason: String?
                 if key.isEmpty {
                     reason = "empty license key (column \"\(mapping.name(mapping.licenseKey))\")"
+                } else if key.count > RowValidation.maxKeyBytes {
+                    reason = "license key longer than the limit of \(RowValidation.maxKeyBytes) bytes (column \"\(mapping.name(mapping.licenseKey))\")"
                 } else if let emailValue, let problem = RowValidation.emailProblem(emailValue) {
                     reason = "implausible email \"\(String(decoding: emailValue, as: UTF8.self))\": \(problem)"
                 } else if let ownerValue, RowValidation.ownerTooLong(ownerValue) {
@@ -387,8 +437,16 @@ final class Importer {
                     return
                 }
                 let token = try tokens.next()
-                if !batch.fits(key.count, ownerValue?.count ?? 0, emailValue?.count ?? 0, token.count, reader.raw.count) {
+                let rowBytes = key.count + (ownerValue?.count ?? 0) + (emailValue?.count ?? 0) + token.count + reader.raw.count
+                if !batch.fits(rowBytes) {
                     try flush(into: &result)
+                    // The reader's and the fields' limits keep every row far inside an empty
+                    // arena; checked anyway, since a row that did not fit would write past it.
+                    guard batch.fits(rowBytes) else {
+                        try recordInvalid(line: line, raw: reader.raw, reason: "row larger than the import's buffer of \(WorkBatch.arenaBytes) bytes",
+                                          key: nil, owner: nil, email: nil, into: &result)
+                        return
+                    }
                 }
                 batch.append(line: line, key: key, owner: ownerValue, email: emailValue, token: token, raw: reader.raw)
                 if batch.isFull { try flush(into: &result) }
@@ -396,6 +454,17 @@ final class Importer {
         }
         try flush(into: &result)
         return nil
+    }
+
+    /// The refusal of a file read as UTF-8 for want of a BOM or `--encoding` when `raw` is not
+    /// UTF-8: importing the rest would queue its other rows and drop these (or, for UTF-16,
+    /// queue garbage). It names the encoding the bytes look like and the flag to give.
+    private func notUTF8(_ raw: UnsafeRawBufferPointer, path: String, line: Int, what: String) -> String? {
+        guard case .invalidUTF8(let offset)? = RowValidation.problem(in: raw, allowLineBreaks: true) else { return nil }
+        let likely = InputEncoding.likely(for: raw)
+        let byte = String(raw[offset], radix: 16, uppercase: true)
+        return "\(path):\(line): \(what) is not valid UTF-8 (byte 0x\(byte) at \(offset + 1)): this looks like \(likely.displayName); "
+            + "import it with --encoding \(likely.rawValue) (or --encoding utf-8 to record such rows as invalid). Nothing of this file was imported."
     }
 
     /// The owner name: its column, or first and last name joined by a space.
@@ -497,7 +566,12 @@ final class Importer {
             result.problems.append("\(result.path):\(line): \(reason)")
         }
         try insertInvalid.bind(3, line)
-        try insertInvalid.bindText(4, raw)
+        if case .invalidUTF8? = RowValidation.problem(in: raw, allowLineBreaks: true) {
+            // Stored as UTF-8 like everything else: undecodable bytes become U+FFFD.
+            try insertInvalid.bind(4, String(decoding: raw, as: UTF8.self))
+        } else {
+            try insertInvalid.bindText(4, raw)
+        }
         try insertInvalid.bind(5, reason)
         try insertInvalid.bindText(6, key)
         try insertInvalid.bindText(7, owner)
@@ -512,6 +586,8 @@ enum ImportSummary {
         switch result.status {
         case .failed:
             return ["\(result.path): not imported (see the error message)"]
+        case .skipped(let why):
+            return ["\(result.path): not imported: \(why)"]
         case .alreadyImported(let previousPath, let importedAt):
             return ["\(result.path): skipped, already imported (same SHA-256 as \(previousPath), imported \(importedAt))"]
         case .imported:

@@ -1,5 +1,8 @@
 /// Checks on one row's values, on raw bytes (no String is built for a valid row).
 enum RowValidation {
+    /// Field bounds (README "Limits"): keys are UUID-like, a few dozen bytes; 256 leaves room
+    /// for any generator's format and refuses a cell that is plainly not a key.
+    static let maxKeyBytes = 256
     static let maxEmailBytes = 254
     static let maxOwnerCharacters = 255
 
@@ -96,10 +99,13 @@ enum RowValidation {
         return String(decoding: name, as: UTF8.self).count > maxOwnerCharacters
     }
 
-    static func describe(_ problem: FieldProblem, column: String) -> String {
+    /// `encoding`: what the file was decoded from; the decoder marks what is not valid in it
+    /// with a byte that is not valid UTF-8.
+    static func describe(_ problem: FieldProblem, column: String, encoding: InputEncoding = .utf8) -> String {
         switch problem {
         case .invalidUTF8(let offset):
-            return "invalid UTF-8 in column \"\(column)\" at byte \(offset + 1) (is the file UTF-8?)"
+            if encoding != .utf8 { return "text that is not valid \(encoding.displayName) in column \"\(column)\"" }
+            return "invalid UTF-8 in column \"\(column)\" at byte \(offset + 1) (is the file UTF-8? see --encoding)"
         case .controlCharacter(let scalar, let offset):
             let hex = String(scalar, radix: 16, uppercase: true)
             return "control character U+\(String(repeating: "0", count: max(0, 4 - hex.count)) + hex) in column \"\(column)\" at byte \(offset + 1)"

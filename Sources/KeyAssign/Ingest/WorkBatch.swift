@@ -33,8 +33,8 @@ final class WorkBatch {
 
     var isFull: Bool { rows.count >= Self.rowsPerBatch }
 
-    /// True when a row of these sizes still fits in the arena.
-    func fits(_ sizes: Int...) -> Bool { used + sizes.reduce(0, +) <= Self.arenaBytes }
+    /// True when a row of this many bytes (all its values together) still fits in the arena.
+    func fits(_ bytes: Int) -> Bool { used + bytes <= Self.arenaBytes }
 
     func append(line: Int, key: UnsafeRawBufferPointer, owner: UnsafeRawBufferPointer?,
                 email: UnsafeRawBufferPointer?, token: UnsafeRawBufferPointer, raw: UnsafeRawBufferPointer) {

@@ -34,16 +34,18 @@ public struct RunOptions: Sendable {
         self.apiKey = apiKey
     }
 
+    /// The ranges are `FlagRange`'s, the same the command line checks.
     public func validate() throws {
-        func bad(_ message: String) -> KeyAssignError { KeyAssignError(.usage, message) }
-        if !(rate >= 0) || !rate.isFinite { throw bad("--rate must be a number ≥ 0 (0 = unlimited)") }
-        if burst < 1 { throw bad("--burst must be at least 1") }
-        if concurrency < 1 || concurrency > 1024 { throw bad("--concurrency must be between 1 and 1024") }
-        if maxAttempts < 1 { throw bad("--max-attempts must be at least 1") }
-        if !(timeout > 0) || !timeout.isFinite { throw bad("--timeout must be a number of seconds > 0") }
-        if !(maxClockSkew > 0) || !maxClockSkew.isFinite { throw bad("--max-clock-skew must be a number of seconds > 0") }
-        if !(maxWait >= 0) || !maxWait.isFinite { throw bad("--max-wait must be a number of seconds ≥ 0") }
-        if !(backoffBase >= 0) || !(backoffCap >= backoffBase) { throw bad("--backoff-base must be ≥ 0 and ≤ the cap") }
+        try FlagRange.rate.check(rate)
+        try FlagRange.burst.check(burst)
+        try FlagRange.concurrency.check(concurrency)
+        try FlagRange.maxAttempts.check(maxAttempts)
+        try FlagRange.timeout.check(timeout)
+        try FlagRange.maxClockSkew.check(maxClockSkew)
+        try FlagRange.maxWait.check(maxWait)
+        try FlagRange.backoffBase.check(backoffBase)
+        try FlagRange.backoffCap.check(backoffCap)
+        if backoffBase > backoffCap { throw KeyAssignError(.usage, "--backoff-base must not exceed --backoff-cap") }
     }
 }
 

@@ -18,12 +18,25 @@ public enum RunSetup {
             if key.contains(where: { $0.isNewline }) {
                 throw KeyAssignError(.config, "--api-key-file \(file): expected one line holding the API key")
             }
+            try checkCharacters(key, source: "--api-key-file \(file)")
             return key
         }
         if let key = environment[apiKeyVariable]?.trimmingCharacters(in: .whitespacesAndNewlines), !key.isEmpty {
+            try checkCharacters(key, source: "$\(apiKeyVariable)")
             return key
         }
         throw KeyAssignError(.config, "no API key: set $\(apiKeyVariable) or pass --api-key-file PATH")
+    }
+
+    /// The key goes into an `Authorization:` header: a CR or LF would end that header and
+    /// start another, and any other control character is no part of a real key. Checked the
+    /// same for both sources; the message never shows the key.
+    static func checkCharacters(_ key: String, source: String) throws {
+        if let bad = key.unicodeScalars.first(where: { $0.properties.generalCategory == .control }) {
+            let hex = String(bad.value, radix: 16, uppercase: true)
+            throw KeyAssignError(.config, "\(source): the API key holds a control character (U+\(String(repeating: "0", count: max(0, 4 - hex.count)) + hex)); "
+                                 + "CR, LF and other control characters are not allowed")
+        }
     }
 
     /// `--ca-file`: a readable file holding at least one PEM certificate, checked before
