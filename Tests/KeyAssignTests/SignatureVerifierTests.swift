@@ -169,7 +169,9 @@ import Testing
             #"{"message":"License key assigned","timestamp":1708999933}"#,
             #"{"code":800.0,"message":"License key assigned","timestamp":1708999933}"#,
             #"{"code":8e2,"message":"License key assigned","timestamp":1708999933}"#,
-            #"{"code":"800","message":"License key assigned","timestamp":1708999933}"#,
+            // A string of digits is a code (StringCodeTests); anything looser is not.
+            #"{"code":"-800","message":"License key assigned","timestamp":1708999933}"#,
+            #"{"code":"","message":"License key assigned","timestamp":1708999933}"#,
             #"{"code":true,"message":"License key assigned","timestamp":1708999933}"#,
             #"{"code":99999999999999999999999999,"message":"x","timestamp":1708999933}"#,
             #"{"code":800,"message":null,"timestamp":1708999933}"#,
