@@ -92,6 +92,11 @@ import Testing
             #expect(redactor.redact(text) == text, "\(text)")
         }
         #expect(SecretRedactor(secret: "") == nil)
+        // A secret that starts with a multi-byte character, or is one character long.
+        let accented = try #require(SecretRedactor(secret: "é/k"))
+        #expect(accented.redact(#"x é/k y %C3%A9%2Fk \u00e9\/K"#) == "x \(marker) y \(marker) \(marker)")
+        let single = try #require(SecretRedactor(secret: "/"))
+        #expect(single.redact(#"a/b\/c"#) == "a\(marker)b\(marker)c")
     }
 
     @Test func envelopesAreStoredWholeAndOtherBodiesAsARedactedPrefix() throws {

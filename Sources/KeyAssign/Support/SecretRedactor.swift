@@ -13,8 +13,9 @@ struct SecretRedactor: Sendable {
     static let marker: [UInt8] = Array("[REDACTED: API key]".utf8)
 
     private let scalars: [Unicode.Scalar]
-    /// Bytes that can begin some spelling of the secret's first character.
+    /// Bytes that can begin some spelling of the secret's first character, and of its second.
     private let startBytes: [Bool]
+    private let secondBytes: [Bool]
     /// How often an escape's introducer may itself be escaped.
     private static let maximumDepth = 2
 
@@ -22,15 +23,23 @@ struct SecretRedactor: Sendable {
     init?(secret: String) {
         scalars = Array(secret.unicodeScalars)
         guard let first = scalars.first else { return nil }
-        var start = [Bool](repeating: false, count: 256)
-        for byte in first.utf8.prefix(1) { start[Int(byte)] = true }
-        if let ascii = Self.asciiLetter(first) {
-            start[Int(ascii | 0x20)] = true
-            start[Int(ascii & ~0x20)] = true
+        startBytes = Self.possibleFirstBytes(first)
+        // Only an ASCII first character is one byte long when not escaped; and a one-character
+        // secret has no second character: then any byte may follow.
+        secondBytes = scalars.count > 1 && first.isASCII ? Self.possibleFirstBytes(scalars[1])
+            : [Bool](repeating: true, count: 256)
+    }
+
+    private static func possibleFirstBytes(_ scalar: Unicode.Scalar) -> [Bool] {
+        var bytes = [Bool](repeating: false, count: 256)
+        for byte in scalar.utf8.prefix(1) { bytes[Int(byte)] = true }
+        if let ascii = asciiLetter(scalar) {
+            bytes[Int(ascii | 0x20)] = true
+            bytes[Int(ascii & ~0x20)] = true
         }
-        if first == " " { start[Int(UInt8(ascii: "+"))] = true }
-        for introducer in ["%", "\\", "&"] as [Unicode.Scalar] { start[Int(introducer.value)] = true }
-        startBytes = start
+        if scalar == " " { bytes[Int(UInt8(ascii: "+"))] = true }
+        for introducer in ["%", "\\", "&"] as [Unicode.Scalar] { bytes[Int(introducer.value)] = true }
+        return bytes
     }
 
     /// The text with every occurrence replaced by `marker`, and how many there were.
@@ -41,7 +50,11 @@ struct SecretRedactor: Sendable {
             var copiedUpTo = 0
             var position = 0
             while position < text.count {
-                guard startBytes[Int(text[position])], let end = matchEnd(in: text, at: position) else {
+                // Most candidates fail on their first or second byte: test those before the search.
+                let byte = text[position]
+                guard startBytes[Int(byte)],
+                      isIntroducer(byte) || position + 1 >= text.count || secondBytes[Int(text[position + 1])],
+                      let end = matchEnd(in: text, at: position) else {
                     position += 1
                     continue
                 }
@@ -87,10 +100,24 @@ struct SecretRedactor: Sendable {
         // As itself; ASCII letters in either case (a hex-looking key may be upper-cased).
         if let letter = asciiLetter(scalar) {
             if text[at] | 0x20 == letter | 0x20 { ends.append(at + 1) }
+        } else if scalar.isASCII {
+            if text[at] == UInt8(scalar.value) { ends.append(at + 1) }
         } else if text.count - at >= utf8.count, zip(text[at...], utf8).allSatisfy({ $0 == $1 }) {
             ends.append(at + utf8.count)
         }
         if scalar == " ", text[at] == UInt8(ascii: "+") { ends.append(at + 1) }
+        // Every other spelling starts with an escape's introducer (or, within a multi-byte
+        // character, its first byte): most positions end here, after one comparison.
+        let first = text[at]
+        guard isIntroducer(first) || (utf8.count > 1 && first == utf8.first) else { return }
+        // Cheap cases first: `\/` (a reply envelope has dozens) can only be a `/`.
+        switch escapeShape(in: text, at: at) {
+        case .none: if utf8.count == 1 { return }
+        case .simple(let value, let end):
+            if value == scalar.value { ends.append(end) }
+            return
+        case .nested: break
+        }
         // Percent-encoded (form and URL encoding): each UTF-8 byte as %XX, or, within a
         // multi-byte character, as itself.
         var positions = [at]
@@ -149,7 +176,14 @@ struct SecretRedactor: Sendable {
     /// depth limit) in any spelling of it.
     private static func introducer(_ byte: UInt8, in text: UnsafeBufferPointer<UInt8>, at: Int, depth: Int) -> [Int] {
         guard at < text.count else { return [] }
-        if depth == 0 { return text[at] == byte ? [at + 1] : [] }
+        // Only an introducer can start a spelling other than the byte itself.
+        if depth == 0 || !isIntroducer(text[at]) { return text[at] == byte ? [at + 1] : [] }
+        switch escapeShape(in: text, at: at) {
+        case .none: return text[at] == byte ? [at + 1] : []
+        case .simple(let value, let end):
+            return (text[at] == byte ? [at + 1] : []) + (value == UInt32(byte) ? [end] : [])
+        case .nested: break
+        }
         var ends: [Int] = []
         spellings(of: Unicode.Scalar(byte), in: text, at: at, depth: depth - 1, into: &ends)
         return ends
@@ -192,6 +226,47 @@ struct SecretRedactor: Sendable {
         guard text.count - at >= bytes.count,
               bytes.indices.allSatisfy({ text[at + $0] | 0x20 == bytes[$0] | 0x20 }) else { return nil }
         return at + bytes.count
+    }
+
+    private enum EscapeShape {
+        /// Not an escape: only the byte itself.
+        case none
+        /// An escape that can mean one thing only (`\/`, `\n`, …), and where it ends.
+        case simple(UInt32, Int)
+        /// Possibly an escape, perhaps of an escape: look closer.
+        case nested
+    }
+
+    /// A glance at the bytes after an introducer, so that the full search runs only where
+    /// an escape can really start.
+    private static func escapeShape(in text: UnsafeBufferPointer<UInt8>, at: Int) -> EscapeShape {
+        guard at + 1 < text.count else { return .none }
+        let next = text[at + 1]
+        switch text[at] {
+        case UInt8(ascii: "%"):
+            return hexDigit(next) != nil ? .nested : .none
+        case UInt8(ascii: "\\"):
+            switch next {
+            case UInt8(ascii: "/"), UInt8(ascii: "\""): return .simple(UInt32(next), at + 2)
+            case UInt8(ascii: "b"): return .simple(0x08, at + 2)
+            case UInt8(ascii: "f"): return .simple(0x0C, at + 2)
+            case UInt8(ascii: "n"): return .simple(0x0A, at + 2)
+            case UInt8(ascii: "r"): return .simple(0x0D, at + 2)
+            case UInt8(ascii: "t"): return .simple(0x09, at + 2)
+            case UInt8(ascii: "u"), UInt8(ascii: "U"), UInt8(ascii: "\\"), UInt8(ascii: "&"), UInt8(ascii: "%"): return .nested
+            default: return .none
+            }
+        case UInt8(ascii: "&"):
+            return next == UInt8(ascii: "#") || asciiLetter(Unicode.Scalar(next)) != nil ? .nested : .none
+        default:
+            return .none
+        }
+    }
+
+    private func isIntroducer(_ byte: UInt8) -> Bool { Self.isIntroducer(byte) }
+
+    private static func isIntroducer(_ byte: UInt8) -> Bool {
+        byte == UInt8(ascii: "%") || byte == UInt8(ascii: "\\") || byte == UInt8(ascii: "&")
     }
 
     private static func hexValue(in text: UnsafeBufferPointer<UInt8>, at: Int, digits: Int) -> UInt32? {
