@@ -9,7 +9,9 @@ struct AuditCommand: ParsableCommand {
             An assigned row needs a stored reply that verifies as 800; a rejected or uncertain
             row one that verifies as 801. A stored reply that was trusted when it arrived but
             no longer verifies is reported too (e.g. after the database was edited by hand).
-            Timestamps are not checked: stored replies are old.
+            Timestamps are not checked: stored replies are old. Several keys may share a
+            name; a reply recorded as verified by one key (its SHA-256 fingerprint) that
+            now verifies under another is reported too.
 
             One line per discrepancy on stdout, then a summary on stderr. Exit status 0 when
             all is consistent, 1 otherwise, 78 for an unusable public key.
@@ -32,6 +34,9 @@ struct AuditCommand: ParsableCommand {
             let result = try Audit.run(db, verifier: verifier) { StandardStreams.out($0.description + "\n") }
             StandardStreams.error("audit: \(result.rowsChecked) rows and \(result.repliesChecked) stored replies checked, "
                                   + "\(result.discrepancies) discrepanc\(result.discrepancies == 1 ? "y" : "ies")")
+            for (key, replies) in result.verifiedByKey {
+                StandardStreams.error("audit: \(replies) stored repl\(replies == 1 ? "y" : "ies") verified by \(key)")
+            }
             return result.discrepancies == 0 ? .ok : .someFailed
         }
     }

@@ -37,6 +37,14 @@ struct SandboxCommand: ParsableCommand {
     @Option(name: .customLong("bad-signature"), help: ArgumentHelp("Probability P (0-1) of a reply with one signature bit flipped.", valueName: "P"))
     var badSignature: Double = 0
     @Option(help: ArgumentHelp("Probability P (0-1) of a signed reply whose timestamp is one hour old.", valueName: "P")) var stale: Double = 0
+    @Option(name: .customLong("string-code"), help: ArgumentHelp("Probability P (0-1) of a signed reply whose code is a JSON string (\"code\":\"800\"), as PHP writes it.", valueName: "P"))
+    var stringCode: Double = 0
+    @Option(name: .customLong("echo-error"), help: ArgumentHelp("Probability P (0-1) of a 500 debug page echoing the request's headers and body (the API key too), without processing.", valueName: "P"))
+    var echoError: Double = 0
+    @Option(name: .customLong("key-name"), help: ArgumentHelp("What replies say in private_key_used: global, or product to act as a product with its own key pair (DIR/private.pem signs either way).", valueName: "NAME"))
+    var keyName = "global"
+    @Flag(inversion: .prefixedNo, help: "Write / as \\/ in reply JSON, as PHP's json_encode does.")
+    var escapeSlashes = true
     @Option(help: ArgumentHelp("Seed for the fault generator (default: random, printed on stderr).", valueName: "N")) var seed: UInt64?
     @Flag(name: .customLong("no-signature-cache"),
           help: "Sign every reply afresh (benchmark baseline; normally identical signed texts reuse one signature).")
@@ -84,7 +92,11 @@ struct SandboxCommand: ParsableCommand {
         configuration.faults.dropAfter = dropAfter
         configuration.faults.badSignature = badSignature
         configuration.faults.stale = stale
+        configuration.faults.stringCode = stringCode
+        configuration.faults.echoError = echoError
         configuration.faults.seed = seed
+        configuration.keyName = keyName
+        configuration.escapesSlashes = escapeSlashes
         configuration.cachesSignatures = !noSignatureCache
         do {
             if let latency { configuration.faults.latency = try SandboxConfiguration.Latency.parse(latency) }

@@ -10,6 +10,8 @@ import Testing
         verifier = ReplyVerifier(keyRing: try TestKeys.ring())
     }
 
+    private var globalKey: SigningKey? { verifier.keyRing.signingKeys.first }
+
     private func reason(_ builder: EnvelopeBuilder, maxAge: Double? = nil, now: Double = 1_708_999_933) throws -> UntrustedReason? {
         reason(try builder.bytes(), maxAge: maxAge, now: now)
     }
@@ -23,8 +25,11 @@ import Testing
         let ring = try KeyRing(specs: [CLI.fixture("docs-demo-global-public.pem")])
         let verifier = ReplyVerifier(keyRing: ring)
         func bytes(_ name: String) throws -> [UInt8] { Array(try Data(contentsOf: URL(fileURLWithPath: CLI.fixture(name)))) }
-        #expect(verifier.verify(try bytes("reply-800.json")) == .trusted(SignedPayload(code: 800, message: "License key assigned", timestamp: 1_708_999_933, keyName: "global")))
-        #expect(verifier.verify(try bytes("reply-801.json")) == .trusted(SignedPayload(code: 801, message: "Invalid or already assigned license key", timestamp: 1_708_999_873, keyName: "global")))
+        // The fingerprint is what `openssl pkey -pubin -outform DER | sha256sum` prints for it.
+        let demoKey = SigningKey(name: "global", file: CLI.fixture("docs-demo-global-public.pem"),
+                                 sha256: "1344107e5f0147b3aedeab04896b8f5b3e4b89d1e117238b26743f0dc973b41b")
+        #expect(verifier.verify(try bytes("reply-800.json")) == .trusted(SignedPayload(code: 800, message: "License key assigned", timestamp: 1_708_999_933, keyName: "global", signingKey: demoKey)))
+        #expect(verifier.verify(try bytes("reply-801.json")) == .trusted(SignedPayload(code: 801, message: "Invalid or already assigned license key", timestamp: 1_708_999_873, keyName: "global", signingKey: demoKey)))
         guard case .untrusted(.badSignature, _) = verifier.verify(try bytes("reply-800-signature-flipped.json")) else {
             Issue.record("flipped signature was not refused"); return
         }
@@ -34,7 +39,7 @@ import Testing
     }
 
     @Test func aCraftedReplyIsTrusted() throws {
-        #expect(verifier.verify(try EnvelopeBuilder().bytes()) == .trusted(SignedPayload(code: 800, message: "License key assigned", timestamp: 1_708_999_933, keyName: "global")))
+        #expect(verifier.verify(try EnvelopeBuilder().bytes()) == .trusted(SignedPayload(code: 800, message: "License key assigned", timestamp: 1_708_999_933, keyName: "global", signingKey: globalKey)))
     }
 
     @Test func phpEscapesAreReadAsTheSameValues() throws {
@@ -43,7 +48,7 @@ import Testing
         var builder = EnvelopeBuilder()
         builder.payload = #"{"code":150,"message":"Access denied \/ caf\u00e9 \ud83d\ude00","timestamp":1708999933}"#
         builder.response = #"{"timestamp":1708999933, "message":"Access denied / café 😀", "code":150}"#
-        #expect(verifier.verify(try builder.bytes()) == .trusted(SignedPayload(code: 150, message: "Access denied / café 😀", timestamp: 1_708_999_933, keyName: "global")))
+        #expect(verifier.verify(try builder.bytes()) == .trusted(SignedPayload(code: 150, message: "Access denied / café 😀", timestamp: 1_708_999_933, keyName: "global", signingKey: globalKey)))
     }
 
     @Test func theSignedTextIsTheUnescapedJSONString() throws {
@@ -164,7 +169,9 @@ import Testing
             #"{"message":"License key assigned","timestamp":1708999933}"#,
             #"{"code":800.0,"message":"License key assigned","timestamp":1708999933}"#,
             #"{"code":8e2,"message":"License key assigned","timestamp":1708999933}"#,
-            #"{"code":"800","message":"License key assigned","timestamp":1708999933}"#,
+            // A string of digits is a code (StringCodeTests); anything looser is not.
+            #"{"code":"-800","message":"License key assigned","timestamp":1708999933}"#,
+            #"{"code":"","message":"License key assigned","timestamp":1708999933}"#,
             #"{"code":true,"message":"License key assigned","timestamp":1708999933}"#,
             #"{"code":99999999999999999999999999,"message":"x","timestamp":1708999933}"#,
             #"{"code":800,"message":null,"timestamp":1708999933}"#,
@@ -255,7 +262,7 @@ import Testing
     @Test func randomAndMutatedEnvelopesNeverCrashOrForge() throws {
         var random = SeededGenerator(state: 0x5EED_0001)
         let original = try EnvelopeBuilder().bytes()
-        let originalPayload = SignedPayload(code: 800, message: "License key assigned", timestamp: 1_708_999_933, keyName: "global")
+        let originalPayload = SignedPayload(code: 800, message: "License key assigned", timestamp: 1_708_999_933, keyName: "global", signingKey: globalKey)
         let alphabet = Array(#"{}[]":,\/0123456789.eE+-tfnulrsa=ABCXYZ u"#.utf8)
         for round in 0..<20000 {
             var bytes = original

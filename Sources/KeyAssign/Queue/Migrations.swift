@@ -110,6 +110,14 @@ enum Migrations {
         (2, """
             CREATE INDEX attempts_by_run ON attempts (run_id, work_id);
             """),
+        // Several public keys may share a name (two products, both "product"), so a trusted
+        // verdict records which key verified the reply: its file, and the SHA-256 of its DER
+        // SubjectPublicKeyInfo, which still names it after the file is moved. NULL for
+        // attempts without a trusted reply, and for those recorded before this migration.
+        (3, """
+            ALTER TABLE attempts ADD COLUMN signing_key_file TEXT;
+            ALTER TABLE attempts ADD COLUMN signing_key_sha256 TEXT;
+            """),
     ]
 
     static func migrate(_ db: Database) throws {

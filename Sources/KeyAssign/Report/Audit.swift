@@ -18,6 +18,9 @@ public enum Audit {
         /// Counted, not kept: each one goes to `report` as it is found (with the wrong key
         /// configured, every row is one).
         public var discrepancies = 0
+        /// How many stored replies each configured key verifies, in the ring's order; keys
+        /// that verify none are listed too, so a key given for nothing shows.
+        public var verifiedByKey: [(key: SigningKey, replies: Int)] = []
     }
 
     /// The signed code a row's state must be backed by, if any.
@@ -31,11 +34,13 @@ public enum Audit {
 
     public static func run(_ db: Database, verifier: ReplyVerifier, report: (Discrepancy) -> Void) throws -> Result {
         var result = Result()
+        var verifiedCounts: [String: Int] = [:]
         // A merge join over both tables in work-id order: memory stays flat however large
         // the table.
         let rows = try db.prepare("SELECT id, license_key, state FROM work ORDER BY id")
         let replies = try db.prepare("""
-            SELECT work_id, id, code, verdict, reply FROM attempts WHERE reply IS NOT NULL ORDER BY work_id, id
+            SELECT work_id, id, code, verdict, reply, signing_key_sha256, signing_key_file
+            FROM attempts WHERE reply IS NOT NULL ORDER BY work_id, id
             """)
         var replyPending = try replies.step()
 
@@ -56,15 +61,26 @@ public enum Audit {
                     let attemptID = replies.int(1)
                     let recordedCode = replies.isNull(2) ? nil : Int(replies.int(2))
                     let wasTrusted = replies.string(3) == ReplyVerdict.trustedText
+                    // The key that verified it when it arrived (migration 3 on; NULL before).
+                    let recordedKey = replies.string(5).map { sha in
+                        "sha256:\(sha)" + (replies.string(6).map { " (\($0))" } ?? "")
+                    }
                     switch verifier.verify(replies.blob(4) ?? [], maxAge: nil) {
                     case .trusted(let payload):
                         verifiedCodes.insert(payload.code)
+                        if let signer = payload.signingKey {
+                            verifiedCounts["\(signer.name) \(signer.sha256)", default: 0] += 1
+                            if wasTrusted, let recorded = replies.string(5), recorded != signer.sha256 {
+                                note(key, "attempt \(attemptID) is recorded as verified by key \(recordedKey ?? recorded), but verifies under \(signer)")
+                            }
+                        }
                         if wasTrusted, let recordedCode, recordedCode != payload.code {
                             note(key, "attempt \(attemptID) is recorded with code \(recordedCode) but its signed reply says \(payload.code)")
                         }
                     case .untrusted(let reason, let detail):
                         if wasTrusted {
-                            note(key, "attempt \(attemptID): the stored reply no longer verifies (\(reason.rawValue): \(detail))")
+                            let hint = recordedKey.map { "; key \($0) verified it when it arrived: is that key among --public-key?" } ?? ""
+                            note(key, "attempt \(attemptID): the stored reply no longer verifies (\(reason.rawValue): \(detail))\(hint)")
                         }
                     }
                 }
@@ -78,6 +94,9 @@ public enum Audit {
             if let needed = requiredCode(for: state), !verifiedCodes.contains(needed) {
                 note(key, "recorded as \(state.rawValue), but no stored reply verifies as \(needed)")
             }
+        }
+        result.verifiedByKey = verifier.keyRing.signingKeys.map { key in
+            (key, verifiedCounts["\(key.name) \(key.sha256)"] ?? 0)
         }
         return result
     }

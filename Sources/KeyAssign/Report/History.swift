@@ -11,6 +11,16 @@ public enum History {
         public var outcome: String
         public var verdict: String?
         public var error: String?
+        /// The configured key that verified the reply (file and SHA-256 of its DER
+        /// SubjectPublicKeyInfo); nil unless the reply was trusted.
+        public var signingKeyFile: String? = nil
+        public var signingKeySHA256: String? = nil
+
+        /// `sha256:… (/etc/keyassign/b.pem)`, or nil.
+        var signingKeyText: String? {
+            guard let signingKeySHA256 else { return nil }
+            return "sha256:\(signingKeySHA256)" + (signingKeyFile.map { " (\($0))" } ?? "")
+        }
     }
 
     public struct Entry: Sendable, Equatable {
@@ -28,7 +38,8 @@ public enum History {
         let maybeDelivered = rowQuery.int(11) != 0
 
         let attemptsQuery = try db.prepare("""
-            SELECT attempt, run_id, started_at, latency_ms, http_status, code, outcome, verdict, error
+            SELECT attempt, run_id, started_at, latency_ms, http_status, code, outcome, verdict, error,
+                   signing_key_file, signing_key_sha256
             FROM attempts WHERE work_id = ? ORDER BY id
             """)
         try attemptsQuery.bind(1, workID)
@@ -41,7 +52,8 @@ public enum History {
                 httpStatus: attemptsQuery.isNull(4) ? nil : attemptsQuery.int(4),
                 code: attemptsQuery.isNull(5) ? nil : attemptsQuery.int(5),
                 outcome: attemptsQuery.string(6) ?? "", verdict: attemptsQuery.string(7),
-                error: attemptsQuery.string(8)))
+                error: attemptsQuery.string(8), signingKeyFile: attemptsQuery.string(9),
+                signingKeySHA256: attemptsQuery.string(10)))
         }
         return Entry(row: row, maybeDelivered: maybeDelivered, attempts: attempts)
     }
@@ -65,14 +77,14 @@ public enum History {
             return lines.joined(separator: "\n") + "\n"
         }
         lines.append("")
-        lines.append(["#", "run", "started (UTC)", "latency", "http", "code", "outcome", "signed reply", "error"]
+        lines.append(["#", "run", "started (UTC)", "latency", "http", "code", "outcome", "signed reply", "signing key", "error"]
             .joined(separator: "\t"))
         for attempt in entry.attempts {
             lines.append([
                 String(attempt.attempt), String(attempt.runID), attempt.startedAt,
                 attempt.latencyMs.map { "\(Int($0.rounded())) ms" } ?? "-",
                 attempt.httpStatus.map(String.init) ?? "-", attempt.code.map(String.init) ?? "-",
-                attempt.outcome, attempt.verdict ?? "-", attempt.error ?? "",
+                attempt.outcome, attempt.verdict ?? "-", attempt.signingKeyText ?? "-", attempt.error ?? "",
             ].joined(separator: "\t"))
         }
         return lines.joined(separator: "\n") + "\n"

@@ -10,6 +10,8 @@ struct CompletedAttempt: Sendable {
     var latencyMS: Double
     var httpStatus: Int?
     var reply: [UInt8]?
+    /// The key that verified the reply, when it was trusted.
+    var signingKey: SigningKey?
 }
 
 /// Collects results from many threads and commits them in batches: every `interval` seconds,
@@ -118,8 +120,8 @@ final class Completer: @unchecked Sendable {
                     """)
                 insertAttempt = try db.prepare("""
                     INSERT INTO attempts (work_id, run_id, attempt, started_at, ended_at, latency_ms, http_status,
-                                          code, outcome, verdict, error, reply)
-                    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                                          code, outcome, verdict, error, reply, signing_key_file, signing_key_sha256)
+                    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
                     """)
                 updateRun = try db.prepare("UPDATE runs SET rows_done = rows_done + ?1 WHERE id = ?2")
             }
@@ -154,6 +156,8 @@ final class Completer: @unchecked Sendable {
                     try insertAttempt.bind(10, c.verdict)
                     try insertAttempt.bind(11, c.error)
                     try insertAttempt.bindBlob(12, item.reply)
+                    try insertAttempt.bind(13, item.signingKey?.file)
+                    try insertAttempt.bind(14, item.signingKey?.sha256)
                     try insertAttempt.step()
                     insertAttempt.reset()
                     switch c.state {

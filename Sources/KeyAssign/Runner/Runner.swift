@@ -19,6 +19,7 @@ public final class Runner: @unchecked Sendable {
     private let verifier: ReplyVerifier
     private let logger: Logger
     private let backoff: Backoff
+    private let redaction: ReplyRedaction
     private let wake = DispatchSemaphore(value: 0)
 
     private let lock = NSLock()
@@ -41,6 +42,7 @@ public final class Runner: @unchecked Sendable {
         self.verifier = verifier
         self.logger = logger
         self.backoff = Backoff(base: options.backoffBase, cap: options.backoffCap)
+        self.redaction = ReplyRedaction(apiKey: options.apiKey)
         self.bucket = TokenBucket(rate: options.rate, burst: options.burst)
         self.minimumClaim = max(1, min(16, options.concurrency / 4))
     }
@@ -276,8 +278,10 @@ public final class Runner: @unchecked Sendable {
                 verdict = verifier.verify(body, maxAge: options.maxClockSkew, now: endedWall)
             }
         }
-        let classification = Classifier.classify(result, verdict: verdict, maybeDelivered: row.maybeDelivered,
-                                                 attempts: row.attempts, maxAttempts: options.maxAttempts)
+        // Redacted before anything logs, stores or summarises its texts.
+        let classification = redaction.classification(Classifier.classify(
+            result, verdict: verdict, maybeDelivered: row.maybeDelivered, attempts: row.attempts,
+            maxAttempts: options.maxAttempts))
         var nextAttemptAt: Double?
         if classification.rateLimited {
             let seconds = RetryAfter.seconds(header: retryAfterHeader, body: reply ?? [], now: endedWall)
@@ -291,7 +295,8 @@ public final class Runner: @unchecked Sendable {
         }
         completer?.add(CompletedAttempt(row: row, classification: classification, nextAttemptAt: nextAttemptAt,
                                         startedAt: startedWall, endedAt: endedWall,
-                                        latencyMS: (endedMono - startedMono) * 1000, httpStatus: status, reply: reply))
+                                        latencyMS: (endedMono - startedMono) * 1000, httpStatus: status,
+                                        reply: redaction.stored(reply, verdict: verdict), signingKey: verdict?.signingKey))
         var firstAuthStop: String?
         lock.lock()
         inFlight -= 1

@@ -67,6 +67,13 @@ public struct SandboxConfiguration: Sendable {
         public var badSignature: Double = 0
         /// A properly signed reply whose timestamp is one hour old.
         public var stale: Double = 0
+        /// A properly signed reply whose code is a JSON string (`"code":"800"`), as PHP
+        /// writes a code that came from a string.
+        public var stringCode: Double = 0
+        /// A 500 HTML debug page echoing the request's headers and body (the API key
+        /// included), without processing the request: what a PHP or Laravel server in debug
+        /// mode sends when it fails.
+        public var echoError: Double = 0
         /// nil: a seed is drawn at random (and reported by `SandboxServer.seed`).
         public var seed: UInt64?
 
@@ -76,6 +83,7 @@ public struct SandboxConfiguration: Sendable {
             let named: [(String, Double)] = [
                 ("fail-5xx", fail5xx), ("fail-429", fail429), ("drop-before", dropBefore),
                 ("drop-after", dropAfter), ("bad-signature", badSignature), ("stale", stale),
+                ("string-code", stringCode), ("echo-error", echoError),
             ]
             for (name, value) in named where !(value >= 0 && value <= 1) {
                 throw KeyAssignError(.usage, "\(name) \(value): a probability must be between 0 and 1")
@@ -105,6 +113,11 @@ public struct SandboxConfiguration: Sendable {
     public var faults = Faults()
     /// Size of a newly generated signing key. The published examples use 2048 bits.
     public var keyBits: Int = 2048
+    /// What replies say in `private_key_used`: `global` (the server-wide key), or `product`
+    /// to act as a product with its own key pair (the state directory's key signs either way).
+    public var keyName: String = "global"
+    /// Write `/` as `\/` in reply JSON, as PHP's `json_encode` does by default.
+    public var escapesSlashes = true
     /// Sign every reply afresh instead of reusing the signature of an identical signed text
     /// (only for measuring what the cache saves).
     public var cachesSignatures = true
@@ -128,6 +141,9 @@ public struct SandboxConfiguration: Sendable {
         }
         if case .generate(let count) = inventory, count < 0 {
             throw KeyAssignError(.usage, "generate-keys \(count): must be 0 or more")
+        }
+        guard !keyName.isEmpty, keyName.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) else {
+            throw KeyAssignError(.usage, "key name \"\(keyName)\": expected printable ASCII without spaces or quotes, e.g. global or product")
         }
         if let threads, threads < 1 {
             throw KeyAssignError(.usage, "threads \(threads): must be at least 1")

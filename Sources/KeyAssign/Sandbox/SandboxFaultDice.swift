@@ -10,6 +10,8 @@ struct FaultDecision: Equatable {
     var dropAfter = false
     var badSignature = false
     var stale = false
+    var stringCode = false
+    var echoError = false
 }
 
 /// Decides faults per request from a seeded generator (SplitMix64), so a seed reproduces the
@@ -28,6 +30,7 @@ final class SandboxFaultDice: Sendable {
     var injectsAnything: Bool {
         faults.latency != .none || faults.fail5xx > 0 || faults.fail429 > 0 || faults.dropBefore > 0
             || faults.dropAfter > 0 || faults.badSignature > 0 || faults.stale > 0
+            || faults.stringCode > 0 || faults.echoError > 0
     }
 
     func roll() -> FaultDecision {
@@ -59,6 +62,8 @@ final class SandboxFaultDice: Sendable {
             decision.dropAfter = chance(faults.dropAfter)
             decision.badSignature = chance(faults.badSignature)
             decision.stale = chance(faults.stale)
+            decision.stringCode = chance(faults.stringCode)
+            decision.echoError = chance(faults.echoError)
             return decision
         }
     }

@@ -52,7 +52,8 @@ final class SandboxHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             contentType: requestHead.headers.first(name: "content-type"),
             authorization: requestHead.headers.first(name: "authorization"),
             idempotencyKey: requestHead.headers.first(name: "idempotency-key"),
-            body: body
+            body: body,
+            headers: requestHead.headers.map { ($0.name, $0.value) }
         )
         switch service.handle(request) {
         case .reply(let reply) where reply.delayMilliseconds > 0:

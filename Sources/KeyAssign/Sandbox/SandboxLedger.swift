@@ -61,6 +61,8 @@ public struct SandboxLedger: Codable, Sendable, Equatable {
         public var dropAfter = 0
         public var badSignature = 0
         public var stale = 0
+        public var stringCode = 0
+        public var echoError = 0
 
         enum CodingKeys: String, CodingKey {
             case latency
@@ -70,6 +72,8 @@ public struct SandboxLedger: Codable, Sendable, Equatable {
             case dropAfter = "drop_after"
             case badSignature = "bad_signature"
             case stale
+            case stringCode = "string_code"
+            case echoError = "echo_error"
         }
     }
 

@@ -48,7 +48,9 @@ public final class SandboxServer: Sendable {
         let seed = configuration.faults.seed ?? UInt64.random(in: 0...UInt64.max)
         let service = try SandboxService(apiKey: apiKey, inventory: inventory,
                                          assignmentsPath: directory.assignmentsPath,
-                                     replies: SignedReplyMaker(signer: signer, caching: configuration.cachesSignatures),
+                                     replies: SignedReplyMaker(signer: signer, keyName: configuration.keyName,
+                                                              escapesSlashes: configuration.escapesSlashes,
+                                                              caching: configuration.cachesSignatures),
                                      dice: SandboxFaultDice(configuration.faults, seed: seed),
                                      rateLimit: configuration.rateLimit)
 

@@ -10,6 +10,8 @@ struct SandboxRequest {
     var authorization: String?
     var idempotencyKey: String?
     var body: [UInt8]
+    /// Every header as received (the echo-error fault shows them all, as debug pages do).
+    var headers: [(String, String)] = []
 }
 
 /// What the HTTP layer must do with a request.
@@ -124,7 +126,7 @@ final class SandboxService: Sendable {
 
     private enum Outcome {
         case rateLimited(Int)
-        case fault429, fault5xx, dropBefore
+        case fault429, fault5xx, dropBefore, echoError
         case signed(code: Int, assignedNow: Bool)
         case persistFailed(String)
     }
@@ -155,6 +157,7 @@ final class SandboxService: Sendable {
             if decision.dropBefore { state.ledger.faults.dropBefore += 1; return .dropBefore }
             if decision.fail5xx { state.ledger.faults.fail5xx += 1; return .fault5xx }
             if decision.fail429 { state.ledger.faults.fail429 += 1; return .fault429 }
+            if decision.echoError { state.ledger.faults.echoError += 1; return .echoError }
             guard authorized else { return .signed(code: 100, assignedNow: false) }
             guard let licenseKey, state.inventory.contains(licenseKey), state.assigned[licenseKey] == nil else {
                 return .signed(code: 801, assignedNow: false)
@@ -182,6 +185,8 @@ final class SandboxService: Sendable {
             return .reply(withDelay(.plain(503, "Service Unavailable"), delay))
         case .dropBefore:
             return .drop(delayMilliseconds: delay)
+        case .echoError:
+            return .reply(withDelay(SandboxDebugPage.reply(for: request, fields: fields), delay))
         case .persistFailed(let message):
             return .reply(withDelay(.plain(500, "Internal Server Error: \(message)"), delay))
         case .signed(let code, _):
@@ -195,7 +200,8 @@ final class SandboxService: Sendable {
             let envelope: [UInt8]
             do {
                 envelope = try replies.envelope(code: code, message: message, timestamp: timestamp,
-                                                corruptSignature: decision.badSignature)
+                                                corruptSignature: decision.badSignature,
+                                                codeAsString: decision.stringCode)
             } catch {
                 return .reply(withDelay(.plain(500, "Internal Server Error: cannot sign the reply: \(error)"), delay))
             }
@@ -203,6 +209,7 @@ final class SandboxService: Sendable {
                 state.ledger.totals.repliesByCode[String(code), default: 0] += 1
                 if decision.badSignature { state.ledger.faults.badSignature += 1 }
                 if decision.stale { state.ledger.faults.stale += 1 }
+                if decision.stringCode { state.ledger.faults.stringCode += 1 }
             }
             return .reply(withDelay(.json(code == 100 ? 401 : 200, envelope), delay))
         }

@@ -5,6 +5,11 @@ import Synchronization
 /// `response`, its base64, and an RSA signature over the ASCII of that base64 string.
 final class SignedReplyMaker: Sendable {
     private let signer: ReplySigner
+    /// What `private_key_used` says: `global`, or `product` for a product's own key pair.
+    let keyName: String
+    /// PHP's `json_encode` writes `/` as `\/` unless told not to, and the real server's raw
+    /// bodies look like its output: base64 and signatures are full of `/`.
+    let escapesSlashes: Bool
     /// The signed text changes only with the code and the second, so a handful of entries
     /// saves one ~1 ms RSA operation per reply. Cleared when full rather than evicting
     /// one by one: it refills within a second.
@@ -12,22 +17,30 @@ final class SignedReplyMaker: Sendable {
     private let cacheLimit: Int
 
     /// `caching: false` signs every reply (for benchmarks).
-    init(signer: ReplySigner, caching: Bool = true) {
+    init(signer: ReplySigner, keyName: String = "global", escapesSlashes: Bool = true, caching: Bool = true) {
         self.signer = signer
+        self.keyName = keyName
+        self.escapesSlashes = escapesSlashes
         cacheLimit = caching ? 256 : 0
     }
 
-    /// `corruptSignature` flips one bit of a valid signature (the bad-signature fault).
-    func envelope(code: Int, message: String, timestamp: Int, corruptSignature: Bool = false) throws -> [UInt8] {
-        let response = "{\"code\":\(code),\"message\":\(Self.jsonString(message)),\"timestamp\":\(timestamp)}"
+    /// `corruptSignature` flips one bit of a valid signature (the bad-signature fault);
+    /// `codeAsString` writes `"code":"800"`, as PHP does when the code comes from a string.
+    func envelope(code: Int, message: String, timestamp: Int, corruptSignature: Bool = false,
+                  codeAsString: Bool = false) throws -> [UInt8] {
+        let codeText = codeAsString ? "\"\(code)\"" : "\(code)"
+        let response = "{\"code\":\(codeText),\"message\":\(Self.jsonString(message, escapingSlashes: escapesSlashes)),"
+            + "\"timestamp\":\(timestamp)}"
         let responseBase64 = Data(response.utf8).base64EncodedString()
         var signature = try signature(for: responseBase64)
         if corruptSignature, var bytes = Data(base64Encoded: signature), !bytes.isEmpty {
             bytes[bytes.startIndex + bytes.count / 2] ^= 0x01
             signature = bytes.base64EncodedString()
         }
-        let text = "{\"response\":\(response),\"response_base64\":\"\(responseBase64)\","
-            + "\"private_key_used\":\"global\",\"signature\":\"\(signature)\"}"
+        // The signature is over the base64 text itself; the escapes are only how it is written.
+        let text = "{\"response\":\(response),\"response_base64\":\(Self.base64String(responseBase64, escapingSlashes: escapesSlashes)),"
+            + "\"private_key_used\":\(Self.jsonString(keyName, escapingSlashes: escapesSlashes)),"
+            + "\"signature\":\(Self.base64String(signature, escapingSlashes: escapesSlashes))}"
         return Array(text.utf8)
     }
 
@@ -44,15 +57,28 @@ final class SignedReplyMaker: Sendable {
         return signature
     }
 
-    /// PHP's json_encode of a plain message: quotes, backslashes, control characters and
-    /// slashes (`\/`) escaped.
-    static func jsonString(_ text: String) -> String {
+    /// `jsonString` for base64 text, whose only character JSON may escape is `/`: a byte loop,
+    /// since every reply carries two of them.
+    static func base64String(_ base64: String, escapingSlashes: Bool) -> String {
+        var out: [UInt8] = [UInt8(ascii: "\"")]
+        out.reserveCapacity(base64.utf8.count + 80)
+        for byte in base64.utf8 {
+            if byte == UInt8(ascii: "/") && escapingSlashes { out.append(UInt8(ascii: "\\")) }
+            out.append(byte)
+        }
+        out.append(UInt8(ascii: "\""))
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// PHP's json_encode of a string: quotes, backslashes, control characters and, unless
+    /// `escapingSlashes` is false (`JSON_UNESCAPED_SLASHES`), slashes (`\/`) escaped.
+    static func jsonString(_ text: String, escapingSlashes: Bool = true) -> String {
         var out = "\""
         for scalar in text.unicodeScalars {
             switch scalar {
             case "\"": out += "\\\""
             case "\\": out += "\\\\"
-            case "/": out += "\\/"
+            case "/" where escapingSlashes: out += "\\/"
             case "\n": out += "\\n"
             case "\r": out += "\\r"
             case "\t": out += "\\t"

@@ -5,6 +5,10 @@ import Foundation
 /// `private_key_used` (`global`, `product`, …). Each key is parsed and checked once, here,
 /// so that a bad key file stops keyassign before any work instead of failing every reply.
 ///
+/// Several keys may share a name: a vendor selling two products that each have their own
+/// key pair gets replies that all say `product`, so a reply is tried against every key of
+/// its name, in the order given.
+///
 /// Immutable after init; safe to share between threads (OpenSSL allows concurrent
 /// verification with one EVP_PKEY as long as nobody modifies it).
 public final class KeyRing: @unchecked Sendable {
@@ -13,14 +17,15 @@ public final class KeyRing: @unchecked Sendable {
     public static let acceptedBits = 2048...8192
 
     struct Key {
-        let name: String
+        let identity: SigningKey
         let source: String
         let pkey: OpaquePointer
         /// The modulus size in bytes: an RSA signature is exactly this long.
         let signatureLength: Int
     }
 
-    private let keys: [String: Key]
+    /// By name, in the order the keys were given.
+    private let keys: [String: [Key]]
     /// SHA-256 fetched once: implicit fetches on every verification cost a lock and a lookup.
     let sha256: OpaquePointer
 
@@ -35,13 +40,14 @@ public final class KeyRing: @unchecked Sendable {
     /// and `/keys/a=b.pem` is `global` at that path. A relative path whose first part looks
     /// like a name (`a=b.pem`) must be written `./a=b.pem` or `global=a=b.pem`.
     public convenience init(specs: [String]) throws {
-        var sources: [(name: String, source: String, pem: [UInt8])] = []
+        var sources: [Source] = []
         for spec in specs {
             let (name, path) = Self.split(spec)
             guard !path.isEmpty else {
                 throw KeyAssignError(.config, "public key spec '\(spec)': no file path after '\(name)='")
             }
-            sources.append((name, "public key \(path)", try Self.readFile(path)))
+            sources.append(Source(name: name, description: "public key \(path)", file: Self.absolute(path),
+                                  pem: try Self.readFile(path)))
         }
         try self.init(sources: sources)
     }
@@ -49,41 +55,64 @@ public final class KeyRing: @unchecked Sendable {
     /// Keys held in memory, by name (tests, the demo). The values are PEM text.
     public convenience init(pems: [String: String]) throws {
         try self.init(sources: pems.sorted { $0.key < $1.key }.map {
-            ($0.key, "public key '\($0.key)' (in memory)", Array($0.value.utf8))
+            Source(name: $0.key, description: "public key '\($0.key)' (in memory)", file: nil, pem: Array($0.value.utf8))
         })
     }
 
-    private init(sources: [(name: String, source: String, pem: [UInt8])]) throws {
+    private struct Source {
+        var name: String
+        var description: String
+        var file: String?
+        var pem: [UInt8]
+    }
+
+    private init(sources: [Source]) throws {
         guard let sha256 = EVP_MD_fetch(nil, "SHA256", nil) else {
             throw KeyAssignError(.config, "OpenSSL has no SHA-256: \(OpenSSLErrors.drain())")
         }
-        var keys: [String: Key] = [:]
+        var keys: [String: [Key]] = [:]
         func freeAll() {
-            for key in keys.values { EVP_PKEY_free(key.pkey) }
+            for key in keys.values.joined() { EVP_PKEY_free(key.pkey) }
             EVP_MD_free(sha256)
         }
-        for (name, source, pem) in sources {
-            if let earlier = keys[name] {
-                freeAll()
-                throw KeyAssignError(.config, "\(source): the name '\(name)' is already given to \(earlier.source); give each key its own NAME=")
-            }
+        for source in sources {
+            let key: Key
             do {
-                keys[name] = try Self.parse(pem, name: name, source: source)
+                key = try Self.parse(source)
             } catch {
                 freeAll()
                 throw error
             }
+            // The same key twice under one name adds nothing, and usually means the file of
+            // another product's key was meant: say so rather than leave that product unverifiable.
+            if let earlier = keys[source.name]?.first(where: { $0.identity.sha256 == key.identity.sha256 }) {
+                EVP_PKEY_free(key.pkey)
+                freeAll()
+                throw KeyAssignError(.config, "\(source.description): the same key (\(key.identity.fingerprint)) as \(earlier.source), both named '\(source.name)'; was another key meant?")
+            }
+            keys[source.name, default: []].append(key)
         }
         self.keys = keys
         self.sha256 = sha256
     }
 
     deinit {
-        for key in keys.values { EVP_PKEY_free(key.pkey) }
+        for key in keys.values.joined() { EVP_PKEY_free(key.pkey) }
         EVP_MD_free(sha256)
     }
 
-    func key(named name: String) -> Key? { keys[name] }
+    /// The keys configured under `name`, in the order given; empty for an unknown name.
+    func keys(named name: String) -> [Key] { keys[name] ?? [] }
+
+    /// Every configured key, by name and then in the order given.
+    public var signingKeys: [SigningKey] { names.flatMap { keys(named: $0).map(\.identity) } }
+
+    /// Stored with each attempt and shown later from any directory, so never relative.
+    private static func absolute(_ path: String) -> String {
+        if path.hasPrefix("/") { return path }
+        let directory = FileManager.default.currentDirectoryPath
+        return (directory.hasSuffix("/") ? directory : directory + "/") + (path.hasPrefix("./") ? String(path.dropFirst(2)) : path)
+    }
 
     static func split(_ spec: String) -> (name: String, path: String) {
         guard let equals = spec.firstIndex(of: "=") else { return ("global", spec) }
@@ -119,7 +148,8 @@ public final class KeyRing: @unchecked Sendable {
         return labels
     }
 
-    private static func parse(_ pem: [UInt8], name: String, source: String) throws -> Key {
+    private static func parse(_ input: Source) throws -> Key {
+        let pem = input.pem, source = input.description
         // Look at the PEM labels first: they let the error say what the file is, which is
         // more useful to someone who picked the wrong file than a decoder's complaint.
         let labels = pemLabels(String(decoding: pem, as: UTF8.self))
@@ -146,7 +176,35 @@ public final class KeyRing: @unchecked Sendable {
             EVP_PKEY_free(pkey)
             throw KeyAssignError(.config, "\(source): RSA key of \(bits) bits; keyassign accepts \(acceptedBits.lowerBound) to \(acceptedBits.upperBound)")
         }
-        return Key(name: name, source: source, pkey: pkey, signatureLength: Int(EVP_PKEY_get_size(pkey)))
+        let fingerprint: String
+        do {
+            fingerprint = try Self.fingerprint(pkey, source: source)
+        } catch {
+            EVP_PKEY_free(pkey)
+            throw error
+        }
+        return Key(identity: SigningKey(name: input.name, file: input.file, sha256: fingerprint), source: source,
+                   pkey: pkey, signatureLength: Int(EVP_PKEY_get_size(pkey)))
+    }
+
+    /// SHA-256 of the DER SubjectPublicKeyInfo: the same for a key whatever PEM flavour its
+    /// file uses, and what `openssl pkey -pubin -outform DER | sha256sum` prints.
+    private static func fingerprint(_ pkey: OpaquePointer, source: String) throws -> String {
+        let length = i2d_PUBKEY(pkey, nil)
+        guard length > 0 else {
+            throw KeyAssignError(.config, "\(source): OpenSSL cannot encode the key as DER (\(OpenSSLErrors.drain()))")
+        }
+        var der = [UInt8](repeating: 0, count: Int(length))
+        let written = der.withUnsafeMutableBufferPointer { buffer -> Int32 in
+            var cursor = buffer.baseAddress
+            return i2d_PUBKEY(pkey, &cursor)
+        }
+        guard written == length else {
+            throw KeyAssignError(.config, "\(source): OpenSSL cannot encode the key as DER (\(OpenSSLErrors.drain()))")
+        }
+        let digest = try SHA256Digest()
+        der.withUnsafeBytes { digest.update($0) }
+        return digest.finalHex()
     }
 
     /// OSSL_DECODER reads both SubjectPublicKeyInfo and PKCS#1 `RSA PUBLIC KEY` PEM.

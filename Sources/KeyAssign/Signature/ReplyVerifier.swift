@@ -7,12 +7,15 @@ public struct SignedPayload: Sendable, Equatable {
     public let timestamp: Int64
     /// The key that signed it (`private_key_used`).
     public let keyName: String
+    /// Which configured key of that name verified it (nil only for payloads made by hand).
+    public let signingKey: SigningKey?
 
-    public init(code: Int, message: String, timestamp: Int64, keyName: String) {
+    public init(code: Int, message: String, timestamp: Int64, keyName: String, signingKey: SigningKey? = nil) {
         self.code = code
         self.message = message
         self.timestamp = timestamp
         self.keyName = keyName
+        self.signingKey = signingKey
     }
 }
 
@@ -49,6 +52,20 @@ public enum ReplyVerdict: Sendable, Equatable {
     case trusted(SignedPayload)
     case untrusted(UntrustedReason, String)
 
+    /// The configured key that verified a trusted reply.
+    public var signingKey: SigningKey? {
+        if case .trusted(let payload) = self { return payload.signingKey }
+        return nil
+    }
+
+    /// False when the body is not an envelope at all (not JSON, or lacking its fields).
+    public var isEnvelope: Bool {
+        switch self {
+        case .trusted: true
+        case .untrusted(let reason, _): reason != .envelopeNotJSON && reason != .envelopeMissingFields
+        }
+    }
+
     /// How the verdict is stored in `attempts.verdict`: this, or the `UntrustedReason`'s raw
     /// value. `audit` reads it back.
     public static let trustedText = "trusted"
@@ -63,9 +80,9 @@ public enum ReplyVerdict: Sendable, Equatable {
 
 /// Checks a reply envelope the way the server signs it: RSASSA-PKCS1-v1_5 with SHA-256 over
 /// the ASCII bytes of the `response_base64` string value as received (its JSON escapes
-/// undone: PHP's encoder may write `/` as `\/`, and the signature is over `/`), with the key named by
-/// `private_key_used`; only then is the signed payload decoded and compared with the
-/// unsigned `response` copy.
+/// undone: PHP's encoder may write `/` as `\/`, and the signature is over `/`), with the keys named by
+/// `private_key_used` (trusted when any of them verifies it); only then is the signed payload
+/// decoded and compared with the unsigned `response` copy.
 ///
 /// Thread-safe and allocation-light: each call uses its own EVP_MD_CTX over the ring's keys.
 public struct ReplyVerifier: Sendable {
@@ -104,23 +121,43 @@ public struct ReplyVerifier: Sendable {
         if signatureText == Self.unsignedMarker {
             return .untrusted(.unsigned, "the server signs nothing: its signature field says \"\(Self.unsignedMarker)\"")
         }
-        guard let key = keyRing.key(named: keyName) else {
+        let candidates = keyRing.keys(named: keyName)
+        guard !candidates.isEmpty else {
             let known = keyRing.names.joined(separator: ", ")
             return .untrusted(.unknownKey, "signed with key \"\(Self.printable(keyName))\", but keyassign only has public keys for: \(known)")
         }
         guard let signature = Base64Strict.decode(signatureText.utf8) else {
             return .untrusted(.signatureNotBase64, "the signature is not standard base64")
         }
-        guard signature.count == key.signatureLength else {
-            return .untrusted(.signatureWrongLength, "the signature is \(signature.count) bytes; key \"\(keyName)\" signs \(key.signatureLength)")
+        // Keys of one name may differ in size (a 2048-bit key and a 4096-bit one): only those
+        // whose modulus matches the signature's length can have made it.
+        let sized = candidates.filter { $0.signatureLength == signature.count }
+        guard !sized.isEmpty else {
+            let lengths = Set(candidates.map(\.signatureLength)).sorted().map(String.init).joined(separator: " or ")
+            return .untrusted(.signatureWrongLength, "the signature is \(signature.count) bytes; key \"\(keyName)\" signs \(lengths)")
         }
         // Native Swift strings are contiguous UTF-8, so this borrows the bytes without a copy.
-        let holds = signedText.utf8.withContiguousStorageIfAvailable { checkSignature(signature, over: $0, key: key) }
-            ?? Array(signedText.utf8).withUnsafeBufferPointer { checkSignature(signature, over: $0, key: key) }
-        guard holds else {
-            return .untrusted(.badSignature, "the signature does not match response_base64 under key \"\(keyName)\"")
+        let signer = signedText.utf8.withContiguousStorageIfAvailable { firstKey(of: sized, verifying: signature, over: $0) }
+            ?? Array(signedText.utf8).withUnsafeBufferPointer { firstKey(of: sized, verifying: signature, over: $0) }
+        guard let signer else {
+            let tried = candidates.count == 1 ? "" : " (none of its \(candidates.count) keys)"
+            return .untrusted(.badSignature, "the signature does not match response_base64 under key \"\(keyName)\"\(tried)")
         }
-        return checkPayload(signedText, response: response, keyName: keyName, maxAge: maxAge, now: now)
+        return checkPayload(signedText, response: response, signer: signer.identity, maxAge: maxAge, now: now)
+    }
+
+    /// Whether `body` has the envelope's shape (step 1 of `verify`: a JSON object with
+    /// `response` and the three string fields), whatever its signature. For bodies that were
+    /// not verified (a 5xx, a 429); a verdict answers the same question for the others.
+    public static func isEnvelope(_ body: [UInt8]) -> Bool {
+        guard let root = try? StrictJSONParser.parse(body), case .object = root["response"] else { return false }
+        return root["response_base64"]?.stringValue != nil && root["private_key_used"]?.stringValue != nil
+            && root["signature"]?.stringValue != nil
+    }
+
+    private func firstKey(of keys: [KeyRing.Key], verifying signature: [UInt8],
+                          over message: UnsafeBufferPointer<UInt8>) -> KeyRing.Key? {
+        keys.first { checkSignature(signature, over: message, key: $0) }
     }
 
     private func checkSignature(_ signature: [UInt8], over message: UnsafeBufferPointer<UInt8>, key: KeyRing.Key) -> Bool {
@@ -136,7 +173,7 @@ public struct ReplyVerifier: Sendable {
         return result == 1
     }
 
-    private func checkPayload(_ signedText: String, response: JSONValue, keyName: String,
+    private func checkPayload(_ signedText: String, response: JSONValue, signer: SigningKey,
                               maxAge: Double?, now: Double) -> ReplyVerdict {
         guard let payloadBytes = Base64Strict.decode(signedText.utf8) else {
             return .untrusted(.payloadNotJSON, "response_base64 is signed but is not standard base64")
@@ -149,8 +186,11 @@ public struct ReplyVerifier: Sendable {
             return .untrusted(.payloadNotJSON, "the signed payload is JSON but not an object")
         }
         var missing: [String] = []
-        let code = payload["code"]?.integerValue.flatMap { Int(exactly: $0) }
-        if code == nil { missing.append("code (integer)") }
+        var code: Int?
+        switch Self.code(payload["code"]) {
+        case .success(let value): code = value
+        case .failure(let problem): missing.append(problem.text)
+        }
         let message = payload["message"]?.stringValue
         if message == nil { missing.append("message (string)") }
         let timestamp = payload["timestamp"]?.integerValue
@@ -167,7 +207,44 @@ public struct ReplyVerifier: Sendable {
             let shown = age.magnitude < 1e15 ? String(Int64(age.rounded())) : String(age)
             return .untrusted(.stale, "signed at \(timestamp), \(shown) s before now; more than the allowed \(maxAge) s either way")
         }
-        return .trusted(SignedPayload(code: code, message: message, timestamp: timestamp, keyName: keyName))
+        return .trusted(SignedPayload(code: code, message: message, timestamp: timestamp, keyName: signer.name,
+                                      signingKey: signer))
+    }
+
+    /// The longest code written as a string that is read: real codes have three digits, and
+    /// this keeps any value far inside `Int`.
+    static let maximumCodeDigits = 9
+
+    struct CodeProblem: Error {
+        let text: String
+    }
+
+    /// A code is a JSON integer or, as PHP servers write it, a string of ASCII digits
+    /// (`"code":"800"`). Nothing looser: no sign, no blank, no fraction, no other digits.
+    static func code(_ value: JSONValue?) -> Result<Int, CodeProblem> {
+        switch value {
+        case .number(let number)?:
+            guard number.isInteger, let wide = Int64(number.literal), let code = Int(exactly: wide) else {
+                return .failure(CodeProblem(text: "code (integer; got \(printable(number.literal, limit: 24)))"))
+            }
+            return .success(code)
+        case .string(let text)?:
+            let digits = text.utf8
+            guard !digits.isEmpty else {
+                return .failure(CodeProblem(text: "code (integer or string of digits; got an empty string)"))
+            }
+            guard digits.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
+                return .failure(CodeProblem(text: "code (integer or string of digits; got \"\(printable(text, limit: 24))\")"))
+            }
+            guard digits.count <= maximumCodeDigits, let code = Int(text) else {
+                return .failure(CodeProblem(text: "code (integer or string of digits; got a string of \(digits.count) digits, more than \(maximumCodeDigits))"))
+            }
+            return .success(code)
+        case nil:
+            return .failure(CodeProblem(text: "code (integer)"))
+        case _?:
+            return .failure(CodeProblem(text: "code (integer or string of digits)"))
+        }
     }
 
     /// Text from outside (key names from a reply, file names) must not inject control
