@@ -20,7 +20,7 @@ struct AuditCommand: ParsableCommand {
 
     @OptionGroup var database: DatabaseOption
 
-    @Option(name: .customLong("public-key"), help: ArgumentHelp("A public key PEM the replies may be signed with (repeatable; a bare PATH is named global).", valueName: "[NAME=]PATH"))
+    @Option(name: .customLong("public-key"), help: ArgumentHelp("A public key PEM the replies may be signed with (repeatable; a bare PATH is named global; several may share a NAME).", valueName: "[NAME=]PATH"))
     var publicKeys: [String] = []
 
     func validate() throws {

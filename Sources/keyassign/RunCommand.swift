@@ -6,7 +6,7 @@ struct RunArguments: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("The license server's base URL; keyassign appends /api/v1/assign-license-key (a URL already ending in /api/v1 is accepted).", valueName: "URL"))
     var server: String
 
-    @Option(name: .customLong("public-key"), help: ArgumentHelp("A public key (PEM) replies may be signed with: NAME=PATH, or PATH for the name 'global'. Repeat for several.", valueName: "[NAME=]PATH"))
+    @Option(name: .customLong("public-key"), help: ArgumentHelp("A public key (PEM) replies may be signed with: NAME=PATH, or PATH for the name 'global'. Repeat for several; several may share a NAME (two products' keys, both 'product').", valueName: "[NAME=]PATH"))
     var publicKeys: [String] = []
 
     @OptionGroup var database: DatabaseOption

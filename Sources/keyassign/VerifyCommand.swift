@@ -27,7 +27,7 @@ struct VerifyCommand: ParsableCommand {
     )
 
     @Option(name: .customLong("public-key"),
-            help: ArgumentHelp("A public key PEM file, named as in the replies' private_key_used (repeatable; a bare PATH is named global). NAME is letters, digits, _ and -; write ./PATH for a path that starts like NAME=.",
+            help: ArgumentHelp("A public key PEM file, named as in the replies' private_key_used (repeatable; a bare PATH is named global; several may share a NAME, and any of them may verify). NAME is letters, digits, _ and -; write ./PATH for a path that starts like NAME=.",
                                valueName: "[NAME=]PATH"))
     var publicKeys: [String] = []
 
