@@ -1,5 +1,6 @@
 import ArgumentParser
 import KeyAssign
+import Logging
 
 struct SyncCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -29,12 +30,26 @@ struct SyncCommand: ParsableCommand {
     }
 
     func run() throws {
+        let started = Timestamps.monotonic()
+        // Bad --map or --delimiter values are usage errors, shown with the usage, before
+        // anything starts (and before any metrics file: see docs/scheduling.md).
+        let columnMap = try columns.columnMap()
+        let delimiter = try columns.parsedDelimiter()
         let logger = RunSetup.logger(quiet: arguments.quiet)
+        let result = importAndRun(columnMap: columnMap, delimiter: delimiter, logger: logger)
+        let status = MetricsFile.finish(path: arguments.metricsFile, status: result.status, summary: result.summary,
+                                        databasePath: arguments.database.path, startedAt: started, logger: logger)
+        throw ExitCode(status.rawValue)
+    }
+
+    /// The status to exit with, and the run's summary when the run got that far.
+    private func importAndRun(columnMap: [ImportField: String], delimiter: CSVDelimiter?,
+                             logger: Logger) -> (status: ExitStatus, summary: RunSummary?) {
         let options: RunOptions
         switch arguments.runOptions() {
         case .failure(let error):
             logger.error("\(error.message)")
-            throw ExitCode(error.status.rawValue)
+            return (error.status, nil)
         case .success(let built):
             options = built
         }
@@ -43,22 +58,25 @@ struct SyncCommand: ParsableCommand {
             try Runner.checkNotLocked(databasePath: options.databasePath)
         } catch let error as KeyAssignError {
             logger.error("\(error.message)")
-            throw ExitCode(error.status.rawValue)
+            return (error.status, nil)
+        } catch {
+            logger.error("\(error)")
+            return (.ioError, nil)
         }
-        let importOptions = ImportOptions(databasePath: options.databasePath, columnMap: try columns.columnMap(),
-                                          delimiter: try columns.parsedDelimiter(), dryRun: false)
+        let importOptions = ImportOptions(databasePath: options.databasePath, columnMap: columnMap,
+                                          delimiter: delimiter, dryRun: false)
         let quiet = arguments.quiet
         let imported = importFiles(paths, options: importOptions,
                                    output: { if !quiet { StandardStreams.out($0 + "\n") } },
                                    errorOutput: { StandardStreams.error($0) })
         if imported.exitStatus != .ok && imported.exitStatus != .dataError {
-            throw ExitCode(imported.exitStatus.rawValue)
+            return (imported.exitStatus, nil)
         }
-        let status = RunSetup.execute(options, publicKeys: arguments.publicKeys, logger: logger)
-        if imported.exitStatus == .dataError && (status == .ok || status == .someFailed) {
+        let run = RunSetup.executeWithSummary(options, publicKeys: arguments.publicKeys, logger: logger)
+        if imported.exitStatus == .dataError && (run.status == .ok || run.status == .someFailed) {
             logger.error("some input files could not be imported (see above); the rows that were queued have been sent")
-            throw ExitCode(ExitStatus.dataError.rawValue)
+            return (.dataError, run.summary)
         }
-        throw ExitCode(status.rawValue)
+        return run
     }
 }
