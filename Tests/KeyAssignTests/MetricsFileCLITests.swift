@@ -166,6 +166,55 @@ import Testing
         #expect(unwritable.stderr.contains("--metrics-file \(nowhere)"))
     }
 
+    @Test func aRunStoppedBySIGTERMWritesExit143() throws {
+        var faults = SandboxConfiguration.Faults()
+        faults.latency = .fixed(milliseconds: 200)
+        let bench = try RunnerBench(inventory: 200, faults: faults)
+        let metrics = bench.dir.path + "/keyassign.prom"
+        let process = Process()
+        process.executableURL = CLI.executableURL
+        process.arguments = bench.runArguments(["--concurrency", "4", "--metrics-file", metrics])
+        var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("KEYASSIGN_") }
+        environment["KEYASSIGN_API_KEY"] = bench.server.apiKey
+        process.environment = environment
+        process.standardError = FileHandle.nullDevice
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        // Signal only once rows are being answered: the handlers are installed by then, however
+        // slow the machine (a SIGTERM before them would simply kill the process).
+        var deadline = Date().addingTimeInterval(60)
+        while try bench.count("SELECT count(*) FROM work WHERE state = 'assigned'") == 0 && Date() < deadline {
+            usleep(20_000)
+        }
+        kill(process.processIdentifier, SIGTERM)
+        deadline = Date().addingTimeInterval(60)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 143)
+        let parsed = try Self.read(metrics)
+        #expect(parsed.value("keyassign_run_exit_status") == 143)
+        #expect(parsed.value("keyassign_rows{state=\"in_flight\"}") == 0)
+        let assigned = try #require(parsed.value("keyassign_rows{state=\"assigned\"}"))
+        #expect(assigned > 0 && assigned < 200)
+        #expect(parsed.value("keyassign_run_requests{outcome=\"assigned\"}") == assigned)
+        #expect(parsed.value("keyassign_last_success_timestamp_seconds") == 0)
+    }
+
+    @Test func aRunRefusedByTheLockWritesExit75() throws {
+        let bench = try RunnerBench(inventory: 2)
+        try bench.open().execute("""
+            INSERT INTO run_lock (id, pid, host, started_at, run_id)
+            VALUES (1, \(getpid()), '\(RunLock.hostName)', '2026-11-27T01:00:00.000Z', 41)
+            """)
+        let metrics = bench.dir.path + "/keyassign.prom"
+        #expect(try bench.run(["--metrics-file", metrics]).status == 75)
+        let parsed = try Self.read(metrics)
+        #expect(parsed.value("keyassign_run_exit_status") == 75)
+        #expect(parsed.value("keyassign_rows{state=\"pending\"}") == 2)
+        #expect(parsed.value("keyassign_run_requests{outcome=\"assigned\"}") == 0)
+    }
+
     @Test func renderingIsPureAndTheLastSuccessParsesBack() {
         let snapshot = MetricsFile.Snapshot(exitStatus: 1, seconds: 12.3456, endedAt: 1_764_650_000.25,
                                             lastSuccess: 1_764_600_000.5, rows: [.failed: 2, .uncertain: 1],
