@@ -47,6 +47,9 @@ struct RunArguments: ParsableArguments {
     @Option(name: .customLong("summary-json"), help: ArgumentHelp("Write the run's summary as JSON to this file.", valueName: "FILE"))
     var summaryJSON: String?
 
+    @Option(name: .customLong("metrics-file"), help: ArgumentHelp("Write Prometheus metrics for node_exporter's textfile collector to this file (atomically) on every exit, failures included.", valueName: "FILE"))
+    var metricsFile: String?
+
     @Flag(name: .customLong("allow-insecure-http"), help: "Allow plain http to a host that is not loopback (the API key then crosses the network in clear text).")
     var allowInsecureHTTP = false
 
@@ -120,14 +123,18 @@ struct RunCommand: ParsableCommand {
     @OptionGroup var arguments: RunArguments
 
     func run() throws {
+        let started = Timestamps.monotonic()
         let logger = RunSetup.logger(quiet: arguments.quiet)
+        let result: (status: ExitStatus, summary: RunSummary?)
         switch arguments.runOptions() {
         case .failure(let error):
             logger.error("\(error.message)")
-            throw ExitCode(error.status.rawValue)
+            result = (error.status, nil)
         case .success(let options):
-            let status = RunSetup.execute(options, publicKeys: arguments.publicKeys, logger: logger)
-            throw ExitCode(status.rawValue)
+            result = RunSetup.executeWithSummary(options, publicKeys: arguments.publicKeys, logger: logger)
         }
+        let status = MetricsFile.finish(path: arguments.metricsFile, status: result.status, summary: result.summary,
+                                        databasePath: arguments.database.path, startedAt: started, logger: logger)
+        throw ExitCode(status.rawValue)
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import KeyAssign
+import Logging
 
 struct SyncCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -31,12 +32,24 @@ struct SyncCommand: ParsableCommand {
     }
 
     func run() throws {
+        let started = Timestamps.monotonic()
+        // Bad --map or --delimiter values are usage errors, shown with the usage, before
+        // anything starts (and before any metrics file: see docs/scheduling.md).
+        let importSettings = try columns.importOptions(databasePath: arguments.database.path, dryRun: false)
         let logger = RunSetup.logger(quiet: arguments.quiet)
+        let result = importAndRun(importSettings, logger: logger)
+        let status = MetricsFile.finish(path: arguments.metricsFile, status: result.status, summary: result.summary,
+                                        databasePath: arguments.database.path, startedAt: started, logger: logger)
+        throw ExitCode(status.rawValue)
+    }
+
+    /// The status to exit with, and the run's summary when the run got that far.
+    private func importAndRun(_ importSettings: ImportOptions, logger: Logger) -> (status: ExitStatus, summary: RunSummary?) {
         let options: RunOptions
         switch arguments.runOptions() {
         case .failure(let error):
             logger.error("\(error.message)")
-            throw ExitCode(error.status.rawValue)
+            return (error.status, nil)
         case .success(let built):
             options = built
         }
@@ -45,22 +58,25 @@ struct SyncCommand: ParsableCommand {
             try Runner.checkNotLocked(databasePath: options.databasePath)
         } catch let error as KeyAssignError {
             logger.error("\(error.message)")
-            throw ExitCode(error.status.rawValue)
+            return (error.status, nil)
+        } catch {
+            logger.error("\(error)")
+            return (.ioError, nil)
         }
-        var importOptions = try columns.importOptions(databasePath: options.databasePath, dryRun: false)
+        var importOptions = importSettings
         importOptions.settleWait = options.maxWait
         let quiet = arguments.quiet
         let imported = importFiles(paths, options: importOptions,
                                    output: { if !quiet { StandardStreams.out($0 + "\n") } },
                                    errorOutput: { StandardStreams.error($0) })
         if imported.exitStatus != .ok && imported.exitStatus != .dataError {
-            throw ExitCode(imported.exitStatus.rawValue)
+            return (imported.exitStatus, nil)
         }
-        let status = RunSetup.execute(options, publicKeys: arguments.publicKeys, logger: logger)
-        if imported.exitStatus == .dataError && (status == .ok || status == .someFailed) {
+        let run = RunSetup.executeWithSummary(options, publicKeys: arguments.publicKeys, logger: logger)
+        if imported.exitStatus == .dataError && (run.status == .ok || run.status == .someFailed) {
             logger.error("some input files could not be imported (see above); the rows that were queued have been sent")
-            throw ExitCode(ExitStatus.dataError.rawValue)
+            return (.dataError, run.summary)
         }
-        throw ExitCode(status.rawValue)
+        return run
     }
 }

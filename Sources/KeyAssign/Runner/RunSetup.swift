@@ -62,6 +62,14 @@ public enum RunSetup {
 
     /// Runs and reports; returns the status to exit with. Errors are printed, not thrown.
     public static func execute(_ options: RunOptions, publicKeys: [String], logger: Logger) -> ExitStatus {
+        executeWithSummary(options, publicKeys: publicKeys, logger: logger).status
+    }
+
+    /// `execute`, also returning the run's summary when the run got far enough to make one
+    /// (not for a lock held by another run, a database failure or an unusable key): what
+    /// `--metrics-file` is written from.
+    public static func executeWithSummary(_ options: RunOptions, publicKeys: [String],
+                                          logger: Logger) -> (status: ExitStatus, summary: RunSummary?) {
         do {
             let ring = try KeyRing(specs: publicKeys)
             let runner = Runner(options: options, verifier: ReplyVerifier(keyRing: ring), logger: logger)
@@ -76,16 +84,16 @@ public enum RunSetup {
                     logger.error("\(summary.text)")
                 }
             }
-            return status
+            return (status, summary)
         } catch let error as KeyAssignError {
             logger.error("\(error.message)")
-            return error.status
+            return (error.status, nil)
         } catch let error as DatabaseError {
             logger.error("\(error.description)")
-            return .ioError
+            return (.ioError, nil)
         } catch {
             logger.error("\(error)")
-            return .ioError
+            return (.ioError, nil)
         }
     }
 }
