@@ -38,13 +38,16 @@ struct SyncCommand: ParsableCommand {
         case .success(let built):
             options = built
         }
-        // A second cron job must exit at once, before importing anything.
+        // A second cron job must exit at once, before importing anything; and no other
+        // writer may slip in between this sync's import and its run.
+        let lock: DatabaseLock?
         do {
-            try Runner.checkNotLocked(databasePath: options.databasePath)
+            lock = try DatabaseLock.acquire(databasePath: options.databasePath, command: "sync")
         } catch let error as KeyAssignError {
             logger.error("\(error.message)")
             throw ExitCode(error.status.rawValue)
         }
+        defer { lock?.release() }
         let importOptions = ImportOptions(databasePath: options.databasePath, columnMap: try columns.columnMap(),
                                           delimiter: try columns.parsedDelimiter(), dryRun: false)
         let quiet = arguments.quiet
