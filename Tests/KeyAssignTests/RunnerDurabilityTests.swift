@@ -65,7 +65,10 @@ import Testing
         var faults = SandboxConfiguration.Faults()
         faults.latency = .fixed(milliseconds: 200)
         let bench = try RunnerBench(inventory: 40, faults: faults)
-        let run = try RunnerLockTests.Background(CLI.executableURL.path, bench.runArguments(["--concurrency", "1"]),
+        // Started with SIGPIPE at its default action: this test runner ignores it, and an
+        // ignored signal is inherited across exec, which would hide the process's own choice.
+        let run = try RunnerLockTests.Background("/usr/bin/env", ["--default-signal=PIPE", CLI.executableURL.path]
+                                                    + bench.runArguments(["--concurrency", "1"]),
                                                  environment: ["KEYASSIGN_API_KEY": bench.server.apiKey])
         var ignored: UInt64?
         #expect(RunnerLockTests.wait(seconds: 30) {
@@ -83,10 +86,12 @@ import Testing
         var faults = SandboxConfiguration.Faults()
         faults.dropBefore = 1
         let bench = try RunnerBench(inventory: 20, faults: faults)
-        let result = try bench.run(["--max-attempts", "2", "--concurrency", "4"])
-        // Ended by its own exit (1: rows failed), never by a signal (128 + 13 = 141 from a shell,
-        // or a crash report here).
-        #expect(result.status == 1, "stderr: \(result.stderr)")
+        // With SIGPIPE at its default action, as cron starts it (see above).
+        let status = try Self.runProgram("/usr/bin/env", ["--default-signal=PIPE", CLI.executableURL.path]
+                                            + bench.runArguments(["--max-attempts", "2", "--concurrency", "4"]),
+                                         apiKey: bench.server.apiKey)
+        // Ended by its own exit (1: rows failed), never by SIGPIPE.
+        #expect(status == 1)
         #expect(try bench.stateCounts() == ["failed": 20])
         #expect(try bench.count("SELECT count(*) FROM attempts") == 40)
     }
