@@ -30,9 +30,14 @@ struct ImportCommand: ParsableCommand {
             A row over a limit is recorded as invalid with the limit named; the rest of the \
             file imports.
 
+            An import never writes beside a run: while `run`, `sync`, `retry` or another \
+            import holds the database, it waits up to --wait seconds (default 0), then \
+            exits 75 having imported nothing; run it again later (files already imported \
+            are skipped).
+
             Exit status: 0 every file read (invalid rows are recorded, see `report --invalid`); \
             65 a file could not be read, is not UTF-8 (see above) or has no license-key column; \
-            64 usage error.
+            74 the database failed; 75 another keyassign process holds the database; 64 usage error.
             """
     )
 
@@ -43,15 +48,20 @@ struct ImportCommand: ParsableCommand {
     @Flag(name: .long, help: "Parse, validate and print the summary, but write nothing.")
     var dryRun = false
 
+    @Option(name: .long, help: ArgumentHelp("Wait up to SECONDS for a run holding the database to end, then exit 75.", valueName: "SECONDS"))
+    var wait: Double = 0
+
     @Argument(help: ArgumentHelp("CSV files or directories.", valueName: "FILE_OR_DIR"))
     var paths: [String]
 
     func validate() throws {
         if paths.isEmpty { throw ValidationError("give at least one CSV file or directory") }
+        if !(wait >= 0) || !wait.isFinite { throw ValidationError("--wait must be a number of seconds ≥ 0") }
     }
 
     func run() throws {
-        let options = try columns.importOptions(databasePath: database.path, dryRun: dryRun)
+        var options = try columns.importOptions(databasePath: database.path, dryRun: dryRun)
+        options.lockWait = wait
         let outcome = importFiles(paths, options: options,
                                   output: { StandardStreams.out($0 + "\n") },
                                   errorOutput: { StandardStreams.error($0) })

@@ -10,6 +10,7 @@ struct RetryCommand: ParsableCommand {
             attempts history and the row's Idempotency-Key token stay, and so does the memory
             that an earlier attempt may have reached the server: a requeued uncertain row whose
             next answer is 801 is uncertain again, never rejected.
+            While a run (or an import) holds the database, retry exits 75 and changes nothing.
             """
     )
 
@@ -33,6 +34,9 @@ struct RetryCommand: ParsableCommand {
     func run() throws {
         try exitingWithStatus {
             let db = try Database(path: database.path, create: false)
+            // Not beside a run: the rows it requeues could be the ones it is recording.
+            let lock = try DatabaseLock.acquire(databasePath: database.path, command: "retry")
+            defer { lock?.release() }
             let selection = Requeue.Selection(states: state.compactMap(WorkState.init(rawValue:)), keys: key, sourceFile: source)
             let count = try Requeue.requeue(selection, in: db)
             StandardStreams.out("requeued \(count) row\(count == 1 ? "" : "s") ("

@@ -53,9 +53,11 @@ struct SyncCommand: ParsableCommand {
         case .success(let built):
             options = built
         }
-        // A second cron job must exit at once, before importing anything.
+        // A second cron job must exit at once, before importing anything; and no other
+        // writer may slip in between this sync's import and its run.
+        let lock: DatabaseLock?
         do {
-            try Runner.checkNotLocked(databasePath: options.databasePath)
+            lock = try DatabaseLock.acquire(databasePath: options.databasePath, command: "sync")
         } catch let error as KeyAssignError {
             logger.error("\(error.message)")
             return (error.status, nil)
@@ -63,6 +65,7 @@ struct SyncCommand: ParsableCommand {
             logger.error("\(error)")
             return (.ioError, nil)
         }
+        defer { lock?.release() }
         var importOptions = importSettings
         importOptions.settleWait = options.maxWait
         let quiet = arguments.quiet

@@ -140,40 +140,25 @@ extension RunnerOutcomeTests {
         #expect(try bench.count("SELECT exit_status FROM runs") == 3)
     }
 
-    @Test func aLiveLockHolderRefusesASecondRun() throws {
+    @Test func aLockRowOfAnOlderVersionNamingALivePidDoesNotBlock() throws {
+        // Versions before the flock kept the lock in this table and asked kill(pid, 0): a row
+        // naming a live process (this test runner) on this host refused every run with 75.
         let bench = try RunnerBench(inventory: 2)
         let database = try bench.open()
         try database.execute("""
             INSERT INTO run_lock (id, pid, host, started_at, run_id)
-            VALUES (1, \(getpid()), '\(RunLock.hostName)', '2026-11-27T01:00:00.000Z', 41)
+            VALUES (1, \(getpid()), '\(RunnerLockTests.hostName)', '2026-11-27T01:00:00.000Z', 41)
             """)
-        let result = try bench.run()
-        #expect(result.status == 75)
-        #expect(result.stderr.contains("pid \(getpid())"))
-        #expect(result.stderr.contains("2026-11-27T01:00:00.000Z"))
-        #expect(result.stderr.contains(RunLock.hostName))
-        #expect(try bench.stateCounts() == ["pending": 2])
-        let sync = try CLI.run(["sync"] + Array(bench.runArguments([]).dropFirst()) + [bench.dir.path + "/sales.csv"],
-                               environment: ["KEYASSIGN_API_KEY": bench.server.apiKey])
-        #expect(sync.status == 75)
-    }
-
-    @Test func aDeadHoldersLockIsTakenOver() throws {
-        let bench = try RunnerBench(inventory: 2)
-        let dead = Process()
-        dead.executableURL = URL(fileURLWithPath: "/bin/true")
-        try dead.run()
-        dead.waitUntilExit()
-        let database = try bench.open()
+        // And a run that died without an end (its process was killed -9).
         try database.execute("""
-            INSERT INTO run_lock (id, pid, host, started_at, run_id)
-            VALUES (1, \(dead.processIdentifier), '\(RunLock.hostName)', '2026-11-27T01:00:00.000Z', NULL)
+            INSERT INTO runs (id, started_at, pid, host, server) VALUES (41, '2026-11-27T01:00:00.000Z', 1, 'pod-7f9c', 'x')
             """)
         let result = try bench.run()
         #expect(result.status == 0, "stderr: \(result.stderr)")
-        #expect(result.stderr.contains("taking over the lock"))
         #expect(try bench.stateCounts() == ["assigned": 2])
         #expect(try bench.count("SELECT count(*) FROM run_lock") == 0)
+        #expect(result.stderr.contains("run 41 (pid 1 on pod-7f9c"), "stderr: \(result.stderr)")
+        #expect(try bench.count("SELECT count(*) FROM runs WHERE ended_at IS NULL") == 0)
     }
 
     @Test func sigtermFinishesWhatIsInFlightAndExits143() throws {

@@ -25,13 +25,17 @@ public struct ImportOptions: Sendable {
     public var readyMarker: String?
     /// `sync`: how long to wait, at most, for files still changing to settle (0: not at all).
     public var settleWait: Double = 0
+    /// `--wait`: how long to wait for a run (or another writer) to release the database
+    /// before refusing with status 75. See `DatabaseLock`.
+    public var lockWait: Double
 
     public init(databasePath: String, columnMap: [ImportField: String] = [:],
-                delimiter: CSVDelimiter? = nil, dryRun: Bool = false) {
+                delimiter: CSVDelimiter? = nil, dryRun: Bool = false, lockWait: Double = 0) {
         self.databasePath = databasePath
         self.columnMap = columnMap
         self.delimiter = delimiter
         self.dryRun = dryRun
+        self.lockWait = lockWait
     }
 }
 
@@ -70,7 +74,8 @@ public struct FileImportResult: Sendable, Equatable {
 public struct ImportOutcome: Sendable {
     public var files: [FileImportResult] = []
     /// 0 when every file was read; 65 when one could not be read or had no key column;
-    /// 74 when the database failed (then later files were not tried).
+    /// 74 when the database failed (then later files were not tried); 75 when another writer
+    /// (a run) held the database (then nothing was tried).
     public var exitStatus: ExitStatus = .ok
 
     public var rowsRead: Int { files.reduce(0) { $0 + $1.rowsRead } }
@@ -111,6 +116,24 @@ public func importFiles(_ paths: [String], options: ImportOptions, into db: Data
         output("\(file.path): not imported yet: modified \(Int(age)) s ago (less than --settle \(InputFiles.seconds(options.settle)) s); left for the next run")
     }
     let files = scan.ready
+
+    // A file's import is one long write transaction (seconds for millions of rows): alongside
+    // a run it would hold SQLite's write lock past the run's busy timeout. So an import never
+    // runs beside another writer: it waits up to `lockWait`, then refuses with 75. (Even a dry
+    // run writes and rolls back.) The lock is held until this function returns.
+    let lock: DatabaseLock?
+    do {
+        let inMemory = options.dryRun && db == nil && access(options.databasePath, F_OK) != 0
+        lock = inMemory ? nil : try DatabaseLock.acquire(databasePath: db?.path ?? options.databasePath,
+                                                         command: options.dryRun ? "import --dry-run" : "import",
+                                                         wait: options.lockWait)
+    } catch {
+        let message = (error as? KeyAssignError)?.message ?? "\(error)"
+        errorOutput(message)
+        outcome.exitStatus = (error as? KeyAssignError)?.status ?? .ioError
+        return outcome
+    }
+    defer { lock?.release() }
 
     let database: Database
     do {

@@ -32,6 +32,12 @@ public final class Database {
         if !create && access(path, F_OK) != 0 {
             throw KeyAssignError(.dataError, "no database at \(path) (import some CSV files first, or pass --db)")
         }
+        if create && !path.isEmpty && path != ":memory:" {
+            // The database holds customers' names and emails: create it 0600 (SQLite would
+            // use 0644 less the umask), and SQLite gives its -wal and -shm files the same mode.
+            let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+            if fd >= 0 { close(fd) }
+        }
         var db: OpaquePointer?
         let flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX
         let rc = sqlite3_open_v2(path, &db, flags, nil)
@@ -97,6 +103,11 @@ public final class Database {
             try? execute("ROLLBACK")
             throw error
         }
+    }
+
+    /// How long a statement waits for another connection's write lock before failing busy.
+    public func setBusyTimeout(seconds: Double) {
+        sqlite3_busy_timeout(handle, Int32(min(seconds, 86_400) * 1000))
     }
 
     public var changes: Int { Int(sqlite3_changes(handle)) }

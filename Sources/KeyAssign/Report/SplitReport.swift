@@ -18,7 +18,7 @@ public enum SplitReport {
     public static let errorsHeader = ["kind", "reason", "source_file", "source_line", "license_key", "owner_name", "email", "attempts", "raw"]
 
     public static func write(from db: Database, to directory: String, raw: Bool) throws -> Counts {
-        if mkdir(directory, 0o755) != 0 && errno != EEXIST {
+        if mkdir(directory, 0o700) != 0 && errno != EEXIST {
             throw KeyAssignError(.ioError, "cannot create \(directory): \(String(cString: strerror(errno)))")
         }
         var counts = Counts()

@@ -36,8 +36,21 @@ final class Claimer {
     }
 
     /// Claims up to `limit` due rows in one transaction (the caller holds the connection).
+    ///
+    /// The claim is the one commit that must survive a power loss: under the connection's
+    /// `synchronous = NORMAL` a WAL commit reaches the disk only at the next checkpoint, so
+    /// after an OS crash the rows would be back to `pending` although their requests went out,
+    /// and a real assignment would come back as an 801 and be recorded `rejected`. With FULL
+    /// the commit returns only after the WAL is synced (fdatasync), before any row is sent.
+    /// Results stay NORMAL: one lost to a power loss leaves its row `in_flight`, which the
+    /// next run recovers as possibly delivered. Cost: docs/benchmarks.md ("Durable claims").
     func claim(_ db: Database, limit: Int, now: Double) throws -> [ClaimedRow] {
         if limit <= 0 { return [] }
+        // Around the transaction (a pragma cannot change inside one), and executed afresh each
+        // time: SQLite applies `synchronous` when the pragma is compiled, so a statement
+        // prepared once and stepped again would not set it.
+        try db.execute("PRAGMA synchronous = FULL")
+        defer { try? db.execute("PRAGMA synchronous = NORMAL") }
         return try db.transaction {
             defer { claim.reset() }
             try claim.bind(1, runID)

@@ -1,6 +1,6 @@
 /// Recovers rows a dead run left `in_flight`. Their request may have reached the server, so
 /// they become `retry` (due now) with `maybe_delivered = 1`: a later 801 for them is
-/// `uncertain`, never a plain rejection. Runs only while holding the run lock, so no live run
+/// `uncertain`, never a plain rejection. Runs only while holding the `DatabaseLock`, so no live run
 /// owns those rows.
 enum Rescuer {
     /// Returns how many rows were recovered.

@@ -9,7 +9,7 @@ import Darwin
 
 /// Sends every due row of the work table to the license server and records each outcome.
 ///
-/// Roles: `RunLock` keeps runs apart, `Rescuer` recovers rows a dead run left in flight, the
+/// Roles: `DatabaseLock` keeps writers apart, `Rescuer` recovers rows a dead run left in flight, the
 /// dispatch loop here waits for a free slot, a token (`TokenBucket`) and the end of any 429
 /// pause, then `Claimer` commits a batch of rows `in_flight` and they are sent at once through
 /// `AssignClient`. Each reply is verified and classified (`Classifier`) on the transport's serial
@@ -47,43 +47,32 @@ public final class Runner: @unchecked Sendable {
         self.minimumClaim = max(1, min(16, options.concurrency / 4))
     }
 
-    /// Fails with `KeyAssignError(.locked)` when a live run holds the database: `sync` checks
-    /// this before importing, so that a second cron job exits at once. (The run itself takes
-    /// the lock properly; this is only the early answer.)
-    public static func checkNotLocked(databasePath: String) throws {
-        do {
-            let db = try Database(path: databasePath)
-            try RunLock.checkFree(db)
-        } catch let error as DatabaseError {
-            throw error.asKeyAssignError
-        }
-    }
-
     /// Runs until nothing is due (waiting up to --max-wait for scheduled retries), a signal,
     /// or an auth refusal. The summary's `exitStatus` is what the process should exit with.
-    /// Throws `KeyAssignError` for a lock held by another run (75) or a database failure (74).
+    /// Throws `KeyAssignError` for a database held by another writer (75) or a database failure (74).
     public func run() throws -> RunSummary {
         try options.validate()
+        // Held until this function returns; the kernel drops it if the process dies first.
+        let lock = try DatabaseLock.acquire(databasePath: options.databasePath, command: "run")
+        defer { lock?.release() }
         let db: Database
         do {
             db = try Database(path: options.databasePath)
         } catch let error as DatabaseError {
             throw error.asKeyAssignError
         }
+        // keyassign's own writers are kept out by the lock; a foreign one (the sqlite3 shell, a
+        // backup tool writing, an older keyassign) may still hold SQLite's write lock for a
+        // while. Waiting a minute for it beats failing with a batch of verified results unsaved.
+        db.setBusyTimeout(seconds: 60)
         let runID: Int64
         do {
-            runID = try RunLock.acquire(db, server: options.endpoint.display, logger: logger)
+            runID = try RunRecord.open(db, server: options.endpoint.display, logger: logger)
         } catch let error as DatabaseError {
             throw error.asKeyAssignError
         }
+        lock?.noteRun(runID, command: "run")
         let shared = SharedDatabase(db)
-        defer {
-            shared.with { db in
-                do { try RunLock.release(db, runID: runID) } catch {
-                    logger.error("could not release the run lock: \(error)")
-                }
-            }
-        }
         do {
             return try runLocked(shared, runID: runID)
         } catch let error as DatabaseError {
@@ -437,18 +426,8 @@ public final class Runner: @unchecked Sendable {
     }
 
     private func writeSummary(_ summary: RunSummary, to path: String) throws {
-        let temporary = path + ".tmp-\(getpid())"
-        do {
-            try Data((summary.json() + "\n").utf8).write(to: URL(fileURLWithPath: temporary))
-            if rename(temporary, path) != 0 {
-                throw KeyAssignError(.ioError, "cannot write --summary-json \(path): \(String(cString: strerror(errno)))")
-            }
-        } catch let error as KeyAssignError {
-            unlink(temporary)
-            throw error
-        } catch {
-            unlink(temporary)
-            throw KeyAssignError(.ioError, "cannot write --summary-json \(path): \(error.localizedDescription)")
-        }
+        let output = try TextOutput(path: path)
+        output.write(summary.json() + "\n")
+        try output.finish()
     }
 }

@@ -1,0 +1,40 @@
+import Foundation
+import Logging
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The `runs` row of a run: opened once the run holds the `DatabaseLock`, closed with its
+/// summary at the end.
+enum RunRecord {
+    /// Opens the run's row and returns its id. The caller holds the database lock, so any
+    /// earlier run still without an end is a process that died (kill -9, OOM, power loss):
+    /// that is known for certain now, not guessed from a pid.
+    static func open(_ db: Database, server: String, logger: Logger) throws -> Int64 {
+        let now = Timestamps.nowISO8601()
+        return try db.transaction {
+            let unfinished = try db.prepare("SELECT id, pid, host, started_at FROM runs WHERE ended_at IS NULL ORDER BY id")
+            var dead: [Int64] = []
+            while try unfinished.step() {
+                dead.append(unfinished.int(0))
+                logger.warning("run \(unfinished.int(0)) (pid \(unfinished.int(1)) on \(unfinished.string(2) ?? "?"), started \(unfinished.string(3) ?? "?")) never finished: its process died")
+            }
+            if !dead.isEmpty {
+                let close = try db.prepare("UPDATE runs SET ended_at = ?1, summary = coalesce(summary, '{\"note\":\"process died before the end of the run\"}') WHERE ended_at IS NULL")
+                try close.bind(1, now)
+                try close.step()
+            }
+            // Left by versions that kept the lock in the database; nothing reads it any more.
+            try db.execute("DELETE FROM run_lock")
+            let insertRun = try db.prepare("INSERT INTO runs (started_at, pid, host, server) VALUES (?1, ?2, ?3, ?4)")
+            try insertRun.bind(1, now)
+            try insertRun.bind(2, Int64(getpid()))
+            try insertRun.bind(3, DatabaseLock.hostName)
+            try insertRun.bind(4, server)
+            try insertRun.step()
+            return db.lastInsertRowID
+        }
+    }
+}
