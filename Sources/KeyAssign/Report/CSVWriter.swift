@@ -67,10 +67,14 @@ public struct CSVWriter {
         if needsQuotes { out.append(UInt8(ascii: "\"")) }
         if prefix { out.append(UInt8(ascii: "'")) }
         if needsQuotes {
-            for byte in field {
-                out.append(byte)
-                if byte == UInt8(ascii: "\"") { out.append(byte) }
+            // Copied in runs up to and including each quote, which is then doubled.
+            var runStart = 0
+            for index in 0..<field.count where field[index] == UInt8(ascii: "\"") {
+                out.append(contentsOf: UnsafeRawBufferPointer(rebasing: field[runStart...index]))
+                out.append(UInt8(ascii: "\""))
+                runStart = index + 1
             }
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: field[runStart...]))
             out.append(UInt8(ascii: "\""))
         } else {
             out.append(contentsOf: field)
@@ -133,27 +137,37 @@ public enum JSONText {
             return
         }
         out.append(UInt8(ascii: "\""))
-        var index = 0
+        // Runs of bytes that need no escape are copied whole: most fields are all of one run.
+        var index = 0, runStart = 0
         let count = bytes.count
         while index < count {
             let byte = bytes[index]
+            guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte == 0xE2 else {
+                index += 1
+                continue
+            }
+            if byte == 0xE2 && !(index + 2 < count && bytes[index + 1] == 0x80 && (bytes[index + 2] == 0xA8 || bytes[index + 2] == 0xA9)) {
+                index += 1
+                continue
+            }
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[runStart..<index]))
             switch byte {
-            case UInt8(ascii: "\""): out.append(UInt8(ascii: "\\")); out.append(byte)
-            case UInt8(ascii: "\\"): out.append(UInt8(ascii: "\\")); out.append(byte)
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"): out.append(UInt8(ascii: "\\")); out.append(byte)
             case 10: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "n"))
             case 13: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "r"))
             case 9: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "t"))
-            case 0..<0x20:
-                out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
-                                        hexDigits[Int(byte >> 4)], hexDigits[Int(byte & 0xf)]])
-            case 0xE2 where index + 2 < count && bytes[index + 1] == 0x80 && (bytes[index + 2] == 0xA8 || bytes[index + 2] == 0xA9):
+            case 0xE2:
                 out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "2"), UInt8(ascii: "0"),
                                         UInt8(ascii: "2"), bytes[index + 2] == 0xA8 ? UInt8(ascii: "8") : UInt8(ascii: "9")])
                 index += 2
-            default: out.append(byte)
+            default:
+                out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
+                                        hexDigits[Int(byte >> 4)], hexDigits[Int(byte & 0xf)]])
             }
             index += 1
+            runStart = index
         }
+        out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[runStart..<count]))
         out.append(UInt8(ascii: "\""))
     }
 

@@ -135,8 +135,11 @@ public enum HTMLReport {
             + "\(HTMLText.escape(ShellWord.quote(report.databasePath))) --split DIR</code> lists every one in <code>errors.csv</code>.</p>\n"
     }
 
+    /// The file's name and line; the whole path in the tooltip (paths of exports are long
+    /// and alike, the name is what tells them apart).
     static func source(_ file: String, _ line: Int64) -> String {
-        "<span class=\"src\">\(HTMLText.escape(file)):\(line)</span>"
+        let name = file.split(separator: "/", omittingEmptySubsequences: false).last.map(String.init) ?? file
+        return "<span class=\"src\" title=\"\(HTMLText.escape(file))\">\(HTMLText.escape(name.isEmpty ? file : name)):\(line)</span>"
     }
 
     static func buyer(_ name: String?, _ email: String?) -> String {
@@ -170,7 +173,7 @@ public enum HTMLReport {
             <section id="needs-person">
             <h2>Needs a person (\(count(list.total)))</h2>
             <p class="muted">Failed and uncertain keys, and input rows that could not be queued: why, and what to do next.</p>
-            <table class="rows"><thead><tr><th>state</th><th>license key</th><th>sold to</th><th>from</th><th>why</th><th>next step</th></tr></thead>
+            <table class="rows"><thead><tr><th class="w-state">state</th><th class="w-key">license key</th><th class="w-buyer">sold to</th><th class="w-src">from</th><th>why</th><th class="w-next">next step</th></tr></thead>
             <tbody>
             \(rows)</tbody></table>
             \(more(list.omitted, report))</section>
@@ -210,7 +213,7 @@ public enum HTMLReport {
             <h2>Refused keys (\(count(list.total)))</h2>
             <p class="muted">The server answered a verified 801: the key is unknown to it, or it is assigned to someone already.
             Check the key in the sales system.</p>
-            <table class="rows"><thead><tr><th>license key</th><th>sold to</th><th>from</th><th>why</th><th>current owner</th></tr></thead>
+            <table class="rows"><thead><tr><th class="w-key">license key</th><th class="w-buyer">sold to</th><th class="w-src">from</th><th>why</th><th class="w-owner">current owner</th></tr></thead>
             <tbody>
             \(rows)</tbody></table>
             \(more(list.omitted, report))</section>
@@ -263,8 +266,12 @@ public enum HTMLReport {
         th, td { border-bottom: 1px solid #ececec; padding: 5px 8px; text-align: left; vertical-align: top; }
         th { background: #fafafa; font-weight: 600; font-size: 12px; }
         td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
-        table.rows { width: 100%; font-size: 13px; }
-        table.rows td:nth-child(2) code { white-space: nowrap; }
+        table.rows { width: 100%; font-size: 13px; table-layout: fixed; }
+        table.rows td { overflow-wrap: anywhere; }
+        .w-state { width: 80px; } .w-key { width: 130px; } .w-buyer { width: 140px; } .w-src { width: 110px; }
+        .w-next { width: 30%; } .w-owner { width: 170px; }
+        table.rows code { font-size: 11px; }
+        code.cmd { white-space: pre-wrap; overflow-wrap: anywhere; }
         .badge { display: inline-block; border-radius: 10px; padding: 0 8px; font-size: 12px; font-weight: 600; background: #eee; }
         tr.k-failed .badge { background: #fdecea; color: #b71c1c; } tr.k-uncertain .badge { background: #f3e5f5; color: #6a1b9a; } tr.k-invalid .badge { background: #fff8e1; color: #8d6e00; }
         ol.steps { margin: 0; padding-left: 18px; }
