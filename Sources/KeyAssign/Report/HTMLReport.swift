@@ -268,11 +268,11 @@ public enum HTMLReport {
         td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
         table.rows { width: 100%; font-size: 13px; table-layout: fixed; }
         table.rows td { overflow-wrap: anywhere; }
-        .w-state { width: 80px; } .w-key { width: 130px; } .w-buyer { width: 140px; } .w-src { width: 110px; }
+        .w-state { width: 96px; } .w-key { width: 130px; } .w-buyer { width: 140px; } .w-src { width: 110px; }
         .w-next { width: 30%; } .w-owner { width: 170px; }
         table.rows code { font-size: 11px; }
         code.cmd { white-space: pre-wrap; overflow-wrap: anywhere; }
-        .badge { display: inline-block; border-radius: 10px; padding: 0 8px; font-size: 12px; font-weight: 600; background: #eee; }
+        .badge { display: inline-block; white-space: nowrap; border-radius: 10px; padding: 0 8px; font-size: 12px; font-weight: 600; background: #eee; }
         tr.k-failed .badge { background: #fdecea; color: #b71c1c; } tr.k-uncertain .badge { background: #f3e5f5; color: #6a1b9a; } tr.k-invalid .badge { background: #fff8e1; color: #8d6e00; }
         ol.steps { margin: 0; padding-left: 18px; }
         .src { color: #555; overflow-wrap: anywhere; }
