@@ -16,6 +16,10 @@ struct ReportCommand: ParsableCommand {
 
             --invalid writes the input rows that could not be queued.
 
+            --html FILE writes one self-contained page (mode 0600) for sales ops and managers:
+            a chart of outcomes per run for the last 30 runs, a table per source file, the rows
+            that need a person with why and the command to run next, and the refused keys.
+
             CSV is meant for spreadsheets: a field starting with =, +, -, @, tab or CR gets
             a leading ' so that a spreadsheet cannot run it as a formula. --raw turns that
             off for programs that read the CSV.
@@ -39,6 +43,9 @@ struct ReportCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Write success.csv and errors.csv into this directory.", valueName: "DIR"))
     var split: String?
 
+    @Option(name: .long, help: ArgumentHelp("Write the night at a glance as one HTML page to this file.", valueName: "FILE"))
+    var html: String?
+
     @Flag(name: .long, help: "Do not neutralise spreadsheet formulas in CSV fields.")
     var raw = false
 
@@ -51,6 +58,9 @@ struct ReportCommand: ParsableCommand {
         if split != nil && (invalid || output != nil || !state.isEmpty || format != "csv") {
             throw ValidationError("--split writes its own CSV files; it does not combine with --invalid, --state, --output or --format")
         }
+        if html != nil && (split != nil || invalid || output != nil || !state.isEmpty || format != "csv" || raw) {
+            throw ValidationError("--html writes its own page; it does not combine with --split, --invalid, --output, --state, --format or --raw")
+        }
         if invalid && (!state.isEmpty || format != "csv") {
             throw ValidationError("--invalid is CSV of the invalid input rows; it does not combine with --state or --format")
         }
@@ -59,6 +69,11 @@ struct ReportCommand: ParsableCommand {
     func run() throws {
         try exitingWithStatus {
             let db = try Database(path: database.path, create: false)
+            if let html {
+                try HTMLReport.write(from: db, to: html)
+                StandardStreams.error("wrote \(html)")
+                return .ok
+            }
             if let split {
                 let counts = try SplitReport.write(from: db, to: split, raw: raw)
                 StandardStreams.error("wrote \(split)/success.csv (\(counts.success) rows) and \(split)/errors.csv (\(counts.errors) rows)")

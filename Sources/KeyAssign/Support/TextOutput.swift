@@ -77,6 +77,11 @@ public final class TextOutput {
         }
     }
 
+    public func write(bytes: UnsafeRawBufferPointer) {
+        guard let base = bytes.baseAddress else { return }
+        _ = fwrite(base, 1, bytes.count, file)
+    }
+
     /// A report that failed before `finish()` leaves no half-written file behind.
     deinit {
         guard !finished else { return }
