@@ -203,10 +203,9 @@ import Testing
 
     @Test func aRunRefusedByTheLockWritesExit75() throws {
         let bench = try RunnerBench(inventory: 2)
-        try bench.open().execute("""
-            INSERT INTO run_lock (id, pid, host, started_at, run_id)
-            VALUES (1, \(getpid()), '\(RunLock.hostName)', '2026-11-27T01:00:00.000Z', 41)
-            """)
+        // Another process's run: this test process holds the database's lock.
+        let holder = try DatabaseLock.acquire(databasePath: bench.db, command: "test holder")
+        defer { holder?.release() }
         let metrics = bench.dir.path + "/keyassign.prom"
         #expect(try bench.run(["--metrics-file", metrics]).status == 75)
         let parsed = try Self.read(metrics)
