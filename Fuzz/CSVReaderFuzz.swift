@@ -235,7 +235,7 @@ private func encode(_ text: String, _ encoding: InputEncoding) -> [UInt8]? {
     for scalar in text.unicodeScalars {
         let v = scalar.value
         switch encoding {
-        case .utf8: out += Array(String(scalar).utf8)
+        case .utf8: return nil  // the input itself
         case .iso88591:
             guard v <= 0xFF else { return nil }
             out.append(UInt8(v))
@@ -248,7 +248,9 @@ private func encode(_ text: String, _ encoding: InputEncoding) -> [UInt8]? {
                 return nil
             }
         case .utf16le, .utf16be:
-            for unit in String(scalar).utf16 {
+            // No String per scalar: under AddressSanitizer that was most of an input's time.
+            let units: [UInt32] = v < 0x10000 ? [v] : [0xD800 + ((v - 0x10000) >> 10), 0xDC00 + ((v - 0x10000) & 0x3FF)]
+            for unit in units {
                 let pair = [UInt8(unit & 0xFF), UInt8(unit >> 8)]
                 out += encoding == .utf16le ? pair : pair.reversed()
             }

@@ -179,17 +179,22 @@ import Testing
         let bench = try RunnerBench(inventory: 1)
         let exports = bench.dir.path + "/exports"
         try FileManager.default.createDirectory(atPath: exports, withIntermediateDirectories: true)
-        try write(exports + "/late.csv", Array("license_key,owner_name,email\nLATE1,Lu,lu@example.com\n".utf8), ageSeconds: nil)
+        let late = exports + "/late.csv"
+        try write(late, Array("license_key,owner_name,email\nLATE1,Lu,lu@example.com\n".utf8), ageSeconds: nil)
         func sync(_ extra: [String]) throws -> CLI.Result {
             let arguments = bench.runArguments(extra + [exports])
             return try CLI.run(["sync"] + arguments.dropFirst(), environment: ["KEYASSIGN_API_KEY": bench.server.apiKey])
         }
+        // Modified "in the future" (a clock a little ahead), so that it is still unsettled
+        // however slowly a loaded machine starts the process.
         // No time to wait: left for the next run, and said.
-        let hurried = try sync(["--settle", "3", "--max-wait", "0"])
+        try age(late, -30)
+        let hurried = try sync(["--settle", "1", "--max-wait", "0"])
         #expect(hurried.stdout.contains("late.csv: not imported yet"), "\(hurried.stdout) \(hurried.stderr)")
         #expect(try bench.count("SELECT count(*) FROM work WHERE license_key = 'LATE1'") == 0)
-        // Time enough: sync waits for it, imports it and sends it.
-        let patient = try sync(["--settle", "2", "--max-wait", "60"])
+        // Time enough: sync waits for it (6 s here), imports it and sends it.
+        try age(late, -5)
+        let patient = try sync(["--settle", "1", "--max-wait", "60"])
         #expect(patient.stdout.contains("waiting up to"), "\(patient.stdout) \(patient.stderr)")
         #expect(try bench.count("SELECT count(*) FROM work WHERE license_key = 'LATE1' AND state = 'rejected'") == 1)
     }
