@@ -35,6 +35,7 @@ enum {
     CURLOPT_READDATA = 10009,
     CURLOPT_WRITEDATA = 10001,
     CURLOPT_URL = 10002,
+    CURLOPT_ERRORBUFFER = 10010,
     CURLOPT_WRITEFUNCTION = 20011,
     CURLOPT_READFUNCTION = 20012,
     CURLOPT_HTTPHEADER = 10023,
@@ -181,6 +182,9 @@ struct ka_exchange {
     size_t reply_capacity;
     size_t max_reply;
     char retry_after[128];  // empty: no Retry-After header
+    // libcurl's own words for a failed transfer (CURL_ERROR_SIZE): which certificate check
+    // failed, for a message that tells the operator what to fix.
+    char error[256];
 };
 
 static void free_headers(struct curl_slist *list) {
@@ -342,6 +346,7 @@ ka_exchange *ka_exchange_new(ka_multi *multi) {
     CURL *h = exchange->handle;
     curl.easy_setopt(h, CURLOPT_URL, multi->url);
     curl.easy_setopt(h, CURLOPT_PRIVATE, (void *)exchange);
+    curl.easy_setopt(h, CURLOPT_ERRORBUFFER, exchange->error);
     curl.easy_setopt(h, CURLOPT_WRITEFUNCTION, (curl_data_callback)on_reply);
     curl.easy_setopt(h, CURLOPT_WRITEDATA, (void *)exchange);
     typedef int (*prerequest_callback)(void *, char *, char *, int, int);
@@ -404,6 +409,7 @@ int ka_exchange_start(ka_multi *multi, ka_exchange *exchange, const char *extra_
     exchange->extra_header.next = multi->fixed_headers;
     exchange->reply_length = 0;
     exchange->retry_after[0] = 0;
+    exchange->error[0] = 0;
     CURL *h = exchange->handle;
     int code = curl.easy_setopt(h, CURLOPT_HTTPHEADER, &exchange->extra_header);
     // The Content-Length, also for the read callback (without it libcurl would send chunked).
@@ -438,4 +444,8 @@ const uint8_t *ka_exchange_reply(ka_exchange *exchange, size_t *length) {
 
 const char *ka_exchange_retry_after(ka_exchange *exchange) {
     return exchange->retry_after[0] != 0 ? exchange->retry_after : NULL;
+}
+
+const char *ka_exchange_error(ka_exchange *exchange) {
+    return exchange->error[0] != 0 ? exchange->error : NULL;
 }

@@ -37,6 +37,12 @@ struct SandboxCommand: ParsableCommand {
     @Option(name: .customLong("bad-signature"), help: ArgumentHelp("Probability P (0-1) of a reply with one signature bit flipped.", valueName: "P"))
     var badSignature: Double = 0
     @Option(help: ArgumentHelp("Probability P (0-1) of a signed reply whose timestamp is one hour old.", valueName: "P")) var stale: Double = 0
+    @Option(name: .customLong("undocumented-code"), help: ArgumentHelp("Probability P (0-1) of processing (assigning), then answering a signed but undocumented code 899.", valueName: "P"))
+    var undocumentedCode: Double = 0
+    @Option(name: .customLong("retry-after"), help: ArgumentHelp("Retry-After of the 429s --fail-429 injects: seconds, or 'none' for no header (nor a retry_after field).", valueName: "SECONDS|none"))
+    var retryAfter: String = "1"
+    @Option(name: .customLong("waf-block"), help: ArgumentHelp("Act as a web application firewall: requests whose owner_name or email matches this regular expression (case-insensitive; '.*' matches all) get an unsigned 403 HTML page and are not processed.", valueName: "REGEX"))
+    var wafBlock: String?
     @Option(help: ArgumentHelp("Seed for the fault generator (default: random, printed on stderr).", valueName: "N")) var seed: UInt64?
     @Flag(name: .customLong("no-signature-cache"),
           help: "Sign every reply afresh (benchmark baseline; normally identical signed texts reuse one signature).")
@@ -48,6 +54,9 @@ struct SandboxCommand: ParsableCommand {
         }
         if (rate == nil) != (burst == nil) {
             throw ValidationError("--rate and --burst go together")
+        }
+        if retryAfter != "none" && Int(retryAfter).map({ $0 < 0 }) ?? true {
+            throw ValidationError("--retry-after must be a whole number of seconds ≥ 0, or none")
         }
     }
 
@@ -65,6 +74,9 @@ struct SandboxCommand: ParsableCommand {
         configuration.faults.dropAfter = dropAfter
         configuration.faults.badSignature = badSignature
         configuration.faults.stale = stale
+        configuration.faults.undocumentedCode = undocumentedCode
+        configuration.faults.retryAfter429 = retryAfter == "none" ? nil : Int(retryAfter)
+        configuration.faults.wafBlock = wafBlock
         configuration.faults.seed = seed
         configuration.cachesSignatures = !noSignatureCache
         do {

@@ -84,6 +84,9 @@ long ka_exchange_request_size(ka_exchange *exchange);
 const uint8_t *ka_exchange_reply(ka_exchange *exchange, size_t *length);
 /// The last Retry-After header of the final response, or NULL.
 const char *ka_exchange_retry_after(ka_exchange *exchange);
+/// libcurl's message for a failed transfer (its error buffer), or NULL. Never holds the
+/// request's headers or body.
+const char *ka_exchange_error(ka_exchange *exchange);
 
 #ifdef __cplusplus
 }

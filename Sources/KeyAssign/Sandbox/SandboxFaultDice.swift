@@ -10,6 +10,7 @@ struct FaultDecision: Equatable {
     var dropAfter = false
     var badSignature = false
     var stale = false
+    var undocumentedCode = false
 }
 
 /// Decides faults per request from a seeded generator (SplitMix64), so a seed reproduces the
@@ -27,7 +28,7 @@ final class SandboxFaultDice: Sendable {
 
     var injectsAnything: Bool {
         faults.latency != .none || faults.fail5xx > 0 || faults.fail429 > 0 || faults.dropBefore > 0
-            || faults.dropAfter > 0 || faults.badSignature > 0 || faults.stale > 0
+            || faults.dropAfter > 0 || faults.badSignature > 0 || faults.stale > 0 || faults.undocumentedCode > 0
     }
 
     func roll() -> FaultDecision {
@@ -59,6 +60,7 @@ final class SandboxFaultDice: Sendable {
             decision.dropAfter = chance(faults.dropAfter)
             decision.badSignature = chance(faults.badSignature)
             decision.stale = chance(faults.stale)
+            decision.undocumentedCode = chance(faults.undocumentedCode)
             return decision
         }
     }

@@ -61,6 +61,10 @@ public struct SandboxLedger: Codable, Sendable, Equatable {
         public var dropAfter = 0
         public var badSignature = 0
         public var stale = 0
+        /// Unsigned 403 pages sent by the `wafBlock` rule (the request was not processed).
+        public var wafBlocked = 0
+        /// Signed replies with an undocumented code, sent after processing the request.
+        public var undocumentedCode = 0
 
         enum CodingKeys: String, CodingKey {
             case latency
@@ -70,6 +74,8 @@ public struct SandboxLedger: Codable, Sendable, Equatable {
             case dropAfter = "drop_after"
             case badSignature = "bad_signature"
             case stale
+            case wafBlocked = "waf_blocked"
+            case undocumentedCode = "undocumented_code"
         }
     }
 

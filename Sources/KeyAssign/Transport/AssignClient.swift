@@ -9,6 +9,9 @@ public enum TransportResult: Sendable, Equatable {
     case notSent(String)
     /// The exchange failed after the request may have reached the server.
     case maybeSent(String)
+    /// The server's certificate was refused (not trusted, wrong host name, unreadable CA file):
+    /// nothing was sent, and nothing will be until the configuration changes.
+    case tlsFailure(String)
 }
 
 /// One request's input: the fields of the row being sent.
@@ -100,14 +103,25 @@ public final class AssignClient: @unchecked Sendable {
 
     /// A finished exchange as the runner sees it. `requestBytes` decides between not sent and
     /// maybe sent: libcurl counts what it wrote of the request to a connection, so 0 means the
-    /// server cannot have acted on it, whatever went wrong after.
-    static func result(curlCode: Int32, status: Int, requestBytes: Int, reply: [UInt8], retryAfter: String?) -> TransportResult {
+    /// server cannot have acted on it, whatever went wrong after. `detail` is libcurl's error
+    /// buffer, which names the certificate check that failed.
+    static func result(curlCode: Int32, status: Int, requestBytes: Int, reply: [UInt8], retryAfter: String?,
+                       detail: String? = nil) -> TransportResult {
         if curlCode == 0 {
             return status > 0 ? .response(status: status, retryAfter: retryAfter, body: reply) : .maybeSent("no HTTP response")
+        }
+        if requestBytes == 0 && certificateCodes.contains(curlCode) {
+            let text = detail.map { "\($0) (curl \(curlCode))" } ?? describe(curlCode: curlCode)
+            return .tlsFailure(text)
         }
         let text = describe(curlCode: curlCode)
         return requestBytes == 0 ? .notSent(text) : .maybeSent(text)
     }
+
+    /// Certificate verification failures: retrying cannot help until someone changes
+    /// --ca-file or --server. (A failed handshake, 35, is not among them: it can be transient.)
+    /// 51 is what libcurl before 7.62 called a host name mismatch.
+    static let certificateCodes: Set<Int32> = [51, 60, 77, 83, 90, 91]
 
     /// The error's kind and code, never the request (whose headers and body hold the API key).
     static func describe(curlCode: Int32) -> String {
@@ -126,6 +140,10 @@ public final class AssignClient: @unchecked Sendable {
         case 55: name = "connection lost while sending"
         case 56: name = "connection lost while receiving"
         case 58, 77: name = "cannot use the CA file"
+        case 51: name = "server certificate does not match the host name"
+        case 83: name = "server certificate issuer check failed"
+        case 90: name = "server public key does not match the pinned key"
+        case 91: name = "server certificate status invalid"
         case 65: name = "connection lost before any reply (not resent: the server may have processed it)"
         case 60: name = "server certificate not trusted"
         case 97: name = "proxy refused the connection"

@@ -185,9 +185,10 @@ final class TransferLoop: @unchecked Sendable {
         let bytes = ka_exchange_reply(exchange, &length)
         let reply = bytes.map { Array(UnsafeBufferPointer(start: $0, count: length)) } ?? []
         let retryAfter = ka_exchange_retry_after(exchange).map { String(cString: $0) }
+        let detail = ka_exchange_error(exchange).map { String(cString: $0) }
         return AssignClient.result(curlCode: curlCode, status: Int(ka_exchange_status(exchange)),
                                    requestBytes: Int(ka_exchange_request_size(exchange)), reply: reply,
-                                   retryAfter: retryAfter)
+                                   retryAfter: retryAfter, detail: detail)
     }
 
     private func deliver(_ result: TransportResult, to completion: @escaping Completion) {
