@@ -23,7 +23,7 @@ struct RunArguments: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Requests in flight at most (\(FlagRange.concurrency.text)).", valueName: "N"))
     var concurrency: Int = 8
 
-    @Option(name: .customLong("max-attempts"), help: ArgumentHelp("Attempts per row before it is marked failed (429s do not count; \(FlagRange.maxAttempts.text)).", valueName: "N"))
+    @Option(name: .customLong("max-attempts"), help: ArgumentHelp("Attempts per row before it is marked failed (429s, and requests that never left, do not count; \(FlagRange.maxAttempts.text)).", valueName: "N"))
     var maxAttempts: Int = 5
 
     @Option(name: .long, help: ArgumentHelp("Seconds per request; also how long a first SIGINT/SIGTERM waits for requests in flight (\(FlagRange.timeout.text)).", valueName: "SECONDS"))
@@ -32,7 +32,7 @@ struct RunArguments: ParsableArguments {
     @Option(name: .customLong("max-clock-skew"), help: ArgumentHelp("Refuse replies whose signed timestamp is further than this from local time (\(FlagRange.maxClockSkew.text)).", valueName: "SECONDS"))
     var maxClockSkew: Double = 300
 
-    @Option(name: .customLong("max-wait"), help: ArgumentHelp("Wait at most this long in total for scheduled retries; rows due later stay 'retry' for the next run (\(FlagRange.maxWait.text)).", valueName: "SECONDS"))
+    @Option(name: .customLong("max-wait"), help: ArgumentHelp("Wait at most this long in total: for 429 pauses, for an unreachable server to come back, for scheduled retries. A wait that does not fit ends the run; its rows stay for the next run (\(FlagRange.maxWait.text)).", valueName: "SECONDS"))
     var maxWait: Double = 300
 
     @Option(name: .long, help: "Request body encoding: form (application/x-www-form-urlencoded, as documented) or json.")
@@ -111,12 +111,15 @@ struct RunCommand: ParsableCommand {
         discussion: """
             Rows move pending → in_flight → assigned | rejected | uncertain | retry | failed \
             (see docs/states.md). A run works until nothing is due, waiting up to --max-wait \
-            for scheduled retries. One run per database.
+            in total for 429 pauses, an unreachable server and scheduled retries. One run per \
+            database.
 
             Exit status: 0 every row assigned or rejected; 1 some rows failed, uncertain or \
-            left in retry; 3 stopped by an auth or access refusal (codes 100-103, 150, HTTP \
-            401/403); 64 usage; 74 database failure; 75 another run holds the database; \
-            78 bad configuration; 130/143 interrupted by SIGINT/SIGTERM.
+            left in retry or pending (--max-wait ran out); 3 stopped by an auth or access \
+            refusal (codes 100-103, 150, or unsigned 401/403 to every request); 64 usage; \
+            69 the server stayed unreachable for --max-wait; 74 database failure; 75 another \
+            run holds the database; 78 bad configuration (the server's certificate refused \
+            included); 130/143 interrupted by SIGINT/SIGTERM.
             """
     )
 

@@ -45,6 +45,12 @@ struct SandboxCommand: ParsableCommand {
     var keyName = "global"
     @Flag(inversion: .prefixedNo, help: "Write / as \\/ in reply JSON, as PHP's json_encode does.")
     var escapeSlashes = true
+    @Option(name: .customLong("undocumented-code"), help: ArgumentHelp("Probability P (0-1) of processing (assigning), then answering a signed but undocumented code 899.", valueName: "P"))
+    var undocumentedCode: Double = 0
+    @Option(name: .customLong("retry-after"), help: ArgumentHelp("Retry-After of the 429s --fail-429 injects: seconds, or 'none' for no header (nor a retry_after field).", valueName: "SECONDS|none"))
+    var retryAfter: String = "1"
+    @Option(name: .customLong("waf-block"), help: ArgumentHelp("Act as a web application firewall: requests whose owner_name or email matches this regular expression (case-insensitive; '.*' matches all) get an unsigned 403 HTML page and are not processed.", valueName: "REGEX"))
+    var wafBlock: String?
     @Option(help: ArgumentHelp("Seed for the fault generator (default: random, printed on stderr).", valueName: "N")) var seed: UInt64?
     @Flag(name: .customLong("no-signature-cache"),
           help: "Sign every reply afresh (benchmark baseline; normally identical signed texts reuse one signature).")
@@ -62,7 +68,9 @@ struct SandboxCommand: ParsableCommand {
         try checkFlag(.sandboxRate, rate)
         try checkFlag(.sandboxBurst, burst)
         for (flag, value) in [("--fail-5xx", fail5xx), ("--fail-429", fail429), ("--drop-before", dropBefore),
-                              ("--drop-after", dropAfter), ("--bad-signature", badSignature), ("--stale", stale)] {
+                              ("--drop-after", dropAfter), ("--bad-signature", badSignature), ("--stale", stale),
+                              ("--string-code", stringCode), ("--echo-error", echoError),
+                              ("--undocumented-code", undocumentedCode)] {
             try checkFlag(.probability(flag), value)
         }
         if let latency {
@@ -75,6 +83,9 @@ struct SandboxCommand: ParsableCommand {
             } catch let error as KeyAssignError {
                 throw ValidationError(error.message)
             }
+        }
+        if retryAfter != "none" && Int(retryAfter).map({ $0 < 0 }) ?? true {
+            throw ValidationError("--retry-after must be a whole number of seconds ≥ 0, or none")
         }
     }
 
@@ -94,6 +105,9 @@ struct SandboxCommand: ParsableCommand {
         configuration.faults.stale = stale
         configuration.faults.stringCode = stringCode
         configuration.faults.echoError = echoError
+        configuration.faults.undocumentedCode = undocumentedCode
+        configuration.faults.retryAfter429 = retryAfter == "none" ? nil : Int(retryAfter)
+        configuration.faults.wafBlock = wafBlock
         configuration.faults.seed = seed
         configuration.keyName = keyName
         configuration.escapesSlashes = escapeSlashes

@@ -144,7 +144,10 @@ import Testing
             case .uncertain:
                 #expect(trustedCode == 801 && maybeDelivered, "\(context)")
             case .pending:
-                #expect(got.authStop != nil && (status == 401 || status == 403 || trustedCode.map(Classifier.authCodes.contains) == true), "\(context)")
+                // Back to pending only when nothing was done: a signed refusal (the run stops) or a 429.
+                #expect((got.authStop != nil && trustedCode.map(Classifier.authCodes.contains) == true)
+                        || (got.rateLimited && status == 429), "\(context)")
+                #expect(!got.countsAttempt, "\(context)")
             case .retry, .failed, .inFlight:
                 #expect(got.state != .inFlight, "\(context)")
             }
@@ -153,6 +156,16 @@ import Testing
             if (200...299).contains(status) && trustedCode == nil {
                 #expect(got.state == .retry || got.state == .failed, "\(context)")
                 #expect(got.maybeDelivered, "\(context): an unverified 2xx may have been processed")
+            }
+            // An unsigned refusal is the row's own problem (the runner's RefusalGate may still
+            // make it the run's).
+            if (status == 401 || status == 403) && trustedCode == nil {
+                #expect(got.unsignedRefusal && (got.state == .retry || got.state == .failed), "\(context)")
+            }
+            // A verified reply that says neither 800 nor 801 under a 2xx may have been acted on.
+            if let code = trustedCode, status != 429, !Classifier.authCodes.contains(code),
+               !((200...299).contains(status) && (code == 800 || code == 801)) {
+                #expect(got.maybeDelivered, "\(context): the license server answered")
             }
             if let seconds = RetryAfter.seconds(header: header, body: body, now: 1_800_000_000) {
                 #expect(seconds.isFinite && seconds >= 0, "\(context): Retry-After \(String(describing: header)) → \(seconds)")

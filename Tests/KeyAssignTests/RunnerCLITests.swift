@@ -174,7 +174,13 @@ extension RunnerOutcomeTests {
         process.standardError = FileHandle.nullDevice
         process.standardOutput = FileHandle.nullDevice
         try process.run()
-        Thread.sleep(forTimeInterval: 1.0)
+        // Signal a run that is sending: a SIGTERM that arrives while the process is still starting
+        // (slow on a loaded machine) is blocked by the spawning thread's inherited mask and then
+        // discarded when the runner sets SIG_IGN to install its handler.
+        let started = Date().addingTimeInterval(30)
+        while (try? bench.count("SELECT count(*) FROM attempts")) ?? 0 < 1 && Date() < started && process.isRunning {
+            usleep(20_000)
+        }
         kill(process.processIdentifier, SIGTERM)
         let deadline = Date().addingTimeInterval(10)
         while process.isRunning && Date() < deadline { usleep(20_000) }

@@ -32,35 +32,50 @@ import Testing
             state: .rejected, outcome: "rejected", nowMaybe: false),
         Row(name: "801 after a maybe-delivered attempt → uncertain", result: ok, verdict: payload(801), maybeDelivered: true,
             state: .uncertain, outcome: "uncertain", nowMaybe: true),
-        Row(name: "undocumented code → failed", result: ok, verdict: payload(555), maybeDelivered: false,
-            state: .failed, outcome: "failed", nowMaybe: false),
+        Row(name: "undocumented code → failed, maybe delivered (the server answered)", result: ok, verdict: payload(555),
+            maybeDelivered: false, state: .failed, outcome: "failed", nowMaybe: true),
         Row(name: "unverified 200 → retry, maybe delivered", result: ok, verdict: .untrusted(.badSignature, "x"), maybeDelivered: false,
             state: .retry, outcome: "retry", nowMaybe: true),
         Row(name: "stale 200 → retry, maybe delivered", result: ok, verdict: .untrusted(.stale, "x"), maybeDelivered: false,
             state: .retry, outcome: "retry", nowMaybe: true),
-        Row(name: "connection refused → retry, not delivered", result: .notSent("refused"), verdict: nil, maybeDelivered: false,
-            state: .retry, outcome: "retry", nowMaybe: false),
+        Row(name: "connection refused → back to pending, not counted, not delivered", result: .notSent("refused"), verdict: nil,
+            maybeDelivered: false, state: .pending, outcome: "not_sent", nowMaybe: false, counts: false),
+        Row(name: "certificate refused → pending, not counted: a configuration stop", result: .tlsFailure("untrusted"),
+            verdict: nil, maybeDelivered: false, state: .pending, outcome: "config_stop", nowMaybe: false, counts: false),
         Row(name: "timeout after sending → retry, maybe delivered", result: .maybeSent("timed out"), verdict: nil, maybeDelivered: false,
             state: .retry, outcome: "retry", nowMaybe: true),
         Row(name: "503 → retry, maybe delivered", result: .response(status: 503, retryAfter: nil, body: []), verdict: nil,
             maybeDelivered: false, state: .retry, outcome: "retry", nowMaybe: true),
-        Row(name: "429 → retry, not counted, not delivered", result: .response(status: 429, retryAfter: "1", body: []), verdict: nil,
-            maybeDelivered: false, attempts: 5, state: .retry, outcome: "rate_limited", nowMaybe: false, counts: false),
-        Row(name: "401 unverified → auth stop, back to pending", result: .response(status: 401, retryAfter: nil, body: [1]),
-            verdict: .untrusted(.unsigned, ""), maybeDelivered: false, state: .pending, outcome: "auth_stop", nowMaybe: false,
-            counts: false, authStop: true),
+        Row(name: "429 → back to pending, not counted, not delivered", result: .response(status: 429, retryAfter: "1", body: []),
+            verdict: nil, maybeDelivered: false, attempts: 5, state: .pending, outcome: "rate_limited", nowMaybe: false,
+            counts: false),
+        Row(name: "401 unsigned → the row's retry (the runner's RefusalGate may make it a stop)",
+            result: .response(status: 401, retryAfter: nil, body: [1]), verdict: .untrusted(.unsigned, ""),
+            maybeDelivered: false, state: .retry, outcome: "retry", nowMaybe: false),
+        Row(name: "403 HTML page on the last attempt → failed", result: .response(status: 403, retryAfter: nil, body: [60]),
+            verdict: .untrusted(.envelopeNotJSON, ""), maybeDelivered: false, attempts: 3, state: .failed, outcome: "failed",
+            nowMaybe: false),
+        Row(name: "401 code 100 → auth stop", result: .response(status: 401, retryAfter: nil, body: [1]), verdict: payload(100),
+            maybeDelivered: false, state: .pending, outcome: "auth_stop", nowMaybe: false, counts: false, authStop: true),
         Row(name: "403 code 150 → auth stop", result: .response(status: 403, retryAfter: nil, body: [1]), verdict: payload(150),
             maybeDelivered: true, state: .pending, outcome: "auth_stop", nowMaybe: true, counts: false, authStop: true),
         Row(name: "200 with verified code 102 → auth stop", result: ok, verdict: payload(102), maybeDelivered: false,
             state: .pending, outcome: "auth_stop", nowMaybe: false, counts: false, authStop: true),
         Row(name: "other 4xx → failed", result: .response(status: 404, retryAfter: nil, body: []), verdict: nil,
             maybeDelivered: false, state: .failed, outcome: "failed", nowMaybe: false),
+        Row(name: "verified payload under a 4xx → failed, maybe delivered", result: .response(status: 400, retryAfter: nil, body: [1]),
+            verdict: payload(800), maybeDelivered: false, state: .failed, outcome: "failed", nowMaybe: true),
+        Row(name: "verified payload under a 403, not an auth code → failed, maybe delivered",
+            result: .response(status: 403, retryAfter: nil, body: [1]), verdict: payload(801), maybeDelivered: false,
+            state: .failed, outcome: "failed", nowMaybe: true),
+        Row(name: "verified payload under a redirect → failed, maybe delivered", result: .response(status: 302, retryAfter: nil, body: [1]),
+            verdict: payload(800), maybeDelivered: false, state: .failed, outcome: "failed", nowMaybe: true),
         Row(name: "redirect → failed", result: .response(status: 302, retryAfter: nil, body: []), verdict: nil,
             maybeDelivered: false, state: .failed, outcome: "failed", nowMaybe: false),
         Row(name: "5xx on the last attempt → failed", result: .response(status: 500, retryAfter: nil, body: []), verdict: nil,
             maybeDelivered: false, attempts: 3, state: .failed, outcome: "failed", nowMaybe: true),
-        Row(name: "refused on the last attempt → failed", result: .notSent("refused"), verdict: nil,
-            maybeDelivered: false, attempts: 3, state: .failed, outcome: "failed", nowMaybe: false),
+        Row(name: "refused on the last attempt → still pending: it never left", result: .notSent("refused"), verdict: nil,
+            maybeDelivered: true, attempts: 3, state: .pending, outcome: "not_sent", nowMaybe: true, counts: false),
     ]
 
     @Test(arguments: table)
@@ -203,17 +218,17 @@ import Testing
     @Test func aPauseStopsEveryoneAndBacksOffWithoutAHint() {
         let bucket = TokenBucket(rate: 0, burst: 1, now: 0)
         #expect(bucket.available(now: 0) == Int.max)
-        #expect(bucket.pause(seconds: 2, now: 10) == 12)
+        #expect(bucket.pause(seconds: 2, now: 10, sentAt: 9.9) == 12)
         #expect(bucket.available(now: 11) == 0)
         #expect(bucket.nextAvailable(now: 11) == 12)
         #expect(bucket.available(now: 12) == Int.max)
-        // No Retry-After: 1, 2, 4 s for 429s in a row; a reply that is not a 429 resets the streak.
-        bucket.noteNotRateLimited()
-        #expect(bucket.pause(seconds: nil, now: 20) == 21)
-        #expect(bucket.pause(seconds: nil, now: 21) == 23)
-        #expect(bucket.pause(seconds: nil, now: 23) == 27)
-        bucket.noteNotRateLimited()
-        #expect(bucket.pause(seconds: nil, now: 30) == 31)
+        // No Retry-After: 1, 2, 4 s for waves of 429s in a row; a reply that is not a 429 resets the streak.
+        bucket.noteNotRateLimited(sentAt: 19)
+        #expect(bucket.pause(seconds: nil, now: 20, sentAt: 19.9) == 21)
+        #expect(bucket.pause(seconds: nil, now: 21, sentAt: 20.95) == 23)
+        #expect(bucket.pause(seconds: nil, now: 23, sentAt: 22.9) == 27)
+        bucket.noteNotRateLimited(sentAt: 29.9)
+        #expect(bucket.pause(seconds: nil, now: 30, sentAt: 29.95) == 31)
     }
 
     @Test func backoffIsFullJitterUnderTheCap() {

@@ -20,6 +20,12 @@ struct TransportTests {
             Issue.record("a timeout before anything was written must be notSent")
             return
         }
+        guard case .tlsFailure(let tls) = AssignClient.result(curlCode: 60, status: 0, requestBytes: 0, reply: [], retryAfter: nil,
+                                                              detail: "SSL certificate problem: self-signed certificate") else {
+            Issue.record("a refused certificate must be tlsFailure")
+            return
+        }
+        #expect(tls == "SSL certificate problem: self-signed certificate (curl 60)")
         for code: Int32 in [28, 52, 55, 56, 42] {
             guard case .maybeSent = AssignClient.result(curlCode: code, status: 0, requestBytes: 250, reply: [], retryAfter: nil) else {
                 Issue.record("curl \(code) after the request was written must be maybeSent")
@@ -152,7 +158,7 @@ struct TransportTests {
         for result in all {
             switch result {
             case .maybeSent(let text), .notSent(let text): #expect(text.contains("cancelled"))
-            case .response: Issue.record("nothing should have been answered: \(result)")
+            case .response, .tlsFailure: Issue.record("nothing should have been answered: \(result)")
             }
         }
     }
@@ -170,27 +176,33 @@ struct TransportTests {
         #expect(body.count == AssignClient.maximumStoredReply)
     }
 
-    @Test("https: trusted through --ca-file, refused without it, nothing assigned when refused")
+    @Test("https: a certificate not trusted is a configuration stop (exit 78, rows pending); trusted through --ca-file")
     func tlsWithAPrivateCA() throws {
         let bench = try RunnerBench(inventory: 6)
         let proxy = try PythonServer.tlsProxy(upstreamPort: bench.server.port)
         defer { proxy.stop() }
         let https = "https://127.0.0.1:\(proxy.port)"
         func run(_ extra: [String]) throws -> CLI.Result {
-            var arguments = bench.runArguments(extra + ["--max-attempts", "1"])
+            var arguments = bench.runArguments(extra + ["--concurrency", "1"])
             arguments[arguments.firstIndex(of: bench.server.baseURL)!] = https
             return try CLI.run(arguments, environment: ["KEYASSIGN_API_KEY": bench.server.apiKey])
         }
 
         let untrusted = try run([])
-        #expect(untrusted.status == 1)
-        #expect(try bench.stateCounts() == ["failed": 6])
-        let errors = try bench.open().prepare("SELECT DISTINCT error FROM attempts")
-        var seen: [String] = []
-        while try errors.step() { seen.append(errors.string(0) ?? "") }
-        #expect(seen.count == 1 && seen[0].contains("server certificate not trusted (curl 60"), "errors: \(seen)")
+        #expect(untrusted.status == 78, "stderr: \(untrusted.stderr)")
+        #expect(untrusted.stderr.contains("certificate"), "stderr: \(untrusted.stderr)")
+        #expect(untrusted.stderr.contains("--ca-file"), "stderr: \(untrusted.stderr)")
+        // libcurl's own words name the check that failed.
+        #expect(untrusted.stderr.contains("unable to get local issuer certificate"), "stderr: \(untrusted.stderr)")
+        // Stopped at once: one request, its attempt refunded, every row still pending.
+        #expect(try bench.stateCounts() == ["pending": 6])
+        #expect(try bench.count("SELECT count(*) FROM work WHERE attempts <> 0") == 0)
+        #expect(try bench.count("SELECT count(*) FROM attempts") == 1)
+        #expect(try bench.count("SELECT count(*) FROM attempts WHERE outcome = 'config_stop' AND error LIKE '%(curl 60)%'") == 1)
+        #expect(try bench.count("SELECT exit_status FROM runs") == 78)
+        #expect(bench.server.ledger().totals.requests == 0)
 
-        #expect(try CLI.run(["retry", "--db", bench.db, "--state", "failed"]).status == 0)
+        // Fixing the configuration is all it takes: no `keyassign retry`.
         let trusted = try run(["--ca-file", CLI.fixture("tls/ca.pem")])
         #expect(trusted.status == 0, "stderr: \(trusted.stderr)")
         #expect(try bench.stateCounts() == ["assigned": 6])
@@ -198,6 +210,23 @@ struct TransportTests {
         let notPEM = try run(["--ca-file", CLI.fixture("reply-800.json")])
         #expect(notPEM.status == 78)
         #expect(notPEM.stderr.contains("no PEM certificate"))
+    }
+
+    @Test("https: a certificate for another host name is a configuration stop too (exit 78, rows pending)")
+    func tlsWrongHostName() throws {
+        let bench = try RunnerBench(inventory: 4)
+        // A loopback address that server.pem (127.0.0.1, localhost) does not name.
+        let proxy = try PythonServer.tlsProxy(upstreamPort: bench.server.port, listenHost: "127.0.0.2")
+        defer { proxy.stop() }
+        var arguments = bench.runArguments(["--ca-file", CLI.fixture("tls/ca.pem"), "--max-attempts", "1"])
+        arguments[arguments.firstIndex(of: bench.server.baseURL)!] = "https://127.0.0.2:\(proxy.port)"
+        let result = try CLI.run(arguments, environment: ["KEYASSIGN_API_KEY": bench.server.apiKey])
+        #expect(result.status == 78, "stderr: \(result.stderr)")
+        #expect(result.stderr.contains("host name"), "stderr: \(result.stderr)")
+        #expect(result.stderr.contains("--ca-file"), "stderr: \(result.stderr)")
+        #expect(try bench.stateCounts() == ["pending": 4])
+        #expect(try bench.count("SELECT count(*) FROM work WHERE attempts <> 0") == 0)
+        #expect(bench.server.ledger().totals.requests == 0)
     }
 
     private func client(for server: SandboxServer, concurrency: Int = 4) throws -> AssignClient {
@@ -245,8 +274,8 @@ private final class PythonServer {
     }
 
     /// `Fixtures/tls/tls-proxy.py`: real TLS (a certificate from the test CA) in front of the sandbox.
-    static func tlsProxy(upstreamPort: Int) throws -> PythonServer {
-        try PythonServer([CLI.fixture("tls/tls-proxy.py"), String(upstreamPort)])
+    static func tlsProxy(upstreamPort: Int, listenHost: String = "127.0.0.1") throws -> PythonServer {
+        try PythonServer([CLI.fixture("tls/tls-proxy.py"), String(upstreamPort), listenHost])
     }
 
     /// HTTP/1.1 that answers every POST with a 200 and a body of `size` bytes.

@@ -37,6 +37,9 @@ typedef struct {
     char retry_after[128];
     /// How many times libcurl has issued the request in this transfer (see ka_on_prerequest).
     int requests_issued;
+    /// libcurl's own words for a failed transfer (CURLOPT_ERRORBUFFER): which certificate check
+    /// failed, for a message that tells the operator what to fix. Never the request itself.
+    char error[CURL_ERROR_SIZE];
 } ka_exchange_record;
 
 /// CURLOPT_WRITEFUNCTION, with the exchange's record as CURLOPT_WRITEDATA.

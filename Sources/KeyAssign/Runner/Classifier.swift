@@ -5,12 +5,13 @@
 public struct Classification: Sendable, Equatable {
     /// Where the row goes next.
     public var state: WorkState
-    /// `attempts.outcome`: assigned, rejected, uncertain, failed, retry, rate_limited, auth_stop.
+    /// `attempts.outcome`: assigned, rejected, uncertain, failed, retry, rate_limited, not_sent,
+    /// auth_stop, config_stop.
     public var outcome: String
     /// The row's new `maybe_delivered`.
     public var maybeDelivered: Bool
     /// False when the attempt provably had no effect and must not count towards
-    /// --max-attempts (a 429, an auth refusal).
+    /// --max-attempts (a 429, an auth refusal, a request that never left).
     public var countsAttempt: Bool
     /// The verified code, if any (an unverified code is never recorded as the row's code).
     public var code: Int?
@@ -20,10 +21,20 @@ public struct Classification: Sendable, Equatable {
     /// Set when the whole run must stop: the message names the code.
     public var authStop: String?
     public var rateLimited: Bool = false
+    /// The request never left (connect, DNS, TLS handshake): what the circuit breaker counts.
+    public var notSent: Bool = false
+    /// An unsigned 401/403/407: something in front of the license server refused this request.
+    /// This classification is the row's own problem (retry, then failed); the runner's
+    /// `RefusalGate` decides whether it is in fact the whole run's (`Classifier.asAuthStop`).
+    public var unsignedRefusal: Bool = false
+    /// Set when the configuration is wrong (the server's certificate refused): stop with 78.
+    public var configStop: String?
 }
 
 public enum Classifier {
     public static let authCodes: Set<Int> = [100, 101, 102, 103, 150]
+    /// Refusals: the license server's own come signed with an auth code; 407 is a proxy's.
+    public static let refusalStatuses: Set<Int> = [401, 403, 407]
 
     public static func classify(_ result: TransportResult, verdict: ReplyVerdict?, maybeDelivered: Bool,
                                 attempts: Int, maxAttempts: Int) -> Classification {
@@ -41,37 +52,59 @@ public enum Classifier {
             Classification(state: .pending, outcome: "auth_stop", maybeDelivered: maybeDelivered, countsAttempt: false,
                            code: code, verdict: verdictText, error: message, authStop: message)
         }
-        func failed(_ error: String, code: Int?, verdictText: String?) -> Classification {
-            Classification(state: .failed, outcome: "failed", maybeDelivered: maybeDelivered, countsAttempt: true,
-                           code: code, verdict: verdictText, error: error)
+        func failed(_ error: String, code: Int?, verdictText: String?, delivered: Bool) -> Classification {
+            Classification(state: .failed, outcome: "failed", maybeDelivered: maybeDelivered || delivered,
+                           countsAttempt: true, code: code, verdict: verdictText, error: error)
         }
 
         switch result {
         case .notSent(let error):
-            return retry("\(error) (not sent)", delivered: false)
+            // Provably never left: the row goes back as if it had not been claimed. A server
+            // that stays unreachable is the circuit breaker's business, not the row's.
+            return Classification(state: .pending, outcome: "not_sent", maybeDelivered: maybeDelivered,
+                                  countsAttempt: false, code: nil, verdict: nil, error: "\(error) (not sent)",
+                                  notSent: true)
+        case .tlsFailure(let error):
+            let message = "the server's TLS certificate was refused: \(error). If a private CA signed it, "
+                + "give that CA's certificate with --ca-file PATH; check that the host name in --server is one "
+                + "the certificate names"
+            return Classification(state: .pending, outcome: "config_stop", maybeDelivered: maybeDelivered,
+                                  countsAttempt: false, code: nil, verdict: nil, error: message, configStop: message)
         case .maybeSent(let error):
             return retry("\(error) (the request may have reached the server)", delivered: true)
         case .response(let status, _, _):
             var trusted: SignedPayload?
             if case .trusted(let payload)? = verdict { trusted = payload }
             let verdictText = verdict?.storedText
-            if status == 401 || status == 403 {
-                let named = trusted.map { "code \($0.code) (\($0.message))" } ?? "an unverified reply"
-                return authStop("the server refused the API key: HTTP \(status), \(named)", code: trusted?.code,
-                                verdictText: verdictText)
-            }
             if let payload = trusted, authCodes.contains(payload.code) {
                 return authStop("the server refused the API key: code \(payload.code) (\(payload.message)), HTTP \(status)",
                                 code: payload.code, verdictText: verdictText)
             }
+            if refusalStatuses.contains(status) && trusted == nil {
+                // The license server signs its refusals (100–103, 150). An unsigned one comes
+                // from a firewall, proxy or gateway, which refuses before passing a request on:
+                // so it does not make the row maybe-delivered.
+                var refused = retry("HTTP \(status) without a signed reply: something in front of the license server "
+                                    + "(a firewall, proxy or gateway) refused this request", delivered: false,
+                                    verdictText: verdictText)
+                refused.unsignedRefusal = true
+                return refused
+            }
             if status == 429 {
-                return Classification(state: .retry, outcome: "rate_limited", maybeDelivered: maybeDelivered,
+                // Refused without being processed, like a request that never left: the row goes
+                // back to pending, and the pause that every sender now takes is the runner's.
+                return Classification(state: .pending, outcome: "rate_limited", maybeDelivered: maybeDelivered,
                                       countsAttempt: false, code: nil, verdict: verdictText,
                                       error: "HTTP 429 too many requests", rateLimited: true)
             }
             if (500...599).contains(status) {
                 return retry("HTTP \(status)", delivered: true, verdictText: verdictText)
             }
+            // A verified payload proves the license server received the request. Only a 200 with
+            // 800 or 801 says what it did; under any other status, or with a code the protocol
+            // does not document, it may have assigned the key: a later 801 must not read as a
+            // plain rejection.
+            let answered = trusted != nil
             if (200...299).contains(status) {
                 guard let payload = trusted else {
                     let why: String
@@ -97,16 +130,27 @@ public enum Classifier {
                                           countsAttempt: true, code: 801, verdict: verdictText, error: nil)
                 default:
                     return failed("undocumented code \(payload.code) (\(payload.message))", code: payload.code,
-                                  verdictText: verdictText)
+                                  verdictText: verdictText, delivered: true)
                 }
             }
+            let signed = trusted.map { ", with a verified code \($0.code) (\($0.message))" } ?? ""
             if (300...399).contains(status) {
-                return failed("HTTP \(status) redirect refused: check --server", code: nil, verdictText: verdictText)
+                return failed("HTTP \(status) redirect refused\(signed): check --server", code: trusted?.code,
+                              verdictText: verdictText, delivered: answered)
             }
             // The protocol answers every per-key problem with 200 and a code, so these mean the
             // URL reaches something other than the endpoint: say where to look.
             let hint = status == 404 || status == 405 ? ": no assign-license-key endpoint at this URL, check --server" : ""
-            return failed("HTTP \(status)\(hint)", code: trusted?.code, verdictText: verdictText)
+            return failed("HTTP \(status)\(signed)\(hint)", code: trusted?.code, verdictText: verdictText,
+                          delivered: answered)
         }
+    }
+
+    /// What an unsigned refusal becomes when the `RefusalGate` decides it was the whole run's
+    /// problem (an API key or proxy refused everywhere): an auth stop, the row back to pending.
+    public static func asAuthStop(_ refused: Classification, message: String) -> Classification {
+        Classification(state: .pending, outcome: "auth_stop", maybeDelivered: refused.maybeDelivered,
+                       countsAttempt: false, code: nil, verdict: refused.verdict,
+                       error: refused.error.map { "\(message) (\($0))" } ?? message, authStop: message)
     }
 }

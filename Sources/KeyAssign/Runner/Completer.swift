@@ -29,6 +29,8 @@ final class Completer: @unchecked Sendable {
     private var flusherDone = false
     private var failure: Error?
     private var recorded = 0
+    /// The background flusher holds a batch it has not committed yet.
+    private var committing = false
     private var updateWork: Statement?
     private var insertAttempt: Statement?
     private var updateRun: Statement?
@@ -60,13 +62,24 @@ final class Completer: @unchecked Sendable {
         return failure
     }
 
-    /// Commits everything received so far, now, on the calling thread.
-    func flushNow() throws {
+    /// Results committed so far.
+    var recordedCount: Int {
         lock.lock()
+        defer { lock.unlock() }
+        return recorded
+    }
+
+    /// Commits everything received so far, now, on the calling thread (after a batch the
+    /// background flusher is committing). Returns how many it committed itself.
+    @discardableResult
+    func flushNow() throws -> Int {
+        lock.lock()
+        while committing { lock.wait() }
         let batch = waiting
         waiting.removeAll(keepingCapacity: true)
         lock.unlock()
         try commit(batch)
+        return batch.count
     }
 
     /// Stops the background flusher after a final flush.
@@ -89,11 +102,14 @@ final class Completer: @unchecked Sendable {
             if waiting.isEmpty { continue }
             let batch = waiting
             waiting.removeAll(keepingCapacity: true)
+            committing = true
             lock.unlock()
             do {
                 try commit(batch)
             } catch {
                 lock.lock()
+                committing = false
+                lock.broadcast()
                 if failure == nil { failure = error }
                 // Keep the batch so that a final flush can try again; the run stops anyway.
                 waiting.insert(contentsOf: batch, at: 0)
@@ -102,6 +118,8 @@ final class Completer: @unchecked Sendable {
                 break
             }
             lock.lock()
+            committing = false
+            lock.broadcast()
         }
         flusherDone = true
         lock.broadcast()

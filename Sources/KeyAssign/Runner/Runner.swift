@@ -26,6 +26,16 @@ public final class Runner: @unchecked Sendable {
     private var inFlight = 0
     private var stopSignal: Int32?
     private var authStop: String?
+    /// The server's certificate was refused: a configuration error (exit 78).
+    private var configStop: String?
+    /// The server stayed unreachable for --max-wait (exit 69).
+    private var unreachableStop: String?
+    /// A 429 pause would have run past --max-wait (exit 1, rows left for the next run).
+    private var maxWaitStop: String?
+    private var breaker: CircuitBreaker
+    private var refusals = RefusalGate<CompletedAttempt>()
+    /// Waiting the dispatcher did, against --max-wait. Touched by the dispatcher only.
+    private var budget: WaitBudget
     private var requests = 0
     private var finished = 0
     private var outcomeCounts: [String: Int] = [:]
@@ -45,6 +55,8 @@ public final class Runner: @unchecked Sendable {
         self.redaction = ReplyRedaction(apiKey: options.apiKey)
         self.bucket = TokenBucket(rate: options.rate, burst: options.burst)
         self.minimumClaim = max(1, min(16, options.concurrency / 4))
+        self.breaker = CircuitBreaker(window: options.maxWait)
+        self.budget = WaitBudget(limit: options.maxWait)
     }
 
     /// Runs until nothing is due (waiting up to --max-wait for scheduled retries), a signal,
@@ -124,6 +136,7 @@ public final class Runner: @unchecked Sendable {
             loopError = error
         }
         drain(client: client)
+        settleRefusals()
         progress.stop()
         do {
             try completer.finish()
@@ -147,7 +160,7 @@ public final class Runner: @unchecked Sendable {
     private func shouldStop() -> Bool {
         lock.lock()
         defer { lock.unlock() }
-        return stopSignal != nil || authStop != nil
+        return stopSignal != nil || authStop != nil || configStop != nil || unreachableStop != nil || maxWaitStop != nil
     }
 
     private var inFlightNow: Int {
@@ -158,7 +171,6 @@ public final class Runner: @unchecked Sendable {
 
     private func dispatchLoop(_ shared: SharedDatabase, claimer: Claimer, client: AssignClient,
                               completer: Completer) throws {
-        var idleWaited = 0.0
         let concurrency = options.concurrency
         while true {
             if shouldStop() { return }
@@ -168,11 +180,43 @@ public final class Runner: @unchecked Sendable {
                 _ = wake.wait(timeout: .now() + .milliseconds(50))
                 continue
             }
-            let now = Timestamps.monotonic()
+            var now = Timestamps.monotonic()
+            // An unreachable server gets one probe at a time, and an end.
+            var breakerLimit = Int.max
+            switch breakerPermission(now: now) {
+            case .send(let limit):
+                breakerLimit = limit
+            case .awaitProbe:
+                _ = wake.wait(timeout: .now() + .milliseconds(50))
+                continue
+            case .probeAt(let at):
+                if !budget.allows(at - now) {
+                    giveUpUnreachable(now: now, why: "the next try would pass --max-wait")
+                    return
+                }
+                waitCounted(until: at)
+                continue
+            case .giveUp:
+                giveUpUnreachable(now: now, why: nil)
+                return
+            }
             let tokens = bucket.available(now: now)
             if tokens <= 0 {
                 let at = bucket.nextAvailable(now: now)
+                let pauseEnd = bucket.pauseEnd
+                if pauseEnd > now {
+                    // A 429 pause is waiting, and --max-wait bounds it: a server that asks for an
+                    // hour must not hold the run (and the database lock) for an hour.
+                    let pause = pauseEnd - now
+                    if !budget.allows(pause) {
+                        stopForMaxWait("the server asked to pause \(Int(pause.rounded(.up))) s (HTTP 429), more than the \(Int(budget.remaining.rounded(.down))) s left of --max-wait \(Int(options.maxWait)) s")
+                        return
+                    }
+                }
+                let before = Timestamps.monotonic()
                 waitUntil(monotonic: at)
+                now = Timestamps.monotonic()
+                budget.spend(min(now, pauseEnd) - before)
                 continue
             }
             // When slots, not tokens, are what is short, wait for a few to free up: one
@@ -181,28 +225,31 @@ public final class Runner: @unchecked Sendable {
                 _ = wake.wait(timeout: .now() + .milliseconds(20))
                 continue
             }
-            let limit = min(free, tokens, 64)
+            let limit = min(free, tokens, 64, breakerLimit)
+            let recordedBefore = completer.recordedCount
             let rows = try shared.with { try claimer.claim($0, limit: limit, now: Timestamps.now()) }
             if rows.isEmpty {
                 if inFlightNow > 0 {
                     _ = wake.wait(timeout: .now() + .milliseconds(50))
                     continue
                 }
-                // Nothing in flight: commit what came back, since it may have made rows due.
+                // Nothing in flight and nothing to claim: decide the held refusals, and commit
+                // what came back, since either may have made rows due (a request that never
+                // left goes back to pending).
+                if settleRefusals() { continue }
                 try completer.flushNow()
+                if completer.recordedCount != recordedBefore { continue }
                 let wall = Timestamps.now()
                 guard let due = try shared.with({ try claimer.nextRetryDue($0) }) else { return }
                 let wait = due - wall
                 if wait <= 0 { continue }
-                if idleWaited + wait > options.maxWait {
+                if !budget.allows(wait) {
                     if options.progress != .quiet {
                         logger.info("the next retry is due in \(Int(wait.rounded(.up))) s, beyond --max-wait; leaving it for the next run")
                     }
                     return
                 }
-                let before = Timestamps.monotonic()
-                waitUntil(monotonic: before + wait)
-                idleWaited += Timestamps.monotonic() - before
+                waitCounted(until: Timestamps.monotonic() + wait)
                 continue
             }
             bucket.take(rows.count, now: now)
@@ -220,6 +267,37 @@ public final class Runner: @unchecked Sendable {
                 }
             }
         }
+    }
+
+    private func breakerPermission(now: Double) -> CircuitBreaker.Permission {
+        lock.lock()
+        defer { lock.unlock() }
+        return breaker.permission(now: now, inFlight: inFlight)
+    }
+
+    /// Waits until a monotonic time (or a wakeup), counting the time against --max-wait.
+    private func waitCounted(until target: Double) {
+        let before = Timestamps.monotonic()
+        waitUntil(monotonic: target)
+        budget.spend(Timestamps.monotonic() - before)
+    }
+
+    private func giveUpUnreachable(now: Double, why: String?) {
+        lock.lock()
+        let seconds = Int(breaker.unreachableFor(now: now).rounded())
+        let last = breaker.lastError ?? "no connection"
+        let message = "the license server is unreachable (\(breaker.consecutive) tries in a row never left, for \(seconds) s; last: \(last))"
+            + (why.map { "; \($0)" } ?? "")
+        if unreachableStop == nil { unreachableStop = message }
+        lock.unlock()
+        logger.error("stopping the run: \(message); rows not sent stay pending or retry, and the next run sends them")
+    }
+
+    private func stopForMaxWait(_ message: String) {
+        lock.lock()
+        if maxWaitStop == nil { maxWaitStop = message }
+        lock.unlock()
+        logger.warning("stopping the run: \(message); the rows not sent stay pending for the next run")
     }
 
     /// Sleeps until a monotonic time, waking early for completions and signals.
@@ -274,40 +352,110 @@ public final class Runner: @unchecked Sendable {
         var nextAttemptAt: Double?
         if classification.rateLimited {
             let seconds = RetryAfter.seconds(header: retryAfterHeader, body: reply ?? [], now: endedWall)
-            let end = bucket.pause(seconds: seconds, now: endedMono)
-            nextAttemptAt = endedWall + max(0, end - endedMono)
+            bucket.pause(seconds: seconds, now: endedMono, sentAt: startedMono)
         } else {
-            if status != nil { bucket.noteNotRateLimited() }
+            if status != nil { bucket.noteNotRateLimited(sentAt: startedMono) }
             if classification.state == .retry {
                 nextAttemptAt = endedWall + backoff.delay(afterAttempt: row.attempts)
             }
         }
-        completer?.add(CompletedAttempt(row: row, classification: classification, nextAttemptAt: nextAttemptAt,
-                                        startedAt: startedWall, endedAt: endedWall,
-                                        latencyMS: (endedMono - startedMono) * 1000, httpStatus: status,
-                                        reply: redaction.stored(reply, verdict: verdict), signingKey: verdict?.signingKey))
-        var firstAuthStop: String?
+        let attempt = CompletedAttempt(row: row, classification: classification, nextAttemptAt: nextAttemptAt,
+                                       startedAt: startedWall, endedAt: endedWall,
+                                       latencyMS: (endedMono - startedMono) * 1000, httpStatus: status,
+                                       reply: redaction.stored(reply, verdict: verdict), signingKey: verdict?.signingKey)
+        var record: [CompletedAttempt] = []
+        var messages: [String] = []
         lock.lock()
         inFlight -= 1
+        if case .untrusted? = verdict { untrusted += 1 }
+        switch result {
+        case .notSent(let error): breaker.notSent(at: endedMono, error: error)
+        case .tlsFailure: break
+        case .response, .maybeSent: breaker.reached()
+        }
+        if classification.unsignedRefusal {
+            if authStop != nil {
+                record.append(asAuthStop(attempt, message: authStop ?? ""))
+            } else if case .stop(let refused) = refusals.refused(attempt) {
+                let message = "every request is refused before it reaches the license server: \(refused.count) rows in a row got an unsigned HTTP \(status ?? 0) and no signed reply came back (a proxy, gateway, firewall or IP filter in front of the server refuses this client, or the API key is refused before the server sees it)"
+                authStop = message
+                messages.append(message)
+                record += refused.map { asAuthStop($0, message: message) }
+            }
+        } else {
+            if case .trusted? = verdict { record += refusals.verifiedReply() }
+            record.append(attempt)
+        }
+        if let message = classification.configStop, configStop == nil {
+            configStop = message
+            messages.append(message)
+        }
+        if let message = classification.authStop, authStop == nil {
+            authStop = message
+            messages.append(message)
+        }
+        // Handed over before the lock goes: once `inFlight` reads 0, the dispatcher may flush the
+        // completer and conclude that nothing more is due.
+        for item in record {
+            count(item)
+            completer?.add(item)
+        }
         // Waking the dispatcher costs a futex call on both sides: do it when it can act.
         let wakeDispatcher = inFlight == 0 || options.concurrency - inFlight == minimumClaim
-            || classification.rateLimited || classification.authStop != nil
+            || classification.rateLimited || !messages.isEmpty || classification.notSent
+        lock.unlock()
+        for message in messages {
+            logger.error("stopping the run: \(message); sending nothing more, unanswered rows go back to pending")
+        }
+        if wakeDispatcher { wake.signal() }
+    }
+
+    /// The run's counters for one recorded attempt (the caller holds `lock`).
+    private func count(_ attempt: CompletedAttempt) {
+        let classification = attempt.classification
         outcomeCounts[classification.outcome, default: 0] += 1
         switch classification.state {
         case .assigned, .rejected, .uncertain, .failed: finished += 1
         default: break
         }
-        if case .untrusted? = verdict { untrusted += 1 }
         if classification.rateLimited { rateLimited += 1 }
-        if let message = classification.authStop, authStop == nil {
-            authStop = message
-            firstAuthStop = message
+    }
+
+    private func asAuthStop(_ attempt: CompletedAttempt, message: String) -> CompletedAttempt {
+        var stopped = attempt
+        stopped.classification = Classifier.asAuthStop(attempt.classification, message: message)
+        stopped.nextAttemptAt = nil
+        return stopped
+    }
+
+    /// Decides the unsigned refusals still held, once nothing more can arrive to decide them
+    /// (see `RefusalGate`). True when it recorded any.
+    @discardableResult
+    private func settleRefusals() -> Bool {
+        var record: [CompletedAttempt] = []
+        var stopMessage: String?
+        lock.lock()
+        let (held, stopsRun) = refusals.settle()
+        if stopsRun || authStop != nil {
+            let message = authStop ?? "every request was refused before it reached the license server: \(held.count) row(s) got an unsigned refusal and no signed reply came back in this run (a proxy, gateway, firewall or IP filter in front of the server refuses this client, or the API key is refused before the server sees it)"
+            // Only a run that ended for no other reason ends as an auth stop.
+            if authStop == nil && stopSignal == nil && configStop == nil {
+                authStop = message
+                stopMessage = message
+            }
+            record = held.map { asAuthStop($0, message: message) }
+        } else {
+            record = held
+        }
+        for item in record {
+            count(item)
+            completer?.add(item)
         }
         lock.unlock()
-        if let firstAuthStop {
-            logger.error("stopping the run: \(firstAuthStop); sending nothing more, unanswered rows go back to pending")
+        if let stopMessage {
+            logger.error("stopping the run: \(stopMessage); those rows go back to pending")
         }
-        if wakeDispatcher { wake.signal() }
+        return !record.isEmpty
     }
 
     fileprivate func snapshot() -> ProgressReporter.Snapshot {
@@ -368,6 +516,9 @@ public final class Runner: @unchecked Sendable {
         lock.lock()
         let signal = stopSignal
         let auth = authStop
+        let config = configStop
+        let unreachable = unreachableStop
+        let maxWait = maxWaitStop
         let requestCount = requests
         let untrustedCount = untrusted
         let limited = rateLimited
@@ -383,14 +534,21 @@ public final class Runner: @unchecked Sendable {
         let pendingLeft = (left["pending"] ?? 0) + (left["in_flight"] ?? 0)
         let status: ExitStatus
         var stopReason: String?
-        if let auth {
+        if let config {
+            status = .config
+            stopReason = config
+        } else if let auth {
             status = .authStopped
             stopReason = auth
         } else if let signal {
             status = signal == SIGINT ? .interrupted : .terminated
             stopReason = signal == SIGINT ? "SIGINT" : "SIGTERM"
+        } else if let unreachable {
+            status = .unavailable
+            stopReason = unreachable
         } else if uncertain + failed + retryLeft + pendingLeft > 0 {
             status = .someFailed
+            stopReason = maxWait
         } else {
             status = .ok
         }

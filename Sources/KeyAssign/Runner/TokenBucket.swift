@@ -23,6 +23,8 @@ final class TokenBucket: @unchecked Sendable {
     private var refilledAt: Double
     private var pausedUntil: Double = 0
     private var consecutive429 = 0
+    /// When the current wave's pause began (monotonic); -∞ before the first 429.
+    private var pauseStartedAt = -Double.infinity
     private(set) var pauses = 0
 
     /// `rate` ≤ 0 means unlimited.
@@ -75,28 +77,41 @@ final class TokenBucket: @unchecked Sendable {
     }
 
     /// Pauses every sender. `seconds` comes from the server (Retry-After, or the body's
-    /// `retry_after`); without it the pause doubles with each 429 in a row: 1, 2, 4 … 60 s.
-    /// Returns the pause's end (monotonic).
+    /// `retry_after`); without it the pause doubles with each wave of 429s: 1, 2, 4 … 60 s.
+    /// `sentAt` is when the refused request left: requests that all left before the current
+    /// pause began are one wave (they were sent together, so they say nothing new about the
+    /// server), and however many of them come back 429 they raise the streak once.
+    /// Returns the pause's end (monotonic). How long a run may spend paused is the runner's
+    /// `--max-wait`; the cap here only keeps the arithmetic sane.
     @discardableResult
-    func pause(seconds: Double?, now: Double) -> Double {
+    func pause(seconds: Double?, now: Double, sentAt: Double) -> Double {
         lock.lock()
         defer { lock.unlock() }
-        consecutive429 += 1
-        let delay = seconds.map { max(0, min($0, 3600)) }
-            ?? min(60, pow(2, Double(min(consecutive429 - 1, 10))))
-        let end = now + delay
-        if end > pausedUntil {
-            pausedUntil = end
-            pauses += 1
+        if sentAt >= pauseStartedAt {
+            consecutive429 += 1
+            pauseStartedAt = now
         }
+        let delay = seconds.map { max(0, min($0, 3600)) }
+            ?? min(60, pow(2, Double(min(max(consecutive429, 1) - 1, 10))))
+        // A pause that starts counts once; later 429s of its wave may stretch it a little.
+        if now >= pausedUntil { pauses += 1 }
+        pausedUntil = max(pausedUntil, now + delay)
         return pausedUntil
     }
 
-    /// A reply that was not a 429 ends the streak that drives the exponential pause.
-    func noteNotRateLimited() {
+    /// A reply that was not a 429, to a request sent since the last pause began, ends the streak
+    /// that drives the exponential pause. (One sent before it says nothing about the server now.)
+    func noteNotRateLimited(sentAt: Double) {
         lock.lock()
-        consecutive429 = 0
+        if sentAt >= pauseStartedAt { consecutive429 = 0 }
         lock.unlock()
+    }
+
+    /// How many waves of 429s in a row (for tests and messages).
+    var streak: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return consecutive429
     }
 
     var pauseEnd: Double {

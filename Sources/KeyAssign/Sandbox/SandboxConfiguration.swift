@@ -74,6 +74,16 @@ public struct SandboxConfiguration: Sendable {
         /// included), without processing the request: what a PHP or Laravel server in debug
         /// mode sends when it fails.
         public var echoError: Double = 0
+        /// Process the request (assigning the key), then answer with a properly signed reply
+        /// whose code the protocol does not document (899) instead of 800 or 801.
+        public var undocumentedCode: Double = 0
+        /// The `Retry-After` of an injected 429 (`fail429`), in seconds; nil sends none, nor a
+        /// `retry_after` body field.
+        public var retryAfter429: Int? = 1
+        /// A web application firewall in front of the server: a request whose owner_name or
+        /// email matches this regular expression (case-insensitive; `.*` matches every request)
+        /// gets an unsigned 403 HTML page and is not processed.
+        public var wafBlock: String?
         /// nil: a seed is drawn at random (and reported by `SandboxServer.seed`).
         public var seed: UInt64?
 
@@ -83,10 +93,16 @@ public struct SandboxConfiguration: Sendable {
             let named: [(String, Double)] = [
                 ("fail-5xx", fail5xx), ("fail-429", fail429), ("drop-before", dropBefore),
                 ("drop-after", dropAfter), ("bad-signature", badSignature), ("stale", stale),
-                ("string-code", stringCode), ("echo-error", echoError),
+                ("string-code", stringCode), ("echo-error", echoError), ("undocumented-code", undocumentedCode),
             ]
             for (name, value) in named where !(value >= 0 && value <= 1) {
                 throw KeyAssignError(.usage, "\(name) \(value): a probability must be between 0 and 1")
+            }
+            if let retryAfter429, retryAfter429 < 0 {
+                throw KeyAssignError(.usage, "retry-after \(retryAfter429): must be 0 or more seconds, or none")
+            }
+            if let wafBlock {
+                _ = try WAFRule(pattern: wafBlock)
             }
         }
     }

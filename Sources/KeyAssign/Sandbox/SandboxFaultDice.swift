@@ -12,6 +12,7 @@ struct FaultDecision: Equatable {
     var stale = false
     var stringCode = false
     var echoError = false
+    var undocumentedCode = false
 }
 
 /// Decides faults per request from a seeded generator (SplitMix64), so a seed reproduces the
@@ -30,7 +31,7 @@ final class SandboxFaultDice: Sendable {
     var injectsAnything: Bool {
         faults.latency != .none || faults.fail5xx > 0 || faults.fail429 > 0 || faults.dropBefore > 0
             || faults.dropAfter > 0 || faults.badSignature > 0 || faults.stale > 0
-            || faults.stringCode > 0 || faults.echoError > 0
+            || faults.stringCode > 0 || faults.echoError > 0 || faults.undocumentedCode > 0
     }
 
     func roll() -> FaultDecision {
@@ -64,6 +65,7 @@ final class SandboxFaultDice: Sendable {
             decision.stale = chance(faults.stale)
             decision.stringCode = chance(faults.stringCode)
             decision.echoError = chance(faults.echoError)
+            decision.undocumentedCode = chance(faults.undocumentedCode)
             return decision
         }
     }

@@ -63,6 +63,10 @@ public struct SandboxLedger: Codable, Sendable, Equatable {
         public var stale = 0
         public var stringCode = 0
         public var echoError = 0
+        /// Unsigned 403 pages sent by the `wafBlock` rule (the request was not processed).
+        public var wafBlocked = 0
+        /// Signed replies with an undocumented code, sent after processing the request.
+        public var undocumentedCode = 0
 
         enum CodingKeys: String, CodingKey {
             case latency
@@ -74,6 +78,8 @@ public struct SandboxLedger: Codable, Sendable, Equatable {
             case stale
             case stringCode = "string_code"
             case echoError = "echo_error"
+            case wafBlocked = "waf_blocked"
+            case undocumentedCode = "undocumented_code"
         }
     }
 

@@ -41,8 +41,10 @@ struct SandboxReply: Equatable {
         SandboxReply(status: status, headers: [("Content-Type", "application/json")] + headers, body: body)
     }
 
-    static func tooManyRequests(retryAfter seconds: Int) -> SandboxReply {
-        json(429, Array("{\"retry_after\":\(seconds)}".utf8), headers: [("Retry-After", "\(seconds)")])
+    /// `seconds` nil: a bare 429, with neither a Retry-After header nor a `retry_after` field.
+    static func tooManyRequests(retryAfter seconds: Int?) -> SandboxReply {
+        guard let seconds else { return plain(429, "Too Many Requests") }
+        return json(429, Array("{\"retry_after\":\(seconds)}".utf8), headers: [("Retry-After", "\(seconds)")])
     }
 }
 
@@ -63,6 +65,7 @@ final class SandboxService: Sendable {
     let apiKey: String
     private let replies: SignedReplyMaker
     let dice: SandboxFaultDice
+    private let waf: WAFRule?
     private let state: Mutex<State>
 
     /// Reloads the assignments already in `assignmentsPath` and appends new ones there.
@@ -73,6 +76,7 @@ final class SandboxService: Sendable {
         self.apiKey = apiKey
         self.replies = replies
         self.dice = dice
+        waf = try dice.faults.wafBlock.map { try WAFRule(pattern: $0) }
         var initial = State(inventory: Set(inventory), assigned: [:],
                             limiter: rateLimit.map { SandboxRateLimiter($0, now: Timestamps.monotonic()) }, log: log)
         for record in previous {
@@ -126,7 +130,7 @@ final class SandboxService: Sendable {
 
     private enum Outcome {
         case rateLimited(Int)
-        case fault429, fault5xx, dropBefore, echoError
+        case fault429, fault5xx, dropBefore, echoError, wafBlocked
         case signed(code: Int, assignedNow: Bool)
         case persistFailed(String)
     }
@@ -149,6 +153,11 @@ final class SandboxService: Sendable {
                 if let idempotencyKey = request.idempotencyKey {
                     state.ledger.keys[licenseKey]?.idempotencyKeys.append(idempotencyKey)
                 }
+            }
+            // The firewall stands in front of everything else, the limiter included.
+            if let waf, waf.blocks(ownerName: fields["owner_name"], email: fields["email"]) {
+                state.ledger.faults.wafBlocked += 1
+                return .wafBlocked
             }
             if let retryAfter = state.limiter?.take(now: Timestamps.monotonic()) {
                 state.ledger.rateLimited += 1
@@ -180,7 +189,10 @@ final class SandboxService: Sendable {
         case .rateLimited(let seconds):
             return .reply(withDelay(.tooManyRequests(retryAfter: seconds), delay))
         case .fault429:
-            return .reply(withDelay(.tooManyRequests(retryAfter: 1), delay))
+            return .reply(withDelay(.tooManyRequests(retryAfter: dice.faults.retryAfter429), delay))
+        case .wafBlocked:
+            return .reply(withDelay(SandboxReply(status: 403, headers: [("Content-Type", "text/html")], body: WAFRule.page),
+                                    delay))
         case .fault5xx:
             return .reply(withDelay(.plain(503, "Service Unavailable"), delay))
         case .dropBefore:
@@ -189,13 +201,18 @@ final class SandboxService: Sendable {
             return .reply(withDelay(SandboxDebugPage.reply(for: request, fields: fields), delay))
         case .persistFailed(let message):
             return .reply(withDelay(.plain(500, "Internal Server Error: \(message)"), delay))
-        case .signed(let code, _):
+        case .signed(var code, _):
             if decision.dropAfter {
                 state.withLock { $0.ledger.faults.dropAfter += 1 }
                 return .drop(delayMilliseconds: delay)
             }
+            if decision.undocumentedCode && code != 100 {
+                state.withLock { $0.ledger.faults.undocumentedCode += 1 }
+                code = 899
+            }
             let message = code == 800 ? "License key assigned"
-                : code == 801 ? "Invalid or already assigned license key" : "Invalid API key"
+                : code == 801 ? "Invalid or already assigned license key"
+                : code == 899 ? "Unexpected state" : "Invalid API key"
             let timestamp = Int(now.rounded(.down)) - (decision.stale ? 3600 : 0)
             let envelope: [UInt8]
             do {

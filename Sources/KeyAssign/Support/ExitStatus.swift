@@ -8,17 +8,22 @@ public enum ExitStatus: Int32, Sendable {
     case someFailed = 1
     /// `verify`: every signature holds but some payload is unusable or differs from `response`.
     case payloadMismatch = 2
-    /// `run`: stopped by an auth or access refusal (codes 100–103, 150, HTTP 401/403).
+    /// `run`: stopped by an auth or access refusal: a signed code 100–103 or 150, or unsigned
+    /// 401/403/407 refusals of every request (see `RefusalGate`).
     case authStopped = 3
     /// Bad flags or arguments (EX_USAGE).
     case usage = 64
     /// An input file cannot be read or has no license-key column (EX_DATAERR).
     case dataError = 65
+    /// `run`: the license server stayed unreachable (nothing could be sent) for --max-wait; the
+    /// rows stay pending or retry and the next run sends them (EX_UNAVAILABLE).
+    case unavailable = 69
     /// The database or the file system failed (EX_IOERR): disk full, read-only, corrupt.
     case ioError = 74
     /// Another run holds the database (EX_TEMPFAIL).
     case locked = 75
-    /// Bad configuration: unreadable or unsupported key, bad URL (EX_CONFIG).
+    /// Bad configuration: unreadable or unsupported key, bad URL; `run`: the server's TLS
+    /// certificate refused (not trusted, wrong host name), which no retry can fix (EX_CONFIG).
     case config = 78
     /// Stopped by SIGINT (128 + 2).
     case interrupted = 130

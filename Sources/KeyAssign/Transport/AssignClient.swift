@@ -9,6 +9,9 @@ public enum TransportResult: Sendable, Equatable {
     case notSent(String)
     /// The exchange failed after the request may have reached the server.
     case maybeSent(String)
+    /// The server's certificate was refused (not trusted, wrong host name, unreadable CA file):
+    /// nothing was sent, and nothing will be until the configuration changes.
+    case tlsFailure(String)
 }
 
 /// One request's input: the fields of the row being sent.
@@ -96,14 +99,28 @@ public final class AssignClient: @unchecked Sendable {
 
     /// A finished exchange as the runner sees it. `requestBytes` decides between not sent and
     /// maybe sent: libcurl counts what it wrote of the request to a connection, so 0 means the
-    /// server cannot have acted on it, whatever went wrong after.
-    static func result(curlCode: Int32, status: Int, requestBytes: Int, reply: [UInt8], retryAfter: String?) -> TransportResult {
+    /// server cannot have acted on it, whatever went wrong after. `detail` is libcurl's error
+    /// buffer, which names the certificate check that failed.
+    static func result(curlCode: Int32, status: Int, requestBytes: Int, reply: [UInt8], retryAfter: String?,
+                       detail: String? = nil) -> TransportResult {
         if CURLcode(rawValue: UInt32(bitPattern: curlCode)) == CURLE_OK {
             return status > 0 ? .response(status: status, retryAfter: retryAfter, body: reply) : .maybeSent("no HTTP response")
+        }
+        if requestBytes == 0 && certificateCodes.contains(curlCode) {
+            let text = detail.map { "\($0) (curl \(curlCode))" } ?? describe(curlCode: curlCode)
+            return .tlsFailure(text)
         }
         let text = describe(curlCode: curlCode)
         return requestBytes == 0 ? .notSent(text) : .maybeSent(text)
     }
+
+    /// Certificate verification failures: retrying cannot help until someone changes
+    /// --ca-file or --server. (A failed handshake, CURLE_SSL_CONNECT_ERROR, is not among them:
+    /// it can be transient.)
+    static let certificateCodes: Set<Int32> = Set([
+        CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CACERT_BADFILE, CURLE_SSL_ISSUER_ERROR,
+        CURLE_SSL_PINNEDPUBKEYNOTMATCH, CURLE_SSL_INVALIDCERTSTATUS,
+    ].map { Int32(bitPattern: $0.rawValue) })
 
     /// The error's kind and code, never the request (whose headers and body hold the API key).
     static func describe(curlCode: Int32) -> String {
@@ -126,6 +143,9 @@ public final class AssignClient: @unchecked Sendable {
         case CURLE_SEND_FAIL_REWIND: name = "connection lost before any reply (not resent: the server may have processed it)"
         case CURLE_PEER_FAILED_VERIFICATION: name = "server certificate not trusted"
         case CURLE_PROXY: name = "proxy refused the connection"
+        case CURLE_SSL_PINNEDPUBKEYNOTMATCH: name = "server public key does not match the pinned key"
+        case CURLE_SSL_INVALIDCERTSTATUS: name = "server certificate status invalid"
+        case CURLE_SSL_ISSUER_ERROR: name = "server certificate issuer check failed"
         default: name = "network error"
         }
         let detail = code == CURLE_OK ? "" : ": " + LibCurl.describe(code)

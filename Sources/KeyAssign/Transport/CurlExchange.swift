@@ -89,6 +89,7 @@ final class CurlExchange {
                           setting: "CURLOPT_PREREQFUNCTION")
         try set(CURLOPT_PREREQDATA, "CURLOPT_PREREQDATA", record)
         try set(CURLOPT_HTTPHEADER, "CURLOPT_HTTPHEADER", UnsafeRawPointer(requestHeader))
+        try set(CURLOPT_ERRORBUFFER, "CURLOPT_ERRORBUFFER", UnsafeRawPointer(self.record).advanced(by: MemoryLayout<ka_exchange_record>.offset(of: \ka_exchange_record.error)!))
         // Signals are the runner's (SIGTERM drains the run); libcurl must not use SIGALRM for DNS timeouts.
         try set(CURLOPT_NOSIGNAL, "CURLOPT_NOSIGNAL", 1)
         try set(CURLOPT_TCP_NODELAY, "CURLOPT_TCP_NODELAY", 1)
@@ -114,6 +115,7 @@ final class CurlExchange {
         record.pointee.reply_length = 0
         record.pointee.retry_after.0 = 0
         record.pointee.requests_issued = 0
+        record.pointee.error.0 = 0
         // The Content-Length; libcurl copies the body, so `body` may go once this returns.
         var code = ka_easy_setopt_long(handle, CURLOPT_POSTFIELDSIZE, body.count)
         if code == CURLE_OK {
@@ -142,6 +144,14 @@ final class CurlExchange {
         guard ka_easy_getinfo_long(handle, CURLINFO_REQUEST_SIZE, &size) == CURLE_OK else { return 1 }
         // A request issued twice was written at least once, whatever libcurl counts for the second.
         return size == 0 && record.pointee.requests_issued > 1 ? 1 : size
+    }
+
+    /// libcurl's message for the failed transfer, when it wrote one.
+    var errorDetail: String? {
+        withUnsafeBytes(of: &record.pointee.error) { raw in
+            let text = String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            return text.isEmpty ? nil : text
+        }
     }
 
     /// The reply bytes kept. Valid after the exchange finished, until it is started again.

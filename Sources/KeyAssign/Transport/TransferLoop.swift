@@ -192,7 +192,8 @@ final class TransferLoop: @unchecked Sendable {
 
     private func finished(_ exchange: CurlExchange, curlCode: CURLcode) -> TransportResult {
         AssignClient.result(curlCode: Int32(bitPattern: curlCode.rawValue), status: exchange.status,
-                            requestBytes: exchange.requestSize, reply: exchange.reply, retryAfter: exchange.retryAfter)
+                            requestBytes: exchange.requestSize, reply: exchange.reply, retryAfter: exchange.retryAfter,
+                            detail: exchange.errorDetail)
     }
 
     private func deliver(_ result: TransportResult, to completion: @escaping Completion) {
