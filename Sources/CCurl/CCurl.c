@@ -45,6 +45,7 @@ enum {
     CURLOPT_CAINFO = 10065,
     CURLOPT_CAPATH = 10097,
     CURLOPT_HEADERFUNCTION = 20079,
+    CURLOPT_HTTPGET = 80,
     CURLOPT_HTTP_VERSION = 84,
     CURLOPT_NOSIGNAL = 99,
     CURLOPT_PRIVATE = 10103,
@@ -180,6 +181,10 @@ struct ka_exchange {
     size_t reply_length;
     size_t reply_capacity;
     size_t max_reply;
+    // A GET (the key listing): no body, and a reply longer than max_reply fails the transfer
+    // instead of being cut, since half a listing is no listing.
+    int is_get;
+    int overflowed;
     char retry_after[128];  // empty: no Retry-After header
 };
 
@@ -268,6 +273,10 @@ static size_t on_reply(char *data, size_t size, size_t count, void *user) {
     ka_exchange *exchange = user;
     size_t length = size * count;
     size_t room = exchange->max_reply - exchange->reply_length;
+    if (exchange->is_get && length > room) {
+        exchange->overflowed = 1;
+        return 0;  // libcurl fails the transfer with CURLE_WRITE_ERROR
+    }
     size_t take = length < room ? length : room;
     if (take > 0) {
         size_t needed = exchange->reply_length + take;
@@ -399,6 +408,7 @@ int ka_exchange_start(ka_multi *multi, ka_exchange *exchange, const char *extra_
     exchange->body_length = body_length;
     exchange->body_offset = 0;
     exchange->requests_issued = 0;
+    exchange->overflowed = 0;
     free(exchange->extra_header.data);
     exchange->extra_header.data = header;
     exchange->extra_header.next = multi->fixed_headers;
@@ -407,8 +417,8 @@ int ka_exchange_start(ka_multi *multi, ka_exchange *exchange, const char *extra_
     CURL *h = exchange->handle;
     int code = curl.easy_setopt(h, CURLOPT_HTTPHEADER, &exchange->extra_header);
     // The Content-Length, also for the read callback (without it libcurl would send chunked).
-    if (code == 0) code = curl.easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)body_length);
-    if (code == 0 && exchange->guard_by_prerequest) code = curl.easy_setopt(h, CURLOPT_COPYPOSTFIELDS, body);
+    if (code == 0 && !exchange->is_get) code = curl.easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)body_length);
+    if (code == 0 && !exchange->is_get && exchange->guard_by_prerequest) code = curl.easy_setopt(h, CURLOPT_COPYPOSTFIELDS, body);
     if (code == 0 && curl.multi_add_handle(multi->handle, h) != 0) code = 2;  // CURLE_FAILED_INIT
     return code;
 }
@@ -438,4 +448,20 @@ const uint8_t *ka_exchange_reply(ka_exchange *exchange, size_t *length) {
 
 const char *ka_exchange_retry_after(ka_exchange *exchange) {
     return exchange->retry_after[0] != 0 ? exchange->retry_after : NULL;
+}
+
+int ka_exchange_use_get(ka_exchange *exchange) {
+    exchange->is_get = 1;
+    return curl.easy_setopt(exchange->handle, CURLOPT_HTTPGET, 1L);
+}
+
+int ka_exchange_reply_overflowed(ka_exchange *exchange) { return exchange->overflowed; }
+
+uint8_t *ka_exchange_take_reply(ka_exchange *exchange, size_t *length) {
+    uint8_t *reply = exchange->reply;
+    *length = exchange->reply_length;
+    exchange->reply = NULL;
+    exchange->reply_length = 0;
+    exchange->reply_capacity = 0;
+    return reply;
 }

@@ -3,6 +3,8 @@ import Dispatch
 import Foundation
 import KeyAssign
 
+extension SandboxConfiguration.ListingMode: ExpressibleByArgument {}
+
 struct SandboxCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sandbox",
@@ -38,6 +40,10 @@ struct SandboxCommand: ParsableCommand {
     var badSignature: Double = 0
     @Option(help: ArgumentHelp("Probability P (0-1) of a signed reply whose timestamp is one hour old.", valueName: "P")) var stale: Double = 0
     @Option(help: ArgumentHelp("Seed for the fault generator (default: random, printed on stderr).", valueName: "N")) var seed: UInt64?
+    @Option(help: ArgumentHelp("How GET /api/v1/get-license-keys answers: signed (the real state), forged (one signature bit flipped), absent (404).", valueName: "MODE"))
+    var listing: SandboxConfiguration.ListingMode = .signed
+    @Option(help: ArgumentHelp("Keys sold before start: lines of key,owner_name,email, added to the inventory and assigned to those owners.", valueName: "FILE"))
+    var preassigned: String?
     @Flag(name: .customLong("no-signature-cache"),
           help: "Sign every reply afresh (benchmark baseline; normally identical signed texts reuse one signature).")
     var noSignatureCache = false
@@ -67,7 +73,9 @@ struct SandboxCommand: ParsableCommand {
         configuration.faults.stale = stale
         configuration.faults.seed = seed
         configuration.cachesSignatures = !noSignatureCache
+        configuration.listing = listing
         do {
+            if let preassigned { configuration.preassigned = try PreassignedFile.read(preassigned) }
             if let latency { configuration.faults.latency = try SandboxConfiguration.Latency.parse(latency) }
             try SandboxRunner.run(configuration)
         } catch let error as KeyAssignError {

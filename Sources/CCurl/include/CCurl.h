@@ -85,6 +85,16 @@ const uint8_t *ka_exchange_reply(ka_exchange *exchange, size_t *length);
 /// The last Retry-After header of the final response, or NULL.
 const char *ka_exchange_retry_after(ka_exchange *exchange);
 
+/// Turns an idle exchange into a GET with no body (the key listing), for good: a reply longer
+/// than the settings' max_reply then fails the transfer (see ka_exchange_reply_overflowed)
+/// instead of being cut. 0 on success; otherwise a curl error code.
+int ka_exchange_use_get(ka_exchange *exchange);
+/// 1 when the last transfer was stopped because its reply exceeded max_reply.
+int ka_exchange_reply_overflowed(ka_exchange *exchange);
+/// Hands the reply buffer over to the caller, who frees it with free(); the exchange starts
+/// its next reply from scratch. Spares a copy of a reply that may be hundreds of megabytes.
+uint8_t *ka_exchange_take_reply(ka_exchange *exchange, size_t *length);
+
 #ifdef __cplusplus
 }
 #endif

@@ -186,6 +186,13 @@ public final class Statement {
         }
     }
 
+    /// Binds a blob without copying it (SQLITE_STATIC): the caller keeps the bytes alive and
+    /// unchanged until the statement is stepped and reset. For the key listing, which may be
+    /// hundreds of megabytes.
+    public func bindBlobNoCopy(_ index: Int32, _ bytes: UnsafeBufferPointer<UInt8>) throws {
+        try check(sqlite3_bind_blob64(handle, index, bytes.baseAddress, UInt64(bytes.count), nil))
+    }
+
     public func bind(_ values: [SQLValue]) throws {
         for (offset, value) in values.enumerated() {
             let index = Int32(offset + 1)

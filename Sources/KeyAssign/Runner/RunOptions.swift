@@ -25,6 +25,10 @@ public struct RunOptions: Sendable {
     public var backoffCap: Double = 60
     public var summaryJSONPath: String?
     public var progress: ProgressMode = .automatic
+    /// Settle rows from the server's signed key listing (`--no-reconcile` turns it off).
+    public var reconcile: Bool = true
+    /// `--max-listing-bytes`: a longer listing is not read (and the run goes on without it).
+    public var maxListingBytes: Int = ReconcileOptions.defaultMaxListingBytes
     /// Install SIGINT/SIGTERM handlers (the CLI does; an embedding program may not want it).
     public var handleSignals: Bool = false
 
@@ -43,6 +47,7 @@ public struct RunOptions: Sendable {
         if !(timeout > 0) || !timeout.isFinite { throw bad("--timeout must be a number of seconds > 0") }
         if !(maxClockSkew > 0) || !maxClockSkew.isFinite { throw bad("--max-clock-skew must be a number of seconds > 0") }
         if !(maxWait >= 0) || !maxWait.isFinite { throw bad("--max-wait must be a number of seconds ≥ 0") }
+        if maxListingBytes < 1024 || maxListingBytes > Int(Int32.max) { throw bad("--max-listing-bytes must be between 1024 and 2 GiB") }
         if !(backoffBase >= 0) || !(backoffCap >= backoffBase) { throw bad("--backoff-base must be ≥ 0 and ≤ the cap") }
     }
 }
