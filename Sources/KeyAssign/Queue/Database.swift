@@ -241,6 +241,16 @@ public final class Statement {
         return String(decoding: UnsafeRawBufferPointer(start: text, count: count), as: UTF8.self)
     }
 
+    /// A blob copied once into memory the caller owns (a stored key listing may be hundreds of
+    /// megabytes: an array and then another copy would double that).
+    public func ownedBlob(_ column: Int32) -> OwnedBytes {
+        let count = Int(sqlite3_column_bytes(handle, column))
+        guard count > 0, let bytes = sqlite3_column_blob(handle, column),
+              let memory = malloc(count)?.assumingMemoryBound(to: UInt8.self) else { return OwnedBytes(copying: []) }
+        memory.update(from: bytes.assumingMemoryBound(to: UInt8.self), count: count)
+        return OwnedBytes(taking: memory, count: count)
+    }
+
     public func blob(_ column: Int32) -> [UInt8]? {
         if isNull(column) { return nil }
         let count = Int(sqlite3_column_bytes(handle, column))

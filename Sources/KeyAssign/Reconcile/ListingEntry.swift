@@ -22,6 +22,16 @@ public struct ListingEntry: Sendable, Equatable {
         self.text = text
     }
 
+    /// An entry from its stored JSON text (`settlements.entry`); nil when it is not an object
+    /// with a `license_key` string.
+    public static func parse(storedText text: String, index: Int) -> ListingEntry? {
+        guard case .object(let members)? = try? StrictJSONParser.parse(Array(text.utf8)),
+              let key = members["license_key"]?.stringValue else { return nil }
+        return ListingEntry(index: index, licenseKey: key, status: members["status"]?.stringValue,
+                            ownerName: members["owner_name"]?.stringValue, ownerEmail: members["owner_email"]?.stringValue,
+                            assignedAt: members["assigned_at"]?.stringValue, text: text)
+    }
+
     /// One line for people: "assigned to Ada <ada@example.com> since 2026-12-01 10:00:00".
     public var summary: String {
         var text = "status \(status ?? "(none)")"
