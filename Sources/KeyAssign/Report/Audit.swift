@@ -43,7 +43,8 @@ public enum Audit {
         }
         // First every stored listing, one at a time (memory: one listing), and the entries
         // the settlements quote from it; the merge join below then only needs the verdicts.
-        let evidence = try checkListings(db, verifier: ListingVerifier(keyRing: verifier.keyRing), result: &result, note: note)
+        let evidence = try checkListings(db, verifier: ListingVerifier(keyRing: verifier.keyRing), note: note)
+        result.listingsChecked = evidence.listingsChecked
 
         // A merge join over the tables in work-id order: memory stays flat however large
         // the table.
@@ -146,12 +147,13 @@ public enum Audit {
         var verifiedListings: Set<Int64> = []
         /// Settlements whose quoted entry is not what their listing says (few: each is reported).
         var badSettlements: Set<Int64> = []
+        var listingsChecked = 0
     }
 
     /// Re-verifies each stored listing (signature and payload; not its age) and checks each
     /// settlement's entry against it: the same text at the same position for the same key, or
     /// the key truly absent.
-    static func checkListings(_ db: Database, verifier: ListingVerifier, result: inout Result,
+    static func checkListings(_ db: Database, verifier: ListingVerifier,
                               note: (String, String) -> Void) throws -> Evidence {
         var evidence = Evidence()
         let ids = try db.prepare("SELECT id FROM listings ORDER BY id")
@@ -163,7 +165,7 @@ public enum Audit {
             WHERE s.listing_id = ?1 ORDER BY s.id
             """)
         for listingID in listingIDs {
-            result.listingsChecked += 1
+            evidence.listingsChecked += 1
             try body.bind(1, listingID)
             guard try body.step() else { body.reset(); continue }
             let raw = body.ownedBlob(0)
