@@ -88,19 +88,29 @@ enum ListingParser {
                 scanner.position += 1
                 var slot = ListingIndex.Slot(object: .null, key: .null, status: .null, ownerName: .null,
                                              ownerEmail: .null, assignedAt: .null)
-                var seen: Set<String> = []
+                // The five fields read are found by their bytes, without making a String of
+                // every member name (11 per entry, 200,000 entries); each may appear once.
+                var seen: UInt8 = 0
                 if !scanner.consume(UInt8(ascii: "}")) {
                     repeat {
-                        let name = try scanner.decodeString(try scanner.scanString())
-                        guard seen.insert(name).inserted else { throw fail("duplicate member \"\(name)\"", missing: false) }
+                        let nameScan = try scanner.scanString()
+                        let field = nameScan.escaped
+                            ? Self.field(named: Array(try scanner.decodeString(nameScan).utf8))
+                            : Self.field(named: UnsafeBufferPointer(rebasing: bytes[nameScan.range]))
                         try scanner.expect(UInt8(ascii: ":"), "':'")
-                        switch name {
-                        case "license_key": slot.key = try stringRef(&scanner, into: index, field: name, number: number)
-                        case "status": slot.status = try stringRef(&scanner, into: index, field: name, number: number)
-                        case "owner_name": slot.ownerName = try stringRef(&scanner, into: index, field: name, number: number)
-                        case "owner_email": slot.ownerEmail = try stringRef(&scanner, into: index, field: name, number: number)
-                        case "assigned_at": slot.assignedAt = try stringRef(&scanner, into: index, field: name, number: number)
-                        default: try scanner.skipValue(depth: 2)
+                        guard let field else {
+                            try scanner.skipValue(depth: 2)
+                            continue
+                        }
+                        guard seen & (1 << field.rawValue) == 0 else { throw fail("duplicate member \"\(field.name)\"", missing: false) }
+                        seen |= 1 << field.rawValue
+                        let ref = try stringRef(&scanner, into: index, field: field.name, number: number)
+                        switch field {
+                        case .licenseKey: slot.key = ref
+                        case .status: slot.status = ref
+                        case .ownerName: slot.ownerName = ref
+                        case .ownerEmail: slot.ownerEmail = ref
+                        case .assignedAt: slot.assignedAt = ref
                         }
                     } while scanner.consume(UInt8(ascii: ","))
                     try scanner.expect(UInt8(ascii: "}"), "',' or '}'")
@@ -120,6 +130,27 @@ enum ListingParser {
         }
     }
 
+    enum Field: UInt8, CaseIterable {
+        case licenseKey, status, ownerName, ownerEmail, assignedAt
+
+        var name: String {
+            switch self {
+            case .licenseKey: "license_key"
+            case .status: "status"
+            case .ownerName: "owner_name"
+            case .ownerEmail: "owner_email"
+            case .assignedAt: "assigned_at"
+            }
+        }
+
+        static let names: [(Field, [UInt8])] = allCases.map { ($0, Array($0.name.utf8)) }
+    }
+
+    static func field<Bytes: Collection<UInt8>>(named bytes: Bytes) -> Field? {
+        for (field, name) in Field.names where name.count == bytes.count && name.elementsEqual(bytes) { return field }
+        return nil
+    }
+
     /// A string field (or null) as a reference into the payload, or into the index's decoded
     /// bytes when it held escapes.
     private static func stringRef(_ scanner: inout JSONScanner, into index: ListingIndex, field: String,
@@ -130,7 +161,9 @@ enum ListingParser {
         }
         let scanned = try scanner.scanString()
         if !scanned.escaped {
-            guard String(validating: UnsafeBufferPointer(rebasing: scanner.bytes[scanned.range]), as: UTF8.self) != nil else {
+            let raw = UnsafeBufferPointer(rebasing: scanner.bytes[scanned.range])
+            // Keys, emails and dates are ASCII: only other text needs the UTF-8 check.
+            guard raw.allSatisfy({ $0 < 0x80 }) || String(validating: raw, as: UTF8.self) != nil else {
                 throw JSONParseError(offset: scanned.range.lowerBound, reason: "invalid UTF-8 in a string")
             }
             return ListingIndex.Ref(start: UInt32(scanned.range.lowerBound), count: UInt32(scanned.range.count))
