@@ -99,6 +99,29 @@ public final class Database {
         }
     }
 
+    /// Fills a blob made with `zeroblob(N)` in chunks (sqlite3_blob_write), so that SQLite
+    /// never holds the whole value in memory at once.
+    public func writeBlob(table: String, column: String, row: Int64, bytes: UnsafeBufferPointer<UInt8>) throws {
+        var blob: OpaquePointer?
+        var rc = sqlite3_blob_open(handle, "main", table, column, row, 1, &blob)
+        guard rc == SQLITE_OK, let blob else {
+            throw DatabaseError(code: rc, message: String(cString: sqlite3_errmsg(handle)), path: path,
+                                systemErrno: sqlite3_system_errno(handle))
+        }
+        defer { sqlite3_blob_close(blob) }
+        let chunk = 1 << 20
+        var offset = 0
+        while offset < bytes.count && rc == SQLITE_OK {
+            let count = min(chunk, bytes.count - offset)
+            rc = sqlite3_blob_write(blob, bytes.baseAddress! + offset, Int32(count), Int32(offset))
+            offset += count
+        }
+        if rc != SQLITE_OK {
+            throw DatabaseError(code: rc, message: String(cString: sqlite3_errmsg(handle)), path: path,
+                                systemErrno: sqlite3_system_errno(handle))
+        }
+    }
+
     public var changes: Int { Int(sqlite3_changes(handle)) }
     public var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
 
@@ -184,13 +207,6 @@ public final class Statement {
         try bytes.withUnsafeBytes { raw in
             try check(sqlite3_bind_blob(handle, index, raw.baseAddress, Int32(raw.count), keyassign_sqlite_transient()))
         }
-    }
-
-    /// Binds a blob without copying it (SQLITE_STATIC): the caller keeps the bytes alive and
-    /// unchanged until the statement is stepped and reset. For the key listing, which may be
-    /// hundreds of megabytes.
-    public func bindBlobNoCopy(_ index: Int32, _ bytes: UnsafeBufferPointer<UInt8>) throws {
-        try check(sqlite3_bind_blob64(handle, index, bytes.baseAddress, UInt64(bytes.count), nil))
     }
 
     public func bind(_ values: [SQLValue]) throws {

@@ -108,45 +108,46 @@ public struct ListingVerifier: Sendable {
             return (false, nil)
         }
         var decoder = StreamingBase64Decoder(capacity: raw.count / 4 * 3 + 3)
-        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
-        var filled = 0
-        var position = 0
         var escapeProblem = false
-        func flush() {
-            chunk.withUnsafeBufferPointer { buffer in
-                _ = EVP_DigestVerifyUpdate(ctx, buffer.baseAddress, filled)
-                decoder.feed(UnsafeBufferPointer(rebasing: buffer[0..<filled]))
-            }
-            filled = 0
+        // Runs without a backslash (all of it, unless the server escaped `/` as `\/`) go to
+        // the digest and the decoder straight from the envelope; only escapes are rewritten.
+        func feed(_ run: UnsafeBufferPointer<UInt8>) {
+            guard run.count > 0 else { return }
+            _ = EVP_DigestVerifyUpdate(ctx, run.baseAddress, run.count)
+            decoder.feed(run)
         }
+        var position = 0
+        var one: UInt8 = 0
         while position < raw.count {
-            var byte = raw[position]
-            position += 1
-            if byte == UInt8(ascii: "\\") && position < raw.count {
-                let escape = raw[position]
-                position += 1
-                switch escape {
-                case UInt8(ascii: "/"), UInt8(ascii: "\\"), UInt8(ascii: "\""): byte = escape
-                case UInt8(ascii: "u") where position + 4 <= raw.count:
-                    var value: UInt32 = 0
-                    for offset in 0..<4 {
-                        let digit = raw[position + offset]
-                        value = value << 4 | UInt32(digit <= 0x39 ? digit - 0x30 : (digit | 0x20) - 0x57)
-                    }
-                    position += 4
-                    // Only ASCII can be base64 (and signed as one byte); anything else fails below.
-                    if value < 0x80 { byte = UInt8(value) } else { escapeProblem = true; byte = 0 }
-                default:
-                    // \b \f \n \r \t: control characters, never base64.
-                    escapeProblem = true
-                    byte = 0
-                }
+            let rest = UnsafeBufferPointer(rebasing: raw[position...])
+            guard let base = rest.baseAddress, let found = memchr(base, Int32(UInt8(ascii: "\\")), rest.count) else {
+                feed(rest)
+                break
             }
-            chunk[filled] = byte
-            filled += 1
-            if filled == chunk.count { flush() }
+            let offset = UnsafeRawPointer(found) - UnsafeRawPointer(base)
+            feed(UnsafeBufferPointer(rebasing: rest[0..<offset]))
+            position += offset + 1
+            guard position < raw.count else { escapeProblem = true; break }
+            let escape = raw[position]
+            position += 1
+            switch escape {
+            case UInt8(ascii: "/"), UInt8(ascii: "\\"), UInt8(ascii: "\""): one = escape
+            case UInt8(ascii: "u") where position + 4 <= raw.count:
+                var value: UInt32 = 0
+                for offset in 0..<4 {
+                    let digit = raw[position + offset]
+                    value = value << 4 | UInt32(digit <= 0x39 ? digit &- 0x30 : (digit | 0x20) &- 0x57)
+                }
+                position += 4
+                // Only ASCII can be base64 (and signed as one byte); anything else fails below.
+                if value < 0x80 { one = UInt8(value) } else { escapeProblem = true; one = 0 }
+            default:
+                // \b \f \n \r \t: control characters, never base64.
+                escapeProblem = true
+                one = 0
+            }
+            withUnsafePointer(to: &one) { feed(UnsafeBufferPointer(start: $0, count: 1)) }
         }
-        flush()
         let result = signature.withUnsafeBufferPointer { EVP_DigestVerifyFinal(ctx, $0.baseAddress, $0.count) }
         if result != 1 { ERR_clear_error() }
         let decoded = decoder.finish()
@@ -182,32 +183,55 @@ struct StreamingBase64Decoder {
 
     mutating func feed(_ bytes: UnsafeBufferPointer<UInt8>) {
         guard !failed, let output else { return }
-        let table = Self.table
-        for byte in bytes {
-            if byte == UInt8(ascii: "=") {
-                padding += 1
-                bits <<= 6
-                pending += 1
-                if padding > 2 { failed = true; return }
-            } else {
-                let value = table[Int(byte)]
-                if value == 0xFF || padding > 0 { failed = true; return }
-                bits = bits << 6 | UInt32(value)
-                pending += 1
+        Self.table.withUnsafeBufferPointer { table in
+            var index = 0
+            // Whole quads while nothing is pending and no padding has been seen: the hot loop.
+            if pending == 0 && padding == 0 {
+                let quads = bytes.count / 4
+                let limit = min(quads, (capacity - written) / 3)
+                var at = written
+                while index < limit * 4 {
+                    let a = table[Int(bytes[index])], b = table[Int(bytes[index + 1])]
+                    let c = table[Int(bytes[index + 2])], d = table[Int(bytes[index + 3])]
+                    if (a | b | c | d) & 0xC0 != 0 { break }  // not the alphabet ('=' too): the slow path
+                    let bits = UInt32(a) << 18 | UInt32(b) << 12 | UInt32(c) << 6 | UInt32(d)
+                    output[at] = UInt8(truncatingIfNeeded: bits >> 16)
+                    output[at + 1] = UInt8(truncatingIfNeeded: bits >> 8)
+                    output[at + 2] = UInt8(truncatingIfNeeded: bits)
+                    at += 3
+                    index += 4
+                }
+                written = at
             }
-            if pending == 4 {
-                guard written + 3 <= capacity else { failed = true; return }
-                output[written] = UInt8(truncatingIfNeeded: bits >> 16)
-                output[written + 1] = UInt8(truncatingIfNeeded: bits >> 8)
-                output[written + 2] = UInt8(truncatingIfNeeded: bits)
-                written += 3
-                bits = 0
-                pending = 0
-                if padding > 0 {
-                    // Padding ends the text: the quad that holds it must be the last.
-                    if output[written - 1] != 0 || (padding == 2 && output[written - 2] != 0) { failed = true; return }
-                    written -= padding
-                    padding = padding + 10  // anything more fails
+            while index < bytes.count {
+                let byte = bytes[index]
+                index += 1
+                if byte == UInt8(ascii: "=") {
+                    padding += 1
+                    bits <<= 6
+                    pending += 1
+                    if padding > 2 { failed = true; return }
+                } else {
+                    let value = table[Int(byte)]
+                    if value == 0xFF || padding > 0 { failed = true; return }
+                    bits = bits << 6 | UInt32(value)
+                    pending += 1
+                }
+                if pending == 4 {
+                    guard written + 3 <= capacity else { failed = true; return }
+                    output[written] = UInt8(truncatingIfNeeded: bits >> 16)
+                    output[written + 1] = UInt8(truncatingIfNeeded: bits >> 8)
+                    output[written + 2] = UInt8(truncatingIfNeeded: bits)
+                    written += 3
+                    bits = 0
+                    pending = 0
+                    if padding > 0 {
+                        // Padding ends the text: the quad that holds it must be the last, and
+                        // the bits it stands for must be zero.
+                        if output[written - 1] != 0 || (padding == 2 && output[written - 2] != 0) { failed = true; return }
+                        written -= padding
+                        padding += 10  // anything more fails
+                    }
                 }
             }
         }

@@ -111,12 +111,14 @@ public struct Reconciler: Sendable {
         }
     }
 
-    /// Keeps the raw signed listing; returns its id.
+    /// Keeps the raw signed listing; returns its id. The body goes in through SQLite's
+    /// incremental blob I/O: bound as a value, SQLite would first build the whole record in
+    /// memory, a second copy of a listing that may be hundreds of megabytes.
     public static func store(_ fetched: Fetched, server: String, in db: Database) throws -> Int64 {
         try db.transaction {
             let insert = try db.prepare("""
                 INSERT INTO listings (server, fetched_at, signed_at, key_name, entries, bytes, body)
-                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6, zeroblob(?6))
                 """)
             try insert.bind(1, server)
             try insert.bind(2, Timestamps.iso8601(fetched.fetchedAt))
@@ -124,12 +126,11 @@ public struct Reconciler: Sendable {
             try insert.bind(4, fetched.listing.keyName)
             try insert.bind(5, Int64(fetched.listing.index.count))
             try insert.bind(6, Int64(fetched.raw.count))
-            try withExtendedLifetime(fetched.raw) {
-                try insert.bindBlobNoCopy(7, fetched.raw.buffer)
-                try insert.step()
-            }
+            try insert.step()
             insert.reset()
-            return db.lastInsertRowID
+            let id = db.lastInsertRowID
+            try db.writeBlob(table: "listings", column: "body", row: id, bytes: fetched.raw.buffer)
+            return id
         }
     }
 
