@@ -43,6 +43,10 @@ size_t ka_on_reply(char *data, size_t size, size_t count, void *user) {
     ka_exchange_record *record = user;
     size_t length = size * count;
     size_t room = record->max_reply - record->reply_length;
+    if (record->fail_on_overflow && length > room) {
+        record->overflowed = 1;
+        return 0;  // libcurl fails the transfer with CURLE_WRITE_ERROR
+    }
     size_t take = length < room ? length : room;
     if (take > 0) {
         size_t needed = record->reply_length + take;

@@ -7,7 +7,10 @@ struct AuditCommand: ParsableCommand {
         abstract: "Re-verify every stored signed reply offline and check each row's state is backed by one.",
         discussion: """
             An assigned row needs a stored reply that verifies as 800; a rejected or uncertain
-            row one that verifies as 801. A stored reply that was trusted when it arrived but
+            row one that verifies as 801, or a settlement from a stored key listing that
+            re-verifies, quotes the listing's own entry for the key, and leads to that state
+            by the reconcile rules. A row whose last change was a settlement must still be in
+            the settlement's state. A stored reply that was trusted when it arrived but
             no longer verifies is reported too (e.g. after the database was edited by hand).
             Timestamps are not checked: stored replies are old. Several keys may share a
             name; a reply recorded as verified by one key (its SHA-256 fingerprint) that
@@ -32,7 +35,8 @@ struct AuditCommand: ParsableCommand {
             let verifier = ReplyVerifier(keyRing: try KeyRing(specs: publicKeys))
             let db = try Database(path: database.path, create: false)
             let result = try Audit.run(db, verifier: verifier) { StandardStreams.out($0.description + "\n") }
-            StandardStreams.error("audit: \(result.rowsChecked) rows and \(result.repliesChecked) stored replies checked, "
+            StandardStreams.error("audit: \(result.rowsChecked) rows, \(result.repliesChecked) stored replies, "
+                                  + "\(result.listingsChecked) key listings and \(result.settlementsChecked) settlements checked, "
                                   + "\(result.discrepancies) discrepanc\(result.discrepancies == 1 ? "y" : "ies")")
             for (key, replies) in result.verifiedByKey {
                 StandardStreams.error("audit: \(replies) stored repl\(replies == 1 ? "y" : "ies") verified by \(key)")

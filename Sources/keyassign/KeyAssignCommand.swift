@@ -7,7 +7,7 @@ struct KeyAssignCommand: ParsableCommand {
         abstract: "Assign license keys from sales exports through a Key Manager server, verifying every signed reply.",
         version: KeyAssignVersion.string,
         subcommands: [
-            DemoCommand.self, ImportCommand.self, RunCommand.self, SyncCommand.self, StatusCommand.self, ReportCommand.self,
+            DemoCommand.self, ImportCommand.self, RunCommand.self, SyncCommand.self, ReconcileCommand.self, StatusCommand.self, ReportCommand.self,
             RetryCommand.self, HistoryCommand.self, AuditCommand.self, VerifyCommand.self, SandboxCommand.self,
         ]
     )

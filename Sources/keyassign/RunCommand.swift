@@ -59,6 +59,12 @@ struct RunArguments: ParsableArguments {
     @Flag(name: .long, help: "No progress and no summary on stderr; only warnings and errors.")
     var quiet = false
 
+    @Flag(name: .customLong("no-reconcile"), help: "Do not settle rows from the server's signed key listing (GET /api/v1/get-license-keys): recovered rows are sent again and uncertain rows stay uncertain, as before.")
+    var noReconcile = false
+
+    @Option(name: .customLong("max-listing-bytes"), help: ArgumentHelp("Read at most this much of the key listing; a longer one is skipped with a warning.", valueName: "BYTES"))
+    var maxListingBytes: Int = ReconcileOptions.defaultMaxListingBytes
+
     func validate() throws {
         if publicKeys.isEmpty { throw ValidationError("give at least one --public-key [NAME=]PATH") }
         try checkFlag(.rate, rate)
@@ -94,6 +100,8 @@ struct RunArguments: ParsableArguments {
             options.caFile = caFile
             options.progress = quiet ? .quiet : .automatic
             options.handleSignals = true
+            options.reconcile = !noReconcile
+            options.maxListingBytes = maxListingBytes
             try options.validate()
             return .success(options)
         } catch let error as KeyAssignError {

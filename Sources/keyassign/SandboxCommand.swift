@@ -3,6 +3,8 @@ import Dispatch
 import Foundation
 import KeyAssign
 
+extension SandboxConfiguration.ListingMode: ExpressibleByArgument {}
+
 struct SandboxCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sandbox",
@@ -52,6 +54,10 @@ struct SandboxCommand: ParsableCommand {
     @Option(name: .customLong("waf-block"), help: ArgumentHelp("Act as a web application firewall: requests whose owner_name or email matches this regular expression (case-insensitive; '.*' matches all) get an unsigned 403 HTML page and are not processed.", valueName: "REGEX"))
     var wafBlock: String?
     @Option(help: ArgumentHelp("Seed for the fault generator (default: random, printed on stderr).", valueName: "N")) var seed: UInt64?
+    @Option(help: ArgumentHelp("How GET /api/v1/get-license-keys answers: signed (the real state), forged (one signature bit flipped), absent (404).", valueName: "MODE"))
+    var listing: SandboxConfiguration.ListingMode = .signed
+    @Option(help: ArgumentHelp("Keys sold before start: lines of key,owner_name,email, added to the inventory and assigned to those owners.", valueName: "FILE"))
+    var preassigned: String?
     @Flag(name: .customLong("no-signature-cache"),
           help: "Sign every reply afresh (benchmark baseline; normally identical signed texts reuse one signature).")
     var noSignatureCache = false
@@ -112,7 +118,9 @@ struct SandboxCommand: ParsableCommand {
         configuration.keyName = keyName
         configuration.escapesSlashes = escapeSlashes
         configuration.cachesSignatures = !noSignatureCache
+        configuration.listing = listing
         do {
+            if let preassigned { configuration.preassigned = try PreassignedFile.read(preassigned) }
             if let latency { configuration.faults.latency = try SandboxConfiguration.Latency.parse(latency) }
             try SandboxRunner.run(configuration)
         } catch let error as KeyAssignError {

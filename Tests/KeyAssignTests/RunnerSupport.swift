@@ -53,10 +53,20 @@ final class RunnerBench {
     }
 
     /// Restarts the sandbox on the same state directory (it remembers its assignments).
-    func restart(faults: SandboxConfiguration.Faults = .init()) throws {
+    func restart(faults: SandboxConfiguration.Faults = .init(), listing: SandboxConfiguration.ListingMode = .signed,
+                 inventory: [String]? = nil) throws {
         server.shutdown()
         configuration.faults = faults
+        configuration.listing = listing
+        if let inventory { configuration.inventory = .keys(inventory) }
         server = try SandboxServer.start(configuration)
+    }
+
+    /// `keyassign reconcile` against the sandbox, through the real CLI.
+    @discardableResult
+    func reconcile(_ extra: [String] = []) throws -> CLI.Result {
+        try CLI.run(["reconcile", "--server", server.baseURL, "--public-key", server.publicKeyPath, "--db", db] + extra,
+                    environment: ["KEYASSIGN_API_KEY": server.apiKey])
     }
 
     func runArguments(_ extra: [String]) -> [String] {

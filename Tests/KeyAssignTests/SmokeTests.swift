@@ -23,18 +23,21 @@ import Testing
         let dir = try TemporaryDirectory()
         let path = dir.path + "/t.sqlite"
         do {
-            // Back to version 1: undo migrations 2 and 3.
+            // Back to version 1: undo migrations 2 to 4.
             let db = try Database(path: path)
             try db.execute("""
                 DROP INDEX attempts_by_run;
                 ALTER TABLE attempts DROP COLUMN signing_key_file;
                 ALTER TABLE attempts DROP COLUMN signing_key_sha256;
+                DROP TABLE settlements; DROP TABLE listings;
+                ALTER TABLE runs DROP COLUMN request_timeout;
                 PRAGMA user_version = 1
                 """)
         }
         let db = try Database(path: path)
         #expect(try db.scalarInt("PRAGMA user_version") == Int64(Migrations.all.last?.version ?? 0))
         #expect(try db.scalarInt("SELECT count(*) FROM pragma_table_info('attempts') WHERE name LIKE 'signing_key_%'") == 2)
+        #expect(try db.scalarInt("SELECT count(*) FROM sqlite_master WHERE name IN ('listings', 'settlements')") == 2)
         let plan = try db.prepare("EXPLAIN QUERY PLAN " + Runner.statesOfRowsTouchedByRun)
         var steps: [String] = []
         while try plan.step() { steps.append(plan.string(3) ?? "") }

@@ -37,6 +37,10 @@ typedef struct {
     char retry_after[128];
     /// How many times libcurl has issued the request in this transfer (see ka_on_prerequest).
     int requests_issued;
+    /// Set for the key listing: a reply longer than `max_reply` fails the transfer (and sets
+    /// `overflowed`) instead of being cut, since half a listing is no listing.
+    int fail_on_overflow;
+    int overflowed;
     /// libcurl's own words for a failed transfer (CURLOPT_ERRORBUFFER): which certificate check
     /// failed, for a message that tells the operator what to fix. Never the request itself.
     char error[CURL_ERROR_SIZE];

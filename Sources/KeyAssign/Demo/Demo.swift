@@ -101,12 +101,19 @@ public enum Demo {
         if !uncertain.isEmpty {
             output("""
 
-                \(uncertain.count) row\(uncertain.count == 1 ? " is" : "s are") uncertain: an earlier attempt got a 503 or lost its \
-                connection, so it may have been processed, and the retry was answered 801. keyassign cannot \
-                tell whether that 801 is its own earlier success, so it says so instead of guessing \
-                (see docs/signatures.md). For example: \(tool) history --db \(databasePath) \(uncertain[0])
+                \(uncertain.count) row\(uncertain.count == 1 ? " is" : "s are") still uncertain: an earlier attempt may have been \
+                processed and the retry was answered 801, and the server's key listing could not settle it yet. \
+                For example: \(tool) history --db \(databasePath) \(uncertain[0])
 
                 """)
+        }
+        let settled = try db.scalarInt("SELECT count(DISTINCT work_id) FROM settlements") ?? 0
+        output("\nthe server's signed key listing settled or explained \(settled) row\(settled == 1 ? "" : "s") \(uncertain.isEmpty ? " (no uncertain row is left for a person to check)" : "")\n")
+        let owned = try db.prepare("""
+            SELECT license_key, last_error FROM work WHERE state = 'rejected' AND last_error LIKE 'already assigned to another owner%' ORDER BY id LIMIT 1
+            """)
+        if try owned.step() {
+            output("for example, a rejection that names the key's current owner:\n  \(owned.string(0) ?? "")  \(owned.string(1) ?? "")\n")
         }
         output("""
 

@@ -118,6 +118,43 @@ enum Migrations {
             ALTER TABLE attempts ADD COLUMN signing_key_file TEXT;
             ALTER TABLE attempts ADD COLUMN signing_key_sha256 TEXT;
             """),
+        // Reconcile (issue 12): the server's signed key listing kept as evidence, and one
+        // settlement per row it settled or explained, pointing at the listing and its entry.
+        (4, """
+            CREATE TABLE listings (
+                id          INTEGER PRIMARY KEY,
+                server      TEXT    NOT NULL,
+                -- Local time the request started, and the signed timestamp (Unix seconds):
+                -- the listing was taken no earlier than the smaller of the two.
+                fetched_at  TEXT    NOT NULL,
+                signed_at   INTEGER NOT NULL,
+                key_name    TEXT    NOT NULL,
+                entries     INTEGER NOT NULL,
+                bytes       INTEGER NOT NULL,
+                -- The raw signed envelope exactly as received; `audit` re-verifies it.
+                body        BLOB    NOT NULL
+            );
+            CREATE TABLE settlements (
+                id           INTEGER PRIMARY KEY,
+                work_id      INTEGER NOT NULL REFERENCES work(id),
+                listing_id   INTEGER NOT NULL REFERENCES listings(id),
+                -- Position in the listing's license_keys; NULL: the key is not listed.
+                entry_index  INTEGER,
+                -- The entry's JSON text as signed, for `history` without re-reading the listing.
+                entry        TEXT,
+                from_state   TEXT    NOT NULL,
+                to_state     TEXT    NOT NULL,
+                rule         TEXT    NOT NULL,
+                reason       TEXT    NOT NULL,
+                -- Equal to work.updated_at while the settlement is the row's last change.
+                settled_at   TEXT    NOT NULL
+            );
+            CREATE INDEX settlements_by_work ON settlements (work_id, id);
+            CREATE INDEX settlements_by_listing ON settlements (listing_id);
+            -- The --timeout a run's requests had: a listing proves a key available only after
+            -- the last attempt's start plus this.
+            ALTER TABLE runs ADD COLUMN request_timeout REAL;
+            """),
     ]
 
     static func migrate(_ db: Database) throws {

@@ -8,4 +8,7 @@ public enum WorkState: String, Sendable, CaseIterable, Codable {
     case rejected
     case uncertain
     case failed
+
+    /// States a run leaves a row in for good (until `keyassign retry`).
+    public static let finalStates: Set<WorkState> = [.assigned, .rejected, .uncertain, .failed]
 }

@@ -2,7 +2,10 @@
 /// recorded state is backed by one.
 ///
 /// The rule: an `assigned` row needs a stored reply that verifies as 800; a `rejected` or
-/// `uncertain` row one that verifies as 801. Separately, a stored reply that was trusted
+/// `uncertain` row one that verifies as 801 — or, for a row settled from the server's key
+/// listing, a settlement whose stored listing re-verifies, whose entry is the one in that
+/// listing, and whose state follows from that entry by the reconcile rules. A row whose last
+/// change was a settlement must still be in the settlement's state. Separately, a stored reply that was trusted
 /// when it arrived but no longer verifies means the database was edited (or the wrong key
 /// is configured): that is reported too. Freshness is not checked: stored replies are old.
 public enum Audit {
@@ -15,6 +18,8 @@ public enum Audit {
     public struct Result: Sendable {
         public var rowsChecked = 0
         public var repliesChecked = 0
+        public var listingsChecked = 0
+        public var settlementsChecked = 0
         /// Counted, not kept: each one goes to `report` as it is found (with the wrong key
         /// configured, every row is one).
         public var discrepancies = 0
@@ -35,20 +40,29 @@ public enum Audit {
     public static func run(_ db: Database, verifier: ReplyVerifier, report: (Discrepancy) -> Void) throws -> Result {
         var result = Result()
         var verifiedCounts: [String: Int] = [:]
-        // A merge join over both tables in work-id order: memory stays flat however large
-        // the table.
-        let rows = try db.prepare("SELECT id, license_key, state FROM work ORDER BY id")
-        let replies = try db.prepare("""
-            SELECT work_id, id, code, verdict, reply, signing_key_sha256, signing_key_file
-            FROM attempts WHERE reply IS NOT NULL ORDER BY work_id, id
-            """)
-        var replyPending = try replies.step()
-
         func note(_ key: String, _ message: String) {
             let discrepancy = Discrepancy(licenseKey: key, message: message)
             result.discrepancies += 1
             report(discrepancy)
         }
+        // First every stored listing, one at a time (memory: one listing), and the entries
+        // the settlements quote from it; the merge join below then only needs the verdicts.
+        let evidence = try checkListings(db, verifier: ListingVerifier(keyRing: verifier.keyRing), note: note)
+        result.listingsChecked = evidence.listingsChecked
+
+        // A merge join over the tables in work-id order: memory stays flat however large
+        // the table.
+        let rows = try db.prepare("SELECT id, license_key, state, owner_name, email, updated_at FROM work ORDER BY id")
+        let replies = try db.prepare("""
+            SELECT work_id, id, code, verdict, reply, signing_key_sha256, signing_key_file
+            FROM attempts WHERE reply IS NOT NULL ORDER BY work_id, id
+            """)
+        var replyPending = try replies.step()
+        let settlements = try db.prepare("""
+            SELECT work_id, id, listing_id, entry_index, entry, from_state, to_state, settled_at
+            FROM settlements ORDER BY work_id, id
+            """)
+        var settlementPending = try settlements.step()
 
         while try rows.step() {
             let workID = rows.int(0)
@@ -86,18 +100,126 @@ public enum Audit {
                 }
                 replyPending = try replies.step()
             }
+            var last: Settlement?
+            while settlementPending && settlements.int(0) <= workID {
+                if settlements.int(0) == workID {
+                    last = Settlement(id: settlements.int(1), listingID: settlements.int(2),
+                                      entryIndex: settlements.isNull(3) ? nil : Int(settlements.int(3)),
+                                      entry: settlements.string(4), from: WorkState(rawValue: settlements.string(5) ?? ""),
+                                      to: WorkState(rawValue: settlements.string(6) ?? ""), settledAt: settlements.string(7) ?? "")
+                }
+                settlementPending = try settlements.step()
+            }
             result.rowsChecked += 1
             guard let state else {
                 note(key, "unknown state '\(rows.string(2) ?? "")'")
                 continue
             }
-            if let needed = requiredCode(for: state), !verifiedCodes.contains(needed) {
-                note(key, "recorded as \(state.rawValue), but no stored reply verifies as \(needed)")
+            var settledBacking = false
+            if let last {
+                result.settlementsChecked += 1
+                let valid = evidence.verifiedListings.contains(last.listingID) && !evidence.badSettlements.contains(last.id)
+                let entry = last.entry.flatMap { ListingEntry.parse(storedText: $0, index: last.entryIndex ?? 0) }
+                let follows = last.from.flatMap {
+                    ReconcileRules.settledState(from: $0, entry: entry, ownerName: rows.string(3), email: rows.string(4))
+                }
+                if last.settledAt == rows.string(5) {
+                    // The settlement is the row's last change: it alone says what the row is.
+                    if last.to != state {
+                        note(key, "recorded as \(state.rawValue), but its last change was settlement \(last.id) to \(last.to?.rawValue ?? "?") (edited by hand?)")
+                        continue
+                    }
+                }
+                if last.to == state, WorkState.finalStates.contains(state) {
+                    if !valid {
+                        note(key, "settled as \(state.rawValue) by settlement \(last.id) without evidence: listing \(last.listingID) is missing or does not back it")
+                        continue
+                    }
+                    if follows != state {
+                        note(key, "settled as \(state.rawValue), but its listing entry (\(entry?.summary ?? "not listed")) leads to \(follows?.rawValue ?? "no final state")")
+                        continue
+                    }
+                    settledBacking = true
+                }
+            }
+            if let needed = requiredCode(for: state), !verifiedCodes.contains(needed), !settledBacking {
+                note(key, "recorded as \(state.rawValue), but no stored reply verifies as \(needed) and no key listing backs it")
             }
         }
         result.verifiedByKey = verifier.keyRing.signingKeys.map { key in
             (key, verifiedCounts["\(key.name) \(key.sha256)"] ?? 0)
         }
         return result
+    }
+
+    struct Settlement {
+        var id: Int64
+        var listingID: Int64
+        var entryIndex: Int?
+        var entry: String?
+        var from: WorkState?
+        var to: WorkState?
+        var settledAt: String
+    }
+
+    struct Evidence {
+        var verifiedListings: Set<Int64> = []
+        /// Settlements whose quoted entry is not what their listing says (few: each is reported).
+        var badSettlements: Set<Int64> = []
+        var listingsChecked = 0
+    }
+
+    /// Re-verifies each stored listing (signature and payload; not its age) and checks each
+    /// settlement's entry against it: the same text at the same position for the same key, or
+    /// the key truly absent.
+    static func checkListings(_ db: Database, verifier: ListingVerifier,
+                              note: (String, String) -> Void) throws -> Evidence {
+        var evidence = Evidence()
+        let ids = try db.prepare("SELECT id FROM listings ORDER BY id")
+        var listingIDs: [Int64] = []
+        while try ids.step() { listingIDs.append(ids.int(0)) }
+        let body = try db.prepare("SELECT body FROM listings WHERE id = ?1")
+        let quoted = try db.prepare("""
+            SELECT s.id, s.entry_index, s.entry, w.license_key FROM settlements s JOIN work w ON w.id = s.work_id
+            WHERE s.listing_id = ?1 ORDER BY s.id
+            """)
+        for listingID in listingIDs {
+            evidence.listingsChecked += 1
+            try body.bind(1, listingID)
+            guard try body.step() else { body.reset(); continue }
+            let raw = body.ownedBlob(0)
+            body.reset()
+            let index: ListingIndex?
+            switch verifier.verify(raw, maxAge: nil) {
+            case .trusted(let listing) where listing.code == 730:
+                index = listing.index
+                evidence.verifiedListings.insert(listingID)
+            case .trusted(let listing):
+                note("listing \(listingID)", "the stored key listing is signed code \(listing.code), not 730")
+                index = nil
+            case .untrusted(let reason, let detail):
+                note("listing \(listingID)", "the stored key listing no longer verifies (\(reason.rawValue): \(detail))")
+                index = nil
+            }
+            guard let index else { continue }
+            try quoted.bind(1, listingID)
+            while try quoted.step() {
+                let key = quoted.string(3) ?? ""
+                let stored = quoted.string(2)
+                let ok: Bool
+                if quoted.isNull(1) {
+                    ok = stored == nil && index.entry(forKey: key) == nil
+                } else {
+                    let listed = index.entry(at: Int(quoted.int(1)))
+                    ok = listed != nil && listed?.licenseKey == key && listed?.text == stored
+                }
+                if !ok {
+                    evidence.badSettlements.insert(quoted.int(0))
+                    note(key, "settlement \(quoted.int(0)) quotes an entry that listing \(listingID) does not hold for this key")
+                }
+            }
+            quoted.reset()
+        }
+        return evidence
     }
 }

@@ -23,10 +23,24 @@ public enum History {
         }
     }
 
+    /// What a stored key listing said about the key, and what was done with it.
+    public struct Settlement: Sendable, Equatable {
+        public var listingID: Int64
+        /// When the listing was fetched (local) and signed (server), ISO 8601.
+        public var fetchedAt: String
+        public var signedAt: String
+        public var said: String
+        public var from: String
+        public var to: String
+        public var rule: String
+        public var settledAt: String
+    }
+
     public struct Entry: Sendable, Equatable {
         public var row: ReportRow
         public var maybeDelivered: Bool
         public var attempts: [Attempt]
+        public var settlements: [Settlement] = []
     }
 
     public static func lookup(key: String, in db: Database) throws -> Entry? {
@@ -55,7 +69,23 @@ public enum History {
                 error: attemptsQuery.string(8), signingKeyFile: attemptsQuery.string(9),
                 signingKeySHA256: attemptsQuery.string(10)))
         }
-        return Entry(row: row, maybeDelivered: maybeDelivered, attempts: attempts)
+        let settlementsQuery = try db.prepare("""
+            SELECT s.listing_id, l.fetched_at, l.signed_at, s.entry, s.entry_index, s.from_state, s.to_state, s.rule, s.settled_at
+            FROM settlements s JOIN listings l ON l.id = s.listing_id WHERE s.work_id = ? ORDER BY s.id
+            """)
+        try settlementsQuery.bind(1, workID)
+        var settlements: [Settlement] = []
+        while try settlementsQuery.step() {
+            let said = settlementsQuery.string(3)
+                .flatMap { ListingEntry.parse(storedText: $0, index: Int(settlementsQuery.int(4))) }
+                .map { "entry \($0.index): \($0.summary)" } ?? "not listed (unknown to the server)"
+            settlements.append(Settlement(
+                listingID: settlementsQuery.int(0), fetchedAt: settlementsQuery.string(1) ?? "",
+                signedAt: Timestamps.iso8601(Double(settlementsQuery.int(2))), said: said,
+                from: settlementsQuery.string(5) ?? "", to: settlementsQuery.string(6) ?? "",
+                rule: settlementsQuery.string(7) ?? "", settledAt: settlementsQuery.string(8) ?? ""))
+        }
+        return Entry(row: row, maybeDelivered: maybeDelivered, attempts: attempts, settlements: settlements)
     }
 
     /// The human rendering: the row, what its state means, then one line per attempt.
@@ -68,12 +98,25 @@ public enum History {
         lines.append("state        \(row.state) — \(meaning(of: row))")
         // The question history answers is "did they get their key?": a row that is not
         // assigned may still have been, if an attempt reached the server unanswered.
-        if entry.maybeDelivered && row.state != WorkState.assigned.rawValue && row.state != WorkState.uncertain.rawValue {
+        if entry.maybeDelivered && entry.settlements.isEmpty
+            && row.state != WorkState.assigned.rawValue && row.state != WorkState.uncertain.rawValue {
             lines.append("note         an earlier attempt may have reached the server without a verified answer: "
                          + "the key may be assigned already, and a later 801 will count as uncertain")
         }
         if entry.attempts.isEmpty {
             lines.append("attempts     none yet")
+        }
+        if !entry.settlements.isEmpty {
+            lines.append("")
+            lines.append(["listing", "fetched (UTC)", "signed (UTC)", "what it said about the key", "change", "rule"]
+                .joined(separator: "\t"))
+            for settlement in entry.settlements {
+                let change = settlement.from == settlement.to ? "\(settlement.to) (explained)" : "\(settlement.from) -> \(settlement.to)"
+                lines.append([String(settlement.listingID), settlement.fetchedAt, settlement.signedAt, settlement.said,
+                              change, settlement.rule].joined(separator: "\t"))
+            }
+        }
+        if entry.attempts.isEmpty {
             return lines.joined(separator: "\n") + "\n"
         }
         lines.append("")
@@ -92,7 +135,9 @@ public enum History {
 
     static func meaning(of row: ReportRow) -> String {
         switch WorkState(rawValue: row.state) {
+        case .assigned where row.code != 800: "the server's signed key listing shows it held by this buyer"
         case .assigned: "the server assigned it (verified 800)"
+        case .rejected where row.lastError != nil: "the server refused it: " + (row.lastError ?? "")
         case .rejected: "the server refused it (verified 801)"
         case .uncertain: "an earlier attempt may have assigned it; the last answer was 801"
         case .failed: "keyassign stopped trying: " + SplitReport.plainReason(row)

@@ -54,6 +54,8 @@ public enum SplitReport {
     public static func plainReason(_ row: ReportRow) -> String {
         switch row.state {
         case WorkState.rejected.rawValue:
+            // Explained from the server's key listing: who holds it, or why not.
+            if let reason = row.lastError { return reason }
             return "the server refused this key (code 801: invalid or already assigned); check the key in the sales system"
         case WorkState.uncertain.rawValue:
             return "an earlier attempt may already have assigned this key, but the last answer was 801 (invalid or already assigned); "

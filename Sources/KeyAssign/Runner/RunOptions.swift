@@ -25,6 +25,10 @@ public struct RunOptions: Sendable {
     public var backoffCap: Double = 60
     public var summaryJSONPath: String?
     public var progress: ProgressMode = .automatic
+    /// Settle rows from the server's signed key listing (`--no-reconcile` turns it off).
+    public var reconcile: Bool = true
+    /// `--max-listing-bytes`: a longer listing is not read (and the run goes on without it).
+    public var maxListingBytes: Int = ReconcileOptions.defaultMaxListingBytes
     /// Install SIGINT/SIGTERM handlers (the CLI does; an embedding program may not want it).
     public var handleSignals: Bool = false
 
@@ -46,6 +50,7 @@ public struct RunOptions: Sendable {
         try FlagRange.backoffBase.check(backoffBase)
         try FlagRange.backoffCap.check(backoffCap)
         if backoffBase > backoffCap { throw KeyAssignError(.usage, "--backoff-base must not exceed --backoff-cap") }
+        if maxListingBytes < 1024 || maxListingBytes > Int(Int32.max) { throw KeyAssignError(.usage, "--max-listing-bytes must be between 1024 and 2 GiB") }
     }
 }
 

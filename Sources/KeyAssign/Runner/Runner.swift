@@ -100,8 +100,11 @@ public final class Runner: @unchecked Sendable {
     private func runLocked(_ shared: SharedDatabase, runID: Int64) throws -> RunSummary {
         let startedWall = Timestamps.now()
         let startedMono = Timestamps.monotonic()
+        // The key listing (Reconcile/): rescued rows are checked before any is sent again.
+        let reconciliation = RunReconciliation(options: options, keyRing: verifier.keyRing, logger: logger)
         let (recovered, total) = try shared.with { db -> (Int, Int) in
             let recovered = try Rescuer.rescue(db, runID: runID, now: startedWall)
+            try reconciliation.afterRescue(db, runID: runID, recovered: recovered)
             let total = try db.scalarInt("SELECT count(*) FROM work WHERE \(Claimer.dueRows) AND state <> 'in_flight'") ?? 0
             return (recovered, Int(total))
         }
@@ -144,6 +147,8 @@ public final class Runner: @unchecked Sendable {
             loopError = loopError ?? error
         }
         if let loopError { throw loopError }
+        // One listing settles what the run left uncertain (not after a signal or an auth stop).
+        if !shouldStop() { try shared.with { try reconciliation.atEnd($0, runID: runID) } }
 
         let summary = try shared.with { db in
             try summarize(db, runID: runID, startedWall: startedWall, startedMono: startedMono, recovered: recovered)

@@ -118,6 +118,30 @@ public struct SandboxConfiguration: Sendable {
         }
     }
 
+    /// How the sandbox answers `GET /api/v1/get-license-keys`.
+    public enum ListingMode: String, Sendable, CaseIterable {
+        /// The real state, signed with the global key.
+        case signed
+        /// The same listing with one bit of its signature flipped (a forged listing).
+        case forged
+        /// 404, like a server without the endpoint.
+        case absent
+    }
+
+    /// A key sold before the sandbox started, to someone: `--preassigned FILE` lines
+    /// `key,owner_name,email`.
+    public struct Preassigned: Sendable, Equatable {
+        public var licenseKey: String
+        public var ownerName: String?
+        public var email: String?
+
+        public init(licenseKey: String, ownerName: String?, email: String?) {
+            self.licenseKey = licenseKey
+            self.ownerName = ownerName
+            self.email = email
+        }
+    }
+
     public var host: String = "127.0.0.1"
     /// 0: any free port (read it back from `SandboxServer.port` or `DIR/port`).
     public var port: Int = 0
@@ -127,6 +151,9 @@ public struct SandboxConfiguration: Sendable {
     public var apiKeyFile: String?
     public var rateLimit: RateLimit?
     public var faults = Faults()
+    public var listing: ListingMode = .signed
+    /// Added to the inventory and assigned at start (kept if already assigned).
+    public var preassigned: [Preassigned] = []
     /// Size of a newly generated signing key. The published examples use 2048 bits.
     public var keyBits: Int = 2048
     /// What replies say in `private_key_used`: `global` (the server-wide key), or `product`

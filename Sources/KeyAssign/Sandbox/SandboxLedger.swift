@@ -89,10 +89,14 @@ public struct SandboxLedger: Codable, Sendable, Equatable {
     public var faults = FaultCounts()
     /// 429s sent by the server-side rate limiter (injected 429s are in `faults`).
     public var rateLimited = 0
+    /// Requests for the key listing (`GET /api/v1/get-license-keys`), answered or not; they
+    /// are not in `totals.requests`, which counts assign calls only.
+    public var listingRequests = 0
 
     enum CodingKeys: String, CodingKey {
         case keys, totals, faults
         case rateLimited = "rate_limited"
+        case listingRequests = "listing_requests"
     }
 
     public init() {}

@@ -52,7 +52,15 @@ public final class SandboxServer: Sendable {
                                                               escapesSlashes: configuration.escapesSlashes,
                                                               caching: configuration.cachesSignatures),
                                      dice: SandboxFaultDice(configuration.faults, seed: seed),
-                                     rateLimit: configuration.rateLimit)
+                                     rateLimit: configuration.rateLimit, listingMode: configuration.listing)
+        do {
+            for sold in configuration.preassigned {
+                try service.preassign(key: sold.licenseKey, ownerName: sold.ownerName, email: sold.email)
+            }
+        } catch {
+            service.closeLog()
+            throw error
+        }
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.threads ?? System.coreCount)
         let bootstrap = ServerBootstrap(group: group)

@@ -53,9 +53,12 @@ struct SandboxReply: Equatable {
 final class SandboxService: Sendable {
     static let assignPath = "/api/v1/assign-license-key"
     static let ledgerPath = "/__sandbox/ledger"
+    static let listingPath = ServerEndpoint.listingPath
 
     private struct State {
         var inventory: Set<String>
+        /// The inventory in listing order (ids are positions + 1).
+        var order: [String]
         var assigned: [String: AssignmentRecord]
         var ledger = SandboxLedger()
         var limiter: SandboxRateLimiter?
@@ -66,21 +69,27 @@ final class SandboxService: Sendable {
     private let replies: SignedReplyMaker
     let dice: SandboxFaultDice
     private let waf: WAFRule?
+    private let listingMode: SandboxConfiguration.ListingMode
+    private let createdAt = Timestamps.nowISO8601()
     private let state: Mutex<State>
 
     /// Reloads the assignments already in `assignmentsPath` and appends new ones there.
     init(apiKey: String, inventory: [String], assignmentsPath: String,
-         replies: SignedReplyMaker, dice: SandboxFaultDice, rateLimit: SandboxConfiguration.RateLimit?) throws {
+         replies: SignedReplyMaker, dice: SandboxFaultDice, rateLimit: SandboxConfiguration.RateLimit?,
+         listingMode: SandboxConfiguration.ListingMode = .signed) throws {
         let previous = try AssignmentLog.load(path: assignmentsPath)
         let log = try AssignmentLog(path: assignmentsPath)
         self.apiKey = apiKey
         self.replies = replies
         self.dice = dice
         waf = try dice.faults.wafBlock.map { try WAFRule(pattern: $0) }
-        var initial = State(inventory: Set(inventory), assigned: [:],
+        self.listingMode = listingMode
+        var unique: Set<String> = []
+        let order = inventory.filter { unique.insert($0).inserted }
+        var initial = State(inventory: unique, order: order, assigned: [:],
                             limiter: rateLimit.map { SandboxRateLimiter($0, now: Timestamps.monotonic()) }, log: log)
         for record in previous {
-            initial.inventory.insert(record.licenseKey)
+            if initial.inventory.insert(record.licenseKey).inserted { initial.order.append(record.licenseKey) }
             initial.assigned[record.licenseKey] = record
             initial.ledger.keys[record.licenseKey, default: SandboxLedger.KeyEntry()].record(record)
         }
@@ -98,7 +107,7 @@ final class SandboxService: Sendable {
             let record = AssignmentRecord(licenseKey: key, ownerName: ownerName, email: email,
                                           assignedAt: Timestamps.nowISO8601())
             try state.log.append(record)
-            state.inventory.insert(key)
+            if state.inventory.insert(key).inserted { state.order.append(key) }
             state.assigned[key] = record
             state.ledger.keys[key, default: SandboxLedger.KeyEntry()].record(record)
         }
@@ -112,6 +121,10 @@ final class SandboxService: Sendable {
         switch (request.path, request.method) {
         case (Self.assignPath, "POST"):
             return assign(request)
+        case (Self.listingPath, "GET"):
+            return listing(request)
+        case (Self.listingPath, _):
+            return .reply(.plain(405, "Method Not Allowed", headers: [("Allow", "GET")]))
         case (Self.ledgerPath, "GET"):
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
@@ -125,6 +138,30 @@ final class SandboxService: Sendable {
             return .reply(.plain(405, "Method Not Allowed", headers: [("Allow", "GET")]))
         default:
             return .reply(.plain(404, "Not Found"))
+        }
+    }
+
+    /// The whole inventory as the server lists it, signed with the global key. Built outside
+    /// the state lock from a snapshot (copy-on-write: the snapshot costs nothing until the next
+    /// assignment), so a 200,000-key listing does not stall the assign calls.
+    private func listing(_ request: SandboxRequest) -> SandboxAction {
+        let authorized = isAuthorized(field: nil, header: request.authorization)
+        let snapshot = state.withLock { state -> (order: [String], assigned: [String: AssignmentRecord]) in
+            state.ledger.listingRequests += 1
+            return (state.order, state.assigned)
+        }
+        if listingMode == .absent { return .reply(.plain(404, "Not Found")) }
+        let now = Int(Timestamps.now().rounded(.down))
+        do {
+            guard authorized else {
+                let envelope = try replies.envelope(code: 100, message: "Invalid API key", timestamp: now)
+                return .reply(.json(401, envelope))
+            }
+            let keys = snapshot.order.map { SandboxListing.Key(licenseKey: $0, assignment: snapshot.assigned[$0]) }
+            let payload = SandboxListing.payload(keys, createdAt: createdAt, timestamp: now)
+            return .reply(.json(200, try replies.envelope(payload: payload, corruptSignature: listingMode == .forged)))
+        } catch {
+            return .reply(.plain(500, "Internal Server Error: cannot sign the listing: \(error)"))
         }
     }
 

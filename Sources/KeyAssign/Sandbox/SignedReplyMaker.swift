@@ -44,6 +44,25 @@ final class SignedReplyMaker: Sendable {
         return Array(text.utf8)
     }
 
+    /// A reply with a large payload (the key listing), signed afresh and never cached:
+    /// `{"response":PAYLOAD,"response_base64":"…","private_key_used":"global","signature":"…"}`.
+    func envelope(payload: [UInt8], corruptSignature: Bool) throws -> [UInt8] {
+        let base64 = Array(Data(payload).base64EncodedData())
+        var signature = try signer.sign(base64)
+        if corruptSignature, !signature.isEmpty { signature[signature.count / 2] ^= 0x01 }
+        let signatureText = Data(signature).base64EncodedString()
+        var out: [UInt8] = []
+        out.reserveCapacity(payload.count + base64.count + signatureText.utf8.count + 100)
+        out.append(contentsOf: "{\"response\":".utf8)
+        out.append(contentsOf: payload)
+        out.append(contentsOf: ",\"response_base64\":\"".utf8)
+        out.append(contentsOf: base64)
+        out.append(contentsOf: "\",\"private_key_used\":\"global\",\"signature\":\"".utf8)
+        out.append(contentsOf: signatureText.utf8)
+        out.append(contentsOf: "\"}".utf8)
+        return out
+    }
+
     private func signature(for responseBase64: String) throws -> String {
         guard cacheLimit > 0 else { return try signer.signBase64(responseBase64) }
         if let cached = cache.withLock({ $0[responseBase64] }) { return cached }

@@ -36,6 +36,35 @@ public enum Timestamps {
     }
 
     public static func nowISO8601() -> String { iso8601(now()) }
+
+    /// Reads back what `iso8601` writes (`2026-11-27T03:00:00.123Z`, the fraction optional).
+    public static func parseISO8601(_ text: String) -> Double? {
+        let bytes = Array(text.utf8)
+        guard bytes.count >= 20, bytes.last == UInt8(ascii: "Z") else { return nil }
+        func number(_ from: Int, _ count: Int) -> Int32? {
+            var value: Int32 = 0
+            for index in from..<(from + count) {
+                let byte = bytes[index]
+                guard byte >= 0x30 && byte <= 0x39 else { return nil }
+                value = value * 10 + Int32(byte - 0x30)
+            }
+            return value
+        }
+        guard let year = number(0, 4), let month = number(5, 2), let day = number(8, 2),
+              let hour = number(11, 2), let minute = number(14, 2), let second = number(17, 2) else { return nil }
+        var parts = tm()
+        parts.tm_year = year - 1900
+        parts.tm_mon = month - 1
+        parts.tm_mday = day
+        parts.tm_hour = hour
+        parts.tm_min = minute
+        parts.tm_sec = second
+        var fraction = 0.0
+        if bytes.count > 21, bytes[19] == UInt8(ascii: "."), let digits = number(20, bytes.count - 21) {
+            fraction = Double(digits) / pow(10, Double(bytes.count - 21))
+        }
+        return Double(timegm(&parts)) + fraction
+    }
 }
 
 extension Comparable {

@@ -9,7 +9,11 @@ final class CurlExchange {
     /// The settings every exchange of a transport gets once, and the fixed request headers,
     /// which libcurl reads from this list without copying it.
     final class Settings {
+        /// POST for the assign call; GET for the key listing, whose reply must arrive whole.
+        enum Method { case post, get }
+
         let url: String
+        let method: Method
         let timeoutMilliseconds: Int
         /// A PEM file of trust anchors for the server's certificate, or nil for the system store.
         let caFile: String?
@@ -18,7 +22,8 @@ final class CurlExchange {
         fileprivate let headers: UnsafeMutablePointer<curl_slist>?
 
         /// `headers` are "Name: value" lines sent with every request.
-        init(url: String, headers: [String], timeoutMilliseconds: Int, caFile: String?, maxReply: Int) throws {
+        init(url: String, method: Method = .post, headers: [String], timeoutMilliseconds: Int, caFile: String?,
+             maxReply: Int) throws {
             var list: UnsafeMutablePointer<curl_slist>?
             for header in headers {
                 guard let longer = curl_slist_append(list, header) else {
@@ -28,6 +33,7 @@ final class CurlExchange {
                 list = longer
             }
             self.url = url
+            self.method = method
             self.timeoutMilliseconds = timeoutMilliseconds
             self.caFile = caFile
             self.maxReply = maxReply
@@ -94,7 +100,13 @@ final class CurlExchange {
         try set(CURLOPT_NOSIGNAL, "CURLOPT_NOSIGNAL", 1)
         try set(CURLOPT_TCP_NODELAY, "CURLOPT_TCP_NODELAY", 1)
         try set(CURLOPT_HTTP_VERSION, "CURLOPT_HTTP_VERSION", Int(CURL_HTTP_VERSION_1_1))
-        try set(CURLOPT_POST, "CURLOPT_POST", 1)
+        switch settings.method {
+        case .post:
+            try set(CURLOPT_POST, "CURLOPT_POST", 1)
+        case .get:
+            try set(CURLOPT_HTTPGET, "CURLOPT_HTTPGET", 1)
+            self.record.pointee.fail_on_overflow = 1
+        }
         // A redirected POST is not the call we meant to make: the 3xx comes back as it is.
         try set(CURLOPT_FOLLOWLOCATION, "CURLOPT_FOLLOWLOCATION", 0)
         try set(CURLOPT_PROTOCOLS_STR, "CURLOPT_PROTOCOLS_STR", "http,https")
@@ -123,6 +135,34 @@ final class CurlExchange {
         }
         if code == CURLE_OK && curl_multi_add_handle(multi, handle) != CURLM_OK { code = CURLE_FAILED_INIT }
         return code
+    }
+
+    /// Runs one GET on this exchange to its end, on the calling thread (the key listing: one
+    /// request, and nothing else to do meanwhile). `header` is sent on top of the fixed headers.
+    func perform(header: String) -> CURLcode {
+        guard settings.method == .get else { return CURLE_BAD_FUNCTION_ARGUMENT }
+        guard let copy = strdup(header) else { return CURLE_OUT_OF_MEMORY }
+        free(requestHeader.pointee.data)
+        requestHeader.pointee.data = copy
+        record.pointee.reply_length = 0
+        record.pointee.retry_after.0 = 0
+        record.pointee.requests_issued = 0
+        record.pointee.overflowed = 0
+        record.pointee.error.0 = 0
+        return curl_easy_perform(handle)
+    }
+
+    /// The last transfer stopped because its reply outgrew `maxReply` (GET only).
+    var overflowed: Bool { record.pointee.overflowed != 0 }
+
+    /// Hands the reply buffer over (malloc'd; the caller frees it): spares a copy of a reply that
+    /// may be hundreds of megabytes. The exchange starts its next reply from scratch.
+    func takeReply() -> (bytes: UnsafeMutablePointer<UInt8>?, count: Int) {
+        let taken = (record.pointee.reply, record.pointee.reply_length)
+        record.pointee.reply = nil
+        record.pointee.reply_length = 0
+        record.pointee.reply_capacity = 0
+        return taken
     }
 
     /// The result of a finished transfer as the transport reports it: a resend the guard

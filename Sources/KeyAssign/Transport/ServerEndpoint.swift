@@ -4,10 +4,13 @@ import Foundation
 /// key off the wire in clear text.
 public struct ServerEndpoint: Sendable, Equatable {
     public let url: URL
+    /// `GET /api/v1/get-license-keys` on the same server: the signed key listing.
+    public let listingURL: URL
     /// The server as the user named it, for messages and the `runs` table (never has credentials).
     public let display: String
 
     public static let path = "/api/v1/assign-license-key"
+    public static let listingPath = "/api/v1/get-license-keys"
 
     /// `base` is the server's base URL; one that already ends in `/api/v1` (with or without a
     /// trailing slash) is accepted too. Plain http is refused unless the host is loopback or
@@ -35,11 +38,14 @@ public struct ServerEndpoint: Sendable, Equatable {
         if path.lowercased().hasSuffix("/api/v1") {
             path.removeLast("/api/v1".count)
         }
+        var listing = components
         components.path = path + ServerEndpoint.path
-        guard let url = components.url else {
+        listing.path = path + ServerEndpoint.listingPath
+        guard let url = components.url, let listingURL = listing.url else {
             throw KeyAssignError(.config, "--server \(base): cannot build the request URL")
         }
         self.url = url
+        self.listingURL = listingURL
         self.display = url.absoluteString
     }
 

@@ -1,0 +1,210 @@
+/// Walks JSON text in place, without building values: the key listing is the whole inventory
+/// (a 200,000-key listing is ~140 MB with its base64 copy), and a tree of Swift values for it
+/// would cost several times that. Strings and numbers come back as ranges of the text; only
+/// the few values keyassign reads are decoded, through `StrictJSONParser` when they hold escapes.
+/// Like `StrictJSONParser` it refuses control characters in strings, bad escapes, bad numbers,
+/// deep nesting and trailing text, and never traps on any input.
+struct JSONScanner {
+    static let maximumDepth = 32
+
+    let bytes: UnsafeBufferPointer<UInt8>
+    var position: Int
+
+    init(_ bytes: UnsafeBufferPointer<UInt8>, position: Int = 0) {
+        self.bytes = bytes
+        self.position = position
+    }
+
+    func error(_ reason: String) -> JSONParseError { JSONParseError(offset: position, reason: reason) }
+
+    mutating func skipWhitespace() {
+        while position < bytes.count {
+            switch bytes[position] {
+            case 0x20, 0x09, 0x0A, 0x0D: position += 1
+            default: return
+            }
+        }
+    }
+
+    /// The next byte after whitespace, not consumed.
+    mutating func peek() -> UInt8? {
+        skipWhitespace()
+        return position < bytes.count ? bytes[position] : nil
+    }
+
+    mutating func expect(_ byte: UInt8, _ what: String) throws(JSONParseError) {
+        guard peek() == byte else { throw error("expected \(what)") }
+        position += 1
+    }
+
+    /// Consumes `byte` if it comes next (after whitespace).
+    mutating func consume(_ byte: UInt8) -> Bool {
+        guard peek() == byte else { return false }
+        position += 1
+        return true
+    }
+
+    /// A string at the current position: the range of its raw contents (between the quotes)
+    /// and whether it holds escapes (then the raw bytes are not its value).
+    mutating func scanString() throws(JSONParseError) -> (range: Range<Int>, escaped: Bool) {
+        try expect(UInt8(ascii: "\""), "a string")
+        let start = position
+        var escaped = false
+        while position < bytes.count {
+            let byte = bytes[position]
+            if byte == UInt8(ascii: "\"") {
+                let range = start..<position
+                position += 1
+                return (range, escaped)
+            }
+            if byte < 0x20 { throw error("control character in a string") }
+            if byte == UInt8(ascii: "\\") {
+                escaped = true
+                position += 1
+                guard position < bytes.count else { break }
+                switch bytes[position] {
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"),
+                     UInt8(ascii: "f"), UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+                    position += 1
+                case UInt8(ascii: "u"):
+                    guard position + 4 < bytes.count else { throw error("short \\u escape") }
+                    for offset in 1...4 where !bytes[position + offset].isHexDigit { throw error("bad \\u escape") }
+                    position += 5
+                default:
+                    throw error("bad escape")
+                }
+                continue
+            }
+            position += 1
+        }
+        throw error("unterminated string")
+    }
+
+    /// The value of a string scanned by `scanString`.
+    func decodeString(_ scanned: (range: Range<Int>, escaped: Bool)) throws(JSONParseError) -> String {
+        let range = scanned.range
+        if !scanned.escaped {
+            let slice = UnsafeBufferPointer(rebasing: bytes[range])
+            guard let text = String(validating: slice, as: UTF8.self) else {
+                throw JSONParseError(offset: range.lowerBound, reason: "invalid UTF-8 in a string")
+            }
+            return text
+        }
+        // With the quotes around it, the range is a JSON string of its own.
+        let quoted = UnsafeBufferPointer(rebasing: bytes[(range.lowerBound - 1)..<(range.upperBound + 1)])
+        guard case .string(let text) = try StrictJSONParser.parse(quoted) else {
+            throw JSONParseError(offset: range.lowerBound, reason: "not a string")
+        }
+        return text
+    }
+
+    /// Skips one value of any kind and returns the range of its text.
+    @discardableResult
+    mutating func skipValue(depth: Int = 0) throws(JSONParseError) -> Range<Int> {
+        guard let first = peek() else { throw error("expected a value") }
+        let start = position
+        switch first {
+        case UInt8(ascii: "\""):
+            _ = try scanString()
+        case UInt8(ascii: "{"):
+            guard depth < Self.maximumDepth else { throw error("nesting too deep") }
+            position += 1
+            if !consume(UInt8(ascii: "}")) {
+                repeat {
+                    _ = try scanString()
+                    try expect(UInt8(ascii: ":"), "':'")
+                    try skipValue(depth: depth + 1)
+                } while consume(UInt8(ascii: ","))
+                try expect(UInt8(ascii: "}"), "',' or '}'")
+            }
+        case UInt8(ascii: "["):
+            guard depth < Self.maximumDepth else { throw error("nesting too deep") }
+            position += 1
+            if !consume(UInt8(ascii: "]")) {
+                repeat {
+                    try skipValue(depth: depth + 1)
+                } while consume(UInt8(ascii: ","))
+                try expect(UInt8(ascii: "]"), "',' or ']'")
+            }
+        case UInt8(ascii: "t"): try literal("true")
+        case UInt8(ascii: "f"): try literal("false")
+        case UInt8(ascii: "n"): try literal("null")
+        default:
+            _ = try scanNumber()
+        }
+        return start..<position
+    }
+
+    /// True when the next value is `null` (consumed then).
+    mutating func consumeNull() throws(JSONParseError) -> Bool {
+        guard peek() == UInt8(ascii: "n") else { return false }
+        try literal("null")
+        return true
+    }
+
+    private mutating func literal(_ word: StaticString) throws(JSONParseError) {
+        let count = word.utf8CodeUnitCount
+        guard position + count <= bytes.count else { throw error("bad literal") }
+        let text = word.utf8Start
+        for offset in 0..<count where bytes[position + offset] != text[offset] { throw error("bad literal") }
+        position += count
+    }
+
+    /// A number by JSON's grammar; returns its text and whether it is an integer.
+    mutating func scanNumber() throws(JSONParseError) -> (range: Range<Int>, isInteger: Bool) {
+        skipWhitespace()
+        let start = position
+        func digit(_ at: Int) -> Bool { at < bytes.count && bytes[at] >= 0x30 && bytes[at] <= 0x39 }
+        if position < bytes.count && bytes[position] == UInt8(ascii: "-") { position += 1 }
+        guard digit(position) else { throw error("expected a value") }
+        if bytes[position] == UInt8(ascii: "0") {
+            position += 1
+        } else {
+            while digit(position) { position += 1 }
+        }
+        var isInteger = true
+        if position < bytes.count && bytes[position] == UInt8(ascii: ".") {
+            isInteger = false
+            position += 1
+            guard digit(position) else { throw error("bad number") }
+            while digit(position) { position += 1 }
+        }
+        if position < bytes.count && (bytes[position] == UInt8(ascii: "e") || bytes[position] == UInt8(ascii: "E")) {
+            isInteger = false
+            position += 1
+            if position < bytes.count && (bytes[position] == UInt8(ascii: "+") || bytes[position] == UInt8(ascii: "-")) { position += 1 }
+            guard digit(position) else { throw error("bad number") }
+            while digit(position) { position += 1 }
+        }
+        return (start..<position, isInteger)
+    }
+
+    /// Members of the object at the current position, as (name, value range), in order;
+    /// a name given twice is refused (it would let two readers see two different values).
+    mutating func objectMembers(depth: Int = 0) throws(JSONParseError) -> [(name: String, value: Range<Int>)] {
+        try expect(UInt8(ascii: "{"), "an object")
+        var members: [(name: String, value: Range<Int>)] = []
+        var seen: Set<String> = []
+        if consume(UInt8(ascii: "}")) { return members }
+        repeat {
+            let name = try decodeString(try scanString())
+            guard seen.insert(name).inserted else { throw error("duplicate member \"\(name)\"") }
+            try expect(UInt8(ascii: ":"), "':'")
+            members.append((name, try skipValue(depth: depth + 1)))
+        } while consume(UInt8(ascii: ","))
+        try expect(UInt8(ascii: "}"), "',' or '}'")
+        return members
+    }
+
+    /// The end of the text: only whitespace may follow.
+    mutating func expectEnd() throws(JSONParseError) {
+        skipWhitespace()
+        guard position == bytes.count else { throw error("text after the JSON value") }
+    }
+}
+
+extension UInt8 {
+    var isHexDigit: Bool {
+        (self >= 0x30 && self <= 0x39) || (self >= 0x41 && self <= 0x46) || (self >= 0x61 && self <= 0x66)
+    }
+}

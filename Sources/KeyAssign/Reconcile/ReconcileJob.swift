@@ -1,0 +1,117 @@
+import Logging
+
+/// Everything `keyassign reconcile` needs, already validated.
+public struct ReconcileOptions: Sendable {
+    public var databasePath: String
+    public var endpoint: ServerEndpoint
+    /// Never logged, stored or reported.
+    public var apiKey: String
+    /// The runs' --timeout, for runs that did not record theirs (the race rule).
+    public var timeout: Double = 30
+    public var maxClockSkew: Double = 300
+    public var maxListingBytes: Int = ReconcileOptions.defaultMaxListingBytes
+    public var caFile: String?
+    public var maxAttempts: Int = 5
+    public var dryRun = false
+    public var states: [WorkState] = [.uncertain, .rejected]
+
+    public static let defaultMaxListingBytes = 256 << 20
+
+    public init(databasePath: String, endpoint: ServerEndpoint, apiKey: String) {
+        self.databasePath = databasePath
+        self.endpoint = endpoint
+        self.apiKey = apiKey
+    }
+
+    public func validate() throws {
+        func bad(_ message: String) -> KeyAssignError { KeyAssignError(.usage, message) }
+        if !(timeout > 0) || !timeout.isFinite { throw bad("--timeout must be a number of seconds > 0") }
+        if !(maxClockSkew > 0) || !maxClockSkew.isFinite { throw bad("--max-clock-skew must be a number of seconds > 0") }
+        if maxListingBytes < 1024 { throw bad("--max-listing-bytes must be at least 1024") }
+        if maxListingBytes > Int(Int32.max) { throw bad("--max-listing-bytes must be below 2 GiB") }
+        if maxAttempts < 1 { throw bad("--max-attempts must be at least 1") }
+        if let state = states.first(where: { !ReconcileRules.selectableStates.contains($0) }) {
+            throw bad("--state \(state.rawValue): reconcile settles uncertain, rejected and retry rows only")
+        }
+    }
+}
+
+/// `keyassign reconcile`: one listing, verified and kept, then every selected row settled or
+/// explained against it. Sends no assign request.
+public enum ReconcileJob {
+    /// Prints one line per row it changes (or would) through `output`; returns the exit status:
+    /// 0 when every selected row was settled, 1 when some could not be or the listing is unusable.
+    public static func run(_ options: ReconcileOptions, keyRing: KeyRing, logger: Logger,
+                           output: (String) -> Void) throws -> ExitStatus {
+        try options.validate()
+        let db: Database
+        do {
+            db = try Database(path: options.databasePath, create: false)
+        } catch let error as DatabaseError {
+            throw error.asKeyAssignError
+        }
+        let reconciler = Reconciler(
+            client: ListingClient(endpoint: options.endpoint, apiKey: options.apiKey, timeout: options.timeout,
+                                  caFile: options.caFile, maxBytes: options.maxListingBytes),
+            verifier: ListingVerifier(keyRing: keyRing), maxClockSkew: options.maxClockSkew)
+        do {
+            // The lock keeps a run from moving the rows while they are settled; a dry run
+            // writes nothing and needs none.
+            let runID = options.dryRun ? nil
+                : try RunLock.acquire(db, server: options.endpoint.listingURL.absoluteString, logger: logger)
+            defer {
+                if let runID {
+                    do { try RunLock.release(db, runID: runID) } catch {
+                        logger.error("could not release the run lock: \(error)")
+                    }
+                }
+            }
+            let status = try work(options, reconciler: reconciler, db: db, logger: logger, output: output)
+            if let runID {
+                let end = try db.prepare("UPDATE runs SET ended_at = ?1, exit_status = ?2, summary = ?3 WHERE id = ?4")
+                try end.bind(1, Timestamps.nowISO8601())
+                try end.bind(2, Int64(status.status.rawValue))
+                try end.bind(3, "{\"reconcile\":\(JSONText.string(status.summary))}")
+                try end.bind(4, runID)
+                try end.step()
+            }
+            return status.status
+        } catch let error as DatabaseError {
+            throw error.asKeyAssignError
+        }
+    }
+
+    private static func work(_ options: ReconcileOptions, reconciler: Reconciler, db: Database, logger: Logger,
+                             output: (String) -> Void) throws -> (status: ExitStatus, summary: String) {
+        let fetched: Reconciler.Fetched
+        switch try reconciler.fetch() {
+        case .failure(let unavailable):
+            logger.error("\(unavailable.message); nothing was changed")
+            return (.someFailed, unavailable.message)
+        case .success(let listing):
+            fetched = listing
+        }
+        let listingID = options.dryRun ? nil
+            : try Reconciler.store(fetched, server: options.endpoint.display, in: db)
+        let prefix = options.dryRun ? "would " : ""
+        let counts = try Reconciler.apply(fetched, listingID: listingID, selection: .states(options.states), in: db,
+                                          defaultTimeout: options.timeout, maxAttempts: options.maxAttempts) { change in
+            let decision = change.decision
+            let what = decision.settled
+                ? (decision.state == change.from ? "\(prefix)explain \(change.from.rawValue)" : "\(prefix)\(change.from.rawValue) -> \(decision.state.rawValue)")
+                : "\(change.from.rawValue) stays (waiting)"
+            output([change.licenseKey, what, decision.rule.rawValue, decision.reason].joined(separator: "\t") + "\n")
+        }
+        let listing = fetched.listing
+        var summary = "listing \(listingID.map(String.init) ?? "(dry run, not stored)") of \(listing.index.count) keys"
+        summary += " signed at \(Timestamps.iso8601(Double(listing.timestamp))) by key \(listing.keyName)"
+        summary += "; \(counts.selected) row(s) selected, \(counts.settled) settled"
+        if !counts.toState.isEmpty {
+            summary += " (" + counts.toState.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ") + ")"
+        }
+        if counts.unsettled > 0 { summary += ", \(counts.unsettled) waiting for a later listing (the race rule)" }
+        if listing.index.duplicateKeys > 0 { summary += "; \(listing.index.duplicateKeys) key(s) listed twice (the first entry counts)" }
+        logger.notice("reconcile: \(summary)")
+        return (counts.unsettled == 0 ? .ok : .someFailed, summary)
+    }
+}

@@ -1,0 +1,263 @@
+/// The I/O around `ReconcileRules`: fetch the server's key listing once, verify it, keep it as
+/// evidence, and walk the selected rows of the work table against it, in batches, so that
+/// memory grows with the listing and never with the table. Used by `keyassign reconcile` and
+/// by `run`/`sync` (`RunReconciliation`).
+public struct Reconciler: Sendable {
+    /// Why there is no listing to reconcile with.
+    public enum Unavailable: Error, Sendable, Equatable {
+        /// 404: the server has no `get-license-keys`.
+        case notFound
+        case tooLarge(limit: Int)
+        case untrusted(UntrustedReason, String)
+        /// Signed, but not the listing (code other than 730).
+        case notListing(code: Int, message: String)
+        case failed(String)
+
+        /// For a run these are the server's shape, not a fault: one warning, today's behaviour.
+        public var isExpected: Bool {
+            switch self {
+            case .notFound, .tooLarge: true
+            default: false
+            }
+        }
+
+        public var message: String {
+            switch self {
+            case .notFound:
+                return "the server has no key listing (GET \(ServerEndpoint.listingPath) answered 404)"
+            case .tooLarge(let limit):
+                return "the key listing is larger than --max-listing-bytes (\(limit) bytes); raise it to reconcile"
+            case .untrusted(let reason, let detail):
+                return "the key listing does not verify (\(reason.rawValue)): \(detail)"
+            case .notListing(let code, let message):
+                return "the signed reply to GET \(ServerEndpoint.listingPath) is code \(code) (\(ReplyVerifier.printable(message))), not 730 (License keys)"
+            case .failed(let detail):
+                return "cannot fetch the key listing: \(detail)"
+            }
+        }
+    }
+
+    /// A verified listing and what it came from.
+    public struct Fetched: Sendable {
+        public let listing: VerifiedListing
+        public let raw: OwnedBytes
+        /// Local time the request started.
+        public let fetchedAt: Double
+
+        /// The listing was taken no earlier than this: the request's start, or the signed
+        /// timestamp when that is earlier (a clock behind ours, or a replayed listing).
+        public var takenAt: Double { min(fetchedAt, Double(listing.timestamp)) }
+    }
+
+    /// Which rows to walk.
+    public enum Selection: Sendable {
+        /// `reconcile --state`: rejected rows already explained by a listing are skipped.
+        case states([WorkState])
+        /// Rows waiting to be sent again whose earlier attempt may have reached the server.
+        case maybeDeliveredRetries
+        /// The end of a run: every `uncertain` row, and the rows this run rejected.
+        case endOfRun(runID: Int64)
+    }
+
+    public struct Change: Sendable, Equatable {
+        public var licenseKey: String
+        public var from: WorkState
+        public var decision: ReconcileRules.Decision
+        /// The row was written (state, reason or both); false for a dry run and for rows the
+        /// listing leaves as they are.
+        public var written: Bool
+    }
+
+    public struct Counts: Sendable, Equatable {
+        public var selected = 0
+        /// Rows the listing settled or explained.
+        public var settled = 0
+        /// Rows it could not settle yet (the race).
+        public var unsettled = 0
+        public var byRule: [String: Int] = [:]
+        public var toState: [String: Int] = [:]
+    }
+
+    public var client: ListingClient
+    public var verifier: ListingVerifier
+    public var maxClockSkew: Double
+
+    public init(client: ListingClient, verifier: ListingVerifier, maxClockSkew: Double) {
+        self.client = client
+        self.verifier = verifier
+        self.maxClockSkew = maxClockSkew
+    }
+
+    /// One GET, verified. Throws only for a configuration error (libcurl missing).
+    public func fetch() throws -> Result<Fetched, Unavailable> {
+        let started = Timestamps.now()
+        switch try client.fetch() {
+        case .notFound: return .failure(.notFound)
+        case .tooLarge(let limit): return .failure(.tooLarge(limit: limit))
+        case .failed(let detail): return .failure(.failed(detail))
+        case .status(let status, let body):
+            let text = String(decoding: body.prefix(200), as: UTF8.self)
+            return .failure(.failed("HTTP \(status): \(ReplyVerifier.printable(text, limit: 200))"))
+        case .body(let raw):
+            switch verifier.verify(raw, maxAge: maxClockSkew, now: Timestamps.now()) {
+            case .untrusted(let reason, let detail):
+                return .failure(.untrusted(reason, detail))
+            case .trusted(let listing):
+                guard listing.code == 730 else {
+                    return .failure(.notListing(code: listing.code, message: listing.index.message))
+                }
+                return .success(Fetched(listing: listing, raw: raw, fetchedAt: started))
+            }
+        }
+    }
+
+    /// Keeps the raw signed listing; returns its id. The body goes in through SQLite's
+    /// incremental blob I/O: bound as a value, SQLite would first build the whole record in
+    /// memory, a second copy of a listing that may be hundreds of megabytes.
+    public static func store(_ fetched: Fetched, server: String, in db: Database) throws -> Int64 {
+        try db.transaction {
+            let insert = try db.prepare("""
+                INSERT INTO listings (server, fetched_at, signed_at, key_name, entries, bytes, body)
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6, zeroblob(?6))
+                """)
+            try insert.bind(1, server)
+            try insert.bind(2, Timestamps.iso8601(fetched.fetchedAt))
+            try insert.bind(3, fetched.listing.timestamp)
+            try insert.bind(4, fetched.listing.keyName)
+            try insert.bind(5, Int64(fetched.listing.index.count))
+            try insert.bind(6, Int64(fetched.raw.count))
+            try insert.step()
+            insert.reset()
+            let id = db.lastInsertRowID
+            try db.writeBlob(table: "listings", column: "body", row: id, bytes: fetched.raw.buffer)
+            return id
+        }
+    }
+
+    static let batchSize = 500
+
+    /// Walks the selected rows against the listing. `listingID` nil: a dry run (nothing written).
+    /// `defaultTimeout` stands in for runs that did not record theirs.
+    public static func apply(_ fetched: Fetched, listingID: Int64?, selection: Selection, in db: Database,
+                             defaultTimeout: Double, maxAttempts: Int, report: (Change) -> Void) throws -> Counts {
+        var counts = Counts()
+        let condition: String
+        var runID: Int64?
+        switch selection {
+        case .states(let states):
+            let wanted = Set(states)
+            var terms: [String] = []
+            for state in wanted.sorted(by: { $0.rawValue < $1.rawValue }) where ReconcileRules.selectableStates.contains(state) {
+                if state == .rejected {
+                    terms.append("(state = 'rejected' AND NOT EXISTS (SELECT 1 FROM settlements s WHERE s.work_id = work.id AND s.settled_at = work.updated_at))")
+                } else if state == .retry {
+                    terms.append("(\(Claimer.dueRows) AND state = 'retry' AND maybe_delivered = 1)")
+                } else {
+                    terms.append("state = '\(state.rawValue)'")
+                }
+            }
+            condition = terms.isEmpty ? "0" : terms.joined(separator: " OR ")
+        case .maybeDeliveredRetries:
+            condition = "\(Claimer.dueRows) AND state = 'retry' AND maybe_delivered = 1"
+        case .endOfRun(let id):
+            runID = id
+            condition = "state = 'uncertain' OR (state = 'rejected' AND id IN (SELECT work_id FROM attempts WHERE run_id = ?2))"
+        }
+        let select = try db.prepare("""
+            SELECT id, license_key, owner_name, email, state, attempts FROM work
+            WHERE id > ?1 AND (\(condition)) ORDER BY id LIMIT \(batchSize)
+            """)
+        let timing = try db.prepare("""
+            SELECT max(a.started_at), max(CASE WHEN a.http_status IS NOT NULL THEN a.ended_at END), max(r.request_timeout)
+            FROM attempts a LEFT JOIN runs r ON r.id = a.run_id WHERE a.work_id = ?1
+            """)
+        let settle = try db.prepare("""
+            INSERT INTO settlements (work_id, listing_id, entry_index, entry, from_state, to_state, rule, reason, settled_at)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+            """)
+        let update = try db.prepare("""
+            UPDATE work SET state = ?1, last_error = ?2, updated_at = ?3,
+                next_attempt_at = CASE WHEN ?1 = 'retry' THEN ?4 ELSE next_attempt_at END
+            WHERE id = ?5 AND state = ?6
+            """)
+        let index = fetched.listing.index
+        let takenAt = fetched.takenAt
+        var after: Int64 = 0
+        while true {
+            struct Pending {
+                var id: Int64
+                var key: String
+                var row: ReconcileRules.Row
+            }
+            var batch: [Pending] = []
+            try select.bind(1, after)
+            if let runID { try select.bind(2, runID) }
+            while try select.step() {
+                guard let state = WorkState(rawValue: select.string(4) ?? "") else { continue }
+                batch.append(Pending(id: select.int(0), key: select.string(1) ?? "",
+                                     row: ReconcileRules.Row(state: state, ownerName: select.string(2), email: select.string(3),
+                                                             attempts: Int(select.int(5)), requestTimeout: defaultTimeout)))
+            }
+            select.reset()
+            guard let last = batch.last else { break }
+            after = last.id
+            let now = Timestamps.now()
+            let nowText = Timestamps.iso8601(now)
+            try db.transaction {
+                for var pending in batch {
+                    counts.selected += 1
+                    let entry = index.entry(forKey: pending.key)
+                    if let entry, ReconcileRules.ruleFor(pending.row, entry: entry) == .available {
+                        // Only availability depends on time: read the row's attempts for it.
+                        try timing.bind(1, pending.id)
+                        if try timing.step() {
+                            pending.row.lastAttemptStart = timing.string(0).flatMap(Timestamps.parseISO8601)
+                            pending.row.lastReplyEnd = timing.string(1).flatMap(Timestamps.parseISO8601)
+                            if !timing.isNull(2) { pending.row.requestTimeout = max(defaultTimeout, timing.double(2)) }
+                        }
+                        timing.reset()
+                    }
+                    let decision = ReconcileRules.decide(pending.row, entry: entry, takenAt: takenAt, maxAttempts: maxAttempts)
+                    counts.byRule[decision.rule.rawValue, default: 0] += 1
+                    guard decision.settled else {
+                        counts.unsettled += 1
+                        report(Change(licenseKey: pending.key, from: pending.row.state, decision: decision, written: false))
+                        continue
+                    }
+                    counts.settled += 1
+                    counts.toState[decision.state.rawValue, default: 0] += 1
+                    // A row the listing leaves in retry as it was needs no record.
+                    let changes = decision.state != pending.row.state || decision.state == .rejected
+                    var written = false
+                    if changes, let listingID {
+                        let reason = decision.reason + " [listing \(listingID)]"
+                        try settle.bind(1, pending.id)
+                        try settle.bind(2, listingID)
+                        try settle.bind(3, entry.map { Int64($0.index) })
+                        try settle.bind(4, entry?.text)
+                        try settle.bind(5, pending.row.state.rawValue)
+                        try settle.bind(6, decision.state.rawValue)
+                        try settle.bind(7, decision.rule.rawValue)
+                        try settle.bind(8, reason)
+                        try settle.bind(9, nowText)
+                        try settle.step()
+                        settle.reset()
+                        try update.bind(1, decision.state.rawValue)
+                        try update.bind(2, reason)
+                        try update.bind(3, nowText)
+                        try update.bind(4, now)
+                        try update.bind(5, pending.id)
+                        try update.bind(6, pending.row.state.rawValue)
+                        try update.step()
+                        update.reset()
+                        written = true
+                    }
+                    if changes {
+                        report(Change(licenseKey: pending.key, from: pending.row.state, decision: decision, written: written))
+                    }
+                }
+            }
+        }
+        return counts
+    }
+}

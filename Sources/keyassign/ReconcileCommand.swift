@@ -1,0 +1,97 @@
+import ArgumentParser
+import KeyAssign
+
+/// `--state` values reconcile accepts; `--help` lists them.
+enum ReconcileStateArgument: String, ExpressibleByArgument, CaseIterable {
+    case uncertain, rejected, retry
+
+    var state: WorkState {
+        switch self {
+        case .uncertain: .uncertain
+        case .rejected: .rejected
+        case .retry: .retry
+        }
+    }
+}
+
+struct ReconcileCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reconcile",
+        abstract: "Settle uncertain rows and explain rejected ones from the server's signed key listing.",
+        discussion: """
+            Fetches GET /api/v1/get-license-keys once, verifies it like any reply (signature, \
+            payload equal to response, freshness within --max-clock-skew, code 730) and keeps it \
+            as evidence. Then each selected row is settled by the rules in docs/states.md: the \
+            key held by this buyer -> assigned; by another owner -> rejected naming the owner; \
+            available -> an uncertain row goes back to retry (only if the listing was taken after \
+            its last attempt could still be processed); another status -> rejected; not listed -> \
+            rejected, unknown to the server. Sends no assign request.
+
+            One line per row on stdout: key, change, rule, reason. Exit status 0 when every \
+            selected row was settled; 1 when some must wait for a later listing, or the listing \
+            is unusable (unsigned, forged, stale, not code 730, over --max-listing-bytes, 404); \
+            64 usage; 74 database failure; 75 a run holds the database; 78 bad configuration.
+            """
+    )
+
+    @Option(name: .long, help: ArgumentHelp("The license server's base URL (as for run).", valueName: "URL"))
+    var server: String
+
+    @Option(name: .customLong("public-key"), help: ArgumentHelp("A public key (PEM) the listing may be signed with: NAME=PATH, or PATH for 'global'. Repeatable.", valueName: "[NAME=]PATH"))
+    var publicKeys: [String] = []
+
+    @OptionGroup var database: DatabaseOption
+
+    @Option(name: .customLong("api-key-file"), help: ArgumentHelp("Read the API key from this file (one line). Default: $KEYASSIGN_API_KEY.", valueName: "PATH"))
+    var apiKeyFile: String?
+
+    @Option(name: .long, help: ArgumentHelp("Rows in this state (repeatable). Default: uncertain and rejected.", valueName: "S"))
+    var state: [ReconcileStateArgument] = []
+
+    @Flag(name: .customLong("dry-run"), help: "Print what would change; store and change nothing.")
+    var dryRun = false
+
+    @Option(name: .long, help: ArgumentHelp("The --timeout the runs used, for runs that did not record theirs (the race rule).", valueName: "SECONDS"))
+    var timeout: Double = 30
+
+    @Option(name: .customLong("max-clock-skew"), help: ArgumentHelp("Refuse a listing whose signed timestamp is further than this from local time.", valueName: "SECONDS"))
+    var maxClockSkew: Double = 300
+
+    @Option(name: .customLong("max-listing-bytes"), help: ArgumentHelp("Read at most this much of the listing; a longer one is refused.", valueName: "BYTES"))
+    var maxListingBytes: Int = ReconcileOptions.defaultMaxListingBytes
+
+    @Option(name: .customLong("max-attempts"), help: ArgumentHelp("As for run: an uncertain row whose key is available goes back to retry only below this many attempts.", valueName: "N"))
+    var maxAttempts: Int = 5
+
+    @Flag(name: .customLong("allow-insecure-http"), help: "Allow plain http to a host that is not loopback.")
+    var allowInsecureHTTP = false
+
+    @Option(name: .customLong("ca-file"), help: ArgumentHelp("Trust the server's certificate if this CA (PEM) signed it.", valueName: "PATH"))
+    var caFile: String?
+
+    @Flag(name: .long, help: "Only warnings and errors on stderr.")
+    var quiet = false
+
+    func validate() throws {
+        if publicKeys.isEmpty { throw ValidationError("give at least one --public-key [NAME=]PATH") }
+    }
+
+    func run() throws {
+        let logger = RunSetup.logger(quiet: quiet)
+        try exitingWithStatus {
+            try RunSetup.checkCAFile(caFile)
+            let endpoint = try ServerEndpoint(base: server, allowInsecureHTTP: allowInsecureHTTP)
+            let apiKey = try RunSetup.apiKey(file: apiKeyFile)
+            var options = ReconcileOptions(databasePath: database.path, endpoint: endpoint, apiKey: apiKey)
+            options.timeout = timeout
+            options.maxClockSkew = maxClockSkew
+            options.maxListingBytes = maxListingBytes
+            options.caFile = caFile
+            options.maxAttempts = maxAttempts
+            options.dryRun = dryRun
+            if !state.isEmpty { options.states = state.map(\.state) }
+            let ring = try KeyRing(specs: publicKeys)
+            return try ReconcileJob.run(options, keyRing: ring, logger: logger) { StandardStreams.out($0) }
+        }
+    }
+}
