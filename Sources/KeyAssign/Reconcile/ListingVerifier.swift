@@ -62,18 +62,28 @@ public struct ListingVerifier: Sendable {
         if signatureText == ReplyVerifier.unsignedMarker {
             return .untrusted(.unsigned, "the server signs nothing: its signature field says \"\(ReplyVerifier.unsignedMarker)\"")
         }
-        guard let key = keyRing.key(named: keyName) else {
+        let candidates = keyRing.keys(named: keyName)
+        guard !candidates.isEmpty else {
             return .untrusted(.unknownKey, "signed with key \"\(ReplyVerifier.printable(keyName))\", but keyassign only has public keys for: \(keyRing.names.joined(separator: ", "))")
         }
         guard let signature = Base64Strict.decode(signatureText.utf8) else {
             return .untrusted(.signatureNotBase64, "the signature is not standard base64")
         }
-        guard signature.count == key.signatureLength else {
-            return .untrusted(.signatureWrongLength, "the signature is \(signature.count) bytes; key \"\(keyName)\" signs \(key.signatureLength)")
+        // Keys of one name may differ in size: only those whose modulus matches the
+        // signature's length can have made it. Usually one key: each pass decodes the payload.
+        let sized = candidates.filter { $0.signatureLength == signature.count }
+        guard !sized.isEmpty else {
+            let lengths = Set(candidates.map(\.signatureLength)).sorted().map(String.init).joined(separator: " or ")
+            return .untrusted(.signatureWrongLength, "the signature is \(signature.count) bytes; key \"\(keyName)\" signs \(lengths)")
         }
-        let digested = digestAndDecode(UnsafeBufferPointer(rebasing: bytes[signed.range]), signature: signature, key: key)
-        guard digested.holds else {
-            return .untrusted(.badSignature, "the signature does not match response_base64 under key \"\(keyName)\"")
+        var verified: (holds: Bool, payload: OwnedBytes?)?
+        for key in sized {
+            let digested = digestAndDecode(UnsafeBufferPointer(rebasing: bytes[signed.range]), signature: signature, key: key)
+            if digested.holds { verified = digested; break }
+        }
+        guard let digested = verified else {
+            let tried = candidates.count == 1 ? "" : " (none of its \(candidates.count) keys)"
+            return .untrusted(.badSignature, "the signature does not match response_base64 under key \"\(keyName)\"\(tried)")
         }
         guard let payload = digested.payload else {
             return .untrusted(.payloadNotJSON, "response_base64 is signed but is not standard base64")

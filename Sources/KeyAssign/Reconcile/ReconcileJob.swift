@@ -54,18 +54,13 @@ public enum ReconcileJob {
             client: ListingClient(endpoint: options.endpoint, apiKey: options.apiKey, timeout: options.timeout,
                                   caFile: options.caFile, maxBytes: options.maxListingBytes),
             verifier: ListingVerifier(keyRing: keyRing), maxClockSkew: options.maxClockSkew)
+        // The lock keeps a run (or any other writer) from moving the rows while they are
+        // settled; a dry run writes nothing and needs none.
+        let lock = options.dryRun ? nil : try DatabaseLock.acquire(databasePath: options.databasePath, command: "reconcile")
+        defer { lock?.release() }
         do {
-            // The lock keeps a run from moving the rows while they are settled; a dry run
-            // writes nothing and needs none.
             let runID = options.dryRun ? nil
-                : try RunLock.acquire(db, server: options.endpoint.listingURL.absoluteString, logger: logger)
-            defer {
-                if let runID {
-                    do { try RunLock.release(db, runID: runID) } catch {
-                        logger.error("could not release the run lock: \(error)")
-                    }
-                }
-            }
+                : try RunRecord.open(db, server: options.endpoint.listingURL.absoluteString, logger: logger)
             let status = try work(options, reconciler: reconciler, db: db, logger: logger, output: output)
             if let runID {
                 let end = try db.prepare("UPDATE runs SET ended_at = ?1, exit_status = ?2, summary = ?3 WHERE id = ?4")
