@@ -202,7 +202,7 @@ extension RunnerOutcomeTests {
 @Suite struct RunnerRateAndSecretTests {
     @Test func a429PausesEverySenderAndDoesNotCountAsAnAttempt() throws {
         var faults = SandboxConfiguration.Faults()
-        faults.fail429 = 0.3
+        faults.fail429 = 0.5
         faults.seed = 11
         let bench = try RunnerBench(inventory: 8)
         try bench.restart(faults: faults)

@@ -193,11 +193,19 @@ final class HardeningBench {
         let plain = try SandboxProcess(stateDirectory: bench.sandbox.stateDirectory,
                                        arguments: ["--keys", bench.dir.path + "/keys.txt"], port: bench.sandbox.port)
         defer { plain.stop() }
-        let second = try await offCooperativePool(bench.runArguments([]), environment: ["KEYASSIGN_API_KEY": plain.apiKey])
+        // Without the listing, to see what the attempt itself records.
+        let second = try await offCooperativePool(bench.runArguments(["--no-reconcile"]),
+                                                  environment: ["KEYASSIGN_API_KEY": plain.apiKey])
         #expect(second.status == 1, "stderr: \(second.stderr)")
         // 801: the key is taken, and very likely by our own first attempt; never "rejected".
         #expect(try bench.stateCounts() == ["uncertain": 3])
         #expect(try bench.count("SELECT count(*) FROM attempts WHERE code = 801 AND outcome = 'uncertain'") == 3)
+        // And the signed listing then settles them: the keys are this buyer's.
+        let settled = try await offCooperativePool(
+            ["reconcile", "--server", plain.baseURL, "--public-key", plain.publicKeyPath, "--db", bench.db],
+            environment: ["KEYASSIGN_API_KEY": plain.apiKey])
+        #expect(settled.status == 0, "stderr: \(settled.stderr)")
+        #expect(try bench.stateCounts() == ["assigned": 3])
     }
 }
 

@@ -100,7 +100,8 @@ import Testing
 
         let audit = try CLI.run(["audit", "--db", bench.db, "--public-key", bench.server.publicKeyPath])
         #expect(audit.status == 0, "\(audit.stdout)\(audit.stderr)")
-        #expect(audit.stderr.contains("50 stored replies checked, 0 discrepancies"), "\(audit.stderr)")
+        #expect(audit.stderr.contains("50 stored replies"), "\(audit.stderr)")
+        #expect(audit.stderr.contains(" 0 discrepancies"), "\(audit.stderr)")
     }
 
     @Test func sandboxEscapesSlashesByDefaultAndWritesStringCodesOnRequest() async throws {
