@@ -48,7 +48,7 @@ struct ImportCommand: ParsableCommand {
     @Flag(name: .long, help: "Parse, validate and print the summary, but write nothing.")
     var dryRun = false
 
-    @Option(name: .long, help: ArgumentHelp("Wait up to SECONDS for a run holding the database to end, then exit 75.", valueName: "SECONDS"))
+    @Option(name: .long, help: ArgumentHelp("Wait up to SECONDS for a run holding the database to end, then exit 75 (\(FlagRange.lockWait.text)).", valueName: "SECONDS"))
     var wait: Double = 0
 
     @Argument(help: ArgumentHelp("CSV files or directories.", valueName: "FILE_OR_DIR"))
@@ -56,7 +56,7 @@ struct ImportCommand: ParsableCommand {
 
     func validate() throws {
         if paths.isEmpty { throw ValidationError("give at least one CSV file or directory") }
-        if !(wait >= 0) || !wait.isFinite { throw ValidationError("--wait must be a number of seconds ≥ 0") }
+        try checkFlag(.lockWait, wait)
     }
 
     func run() throws {

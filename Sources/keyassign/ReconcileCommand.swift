@@ -74,6 +74,10 @@ struct ReconcileCommand: ParsableCommand {
 
     func validate() throws {
         if publicKeys.isEmpty { throw ValidationError("give at least one --public-key [NAME=]PATH") }
+        try checkFlag(.timeout, timeout)
+        try checkFlag(.maxClockSkew, maxClockSkew)
+        try checkFlag(.maxListingBytes, maxListingBytes)
+        try checkFlag(.maxAttempts, maxAttempts)
     }
 
     func run() throws {

@@ -76,6 +76,7 @@ struct RunArguments: ParsableArguments {
         try checkFlag(.maxWait, maxWait)
         try checkFlag(.backoffBase, backoffBase)
         try checkFlag(.backoffCap, backoffCap)
+        try checkFlag(.maxListingBytes, maxListingBytes)
         if backoffBase > backoffCap { throw ValidationError("--backoff-base \(backoffBase) must not exceed --backoff-cap \(backoffCap)") }
     }
 

@@ -90,8 +90,9 @@ struct SandboxCommand: ParsableCommand {
                 throw ValidationError(error.message)
             }
         }
-        if retryAfter != "none" && Int(retryAfter).map({ $0 < 0 }) ?? true {
-            throw ValidationError("--retry-after must be a whole number of seconds ≥ 0, or none")
+        if retryAfter != "none" {
+            guard let seconds = Double(retryAfter) else { throw ValidationError("--retry-after \(retryAfter): give whole seconds or none") }
+            try checkFlag(.retryAfter, seconds)
         }
     }
 

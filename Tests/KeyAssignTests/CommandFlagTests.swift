@@ -35,6 +35,7 @@ import Testing
             (["--max-clock-skew", "-5"], "--max-clock-skew"),
             (["--max-wait", "1e12"], "--max-wait"),
             (["--max-wait", "-inf"], "--max-wait"),
+            (["--max-listing-bytes", "10"], "--max-listing-bytes"),
         ]
         var cases: [([String], String)] = []
         for (extra, flag) in runCases {
@@ -46,6 +47,11 @@ import Testing
             (runArguments("sync", db: db, extra: ["--settle", "inf", csv]), "--settle"),
             (["import", "--db", db, "--settle", "1e300", csv], "--settle"),
             (["import", "--db", db, "--settle", "nan", csv], "--settle"),
+            (["import", "--db", db, "--wait", "inf", csv], "--wait"),
+            (runArguments("reconcile", db: db, extra: ["--timeout", "1e300"]), "--timeout"),
+            (runArguments("reconcile", db: db, extra: ["--max-clock-skew", "inf"]), "--max-clock-skew"),
+            (runArguments("reconcile", db: db, extra: ["--max-listing-bytes", "5"]), "--max-listing-bytes"),
+            (runArguments("reconcile", db: db, extra: ["--max-attempts", "0"]), "--max-attempts"),
             (["verify", "--public-key", CLI.fixture("docs-demo-global-public.pem"), "--max-age", "inf",
               CLI.fixture("reply-800.json")], "--max-age"),
             (["verify", "--public-key", CLI.fixture("docs-demo-global-public.pem"), "--max-age", "-1",
@@ -58,6 +64,9 @@ import Testing
             (["sandbox", "--state-dir", dir.path + "/sbx", "--stale", "nan"], "--stale"),
             (["sandbox", "--state-dir", dir.path + "/sbx", "--drop-after", "-0.5"], "--drop-after"),
             (["sandbox", "--state-dir", dir.path + "/sbx", "--latency", "5-99999999"], "--latency"),
+            (["sandbox", "--state-dir", dir.path + "/sbx", "--string-code", "2"], "--string-code"),
+            (["sandbox", "--state-dir", dir.path + "/sbx", "--undocumented-code", "nan"], "--undocumented-code"),
+            (["sandbox", "--state-dir", dir.path + "/sbx", "--retry-after", "1e12"], "--retry-after"),
         ]
         for (arguments, flag) in cases {
             // An API key is set: without the check, run and sync would go on to open the database.

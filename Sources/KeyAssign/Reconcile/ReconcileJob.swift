@@ -24,14 +24,13 @@ public struct ReconcileOptions: Sendable {
     }
 
     public func validate() throws {
-        func bad(_ message: String) -> KeyAssignError { KeyAssignError(.usage, message) }
-        if !(timeout > 0) || !timeout.isFinite { throw bad("--timeout must be a number of seconds > 0") }
-        if !(maxClockSkew > 0) || !maxClockSkew.isFinite { throw bad("--max-clock-skew must be a number of seconds > 0") }
-        if maxListingBytes < 1024 { throw bad("--max-listing-bytes must be at least 1024") }
-        if maxListingBytes > Int(Int32.max) { throw bad("--max-listing-bytes must be below 2 GiB") }
-        if maxAttempts < 1 { throw bad("--max-attempts must be at least 1") }
+        // The ranges are `FlagRange`'s, the same the command line checks.
+        try FlagRange.timeout.check(timeout)
+        try FlagRange.maxClockSkew.check(maxClockSkew)
+        try FlagRange.maxListingBytes.check(maxListingBytes)
+        try FlagRange.maxAttempts.check(maxAttempts)
         if let state = states.first(where: { !ReconcileRules.selectableStates.contains($0) }) {
-            throw bad("--state \(state.rawValue): reconcile settles uncertain, rejected and retry rows only")
+            throw KeyAssignError(.usage, "--state \(state.rawValue): reconcile settles uncertain, rejected and retry rows only")
         }
     }
 }

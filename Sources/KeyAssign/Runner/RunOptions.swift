@@ -50,7 +50,7 @@ public struct RunOptions: Sendable {
         try FlagRange.backoffBase.check(backoffBase)
         try FlagRange.backoffCap.check(backoffCap)
         if backoffBase > backoffCap { throw KeyAssignError(.usage, "--backoff-base must not exceed --backoff-cap") }
-        if maxListingBytes < 1024 || maxListingBytes > Int(Int32.max) { throw KeyAssignError(.usage, "--max-listing-bytes must be between 1024 and 2 GiB") }
+        try FlagRange.maxListingBytes.check(maxListingBytes)
     }
 }
 
