@@ -121,13 +121,7 @@ final class CurlExchange {
     /// Starts one POST on this idle exchange: `header` ("Idempotency-Key: ...") is sent on top of
     /// the fixed headers. `CURLE_OK` when the transfer is running.
     func start(on multi: UnsafeMutableRawPointer, header: String, body: [UInt8]) -> CURLcode {
-        guard let copy = strdup(header) else { return CURLE_OUT_OF_MEMORY }
-        free(requestHeader.pointee.data)
-        requestHeader.pointee.data = copy
-        record.pointee.reply_length = 0
-        record.pointee.retry_after.0 = 0
-        record.pointee.requests_issued = 0
-        record.pointee.error.0 = 0
+        guard prepare(header: header) else { return CURLE_OUT_OF_MEMORY }
         // The Content-Length; libcurl copies the body, so `body` may go once this returns.
         var code = ka_easy_setopt_long(handle, CURLOPT_POSTFIELDSIZE, body.count)
         if code == CURLE_OK {
@@ -141,7 +135,14 @@ final class CurlExchange {
     /// request, and nothing else to do meanwhile). `header` is sent on top of the fixed headers.
     func perform(header: String) -> CURLcode {
         guard settings.method == .get else { return CURLE_BAD_FUNCTION_ARGUMENT }
-        guard let copy = strdup(header) else { return CURLE_OUT_OF_MEMORY }
+        guard prepare(header: header) else { return CURLE_OUT_OF_MEMORY }
+        return curl_easy_perform(handle)
+    }
+
+    /// Sets the per-request header and forgets what the callbacks recorded of the last
+    /// transfer. False when out of memory.
+    private func prepare(header: String) -> Bool {
+        guard let copy = strdup(header) else { return false }
         free(requestHeader.pointee.data)
         requestHeader.pointee.data = copy
         record.pointee.reply_length = 0
@@ -149,7 +150,7 @@ final class CurlExchange {
         record.pointee.requests_issued = 0
         record.pointee.overflowed = 0
         record.pointee.error.0 = 0
-        return curl_easy_perform(handle)
+        return true
     }
 
     /// The last transfer stopped because its reply outgrew `maxReply` (GET only).
