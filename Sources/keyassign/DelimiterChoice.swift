@@ -1,14 +1,15 @@
 import ArgumentParser
 import KeyAssign
 
-/// `--delimiter`: detected from each file's header line, or the one given. `comma`,
-/// `semicolon`, `pipe` and `\t` are accepted too (`CSVDelimiter(argument:)`).
+/// `--delimiter`: detected from each file's header line, or the one given. The characters
+/// themselves (`,` `;` `|` and `\t`) are accepted too (`CSVDelimiter(argument:)`); the choices
+/// are listed by name because shell completion scripts cannot hold a bare `;` or `|`.
 enum DelimiterChoice: String, CaseIterable, ExpressibleByArgument {
     case auto
-    case comma = ","
-    case semicolon = ";"
+    case comma
+    case semicolon
     case tab
-    case pipe = "|"
+    case pipe
 
     init?(argument: String) {
         if argument == "auto" {
@@ -25,8 +26,8 @@ enum DelimiterChoice: String, CaseIterable, ExpressibleByArgument {
     }
 
     static var allValueDescriptions: [String: String] {
-        ["auto": "detected from each file's header line", ",": "comma", ";": "semicolon", "tab": "tab (also \\t)",
-         "|": "pipe"]
+        ["auto": "detected from each file's header line", "comma": "',' (also given as ,)",
+         "semicolon": "';' (also given as ;)", "tab": "tab (also \\t)", "pipe": "'|' (also given as |)"]
     }
 
     /// The delimiter for the importer; nil to detect it.

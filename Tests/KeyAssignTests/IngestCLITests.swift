@@ -75,8 +75,8 @@ import Testing
     @Test func delimiterChoicesAreListedAndEverySpellingWorks() throws {
         let help = try CLI.run(["import", "--help"])
         #expect(help.status == 0)
-        let choices = [("auto", "detected from each file's header line"), (",", "comma"), (";", "semicolon"),
-                       ("tab", "tab (also \\t)"), ("|", "pipe")]
+        let choices = [("auto", "detected from each file's header line"), ("comma", "',' (also given as ,)"),
+                       ("semicolon", "';' (also given as ;)"), ("tab", "tab (also \\t)"), ("pipe", "'|' (also given as |)")]
         let lines = help.stdout.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
         for (value, meaning) in choices {
             #expect(lines.contains { $0.hasPrefix(value + " ") && $0.hasSuffix("- " + meaning) }, "help lacks \(value): \(help.stdout)")
