@@ -7,6 +7,9 @@ let package = Package(
     products: [
         .executable(name: "keyassign", targets: ["keyassign"]),
         .library(name: "KeyAssign", targets: ["KeyAssign"]),
+        // The local license server and the demo, for anyone testing against KeyAssign the
+        // way swift-nio ships NIOTestUtils: a separate product, so KeyAssign stays NIO-free.
+        .library(name: "KeyAssignSandbox", targets: ["KeyAssignSandbox"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
@@ -43,6 +46,16 @@ let package = Package(
                 "COpenSSL",
                 "CSQLite",
                 .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The local license server (`keyassign sandbox`), its reply signer, and `keyassign demo`:
+        // what tests and demos need, kept out of the library the nightly job runs. Uses
+        // KeyAssign's `package` declarations, never its internals through @testable.
+        .target(
+            name: "KeyAssignSandbox",
+            dependencies: [
+                "KeyAssign",
+                "COpenSSL",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -52,6 +65,7 @@ let package = Package(
             name: "keyassign",
             dependencies: [
                 "KeyAssign",
+                "KeyAssignSandbox",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -59,11 +73,11 @@ let package = Package(
         // The measuring half of scripts/bench-verify.sh (a tool, not a test).
         .executableTarget(
             name: "BenchVerify",
-            dependencies: ["KeyAssign", "COpenSSL"]
+            dependencies: ["KeyAssign", "KeyAssignSandbox", "COpenSSL"]
         ),
         .testTarget(
             name: "KeyAssignTests",
-            dependencies: ["KeyAssign", "keyassign"],
+            dependencies: ["KeyAssign", "KeyAssignSandbox", "keyassign"],
             resources: [.copy("Fixtures")]
         ),
     ],

@@ -1,7 +1,7 @@
 // libFuzzer harness for the import's front end: CSVReader, then the header mapping and the
-// per-field checks the importer runs on what it reads. Built by scripts/fuzz together with
-// only the library files it needs, as one module, so internal API is reachable without
-// @testable and without building SwiftPM's whole dependency graph under the sanitizers.
+// per-field checks the importer runs on what it reads. Built by scripts/fuzz against the
+// KeyAssign target, itself built under the sanitizers with testing enabled, so internal API
+// is reachable through @testable.
 //
 // The unit tests check the reader against inputs someone thought of; this checks properties
 // that must hold for every input, so coverage feedback can look for the inputs nobody did.
@@ -13,6 +13,7 @@ import Glibc
 import Darwin
 #endif
 import COpenSSL
+@testable import KeyAssign
 
 
 private struct Record: Equatable {

@@ -1,7 +1,7 @@
 // libFuzzer harness for reply verification: StrictJSON, Base64Strict and ReplyVerifier over
-// the real key, seeded with real signed replies. Built by scripts/fuzz together with only
-// the library files it needs, as one module, so internal API is reachable without
-// @testable and without building SwiftPM's whole dependency graph under the sanitizers.
+// the real key, seeded with real signed replies. Built by scripts/fuzz against the KeyAssign
+// target, itself built under the sanitizers with testing enabled, so internal API is
+// reachable through @testable.
 //
 // A mutant that still verifies is fine (whitespace, key order, escapes); one that verifies
 // and says something else, or a verdict that disagrees with OpenSSL about whether the
@@ -17,6 +17,7 @@ import Glibc
 import Darwin
 #endif
 import COpenSSL
+@testable import KeyAssign
 
 
 /// The fixtures hold the public key and the genuine replies the seed corpus comes from.

@@ -2,6 +2,7 @@ import COpenSSL
 import Dispatch
 import Foundation
 import KeyAssign
+import KeyAssignSandbox
 
 /// The measuring half of `scripts/bench-verify.sh`: loads a public key and verifies one signed
 /// reply envelope many times, on one thread and on all cores, for 2048- and 4096-bit keys,

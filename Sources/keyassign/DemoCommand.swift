@@ -1,5 +1,6 @@
 import ArgumentParser
 import KeyAssign
+import KeyAssignSandbox
 
 struct DemoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -2,6 +2,7 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import KeyAssign
+import KeyAssignSandbox
 
 extension SandboxConfiguration.ListingMode: ExpressibleByArgument {}
 
@@ -123,7 +124,7 @@ struct SandboxCommand: ParsableCommand {
         do {
             if let preassigned { configuration.preassigned = try PreassignedFile.read(preassigned) }
             if let latency { configuration.faults.latency = try SandboxConfiguration.Latency.parse(latency) }
-            try SandboxRunner.run(configuration)
+            try SandboxForeground.run(configuration)
         } catch let error as KeyAssignError {
             FileHandle.standardError.write(Data("keyassign sandbox: \(error.message)\n".utf8))
             throw ExitCode(error.status.rawValue)

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import KeyAssign
+@testable import KeyAssignSandbox
 
 /// `keyassign report --html` on databases filled by the real `import` and `run` against the
 /// sandbox, with hostile names in the export.

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import KeyAssign
+@testable import KeyAssignSandbox
 
 /// `--metrics-file` through the real CLI against the sandbox: the file is parsed back as
 /// Prometheus text, and checked by `promtool check metrics` when promtool is installed

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import KeyAssign
+@testable import KeyAssignSandbox
 
 /// `keyassign reconcile`, and the reconciliation `run` does by itself, through the real CLI
 /// against the sandbox's signed key listing (issue 12).

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import KeyAssign
+@testable import KeyAssignSandbox
 
 /// Issue 11, item 4: a server whose error page echoes the request (the API key with it) must
 /// not put the key into the database, the logs or the reports.

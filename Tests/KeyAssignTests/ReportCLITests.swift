@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import KeyAssign
+@testable import KeyAssignSandbox
 
 /// The results commands (`report`, `retry`, `history`, `audit`) on databases filled by the
 /// real `import` and `run` against the sandbox.

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import KeyAssign
+@testable import KeyAssignSandbox
 
 @Suite struct RunnerOutcomeTests {
     @Test func verified800sAreAssignedAndUnknownKeysRejected() throws {

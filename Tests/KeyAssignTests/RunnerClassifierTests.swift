@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import KeyAssign
+@testable import KeyAssignSandbox
 
 /// The decision table of the runner: (transport result, verdict, maybe_delivered) → outcome.
 @Suite struct RunnerClassifierTests {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import KeyAssign
+@testable import KeyAssignSandbox
 
 /// Power loss and process-level hazards, checked on the real process: which syscalls the
 /// run makes before its first request leaves, and its signal disposition.

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import KeyAssign
+@testable import KeyAssignSandbox
 
 /// The database lock (`DB.lock`, flock): held by the real `keyassign run` in another pid and
 /// UTS namespace, by a plain holder process, and after their kill -9.

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import KeyAssign
+@testable import KeyAssignSandbox
 
 /// A work database filled by the real `keyassign import`, and an in-process sandbox license
 /// server on a loopback port, for driving the real `keyassign run`.

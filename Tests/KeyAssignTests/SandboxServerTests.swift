@@ -4,6 +4,7 @@ import FoundationNetworking
 #endif
 import Testing
 @testable import KeyAssign
+@testable import KeyAssignSandbox
 
 @Suite struct SandboxServerTests {
     private func payload(_ verdict: ReplyVerdict) -> SignedPayload? {

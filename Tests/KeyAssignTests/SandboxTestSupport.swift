@@ -6,6 +6,7 @@ import FoundationNetworking
 import Glibc
 #endif
 @testable import KeyAssign
+@testable import KeyAssignSandbox
 
 /// A sandbox in a fresh temporary directory, stopped when the value dies.
 final class RunningSandbox {

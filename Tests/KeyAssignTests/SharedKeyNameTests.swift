@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import KeyAssign
+@testable import KeyAssignSandbox
 
 /// Issue 11, item 7: a vendor with two products, each with its own key pair, gets replies
 /// that all say `"private_key_used": "product"`. Both keys go under that name; a reply is

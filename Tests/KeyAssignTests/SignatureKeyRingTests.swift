@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import KeyAssign
+@testable import KeyAssignSandbox
 
 @Suite struct SignatureKeyRingTests {
     private func write(_ text: String, _ path: String) throws {

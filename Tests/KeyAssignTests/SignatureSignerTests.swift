@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 @testable import KeyAssign
+@testable import KeyAssignSandbox
 
 /// Runs the system `openssl` CLI: an implementation independent of ours to check against.
 enum OpenSSLCLI {

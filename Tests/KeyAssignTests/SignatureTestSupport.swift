@@ -1,5 +1,6 @@
 import Foundation
 @testable import KeyAssign
+@testable import KeyAssignSandbox
 
 /// Keys generated once per test process: RSA generation is the slow part of these tests.
 enum TestKeys {

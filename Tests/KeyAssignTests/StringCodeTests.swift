@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import KeyAssign
+@testable import KeyAssignSandbox
 
 /// Issue 11, item 1: a server that writes `"code":"800"` (a string of digits, as PHP does),
 /// and escapes `/` as `\/` (as PHP's json_encode does), through verify, run and audit.

@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 @testable import KeyAssign
+@testable import KeyAssignSandbox
 
 /// The libcurl transport against the real sandbox over loopback: what each way an exchange can
 /// end comes back as, and TLS with a private CA.

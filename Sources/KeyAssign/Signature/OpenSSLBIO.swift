@@ -2,10 +2,10 @@ import COpenSSL
 
 /// Small bridges between Swift byte buffers and OpenSSL memory BIOs, shared by the signer and
 /// the key ring.
-enum OpenSSLBIO {
+package enum OpenSSLBIO {
     /// Runs `body` with a read-only memory BIO over `bytes`. The BIO never outlives the call,
     /// so it can borrow the buffer instead of copying it.
-    static func withReadBIO<R>(_ bytes: [UInt8], _ body: (OpaquePointer) throws -> R) throws -> R {
+    package static func withReadBIO<R>(_ bytes: [UInt8], _ body: (OpaquePointer) throws -> R) throws -> R {
         try bytes.withUnsafeBytes { raw -> R in
             guard let bio = BIO_new_mem_buf(raw.baseAddress, Int32(clamping: raw.count)) else {
                 throw KeyAssignError(.ioError, "OpenSSL could not allocate a memory buffer: \(OpenSSLErrors.drain())")
@@ -17,7 +17,7 @@ enum OpenSSLBIO {
 
     /// Runs `write` against a fresh memory BIO and returns what it wrote.
     /// `write` returns OpenSSL's success flag (1 on success).
-    static func collect(_ what: String, _ write: (OpaquePointer) -> Int32) throws -> [UInt8] {
+    package static func collect(_ what: String, _ write: (OpaquePointer) -> Int32) throws -> [UInt8] {
         guard let bio = BIO_new(BIO_s_mem()) else {
             throw KeyAssignError(.ioError, "OpenSSL could not allocate a memory buffer: \(OpenSSLErrors.drain())")
         }

@@ -1,9 +1,9 @@
 import COpenSSL
 
-enum OpenSSLErrors {
+package enum OpenSSLErrors {
     /// Drains OpenSSL's thread-local error queue into one readable line. Always drain after
     /// a failed call: a stale entry would otherwise be blamed on the next one.
-    static func drain() -> String {
+    package static func drain() -> String {
         var messages: [String] = []
         while true {
             let code = ERR_get_error()

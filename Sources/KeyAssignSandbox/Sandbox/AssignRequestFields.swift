@@ -1,4 +1,5 @@
 import Foundation
+import KeyAssign
 
 /// The form fields of an assign request, from any of the body encodings the server accepts:
 /// `application/x-www-form-urlencoded`, `multipart/form-data` and `application/json`.

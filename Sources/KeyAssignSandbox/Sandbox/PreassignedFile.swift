@@ -1,4 +1,5 @@
 import Foundation
+import KeyAssign
 
 /// `keyassign sandbox --preassigned FILE`: keys sold before the sandbox started, one
 /// `key,owner_name,email` per line (RFC 4180 quoting; an optional header line starting with

@@ -1,4 +1,5 @@
 import Foundation
+import KeyAssign
 
 /// The sandbox's stand-in for a web application firewall in front of a license server: it
 /// refuses requests whose owner name or email matches a pattern with an unsigned 403 HTML page,

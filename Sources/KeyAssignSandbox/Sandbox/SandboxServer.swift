@@ -1,4 +1,5 @@
 import Foundation
+import KeyAssign
 import NIOCore
 import NIOHTTP1
 import NIOPosix

@@ -1,4 +1,5 @@
 import Foundation
+import KeyAssign
 
 /// `keyassign demo`: the whole nightly pipeline in one command, with nothing to configure.
 ///

@@ -1,5 +1,6 @@
 import COpenSSL
 import Foundation
+import KeyAssign
 
 /// Signs replies the way the Key Manager server does (RSASSA-PKCS1-v1_5 with SHA-256), for the
 /// local sandbox server and for tests that need validly signed envelopes.

@@ -1,4 +1,5 @@
 import Foundation
+import KeyAssign
 import Synchronization
 
 /// The parts of an HTTP request the sandbox looks at.

@@ -3,7 +3,7 @@ import Foundation
 
 /// `keyassign sandbox` in the foreground: start, announce, serve until SIGINT or SIGTERM,
 /// then stop cleanly (an orderly stop is the expected way out, so it returns normally).
-public enum SandboxRunner {
+public enum SandboxForeground {
     public static func run(_ configuration: SandboxConfiguration) throws {
         // Ignore the default actions first so a signal arriving during start-up is not fatal;
         // the dispatch sources below then see it.

@@ -1,3 +1,4 @@
+import KeyAssign
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

@@ -1,3 +1,5 @@
+import KeyAssign
+
 /// Everything a sandbox license server needs to start: where it listens, where it keeps its
 /// state, which license keys it knows, and which faults it injects.
 public struct SandboxConfiguration: Sendable {
@@ -191,14 +193,5 @@ public struct SandboxConfiguration: Sendable {
         if let threads, threads < 1 {
             throw KeyAssignError(.usage, "threads \(threads): must be at least 1")
         }
-    }
-}
-
-extension StringProtocol {
-    func trimmingWhitespace() -> String {
-        let text = String(self)
-        guard let first = text.firstIndex(where: { !$0.isWhitespace }),
-              let last = text.lastIndex(where: { !$0.isWhitespace }) else { return "" }
-        return String(text[first...last])
     }
 }
