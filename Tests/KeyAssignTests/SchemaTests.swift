@@ -53,12 +53,3 @@ import Testing
 extension Int32 {
     var int64: Int64 { Int64(self) }
 }
-
-@Suite struct CLISmokeTests {
-    @Test func versionRuns() throws {
-        let result = try CLI.run(["--version"])
-        #expect(result.status == 0)
-        #expect(result.stdout.contains(KeyAssignVersion.string))
-        #expect(FileManager.default.fileExists(atPath: CLI.fixture("reply-800.json")))
-    }
-}
