@@ -1,4 +1,7 @@
 extension StringProtocol {
+    /// Trims whitespace (Unicode's, line breaks included) from both ends. `package`: the
+    /// reconcile rules compare owner names and emails with it, and the sandbox reads its
+    /// inputs with it.
     package func trimmingWhitespace() -> String {
         let text = String(self)
         guard let first = text.firstIndex(where: { !$0.isWhitespace }),
