@@ -14,7 +14,7 @@ final class ProgressReporter: @unchecked Sendable {
         var finished: Int
         var requests: Int
         var inFlight: Int
-        var outcomes: [String: Int]
+        var outcomes: [AttemptOutcome: Int]
         var rateLimited: Int
     }
 
@@ -75,10 +75,10 @@ final class ProgressReporter: @unchecked Sendable {
             let seconds = Int((Double(total - s.finished) / rate).rounded())
             eta = seconds >= 3600 ? "\(seconds / 3600)h\(pad((seconds % 3600) / 60))m" : "\(seconds / 60):\(pad(seconds % 60))"
         }
-        func count(_ key: String) -> Int { s.outcomes[key] ?? 0 }
+        func count(_ outcome: AttemptOutcome) -> Int { s.outcomes[outcome] ?? 0 }
         return "\(s.finished)/\(total) (\(String(format: "%.1f", percent))%) \(String(format: "%.0f", rate)) rows/s ETA \(eta)"
-            + " | assigned \(count("assigned")) rejected \(count("rejected")) uncertain \(count("uncertain"))"
-            + " failed \(count("failed")) retry \(count("retry")) 429 \(s.rateLimited) in flight \(s.inFlight)"
+            + " | assigned \(count(.assigned)) rejected \(count(.rejected)) uncertain \(count(.uncertain))"
+            + " failed \(count(.failed)) retry \(count(.retry)) 429 \(s.rateLimited) in flight \(s.inFlight)"
     }
 
     private func pad(_ value: Int) -> String { value < 10 ? "0\(value)" : "\(value)" }
