@@ -11,10 +11,8 @@ import Synchronization
 /// compiler checks.
 final class SharedQueue: Sendable {
     private let queue: Mutex<WorkQueue>
-    let path: String
 
     init(_ database: sending Database) {
-        path = database.path
         queue = Mutex(WorkQueue(database))
     }
 
