@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import Logging
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -9,7 +10,7 @@ import Darwin
 
 /// Progress on stderr: a live line on a terminal, a log line every 10 s otherwise (cron mail
 /// should show a run was alive, not thousands of lines).
-final class ProgressReporter: @unchecked Sendable {
+final class ProgressReporter: Sendable {
     struct Snapshot {
         var finished: Int
         var requests: Int
@@ -24,7 +25,7 @@ final class ProgressReporter: @unchecked Sendable {
     private let logger: Logger
     private let sample: @Sendable () -> Snapshot
     private let started = Timestamps.monotonic()
-    private var timer: DispatchSourceTimer?
+    private let timer = Mutex<(any DispatchSourceTimer)?>(nil)
 
     init(mode: ProgressMode, total: Int, logger: Logger, sample: @escaping @Sendable () -> Snapshot) {
         switch mode {
@@ -40,17 +41,22 @@ final class ProgressReporter: @unchecked Sendable {
 
     func start() {
         guard enabled else { return }
-        let timer = DispatchSource.makeTimerSource(queue: .global(qos: .utility))
         let interval: DispatchTimeInterval = live ? .milliseconds(500) : .seconds(10)
-        timer.schedule(deadline: .now() + interval, repeating: interval)
-        timer.setEventHandler { [self] in tick() }
-        timer.resume()
-        self.timer = timer
+        timer.withLock { slot in
+            let timer = DispatchSource.makeTimerSource(queue: .global(qos: .utility))
+            timer.schedule(deadline: .now() + interval, repeating: interval)
+            timer.setEventHandler { [self] in tick() }
+            timer.resume()
+            slot = timer
+        }
     }
 
     func stop() {
+        let timer = self.timer.withLock { timer in
+            defer { timer = nil }
+            return timer
+        }
         timer?.cancel()
-        timer = nil
         if enabled && live {
             tick()
             FileHandle.standardError.write(Data("\n".utf8))
