@@ -127,7 +127,7 @@ import Testing
             let verdict = sandbox.verifier.verify(body, maxAge: nil)
             let result = TransportResult.response(status: status, retryAfter: header, body: body)
             let got = Classifier.classify(result, verdict: verdict, maybeDelivered: maybeDelivered, attempts: attempts, maxAttempts: 5)
-            outcomes[got.outcome, default: 0] += 1
+            outcomes[got.outcome.rawValue, default: 0] += 1
             let context = "round \(round): HTTP \(status), \(verdict), maybe \(maybeDelivered) → \(got.outcome)"
 
             var trustedCode: Int?

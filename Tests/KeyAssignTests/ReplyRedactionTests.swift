@@ -120,8 +120,8 @@ import Testing
         #expect(!text.contains(Self.core))
         #expect(stored.count < 2300)
         // Texts built from replies lose the key too.
-        let classified = Classification(state: .pending, outcome: "auth_stop", maybeDelivered: false, countsAttempt: false,
-                                        code: 100, verdict: "trusted", error: "refused: \(Self.apiKey)",
+        let classified = Classification(state: .pending, outcome: .authStop, maybeDelivered: false, countsAttempt: false,
+                                        code: 100, verdictText: "trusted", error: "refused: \(Self.apiKey)",
                                         authStop: "refused: \(Self.apiKey)")
         let cleaned = redaction.classification(classified)
         #expect(cleaned.error == "refused: [REDACTED: API key]" && cleaned.authStop == cleaned.error)

@@ -1,7 +1,6 @@
 import Foundation
 import Testing
 @testable import KeyAssign
-@testable import KeyAssignSandbox
 
 /// The decision table of the runner: (transport result, verdict, maybe_delivered) → outcome.
 @Suite struct RunnerClassifierTests {
@@ -17,7 +16,7 @@ import Testing
         var maybeDelivered: Bool
         var attempts = 1
         var state: WorkState
-        var outcome: String
+        var outcome: AttemptOutcome
         var nowMaybe: Bool
         var counts = true
         var authStop = false
@@ -26,57 +25,57 @@ import Testing
 
     static let table: [Row] = [
         Row(name: "800 → assigned", result: ok, verdict: payload(800), maybeDelivered: false,
-            state: .assigned, outcome: "assigned", nowMaybe: false),
+            state: .assigned, outcome: .assigned, nowMaybe: false),
         Row(name: "800 after a maybe-delivered attempt → assigned", result: ok, verdict: payload(800), maybeDelivered: true,
-            state: .assigned, outcome: "assigned", nowMaybe: true),
+            state: .assigned, outcome: .assigned, nowMaybe: true),
         Row(name: "801, nothing sent before → rejected", result: ok, verdict: payload(801), maybeDelivered: false,
-            state: .rejected, outcome: "rejected", nowMaybe: false),
+            state: .rejected, outcome: .rejected, nowMaybe: false),
         Row(name: "801 after a maybe-delivered attempt → uncertain", result: ok, verdict: payload(801), maybeDelivered: true,
-            state: .uncertain, outcome: "uncertain", nowMaybe: true),
+            state: .uncertain, outcome: .uncertain, nowMaybe: true),
         Row(name: "undocumented code → failed, maybe delivered (the server answered)", result: ok, verdict: payload(555),
-            maybeDelivered: false, state: .failed, outcome: "failed", nowMaybe: true),
+            maybeDelivered: false, state: .failed, outcome: .failed, nowMaybe: true),
         Row(name: "unverified 200 → retry, maybe delivered", result: ok, verdict: .untrusted(.badSignature, "x"), maybeDelivered: false,
-            state: .retry, outcome: "retry", nowMaybe: true),
+            state: .retry, outcome: .retry, nowMaybe: true),
         Row(name: "stale 200 → retry, maybe delivered", result: ok, verdict: .untrusted(.stale, "x"), maybeDelivered: false,
-            state: .retry, outcome: "retry", nowMaybe: true),
+            state: .retry, outcome: .retry, nowMaybe: true),
         Row(name: "connection refused → back to pending, not counted, not delivered", result: .notSent("refused"), verdict: nil,
-            maybeDelivered: false, state: .pending, outcome: "not_sent", nowMaybe: false, counts: false),
+            maybeDelivered: false, state: .pending, outcome: .notSent, nowMaybe: false, counts: false),
         Row(name: "certificate refused → pending, not counted: a configuration stop", result: .tlsFailure("untrusted"),
-            verdict: nil, maybeDelivered: false, state: .pending, outcome: "config_stop", nowMaybe: false, counts: false),
+            verdict: nil, maybeDelivered: false, state: .pending, outcome: .configStop, nowMaybe: false, counts: false),
         Row(name: "timeout after sending → retry, maybe delivered", result: .maybeSent("timed out"), verdict: nil, maybeDelivered: false,
-            state: .retry, outcome: "retry", nowMaybe: true),
+            state: .retry, outcome: .retry, nowMaybe: true),
         Row(name: "503 → retry, maybe delivered", result: .response(status: 503, retryAfter: nil, body: []), verdict: nil,
-            maybeDelivered: false, state: .retry, outcome: "retry", nowMaybe: true),
+            maybeDelivered: false, state: .retry, outcome: .retry, nowMaybe: true),
         Row(name: "429 → back to pending, not counted, not delivered", result: .response(status: 429, retryAfter: "1", body: []),
-            verdict: nil, maybeDelivered: false, attempts: 5, state: .pending, outcome: "rate_limited", nowMaybe: false,
+            verdict: nil, maybeDelivered: false, attempts: 5, state: .pending, outcome: .rateLimited, nowMaybe: false,
             counts: false),
         Row(name: "401 unsigned → the row's retry (the runner's RefusalGate may make it a stop)",
             result: .response(status: 401, retryAfter: nil, body: [1]), verdict: .untrusted(.unsigned, ""),
-            maybeDelivered: false, state: .retry, outcome: "retry", nowMaybe: false),
+            maybeDelivered: false, state: .retry, outcome: .retry, nowMaybe: false),
         Row(name: "403 HTML page on the last attempt → failed", result: .response(status: 403, retryAfter: nil, body: [60]),
-            verdict: .untrusted(.envelopeNotJSON, ""), maybeDelivered: false, attempts: 3, state: .failed, outcome: "failed",
+            verdict: .untrusted(.envelopeNotJSON, ""), maybeDelivered: false, attempts: 3, state: .failed, outcome: .failed,
             nowMaybe: false),
         Row(name: "401 code 100 → auth stop", result: .response(status: 401, retryAfter: nil, body: [1]), verdict: payload(100),
-            maybeDelivered: false, state: .pending, outcome: "auth_stop", nowMaybe: false, counts: false, authStop: true),
+            maybeDelivered: false, state: .pending, outcome: .authStop, nowMaybe: false, counts: false, authStop: true),
         Row(name: "403 code 150 → auth stop", result: .response(status: 403, retryAfter: nil, body: [1]), verdict: payload(150),
-            maybeDelivered: true, state: .pending, outcome: "auth_stop", nowMaybe: true, counts: false, authStop: true),
+            maybeDelivered: true, state: .pending, outcome: .authStop, nowMaybe: true, counts: false, authStop: true),
         Row(name: "200 with verified code 102 → auth stop", result: ok, verdict: payload(102), maybeDelivered: false,
-            state: .pending, outcome: "auth_stop", nowMaybe: false, counts: false, authStop: true),
+            state: .pending, outcome: .authStop, nowMaybe: false, counts: false, authStop: true),
         Row(name: "other 4xx → failed", result: .response(status: 404, retryAfter: nil, body: []), verdict: nil,
-            maybeDelivered: false, state: .failed, outcome: "failed", nowMaybe: false),
+            maybeDelivered: false, state: .failed, outcome: .failed, nowMaybe: false),
         Row(name: "verified payload under a 4xx → failed, maybe delivered", result: .response(status: 400, retryAfter: nil, body: [1]),
-            verdict: payload(800), maybeDelivered: false, state: .failed, outcome: "failed", nowMaybe: true),
+            verdict: payload(800), maybeDelivered: false, state: .failed, outcome: .failed, nowMaybe: true),
         Row(name: "verified payload under a 403, not an auth code → failed, maybe delivered",
             result: .response(status: 403, retryAfter: nil, body: [1]), verdict: payload(801), maybeDelivered: false,
-            state: .failed, outcome: "failed", nowMaybe: true),
+            state: .failed, outcome: .failed, nowMaybe: true),
         Row(name: "verified payload under a redirect → failed, maybe delivered", result: .response(status: 302, retryAfter: nil, body: [1]),
-            verdict: payload(800), maybeDelivered: false, state: .failed, outcome: "failed", nowMaybe: true),
+            verdict: payload(800), maybeDelivered: false, state: .failed, outcome: .failed, nowMaybe: true),
         Row(name: "redirect → failed", result: .response(status: 302, retryAfter: nil, body: []), verdict: nil,
-            maybeDelivered: false, state: .failed, outcome: "failed", nowMaybe: false),
+            maybeDelivered: false, state: .failed, outcome: .failed, nowMaybe: false),
         Row(name: "5xx on the last attempt → failed", result: .response(status: 500, retryAfter: nil, body: []), verdict: nil,
-            maybeDelivered: false, attempts: 3, state: .failed, outcome: "failed", nowMaybe: true),
+            maybeDelivered: false, attempts: 3, state: .failed, outcome: .failed, nowMaybe: true),
         Row(name: "refused on the last attempt → still pending: it never left", result: .notSent("refused"), verdict: nil,
-            maybeDelivered: true, attempts: 3, state: .pending, outcome: "not_sent", nowMaybe: true, counts: false),
+            maybeDelivered: true, attempts: 3, state: .pending, outcome: .notSent, nowMaybe: true, counts: false),
     ]
 
     @Test(arguments: table)

@@ -6,8 +6,8 @@ import Testing
 @Suite struct RunnerQueueTests {
     /// The claim must come from the `work_due` index: a table scan per claim makes a run
     /// quadratic in the queue's size.
-    /// The very statements `Claimer` prepares: both branches of the claim and the next-due
-    /// query read `work_due`, and none scans `work`.
+    /// The very statements `WorkQueue` runs on due rows: both branches of the claim, the
+    /// next-due query, the rescue and the counts read `work_due`, and none scans `work`.
     @Test func claimsUseTheDueIndex() throws {
         let dir = try TemporaryDirectory()
         let db = try Database(path: dir.path + "/q.sqlite")
@@ -17,11 +17,15 @@ import Testing
             while try statement.step() { details.append(statement.string(3) ?? "") }
             return details
         }
-        let claim = try plan(Claimer.claimSQL)
+        let claim = try plan(WorkQueue.claimSQL)
         #expect(claim.filter { $0.contains("INDEX work_due") }.count >= 2, "\(claim)")
         #expect(!claim.contains { $0.hasPrefix("SCAN work") }, "\(claim)")
-        let nextDue = try plan(Claimer.nextDueSQL)
-        #expect(nextDue.contains { $0.contains("work_due") }, "\(nextDue)")
-        #expect(!nextDue.contains { $0.hasPrefix("SCAN work") }, "\(nextDue)")
+        for sql in [WorkQueue.nextDueSQL, WorkQueue.inFlightSQL, WorkQueue.rescueSQL, WorkQueue.toSendSQL,
+                    WorkQueue.queuedByStateSQL, "SELECT id FROM work WHERE " + WorkQueue.rescuedRetries] {
+            let steps = try plan(sql)
+            #expect(steps.contains { $0.contains("work_due") }, "\(sql): \(steps)")
+            // A scan of the partial index reads only rows with work; a scan of `work` reads them all.
+            #expect(!steps.contains { $0.hasPrefix("SCAN work") && !$0.contains("INDEX work_due") }, "\(sql): \(steps)")
+        }
     }
 }

@@ -38,7 +38,7 @@ import Testing
         #expect(try db.scalarInt("PRAGMA user_version") == Int64(Migrations.all.last?.version ?? 0))
         #expect(try db.scalarInt("SELECT count(*) FROM pragma_table_info('attempts') WHERE name LIKE 'signing_key_%'") == 2)
         #expect(try db.scalarInt("SELECT count(*) FROM sqlite_master WHERE name IN ('listings', 'settlements')") == 2)
-        let plan = try db.prepare("EXPLAIN QUERY PLAN " + Runner.statesOfRowsTouchedByRun)
+        let plan = try db.prepare("EXPLAIN QUERY PLAN " + WorkQueue.statesOfRowsTouchedByRunSQL)
         var steps: [String] = []
         while try plan.step() { steps.append(plan.string(3) ?? "") }
         #expect(steps.contains { $0.contains("attempts_by_run") }, "plan: \(steps)")

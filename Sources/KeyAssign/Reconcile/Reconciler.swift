@@ -151,14 +151,14 @@ public struct Reconciler: Sendable {
                 if state == .rejected {
                     terms.append("(state = 'rejected' AND NOT EXISTS (SELECT 1 FROM settlements s WHERE s.work_id = work.id AND s.settled_at = work.updated_at))")
                 } else if state == .retry {
-                    terms.append("(\(Claimer.dueRows) AND state = 'retry' AND maybe_delivered = 1)")
+                    terms.append("(\(WorkQueue.rescuedRetries))")
                 } else {
                     terms.append("state = '\(state.rawValue)'")
                 }
             }
             condition = terms.isEmpty ? "0" : terms.joined(separator: " OR ")
         case .maybeDeliveredRetries:
-            condition = "\(Claimer.dueRows) AND state = 'retry' AND maybe_delivered = 1"
+            condition = WorkQueue.rescuedRetries
         case .endOfRun(let id):
             runID = id
             condition = "state = 'uncertain' OR (state = 'rejected' AND id IN (SELECT work_id FROM attempts WHERE run_id = ?2))"

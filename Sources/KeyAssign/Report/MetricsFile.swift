@@ -48,10 +48,11 @@ public struct MetricsFile: Sendable {
         }
     }
 
-    /// `attempts.outcome` values the classifier writes (see Classifier). Each is written,
-    /// zero included, so that a rate() or an alert never sees a series appear from nowhere;
-    /// an outcome found in the database but not listed here is written too.
-    static let knownOutcomes = ["assigned", "rejected", "uncertain", "failed", "retry", "rate_limited", "auth_stop"]
+    /// `attempts.outcome` values (`AttemptOutcome`) written even at zero, so that a rate() or
+    /// an alert never sees a series appear from nowhere; any other outcome found in the
+    /// database is written too.
+    static let knownOutcomes = [AttemptOutcome.assigned, .rejected, .uncertain, .failed, .retry, .rateLimited, .authStop]
+        .map(\.rawValue)
 
     static let lastSuccessName = "keyassign_last_success_timestamp_seconds"
 

@@ -8,8 +8,8 @@ public struct NightReport: Sendable, Equatable {
         public var endedAt: String?
         public var exitStatus: Int64?
         public var rowsDone: Int64
-        /// Attempts per outcome (assigned, rejected, uncertain, failed, retry, rate_limited,
-        /// interrupted, auth_stop); an outcome with no attempts is absent.
+        /// Attempts per outcome (`AttemptOutcome`'s raw values); an outcome with no attempts is
+        /// absent.
         public var outcomes: [String: Int64]
 
         public init(id: Int64, startedAt: String, endedAt: String? = nil, exitStatus: Int64? = nil,

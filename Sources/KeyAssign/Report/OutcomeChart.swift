@@ -12,14 +12,14 @@ public struct OutcomeChart: Sendable {
     /// Bottom to top. Colours are distinct in hue and lightness, so they read in greyscale
     /// print too; `other` collects outcomes this version does not know.
     public static let series: [Series] = [
-        Series(outcome: "assigned", label: "assigned", color: "#2e7d32"),
-        Series(outcome: "rejected", label: "refused (801)", color: "#f9a825"),
-        Series(outcome: "uncertain", label: "uncertain", color: "#8e24aa"),
-        Series(outcome: "failed", label: "failed", color: "#d32f2f"),
-        Series(outcome: "retry", label: "retried later", color: "#64b5f6"),
-        Series(outcome: "rate_limited", label: "rate limited (429)", color: "#b0bec5"),
-        Series(outcome: "interrupted", label: "interrupted", color: "#6d4c41"),
-        Series(outcome: "auth_stop", label: "auth refused", color: "#263238"),
+        Series(outcome: AttemptOutcome.assigned.rawValue, label: "assigned", color: "#2e7d32"),
+        Series(outcome: AttemptOutcome.rejected.rawValue, label: "refused (801)", color: "#f9a825"),
+        Series(outcome: AttemptOutcome.uncertain.rawValue, label: "uncertain", color: "#8e24aa"),
+        Series(outcome: AttemptOutcome.failed.rawValue, label: "failed", color: "#d32f2f"),
+        Series(outcome: AttemptOutcome.retry.rawValue, label: "retried later", color: "#64b5f6"),
+        Series(outcome: AttemptOutcome.rateLimited.rawValue, label: "rate limited (429)", color: "#b0bec5"),
+        Series(outcome: AttemptOutcome.interrupted.rawValue, label: "interrupted", color: "#6d4c41"),
+        Series(outcome: AttemptOutcome.authStop.rawValue, label: "auth refused", color: "#263238"),
         Series(outcome: "other", label: "other", color: "#9e9e9e"),
     ]
 

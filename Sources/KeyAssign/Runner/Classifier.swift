@@ -5,9 +5,8 @@
 public struct Classification: Sendable, Equatable {
     /// Where the row goes next.
     public var state: WorkState
-    /// `attempts.outcome`: assigned, rejected, uncertain, failed, retry, rate_limited, not_sent,
-    /// auth_stop, config_stop.
-    public var outcome: String
+    /// What the attempt came to (`attempts.outcome`).
+    public var outcome: AttemptOutcome
     /// The row's new `maybe_delivered`.
     public var maybeDelivered: Bool
     /// False when the attempt provably had no effect and must not count towards
@@ -15,8 +14,9 @@ public struct Classification: Sendable, Equatable {
     public var countsAttempt: Bool
     /// The verified code, if any (an unverified code is never recorded as the row's code).
     public var code: Int?
-    /// `trusted`, or the verifier's reason.
-    public var verdict: String?
+    /// The verifier's verdict as stored in `attempts.verdict` (`ReplyVerdict.storedText`):
+    /// `trusted`, or the reason; nil when the reply was not verified.
+    public var verdictText: String?
     public var error: String?
     /// Set when the whole run must stop: the message names the code.
     public var authStop: String?
@@ -41,35 +41,35 @@ public enum Classifier {
         func retry(_ error: String, delivered: Bool, verdictText: String? = nil) -> Classification {
             let nowMaybe = maybeDelivered || delivered
             if attempts >= maxAttempts {
-                return Classification(state: .failed, outcome: "failed", maybeDelivered: nowMaybe, countsAttempt: true,
-                                      code: nil, verdict: verdictText,
+                return Classification(state: .failed, outcome: .failed, maybeDelivered: nowMaybe, countsAttempt: true,
+                                      code: nil, verdictText: verdictText,
                                       error: "gave up after \(attempts) attempt\(attempts == 1 ? "" : "s"): \(error)")
             }
-            return Classification(state: .retry, outcome: "retry", maybeDelivered: nowMaybe, countsAttempt: true,
-                                  code: nil, verdict: verdictText, error: error)
+            return Classification(state: .retry, outcome: .retry, maybeDelivered: nowMaybe, countsAttempt: true,
+                                  code: nil, verdictText: verdictText, error: error)
         }
         func authStop(_ message: String, code: Int?, verdictText: String?) -> Classification {
-            Classification(state: .pending, outcome: "auth_stop", maybeDelivered: maybeDelivered, countsAttempt: false,
-                           code: code, verdict: verdictText, error: message, authStop: message)
+            Classification(state: .pending, outcome: .authStop, maybeDelivered: maybeDelivered, countsAttempt: false,
+                           code: code, verdictText: verdictText, error: message, authStop: message)
         }
         func failed(_ error: String, code: Int?, verdictText: String?, delivered: Bool) -> Classification {
-            Classification(state: .failed, outcome: "failed", maybeDelivered: maybeDelivered || delivered,
-                           countsAttempt: true, code: code, verdict: verdictText, error: error)
+            Classification(state: .failed, outcome: .failed, maybeDelivered: maybeDelivered || delivered,
+                           countsAttempt: true, code: code, verdictText: verdictText, error: error)
         }
 
         switch result {
         case .notSent(let error):
             // Provably never left: the row goes back as if it had not been claimed. A server
             // that stays unreachable is the circuit breaker's business, not the row's.
-            return Classification(state: .pending, outcome: "not_sent", maybeDelivered: maybeDelivered,
-                                  countsAttempt: false, code: nil, verdict: nil, error: "\(error) (not sent)",
+            return Classification(state: .pending, outcome: .notSent, maybeDelivered: maybeDelivered,
+                                  countsAttempt: false, code: nil, verdictText: nil, error: "\(error) (not sent)",
                                   notSent: true)
         case .tlsFailure(let error):
             let message = "the server's TLS certificate was refused: \(error). If a private CA signed it, "
                 + "give that CA's certificate with --ca-file PATH; check that the host name in --server is one "
                 + "the certificate names"
-            return Classification(state: .pending, outcome: "config_stop", maybeDelivered: maybeDelivered,
-                                  countsAttempt: false, code: nil, verdict: nil, error: message, configStop: message)
+            return Classification(state: .pending, outcome: .configStop, maybeDelivered: maybeDelivered,
+                                  countsAttempt: false, code: nil, verdictText: nil, error: message, configStop: message)
         case .maybeSent(let error):
             return retry("\(error) (the request may have reached the server)", delivered: true)
         case .response(let status, _, _):
@@ -93,8 +93,8 @@ public enum Classifier {
             if status == 429 {
                 // Refused without being processed, like a request that never left: the row goes
                 // back to pending, and the pause that every sender now takes is the runner's.
-                return Classification(state: .pending, outcome: "rate_limited", maybeDelivered: maybeDelivered,
-                                      countsAttempt: false, code: nil, verdict: verdictText,
+                return Classification(state: .pending, outcome: .rateLimited, maybeDelivered: maybeDelivered,
+                                      countsAttempt: false, code: nil, verdictText: verdictText,
                                       error: "HTTP 429 too many requests", rateLimited: true)
             }
             if (500...599).contains(status) {
@@ -118,16 +118,16 @@ public enum Classifier {
                 }
                 switch payload.code {
                 case 800:
-                    return Classification(state: .assigned, outcome: "assigned", maybeDelivered: maybeDelivered,
-                                          countsAttempt: true, code: 800, verdict: verdictText, error: nil)
+                    return Classification(state: .assigned, outcome: .assigned, maybeDelivered: maybeDelivered,
+                                          countsAttempt: true, code: 800, verdictText: verdictText, error: nil)
                 case 801:
                     if maybeDelivered {
-                        return Classification(state: .uncertain, outcome: "uncertain", maybeDelivered: true,
-                                              countsAttempt: true, code: 801, verdict: verdictText,
+                        return Classification(state: .uncertain, outcome: .uncertain, maybeDelivered: true,
+                                              countsAttempt: true, code: 801, verdictText: verdictText,
                                               error: "801 after an earlier attempt may have reached the server: probably our own earlier assignment")
                     }
-                    return Classification(state: .rejected, outcome: "rejected", maybeDelivered: false,
-                                          countsAttempt: true, code: 801, verdict: verdictText, error: nil)
+                    return Classification(state: .rejected, outcome: .rejected, maybeDelivered: false,
+                                          countsAttempt: true, code: 801, verdictText: verdictText, error: nil)
                 default:
                     return failed("undocumented code \(payload.code) (\(payload.message))", code: payload.code,
                                   verdictText: verdictText, delivered: true)
@@ -149,8 +149,8 @@ public enum Classifier {
     /// What an unsigned refusal becomes when the `RefusalGate` decides it was the whole run's
     /// problem (an API key or proxy refused everywhere): an auth stop, the row back to pending.
     public static func asAuthStop(_ refused: Classification, message: String) -> Classification {
-        Classification(state: .pending, outcome: "auth_stop", maybeDelivered: refused.maybeDelivered,
-                       countsAttempt: false, code: nil, verdict: refused.verdict,
+        Classification(state: .pending, outcome: .authStop, maybeDelivered: refused.maybeDelivered,
+                       countsAttempt: false, code: nil, verdictText: refused.verdictText,
                        error: refused.error.map { "\(message) (\($0))" } ?? message, authStop: message)
     }
 }

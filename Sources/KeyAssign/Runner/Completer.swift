@@ -1,25 +1,14 @@
 import Foundation
 
-/// One finished attempt, ready to be recorded.
-struct CompletedAttempt: Sendable {
-    var row: ClaimedRow
-    var classification: Classification
-    var nextAttemptAt: Double?
-    var startedAt: Double
-    var endedAt: Double
-    var latencyMS: Double
-    var httpStatus: Int?
-    var reply: [UInt8]?
-    /// The key that verified the reply, when it was trusted.
-    var signingKey: SigningKey?
-}
-
 /// Collects results from many threads and commits them in batches: every `interval` seconds,
 /// or sooner once `batchSize` results wait. One transaction per batch updates the rows and
 /// appends their attempts. A crash loses only the current batch, whose rows are still
 /// `in_flight` in the database and so are recovered by the next run.
+///
+/// Its state is behind an `NSCondition`, not a `Mutex`: the flusher sleeps on it until a batch
+/// fills, and `flushNow` waits on it for the flusher's commit.
 final class Completer: @unchecked Sendable {
-    private let database: SharedDatabase
+    private let queue: SharedQueue
     private let runID: Int64
     private let interval: Double
     private let batchSize: Int
@@ -31,12 +20,9 @@ final class Completer: @unchecked Sendable {
     private var recorded = 0
     /// The background flusher holds a batch it has not committed yet.
     private var committing = false
-    private var updateWork: Statement?
-    private var insertAttempt: Statement?
-    private var updateRun: Statement?
 
-    init(database: SharedDatabase, runID: Int64, interval: Double = 0.05, batchSize: Int = 512) {
-        self.database = database
+    init(queue: SharedQueue, runID: Int64, interval: Double = 0.05, batchSize: Int = 512) {
+        self.queue = queue
         self.runID = runID
         self.interval = interval
         self.batchSize = batchSize
@@ -128,67 +114,7 @@ final class Completer: @unchecked Sendable {
 
     private func commit(_ batch: [CompletedAttempt]) throws {
         if batch.isEmpty { return }
-        try database.with { db in
-            if updateWork == nil {
-                updateWork = try db.prepare("""
-                    UPDATE work SET state = ?1, attempts = ?2, maybe_delivered = ?3, next_attempt_at = ?4,
-                        last_code = coalesce(?5, last_code), last_http_status = ?6, last_error = ?7, updated_at = ?8,
-                        run_id = NULL, in_flight_since = NULL
-                    WHERE id = ?9
-                    """)
-                insertAttempt = try db.prepare("""
-                    INSERT INTO attempts (work_id, run_id, attempt, started_at, ended_at, latency_ms, http_status,
-                                          code, outcome, verdict, error, reply, signing_key_file, signing_key_sha256)
-                    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
-                    """)
-                updateRun = try db.prepare("UPDATE runs SET rows_done = rows_done + ?1 WHERE id = ?2")
-            }
-            guard let updateWork, let insertAttempt, let updateRun else { return }
-            try db.transaction {
-                var done: Int64 = 0
-                for item in batch {
-                    let c = item.classification
-                    let attempts = c.countsAttempt ? item.row.attempts : max(0, item.row.attempts - 1)
-                    let endedText = Timestamps.iso8601(item.endedAt)
-                    try updateWork.bind(1, c.state.rawValue)
-                    try updateWork.bind(2, Int64(attempts))
-                    try updateWork.bind(3, Int64(c.maybeDelivered ? 1 : 0))
-                    try updateWork.bind(4, item.nextAttemptAt)
-                    try updateWork.bind(5, c.code)
-                    try updateWork.bind(6, item.httpStatus)
-                    try updateWork.bind(7, c.error)
-                    try updateWork.bind(8, endedText)
-                    try updateWork.bind(9, item.row.id)
-                    try updateWork.step()
-                    updateWork.reset()
-
-                    try insertAttempt.bind(1, item.row.id)
-                    try insertAttempt.bind(2, runID)
-                    try insertAttempt.bind(3, Int64(item.row.attempts))
-                    try insertAttempt.bind(4, Timestamps.iso8601(item.startedAt))
-                    try insertAttempt.bind(5, endedText)
-                    try insertAttempt.bind(6, item.latencyMS)
-                    try insertAttempt.bind(7, item.httpStatus)
-                    try insertAttempt.bind(8, c.code)
-                    try insertAttempt.bind(9, c.outcome)
-                    try insertAttempt.bind(10, c.verdict)
-                    try insertAttempt.bind(11, c.error)
-                    try insertAttempt.bindBlob(12, item.reply)
-                    try insertAttempt.bind(13, item.signingKey?.file)
-                    try insertAttempt.bind(14, item.signingKey?.sha256)
-                    try insertAttempt.step()
-                    insertAttempt.reset()
-                    switch c.state {
-                    case .assigned, .rejected, .uncertain, .failed: done += 1
-                    default: break
-                    }
-                }
-                try updateRun.bind(1, done)
-                try updateRun.bind(2, runID)
-                try updateRun.step()
-                updateRun.reset()
-            }
-        }
+        try queue.with { try $0.record(batch, runID: runID) }
         lock.lock()
         recorded += batch.count
         lock.unlock()

@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import Logging
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -9,12 +10,12 @@ import Darwin
 
 /// Progress on stderr: a live line on a terminal, a log line every 10 s otherwise (cron mail
 /// should show a run was alive, not thousands of lines).
-final class ProgressReporter: @unchecked Sendable {
+final class ProgressReporter: Sendable {
     struct Snapshot {
         var finished: Int
         var requests: Int
         var inFlight: Int
-        var outcomes: [String: Int]
+        var outcomes: [AttemptOutcome: Int]
         var rateLimited: Int
     }
 
@@ -24,7 +25,7 @@ final class ProgressReporter: @unchecked Sendable {
     private let logger: Logger
     private let sample: @Sendable () -> Snapshot
     private let started = Timestamps.monotonic()
-    private var timer: DispatchSourceTimer?
+    private let timer = Mutex<(any DispatchSourceTimer)?>(nil)
 
     init(mode: ProgressMode, total: Int, logger: Logger, sample: @escaping @Sendable () -> Snapshot) {
         switch mode {
@@ -40,17 +41,22 @@ final class ProgressReporter: @unchecked Sendable {
 
     func start() {
         guard enabled else { return }
-        let timer = DispatchSource.makeTimerSource(queue: .global(qos: .utility))
         let interval: DispatchTimeInterval = live ? .milliseconds(500) : .seconds(10)
-        timer.schedule(deadline: .now() + interval, repeating: interval)
-        timer.setEventHandler { [self] in tick() }
-        timer.resume()
-        self.timer = timer
+        timer.withLock { slot in
+            let timer = DispatchSource.makeTimerSource(queue: .global(qos: .utility))
+            timer.schedule(deadline: .now() + interval, repeating: interval)
+            timer.setEventHandler { [self] in tick() }
+            timer.resume()
+            slot = timer
+        }
     }
 
     func stop() {
+        let timer = self.timer.withLock { timer in
+            defer { timer = nil }
+            return timer
+        }
         timer?.cancel()
-        timer = nil
         if enabled && live {
             tick()
             FileHandle.standardError.write(Data("\n".utf8))
@@ -75,10 +81,10 @@ final class ProgressReporter: @unchecked Sendable {
             let seconds = Int((Double(total - s.finished) / rate).rounded())
             eta = seconds >= 3600 ? "\(seconds / 3600)h\(pad((seconds % 3600) / 60))m" : "\(seconds / 60):\(pad(seconds % 60))"
         }
-        func count(_ key: String) -> Int { s.outcomes[key] ?? 0 }
+        func count(_ outcome: AttemptOutcome) -> Int { s.outcomes[outcome] ?? 0 }
         return "\(s.finished)/\(total) (\(String(format: "%.1f", percent))%) \(String(format: "%.0f", rate)) rows/s ETA \(eta)"
-            + " | assigned \(count("assigned")) rejected \(count("rejected")) uncertain \(count("uncertain"))"
-            + " failed \(count("failed")) retry \(count("retry")) 429 \(s.rateLimited) in flight \(s.inFlight)"
+            + " | assigned \(count(.assigned)) rejected \(count(.rejected)) uncertain \(count(.uncertain))"
+            + " failed \(count(.failed)) retry \(count(.retry)) 429 \(s.rateLimited) in flight \(s.inFlight)"
     }
 
     private func pad(_ value: Int) -> String { value < 10 ? "0\(value)" : "\(value)" }

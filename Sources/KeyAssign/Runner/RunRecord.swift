@@ -37,4 +37,27 @@ enum RunRecord {
             return db.lastInsertRowID
         }
     }
+
+    /// Closes the run's row with its end time, exit status and summary (nil when the run failed
+    /// before it could make one). Never throws: a run that cannot record its end still ends with
+    /// its own status, and the next run closes the row as one whose process died.
+    static func close(_ db: Database, runID: Int64, status: ExitStatus, summary: RunSummary?, logger: Logger) {
+        do {
+            let statement = try db.prepare("UPDATE runs SET ended_at = ?1, exit_status = ?2, summary = ?3 WHERE id = ?4")
+            try statement.bind(1, Timestamps.nowISO8601())
+            try statement.bind(2, Int64(status.rawValue))
+            try statement.bind(3, summary.map(compact))
+            try statement.bind(4, runID)
+            try statement.step()
+        } catch {
+            logger.error("could not record the end of run \(runID): \(error)")
+        }
+    }
+
+    /// `runs.summary`: the summary as one line of JSON.
+    private static func compact(_ summary: RunSummary) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? encoder.encode(summary)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    }
 }

@@ -53,3 +53,27 @@ public struct RunSummary: Codable, Sendable, Equatable {
         return line + "; exit \(exitStatus)"
     }
 }
+
+extension RunSummary {
+    /// The summary of a run that has ended: `touched` holds the states of the rows it made an
+    /// attempt on, `queued` those of the rows left with work (whole table).
+    init(runID: Int64, server: String, database: String, startedWall: Double, seconds: Double,
+         tally: RunTally, pauses: Int, recovered: Int, touched: [WorkState: Int], queued: [WorkState: Int],
+         stops: RunStops) {
+        let assigned = touched[.assigned] ?? 0
+        let rejected = touched[.rejected] ?? 0
+        let uncertain = touched[.uncertain] ?? 0
+        let failed = touched[.failed] ?? 0
+        let retryLeft = queued[.retry] ?? 0
+        let pendingLeft = (queued[.pending] ?? 0) + (queued[.inFlight] ?? 0)
+        let (status, stopReason) = stops.exitStatus(unfinished: uncertain + failed + retryLeft + pendingLeft > 0)
+        self.init(runID: runID, server: server, database: database,
+                  startedAt: Timestamps.iso8601(startedWall), endedAt: Timestamps.nowISO8601(),
+                  seconds: (seconds * 1000).rounded() / 1000, requests: tally.requests,
+                  rowsPerSecond: seconds > 0 ? (Double(tally.finished) / seconds * 10).rounded() / 10 : 0,
+                  assigned: assigned, rejected: rejected, uncertain: uncertain, failed: failed,
+                  retryLeft: retryLeft, pendingLeft: pendingLeft, recovered: recovered,
+                  rateLimited: tally.rateLimited, pauses: pauses, untrustedReplies: tally.untrusted,
+                  stopReason: stopReason, exitStatus: status.rawValue)
+    }
+}

@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import Logging
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -9,43 +10,32 @@ import Darwin
 
 /// Sends every due row of the work table to the license server and records each outcome.
 ///
-/// Roles: `DatabaseLock` keeps writers apart, `Rescuer` recovers rows a dead run left in flight, the
-/// dispatch loop here waits for a free slot, a token (`TokenBucket`) and the end of any 429
-/// pause, then `Claimer` commits a batch of rows `in_flight` and they are sent at once through
-/// `AssignClient`. Each reply is verified and classified (`Classifier`) on the transport's serial
-/// reply queue, and `Completer` commits the results in batches. Callable in-process (`keyassign demo`).
-public final class Runner: @unchecked Sendable {
+/// Roles: `DatabaseLock` keeps writers apart, `WorkQueue.rescue` recovers rows a dead run left in
+/// flight, the dispatch loop here waits for a free slot, a token (`TokenBucket`) and the end of
+/// any 429 pause, then `WorkQueue.claim` commits a batch of rows `in_flight` and they are sent at
+/// once through `AssignClient`. Each reply is verified and classified (`Classifier`) on the
+/// transport's serial reply queue, and `Completer` commits the results in batches. Callable
+/// in-process (`keyassign demo`).
+public final class Runner: Sendable {
     private let options: RunOptions
     private let verifier: ReplyVerifier
     private let logger: Logger
     private let backoff: Backoff
     private let redaction: ReplyRedaction
     private let wake = DispatchSemaphore(value: 0)
-
-    private let lock = NSLock()
-    private var inFlight = 0
-    private var stopSignal: Int32?
-    private var authStop: String?
-    /// The server's certificate was refused: a configuration error (exit 78).
-    private var configStop: String?
-    /// The server stayed unreachable for --max-wait (exit 69).
-    private var unreachableStop: String?
-    /// A 429 pause would have run past --max-wait (exit 1, rows left for the next run).
-    private var maxWaitStop: String?
-    private var breaker: CircuitBreaker
-    private var refusals = RefusalGate<CompletedAttempt>()
-    /// Waiting the dispatcher did, against --max-wait. Touched by the dispatcher only.
-    private var budget: WaitBudget
-    private var requests = 0
-    private var finished = 0
-    private var outcomeCounts: [String: Int] = [:]
-    private var untrusted = 0
-    private var rateLimited = 0
-
-    private var bucket: TokenBucket
+    private let bucket: TokenBucket
     /// Claims wait for this many free slots while requests are in flight.
     private let minimumClaim: Int
-    private var completer: Completer?
+    /// What the dispatcher, the reply queue, the signal handlers and the progress line share.
+    private let state: Mutex<State>
+
+    private struct State {
+        var inFlight = 0
+        var stops = RunStops()
+        var breaker: CircuitBreaker
+        var refusals = RefusalGate<CompletedAttempt>()
+        var tally = RunTally()
+    }
 
     public init(options: RunOptions, verifier: ReplyVerifier, logger: Logger) {
         self.options = options
@@ -55,68 +45,53 @@ public final class Runner: @unchecked Sendable {
         self.redaction = ReplyRedaction(apiKey: options.apiKey)
         self.bucket = TokenBucket(rate: options.rate, burst: options.burst)
         self.minimumClaim = max(1, min(16, options.concurrency / 4))
-        self.breaker = CircuitBreaker(window: options.maxWait)
-        self.budget = WaitBudget(limit: options.maxWait)
+        self.state = Mutex(State(breaker: CircuitBreaker(window: options.maxWait)))
     }
 
     /// Runs until nothing is due (waiting up to --max-wait for scheduled retries), a signal,
     /// or an auth refusal. The summary's `exitStatus` is what the process should exit with.
-    /// Throws `KeyAssignError` for a database held by another writer (75) or a database failure (74).
+    /// Throws `KeyAssignError` for a database held by another writer (75), and `DatabaseError`
+    /// for a database failure (74).
     public func run() throws -> RunSummary {
         try options.validate()
         // Held until this function returns; the kernel drops it if the process dies first.
         let lock = try DatabaseLock.acquire(databasePath: options.databasePath, command: "run")
         defer { lock?.release() }
-        let db: Database
-        do {
-            db = try Database(path: options.databasePath)
-        } catch let error as DatabaseError {
-            throw error.asKeyAssignError
-        }
+        let db = try Database(path: options.databasePath)
         // keyassign's own writers are kept out by the lock; a foreign one (the sqlite3 shell, a
         // backup tool writing, an older keyassign) may still hold SQLite's write lock for a
         // while. Waiting a minute for it beats failing with a batch of verified results unsaved.
         db.setBusyTimeout(seconds: 60)
-        let runID: Int64
-        do {
-            runID = try RunRecord.open(db, server: options.endpoint.display, logger: logger)
-        } catch let error as DatabaseError {
-            throw error.asKeyAssignError
-        }
+        let runID = try RunRecord.open(db, server: options.endpoint.display, logger: logger)
         lock?.noteRun(runID, command: "run")
-        let shared = SharedDatabase(db)
+        let shared = SharedQueue(db)
         do {
             return try runLocked(shared, runID: runID)
-        } catch let error as DatabaseError {
-            recordEnd(shared, runID: runID, status: .ioError, summary: nil)
-            throw error.asKeyAssignError
         } catch {
+            // A database failure has no status of its own: it ends the run with 74.
             let status = (error as? KeyAssignError)?.status ?? .ioError
             recordEnd(shared, runID: runID, status: status, summary: nil)
             throw error
         }
     }
 
-    private func runLocked(_ shared: SharedDatabase, runID: Int64) throws -> RunSummary {
+    private func runLocked(_ shared: SharedQueue, runID: Int64) throws -> RunSummary {
         let startedWall = Timestamps.now()
         let startedMono = Timestamps.monotonic()
         // The key listing (Reconcile/): rescued rows are checked before any is sent again.
         let reconciliation = RunReconciliation(options: options, keyRing: verifier.keyRing, logger: logger)
-        let (recovered, total) = try shared.with { db -> (Int, Int) in
-            let recovered = try Rescuer.rescue(db, runID: runID, now: startedWall)
-            try reconciliation.afterRescue(db, runID: runID, recovered: recovered)
-            let total = try db.scalarInt("SELECT count(*) FROM work WHERE \(Claimer.dueRows) AND state <> 'in_flight'") ?? 0
-            return (recovered, Int(total))
+        let (recovered, total) = try shared.with { queue -> (Int, Int) in
+            let recovered = try queue.rescue(runID: runID, now: startedWall)
+            try reconciliation.afterRescue(queue.database, runID: runID, recovered: recovered)
+            return (recovered, try queue.rowsToSend())
         }
         if recovered > 0 {
             logger.warning("recovered \(recovered) row(s) left in flight by a run that died; a later 801 for them counts as uncertain")
         }
-        let claimer = try shared.with { try Claimer($0, runID: runID) }
         let client = try AssignClient(.init(endpoint: options.endpoint, apiKey: options.apiKey, body: options.body,
                                             concurrency: options.concurrency, timeout: options.timeout,
                                             caFile: options.caFile))
-        let completer = Completer(database: shared, runID: runID)
-        self.completer = completer
+        let completer = Completer(queue: shared, runID: runID)
         completer.start()
         let signals = options.handleSignals ? installSignalHandlers() : []
         defer {
@@ -134,12 +109,12 @@ public final class Runner: @unchecked Sendable {
 
         var loopError: Error?
         do {
-            try dispatchLoop(shared, claimer: claimer, client: client, completer: completer)
+            try dispatchLoop(shared, runID: runID, client: client, completer: completer)
         } catch {
             loopError = error
         }
         drain(client: client)
-        settleRefusals()
+        settleRefusals(completer)
         progress.stop()
         do {
             try completer.finish()
@@ -148,10 +123,10 @@ public final class Runner: @unchecked Sendable {
         }
         if let loopError { throw loopError }
         // One listing settles what the run left uncertain (not after a signal or an auth stop).
-        if !shouldStop() { try shared.with { try reconciliation.atEnd($0, runID: runID) } }
+        if !shouldStop() { try shared.with { try reconciliation.atEnd($0.database, runID: runID) } }
 
-        let summary = try shared.with { db in
-            try summarize(db, runID: runID, startedWall: startedWall, startedMono: startedMono, recovered: recovered)
+        let summary = try shared.with { queue in
+            try summarize(queue, runID: runID, startedWall: startedWall, startedMono: startedMono, recovered: recovered)
         }
         recordEnd(shared, runID: runID, status: ExitStatus(rawValue: summary.exitStatus) ?? .someFailed, summary: summary)
         if let path = options.summaryJSONPath {
@@ -163,20 +138,17 @@ public final class Runner: @unchecked Sendable {
     // MARK: dispatching
 
     private func shouldStop() -> Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        return stopSignal != nil || authStop != nil || configStop != nil || unreachableStop != nil || maxWaitStop != nil
+        state.withLock { $0.stops.any }
     }
 
     private var inFlightNow: Int {
-        lock.lock()
-        defer { lock.unlock() }
-        return inFlight
+        state.withLock { $0.inFlight }
     }
 
-    private func dispatchLoop(_ shared: SharedDatabase, claimer: Claimer, client: AssignClient,
-                              completer: Completer) throws {
+    private func dispatchLoop(_ shared: SharedQueue, runID: Int64, client: AssignClient, completer: Completer) throws {
         let concurrency = options.concurrency
+        // Waiting the dispatcher did, against --max-wait.
+        var budget = WaitBudget(limit: options.maxWait)
         while true {
             if shouldStop() { return }
             if let error = completer.error { throw error }
@@ -199,7 +171,7 @@ public final class Runner: @unchecked Sendable {
                     giveUpUnreachable(now: now, why: "the next try would pass --max-wait")
                     return
                 }
-                waitCounted(until: at)
+                waitCounted(until: at, budget: &budget)
                 continue
             case .giveUp:
                 giveUpUnreachable(now: now, why: nil)
@@ -232,7 +204,7 @@ public final class Runner: @unchecked Sendable {
             }
             let limit = min(free, tokens, 64, breakerLimit)
             let recordedBefore = completer.recordedCount
-            let rows = try shared.with { try claimer.claim($0, limit: limit, now: Timestamps.now()) }
+            let rows = try shared.with { try $0.claim(runID: runID, limit: limit, now: Timestamps.now()) }
             if rows.isEmpty {
                 if inFlightNow > 0 {
                     _ = wake.wait(timeout: .now() + .milliseconds(50))
@@ -241,11 +213,11 @@ public final class Runner: @unchecked Sendable {
                 // Nothing in flight and nothing to claim: decide the held refusals, and commit
                 // what came back, since either may have made rows due (a request that never
                 // left goes back to pending).
-                if settleRefusals() { continue }
+                if settleRefusals(completer) { continue }
                 try completer.flushNow()
                 if completer.recordedCount != recordedBefore { continue }
                 let wall = Timestamps.now()
-                guard let due = try shared.with({ try claimer.nextRetryDue($0) }) else { return }
+                guard let due = try shared.with({ try $0.nextRetryDue() }) else { return }
                 let wait = due - wall
                 if wait <= 0 { continue }
                 if !budget.allows(wait) {
@@ -254,54 +226,54 @@ public final class Runner: @unchecked Sendable {
                     }
                     return
                 }
-                waitCounted(until: Timestamps.monotonic() + wait)
+                waitCounted(until: Timestamps.monotonic() + wait, budget: &budget)
                 continue
             }
             bucket.take(rows.count, now: now)
-            lock.lock()
-            inFlight += rows.count
-            requests += rows.count
-            lock.unlock()
+            state.withLock { state in
+                state.inFlight += rows.count
+                state.tally.requests += rows.count
+            }
             for row in rows {
                 let startedMono = Timestamps.monotonic()
                 let startedWall = Timestamps.now()
                 // The completion runs on the transport's reply queue: verifying there
                 // saves a thread hop per reply.
                 client.send(row.request) { [self] result in
-                    complete(row, result: result, startedWall: startedWall, startedMono: startedMono)
+                    complete(row, result: result, startedWall: startedWall, startedMono: startedMono,
+                             completer: completer)
                 }
             }
         }
     }
 
     private func breakerPermission(now: Double) -> CircuitBreaker.Permission {
-        lock.lock()
-        defer { lock.unlock() }
-        return breaker.permission(now: now, inFlight: inFlight)
+        state.withLock { $0.breaker.permission(now: now, inFlight: $0.inFlight) }
     }
 
     /// Waits until a monotonic time (or a wakeup), counting the time against --max-wait.
-    private func waitCounted(until target: Double) {
+    private func waitCounted(until target: Double, budget: inout WaitBudget) {
         let before = Timestamps.monotonic()
         waitUntil(monotonic: target)
         budget.spend(Timestamps.monotonic() - before)
     }
 
     private func giveUpUnreachable(now: Double, why: String?) {
-        lock.lock()
-        let seconds = Int(breaker.unreachableFor(now: now).rounded())
-        let last = breaker.lastError ?? "no connection"
-        let message = "the license server is unreachable (\(breaker.consecutive) tries in a row never left, for \(seconds) s; last: \(last))"
-            + (why.map { "; \($0)" } ?? "")
-        if unreachableStop == nil { unreachableStop = message }
-        lock.unlock()
+        let message = state.withLock { state in
+            let seconds = Int(state.breaker.unreachableFor(now: now).rounded())
+            let last = state.breaker.lastError ?? "no connection"
+            let message = "the license server is unreachable (\(state.breaker.consecutive) tries in a row never left, for \(seconds) s; last: \(last))"
+                + (why.map { "; \($0)" } ?? "")
+            if state.stops.unreachable == nil { state.stops.unreachable = message }
+            return message
+        }
         logger.error("stopping the run: \(message); rows not sent stay pending or retry, and the next run sends them")
     }
 
     private func stopForMaxWait(_ message: String) {
-        lock.lock()
-        if maxWaitStop == nil { maxWaitStop = message }
-        lock.unlock()
+        state.withLock { state in
+            if state.stops.maxWait == nil { state.stops.maxWait = message }
+        }
         logger.warning("stopping the run: \(message); the rows not sent stay pending for the next run")
     }
 
@@ -315,11 +287,7 @@ public final class Runner: @unchecked Sendable {
     /// Waits for the requests in flight. After a signal the wait is bounded by --timeout and
     /// what is still running is then cancelled, so that every row is recorded.
     private func drain(client: AssignClient) {
-        let signalled: Bool = {
-            lock.lock()
-            defer { lock.unlock() }
-            return stopSignal != nil
-        }()
+        let signalled = state.withLock { $0.stops.signal != nil }
         let limit = Timestamps.monotonic() + options.timeout + (signalled ? 0 : 5)
         while inFlightNow > 0 && Timestamps.monotonic() < limit {
             _ = wake.wait(timeout: .now() + .milliseconds(50))
@@ -335,7 +303,8 @@ public final class Runner: @unchecked Sendable {
     }
 
     /// Runs on the verify queue: verify, classify, schedule, hand to the completer.
-    private func complete(_ row: ClaimedRow, result: TransportResult, startedWall: Double, startedMono: Double) {
+    private func complete(_ row: ClaimedRow, result: TransportResult, startedWall: Double, startedMono: Double,
+                          completer: Completer) {
         let endedWall = Timestamps.now()
         let endedMono = Timestamps.monotonic()
         var verdict: ReplyVerdict?
@@ -368,65 +337,57 @@ public final class Runner: @unchecked Sendable {
                                        startedAt: startedWall, endedAt: endedWall,
                                        latencyMS: (endedMono - startedMono) * 1000, httpStatus: status,
                                        reply: redaction.stored(reply, verdict: verdict), signingKey: verdict?.signingKey)
-        var record: [CompletedAttempt] = []
-        var messages: [String] = []
-        lock.lock()
-        inFlight -= 1
-        if case .untrusted? = verdict { untrusted += 1 }
-        switch result {
-        case .notSent(let error): breaker.notSent(at: endedMono, error: error)
-        case .tlsFailure: break
-        case .response, .maybeSent: breaker.reached()
-        }
-        if classification.unsignedRefusal {
-            if authStop != nil {
-                record.append(asAuthStop(attempt, message: authStop ?? ""))
-            } else if case .stop(let refused) = refusals.refused(attempt) {
-                let message = "every request is refused before it reaches the license server: \(refused.count) rows in a row got an unsigned HTTP \(status ?? 0) and no signed reply came back (a proxy, gateway, firewall or IP filter in front of the server refuses this client, or the API key is refused before the server sees it)"
-                authStop = message
-                messages.append(message)
-                record += refused.map { asAuthStop($0, message: message) }
+        let untrusted: Bool
+        if case .untrusted? = verdict { untrusted = true } else { untrusted = false }
+        let (messages, wakeDispatcher) = state.withLock { state -> ([String], Bool) in
+            var record: [CompletedAttempt] = []
+            var messages: [String] = []
+            state.inFlight -= 1
+            if untrusted { state.tally.untrusted += 1 }
+            switch result {
+            case .notSent(let error): state.breaker.notSent(at: endedMono, error: error)
+            case .tlsFailure: break
+            case .response, .maybeSent: state.breaker.reached()
             }
-        } else {
-            if case .trusted? = verdict { record += refusals.verifiedReply() }
-            record.append(attempt)
+            if classification.unsignedRefusal {
+                if let message = state.stops.auth {
+                    record.append(Self.asAuthStop(attempt, message: message))
+                } else if case .stop(let refused) = state.refusals.refused(attempt) {
+                    let message = "every request is refused before it reaches the license server: \(refused.count) rows in a row got an unsigned HTTP \(status ?? 0) and no signed reply came back (a proxy, gateway, firewall or IP filter in front of the server refuses this client, or the API key is refused before the server sees it)"
+                    state.stops.auth = message
+                    messages.append(message)
+                    record += refused.map { Self.asAuthStop($0, message: message) }
+                }
+            } else {
+                if case .trusted? = verdict { record += state.refusals.verifiedReply() }
+                record.append(attempt)
+            }
+            if let message = classification.configStop, state.stops.config == nil {
+                state.stops.config = message
+                messages.append(message)
+            }
+            if let message = classification.authStop, state.stops.auth == nil {
+                state.stops.auth = message
+                messages.append(message)
+            }
+            // Handed over before the lock goes: once `inFlight` reads 0, the dispatcher may flush
+            // the completer and conclude that nothing more is due.
+            for item in record {
+                state.tally.count(item.classification)
+                completer.add(item)
+            }
+            // Waking the dispatcher costs a futex call on both sides: do it when it can act.
+            let wake = state.inFlight == 0 || options.concurrency - state.inFlight == minimumClaim
+                || classification.rateLimited || !messages.isEmpty || classification.notSent
+            return (messages, wake)
         }
-        if let message = classification.configStop, configStop == nil {
-            configStop = message
-            messages.append(message)
-        }
-        if let message = classification.authStop, authStop == nil {
-            authStop = message
-            messages.append(message)
-        }
-        // Handed over before the lock goes: once `inFlight` reads 0, the dispatcher may flush the
-        // completer and conclude that nothing more is due.
-        for item in record {
-            count(item)
-            completer?.add(item)
-        }
-        // Waking the dispatcher costs a futex call on both sides: do it when it can act.
-        let wakeDispatcher = inFlight == 0 || options.concurrency - inFlight == minimumClaim
-            || classification.rateLimited || !messages.isEmpty || classification.notSent
-        lock.unlock()
         for message in messages {
             logger.error("stopping the run: \(message); sending nothing more, unanswered rows go back to pending")
         }
         if wakeDispatcher { wake.signal() }
     }
 
-    /// The run's counters for one recorded attempt (the caller holds `lock`).
-    private func count(_ attempt: CompletedAttempt) {
-        let classification = attempt.classification
-        outcomeCounts[classification.outcome, default: 0] += 1
-        switch classification.state {
-        case .assigned, .rejected, .uncertain, .failed: finished += 1
-        default: break
-        }
-        if classification.rateLimited { rateLimited += 1 }
-    }
-
-    private func asAuthStop(_ attempt: CompletedAttempt, message: String) -> CompletedAttempt {
+    private static func asAuthStop(_ attempt: CompletedAttempt, message: String) -> CompletedAttempt {
         var stopped = attempt
         stopped.classification = Classifier.asAuthStop(attempt.classification, message: message)
         stopped.nextAttemptAt = nil
@@ -436,38 +397,40 @@ public final class Runner: @unchecked Sendable {
     /// Decides the unsigned refusals still held, once nothing more can arrive to decide them
     /// (see `RefusalGate`). True when it recorded any.
     @discardableResult
-    private func settleRefusals() -> Bool {
-        var record: [CompletedAttempt] = []
-        var stopMessage: String?
-        lock.lock()
-        let (held, stopsRun) = refusals.settle()
-        if stopsRun || authStop != nil {
-            let message = authStop ?? "every request was refused before it reached the license server: \(held.count) row(s) got an unsigned refusal and no signed reply came back in this run (a proxy, gateway, firewall or IP filter in front of the server refuses this client, or the API key is refused before the server sees it)"
-            // Only a run that ended for no other reason ends as an auth stop.
-            if authStop == nil && stopSignal == nil && configStop == nil {
-                authStop = message
-                stopMessage = message
+    private func settleRefusals(_ completer: Completer) -> Bool {
+        let (recorded, stopMessage) = state.withLock { state -> (Bool, String?) in
+            var record: [CompletedAttempt] = []
+            var stopMessage: String?
+            let (held, stopsRun) = state.refusals.settle()
+            if stopsRun || state.stops.auth != nil {
+                let message = state.stops.auth ?? "every request was refused before it reached the license server: \(held.count) row(s) got an unsigned refusal and no signed reply came back in this run (a proxy, gateway, firewall or IP filter in front of the server refuses this client, or the API key is refused before the server sees it)"
+                // Only a run that ended for no other reason ends as an auth stop.
+                if state.stops.auth == nil && state.stops.signal == nil && state.stops.config == nil {
+                    state.stops.auth = message
+                    stopMessage = message
+                }
+                record = held.map { Self.asAuthStop($0, message: message) }
+            } else {
+                record = held
             }
-            record = held.map { asAuthStop($0, message: message) }
-        } else {
-            record = held
+            for item in record {
+                state.tally.count(item.classification)
+                completer.add(item)
+            }
+            return (!record.isEmpty, stopMessage)
         }
-        for item in record {
-            count(item)
-            completer?.add(item)
-        }
-        lock.unlock()
         if let stopMessage {
             logger.error("stopping the run: \(stopMessage); those rows go back to pending")
         }
-        return !record.isEmpty
+        return recorded
     }
 
-    fileprivate func snapshot() -> ProgressReporter.Snapshot {
-        lock.lock()
-        defer { lock.unlock() }
-        return ProgressReporter.Snapshot(finished: finished, requests: requests, inFlight: inFlight,
-                                         outcomes: outcomeCounts, rateLimited: rateLimited)
+    private func snapshot() -> ProgressReporter.Snapshot {
+        state.withLock { state in
+            ProgressReporter.Snapshot(finished: state.tally.finished, requests: state.tally.requests,
+                                      inFlight: state.inFlight, outcomes: state.tally.outcomes,
+                                      rateLimited: state.tally.rateLimited)
+        }
     }
 
     // MARK: signals
@@ -485,11 +448,11 @@ public final class Runner: @unchecked Sendable {
     }
 
     private func received(signal number: Int32) {
-        lock.lock()
-        let first = stopSignal == nil
-        if first { stopSignal = number }
-        let flying = inFlight
-        lock.unlock()
+        let (first, flying) = state.withLock { state -> (Bool, Int) in
+            let first = state.stops.signal == nil
+            if first { state.stops.signal = number }
+            return (first, state.inFlight)
+        }
         let name = number == SIGINT ? "SIGINT" : "SIGTERM"
         if !first {
             // The rows in flight stay `in_flight`; the next run recovers them.
@@ -503,89 +466,21 @@ public final class Runner: @unchecked Sendable {
 
     // MARK: the end
 
-    /// Served by the index `attempts_by_run` (migration 2).
-    static let statesOfRowsTouchedByRun = """
-        SELECT state, count(*) FROM work WHERE id IN (SELECT work_id FROM attempts WHERE run_id = ?1) GROUP BY state
-        """
-
-    private func summarize(_ db: Database, runID: Int64, startedWall: Double, startedMono: Double,
+    private func summarize(_ queue: WorkQueue, runID: Int64, startedWall: Double, startedMono: Double,
                            recovered: Int) throws -> RunSummary {
-        var touched: [String: Int] = [:]
-        let byState = try db.prepare(Runner.statesOfRowsTouchedByRun)
-        try byState.bind(1, runID)
-        while try byState.step() { touched[byState.string(0) ?? "", default: 0] = Int(byState.int(1)) }
-        var left: [String: Int] = [:]
-        let remaining = try db.prepare("SELECT state, count(*) FROM work WHERE \(Claimer.dueRows) GROUP BY state")
-        while try remaining.step() { left[remaining.string(0) ?? "", default: 0] = Int(remaining.int(1)) }
-
-        lock.lock()
-        let signal = stopSignal
-        let auth = authStop
-        let config = configStop
-        let unreachable = unreachableStop
-        let maxWait = maxWaitStop
-        let requestCount = requests
-        let untrustedCount = untrusted
-        let limited = rateLimited
-        let finishedCount = finished
-        lock.unlock()
-
-        let seconds = Timestamps.monotonic() - startedMono
-        let assigned = touched["assigned"] ?? 0
-        let rejected = touched["rejected"] ?? 0
-        let uncertain = touched["uncertain"] ?? 0
-        let failed = touched["failed"] ?? 0
-        let retryLeft = left["retry"] ?? 0
-        let pendingLeft = (left["pending"] ?? 0) + (left["in_flight"] ?? 0)
-        let status: ExitStatus
-        var stopReason: String?
-        if let config {
-            status = .config
-            stopReason = config
-        } else if let auth {
-            status = .authStopped
-            stopReason = auth
-        } else if let signal {
-            status = signal == SIGINT ? .interrupted : .terminated
-            stopReason = signal == SIGINT ? "SIGINT" : "SIGTERM"
-        } else if let unreachable {
-            status = .unavailable
-            stopReason = unreachable
-        } else if uncertain + failed + retryLeft + pendingLeft > 0 {
-            status = .someFailed
-            stopReason = maxWait
-        } else {
-            status = .ok
-        }
-        return RunSummary(runID: runID, server: options.endpoint.display, database: db.path,
-                          startedAt: Timestamps.iso8601(startedWall), endedAt: Timestamps.nowISO8601(),
-                          seconds: (seconds * 1000).rounded() / 1000, requests: requestCount,
-                          rowsPerSecond: seconds > 0 ? (Double(finishedCount) / seconds * 10).rounded() / 10 : 0,
-                          assigned: assigned, rejected: rejected, uncertain: uncertain, failed: failed,
-                          retryLeft: retryLeft, pendingLeft: pendingLeft, recovered: recovered,
-                          rateLimited: limited, pauses: bucket.pauses, untrustedReplies: untrustedCount,
-                          stopReason: stopReason, exitStatus: status.rawValue)
+        let touched = try queue.statesOfRowsTouched(byRun: runID)
+        let queued = try queue.queuedRowsByState()
+        let (stops, tally) = state.withLock { ($0.stops, $0.tally) }
+        return RunSummary(runID: runID, server: options.endpoint.display, database: queue.database.path,
+                          startedWall: startedWall, seconds: Timestamps.monotonic() - startedMono,
+                          tally: tally, pauses: bucket.pauses, recovered: recovered,
+                          touched: touched, queued: queued, stops: stops)
     }
 
-    private func recordEnd(_ shared: SharedDatabase, runID: Int64, status: ExitStatus, summary: RunSummary?) {
-        shared.with { db in
-            do {
-                let statement = try db.prepare("UPDATE runs SET ended_at = ?1, exit_status = ?2, summary = ?3 WHERE id = ?4")
-                try statement.bind(1, Timestamps.nowISO8601())
-                try statement.bind(2, Int64(status.rawValue))
-                try statement.bind(3, summary.map { compact($0) })
-                try statement.bind(4, runID)
-                try statement.step()
-            } catch {
-                logger.error("could not record the end of run \(runID): \(error)")
-            }
+    private func recordEnd(_ shared: SharedQueue, runID: Int64, status: ExitStatus, summary: RunSummary?) {
+        shared.with { queue in
+            RunRecord.close(queue.database, runID: runID, status: status, summary: summary, logger: logger)
         }
-    }
-
-    private func compact(_ summary: RunSummary) -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return (try? encoder.encode(summary)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
     }
 
     private func writeSummary(_ summary: RunSummary, to path: String) throws {

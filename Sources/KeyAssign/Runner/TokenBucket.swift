@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// The rate limit all senders share: `rate` requests per second with bursts of up to
 /// `burst − 1` (see `capacity`), and one pause that a 429 imposes on everyone at once. Times
@@ -14,66 +15,71 @@ import Foundation
 /// `burst − 1` back-to-back leaves the server's bucket one token ahead, which absorbs up to
 /// 1/R of jitter at the cost of one request at start. With a burst of 1 no reserve is
 /// possible: a server whose burst is 1 cannot absorb any jitter, so use a burst ≥ 2.
-final class TokenBucket: @unchecked Sendable {
+final class TokenBucket: Sendable {
     let rate: Double
     /// The most tokens the bucket holds: `burst − 1` when `burst` ≥ 2, else 1.
     let capacity: Double
-    private let lock = NSLock()
-    private var tokens: Double
-    private var refilledAt: Double
-    private var pausedUntil: Double = 0
-    private var consecutive429 = 0
-    /// When the current wave's pause began (monotonic); -∞ before the first 429.
-    private var pauseStartedAt = -Double.infinity
-    private(set) var pauses = 0
+    private let state: Mutex<State>
+
+    private struct State {
+        var tokens: Double
+        var refilledAt: Double
+        var pausedUntil: Double = 0
+        var consecutive429 = 0
+        /// When the current wave's pause began (monotonic); -∞ before the first 429.
+        var pauseStartedAt = -Double.infinity
+        var pauses = 0
+
+        mutating func refill(_ now: Double, rate: Double, capacity: Double) {
+            if now > refilledAt {
+                tokens = min(capacity, tokens + (now - refilledAt) * rate)
+                refilledAt = now
+            }
+        }
+    }
 
     /// `rate` ≤ 0 means unlimited.
     init(rate: Double, burst: Int, now: Double = Timestamps.monotonic()) {
         self.rate = rate
-        self.capacity = burst >= 2 ? Double(burst - 1) : 1
-        self.tokens = self.capacity
-        self.refilledAt = now
+        let capacity: Double = burst >= 2 ? Double(burst - 1) : 1
+        self.capacity = capacity
+        self.state = Mutex(State(tokens: capacity, refilledAt: now))
     }
 
     var isUnlimited: Bool { rate <= 0 }
 
-    private func refill(_ now: Double) {
-        if now > refilledAt {
-            tokens = min(capacity, tokens + (now - refilledAt) * rate)
-            refilledAt = now
+    /// Whole tokens available now (0 during a pause).
+    func available(now: Double) -> Int {
+        let (rate, capacity, unlimited) = (rate, capacity, isUnlimited)
+        return state.withLock { state in
+            if now < state.pausedUntil { return 0 }
+            if unlimited { return Int.max }
+            state.refill(now, rate: rate, capacity: capacity)
+            // The epsilon keeps 0.1 s × 50/s from counting as 4.999… tokens.
+            return Int((state.tokens + 1e-9).rounded(.down))
         }
     }
 
-    /// Whole tokens available now (0 during a pause).
-    func available(now: Double) -> Int {
-        lock.lock()
-        defer { lock.unlock() }
-        if now < pausedUntil { return 0 }
-        if isUnlimited { return Int.max }
-        refill(now)
-        // The epsilon keeps 0.1 s × 50/s from counting as 4.999… tokens.
-        return Int((tokens + 1e-9).rounded(.down))
-    }
-
     func take(_ count: Int, now: Double) {
-        if count <= 0 { return }
-        lock.lock()
-        defer { lock.unlock() }
-        if isUnlimited { return }
-        refill(now)
-        tokens -= Double(count)
+        if count <= 0 || isUnlimited { return }
+        let (rate, capacity) = (rate, capacity)
+        state.withLock { state in
+            state.refill(now, rate: rate, capacity: capacity)
+            state.tokens -= Double(count)
+        }
     }
 
     /// When the next token can be taken (the end of a pause, or the next refill).
     func nextAvailable(now: Double) -> Double {
-        lock.lock()
-        defer { lock.unlock() }
-        var at = max(now, pausedUntil)
-        if !isUnlimited {
-            refill(now)
-            if tokens + 1e-9 < 1 { at = max(at, now + (1 - tokens) / rate) }
+        let (rate, capacity, unlimited) = (rate, capacity, isUnlimited)
+        return state.withLock { state in
+            var at = max(now, state.pausedUntil)
+            if !unlimited {
+                state.refill(now, rate: rate, capacity: capacity)
+                if state.tokens + 1e-9 < 1 { at = max(at, now + (1 - state.tokens) / rate) }
+            }
+            return at
         }
-        return at
     }
 
     /// Pauses every sender. `seconds` comes from the server (Retry-After, or the body's
@@ -85,38 +91,39 @@ final class TokenBucket: @unchecked Sendable {
     /// `--max-wait`; the cap here only keeps the arithmetic sane.
     @discardableResult
     func pause(seconds: Double?, now: Double, sentAt: Double) -> Double {
-        lock.lock()
-        defer { lock.unlock() }
-        if sentAt >= pauseStartedAt {
-            consecutive429 += 1
-            pauseStartedAt = now
+        state.withLock { state in
+            if sentAt >= state.pauseStartedAt {
+                state.consecutive429 += 1
+                state.pauseStartedAt = now
+            }
+            let delay = seconds.map { max(0, min($0, 3600)) }
+                ?? min(60, pow(2, Double(min(max(state.consecutive429, 1) - 1, 10))))
+            // A pause that starts counts once; later 429s of its wave may stretch it a little.
+            if now >= state.pausedUntil { state.pauses += 1 }
+            state.pausedUntil = max(state.pausedUntil, now + delay)
+            return state.pausedUntil
         }
-        let delay = seconds.map { max(0, min($0, 3600)) }
-            ?? min(60, pow(2, Double(min(max(consecutive429, 1) - 1, 10))))
-        // A pause that starts counts once; later 429s of its wave may stretch it a little.
-        if now >= pausedUntil { pauses += 1 }
-        pausedUntil = max(pausedUntil, now + delay)
-        return pausedUntil
     }
 
     /// A reply that was not a 429, to a request sent since the last pause began, ends the streak
     /// that drives the exponential pause. (One sent before it says nothing about the server now.)
     func noteNotRateLimited(sentAt: Double) {
-        lock.lock()
-        if sentAt >= pauseStartedAt { consecutive429 = 0 }
-        lock.unlock()
+        state.withLock { state in
+            if sentAt >= state.pauseStartedAt { state.consecutive429 = 0 }
+        }
     }
 
     /// How many waves of 429s in a row (for tests and messages).
     var streak: Int {
-        lock.lock()
-        defer { lock.unlock() }
-        return consecutive429
+        state.withLock { $0.consecutive429 }
     }
 
     var pauseEnd: Double {
-        lock.lock()
-        defer { lock.unlock() }
-        return pausedUntil
+        state.withLock { $0.pausedUntil }
+    }
+
+    /// Pauses begun so far (a wave of 429s counts once).
+    var pauses: Int {
+        state.withLock { $0.pauses }
     }
 }
