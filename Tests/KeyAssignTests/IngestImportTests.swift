@@ -30,7 +30,7 @@ final class ImportFixture {
         var options = ImportOptions(databasePath: db.path, columnMap: map, delimiter: delimiter, dryRun: dryRun)
         options.encoding = encoding
         options.settle = 0  // the files a test writes are complete (settling: IngestHardeningTests)
-        return importFiles(paths, options: options, into: db, output: { self.output.append($0) })
+        return ImportJob.run(paths, options: options, into: db, output: { self.output.append($0) })
     }
 
     struct WorkRow: Equatable {
@@ -178,7 +178,7 @@ final class ImportFixture {
         #expect(reasons[10].contains("254 bytes"))
         #expect(invalid[3].raw == "K5,Local,@example.com")
         #expect(invalid[3].key == "K5")
-        try #require(outcome.files.count == 1 && outcome.files[0].problems.count == Importer.problemsShown)
+        try #require(outcome.files.count == 1 && outcome.files[0].problems.count == FileImporter.problemsShown)
         #expect(outcome.files[0].problems[0] == "\(path):3: empty license key (column \"key\")")
         #expect(outcome.invalid == 11 && outcome.rowsRead == 13)
     }
@@ -271,7 +271,7 @@ final class ImportFixture {
 
         // Against a database that does not exist, a dry run does not create it.
         let missing = f.dir.path + "/none.sqlite"
-        let outcome = importFiles([a], options: ImportOptions(databasePath: missing, dryRun: true), output: { _ in })
+        let outcome = ImportJob.run([a], options: ImportOptions(databasePath: missing, dryRun: true), output: { _ in })
         #expect(outcome.queued == 1)
         #expect(!FileManager.default.fileExists(atPath: missing))
     }
