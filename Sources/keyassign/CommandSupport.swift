@@ -22,12 +22,11 @@ func exitingWithStatus(_ body: () throws -> ExitStatus) throws {
     let status: ExitStatus
     do {
         status = try body()
-    } catch let error as KeyAssignError {
-        StandardStreams.error(error.message)
-        throw ExitCode(error.status.rawValue)
-    } catch let error as DatabaseError {
+    } catch let error as any ExitStatusError {
+        // The one place a library error becomes a status: KeyAssignError, DatabaseError and
+        // DatabaseOpenError each say which.
         StandardStreams.error(error.description)
-        throw ExitCode(ExitStatus.ioError.rawValue)
+        throw ExitCode(ExitStatus(for: error).rawValue)
     }
     if status != .ok { throw ExitCode(status.rawValue) }
 }

@@ -62,9 +62,9 @@ struct ImportCommand: ParsableCommand {
     func run() throws {
         var options = try columns.importOptions(databasePath: database.path, dryRun: dryRun)
         options.lockWait = wait
-        let outcome = importFiles(paths, options: options,
-                                  output: { StandardStreams.out($0 + "\n") },
-                                  errorOutput: { StandardStreams.error($0) })
+        let outcome = ImportJob.run(paths, options: options,
+                                    output: { StandardStreams.out($0 + "\n") },
+                                    errorOutput: { StandardStreams.error($0) })
         if outcome.exitStatus != .ok { throw ExitCode(outcome.exitStatus.rawValue) }
     }
 }

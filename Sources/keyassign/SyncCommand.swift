@@ -58,20 +58,17 @@ struct SyncCommand: ParsableCommand {
         let lock: DatabaseLock?
         do {
             lock = try DatabaseLock.acquire(databasePath: options.databasePath, command: "sync")
-        } catch let error as KeyAssignError {
-            logger.error("\(error.message)")
-            return (error.status, nil)
         } catch {
             logger.error("\(error)")
-            return (.ioError, nil)
+            return (ExitStatus(for: error), nil)
         }
         defer { lock?.release() }
         var importOptions = importSettings
         importOptions.settleWait = options.maxWait
         let quiet = arguments.quiet
-        let imported = importFiles(paths, options: importOptions,
-                                   output: { if !quiet { StandardStreams.out($0 + "\n") } },
-                                   errorOutput: { StandardStreams.error($0) })
+        let imported = ImportJob.run(paths, options: importOptions,
+                                     output: { if !quiet { StandardStreams.out($0 + "\n") } },
+                                     errorOutput: { StandardStreams.error($0) })
         if imported.exitStatus != .ok && imported.exitStatus != .dataError {
             return (imported.exitStatus, nil)
         }

@@ -116,7 +116,7 @@ import Testing
         #expect(reasons[10].contains("254 bytes"))
         #expect(invalid[3].raw == "K5,Local,@example.com")
         #expect(invalid[3].key == "K5")
-        try #require(outcome.files.count == 1 && outcome.files[0].problems.count == Importer.problemsShown)
+        try #require(outcome.files.count == 1 && outcome.files[0].problems.count == FileImporter.problemsShown)
         #expect(outcome.files[0].problems[0] == "\(path):3: empty license key (column \"key\")")
         #expect(outcome.invalid == 11 && outcome.rowsRead == 13)
     }
@@ -209,7 +209,7 @@ import Testing
 
         // Against a database that does not exist, a dry run does not create it.
         let missing = f.dir.path + "/none.sqlite"
-        let outcome = importFiles([a], options: ImportOptions(databasePath: missing, dryRun: true), output: { _ in })
+        let outcome = ImportJob.run([a], options: ImportOptions(databasePath: missing, dryRun: true), output: { _ in })
         #expect(outcome.queued == 1)
         #expect(!FileManager.default.fileExists(atPath: missing))
     }

@@ -46,7 +46,7 @@ import Testing
 
     @Test func readingCommandsDoNotCreateADatabase() throws {
         let dir = try TemporaryDirectory()
-        #expect(throws: KeyAssignError.self) { try Database(path: dir.path + "/missing.sqlite", create: false) }
+        #expect(throws: DatabaseOpenError.self) { try Database(path: dir.path + "/missing.sqlite", create: false) }
     }
 }
 

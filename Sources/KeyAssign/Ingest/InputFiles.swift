@@ -34,9 +34,34 @@ enum InputFiles {
         var failures: [(path: String, message: String)] = []
         /// Files still changing, and when they will have been still for `settle` seconds.
         var unsettled: [(path: String, settlesAt: Double)] = []
+
+        /// One line per file still changing, for the summary output.
+        func unsettledNotes(settle: Double, now: Double) -> [String] {
+            unsettled.map { file in
+                let age = max(0, now - (file.settlesAt - settle))
+                return "\(file.path): not imported yet: modified \(Int(age)) s ago (less than --settle \(InputFiles.seconds(settle)) s); left for the next run"
+            }
+        }
     }
 
     static let temporarySuffixes = [".part", ".tmp", ".filepart", ".crdownload"]
+
+    /// `scan`, and then, for `sync` (`settleWait` > 0), waiting up to `settleWait` seconds for
+    /// the files still changing to settle: it says so through `announce`, sleeps until the next
+    /// one should have, and looks again (a file that changed meanwhile settles later).
+    static func scan(_ paths: [String], settle: Double, readyMarker: String?, settleWait: Double,
+                     announce: (String) -> Void) -> Scan {
+        var found = scan(paths, settle: settle, readyMarker: readyMarker, now: now())
+        guard settleWait > 0 && !found.unsettled.isEmpty else { return found }
+        let deadline = now() + settleWait
+        announce("waiting up to \(Int(settleWait.rounded(.up))) s for \(found.unsettled.count) file\(found.unsettled.count == 1 ? "" : "s") still being written to settle (--settle \(seconds(settle)))")
+        while let next = found.unsettled.map(\.settlesAt).min(), next <= deadline {
+            let delay = max(0.05, next - now() + 0.01)
+            usleep(useconds_t(min(delay, 1) * 1_000_000))
+            found = scan(paths, settle: settle, readyMarker: readyMarker, now: now())
+        }
+        return found
+    }
 
     static func scan(_ paths: [String], settle: Double, readyMarker: String?, now: Double) -> Scan {
         var scan = Scan()

@@ -27,10 +27,11 @@ public final class Database {
 
     /// Opens (and with `create`, creates) the database and brings its schema up to date.
     /// Without `create`, a missing file is an error: reading commands must not leave an
-    /// empty database behind a typo.
+    /// empty database behind a typo. Throws `DatabaseOpenError` when there is no connection,
+    /// `DatabaseError` when a setting or a migration fails.
     public init(path: String, create: Bool = true) throws {
         if !create && access(path, F_OK) != 0 {
-            throw KeyAssignError(.dataError, "no database at \(path) (import some CSV files first, or pass --db)")
+            throw DatabaseOpenError.missing(path: path)
         }
         if create && !path.isEmpty && path != ":memory:" {
             // The database holds customers' names and emails: create it 0600 (SQLite would
@@ -43,8 +44,9 @@ public final class Database {
         let rc = sqlite3_open_v2(path, &db, flags, nil)
         guard rc == SQLITE_OK, let db else {
             let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
+            let systemErrno = db.map { sqlite3_system_errno($0) } ?? 0
             if let db { sqlite3_close_v2(db) }
-            throw KeyAssignError(.ioError, "cannot open database \(path): \(message)")
+            throw DatabaseOpenError.cannotOpen(DatabaseError(code: rc, message: message, path: path, systemErrno: systemErrno))
         }
         self.handle = db
         self.path = path
@@ -76,7 +78,7 @@ public final class Database {
         if rc != SQLITE_OK {
             let message = errorMessage.map { String(cString: $0) } ?? String(cString: sqlite3_errmsg(handle))
             sqlite3_free(errorMessage)
-            throw DatabaseError(code: rc, message: message, path: path, systemErrno: sqlite3_system_errno(handle))
+            throw DatabaseError(code: rc, message: message, path: path, systemErrno: sqlite3_system_errno(handle), sql: sql)
         }
     }
 
@@ -85,24 +87,69 @@ public final class Database {
         let rc = sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil)
         guard rc == SQLITE_OK, let statement else {
             throw DatabaseError(code: rc, message: String(cString: sqlite3_errmsg(handle)), path: path,
-                                systemErrno: sqlite3_system_errno(handle))
+                                systemErrno: sqlite3_system_errno(handle), sql: sql)
         }
         return Statement(statement, database: self)
     }
 
-    /// Runs `body` in one transaction: committed if it returns, rolled back if it throws.
-    /// `IMMEDIATE` takes the write lock up front so that a busy database fails at `BEGIN`
-    /// rather than half-way through.
-    public func transaction<T>(_ body: () throws -> T) throws -> T {
-        try execute("BEGIN IMMEDIATE")
+    /// How a transaction takes SQLite's locks (https://www.sqlite.org/lang_transaction.html).
+    public enum TransactionKind: String, Sendable {
+        /// Locks on the first read or write.
+        case deferred = "DEFERRED"
+        /// Takes the write lock at `BEGIN`, so that a busy database fails there rather than
+        /// half-way through the work.
+        case immediate = "IMMEDIATE"
+        /// As `immediate`; in WAL mode readers are not kept out either way.
+        case exclusive = "EXCLUSIVE"
+    }
+
+    /// What to do with a transaction's work once its body returns.
+    public enum TransactionCompletion: Sendable {
+        case commit
+        case rollback
+    }
+
+    /// Runs `body` in one transaction and ends it the way `body` says: `.commit` keeps its
+    /// work, `.rollback` undoes it (a dry run does everything a real one does, then this). A
+    /// thrown error rolls back and is rethrown; of a body's error and a failed ROLLBACK, the
+    /// body's is the one thrown, since it says what went wrong first. Not reentrant.
+    public func inTransaction(_ kind: TransactionKind = .immediate, _ body: () throws -> TransactionCompletion) throws {
+        try execute("BEGIN \(kind.rawValue)")
+        var firstError: (any Error)?
+        var needsRollback: Bool
         do {
-            let result = try body()
-            try execute("COMMIT")
-            return result
+            switch try body() {
+            case .commit:
+                // A failed COMMIT leaves the transaction open: it is rolled back below.
+                try execute("COMMIT")
+                needsRollback = false
+            case .rollback:
+                needsRollback = true
+            }
         } catch {
-            try? execute("ROLLBACK")
-            throw error
+            firstError = error
+            needsRollback = true
         }
+        if needsRollback {
+            do {
+                try execute("ROLLBACK")
+            } catch {
+                if firstError == nil { firstError = error }
+            }
+        }
+        if let firstError { throw firstError }
+    }
+
+    /// Runs `body` in one `IMMEDIATE` transaction: committed if it returns, rolled back if it
+    /// throws.
+    public func transaction<T>(_ body: () throws -> T) throws -> T {
+        var result: T?
+        try inTransaction {
+            result = try body()
+            return .commit
+        }
+        // inTransaction returns only after `body` returned: the result is there.
+        return result!
     }
 
     /// How long a statement waits for another connection's write lock before failing busy.
@@ -168,10 +215,15 @@ public final class Statement {
     }
 
     private func check(_ rc: Int32) throws {
-        if rc != SQLITE_OK {
-            throw DatabaseError(code: rc, message: String(cString: sqlite3_errmsg(database.handle)), path: database.path,
-                                systemErrno: sqlite3_system_errno(database.handle))
-        }
+        if rc != SQLITE_OK { throw error(rc) }
+    }
+
+    /// The error for a failed call on this statement, naming its SQL as written (with `?`
+    /// placeholders, never the bound values: those are customers' names and emails).
+    private func error(_ rc: Int32) -> DatabaseError {
+        DatabaseError(code: rc, message: String(cString: sqlite3_errmsg(database.handle)), path: database.path,
+                      systemErrno: sqlite3_system_errno(database.handle),
+                      sql: sqlite3_sql(handle).map { String(cString: $0) })
     }
 
     public func bind(_ index: Int32, _ value: String?) throws {
@@ -241,8 +293,7 @@ public final class Statement {
         case SQLITE_ROW: return true
         case SQLITE_DONE: return false
         default:
-            throw DatabaseError(code: rc, message: String(cString: sqlite3_errmsg(database.handle)), path: database.path,
-                                systemErrno: sqlite3_system_errno(database.handle))
+            throw error(rc)
         }
     }
 
@@ -294,23 +345,32 @@ public final class Statement {
 }
 
 /// A failed SQLite call. Disk full, read-only and corruption map to exit status 74 with a
-/// message that says what to do; anything else is a bug or a damaged file and says so.
-public struct DatabaseError: Error, CustomStringConvertible, Sendable {
+/// message that says what to do; anything else is a bug or a damaged file and says so, with
+/// the SQL that failed. Thrown as it is up to the command's boundary, which maps it (as any
+/// `ExitStatusError`) to its status and message.
+public struct DatabaseError: ExitStatusError, CustomStringConvertible, CustomDebugStringConvertible, Sendable {
     public var code: Int32
     public var message: String
     public var path: String
     /// The OS error behind an I/O failure: SQLite reports a full disk or a read-only file
     /// system met while growing the WAL index or opening a file as a plain I/O error.
     public var systemErrno: Int32
+    /// The statement that failed, as written: its `?` placeholders, never the values bound to
+    /// them (those are customers' names and emails). Nil when the call ran no statement.
+    public var sql: String?
 
-    public init(code: Int32, message: String, path: String, systemErrno: Int32 = 0) {
+    public init(code: Int32, message: String, path: String, systemErrno: Int32 = 0, sql: String? = nil) {
         self.code = code
         self.message = message
         self.path = path
         self.systemErrno = systemErrno
+        self.sql = sql
     }
 
     public var primaryCode: Int32 { code & 0xff }
+
+    /// Every database failure is the file system's or the file's: EX_IOERR.
+    public var status: ExitStatus { .ioError }
 
     public var description: String {
         if primaryCode == SQLITE_IOERR || primaryCode == SQLITE_CANTOPEN {
@@ -336,11 +396,55 @@ public struct DatabaseError: Error, CustomStringConvertible, Sendable {
         case SQLITE_BUSY, SQLITE_LOCKED:
             return "database \(path) is busy (\(message)); another process holds a write lock"
         default:
-            return "database \(path): \(message) (SQLite code \(code))"
+            // A bug (or a schema an older keyassign does not know): the statement is what a
+            // report of it needs.
+            return "database \(path): \(message) (SQLite code \(code))" + whileExecuting
         }
     }
 
+    /// The description with the failed statement whatever the cause, for logs and tests.
+    public var debugDescription: String {
+        description.hasSuffix(whileExecuting) ? description : description + whileExecuting
+    }
+
+    /// ", while executing `SQL`", its white space folded and cut at 300 characters: the
+    /// import's multi-row INSERT is thousands of placeholders long.
+    private var whileExecuting: String {
+        guard let sql else { return "" }
+        let folded = sql.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" || $0 == "\r" }).joined(separator: " ")
+        guard !folded.isEmpty else { return "" }
+        let limit = 300
+        let shown = folded.count > limit ? folded.prefix(limit) + "…" : folded
+        return ", while executing `\(shown)`"
+    }
+
     public var asKeyAssignError: KeyAssignError { KeyAssignError(.ioError, description) }
+}
+
+/// A database that could not be opened at all. Its own type because the missing file is the
+/// user's mistake (EX_DATAERR) while a failed open is the file system's (EX_IOERR), and both
+/// messages stay as they were when these were `KeyAssignError`s.
+public enum DatabaseOpenError: ExitStatusError, CustomStringConvertible, Sendable {
+    /// A reading command was pointed at a path with no file.
+    case missing(path: String)
+    /// SQLite could not open (or create) the file.
+    case cannotOpen(DatabaseError)
+
+    public var status: ExitStatus {
+        switch self {
+        case .missing: return .dataError
+        case .cannotOpen: return .ioError
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .missing(let path):
+            return "no database at \(path) (import some CSV files first, or pass --db)"
+        case .cannotOpen(let error):
+            return "cannot open database \(error.path): \(error.message)"
+        }
+    }
 }
 
 /// Free space and the read-only flag of the file system holding a path, for error messages.

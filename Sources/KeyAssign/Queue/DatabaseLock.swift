@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -18,12 +19,13 @@ import Darwin
 /// Inside one process the lock is re-entrant (`sync` holds it across its import and its run):
 /// `flock` locks belong to an open file description, so a second `open` + `flock` of the
 /// same file by the same process would refuse itself.
-public final class DatabaseLock: @unchecked Sendable {
+public final class DatabaseLock: Sendable {
     /// The lock file's path for a database path.
     public static func path(forDatabase databasePath: String) -> String { databasePath + ".lock" }
 
     private let key: FileKey
-    private var released = false
+    /// A hold is released once, whoever calls `release` (a `defer`, then `deinit`).
+    private let released = Atomic<Bool>(false)
 
     /// Takes the lock of the database at `databasePath` for `command` (shown to whoever is
     /// refused), waiting up to `wait` seconds for the holder to finish. Fails with status 75
@@ -87,8 +89,7 @@ public final class DatabaseLock: @unchecked Sendable {
 
     /// Releases this hold; the lock itself goes when the process's last hold does.
     public func release() {
-        if released { return }
-        released = true
+        guard !released.exchange(true, ordering: .acquiringAndReleasing) else { return }
         Registry.shared.release(key)
     }
 
@@ -121,51 +122,52 @@ public final class DatabaseLock: @unchecked Sendable {
         return name.isEmpty ? "unknown" : name
     }
 
-    struct FileKey: Hashable {
+    struct FileKey: Hashable, Sendable {
         var device: UInt64
         var inode: UInt64
     }
 
     /// The lock files this process holds, by device and inode (two spellings of one path are
     /// one lock), with how many holds each has.
-    final class Registry: @unchecked Sendable {
+    final class Registry: Sendable {
         static let shared = Registry()
-        private let mutex = NSLock()
-        private var held: [FileKey: (fd: Int32, holds: Int)] = [:]
+
+        struct Held: Sendable {
+            var fd: Int32
+            var holds: Int
+        }
+
+        private let held = Mutex<[FileKey: Held]>([:])
 
         func retainIfHeld(_ key: FileKey) -> Bool {
-            mutex.lock()
-            defer { mutex.unlock() }
-            guard let entry = held[key] else { return false }
-            held[key] = (entry.fd, entry.holds + 1)
-            return true
+            held.withLock { held in
+                guard held[key] != nil else { return false }
+                held[key]!.holds += 1
+                return true
+            }
         }
 
         func hold(_ key: FileKey, fd: Int32) {
-            mutex.lock()
-            defer { mutex.unlock() }
-            held[key] = (fd, 1)
+            held.withLock { $0[key] = Held(fd: fd, holds: 1) }
         }
 
         func descriptor(_ key: FileKey) -> Int32? {
-            mutex.lock()
-            defer { mutex.unlock() }
-            return held[key]?.fd
+            held.withLock { $0[key]?.fd }
         }
 
         func release(_ key: FileKey) {
-            mutex.lock()
-            defer { mutex.unlock() }
-            guard let entry = held[key] else { return }
-            if entry.holds > 1 {
-                held[key] = (entry.fd, entry.holds - 1)
-                return
+            held.withLock { held in
+                guard let entry = held[key] else { return }
+                if entry.holds > 1 {
+                    held[key]!.holds -= 1
+                    return
+                }
+                held[key] = nil
+                // Empty the holder line first: a reader then sees no stale holder.
+                _ = ftruncate(entry.fd, 0)
+                // Closing the last descriptor of the open file description releases the flock.
+                close(entry.fd)
             }
-            held[key] = nil
-            // Empty the holder line first: a reader then sees no stale holder.
-            _ = ftruncate(entry.fd, 0)
-            // Closing the last descriptor of the open file description releases the flock.
-            close(entry.fd)
         }
     }
 }

@@ -85,15 +85,9 @@ public enum RunSetup {
                 }
             }
             return (status, summary)
-        } catch let error as KeyAssignError {
-            logger.error("\(error.message)")
-            return (error.status, nil)
-        } catch let error as DatabaseError {
-            logger.error("\(error.description)")
-            return (.ioError, nil)
         } catch {
             logger.error("\(error)")
-            return (.ioError, nil)
+            return (ExitStatus(for: error), nil)
         }
     }
 }

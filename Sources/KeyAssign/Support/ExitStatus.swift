@@ -31,9 +31,25 @@ public enum ExitStatus: Int32, Sendable {
     case terminated = 143
 }
 
+/// An error that knows the exit status it ends the process with; its `description` is the
+/// message for the person reading cron mail. The library throws these as they are
+/// (`KeyAssignError`, `DatabaseError`, `DatabaseOpenError`) and only a command's boundary
+/// turns one into a status and a line on stderr, through `ExitStatus(for:)`.
+public protocol ExitStatusError: Error, CustomStringConvertible {
+    var status: ExitStatus { get }
+}
+
+extension ExitStatus {
+    /// The status an error ends the process with: its own when it has one; anything else is
+    /// an unexpected failure of the system under keyassign (EX_IOERR).
+    public init(for error: any Error) {
+        self = (error as? any ExitStatusError)?.status ?? .ioError
+    }
+}
+
 /// An error that carries the exit status it should end the process with and a message
 /// meant for the person reading cron mail.
-public struct KeyAssignError: Error, CustomStringConvertible, Sendable {
+public struct KeyAssignError: ExitStatusError, Sendable {
     public var status: ExitStatus
     public var message: String
 

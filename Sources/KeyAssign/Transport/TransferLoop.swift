@@ -1,12 +1,17 @@
 import CCurl
 import Dispatch
 import Foundation
+import Synchronization
 
 /// Drives every request of a run through one libcurl multi handle, on one long-lived Dispatch
 /// work item: libcurl's multi API is single-threaded by design, and one thread doing nothing
 /// but socket work keeps up with far more than the server allows. Other threads only append to
 /// `pending` and wake the loop; replies are handed to a serial queue so that verifying one (an
 /// RSA check) never delays the sockets.
+///
+/// What other threads touch is in `shared`, behind a `Mutex`, and the compiler checks it. The
+/// rest (`multi`, and the exchanges the loop owns) is touched by the loop's thread only, which
+/// the compiler cannot see: hence `@unchecked`.
 final class TransferLoop: @unchecked Sendable {
     typealias Completion = @Sendable (TransportResult) -> Void
 
@@ -23,13 +28,16 @@ final class TransferLoop: @unchecked Sendable {
     private let replies = DispatchQueue(label: "keyassign.transport.replies")
     private let stopped = DispatchSemaphore(value: 0)
 
-    /// Guards the fields below, and `multi` against being woken after the loop freed it: every
-    /// wakeup happens under the lock, and the loop sets `freed` under it before freeing.
-    private let lock = NSLock()
-    private var pending: [Pending] = []
-    private var stopping = false
-    private var cancelling = false
-    private var freed = false
+    /// What callers and the loop share. The mutex also guards `multi` against being woken after
+    /// the loop freed it: every wakeup happens under it, and the loop sets `freed` under it
+    /// before freeing.
+    private struct Shared {
+        var pending: [Pending] = []
+        var stopping = false
+        var cancelling = false
+        var freed = false
+    }
+    private let shared = Mutex(Shared())
 
     // Touched by the loop only.
     private var idle: [CurlExchange] = []
@@ -62,32 +70,33 @@ final class TransferLoop: @unchecked Sendable {
     }
 
     func enqueue(header: String, body: [UInt8], completion: @escaping Completion) {
-        lock.lock()
-        let accepted = !stopping
-        if accepted {
-            pending.append(Pending(header: header, body: body, completion: completion))
+        let request = Pending(header: header, body: body, completion: completion)
+        let accepted = shared.withLock { shared in
+            guard !shared.stopping else { return false }
+            shared.pending.append(request)
             curl_multi_wakeup(multi)
+            return true
         }
-        lock.unlock()
         if !accepted {
             replies.async { completion(.notSent("cancelled: the transport is closed")) }
         }
     }
 
     func cancelAll() {
-        lock.lock()
-        cancelling = true
-        if !freed { curl_multi_wakeup(multi) }
-        lock.unlock()
+        shared.withLock { shared in
+            shared.cancelling = true
+            if !shared.freed { curl_multi_wakeup(multi) }
+        }
     }
 
     /// Finishes what is running, then frees libcurl's handles. Returns once the loop has ended.
     func stop() {
-        lock.lock()
-        let first = !stopping
-        stopping = true
-        if first && !freed { curl_multi_wakeup(multi) }
-        lock.unlock()
+        let first = shared.withLock { shared in
+            let first = !shared.stopping
+            shared.stopping = true
+            if first && !shared.freed { curl_multi_wakeup(multi) }
+            return first
+        }
         if first {
             stopped.wait()
             // Replies already handed over run before whoever stopped the transport goes on.
@@ -97,23 +106,21 @@ final class TransferLoop: @unchecked Sendable {
 
     private func run() {
         while true {
-            lock.lock()
-            let cancel = cancelling
-            cancelling = false
-            let stop = stopping
             let free = idle.count + (maxExchanges - created)
-            var batch: [Pending] = []
-            if cancel {
-                batch = pending
-                pending.removeAll()
-            } else if !pending.isEmpty && free > 0 {
-                let count = min(free, pending.count)
-                batch = Array(pending.prefix(count))
-                pending.removeFirst(count)
+            let (cancel, stop, batch, drained) = shared.withLock { shared in
+                let cancel = shared.cancelling
+                shared.cancelling = false
+                var batch: [Pending] = []
+                if cancel {
+                    swap(&batch, &shared.pending)
+                } else if !shared.pending.isEmpty && free > 0 {
+                    let count = min(free, shared.pending.count)
+                    batch = Array(shared.pending.prefix(count))
+                    shared.pending.removeFirst(count)
+                }
+                // Once stopping, nothing more is enqueued: this stays true.
+                return (cancel, shared.stopping, batch, shared.pending.isEmpty)
             }
-            // Once stopping, nothing more is enqueued: this stays true.
-            let drained = pending.isEmpty
-            lock.unlock()
 
             if cancel {
                 abortRunning()
@@ -149,9 +156,7 @@ final class TransferLoop: @unchecked Sendable {
                 idle.append(exchange)
             }
         }
-        lock.lock()
-        freed = true
-        lock.unlock()
+        shared.withLock { $0.freed = true }
         idle.removeAll()
         curl_multi_cleanup(multi)
         stopped.signal()

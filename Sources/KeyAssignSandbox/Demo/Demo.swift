@@ -55,7 +55,7 @@ public enum Demo {
         let db = try Database(path: databasePath)
         var importOptions = ImportOptions(databasePath: databasePath)
         importOptions.settle = 0  // the samples are complete files, however recently checked out
-        let imported = importFiles([samples], options: importOptions, into: db,
+        let imported = ImportJob.run([samples], options: importOptions, into: db,
                                    output: { output($0 + "\n") })
         if imported.exitStatus != .ok { return imported.exitStatus }
 

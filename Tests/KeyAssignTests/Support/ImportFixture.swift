@@ -30,7 +30,7 @@ final class ImportFixture {
         var options = ImportOptions(databasePath: db.path, columnMap: map, delimiter: delimiter, dryRun: dryRun)
         options.encoding = encoding
         options.settle = 0  // the files a test writes are complete (settling: IngestHardeningTests)
-        return importFiles(paths, options: options, into: db, output: { self.output.append($0) })
+        return ImportJob.run(paths, options: options, into: db, output: { self.output.append($0) })
     }
 
     struct WorkRow: Equatable {

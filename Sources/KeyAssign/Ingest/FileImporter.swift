@@ -1,190 +1,12 @@
-import CSQLite
-
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
 
-/// What `keyassign import` (and `sync`) is asked to do.
-public struct ImportOptions: Sendable {
-    public var databasePath: String
-    /// `--map`: field → column header, overriding the automatic mapping.
-    public var columnMap: [ImportField: String]
-    /// nil: detected per file from its header line (or its `sep=` line).
-    public var delimiter: CSVDelimiter?
-    /// Parse, validate and report, but write nothing.
-    public var dryRun: Bool
-    /// `--encoding`: nil reads a file by its byte-order mark, else as UTF-8, and refuses it
-    /// whole when it is not (see `InputEncoding`).
-    public var encoding: InputEncoding?
-    /// `--settle`: a file found in a directory is read only once it has not changed for this
-    /// many seconds (0: at once). Files named one by one are taken as ready.
-    public var settle: Double = 60
-    /// `--ready-marker`: a file found in a directory is read only once `NAME SUFFIX` exists.
-    public var readyMarker: String?
-    /// `sync`: how long to wait, at most, for files still changing to settle (0: not at all).
-    public var settleWait: Double = 0
-    /// `--wait`: how long to wait for a run (or another writer) to release the database
-    /// before refusing with status 75. See `DatabaseLock`.
-    public var lockWait: Double
-
-    public init(databasePath: String, columnMap: [ImportField: String] = [:],
-                delimiter: CSVDelimiter? = nil, dryRun: Bool = false, lockWait: Double = 0) {
-        self.databasePath = databasePath
-        self.columnMap = columnMap
-        self.delimiter = delimiter
-        self.dryRun = dryRun
-        self.lockWait = lockWait
-    }
-}
-
-/// What happened to one input file.
-public struct FileImportResult: Sendable, Equatable {
-    public enum Status: Sendable, Equatable {
-        /// Read to the end; its rows are queued or recorded (or, in a dry run, would be).
-        case imported
-        /// A file with the same SHA-256 was imported before: nothing done.
-        case alreadyImported(previousPath: String, importedAt: String)
-        /// Not read, and left for a later run: why (not a regular file, still changing).
-        case skipped(String)
-        /// Unreadable or without a key column: nothing of it kept.
-        case failed(String)
-    }
-
-    public var path: String
-    public var status: Status
-    public var rowsRead = 0
-    public var queued = 0
-    public var duplicates = 0
-    public var conflicts = 0
-    public var invalid = 0
-    /// The first few problems, as `file:line: reason`.
-    public var problems: [String] = []
-    /// How the columns were mapped and the delimiter used, for the summary.
-    public var mappingSummary = ""
-
-    public init(path: String, status: Status) {
-        self.path = path
-        self.status = status
-    }
-}
-
-/// All files of one `import`.
-public struct ImportOutcome: Sendable {
-    public var files: [FileImportResult] = []
-    /// 0 when every file was read; 65 when one could not be read or had no key column;
-    /// 74 when the database failed (then later files were not tried); 75 when another writer
-    /// (a run) held the database (then nothing was tried).
-    public var exitStatus: ExitStatus = .ok
-
-    public var rowsRead: Int { files.reduce(0) { $0 + $1.rowsRead } }
-    public var queued: Int { files.reduce(0) { $0 + $1.queued } }
-    public var duplicates: Int { files.reduce(0) { $0 + $1.duplicates } }
-    public var conflicts: Int { files.reduce(0) { $0 + $1.conflicts } }
-    public var invalid: Int { files.reduce(0) { $0 + $1.invalid } }
-}
-
-/// Imports `paths` (files, or directories meaning their `*.csv` in name order) into the work
-/// database: `db` when given (the caller keeps it open), else `options.databasePath`.
-/// The summary goes to `output`, errors about files to `errorOutput`.
-public func importFiles(_ paths: [String], options: ImportOptions, into db: Database? = nil,
-                        output: (String) -> Void, errorOutput: (String) -> Void) -> ImportOutcome {
-    var outcome = ImportOutcome()
-    var scan = InputFiles.scan(paths, settle: options.settle, readyMarker: options.readyMarker, now: InputFiles.now())
-    if options.settleWait > 0 && !scan.unsettled.isEmpty {
-        // sync: wait for what will have settled by the deadline, then look again (a file that
-        // changed meanwhile settles later).
-        let deadline = InputFiles.now() + options.settleWait
-        output("waiting up to \(Int(options.settleWait.rounded(.up))) s for \(scan.unsettled.count) file\(scan.unsettled.count == 1 ? "" : "s") still being written to settle (--settle \(InputFiles.seconds(options.settle)))")
-        while let next = scan.unsettled.map(\.settlesAt).min(), next <= deadline {
-            let delay = max(0.05, next - InputFiles.now() + 0.01)
-            usleep(useconds_t(min(delay, 1) * 1_000_000))
-            scan = InputFiles.scan(paths, settle: options.settle, readyMarker: options.readyMarker, now: InputFiles.now())
-        }
-    }
-    for (path, message) in scan.failures {
-        errorOutput(message)
-        outcome.files.append(FileImportResult(path: path, status: .failed(message)))
-        outcome.exitStatus = .dataError
-    }
-    for message in scan.warnings { errorOutput("warning: " + message) }
-    for note in scan.notes { output(note) }
-    let now = InputFiles.now()
-    for file in scan.unsettled {
-        let age = max(0, now - (file.settlesAt - options.settle))
-        output("\(file.path): not imported yet: modified \(Int(age)) s ago (less than --settle \(InputFiles.seconds(options.settle)) s); left for the next run")
-    }
-    let files = scan.ready
-
-    // A file's import is one long write transaction (seconds for millions of rows): alongside
-    // a run it would hold SQLite's write lock past the run's busy timeout. So an import never
-    // runs beside another writer: it waits up to `lockWait`, then refuses with 75. (Even a dry
-    // run writes and rolls back.) The lock is held until this function returns.
-    let lock: DatabaseLock?
-    do {
-        let inMemory = options.dryRun && db == nil && access(options.databasePath, F_OK) != 0
-        lock = inMemory ? nil : try DatabaseLock.acquire(databasePath: db?.path ?? options.databasePath,
-                                                         command: options.dryRun ? "import --dry-run" : "import",
-                                                         wait: options.lockWait)
-    } catch {
-        let message = (error as? KeyAssignError)?.message ?? "\(error)"
-        errorOutput(message)
-        outcome.exitStatus = (error as? KeyAssignError)?.status ?? .ioError
-        return outcome
-    }
-    defer { lock?.release() }
-
-    let database: Database
-    do {
-        if let db {
-            database = db
-        } else if options.dryRun && access(options.databasePath, F_OK) != 0 {
-            // A dry run against a database that does not exist yet must not create it.
-            database = try Database(path: ":memory:")
-        } else {
-            database = try Database(path: options.databasePath)
-        }
-    } catch {
-        let message = (error as? KeyAssignError)?.message ?? "\(error)"
-        errorOutput(message)
-        outcome.exitStatus = (error as? KeyAssignError)?.status ?? .ioError
-        return outcome
-    }
-
-    do {
-        let importer = try Importer(database: database, options: options)
-        for file in files {
-            let result = try importer.importFile(file.path, mustBeSettled: file.mustBeSettled)
-            if case .failed(let message) = result.status {
-                errorOutput(message)
-                outcome.exitStatus = .dataError
-            }
-            outcome.files.append(result)
-            for line in ImportSummary.lines(for: result) { output(line) }
-        }
-    } catch {
-        let message: String
-        if let error = error as? DatabaseError { message = error.description }
-        else if let error = error as? KeyAssignError { message = error.message }
-        else { message = "\(error)" }
-        errorOutput(message)
-        outcome.exitStatus = (error as? KeyAssignError)?.status ?? .ioError
-        return outcome
-    }
-    output(ImportSummary.totals(outcome, dryRun: options.dryRun))
-    return outcome
-}
-
-/// The same, with errors and summary to one place.
-public func importFiles(_ paths: [String], options: ImportOptions, into db: Database? = nil,
-                        output: (String) -> Void) -> ImportOutcome {
-    importFiles(paths, options: options, into: db, output: output, errorOutput: output)
-}
-
 /// Streams one file at a time into `work`, `invalid_rows` and `imports`, in one transaction
-/// per file with statements prepared once.
-final class Importer {
+/// per file with statements prepared once. `ImportJob` decides which files and in what order.
+final class FileImporter {
     static let problemsShown = 5
     /// SQLite's page cache while a file is imported. Random license keys land all over the
     /// unique index; once the cache is full, every insert evicts a dirty index page into the
@@ -318,48 +140,46 @@ final class Importer {
             try? db.execute("PRAGMA cache_size = \(previousCacheSize)")
             try? db.execute(Self.bulkInsertSettings(false))
         }
-        try db.execute("BEGIN IMMEDIATE")
         do {
-            let digest = try SHA256Digest()
-            let reader = CSVReader(fileDescriptor: fd, delimiter: options.delimiter, digest: digest, encoding: encoding)
-            self.encoding = encoding
-            self.strictUTF8 = strictUTF8
-            let now = Timestamps.nowISO8601()
-            try insertImport.bind(1, path)
-            try insertImport.bind(2, Int64(0))
-            try insertImport.bind(3, sha)
-            try insertImport.bind(4, now)
-            try insertImport.step()
-            insertImport.reset()
-            let importID = db.lastInsertRowID
+            try db.inTransaction(.immediate) {
+                let digest = try SHA256Digest()
+                let reader = CSVReader(fileDescriptor: fd, delimiter: options.delimiter, digest: digest, encoding: encoding)
+                self.encoding = encoding
+                self.strictUTF8 = strictUTF8
+                let now = Timestamps.nowISO8601()
+                try insertImport.bind(1, path)
+                try insertImport.bind(2, Int64(0))
+                try insertImport.bind(3, sha)
+                try insertImport.bind(4, now)
+                try insertImport.step()
+                insertImport.reset()
+                let importID = db.lastInsertRowID
 
-            if let failure = try stream(reader, into: &result, importID: importID, now: now) {
-                result.status = .failed(failure)
-            } else if digest.finalHex() != sha {
-                result.status = .failed("\(path): the file changed while it was read; nothing imported from it, run again")
+                if let failure = try stream(reader, into: &result, importID: importID, now: now) {
+                    result.status = .failed(failure)
+                } else if digest.finalHex() != sha {
+                    result.status = .failed("\(path): the file changed while it was read; nothing imported from it, run again")
+                }
+                if case .failed = result.status { return .rollback }
+                try updateImport.bind(1, importID)
+                try updateImport.bind(2, reader.bytesRead)
+                try updateImport.bind(3, result.rowsRead)
+                try updateImport.bind(4, result.queued)
+                try updateImport.bind(5, result.duplicates)
+                try updateImport.bind(6, result.conflicts)
+                try updateImport.bind(7, result.invalid)
+                try updateImport.step()
+                updateImport.reset()
+                // A dry run has done all a real import does, counts included: it only keeps nothing.
+                return options.dryRun ? .rollback : .commit
             }
-            if case .failed = result.status {
-                try db.execute("ROLLBACK")
-                // Nothing of the file stays, so nothing of it is counted either.
-                return FileImportResult(path: path, status: result.status)
-            }
-            try updateImport.bind(1, importID)
-            try updateImport.bind(2, reader.bytesRead)
-            try updateImport.bind(3, result.rowsRead)
-            try updateImport.bind(4, result.queued)
-            try updateImport.bind(5, result.duplicates)
-            try updateImport.bind(6, result.conflicts)
-            try updateImport.bind(7, result.invalid)
-            try updateImport.step()
-            updateImport.reset()
-            try db.execute(options.dryRun ? "ROLLBACK" : "COMMIT")
-        } catch {
-            try? db.execute("ROLLBACK")
-            if let readError = error as? CSVReader.ReadError {
-                result.status = .failed("\(path): read error: \(readError)")
-                return result
-            }
-            throw error
+        } catch let readError as CSVReader.ReadError {
+            result.status = .failed("\(path): read error: \(readError)")
+            return result
+        }
+        if case .failed = result.status {
+            // Nothing of the file stays, so nothing of it is counted either.
+            return FileImportResult(path: path, status: result.status)
         }
         return result
     }
@@ -601,37 +421,5 @@ final class Importer {
         try insertInvalid.bindText(8, email)
         try insertInvalid.step()
         insertInvalid.resetKeepingBindings()
-    }
-}
-
-enum ImportSummary {
-    static func lines(for result: FileImportResult) -> [String] {
-        switch result.status {
-        case .failed:
-            return ["\(result.path): not imported (see the error message)"]
-        case .skipped(let why):
-            return ["\(result.path): not imported: \(why)"]
-        case .alreadyImported(let previousPath, let importedAt):
-            return ["\(result.path): skipped, already imported (same SHA-256 as \(previousPath), imported \(importedAt))"]
-        case .imported:
-            var lines = ["\(result.path): \(counts(result.rowsRead, result.queued, result.duplicates, result.conflicts, result.invalid))"
-                + (result.mappingSummary.isEmpty ? "" : " [\(result.mappingSummary)]")]
-            lines += result.problems.map { "  " + $0 }
-            let more = result.invalid + result.conflicts - result.problems.count
-            if more > 0 { lines.append("  … and \(more) more (keyassign report --invalid)") }
-            return lines
-        }
-    }
-
-    static func totals(_ outcome: ImportOutcome, dryRun: Bool) -> String {
-        let files = outcome.files.count
-        return "total: \(files) file\(files == 1 ? "" : "s"), "
-            + counts(outcome.rowsRead, outcome.queued, outcome.duplicates, outcome.conflicts, outcome.invalid)
-            + (dryRun ? " (dry run: nothing written)" : "")
-    }
-
-    private static func counts(_ read: Int, _ queued: Int, _ duplicates: Int, _ conflicts: Int, _ invalid: Int) -> String {
-        "\(read) row\(read == 1 ? "" : "s"): \(queued) queued, \(duplicates) duplicate\(duplicates == 1 ? "" : "s"), "
-            + "\(conflicts) conflict\(conflicts == 1 ? "" : "s"), \(invalid) invalid"
     }
 }
