@@ -11,7 +11,7 @@ import Darwin
 /// The raw C API is used rather than an ORM because the import path binds millions of
 /// values straight from the CSV reader's buffers, and a wrapper that copies each one into a
 /// Swift value first is what would make it slower than `sqlite3 .import`. A connection is
-/// not thread-safe: share one only behind a lock (see `SharedDatabase`).
+/// not thread-safe: share one only behind a lock (see `SharedQueue`).
 public final class Database {
     let handle: OpaquePointer
     public let path: String

@@ -68,9 +68,8 @@ public final class Runner: Sendable {
         do {
             return try runLocked(shared, runID: runID)
         } catch {
-            // A database failure has no status of its own: it ends the run with 74.
-            let status = (error as? KeyAssignError)?.status ?? .ioError
-            recordEnd(shared, runID: runID, status: status, summary: nil)
+            // The runs row records the status the process is about to end with.
+            recordEnd(shared, runID: runID, status: ExitStatus(for: error), summary: nil)
             throw error
         }
     }
