@@ -60,4 +60,21 @@ import Testing
         #expect(edited.status == 1)
         #expect(edited.stdout.contains("no longer verifies"), "\(edited.stdout)")
     }
+
+    @Test func theNightReportNamesTheOwnerTheListingShowed() throws {
+        let (bench, key) = try Self.explainedBench()
+        let page = bench.dir.path + "/night.html"
+        let result = try CLI.run(["report", "--db", bench.db, "--html", page])
+        #expect(result.status == 0, "\(result.stderr)")
+        let html = try String(contentsOfFile: page, encoding: .utf8)
+        let row = html.components(separatedBy: "<tr>").first { $0.contains("<code>\(key)</code>") } ?? ""
+        #expect(row.contains("<td class=\"owner\">Mallory Other &lt;mallory@other.example&gt; since "), "\(row)")
+        #expect(row.contains("(listing 1)</td>"))
+        #expect(!html.contains("not known yet"))
+
+        // A row refused again after its settlement is no longer explained by it.
+        try bench.open().execute("UPDATE work SET updated_at = '2099-01-01T00:00:00.000Z' WHERE license_key = '\(key)'")
+        #expect(try CLI.run(["report", "--db", bench.db, "--html", page]).status == 0)
+        #expect(try String(contentsOfFile: page, encoding: .utf8).contains("not known yet"))
+    }
 }
