@@ -196,11 +196,7 @@ public struct Reconciler: Sendable {
         let index = fetched.listing.index
         let takenAt = fetched.takenAt
         var after: Int64 = 0
-        // One transaction for the whole walk: committed per batch, the pages every batch
-        // touches (the tables' and indexes' upper levels, the settlements' last page) were
-        // written to the WAL once per batch, and checkpointed as often. Memory stays bounded
-        // all the same: SQLite spills a large transaction's pages to the WAL as it goes.
-        try db.transaction {
+        func walk() throws {
             while true {
                 struct Pending {
                     var id: Int64
@@ -274,6 +270,16 @@ public struct Reconciler: Sendable {
                     }
                 }
             }
+        }
+        // One transaction for the whole walk: committed per batch, the pages every batch
+        // touches (the tables' and indexes' upper levels, the settlements' last page) were
+        // written to the WAL once per batch, and checkpointed as often. Memory stays bounded
+        // all the same: SQLite spills a large transaction's pages to the WAL as it goes. A dry
+        // run only reads, without the lock (a run may be going): it takes no write lock.
+        if listingID == nil {
+            try walk()
+        } else {
+            try db.transaction { try walk() }
         }
         return counts
     }
