@@ -38,6 +38,11 @@ import Testing
         #expect(edited.status == 1)
         #expect(edited.stdout.contains("no longer verifies (bad_signature"), "\(edited.stdout)")
         #expect(edited.stdout.contains(key) && edited.stdout.contains("without evidence"), "\(edited.stdout)")
+        // Edited into something that is not bytes at all: a discrepancy too, not an error.
+        try bench.open().execute("UPDATE listings SET payload = 5")
+        let number = try audit(bench)
+        #expect(number.status == 1, "\(number.stderr)")
+        #expect(number.stdout.contains("no longer verifies"), "\(number.stdout)")
     }
 
     @Test func aListingKeptWholeBeforeMigration5StillAudits() async throws {

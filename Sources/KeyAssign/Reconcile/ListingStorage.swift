@@ -7,11 +7,13 @@ import Darwin
 #endif
 
 /// The two blob accesses a stored key listing needs, which would otherwise hold it twice in
-/// memory: binding it without a copy, and reading it back into one buffer.
-extension Statement {
+/// memory: binding it without a copy, and reading it back into one buffer. (Kept beside the
+/// reconciler rather than in `Database`: only listings are this large.)
+enum ListingStorage {
     /// Binds a blob without copying it (SQLITE_STATIC): the caller keeps the bytes alive and
     /// unchanged until the statement is stepped and reset.
-    func bindBlobNoCopy(_ index: Int32, _ bytes: UnsafeBufferPointer<UInt8>) throws {
+    static func bindBlobNoCopy(_ statement: Statement, _ index: Int32, _ bytes: UnsafeBufferPointer<UInt8>) throws {
+        let handle = statement.handle, database = statement.database
         let rc = bytes.baseAddress.map { sqlite3_bind_blob64(handle, index, $0, sqlite3_uint64(bytes.count), nil) }
             ?? sqlite3_bind_zeroblob(handle, index, 0)
         if rc != SQLITE_OK {
@@ -19,13 +21,12 @@ extension Statement {
                                 systemErrno: sqlite3_system_errno(database.handle))
         }
     }
-}
 
-extension Database {
     /// A blob read in chunks (sqlite3_blob_read) into one buffer the caller owns. Through
     /// `sqlite3_column_blob`, SQLite would first load the whole value itself, and the copy out
     /// of it would double the peak. The value must be a blob (or text), not NULL.
-    func readBlob(table: String, column: String, row: Int64) throws -> OwnedBytes {
+    static func readBlob(_ db: Database, table: String, column: String, row: Int64) throws -> OwnedBytes {
+        let handle = db.handle, path = db.path
         var blob: OpaquePointer?
         let rc = sqlite3_blob_open(handle, "main", table, column, row, 0, &blob)
         guard rc == SQLITE_OK, let blob else {

@@ -139,7 +139,7 @@ public struct Reconciler: Sendable {
             try insert.bind(4, listing.keyName)
             try insert.bind(5, Int64(listing.index.count))
             try insert.bind(6, Int64(fetched.bytes))
-            try insert.bindBlobNoCopy(7, listing.index.payload.buffer)
+            try ListingStorage.bindBlobNoCopy(insert, 7, listing.index.payload.buffer)
             try insert.bind(8, listing.signature)
             try insert.step()
             insert.reset()

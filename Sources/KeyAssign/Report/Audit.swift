@@ -180,7 +180,7 @@ public enum Audit {
         while try ids.step() { listingIDs.append(ids.int(0)) }
         // From migration 5 on a listing is its signed payload and signature; before, the
         // whole envelope in `body`.
-        let stored = try db.prepare("SELECT payload IS NOT NULL, signature, key_name FROM listings WHERE id = ?1")
+        let stored = try db.prepare("SELECT typeof(payload), signature, key_name, typeof(body) FROM listings WHERE id = ?1")
         let quoted = try db.prepare("""
             SELECT s.id, s.entry_index, s.entry, w.license_key FROM settlements s JOIN work w ON w.id = s.work_id
             WHERE s.listing_id = ?1 ORDER BY s.id
@@ -189,14 +189,19 @@ public enum Audit {
             evidence.listingsChecked += 1
             try stored.bind(1, listingID)
             guard try stored.step() else { stored.reset(); continue }
-            let split = stored.int(0) != 0
+            let payloadType = stored.string(0) ?? "null", bodyType = stored.string(3) ?? "null"
             let signature = stored.string(1) ?? ""
             let keyName = stored.string(2) ?? ""
             stored.reset()
-            let verdict = split
-                ? verifier.verifyStored(payload: try db.readBlob(table: "listings", column: "payload", row: listingID),
-                                        signature: signature, keyName: keyName)
-                : verifier.verify(try db.readBlob(table: "listings", column: "body", row: listingID), maxAge: nil)
+            // A value edited into a number (or NULL) is read as no bytes: it does not verify.
+            func bytes(_ column: String, _ type: String) throws -> OwnedBytes {
+                type == "blob" || type == "text"
+                    ? try ListingStorage.readBlob(db, table: "listings", column: column, row: listingID)
+                    : OwnedBytes(copying: [])
+            }
+            let verdict = payloadType != "null"
+                ? verifier.verifyStored(payload: try bytes("payload", payloadType), signature: signature, keyName: keyName)
+                : verifier.verify(try bytes("body", bodyType), maxAge: nil)
             let index: ListingIndex?
             switch verdict {
             case .trusted(let listing) where listing.code == 730:
