@@ -66,10 +66,10 @@ import Testing
         }
         #expect(html.contains("invalid input: "))
         #expect(html.contains("keyassign import --db \(bench.db) &#39;\(bench.dir.path)/shop&lt;i&gt;&amp;&#39;\\&#39;&#39;.csv&#39;"))
-        // Refused: every key, the plain reason, and the owner column waiting for reconciliation.
+        // Refused: every key, the reason, and the owner column from the run's reconciliation.
         #expect(html.contains("Refused keys (3)"))
         for key in refusedKeys { #expect(html.contains("<code>\(key)</code>")) }
-        #expect(html.contains("not known yet"))
+        #expect(html.components(separatedBy: "<td class=\"owner\">unknown to the server (listing 1)</td>").count == 4)
         // A table per source file.
         #expect(html.contains("<h3><code>\(bench.dir.path)/later.csv</code></h3>"))
         #expect(html.contains("<h3><code>\(bench.dir.path)/shop&lt;i&gt;&amp;&#39;.csv</code></h3>"))

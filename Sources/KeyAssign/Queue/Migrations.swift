@@ -155,6 +155,17 @@ enum Migrations {
             -- the last attempt's start plus this.
             ALTER TABLE runs ADD COLUMN request_timeout REAL;
             """),
+        // A listing is kept as what its signature covers: `payload`, the signed payload
+        // (`response_base64` decoded: only canonical base64 verifies, so encoding it again gives
+        // the signed text byte for byte), and `signature`, the envelope's signature as sent.
+        // `body` is then empty: the rest of the envelope (chiefly its unsigned `response`, a
+        // second copy of the payload) proves nothing and doubled what each listing wrote.
+        // Listings stored before keep their whole envelope in `body`, with these NULL;
+        // `audit` verifies both.
+        (5, """
+            ALTER TABLE listings ADD COLUMN payload BLOB;
+            ALTER TABLE listings ADD COLUMN signature TEXT;
+            """),
     ]
 
     static func migrate(_ db: Database) throws {

@@ -5,6 +5,8 @@ public struct VerifiedListing: Sendable {
     public let index: ListingIndex
     /// The key that signed it (`private_key_used`).
     public let keyName: String
+    /// The envelope's `signature`, as sent (base64): with the payload, what is kept as evidence.
+    public let signature: String
     public var code: Int { index.code }
     public var timestamp: Int64 { index.timestamp }
 }
@@ -59,32 +61,17 @@ public struct ListingVerifier: Sendable {
         guard missing.isEmpty, let response, let signed, let keyName, let signatureText else {
             return .untrusted(.envelopeMissingFields, "the listing lacks " + missing.joined(separator: ", "))
         }
-        if signatureText == ReplyVerifier.unsignedMarker {
-            return .untrusted(.unsigned, "the server signs nothing: its signature field says \"\(ReplyVerifier.unsignedMarker)\"")
-        }
-        let candidates = keyRing.keys(named: keyName)
-        guard !candidates.isEmpty else {
-            return .untrusted(.unknownKey, "signed with key \"\(ReplyVerifier.printable(keyName))\", but keyassign only has public keys for: \(keyRing.names.joined(separator: ", "))")
-        }
-        guard let signature = Base64Strict.decode(signatureText.utf8) else {
-            return .untrusted(.signatureNotBase64, "the signature is not standard base64")
-        }
-        // Keys of one name may differ in size: only those whose modulus matches the
-        // signature's length can have made it. Usually one key: each pass decodes the payload.
-        let sized = candidates.filter { $0.signatureLength == signature.count }
-        guard !sized.isEmpty else {
-            let lengths = Set(candidates.map(\.signatureLength)).sorted().map(String.init).joined(separator: " or ")
-            return .untrusted(.signatureWrongLength, "the signature is \(signature.count) bytes; key \"\(keyName)\" signs \(lengths)")
+        let signing: (keys: [KeyRing.Key], signature: [UInt8])
+        switch signingKeys(keyName: keyName, signatureText: signatureText) {
+        case .failure(let refusal): return .untrusted(refusal.reason, refusal.detail)
+        case .success(let found): signing = found
         }
         var verified: (holds: Bool, payload: OwnedBytes?)?
-        for key in sized {
-            let digested = digestAndDecode(UnsafeBufferPointer(rebasing: bytes[signed.range]), signature: signature, key: key)
+        for key in signing.keys {
+            let digested = digestAndDecode(UnsafeBufferPointer(rebasing: bytes[signed.range]), signature: signing.signature, key: key)
             if digested.holds { verified = digested; break }
         }
-        guard let digested = verified else {
-            let tried = candidates.count == 1 ? "" : " (none of its \(candidates.count) keys)"
-            return .untrusted(.badSignature, "the signature does not match response_base64 under key \"\(keyName)\"\(tried)")
-        }
+        guard let digested = verified else { return badSignature(keyName) }
         guard let payload = digested.payload else {
             return .untrusted(.payloadNotJSON, "response_base64 is signed but is not standard base64")
         }
@@ -103,7 +90,85 @@ public struct ListingVerifier: Sendable {
             let shown = age.magnitude < 1e15 ? String(Int64(age.rounded())) : String(age)
             return .untrusted(.stale, "the listing was signed at \(index.timestamp), \(shown) s before now; more than the allowed \(maxAge) s either way")
         }
-        return .trusted(VerifiedListing(index: index, keyName: keyName))
+        return .trusted(VerifiedListing(index: index, keyName: keyName, signature: signatureText))
+    }
+
+    /// Verifies a listing kept as its signed payload and signature (`listings.payload`, from
+    /// migration 5 on): the signed text is the payload's base64, because only canonical
+    /// base64 was accepted when it was fetched, so it is encoded again, in chunks, into the
+    /// digest. No freshness check: this is `audit` of evidence kept.
+    public func verifyStored(payload: OwnedBytes, signature signatureText: String, keyName: String) -> ListingVerdict {
+        let signing: (keys: [KeyRing.Key], signature: [UInt8])
+        switch signingKeys(keyName: keyName, signatureText: signatureText) {
+        case .failure(let refusal): return .untrusted(refusal.reason, refusal.detail)
+        case .success(let found): signing = found
+        }
+        guard signing.keys.contains(where: { digestEncoded(payload.buffer, signature: signing.signature, key: $0) }) else {
+            return badSignature(keyName)
+        }
+        switch ListingParser.parse(payload) {
+        case .failure(let failure):
+            return .untrusted(failure.missingFields ? .payloadMissingFields : .payloadNotJSON, failure.message)
+        case .success(let index):
+            return .trusted(VerifiedListing(index: index, keyName: keyName, signature: signatureText))
+        }
+    }
+
+    private struct Refusal: Error {
+        var reason: UntrustedReason
+        var detail: String
+    }
+
+    /// The keys that could have made the signature: those of its name whose modulus matches
+    /// its length. Usually one key: each pass over a listing digests the whole payload.
+    private func signingKeys(keyName: String, signatureText: String) -> Result<(keys: [KeyRing.Key], signature: [UInt8]), Refusal> {
+        if signatureText == ReplyVerifier.unsignedMarker {
+            return .failure(Refusal(reason: .unsigned, detail: "the server signs nothing: its signature field says \"\(ReplyVerifier.unsignedMarker)\""))
+        }
+        let candidates = keyRing.keys(named: keyName)
+        guard !candidates.isEmpty else {
+            return .failure(Refusal(reason: .unknownKey, detail: "signed with key \"\(ReplyVerifier.printable(keyName))\", but keyassign only has public keys for: \(keyRing.names.joined(separator: ", "))"))
+        }
+        guard let signature = Base64Strict.decode(signatureText.utf8) else {
+            return .failure(Refusal(reason: .signatureNotBase64, detail: "the signature is not standard base64"))
+        }
+        let sized = candidates.filter { $0.signatureLength == signature.count }
+        guard !sized.isEmpty else {
+            let lengths = Set(candidates.map(\.signatureLength)).sorted().map(String.init).joined(separator: " or ")
+            return .failure(Refusal(reason: .signatureWrongLength, detail: "the signature is \(signature.count) bytes; key \"\(keyName)\" signs \(lengths)"))
+        }
+        return .success((sized, signature))
+    }
+
+    private func badSignature(_ keyName: String) -> ListingVerdict {
+        let count = keyRing.keys(named: keyName).count
+        let tried = count == 1 ? "" : " (none of its \(count) keys)"
+        return .untrusted(.badSignature, "the signature does not match response_base64 under key \"\(keyName)\"\(tried)")
+    }
+
+    /// Feeds base64(payload) to the digest in chunks (EVP_EncodeBlock: standard alphabet,
+    /// padded, no line breaks), so that no encoded copy of the whole payload is made.
+    private func digestEncoded(_ payload: UnsafeBufferPointer<UInt8>, signature: [UInt8], key: KeyRing.Key) -> Bool {
+        guard let ctx = EVP_MD_CTX_new() else { return false }
+        defer { EVP_MD_CTX_free(ctx) }
+        guard EVP_DigestVerifyInit(ctx, nil, keyRing.sha256, nil, key.pkey) == 1 else {
+            ERR_clear_error()
+            return false
+        }
+        let chunk = 3 << 14
+        var encoded = [UInt8](repeating: 0, count: chunk / 3 * 4 + 1)
+        var offset = 0
+        encoded.withUnsafeMutableBufferPointer { out in
+            while offset < payload.count, let base = payload.baseAddress {
+                let count = min(chunk, payload.count - offset)
+                let length = EVP_EncodeBlock(out.baseAddress, base + offset, Int32(count))
+                _ = EVP_DigestVerifyUpdate(ctx, out.baseAddress, Int(length))
+                offset += count
+            }
+        }
+        let result = signature.withUnsafeBufferPointer { EVP_DigestVerifyFinal(ctx, $0.baseAddress, $0.count) }
+        if result != 1 { ERR_clear_error() }
+        return result == 1
     }
 
     /// Feeds the signed text (the string's value: `\/` and other escapes undone) to the

@@ -87,15 +87,24 @@ public enum ReconcileJob {
         }
         let listingID = options.dryRun ? nil
             : try Reconciler.store(fetched, server: options.endpoint.display, in: db)
+        let storedAt = Timestamps.now()
         let prefix = options.dryRun ? "would " : ""
+        // One line per row, handed on in blocks: a write per line was a system call per row.
+        var lines = ""
         let counts = try Reconciler.apply(fetched, listingID: listingID, selection: .states(options.states), in: db,
                                           defaultTimeout: options.timeout, maxAttempts: options.maxAttempts) { change in
             let decision = change.decision
             let what = decision.settled
                 ? (decision.state == change.from ? "\(prefix)explain \(change.from.rawValue)" : "\(prefix)\(change.from.rawValue) -> \(decision.state.rawValue)")
                 : "\(change.from.rawValue) stays (waiting)"
-            output([change.licenseKey, what, decision.rule.rawValue, decision.reason].joined(separator: "\t") + "\n")
+            lines += [change.licenseKey, what, decision.rule.rawValue, decision.reason].joined(separator: "\t") + "\n"
+            if lines.utf8.count >= 1 << 16 {
+                output(lines)
+                lines = ""
+            }
         }
+        if !lines.isEmpty { output(lines) }
+        logger.info("reconcile: \(fetched.bytes) bytes fetched in \(seconds(fetched.receivedAt - fetched.fetchedAt)), verified in \(seconds(fetched.verifiedAt - fetched.receivedAt)), \(listingID == nil ? "not stored" : "stored in \(seconds(storedAt - fetched.verifiedAt))"), \(counts.selected) row(s) walked in \(seconds(Timestamps.now() - storedAt))")
         let listing = fetched.listing
         var summary = "listing \(listingID.map(String.init) ?? "(dry run, not stored)") of \(listing.index.count) keys"
         summary += " signed at \(Timestamps.iso8601(Double(listing.timestamp))) by key \(listing.keyName)"
@@ -107,5 +116,9 @@ public enum ReconcileJob {
         if listing.index.duplicateKeys > 0 { summary += "; \(listing.index.duplicateKeys) key(s) listed twice (the first entry counts)" }
         logger.notice("reconcile: \(summary)")
         return (counts.unsettled == 0 ? .ok : .someFailed, summary)
+    }
+
+    private static func seconds(_ value: Double) -> String {
+        "\(Double((value * 100).rounded()) / 100) s"
     }
 }

@@ -37,12 +37,19 @@ public struct Reconciler: Sendable {
         }
     }
 
-    /// A verified listing and what it came from.
+    /// A verified listing and what it came from. The envelope itself is not kept: once
+    /// verified, its signed payload (in `listing.index`) and signature are the evidence, and
+    /// the envelope's other half, the unsigned `response` copy, only repeats the payload.
     public struct Fetched: Sendable {
         public let listing: VerifiedListing
-        public let raw: OwnedBytes
+        /// The envelope's size as received.
+        public let bytes: Int
         /// Local time the request started.
         public let fetchedAt: Double
+        /// Local times the last byte arrived and the verification ended: what each step took,
+        /// for the log.
+        public let receivedAt: Double
+        public let verifiedAt: Double
 
         /// The listing was taken no earlier than this: the request's start, or the signed
         /// timestamp when that is earlier (a clock behind ours, or a replayed listing).
@@ -99,38 +106,44 @@ public struct Reconciler: Sendable {
             let text = String(decoding: body.prefix(200), as: UTF8.self)
             return .failure(.failed("HTTP \(status): \(ReplyVerifier.printable(text, limit: 200))"))
         case .body(let raw):
-            switch verifier.verify(raw, maxAge: maxClockSkew, now: Timestamps.now()) {
+            let received = Timestamps.now()
+            switch verifier.verify(raw, maxAge: maxClockSkew, now: received) {
             case .untrusted(let reason, let detail):
                 return .failure(.untrusted(reason, detail))
             case .trusted(let listing):
                 guard listing.code == 730 else {
                     return .failure(.notListing(code: listing.code, message: listing.index.message))
                 }
-                return .success(Fetched(listing: listing, raw: raw, fetchedAt: started))
+                return .success(Fetched(listing: listing, bytes: raw.count, fetchedAt: started,
+                                        receivedAt: received, verifiedAt: Timestamps.now()))
             }
         }
     }
 
-    /// Keeps the raw signed listing; returns its id. The body goes in through SQLite's
-    /// incremental blob I/O: bound as a value, SQLite would first build the whole record in
-    /// memory, a second copy of a listing that may be hundreds of megabytes.
+    /// Keeps the signed listing; returns its id. What is kept is what the signature covers
+    /// (the payload: `response_base64` decoded, which encodes back to the signed text byte for
+    /// byte, since only canonical base64 verifies) and the signature: less than half of the
+    /// envelope. The payload is bound where it lies, without a copy of ours (SQLite copies
+    /// it once into the record); filling a `zeroblob` instead writes every page twice, once
+    /// as zeros and once with the bytes, when the blob is larger than the page cache.
     public static func store(_ fetched: Fetched, server: String, in db: Database) throws -> Int64 {
-        try db.transaction {
+        let listing = fetched.listing
+        return try db.transaction {
             let insert = try db.prepare("""
-                INSERT INTO listings (server, fetched_at, signed_at, key_name, entries, bytes, body)
-                VALUES (?1, ?2, ?3, ?4, ?5, ?6, zeroblob(?6))
+                INSERT INTO listings (server, fetched_at, signed_at, key_name, entries, bytes, body, payload, signature)
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6, x'', ?7, ?8)
                 """)
             try insert.bind(1, server)
             try insert.bind(2, Timestamps.iso8601(fetched.fetchedAt))
-            try insert.bind(3, fetched.listing.timestamp)
-            try insert.bind(4, fetched.listing.keyName)
-            try insert.bind(5, Int64(fetched.listing.index.count))
-            try insert.bind(6, Int64(fetched.raw.count))
+            try insert.bind(3, listing.timestamp)
+            try insert.bind(4, listing.keyName)
+            try insert.bind(5, Int64(listing.index.count))
+            try insert.bind(6, Int64(fetched.bytes))
+            try ListingStorage.bindBlobNoCopy(insert, 7, listing.index.payload.buffer)
+            try insert.bind(8, listing.signature)
             try insert.step()
             insert.reset()
-            let id = db.lastInsertRowID
-            try db.writeBlob(table: "listings", column: "body", row: id, bytes: fetched.raw.buffer)
-            return id
+            return db.lastInsertRowID
         }
     }
 
@@ -183,27 +196,27 @@ public struct Reconciler: Sendable {
         let index = fetched.listing.index
         let takenAt = fetched.takenAt
         var after: Int64 = 0
-        while true {
-            struct Pending {
-                var id: Int64
-                var key: String
-                var row: ReconcileRules.Row
-            }
-            var batch: [Pending] = []
-            try select.bind(1, after)
-            if let runID { try select.bind(2, runID) }
-            while try select.step() {
-                guard let state = WorkState(rawValue: select.string(4) ?? "") else { continue }
-                batch.append(Pending(id: select.int(0), key: select.string(1) ?? "",
-                                     row: ReconcileRules.Row(state: state, ownerName: select.string(2), email: select.string(3),
-                                                             attempts: Int(select.int(5)), requestTimeout: defaultTimeout)))
-            }
-            select.reset()
-            guard let last = batch.last else { break }
-            after = last.id
-            let now = Timestamps.now()
-            let nowText = Timestamps.iso8601(now)
-            try db.transaction {
+        func walk() throws {
+            while true {
+                struct Pending {
+                    var id: Int64
+                    var key: String
+                    var row: ReconcileRules.Row
+                }
+                var batch: [Pending] = []
+                try select.bind(1, after)
+                if let runID { try select.bind(2, runID) }
+                while try select.step() {
+                    guard let state = WorkState(rawValue: select.string(4) ?? "") else { continue }
+                    batch.append(Pending(id: select.int(0), key: select.string(1) ?? "",
+                                         row: ReconcileRules.Row(state: state, ownerName: select.string(2), email: select.string(3),
+                                                                 attempts: Int(select.int(5)), requestTimeout: defaultTimeout)))
+                }
+                select.reset()
+                guard let last = batch.last else { break }
+                after = last.id
+                let now = Timestamps.now()
+                let nowText = Timestamps.iso8601(now)
                 for var pending in batch {
                     counts.selected += 1
                     let entry = index.entry(forKey: pending.key)
@@ -257,6 +270,16 @@ public struct Reconciler: Sendable {
                     }
                 }
             }
+        }
+        // One transaction for the whole walk: committed per batch, the pages every batch
+        // touches (the tables' and indexes' upper levels, the settlements' last page) were
+        // written to the WAL once per batch, and checkpointed as often. Memory stays bounded
+        // all the same: SQLite spills a large transaction's pages to the WAL as it goes. A dry
+        // run only reads, without the lock (a run may be going): it takes no write lock.
+        if listingID == nil {
+            try walk()
+        } else {
+            try db.transaction { try walk() }
         }
         return counts
     }

@@ -178,19 +178,32 @@ public enum Audit {
         let ids = try db.prepare("SELECT id FROM listings ORDER BY id")
         var listingIDs: [Int64] = []
         while try ids.step() { listingIDs.append(ids.int(0)) }
-        let body = try db.prepare("SELECT body FROM listings WHERE id = ?1")
+        // From migration 5 on a listing is its signed payload and signature; before, the
+        // whole envelope in `body`.
+        let stored = try db.prepare("SELECT typeof(payload), signature, key_name, typeof(body) FROM listings WHERE id = ?1")
         let quoted = try db.prepare("""
             SELECT s.id, s.entry_index, s.entry, w.license_key FROM settlements s JOIN work w ON w.id = s.work_id
             WHERE s.listing_id = ?1 ORDER BY s.id
             """)
         for listingID in listingIDs {
             evidence.listingsChecked += 1
-            try body.bind(1, listingID)
-            guard try body.step() else { body.reset(); continue }
-            let raw = body.ownedBlob(0)
-            body.reset()
+            try stored.bind(1, listingID)
+            guard try stored.step() else { stored.reset(); continue }
+            let payloadType = stored.string(0) ?? "null", bodyType = stored.string(3) ?? "null"
+            let signature = stored.string(1) ?? ""
+            let keyName = stored.string(2) ?? ""
+            stored.reset()
+            // A value edited into a number (or NULL) is read as no bytes: it does not verify.
+            func bytes(_ column: String, _ type: String) throws -> OwnedBytes {
+                type == "blob" || type == "text"
+                    ? try ListingStorage.readBlob(db, table: "listings", column: column, row: listingID)
+                    : OwnedBytes(copying: [])
+            }
+            let verdict = payloadType != "null"
+                ? verifier.verifyStored(payload: try bytes("payload", payloadType), signature: signature, keyName: keyName)
+                : verifier.verify(try bytes("body", bodyType), maxAge: nil)
             let index: ListingIndex?
-            switch verifier.verify(raw, maxAge: nil) {
+            switch verdict {
             case .trusted(let listing) where listing.code == 730:
                 index = listing.index
                 evidence.verifiedListings.insert(listingID)

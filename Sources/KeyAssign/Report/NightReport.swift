@@ -178,18 +178,42 @@ public struct NightReport: Sendable, Equatable {
     }
 
     static func loadRefused(_ db: Database, limit: Int) throws -> Capped<RefusedRow> {
-        let rows = try db.prepare("SELECT \(RowReport.columns) FROM work WHERE state = 'rejected' ORDER BY id LIMIT ?")
+        // The row's settlement, if its last change was one (as `audit` and `history` read it):
+        // what the server's signed listing said about the key when it explained the refusal.
+        let rows = try db.prepare("""
+            SELECT \(RowReport.columns), s.entry, s.entry_index, s.listing_id FROM work w
+            LEFT JOIN settlements s ON s.id = (SELECT max(id) FROM settlements
+                                               WHERE work_id = w.id AND settled_at = w.updated_at)
+            WHERE w.state = 'rejected' ORDER BY w.id LIMIT ?
+            """)
         try rows.bind(1, Int64(limit))
         var items: [RefusedRow] = []
         while try rows.step() {
-            // RECONCILIATION SEAM: when the reconciliation table (signed key listings, the
-            // settled rows pointing at it) is merged, select the listing's owner here
-            // (a LEFT JOIN on the row's pointer) and pass it as `currentOwner`. Until then
-            // the reason column carries what is known: the row's `last_error`, which
-            // reconciliation fills with the current owner, else the plain reason.
-            items.append(RefusedRow(row: ReportRow(rows), currentOwner: nil))
+            let row = ReportRow(rows)
+            var owner: String?
+            if !rows.isNull(12) {
+                let listing = " (listing \(rows.int(12)))"
+                if let text = rows.string(10) {
+                    owner = ListingEntry.parse(storedText: text, index: Int(rows.int(11))).map { Self.currentOwner($0) + listing }
+                } else {
+                    owner = "unknown to the server" + listing
+                }
+            }
+            items.append(RefusedRow(row: row, currentOwner: owner))
         }
         let total = try db.scalarInt("SELECT count(*) FROM work WHERE state = 'rejected'") ?? 0
         return Capped(items: items, total: total)
+    }
+
+    /// Who holds the key by a listing entry, in the words the reconcile reasons use.
+    static func currentOwner(_ entry: ListingEntry) -> String {
+        switch ReconcileRules.normalized(entry.status) {
+        case "available": return "nobody: the key is available"
+        default:
+            guard ReconcileRules.normalized(entry.ownerEmail) != nil || ReconcileRules.normalized(entry.ownerName) != nil else {
+                return "nobody: the key is \(entry.status ?? "listed without a status")"
+            }
+            return ReconcileRules.owner(entry) + (entry.assignedAt.map { " since \($0)" } ?? "")
+        }
     }
 }
