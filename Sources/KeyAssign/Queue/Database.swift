@@ -157,29 +157,6 @@ public final class Database {
         sqlite3_busy_timeout(handle, Int32(min(seconds, 86_400) * 1000))
     }
 
-    /// Fills a blob made with `zeroblob(N)` in chunks (sqlite3_blob_write), so that SQLite
-    /// never holds the whole value in memory at once.
-    public func writeBlob(table: String, column: String, row: Int64, bytes: UnsafeBufferPointer<UInt8>) throws {
-        var blob: OpaquePointer?
-        var rc = sqlite3_blob_open(handle, "main", table, column, row, 1, &blob)
-        guard rc == SQLITE_OK, let blob else {
-            throw DatabaseError(code: rc, message: String(cString: sqlite3_errmsg(handle)), path: path,
-                                systemErrno: sqlite3_system_errno(handle))
-        }
-        defer { sqlite3_blob_close(blob) }
-        let chunk = 1 << 20
-        var offset = 0
-        while offset < bytes.count && rc == SQLITE_OK {
-            let count = min(chunk, bytes.count - offset)
-            rc = sqlite3_blob_write(blob, bytes.baseAddress! + offset, Int32(count), Int32(offset))
-            offset += count
-        }
-        if rc != SQLITE_OK {
-            throw DatabaseError(code: rc, message: String(cString: sqlite3_errmsg(handle)), path: path,
-                                systemErrno: sqlite3_system_errno(handle))
-        }
-    }
-
     public var changes: Int { Int(sqlite3_changes(handle)) }
     public var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
 
@@ -326,16 +303,6 @@ public final class Statement {
         return UnsafeRawBufferPointer(start: text, count: Int(sqlite3_column_bytes(handle, column)))
     }
 
-    /// A blob copied once into memory the caller owns (a stored key listing may be hundreds of
-    /// megabytes: an array and then another copy would double that).
-    public func ownedBlob(_ column: Int32) -> OwnedBytes {
-        let count = Int(sqlite3_column_bytes(handle, column))
-        guard count > 0, let bytes = sqlite3_column_blob(handle, column),
-              let memory = malloc(count)?.assumingMemoryBound(to: UInt8.self) else { return OwnedBytes(copying: []) }
-        memory.update(from: bytes.assumingMemoryBound(to: UInt8.self), count: count)
-        return OwnedBytes(taking: memory, count: count)
-    }
-
     public func blob(_ column: Int32) -> [UInt8]? {
         if isNull(column) { return nil }
         let count = Int(sqlite3_column_bytes(handle, column))
@@ -418,7 +385,6 @@ public struct DatabaseError: ExitStatusError, CustomStringConvertible, CustomDeb
         return ", while executing `\(shown)`"
     }
 
-    public var asKeyAssignError: KeyAssignError { KeyAssignError(.ioError, description) }
 }
 
 /// A database that could not be opened at all. Its own type because the missing file is the

@@ -43,12 +43,7 @@ public enum ReconcileJob {
     public static func run(_ options: ReconcileOptions, keyRing: KeyRing, logger: Logger,
                            output: (String) -> Void) throws -> ExitStatus {
         try options.validate()
-        let db: Database
-        do {
-            db = try Database(path: options.databasePath, create: false)
-        } catch let error as DatabaseError {
-            throw error.asKeyAssignError
-        }
+        let db = try Database(path: options.databasePath, create: false)
         let reconciler = Reconciler(
             client: ListingClient(endpoint: options.endpoint, apiKey: options.apiKey, timeout: options.timeout,
                                   caFile: options.caFile, maxBytes: options.maxListingBytes),
@@ -57,22 +52,20 @@ public enum ReconcileJob {
         // settled; a dry run writes nothing and needs none.
         let lock = options.dryRun ? nil : try DatabaseLock.acquire(databasePath: options.databasePath, command: "reconcile")
         defer { lock?.release() }
+        let runID = options.dryRun ? nil
+            : try RunRecord.open(db, server: options.endpoint.listingURL.absoluteString, logger: logger)
+        let status: (status: ExitStatus, summary: String)
         do {
-            let runID = options.dryRun ? nil
-                : try RunRecord.open(db, server: options.endpoint.listingURL.absoluteString, logger: logger)
-            let status = try work(options, reconciler: reconciler, db: db, logger: logger, output: output)
-            if let runID {
-                let end = try db.prepare("UPDATE runs SET ended_at = ?1, exit_status = ?2, summary = ?3 WHERE id = ?4")
-                try end.bind(1, Timestamps.nowISO8601())
-                try end.bind(2, Int64(status.status.rawValue))
-                try end.bind(3, "{\"reconcile\":\(JSONText.string(status.summary))}")
-                try end.bind(4, runID)
-                try end.step()
-            }
-            return status.status
-        } catch let error as DatabaseError {
-            throw error.asKeyAssignError
+            status = try work(options, reconciler: reconciler, db: db, logger: logger, output: output)
+        } catch {
+            if let runID { RunRecord.close(db, runID: runID, status: ExitStatus(for: error), summaryJSON: nil, logger: logger) }
+            throw error
         }
+        if let runID {
+            RunRecord.close(db, runID: runID, status: status.status,
+                            summaryJSON: "{\"reconcile\":\(JSONText.string(status.summary))}", logger: logger)
+        }
+        return status.status
     }
 
     private static func work(_ options: ReconcileOptions, reconciler: Reconciler, db: Database, logger: Logger,

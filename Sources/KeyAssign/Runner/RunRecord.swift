@@ -42,11 +42,17 @@ enum RunRecord {
     /// before it could make one). Never throws: a run that cannot record its end still ends with
     /// its own status, and the next run closes the row as one whose process died.
     static func close(_ db: Database, runID: Int64, status: ExitStatus, summary: RunSummary?, logger: Logger) {
+        close(db, runID: runID, status: status, summaryJSON: summary.map(compact), logger: logger)
+    }
+
+    /// `close` for a job whose summary is not a run's (`reconcile`): `summaryJSON` is one JSON
+    /// object, stored as it is.
+    static func close(_ db: Database, runID: Int64, status: ExitStatus, summaryJSON: String?, logger: Logger) {
         do {
             let statement = try db.prepare("UPDATE runs SET ended_at = ?1, exit_status = ?2, summary = ?3 WHERE id = ?4")
             try statement.bind(1, Timestamps.nowISO8601())
             try statement.bind(2, Int64(status.rawValue))
-            try statement.bind(3, summary.map(compact))
+            try statement.bind(3, summaryJSON)
             try statement.bind(4, runID)
             try statement.step()
         } catch {
