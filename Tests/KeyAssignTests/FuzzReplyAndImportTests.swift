@@ -46,7 +46,7 @@ import Testing
             let bytes = Self.mutate(samples[which], donor: samples[(which + 1) % samples.count], using: &random)
             let path = dir.path + "/mutant-\(round)-\(names[which])"
             try Data(bytes).write(to: URL(fileURLWithPath: path))
-            let outcome = ImportJob.run([path], options: ImportOptions(databasePath: db.path), into: db, output: { _ in })
+            let outcome = ImportJob.run([path], options: ImportOptions(databasePath: db.path, lockWait: ImportFixture.lockWait), into: db, output: { _ in })
             #expect(outcome.exitStatus == .ok || outcome.exitStatus == .dataError, "round \(round): \(outcome.exitStatus)")
             if outcome.exitStatus == .ok { imported += 1 }
             queuedTotal += Int64(outcome.queued)

@@ -168,7 +168,7 @@ import Testing
             }
             let path = dir.path + "/fuzz-\(round).csv"
             try Data([UInt8]("license_key,name\n".utf8) + bytes).write(to: URL(fileURLWithPath: path))
-            let outcome = ImportJob.run([path], options: ImportOptions(databasePath: db.path), into: db, output: { _ in })
+            let outcome = ImportJob.run([path], options: ImportOptions(databasePath: db.path, lockWait: ImportFixture.lockWait), into: db, output: { _ in })
             #expect(outcome.exitStatus == .ok || outcome.exitStatus == .dataError)
         }
     }

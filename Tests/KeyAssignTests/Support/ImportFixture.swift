@@ -25,9 +25,16 @@ final class ImportFixture {
         return path
     }
 
+    /// The lock wait of every in-process import in the tests. Other tests in this process spawn
+    /// the CLI: a child between fork and exec holds a copy of every open descriptor, the lock
+    /// file's too (O_CLOEXEC closes it only at exec), so a lock this process has just released
+    /// can look held for a moment. A real second writer would hold it far longer.
+    static let lockWait = 10.0
+
     func run(_ paths: [String], map: [ImportField: String] = [:], delimiter: CSVDelimiter? = nil,
              dryRun: Bool = false, encoding: InputEncoding? = nil) -> ImportOutcome {
-        var options = ImportOptions(databasePath: db.path, columnMap: map, delimiter: delimiter, dryRun: dryRun)
+        var options = ImportOptions(databasePath: db.path, columnMap: map, delimiter: delimiter, dryRun: dryRun,
+                                    lockWait: Self.lockWait)
         options.encoding = encoding
         options.settle = 0  // the files a test writes are complete (settling: IngestHardeningTests)
         return ImportJob.run(paths, options: options, into: db, output: { self.output.append($0) })
