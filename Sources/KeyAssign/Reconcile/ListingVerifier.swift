@@ -62,7 +62,7 @@ public struct ListingVerifier: Sendable {
             return .untrusted(.envelopeMissingFields, "the listing lacks " + missing.joined(separator: ", "))
         }
         let signing: (keys: [KeyRing.Key], signature: [UInt8])
-        switch signingKeys(keyName: keyName, signatureText: signatureText) {
+        switch keyRing.candidates(keyName: keyName, signatureText: signatureText) {
         case .failure(let refusal): return .untrusted(refusal.reason, refusal.detail)
         case .success(let found): signing = found
         }
@@ -99,7 +99,7 @@ public struct ListingVerifier: Sendable {
     /// digest. No freshness check: this is `audit` of evidence kept.
     public func verifyStored(payload: OwnedBytes, signature signatureText: String, keyName: String) -> ListingVerdict {
         let signing: (keys: [KeyRing.Key], signature: [UInt8])
-        switch signingKeys(keyName: keyName, signatureText: signatureText) {
+        switch keyRing.candidates(keyName: keyName, signatureText: signatureText) {
         case .failure(let refusal): return .untrusted(refusal.reason, refusal.detail)
         case .success(let found): signing = found
         }
@@ -114,36 +114,8 @@ public struct ListingVerifier: Sendable {
         }
     }
 
-    private struct Refusal: Error {
-        var reason: UntrustedReason
-        var detail: String
-    }
-
-    /// The keys that could have made the signature: those of its name whose modulus matches
-    /// its length. Usually one key: each pass over a listing digests the whole payload.
-    private func signingKeys(keyName: String, signatureText: String) -> Result<(keys: [KeyRing.Key], signature: [UInt8]), Refusal> {
-        if signatureText == ReplyVerifier.unsignedMarker {
-            return .failure(Refusal(reason: .unsigned, detail: "the server signs nothing: its signature field says \"\(ReplyVerifier.unsignedMarker)\""))
-        }
-        let candidates = keyRing.keys(named: keyName)
-        guard !candidates.isEmpty else {
-            return .failure(Refusal(reason: .unknownKey, detail: "signed with key \"\(ReplyVerifier.printable(keyName))\", but keyassign only has public keys for: \(keyRing.names.joined(separator: ", "))"))
-        }
-        guard let signature = Base64Strict.decode(signatureText.utf8) else {
-            return .failure(Refusal(reason: .signatureNotBase64, detail: "the signature is not standard base64"))
-        }
-        let sized = candidates.filter { $0.signatureLength == signature.count }
-        guard !sized.isEmpty else {
-            let lengths = Set(candidates.map(\.signatureLength)).sorted().map(String.init).joined(separator: " or ")
-            return .failure(Refusal(reason: .signatureWrongLength, detail: "the signature is \(signature.count) bytes; key \"\(keyName)\" signs \(lengths)"))
-        }
-        return .success((sized, signature))
-    }
-
     private func badSignature(_ keyName: String) -> ListingVerdict {
-        let count = keyRing.keys(named: keyName).count
-        let tried = count == 1 ? "" : " (none of its \(count) keys)"
-        return .untrusted(.badSignature, "the signature does not match response_base64 under key \"\(keyName)\"\(tried)")
+        .untrusted(.badSignature, keyRing.badSignatureDetail(keyName: keyName))
     }
 
     /// Feeds base64(payload) to the digest in chunks (EVP_EncodeBlock: standard alphabet,

@@ -104,6 +104,42 @@ public final class KeyRing: @unchecked Sendable {
     /// The keys configured under `name`, in the order given; empty for an unknown name.
     func keys(named name: String) -> [Key] { keys[name] ?? [] }
 
+    /// Why no key of the ring can have made a signature: the verdict's reason and detail.
+    struct Refusal: Error {
+        var reason: UntrustedReason
+        var detail: String
+    }
+
+    /// The keys that could have made `signatureText` under `keyName`, and the signature's
+    /// bytes: those of that name whose modulus matches the signature's length (a 2048-bit key
+    /// and a 4096-bit one may share a name). Replies and listings choose keys this one way,
+    /// so a signature is refused for the same reason, in the same words, wherever it arrives.
+    func candidates(keyName: String, signatureText: String) -> Result<(keys: [Key], signature: [UInt8]), Refusal> {
+        if signatureText == ReplyVerifier.unsignedMarker {
+            return .failure(Refusal(reason: .unsigned, detail: "the server signs nothing: its signature field says \"\(ReplyVerifier.unsignedMarker)\""))
+        }
+        let named = keys(named: keyName)
+        guard !named.isEmpty else {
+            return .failure(Refusal(reason: .unknownKey, detail: "signed with key \"\(ReplyVerifier.printable(keyName))\", but keyassign only has public keys for: \(names.joined(separator: ", "))"))
+        }
+        guard let signature = Base64Strict.decode(signatureText.utf8) else {
+            return .failure(Refusal(reason: .signatureNotBase64, detail: "the signature is not standard base64"))
+        }
+        let sized = named.filter { $0.signatureLength == signature.count }
+        guard !sized.isEmpty else {
+            let lengths = Set(named.map(\.signatureLength)).sorted().map(String.init).joined(separator: " or ")
+            return .failure(Refusal(reason: .signatureWrongLength, detail: "the signature is \(signature.count) bytes; key \"\(keyName)\" signs \(lengths)"))
+        }
+        return .success((sized, signature))
+    }
+
+    /// The detail of a signature that none of the candidates verified.
+    func badSignatureDetail(keyName: String) -> String {
+        let count = keys(named: keyName).count
+        let tried = count == 1 ? "" : " (none of its \(count) keys)"
+        return "the signature does not match response_base64 under key \"\(keyName)\"\(tried)"
+    }
+
     /// Every configured key, by name and then in the order given.
     public var signingKeys: [SigningKey] { names.flatMap { keys(named: $0).map(\.identity) } }
 

@@ -118,31 +118,15 @@ public struct ReplyVerifier: Sendable {
             return .untrusted(.envelopeMissingFields, "the reply lacks " + missing.joined(separator: ", "))
         }
 
-        if signatureText == Self.unsignedMarker {
-            return .untrusted(.unsigned, "the server signs nothing: its signature field says \"\(Self.unsignedMarker)\"")
-        }
-        let candidates = keyRing.keys(named: keyName)
-        guard !candidates.isEmpty else {
-            let known = keyRing.names.joined(separator: ", ")
-            return .untrusted(.unknownKey, "signed with key \"\(Self.printable(keyName))\", but keyassign only has public keys for: \(known)")
-        }
-        guard let signature = Base64Strict.decode(signatureText.utf8) else {
-            return .untrusted(.signatureNotBase64, "the signature is not standard base64")
-        }
-        // Keys of one name may differ in size (a 2048-bit key and a 4096-bit one): only those
-        // whose modulus matches the signature's length can have made it.
-        let sized = candidates.filter { $0.signatureLength == signature.count }
-        guard !sized.isEmpty else {
-            let lengths = Set(candidates.map(\.signatureLength)).sorted().map(String.init).joined(separator: " or ")
-            return .untrusted(.signatureWrongLength, "the signature is \(signature.count) bytes; key \"\(keyName)\" signs \(lengths)")
+        let sized: [KeyRing.Key], signature: [UInt8]
+        switch keyRing.candidates(keyName: keyName, signatureText: signatureText) {
+        case .failure(let refusal): return .untrusted(refusal.reason, refusal.detail)
+        case .success(let found): (sized, signature) = found
         }
         // Native Swift strings are contiguous UTF-8, so this borrows the bytes without a copy.
         let signer = signedText.utf8.withContiguousStorageIfAvailable { firstKey(of: sized, verifying: signature, over: $0) }
             ?? Array(signedText.utf8).withUnsafeBufferPointer { firstKey(of: sized, verifying: signature, over: $0) }
-        guard let signer else {
-            let tried = candidates.count == 1 ? "" : " (none of its \(candidates.count) keys)"
-            return .untrusted(.badSignature, "the signature does not match response_base64 under key \"\(keyName)\"\(tried)")
-        }
+        guard let signer else { return .untrusted(.badSignature, keyRing.badSignatureDetail(keyName: keyName)) }
         return checkPayload(signedText, response: response, signer: signer.identity, maxAge: maxAge, now: now)
     }
 
