@@ -122,12 +122,7 @@ import Testing
         handle.write(Data(chunk.utf8))
         try handle.close()
 
-        let process = Process()
-        process.executableURL = CLI.executableURL
-        process.arguments = ["import", "--db", db, big]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let process = try CLI.start(["import", "--db", db, big])
         // Mid-import: the transaction has spilled pages into the WAL, and nothing is committed.
         let wal = db + "-wal"
         let deadline = Date().addingTimeInterval(60)

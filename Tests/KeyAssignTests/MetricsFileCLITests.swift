@@ -172,15 +172,7 @@ import Testing
         faults.latency = .fixed(milliseconds: 200)
         let bench = try RunnerBench(inventory: 200, faults: faults)
         let metrics = bench.dir.path + "/keyassign.prom"
-        let process = Process()
-        process.executableURL = CLI.executableURL
-        process.arguments = bench.runArguments(["--concurrency", "4", "--metrics-file", metrics])
-        var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("KEYASSIGN_") }
-        environment["KEYASSIGN_API_KEY"] = bench.server.apiKey
-        process.environment = environment
-        process.standardError = FileHandle.nullDevice
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
+        let process = try bench.startRun(["--concurrency", "4", "--metrics-file", metrics])
         // Signal only once rows are being answered: the handlers are installed by then, however
         // slow the machine (a SIGTERM before them would simply kill the process).
         var deadline = Date().addingTimeInterval(60)

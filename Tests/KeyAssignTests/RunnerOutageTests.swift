@@ -31,17 +31,11 @@ import Testing
     @Test("the server restarts in the middle of a run: every row is assigned in the end, none failed")
     func aRestartMidRunLosesNothing() throws {
         let bench = try HardeningBench(rows: 200, sandbox: [])
-        let process = Process()
-        process.executableURL = CLI.executableURL
-        process.arguments = bench.runArguments(["--rate", "40", "--burst", "2"])
-        var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("KEYASSIGN_") }
-        environment["KEYASSIGN_API_KEY"] = bench.sandbox.apiKey
-        process.environment = environment
-        process.standardOutput = FileHandle.nullDevice
         let stderr = bench.dir.path + "/run.err"
         _ = FileManager.default.createFile(atPath: stderr, contents: nil)
-        process.standardError = FileHandle(forWritingAtPath: stderr)
-        try process.run()
+        let process = try CLI.start(bench.runArguments(["--rate", "40", "--burst", "2"]),
+                                    environment: ["KEYASSIGN_API_KEY": bench.sandbox.apiKey],
+                                    standardError: FileHandle(forWritingAtPath: stderr) as Any)
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
 
         // Once a few rows are through, stop the server for a few seconds, then bring it back

@@ -42,15 +42,7 @@ import Testing
         var faults = SandboxConfiguration.Faults()
         faults.latency = .fixed(milliseconds: 200)
         let bench = try RunnerBench(inventory: 200, faults: faults)
-        let process = Process()
-        process.executableURL = CLI.executableURL
-        process.arguments = bench.runArguments(["--concurrency", "4"])
-        var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("KEYASSIGN_") }
-        environment["KEYASSIGN_API_KEY"] = bench.server.apiKey
-        process.environment = environment
-        process.standardError = FileHandle.nullDevice
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
+        let process = try bench.startRun(["--concurrency", "4"])
         // Signal a run that is sending: a SIGTERM that arrives while the process is still starting
         // (slow on a loaded machine) is blocked by the spawning thread's inherited mask and then
         // discarded when the runner sets SIG_IGN to install its handler.

@@ -12,13 +12,9 @@ import Testing
     @Test func writesItsFilesServesAndStopsCleanlyOnSIGTERM() async throws {
         let directory = try TemporaryDirectory()
         let state = directory.path + "/state"
-        let process = Process()
-        process.executableURL = CLI.executableURL
-        process.arguments = ["sandbox", "--state-dir", state, "--generate-keys", "5", "--seed", "7"]
         let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let process = try CLI.start(["sandbox", "--state-dir", state, "--generate-keys", "5", "--seed", "7"],
+                                    standardOutput: output)
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
 
         // DIR/port appears only once the socket is bound.

@@ -137,13 +137,8 @@ import Testing
         let badName = try CLI.run(["sandbox", "--state-dir", state, "--key-name", "two words"])
         #expect(badName.status == 64 && badName.stderr.contains("key name"), "\(badName.stderr)")
 
-        let process = Process()
-        process.executableURL = CLI.executableURL
-        process.arguments = ["sandbox", "--state-dir", state, "--generate-keys", "2", "--string-code", "1",
-                             "--key-name", "product", "--no-escape-slashes"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let process = try CLI.start(["sandbox", "--state-dir", state, "--generate-keys", "2", "--string-code", "1",
+                                     "--key-name", "product", "--no-escape-slashes"])
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
         let deadline = Date().addingTimeInterval(20)
         while !FileManager.default.fileExists(atPath: state + "/port") && Date() < deadline && process.isRunning {

@@ -27,12 +27,12 @@ enum CLI {
         return candidate
     }
 
-    /// Runs `keyassign arguments…` to completion. `environment` is added to a minimal
-    /// copy of this process's environment (without any KEYASSIGN_ variable, so that tests
-    /// do not leak into each other).
-    @discardableResult
-    static func run(_ arguments: [String], environment: [String: String] = [:],
-                    currentDirectory: String? = nil, timeout: TimeInterval = 120) throws -> Result {
+    /// Starts `keyassign arguments…` without waiting for it, for a test that signals, kills or
+    /// watches a running process. `environment` is added to a minimal copy of this process's
+    /// environment (without any KEYASSIGN_ variable, so that tests do not leak into each other).
+    static func start(_ arguments: [String], environment: [String: String] = [:], currentDirectory: String? = nil,
+                      standardOutput: Any = FileHandle.nullDevice,
+                      standardError: Any = FileHandle.nullDevice) throws -> Process {
         let process = Process()
         process.executableURL = executableURL
         process.arguments = arguments
@@ -40,11 +40,20 @@ enum CLI {
         env.merge(environment) { _, new in new }
         process.environment = env
         if let currentDirectory { process.currentDirectoryURL = URL(fileURLWithPath: currentDirectory) }
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
+        process.standardOutput = standardOutput
+        process.standardError = standardError
         process.standardInput = FileHandle.nullDevice
         try process.run()
+        return process
+    }
+
+    /// Runs `keyassign arguments…` to completion, in the environment `start` gives it.
+    @discardableResult
+    static func run(_ arguments: [String], environment: [String: String] = [:],
+                    currentDirectory: String? = nil, timeout: TimeInterval = 120) throws -> Result {
+        let out = Pipe(), err = Pipe()
+        let process = try start(arguments, environment: environment, currentDirectory: currentDirectory,
+                                standardOutput: out, standardError: err)
         // Drain both pipes while the child runs, so that a chatty child never blocks.
         let group = DispatchGroup()
         nonisolated(unsafe) var outData = Data(), errData = Data()

@@ -75,6 +75,11 @@ final class RunnerBench {
          "--rate", "0", "--concurrency", "8", "--backoff-base", "0.02", "--backoff-cap", "0.2", "--timeout", "5"] + extra
     }
 
+    /// `run` started in the background, for a test that signals it.
+    func startRun(_ extra: [String] = []) throws -> Process {
+        try CLI.start(runArguments(extra), environment: ["KEYASSIGN_API_KEY": server.apiKey])
+    }
+
     @discardableResult
     func run(_ extra: [String] = [], apiKey: String? = nil) throws -> CLI.Result {
         try CLI.run(runArguments(extra), environment: ["KEYASSIGN_API_KEY": apiKey ?? server.apiKey])
