@@ -112,6 +112,8 @@ import Testing
         let bucket = TokenBucket(rate: 0, burst: 1, now: 0)
         #expect(bucket.available(now: 0) == Int.max)
         #expect(bucket.pause(seconds: 2, now: 10, sentAt: 9.9) == 12)
+        // What the server asked for, however late a later look at the pause comes.
+        #expect(bucket.askedPause == 2)
         #expect(bucket.available(now: 11) == 0)
         #expect(bucket.nextAvailable(now: 11) == 12)
         #expect(bucket.available(now: 12) == Int.max)
@@ -119,6 +121,7 @@ import Testing
         bucket.noteNotRateLimited(sentAt: 19)
         #expect(bucket.pause(seconds: nil, now: 20, sentAt: 19.9) == 21)
         #expect(bucket.pause(seconds: nil, now: 21, sentAt: 20.95) == 23)
+        #expect(bucket.askedPause == 2)
         #expect(bucket.pause(seconds: nil, now: 23, sentAt: 22.9) == 27)
         bucket.noteNotRateLimited(sentAt: 29.9)
         #expect(bucket.pause(seconds: nil, now: 30, sentAt: 29.95) == 31)

@@ -185,7 +185,10 @@ public final class Runner: Sendable {
                     // hour must not hold the run (and the database lock) for an hour.
                     let pause = pauseEnd - now
                     if !budget.allows(pause) {
-                        stopForMaxWait("the server asked to pause \(Int(pause.rounded(.up))) s (HTTP 429), more than the \(Int(budget.remaining.rounded(.down))) s left of --max-wait \(Int(options.maxWait)) s")
+                        // Named as the server asked it: what is left of it by now depends on how
+                        // soon this thread looked, and the person reading wants the server's figure.
+                        let asked = max(pause, bucket.askedPause)
+                        stopForMaxWait("the server asked to pause \(Int(asked.rounded(.up))) s (HTTP 429), more than the \(Int(budget.remaining.rounded(.down))) s left of --max-wait \(Int(options.maxWait)) s")
                         return
                     }
                 }

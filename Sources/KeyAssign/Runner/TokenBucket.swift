@@ -29,6 +29,9 @@ final class TokenBucket: Sendable {
         /// When the current wave's pause began (monotonic); -∞ before the first 429.
         var pauseStartedAt = -Double.infinity
         var pauses = 0
+        /// The length of the longest pause asked for in the current pause, as the server said
+        /// it (or the backoff chose it): what a person is told when the run stops for it.
+        var askedPause: Double = 0
 
         mutating func refill(_ now: Double, rate: Double, capacity: Double) {
             if now > refilledAt {
@@ -99,7 +102,11 @@ final class TokenBucket: Sendable {
             let delay = seconds.map { max(0, min($0, 3600)) }
                 ?? min(60, pow(2, Double(min(max(state.consecutive429, 1) - 1, 10))))
             // A pause that starts counts once; later 429s of its wave may stretch it a little.
-            if now >= state.pausedUntil { state.pauses += 1 }
+            if now >= state.pausedUntil {
+                state.pauses += 1
+                state.askedPause = 0
+            }
+            state.askedPause = max(state.askedPause, delay)
             state.pausedUntil = max(state.pausedUntil, now + delay)
             return state.pausedUntil
         }
@@ -120,6 +127,11 @@ final class TokenBucket: Sendable {
 
     var pauseEnd: Double {
         state.withLock { $0.pausedUntil }
+    }
+
+    /// How long the server asked the current pause to be (the longest of its wave), in seconds.
+    var askedPause: Double {
+        state.withLock { $0.askedPause }
     }
 
     /// Pauses begun so far (a wave of 429s counts once).
