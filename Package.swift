@@ -29,20 +29,19 @@ let package = Package(
             pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]
         ),
-        // The system libcurl (libcurl4-openssl-dev), 7.85.0 or later: the transport.
-        .systemLibrary(
-            name: "CLibcurl",
-            pkgConfig: "libcurl",
-            providers: [.apt(["libcurl4-openssl-dev"])]
+        // libcurl: curl 7.88.1's own headers (include/curl, with their license) and the runtime
+        // library by its soname, so a machine with libcurl4 but without libcurl4-openssl-dev
+        // builds it. CCurl also holds what Swift cannot call on libcurl directly: typed wrappers
+        // of the variadic setopt and getinfo, and the callbacks.
+        .target(
+            name: "CCurl",
+            exclude: ["include/curl/COPYING", "include/curl/README.md"],
+            linkerSettings: [.linkedLibrary(":libcurl.so.4")]
         ),
-        // What Swift cannot call on libcurl directly: typed wrappers of the variadic setopt and
-        // getinfo, and the callbacks. It also refuses, at build time, headers older than 7.85.0.
-        .target(name: "CCurl", dependencies: ["CLibcurl"]),
         .target(
             name: "KeyAssign",
             dependencies: [
                 "CCurl",
-                "CLibcurl",
                 "COpenSSL",
                 "CSQLite",
                 .product(name: "Logging", package: "swift-log"),

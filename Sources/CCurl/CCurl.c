@@ -10,7 +10,7 @@
 // refuses hidden resends needs 7.80.0. Debian 12 ships 7.88.1. Transport/LibCurl.swift checks
 // the library loaded at run time against the same number.
 #if LIBCURL_VERSION_NUM < 0x075500
-#error "keyassign needs libcurl 7.85.0 or later (libcurl4-openssl-dev): CURLOPT_PROTOCOLS_STR"
+#error "keyassign needs libcurl 7.85.0 or later (include/curl): CURLOPT_PROTOCOLS_STR"
 #endif
 
 CURLcode ka_easy_setopt_long(CURL *handle, CURLoption option, long value) {

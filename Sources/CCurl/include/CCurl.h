@@ -1,4 +1,4 @@
-// What Swift cannot do with libcurl's own API (<curl/curl.h>, imported through CLibcurl):
+// What Swift cannot do with libcurl's own API (<curl/curl.h>, curl 7.88.1's headers in include/curl):
 // call the variadic curl_easy_setopt, curl_multi_setopt and curl_easy_getinfo, so each kind of
 // value gets a typed wrapper (the pattern of swift-corelibs-foundation's CFURLSessionInterface),
 // and the callbacks libcurl runs during a transfer, which fill an exchange's record. Everything
@@ -6,7 +6,7 @@
 #ifndef KEYASSIGN_CCURL_H
 #define KEYASSIGN_CCURL_H
 
-#include <curl/curl.h>
+#include "curl/curl.h"
 #include <stddef.h>
 #include <stdint.h>
 
