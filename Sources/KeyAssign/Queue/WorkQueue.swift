@@ -5,8 +5,8 @@
 ///
 /// One per connection, holding the statements a run executes again and again prepared; not
 /// thread-safe (a run shares it behind `SharedQueue`'s mutex).
-final class WorkQueue {
-    let database: Database
+package final class WorkQueue {
+    package let database: Database
 
     private var claimStatement: Statement?
     private var nextDueStatement: Statement?
@@ -14,7 +14,7 @@ final class WorkQueue {
     private var insertAttemptStatement: Statement?
     private var updateRunStatement: Statement?
 
-    init(_ database: Database) {
+    package init(_ database: Database) {
         self.database = database
     }
 
@@ -93,7 +93,7 @@ final class WorkQueue {
     /// `uncertain`, never a plain rejection. Each gets an `interrupted` attempt naming the run
     /// that died. Call it only while holding the `DatabaseLock`, so that no live run owns those
     /// rows. Returns how many rows were recovered.
-    func rescue(runID: Int64, now: Double) throws -> Int {
+    package func rescue(runID: Int64, now: Double) throws -> Int {
         let db = database
         return try db.transaction {
             let nowText = Timestamps.iso8601(now)
@@ -125,7 +125,7 @@ final class WorkQueue {
     }
 
     /// Rows waiting to be sent, now or later (`pending` and `retry`).
-    func rowsToSend() throws -> Int {
+    package func rowsToSend() throws -> Int {
         Int(try database.scalarInt(Self.toSendSQL) ?? 0)
     }
 
@@ -142,7 +142,7 @@ final class WorkQueue {
     /// the commit returns only after the WAL is synced (fdatasync), before any row is sent.
     /// Results stay NORMAL: one lost to a power loss leaves its row `in_flight`, which the
     /// next run recovers as possibly delivered. Cost: docs/benchmarks.md ("Durable claims").
-    func claim(runID: Int64, limit: Int, now: Double) throws -> [ClaimedRow] {
+    package func claim(runID: Int64, limit: Int, now: Double) throws -> [ClaimedRow] {
         if limit <= 0 { return [] }
         let db = database
         let claim = try prepared(&claimStatement, Self.claimSQL)
@@ -170,7 +170,7 @@ final class WorkQueue {
     }
 
     /// When the earliest scheduled retry is due (Unix seconds), if any.
-    func nextRetryDue() throws -> Double? {
+    package func nextRetryDue() throws -> Double? {
         let nextDue = try prepared(&nextDueStatement, Self.nextDueSQL)
         defer { nextDue.reset() }
         guard try nextDue.step(), !nextDue.isNull(0) else { return nil }
@@ -182,7 +182,7 @@ final class WorkQueue {
     /// Records a batch of results in one transaction: each row's new state, one `attempts` row
     /// per result, and the run's `rows_done`. A crash loses only this batch, whose rows are
     /// still `in_flight` and so are recovered by the next run.
-    func record(_ batch: [CompletedAttempt], runID: Int64) throws {
+    package func record(_ batch: [CompletedAttempt], runID: Int64) throws {
         if batch.isEmpty { return }
         let updateWork = try prepared(&updateRowStatement, Self.updateRowSQL)
         let insertAttempt = try prepared(&insertAttemptStatement, Self.insertAttemptSQL)

@@ -8,23 +8,30 @@ import Logging
 /// nothing: the run behaves as it did without reconciliation, with one warning. Any other
 /// problem with the listing (a forged signature, a network error) is logged as well and
 /// changes nothing either: the rows stay as the run left them.
-final class RunReconciliation {
+package final class RunReconciliation {
     private let options: RunOptions
-    private let reconciler: Reconciler
     private let logger: Logger
+    /// One GET of the listing, verified: the reconciler's own, or the simulator's server.
+    private let fetch: () throws -> Result<Reconciler.Fetched, Reconciler.Unavailable>
     private var warned = false
 
-    init(options: RunOptions, keyRing: KeyRing, logger: Logger) {
-        self.options = options
-        self.logger = logger
-        self.reconciler = Reconciler(
+    convenience init(options: RunOptions, keyRing: KeyRing, logger: Logger) {
+        let reconciler = Reconciler(
             client: ListingClient(endpoint: options.endpoint, apiKey: options.apiKey, timeout: options.timeout,
                                   caFile: options.caFile, maxBytes: options.maxListingBytes),
             verifier: ListingVerifier(keyRing: keyRing), maxClockSkew: options.maxClockSkew)
+        self.init(options: options, logger: logger, fetch: { try reconciler.fetch() })
+    }
+
+    package init(options: RunOptions, logger: Logger,
+                 fetch: @escaping () throws -> Result<Reconciler.Fetched, Reconciler.Unavailable>) {
+        self.options = options
+        self.logger = logger
+        self.fetch = fetch
     }
 
     /// Right after the rescue. Records this run's --timeout (the race rule reads it later).
-    func afterRescue(_ db: Database, runID: Int64, recovered: Int) throws {
+    package func afterRescue(_ db: Database, runID: Int64, recovered: Int) throws {
         let record = try db.prepare("UPDATE runs SET request_timeout = ?1 WHERE id = ?2")
         try record.bind(1, options.timeout)
         try record.bind(2, runID)
@@ -34,7 +41,7 @@ final class RunReconciliation {
     }
 
     /// After the last reply of the run, before its summary.
-    func atEnd(_ db: Database, runID: Int64) throws {
+    package func atEnd(_ db: Database, runID: Int64) throws {
         guard options.reconcile else { return }
         let pending = try db.scalarInt("""
             SELECT count(*) FROM work WHERE state = 'uncertain'
@@ -47,7 +54,7 @@ final class RunReconciliation {
     private func settle(_ db: Database, selection: Reconciler.Selection, why: String) throws {
         do {
             let fetched: Reconciler.Fetched
-            switch try reconciler.fetch() {
+            switch try fetch() {
             case .failure(let unavailable):
                 if unavailable.isExpected {
                     if !warned {

@@ -10,42 +10,33 @@ import Darwin
 
 /// Sends every due row of the work table to the license server and records each outcome.
 ///
-/// Roles: `DatabaseLock` keeps writers apart, `WorkQueue.rescue` recovers rows a dead run left in
-/// flight, the dispatch loop here waits for a free slot, a token (`TokenBucket`) and the end of
-/// any 429 pause, then `WorkQueue.claim` commits a batch of rows `in_flight` and they are sent at
-/// once through `AssignClient`. Each reply is verified and classified (`Classifier`) on the
-/// transport's serial reply queue, and `Completer` commits the results in batches. Callable
-/// in-process (`keyassign demo`).
+/// Every decision is `RunStateMachine`'s; this class carries out its actions. Roles:
+/// `DatabaseLock` keeps writers apart, `WorkQueue.rescue` recovers rows a dead run left in
+/// flight, the machine says when to claim how many rows, when to wait and when to stop, then
+/// `WorkQueue.claim` commits a batch of rows `in_flight` and they are sent at once through
+/// `AssignClient`. Each reply is verified and classified (`RowReply.judge`) on the transport's
+/// serial reply queue, handed to the machine, and `Completer` commits the results in batches.
+/// Callable in-process (`keyassign demo`).
 public final class Runner: Sendable {
     private let options: RunOptions
     private let verifier: ReplyVerifier
     private let logger: Logger
-    private let backoff: Backoff
     private let redaction: ReplyRedaction
+    private let clock: any RunClock
+    /// Wakes the dispatcher: an event the machine says it waits for, or a signal.
     private let wake = DispatchSemaphore(value: 0)
-    private let bucket: TokenBucket
-    /// Claims wait for this many free slots while requests are in flight.
-    private let minimumClaim: Int
-    /// What the dispatcher, the reply queue, the signal handlers and the progress line share.
-    private let state: Mutex<State>
-
-    private struct State {
-        var inFlight = 0
-        var stops = RunStops()
-        var breaker: CircuitBreaker
-        var refusals = RefusalGate<CompletedAttempt>()
-        var tally = RunTally()
-    }
+    /// The dispatcher, the reply queue, the signal handlers and the progress line share it.
+    private let machine: Mutex<RunStateMachine>
 
     public init(options: RunOptions, verifier: ReplyVerifier, logger: Logger) {
         self.options = options
         self.verifier = verifier
         self.logger = logger
-        self.backoff = Backoff(base: options.backoffBase, cap: options.backoffCap)
         self.redaction = ReplyRedaction(apiKey: options.apiKey)
-        self.bucket = TokenBucket(rate: options.rate, burst: options.burst)
-        self.minimumClaim = max(1, min(16, options.concurrency / 4))
-        self.state = Mutex(State(breaker: CircuitBreaker(window: options.maxWait)))
+        let clock = SystemRunClock()
+        self.clock = clock
+        self.machine = Mutex(RunStateMachine(
+            options: options, limiter: RunStateMachine.standardLimiter(options, now: clock.monotonic())))
     }
 
     /// Runs until nothing is due (waiting up to --max-wait for scheduled retries), a signal,
@@ -75,8 +66,8 @@ public final class Runner: Sendable {
     }
 
     private func runLocked(_ shared: SharedQueue, runID: Int64) throws -> RunSummary {
-        let startedWall = Timestamps.now()
-        let startedMono = Timestamps.monotonic()
+        let startedWall = clock.wall()
+        let startedMono = clock.monotonic()
         // The key listing (Reconcile/): rescued rows are checked before any is sent again.
         let reconciliation = RunReconciliation(options: options, keyRing: verifier.keyRing, logger: logger)
         let (recovered, total) = try shared.with { queue -> (Int, Int) in
@@ -121,8 +112,10 @@ public final class Runner: Sendable {
             loopError = loopError ?? error
         }
         if let loopError { throw loopError }
-        // One listing settles what the run left uncertain (not after a signal or an auth stop).
-        if !shouldStop() { try shared.with { try reconciliation.atEnd($0.database, runID: runID) } }
+        // One listing settles what the run left uncertain (not after a stop).
+        if machine.withLock({ $0.reconcilesAtEnd }) {
+            try shared.with { try reconciliation.atEnd($0.database, runID: runID) }
+        }
 
         let summary = try shared.with { queue in
             try summarize(queue, runID: runID, startedWall: startedWall, startedMono: startedMono, recovered: recovered)
@@ -134,304 +127,123 @@ public final class Runner: Sendable {
         return summary
     }
 
-    // MARK: dispatching
-
-    private func shouldStop() -> Bool {
-        state.withLock { $0.stops.any }
-    }
+    // MARK: carrying out the machine's actions
 
     private var inFlightNow: Int {
-        state.withLock { $0.inFlight }
+        machine.withLock { $0.inFlight }
     }
 
     private func dispatchLoop(_ shared: SharedQueue, runID: Int64, client: AssignClient, completer: Completer) throws {
-        let concurrency = options.concurrency
-        // Waiting the dispatcher did, against --max-wait.
-        var budget = WaitBudget(limit: options.maxWait)
         while true {
-            if shouldStop() { return }
             if let error = completer.error { throw error }
-            let free = concurrency - inFlightNow
-            if free <= 0 {
-                _ = wake.wait(timeout: .now() + .milliseconds(50))
-                continue
+            let (action, notices) = machine.withLock { machine in
+                (machine.next(now: clock.monotonic()), machine.takeNotices())
             }
-            var now = Timestamps.monotonic()
-            // An unreachable server gets one probe at a time, and an end.
-            var breakerLimit = Int.max
-            switch breakerPermission(now: now) {
-            case .send(let limit):
-                breakerLimit = limit
-            case .awaitProbe:
-                _ = wake.wait(timeout: .now() + .milliseconds(50))
-                continue
-            case .probeAt(let at):
-                if !budget.allows(at - now) {
-                    giveUpUnreachable(now: now, why: "the next try would pass --max-wait")
-                    return
-                }
-                waitCounted(until: at, budget: &budget)
-                continue
-            case .giveUp:
-                giveUpUnreachable(now: now, why: nil)
+            log(notices)
+            switch action {
+            case .stop:
                 return
-            }
-            let tokens = bucket.available(now: now)
-            if tokens <= 0 {
-                let at = bucket.nextAvailable(now: now)
-                let pauseEnd = bucket.pauseEnd
-                if pauseEnd > now {
-                    // A 429 pause is waiting, and --max-wait bounds it: a server that asks for an
-                    // hour must not hold the run (and the database lock) for an hour.
-                    let pause = pauseEnd - now
-                    if !budget.allows(pause) {
-                        // Named as the server asked it: what is left of it by now depends on how
-                        // soon this thread looked, and the person reading wants the server's figure.
-                        let asked = max(pause, bucket.askedPause)
-                        stopForMaxWait("the server asked to pause \(Int(asked.rounded(.up))) s (HTTP 429), more than the \(Int(budget.remaining.rounded(.down))) s left of --max-wait \(Int(options.maxWait)) s")
-                        return
-                    }
-                }
-                let before = Timestamps.monotonic()
-                waitUntil(monotonic: at)
-                now = Timestamps.monotonic()
-                budget.spend(min(now, pauseEnd) - before)
-                continue
-            }
-            // When slots, not tokens, are what is short, wait for a few to free up: one
-            // claim transaction per handful of rows instead of one per row.
-            if free < minimumClaim && tokens > free && inFlightNow > 0 {
-                _ = wake.wait(timeout: .now() + .milliseconds(20))
-                continue
-            }
-            let limit = min(free, tokens, 64, breakerLimit)
-            let recordedBefore = completer.recordedCount
-            let rows = try shared.with { try $0.claim(runID: runID, limit: limit, now: Timestamps.now()) }
-            if rows.isEmpty {
-                if inFlightNow > 0 {
-                    _ = wake.wait(timeout: .now() + .milliseconds(50))
-                    continue
-                }
-                // Nothing in flight and nothing to claim: decide the held refusals, and commit
-                // what came back, since either may have made rows due (a request that never
-                // left goes back to pending).
-                if settleRefusals(completer) { continue }
+            case .wait(let until):
+                waitUntil(monotonic: until)
+            case .record(let attempts):
+                for attempt in attempts { completer.add(attempt) }
+            case .flush:
                 try completer.flushNow()
-                if completer.recordedCount != recordedBefore { continue }
-                let wall = Timestamps.now()
-                guard let due = try shared.with({ try $0.nextRetryDue() }) else { return }
-                let wait = due - wall
-                if wait <= 0 { continue }
-                if !budget.allows(wait) {
-                    if options.progress != .quiet {
-                        logger.info("the next retry is due in \(Int(wait.rounded(.up))) s, beyond --max-wait; leaving it for the next run")
+                machine.withLock { $0.flushed() }
+            case .findNextDue:
+                let due = try shared.with { try $0.nextRetryDue() }
+                machine.withLock { $0.nextDue(due, wallNow: clock.wall(), now: clock.monotonic()) }
+            case .claim(let limit):
+                let rows = try shared.with { try $0.claim(runID: runID, limit: limit, now: clock.wall()) }
+                machine.withLock { $0.claimed(rows.count, now: clock.monotonic()) }
+                for row in rows {
+                    let startedMono = clock.monotonic()
+                    let startedWall = clock.wall()
+                    // The completion runs on the transport's reply queue: verifying there
+                    // saves a thread hop per reply.
+                    client.send(row.request) { [self] result in
+                        complete(row, result: result, startedWall: startedWall, startedMono: startedMono,
+                                 completer: completer)
                     }
-                    return
-                }
-                waitCounted(until: Timestamps.monotonic() + wait, budget: &budget)
-                continue
-            }
-            bucket.take(rows.count, now: now)
-            state.withLock { state in
-                state.inFlight += rows.count
-                state.tally.requests += rows.count
-            }
-            for row in rows {
-                let startedMono = Timestamps.monotonic()
-                let startedWall = Timestamps.now()
-                // The completion runs on the transport's reply queue: verifying there
-                // saves a thread hop per reply.
-                client.send(row.request) { [self] result in
-                    complete(row, result: result, startedWall: startedWall, startedMono: startedMono,
-                             completer: completer)
                 }
             }
         }
     }
 
-    private func breakerPermission(now: Double) -> CircuitBreaker.Permission {
-        state.withLock { $0.breaker.permission(now: now, inFlight: $0.inFlight) }
-    }
-
-    /// Waits until a monotonic time (or a wakeup), counting the time against --max-wait.
-    private func waitCounted(until target: Double, budget: inout WaitBudget) {
-        let before = Timestamps.monotonic()
-        waitUntil(monotonic: target)
-        budget.spend(Timestamps.monotonic() - before)
-    }
-
-    private func giveUpUnreachable(now: Double, why: String?) {
-        let message = state.withLock { state in
-            let seconds = Int(state.breaker.unreachableFor(now: now).rounded())
-            let last = state.breaker.lastError ?? "no connection"
-            let message = "the license server is unreachable (\(state.breaker.consecutive) tries in a row never left, for \(seconds) s; last: \(last))"
-                + (why.map { "; \($0)" } ?? "")
-            if state.stops.unreachable == nil { state.stops.unreachable = message }
-            return message
+    private func log(_ notices: [RunStateMachine.Notice]) {
+        for notice in notices {
+            switch notice.level {
+            case .info: logger.info("\(notice.text)")
+            case .warning: logger.warning("\(notice.text)")
+            case .error: logger.error("\(notice.text)")
+            }
         }
-        logger.error("stopping the run: \(message); rows not sent stay pending or retry, and the next run sends them")
     }
 
-    private func stopForMaxWait(_ message: String) {
-        state.withLock { state in
-            if state.stops.maxWait == nil { state.stops.maxWait = message }
-        }
-        logger.warning("stopping the run: \(message); the rows not sent stay pending for the next run")
-    }
-
-    /// Sleeps until a monotonic time, waking early for completions and signals.
-    private func waitUntil(monotonic target: Double) {
-        let delay = target - Timestamps.monotonic()
+    /// Sleeps until a monotonic time (nil: until woken), waking early for the events the
+    /// machine asked to be woken for, and for signals. The cap only bounds how late a failed
+    /// recorder is noticed while every request is out; it is not how events are found.
+    private func waitUntil(monotonic target: Double?) {
+        let delay = min(target.map { $0 - clock.monotonic() } ?? 1, 1)
         if delay <= 0 { return }
-        _ = wake.wait(timeout: .now() + .nanoseconds(Int(min(delay, 3600) * 1e9)))
+        _ = wake.wait(timeout: .now() + .nanoseconds(Int(delay * 1e9)))
     }
 
     /// Waits for the requests in flight. After a signal the wait is bounded by --timeout and
     /// what is still running is then cancelled, so that every row is recorded.
     private func drain(client: AssignClient) {
-        let signalled = state.withLock { $0.stops.signal != nil }
-        let limit = Timestamps.monotonic() + options.timeout + (signalled ? 0 : 5)
-        while inFlightNow > 0 && Timestamps.monotonic() < limit {
+        let signalled = machine.withLock { $0.stops.signal != nil }
+        let limit = clock.monotonic() + options.timeout + (signalled ? 0 : 5)
+        while inFlightNow > 0 && clock.monotonic() < limit {
             _ = wake.wait(timeout: .now() + .milliseconds(50))
         }
         if inFlightNow > 0 {
             logger.warning("cancelling \(inFlightNow) request(s) still in flight; they are recorded as retry (may have reached the server)")
             client.cancelAll()
-            let cancelLimit = Timestamps.monotonic() + 5
-            while inFlightNow > 0 && Timestamps.monotonic() < cancelLimit {
+            let cancelLimit = clock.monotonic() + 5
+            while inFlightNow > 0 && clock.monotonic() < cancelLimit {
                 _ = wake.wait(timeout: .now() + .milliseconds(50))
             }
         }
     }
 
-    /// Runs on the verify queue: verify, classify, schedule, hand to the completer.
+    /// Runs on the verify queue: verify, classify, schedule, hand to the machine and, in the
+    /// same critical section, its attempts to the completer (the machine's handing-over rule).
     private func complete(_ row: ClaimedRow, result: TransportResult, startedWall: Double, startedMono: Double,
                           completer: Completer) {
-        let endedWall = Timestamps.now()
-        let endedMono = Timestamps.monotonic()
-        var verdict: ReplyVerdict?
-        var status: Int?
-        var reply: [UInt8]?
-        var retryAfterHeader: String?
-        if case .response(let code, let retryAfter, let body) = result {
-            status = code
-            reply = body
-            retryAfterHeader = retryAfter
-            if !body.isEmpty && code != 429 && !(500...599).contains(code) {
-                verdict = verifier.verify(body, maxAge: options.maxClockSkew, now: endedWall)
-            }
+        var jitter = SystemRandomNumberGenerator()
+        let reply = RowReply.judge(row, result: result, verifier: verifier, options: options, redaction: redaction,
+                                   startedWall: startedWall, startedMono: startedMono, endedWall: clock.wall(),
+                                   endedMono: clock.monotonic(), jitter: &jitter)
+        let effects = machine.withLock { machine in
+            let effects = machine.replied(reply)
+            for attempt in effects.record { completer.add(attempt) }
+            return effects
         }
-        // Redacted before anything logs, stores or summarises its texts.
-        let classification = redaction.classification(Classifier.classify(
-            result, verdict: verdict, maybeDelivered: row.maybeDelivered, attempts: row.attempts,
-            maxAttempts: options.maxAttempts))
-        var nextAttemptAt: Double?
-        if classification.rateLimited {
-            let seconds = RetryAfter.seconds(header: retryAfterHeader, body: reply ?? [], now: endedWall)
-            bucket.pause(seconds: seconds, now: endedMono, sentAt: startedMono)
-        } else {
-            if status != nil { bucket.noteNotRateLimited(sentAt: startedMono) }
-            if classification.state == .retry {
-                nextAttemptAt = endedWall + backoff.delay(afterAttempt: row.attempts)
-            }
-        }
-        let attempt = CompletedAttempt(row: row, classification: classification, nextAttemptAt: nextAttemptAt,
-                                       startedAt: startedWall, endedAt: endedWall,
-                                       latencyMS: (endedMono - startedMono) * 1000, httpStatus: status,
-                                       reply: redaction.stored(reply, verdict: verdict), signingKey: verdict?.signingKey)
-        let untrusted: Bool
-        if case .untrusted? = verdict { untrusted = true } else { untrusted = false }
-        let (messages, wakeDispatcher) = state.withLock { state -> ([String], Bool) in
-            var record: [CompletedAttempt] = []
-            var messages: [String] = []
-            state.inFlight -= 1
-            if untrusted { state.tally.untrusted += 1 }
-            switch result {
-            case .notSent(let error): state.breaker.notSent(at: endedMono, error: error)
-            case .tlsFailure: break
-            case .response, .maybeSent: state.breaker.reached()
-            }
-            if classification.unsignedRefusal {
-                if let message = state.stops.auth {
-                    record.append(Self.asAuthStop(attempt, message: message))
-                } else if case .stop(let refused) = state.refusals.refused(attempt) {
-                    let message = "every request is refused before it reaches the license server: \(refused.count) rows in a row got an unsigned HTTP \(status ?? 0) and no signed reply came back (a proxy, gateway, firewall or IP filter in front of the server refuses this client, or the API key is refused before the server sees it)"
-                    state.stops.auth = message
-                    messages.append(message)
-                    record += refused.map { Self.asAuthStop($0, message: message) }
-                }
-            } else {
-                if case .trusted? = verdict { record += state.refusals.verifiedReply() }
-                record.append(attempt)
-            }
-            if let message = classification.configStop, state.stops.config == nil {
-                state.stops.config = message
-                messages.append(message)
-            }
-            if let message = classification.authStop, state.stops.auth == nil {
-                state.stops.auth = message
-                messages.append(message)
-            }
-            // Handed over before the lock goes: once `inFlight` reads 0, the dispatcher may flush
-            // the completer and conclude that nothing more is due.
-            for item in record {
-                state.tally.count(item.classification)
-                completer.add(item)
-            }
-            // Waking the dispatcher costs a futex call on both sides: do it when it can act.
-            let wake = state.inFlight == 0 || options.concurrency - state.inFlight == minimumClaim
-                || classification.rateLimited || !messages.isEmpty || classification.notSent
-            return (messages, wake)
-        }
-        for message in messages {
+        for message in effects.stopMessages {
             logger.error("stopping the run: \(message); sending nothing more, unanswered rows go back to pending")
         }
-        if wakeDispatcher { wake.signal() }
-    }
-
-    private static func asAuthStop(_ attempt: CompletedAttempt, message: String) -> CompletedAttempt {
-        var stopped = attempt
-        stopped.classification = Classifier.asAuthStop(attempt.classification, message: message)
-        stopped.nextAttemptAt = nil
-        return stopped
+        if effects.wakeDispatcher { wake.signal() }
     }
 
     /// Decides the unsigned refusals still held, once nothing more can arrive to decide them
-    /// (see `RefusalGate`). True when it recorded any.
-    @discardableResult
-    private func settleRefusals(_ completer: Completer) -> Bool {
-        let (recorded, stopMessage) = state.withLock { state -> (Bool, String?) in
-            var record: [CompletedAttempt] = []
-            var stopMessage: String?
-            let (held, stopsRun) = state.refusals.settle()
-            if stopsRun || state.stops.auth != nil {
-                let message = state.stops.auth ?? "every request was refused before it reached the license server: \(held.count) row(s) got an unsigned refusal and no signed reply came back in this run (a proxy, gateway, firewall or IP filter in front of the server refuses this client, or the API key is refused before the server sees it)"
-                // Only a run that ended for no other reason ends as an auth stop.
-                if state.stops.auth == nil && state.stops.signal == nil && state.stops.config == nil {
-                    state.stops.auth = message
-                    stopMessage = message
-                }
-                record = held.map { Self.asAuthStop($0, message: message) }
-            } else {
-                record = held
-            }
-            for item in record {
-                state.tally.count(item.classification)
-                completer.add(item)
-            }
-            return (!record.isEmpty, stopMessage)
+    /// (see `RefusalGate`).
+    private func settleRefusals(_ completer: Completer) {
+        let stopMessage = machine.withLock { machine in
+            let (records, message) = machine.finalRecords()
+            for attempt in records { completer.add(attempt) }
+            return message
         }
         if let stopMessage {
             logger.error("stopping the run: \(stopMessage); those rows go back to pending")
         }
-        return recorded
     }
 
     private func snapshot() -> ProgressReporter.Snapshot {
-        state.withLock { state in
-            ProgressReporter.Snapshot(finished: state.tally.finished, requests: state.tally.requests,
-                                      inFlight: state.inFlight, outcomes: state.tally.outcomes,
-                                      rateLimited: state.tally.rateLimited)
+        machine.withLock { machine in
+            ProgressReporter.Snapshot(finished: machine.tally.finished, requests: machine.tally.requests,
+                                      inFlight: machine.inFlight, outcomes: machine.tally.outcomes,
+                                      rateLimited: machine.tally.rateLimited)
         }
     }
 
@@ -450,11 +262,7 @@ public final class Runner: Sendable {
     }
 
     private func received(signal number: Int32) {
-        let (first, flying) = state.withLock { state -> (Bool, Int) in
-            let first = state.stops.signal == nil
-            if first { state.stops.signal = number }
-            return (first, state.inFlight)
-        }
+        let (first, flying) = machine.withLock { machine in (machine.signalled(number), machine.inFlight) }
         let name = number == SIGINT ? "SIGINT" : "SIGTERM"
         if !first {
             // The rows in flight stay `in_flight`; the next run recovers them.
@@ -472,10 +280,10 @@ public final class Runner: Sendable {
                            recovered: Int) throws -> RunSummary {
         let touched = try queue.statesOfRowsTouched(byRun: runID)
         let queued = try queue.queuedRowsByState()
-        let (stops, tally) = state.withLock { ($0.stops, $0.tally) }
+        let (stops, tally, pauses) = machine.withLock { ($0.stops, $0.tally, $0.limiter.pauses) }
         return RunSummary(runID: runID, server: options.endpoint.display, database: queue.database.path,
-                          startedWall: startedWall, seconds: Timestamps.monotonic() - startedMono,
-                          tally: tally, pauses: bucket.pauses, recovered: recovered,
+                          startedWall: startedWall, seconds: clock.monotonic() - startedMono,
+                          tally: tally, pauses: pauses, recovered: recovered,
                           touched: touched, queued: queued, stops: stops)
     }
 
