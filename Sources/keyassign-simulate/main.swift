@@ -9,7 +9,7 @@ import Synchronization
 // 1 when something was, 64 for bad arguments.
 
 func usage(_ message: String) -> Never {
-    FileHandle.standardError.write(Data("keyassign-simulate: \(message)\nusage: keyassign-simulate N [--first SEED] [--jobs J] [--rules final|current] [--only INVARIANT,...]\n       keyassign-simulate --seed SEED [--trace] [--rules final|current]\n".utf8))
+    FileHandle.standardError.write(Data("keyassign-simulate: \(message)\nusage: keyassign-simulate N [--first SEED] [--jobs J] [--until-violation] [--rules final|current] [--only INVARIANT,...]\n       keyassign-simulate --seed SEED [--trace] [--rules final|current]\n".utf8))
     exit(64)
 }
 
@@ -20,6 +20,7 @@ var trace = false
 var jobs = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 8))
 var rules = SimulationRules.final
 var only: Set<String>?
+var untilViolation = false
 var arguments = CommandLine.arguments.dropFirst().makeIterator()
 while let argument = arguments.next() {
     func value() -> String {
@@ -30,6 +31,7 @@ while let argument = arguments.next() {
     case "--seed": guard let seed = UInt64(value()) else { usage("--seed takes a number") }; single = seed
     case "--first": guard let seed = UInt64(value()) else { usage("--first takes a number") }; first = seed
     case "--trace": trace = true
+    case "--until-violation": untilViolation = true
     case "--jobs": guard let value = Int(value()), value > 0 else { usage("--jobs takes a positive number") }; jobs = value
     case "--rules":
         switch value() {
@@ -86,6 +88,21 @@ if let seed = single {
 }
 
 guard let count else { usage("give a number of scenarios, or --seed SEED") }
+if untilViolation {
+    // Seeds in order, one at a time, to the first that breaks an invariant: how many seeds a
+    // planted defect takes to show (scripts/defects).
+    for index in 0..<count {
+        let seed = first + UInt64(index)
+        let violations = relevant(simulator.run(seed: seed).violations, only: only)
+        if let violation = violations.first {
+            print("seed \(seed): \(violation)")
+            print("first violation after \(index + 1) scenarios (seed \(seed))")
+            exit(1)
+        }
+    }
+    print("\(count) scenarios, 0 violations")
+    exit(0)
+}
 let results = runBatch(simulator, first: first, count: count, jobs: jobs, only: only)
 var violating = 0
 var byInvariant: [String: Int] = [:]
