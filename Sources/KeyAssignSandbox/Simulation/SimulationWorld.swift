@@ -454,7 +454,7 @@ final class SimulationWorld {
                                    endedWall: wall, endedMono: now, jitter: &random)
         let classification = reply.attempt.classification
         let key = request.row.request.licenseKey
-        log("reply \(key): \(classification.outcome.rawValue) → \(classification.state.rawValue)\(reply.attempt.httpStatus.map { " (HTTP \($0))" } ?? "")")
+        log("reply \(key): \(classification.outcome.rawValue) → \(classification.state.rawValue)\(reply.attempt.httpStatus.map { " (HTTP \($0))" } ?? " (\(classification.error ?? ""))")")
         if request.acted && !classification.countsAttempt {
             violate(.refundedButProcessed, "\(key): the server acted on attempt \(request.row.attempts), recorded \(classification.outcome.rawValue), refunded")
         }
