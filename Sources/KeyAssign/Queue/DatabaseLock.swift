@@ -6,7 +6,7 @@ import Glibc
 import Darwin
 #endif
 
-/// One writer command at a time per work database: `run`, `sync`, `import` and `retry` hold
+/// One writer command at a time per work database: `run`, `sync`, `import`, `retry` and `reconcile` hold
 /// an exclusive `flock(2)` on `DB.lock` (beside the database) for as long as they work.
 ///
 /// The kernel drops the lock when the holding process ends, however it ends (kill -9, OOM,
@@ -64,7 +64,7 @@ public final class DatabaseLock: Sendable {
                 let holder = holderText(fd)
                 close(fd)
                 throw KeyAssignError(.locked, "database \(databasePath) is in use by \(holder); one writer at a time "
-                                     + "(run, sync, import, retry). The lock (\(lockPath)) is released by the kernel when that "
+                                     + "(run, sync, import, retry, reconcile). The lock (\(lockPath)) is released by the kernel when that "
                                      + "process ends, however it ends: try again later")
             }
             usleep(100_000)

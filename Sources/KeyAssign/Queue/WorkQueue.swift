@@ -1,7 +1,9 @@
 /// The queue's statements on `work` and the `attempts` they write, in one place beside the
 /// schema (as River's driver keeps its job SQL): recover what a dead run left in flight,
 /// claim due rows, record results, and the counts a run reports. `Runner/` only decides when
-/// to call them. `keyassign retry` has its own statement (`Requeue`).
+/// to call them. Two other writers of `work` keep their statements beside their rules:
+/// `Requeue` (`keyassign retry`) and `Reconciler.apply` (rows settled from the server's key
+/// listing, by `reconcile`, `run` and `sync`).
 ///
 /// One per connection, holding the statements a run executes again and again prepared; not
 /// thread-safe (a run shares it behind `SharedQueue`'s mutex).
@@ -32,7 +34,10 @@ package final class WorkQueue {
     static let rescuedRetries = "\(dueRows) AND state = 'retry' AND maybe_delivered = 1"
 
     /// ?1 run id, ?2 now (text), ?3 now (Unix seconds), ?4 how many. Due retries go first, then
-    /// pending rows in import order; both come from the `work_due` index, so a claim costs the
+    /// pending rows in the index's order (`next_attempt_at`, then rowid: import order for rows
+    /// never tried). No ORDER BY promises it, and nothing needs it: every due row is sent in the
+    /// end, and a sort would cost a temporary B-tree per claim. Both halves come from the
+    /// `work_due` index, so a claim costs the
     /// same with a million rows queued as with ten. Its plan is checked in `RunnerQueueTests`.
     static let claimSQL = """
         UPDATE work SET state = 'in_flight', run_id = ?1, in_flight_since = ?2, updated_at = ?2,
@@ -221,10 +226,7 @@ package final class WorkQueue {
                 try insertAttempt.bind(14, item.signingKey?.sha256)
                 try insertAttempt.step()
                 insertAttempt.reset()
-                switch c.state {
-                case .assigned, .rejected, .uncertain, .failed: done += 1
-                default: break
-                }
+                if WorkState.finalStates.contains(c.state) { done += 1 }
             }
             try updateRun.bind(1, done)
             try updateRun.bind(2, runID)

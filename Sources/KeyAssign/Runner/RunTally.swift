@@ -12,10 +12,7 @@ package struct RunTally: Sendable {
     /// One recorded attempt.
     mutating func count(_ classification: Classification) {
         outcomes[classification.outcome, default: 0] += 1
-        switch classification.state {
-        case .assigned, .rejected, .uncertain, .failed: finished += 1
-        default: break
-        }
+        if WorkState.finalStates.contains(classification.state) { finished += 1 }
         if classification.rateLimited { rateLimited += 1 }
     }
 }
