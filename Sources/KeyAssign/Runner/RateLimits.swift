@@ -57,11 +57,6 @@ struct RateLimits: Sendable {
         min(1, window / 20)
     }
 
-    /// Whether anything limits sending at all: with nothing to keep, the runner skips the log.
-    var isUnlimited: Bool {
-        limits.isEmpty && closedUntil == nil && server == nil
-    }
-
     // MARK: the log
 
     /// Index of the last entry at or before `time`, or nil.
@@ -99,7 +94,8 @@ struct RateLimits: Sendable {
     private mutating func forget(before now: Double) {
         let longest = limits.map { $0.window + Self.margin(for: $0.window) }.max() ?? 0
         var horizon = now - longest
-        if let server { horizon = min(horizon, server.sentAt - 1) }
+        // A report counts what left after it until its Reset; after that it limits nothing.
+        if let server, let reset = server.resetAt, now < reset { horizon = min(horizon, server.sentAt - 1) }
         guard let index = lastIndex(atOrBefore: horizon) else { return }
         base = cumulative[index]
         head = index + 1
