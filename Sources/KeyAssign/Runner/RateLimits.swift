@@ -43,6 +43,7 @@ struct RateLimits: Sendable {
     enum Blocker: Sendable, Equatable {
         case closed(until: Double)
         case window(RateLimit, sent: Int, until: Double)
+        /// `remaining`: what the server's Remaining leaves after what was sent since it said it.
         case server(limit: Int?, remaining: Int, until: Double)
     }
 
@@ -191,7 +192,7 @@ struct RateLimits: Sendable {
         }
         if let server, let reset = server.resetAt, now < reset, left(server) <= 0, reset > at {
             at = reset
-            blocker = .server(limit: server.limit, remaining: server.remaining, until: reset)
+            blocker = .server(limit: server.limit, remaining: max(0, left(server)), until: reset)
         }
         return (at, blocker)
     }

@@ -137,7 +137,7 @@ final class RunQuota: Sendable {
         case .window(let limit, let sent, let until):
             why = "the --rate \(limit) quota is spent: \(sent) sent in the last \(Self.span(limit.window)), the next fits at \(Timestamps.iso8601(wall(until)))"
         case .server(let limit, let remaining, let until):
-            why = "the server's quota is spent: X-RateLimit-Remaining \(remaining)\(limit.map { " of \($0)" } ?? ""), less what was sent since, until X-RateLimit-Reset \(Timestamps.iso8601(wall(until)))"
+            why = "the server's quota is spent: \(remaining)\(limit.map { " of \($0)" } ?? "") left (its X-RateLimit-Remaining, less what was sent since it said it) until X-RateLimit-Reset \(Timestamps.iso8601(wall(until)))"
         }
         return (at, why)
     }
