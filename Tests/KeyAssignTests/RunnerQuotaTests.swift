@@ -61,6 +61,25 @@ import Testing
         #expect(try bench.stateCounts() == ["assigned": 5, "pending": 7])
     }
 
+    @Test("--rate 3/600s: the run sends 3 and exits 10; the database keeps them, so the next run sends nothing and names the limit")
+    func whatWasSentIsKeptForTheNextRun() async throws {
+        // A server without any quota of its own: only keyassign's log can hold the second run back.
+        let bench = try HardeningBench(rows: 5, sandbox: [])
+        let first = try await bench.run(["--rate", "3/600s", "--max-wait", "5"])
+        #expect(first.status == 10, "stderr: \(first.stderr)")
+        #expect(try bench.stateCounts() == ["assigned": 3, "pending": 2])
+        #expect(try bench.count("SELECT sum(requests) FROM quota_sends") == 3)
+        let before = try await Self.ledger(bench).totals.requests
+        #expect(before == 3)
+        let second = try await bench.run(["--rate", "3/600s", "--max-wait", "5"])
+        #expect(second.status == 10, "stderr: \(second.stderr)")
+        #expect(try await Self.ledger(bench).totals.requests == 3, "the second run sent a request")
+        #expect(second.stderr.contains("already sent: 3 of 3 in the last 600 s"), "stderr: \(second.stderr)")
+        #expect(second.stderr.contains("stopping the run: the --rate 3/600s quota is spent: 3 sent in the last 600 s"),
+                "stderr: \(second.stderr)")
+        #expect(second.stderr.contains("quota spent: 2 rows left, about 1 more nights at this quota"), "stderr: \(second.stderr)")
+    }
+
     @Test("a 429 whose Retry-After lies beyond --max-wait is remembered: the next run sends nothing, names it, exits 10")
     func aLongRetryAfterIsRememberedAcrossRuns() async throws {
         let bench = try HardeningBench(rows: 6, sandbox: ["--fail-429", "1", "--retry-after", "3600"])
