@@ -30,13 +30,13 @@ import Testing
         let classification = Classifier.classify(result, verdict: nil, maybeDelivered: false, attempts: 1, maxAttempts: 5)
         let attempt = CompletedAttempt(row: row(id), classification: classification, nextAttemptAt: nil, startedAt: sentAt,
                                        endedAt: at, latencyMS: 0, httpStatus: {
-                                           if case .response(let status, _, _) = result { return status }
+                                           if case .response(let status, _, _, _) = result { return status }
                                            return nil
                                        }(), reply: nil, signingKey: nil)
         var notSent: String?
         if case .notSent(let error) = result { notSent = error }
         return RowReply(attempt: attempt, sentAt: sentAt, receivedAt: at, retryAfter: retryAfter, notSentError: notSent,
-                        reachedServer: notSent == nil, trusted: false, untrusted: false)
+                        reachedServer: notSent == nil, rateLimit: nil, trusted: false, untrusted: false)
     }
 
     @Test("claims at most the free slots, then waits for a reply (no timer), and a reply wakes it")

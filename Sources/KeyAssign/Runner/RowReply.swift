@@ -13,6 +13,8 @@ package struct RowReply: Sendable {
     package var notSentError: String?
     /// The reply reached us from the server (a response, or a failure after sending).
     package var reachedServer: Bool
+    /// The reply's `X-RateLimit-*` headers, if it had any.
+    package var rateLimit: RateLimitHeaders?
     package var trusted: Bool
     package var untrusted: Bool
 
@@ -27,7 +29,9 @@ package struct RowReply: Sendable {
         var status: Int?
         var reply: [UInt8]?
         var retryAfterHeader: String?
-        if case .response(let code, let retryAfter, let body) = result {
+        var rateLimit: RateLimitHeaders?
+        if case .response(let code, let retryAfter, let body, let headers) = result {
+            rateLimit = headers
             status = code
             reply = body
             retryAfterHeader = retryAfter
@@ -66,6 +70,7 @@ package struct RowReply: Sendable {
         case nil: break
         }
         return RowReply(attempt: attempt, sentAt: startedMono, receivedAt: endedMono, retryAfter: retryAfter,
-                        notSentError: notSentError, reachedServer: reached, trusted: trusted, untrusted: untrusted)
+                        notSentError: notSentError, reachedServer: reached, rateLimit: rateLimit, trusted: trusted,
+                        untrusted: untrusted)
     }
 }

@@ -27,7 +27,7 @@ import Darwin
 ///   in flight" always means "every result handed over".
 /// - **The end.** A run ends when nothing is in flight, nothing can be claimed, every
 ///   result is flushed and no retry comes due within what is left of `--max-wait`; or when a
-///   stop (signal, auth, configuration, unreachable server, a wait too long) is met.
+///   stop (signal, auth, configuration, unreachable server, a wait too long, a spent quota) is met.
 package struct RunStateMachine: Sendable {
     /// What the caller does next.
     package enum Action: Sendable {
@@ -91,6 +91,8 @@ package struct RunStateMachine: Sendable {
     let maxWait: Double
     let quiet: Bool
     package let limiter: any RunLimiter
+    /// The server's quotas, when the run has any (`RunQuota`).
+    package let quota: (any RunQuotaGate)?
 
     package private(set) var inFlight = 0
     package private(set) var stops = RunStops()
@@ -115,13 +117,14 @@ package struct RunStateMachine: Sendable {
         package var text: String
     }
 
-    package init(options: RunOptions, limiter: any RunLimiter) {
+    package init(options: RunOptions, limiter: any RunLimiter, quota: (any RunQuotaGate)? = nil) {
         concurrency = options.concurrency
         minimumClaim = max(1, min(16, options.concurrency / 4))
         claimLimit = 64
         maxWait = options.maxWait
         quiet = options.progress == .quiet
         self.limiter = limiter
+        self.quota = quota
         breaker = CircuitBreaker(window: options.maxWait)
         budget = WaitBudget(limit: options.maxWait)
     }
@@ -186,11 +189,21 @@ package struct RunStateMachine: Sendable {
             giveUpUnreachable(now: now, why: nil)
             return .stop
         }
-        let tokens = limiter.available(now: now)
+        let tokens = min(limiter.available(now: now), quota?.available(now: now) ?? Int.max)
         if tokens <= 0 {
+            var quotaAt = now
+            if let quota {
+                // A quota that reopens only after --max-wait ends the run: a schedule, not a failure.
+                let (at, why) = quota.nextAvailable(now: now)
+                if let why, !budget.allows(at - now) {
+                    stopForQuota(why, reopensAt: quota.wallTime(at))
+                    return .stop
+                }
+                quotaAt = at
+            }
             // At least a microsecond: a refill that lands a hair short of a whole token (floating
             // point) must not turn into a wait that ends where it began.
-            let at = max(limiter.nextSendTime(now: now), now + 1e-6)
+            let at = max(limiter.nextSendTime(now: now), quotaAt, now + 1e-6)
             let pauseEnd = limiter.pauseEnd
             if pauseEnd > now {
                 // A 429 pause is waiting, and --max-wait bounds it: a server that asks for an
@@ -285,8 +298,10 @@ package struct RunStateMachine: Sendable {
         } else if reply.reachedServer {
             breaker.reached()
         }
+        if let headers = reply.rateLimit { quota?.observe(headers, sentAt: reply.sentAt) }
         if classification.rateLimited {
             limiter.pause(seconds: reply.retryAfter, now: reply.receivedAt, sentAt: reply.sentAt)
+            if let seconds = reply.retryAfter { quota?.refused(retryAfter: seconds, now: reply.receivedAt) }
         } else if attempt.httpStatus != nil {
             limiter.noteNotRateLimited(sentAt: reply.sentAt)
         }
@@ -393,6 +408,15 @@ package struct RunStateMachine: Sendable {
             + (why.map { "; \($0)" } ?? "")
         if stops.unreachable == nil { stops.unreachable = message }
         notices.append(Notice(level: .error, text: "stopping the run: \(message); rows not sent stay pending or retry, and the next run sends them"))
+    }
+
+    private mutating func stopForQuota(_ why: String, reopensAt: Double) {
+        let message = "\(why), beyond the \(Int(budget.remaining.rounded(.down))) s left of --max-wait \(Int(maxWait)) s"
+        if stops.quota == nil {
+            stops.quota = message
+            stops.quotaReopensAt = reopensAt
+        }
+        notices.append(Notice(level: .warning, text: "stopping the run: \(message); the rows not sent stay pending for the next run"))
     }
 
     private mutating func stopForMaxWait(_ message: String) {

@@ -23,6 +23,8 @@ public final class Runner: Sendable {
     private let logger: Logger
     private let redaction: ReplyRedaction
     private let clock: any RunClock
+    /// The server's quotas (`--rate N/WINDOW`, X-RateLimit-*, a long Retry-After), kept across runs.
+    private let quota: RunQuota
     /// Wakes the dispatcher: an event the machine says it waits for, or a signal.
     private let wake = DispatchSemaphore(value: 0)
     /// The dispatcher, the reply queue, the signal handlers and the progress line share it.
@@ -35,8 +37,10 @@ public final class Runner: Sendable {
         self.redaction = ReplyRedaction(apiKey: options.apiKey)
         let clock = SystemRunClock()
         self.clock = clock
+        let quota = RunQuota(limits: options.rateLimits, logger: logger, quiet: options.progress == .quiet)
+        self.quota = quota
         self.machine = Mutex(RunStateMachine(
-            options: options, limiter: RunStateMachine.standardLimiter(options, now: clock.monotonic())))
+            options: options, limiter: RunStateMachine.standardLimiter(options, now: clock.monotonic()), quota: quota))
     }
 
     /// Runs until nothing is due (waiting up to --max-wait for scheduled retries), a signal,
@@ -73,6 +77,7 @@ public final class Runner: Sendable {
         let (recovered, total) = try shared.with { queue -> (Int, Int) in
             let recovered = try queue.rescue(runID: runID, now: startedWall)
             try reconciliation.afterRescue(queue.database, runID: runID, recovered: recovered)
+            try quota.start(queue.database)
             return (recovered, try queue.rowsToSend())
         }
         if recovered > 0 {
@@ -120,6 +125,7 @@ public final class Runner: Sendable {
         let summary = try shared.with { queue in
             try summarize(queue, runID: runID, startedWall: startedWall, startedMono: startedMono, recovered: recovered)
         }
+        try shared.with { try quota.finish($0.database, summary: summary) }
         recordEnd(shared, runID: runID, status: ExitStatus(rawValue: summary.exitStatus) ?? .someFailed, summary: summary)
         if let path = options.summaryJSONPath {
             try writeSummary(summary, to: path)
@@ -155,7 +161,10 @@ public final class Runner: Sendable {
                 machine.withLock { $0.nextDue(due, wallNow: clock.wall(), now: clock.monotonic()) }
             case .claim(let limit):
                 let rows = try shared.with { try $0.claim(runID: runID, limit: limit, now: clock.wall()) }
-                machine.withLock { $0.claimed(rows.count, now: clock.monotonic()) }
+                let claimedAt = clock.monotonic()
+                machine.withLock { $0.claimed(rows.count, now: claimedAt) }
+                // The machine counted them against the limits; the quota keeps them in the database.
+                try quota.take(rows.count, now: claimedAt, shared: shared)
                 for row in rows {
                     let startedMono = clock.monotonic()
                     let startedWall = clock.wall()
