@@ -90,7 +90,9 @@ public enum ReconcileJob {
             let what = decision.settled
                 ? (decision.state == change.from ? "\(prefix)explain \(change.from.rawValue)" : "\(prefix)\(change.from.rawValue) -> \(decision.state.rawValue)")
                 : "\(change.from.rawValue) stays (waiting)"
-            lines += [change.licenseKey, what, decision.rule.rawValue, decision.reason].joined(separator: "\t") + "\n"
+            // The reason quotes the listing (an owner name): escaped, so a field cannot end the line.
+            lines += [TerminalText.escape(change.licenseKey), what, decision.rule.rawValue, TerminalText.escape(decision.reason)]
+                .joined(separator: "\t") + "\n"
             if lines.utf8.count >= 1 << 16 {
                 output(lines)
                 lines = ""

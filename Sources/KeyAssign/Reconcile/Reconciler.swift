@@ -28,11 +28,11 @@ public struct Reconciler: Sendable {
             case .tooLarge(let limit):
                 return "the key listing is larger than --max-listing-bytes (\(limit) bytes); raise it to reconcile"
             case .untrusted(let reason, let detail):
-                return "the key listing does not verify (\(reason.rawValue)): \(detail)"
+                return "the key listing does not verify (\(reason.rawValue)): \(TerminalText.escape(detail))"
             case .notListing(let code, let message):
                 return "the signed reply to GET \(ServerEndpoint.listingPath) is code \(code) (\(ReplyVerifier.printable(message))), not 730 (License keys)"
             case .failed(let detail):
-                return "cannot fetch the key listing: \(detail)"
+                return "cannot fetch the key listing: \(TerminalText.escape(detail))"
             }
         }
     }
