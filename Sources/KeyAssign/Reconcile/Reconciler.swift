@@ -21,6 +21,17 @@ public struct Reconciler: Sendable {
             }
         }
 
+        /// The same, with the API key taken out of every text from the server.
+        func redacted(_ redactor: SecretRedactor?) -> Unavailable {
+            guard let redactor else { return self }
+            switch self {
+            case .notFound, .tooLarge: return self
+            case .untrusted(let reason, let detail): return .untrusted(reason, redactor.redact(detail))
+            case .notListing(let code, let message): return .notListing(code: code, message: redactor.redact(message))
+            case .failed(let detail): return .failed(redactor.redact(detail))
+            }
+        }
+
         public var message: String {
             switch self {
             case .notFound:
@@ -95,8 +106,17 @@ public struct Reconciler: Sendable {
         self.maxClockSkew = maxClockSkew
     }
 
-    /// One GET, verified. Throws only for a configuration error (libcurl missing).
+    /// One GET, verified. Throws only for a configuration error (libcurl missing). Every text
+    /// the server chose (an error page, a key name, a message, a member name) reaches the
+    /// `Unavailable` message with the API key taken out, whatever its spelling.
     public func fetch() throws -> Result<Fetched, Unavailable> {
+        switch try fetchUnredacted() {
+        case .success(let fetched): return .success(fetched)
+        case .failure(let unavailable): return .failure(unavailable.redacted(SecretRedactor(secret: client.apiKey)))
+        }
+    }
+
+    private func fetchUnredacted() throws -> Result<Fetched, Unavailable> {
         let started = Timestamps.now()
         switch try client.fetch() {
         case .notFound: return .failure(.notFound)
