@@ -72,6 +72,7 @@ public enum ReconcileJob {
                              output: (String) -> Void) throws -> (status: ExitStatus, summary: String) {
         let fetched: Reconciler.Fetched
         switch try reconciler.fetch() {
+        logger.info("reconcile: proxy: \(ProxyChoice.decide(url: options.endpoint.listingURL.absoluteString).description)")
         case .failure(let unavailable):
             logger.error("\(unavailable.message); nothing was changed")
             return (.someFailed, unavailable.message)
