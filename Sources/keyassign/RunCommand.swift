@@ -86,6 +86,8 @@ struct RunArguments: ParsableArguments {
             try RunSetup.checkCAFile(caFile)
             let endpoint = try ServerEndpoint(base: server, allowInsecureHTTP: allowInsecureHTTP)
             let apiKey = try RunSetup.apiKey(file: apiKeyFile)
+            // Output paths first, before any lock: a FIFO there is refused at once (exit 78).
+            try RunSetup.checkOutputPaths(["--summary-json": summaryJSON, "--metrics-file": metricsFile])
             var options = RunOptions(databasePath: database.path, endpoint: endpoint, apiKey: apiKey)
             options.rate = rate
             options.burst = burst

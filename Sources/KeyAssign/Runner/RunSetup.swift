@@ -10,8 +10,10 @@ public enum RunSetup {
     /// argv is visible to every user of the machine.
     public static func apiKey(file: String?, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> String {
         if let file {
-            guard let data = FileManager.default.contents(atPath: file) else {
-                throw KeyAssignError(.config, "--api-key-file \(file): cannot read the file")
+            let data: [UInt8]
+            switch SmallFile.contents(of: file, limit: 64 << 10) {
+            case .success(let bytes): data = bytes
+            case .failure(let failure): throw KeyAssignError(.config, "--api-key-file \(file): \(failure.description)")
             }
             let key = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             if key.isEmpty { throw KeyAssignError(.config, "--api-key-file \(file): the file is empty") }
@@ -43,9 +45,20 @@ public enum RunSetup {
     /// anything is sent, so that a typo fails the run at once (exit 78) instead of every row
     /// failing its TLS handshake.
     public static func checkCAFile(_ path: String?) throws {
+    /// Output files named by flags (`--summary-json`, `--metrics-file`): absent, or a regular
+    /// file. Checked before the command takes the database lock (`RegularFile`).
+    public static func checkOutputPaths(_ paths: [String: String?]) throws {
+        for (flag, path) in paths.sorted(by: { $0.key < $1.key }) {
+            if let path { try RegularFile.checkOutputPath(path, flag: flag) }
+        }
+    }
+
         guard let path else { return }
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw KeyAssignError(.config, "--ca-file \(path): cannot read the file")
+        let data: [UInt8]
+        // A regular file (a FIFO is refused, not waited on); a CA bundle is far below 16 MiB.
+        switch SmallFile.contents(of: path, limit: 16 << 20) {
+        case .success(let bytes): data = bytes
+        case .failure(let failure): throw KeyAssignError(.config, "--ca-file \(path): \(failure.description)")
         }
         if !String(decoding: data, as: UTF8.self).contains("-----BEGIN CERTIFICATE-----") {
             throw KeyAssignError(.config, "--ca-file \(path): no PEM certificate in the file (expected -----BEGIN CERTIFICATE-----)")
