@@ -3,6 +3,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <errno.h>
+#include <sys/resource.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 // The oldest libcurl keyassign builds against. CURLOPT_PROTOCOLS_STR (the only protocols a
 // transfer may use: no redirect or URL can switch it to another) arrived in 7.85.0, and an older
@@ -95,4 +100,13 @@ size_t ka_on_header(char *data, size_t size, size_t count, void *user) {
         record->retry_after[n] = 0;
     }
     return length;
+}
+
+int ka_forbid_core_dumps(void) {
+    struct rlimit none = {0, 0};
+    if (setrlimit(RLIMIT_CORE, &none) != 0) return errno;
+#ifdef __linux__
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) return errno;
+#endif
+    return 0;
 }

@@ -8,7 +8,11 @@ public enum RunSetup {
 
     /// The API key from `--api-key-file`, else `$KEYASSIGN_API_KEY`. Never from a flag value:
     /// argv is visible to every user of the machine.
+    ///
+    /// From here on the process holds the key: core dumps are turned off first (`CoreDumpGuard`).
+    /// The file must be a regular file: a FIFO is refused (exit 78), never waited on.
     public static func apiKey(file: String?, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> String {
+        try CoreDumpGuard.engage()
         if let file {
             let data: [UInt8]
             switch SmallFile.contents(of: file, limit: 64 << 10) {
@@ -41,10 +45,6 @@ public enum RunSetup {
         }
     }
 
-    /// `--ca-file`: a readable file holding at least one PEM certificate, checked before
-    /// anything is sent, so that a typo fails the run at once (exit 78) instead of every row
-    /// failing its TLS handshake.
-    public static func checkCAFile(_ path: String?) throws {
     /// Output files named by flags (`--summary-json`, `--metrics-file`): absent, or a regular
     /// file. Checked before the command takes the database lock (`RegularFile`).
     public static func checkOutputPaths(_ paths: [String: String?]) throws {
@@ -53,6 +53,10 @@ public enum RunSetup {
         }
     }
 
+    /// `--ca-file`: a readable file holding at least one PEM certificate, checked before
+    /// anything is sent, so that a typo fails the run at once (exit 78) instead of every row
+    /// failing its TLS handshake.
+    public static func checkCAFile(_ path: String?) throws {
         guard let path else { return }
         let data: [UInt8]
         // A regular file (a FIFO is refused, not waited on); a CA bundle is far below 16 MiB.
