@@ -10,6 +10,8 @@ public struct ReconcileOptions: Sendable {
     public var timeout: Double = 30
     public var maxClockSkew: Double = 300
     public var maxListingBytes: Int = ReconcileOptions.defaultMaxListingBytes
+    /// The key name the listing must be signed with (`--listing-key`).
+    public var listingKeyName = ListingVerifier.defaultListingKeyName
     public var caFile: String?
     public var maxAttempts: Int = 5
     public var dryRun = false
@@ -47,7 +49,7 @@ public enum ReconcileJob {
         let reconciler = Reconciler(
             client: ListingClient(endpoint: options.endpoint, apiKey: options.apiKey, timeout: options.timeout,
                                   caFile: options.caFile, maxBytes: options.maxListingBytes),
-            verifier: ListingVerifier(keyRing: keyRing), maxClockSkew: options.maxClockSkew)
+            verifier: ListingVerifier(keyRing: keyRing, listingKeyName: options.listingKeyName), maxClockSkew: options.maxClockSkew)
         // The lock keeps a run (or any other writer) from moving the rows while they are
         // settled; a dry run writes nothing and needs none.
         let lock = options.dryRun ? nil : try DatabaseLock.acquire(databasePath: options.databasePath, command: "reconcile")
@@ -70,9 +72,9 @@ public enum ReconcileJob {
 
     private static func work(_ options: ReconcileOptions, reconciler: Reconciler, db: Database, logger: Logger,
                              output: (String) -> Void) throws -> (status: ExitStatus, summary: String) {
+        logger.info("reconcile: proxy: \(ProxyChoice.decide(url: options.endpoint.listingURL.absoluteString).description)")
         let fetched: Reconciler.Fetched
         switch try reconciler.fetch() {
-        logger.info("reconcile: proxy: \(ProxyChoice.decide(url: options.endpoint.listingURL.absoluteString).description)")
         case .failure(let unavailable):
             logger.error("\(unavailable.message); nothing was changed")
             return (.someFailed, unavailable.message)
