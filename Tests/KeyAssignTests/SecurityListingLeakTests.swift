@@ -49,6 +49,25 @@ import Testing
                             + (try SecretEchoes.databaseFiles(in: bench.dir.path)))
     }
 
+    /// A compromised server signs a listing whose owner name holds the key (as itself, or
+    /// base64-encoded): it is refused whole, neither stored nor shown.
+    @Test func aSignedListingHoldingTheKeyIsRefusedNotStored() throws {
+        let secret = Self.secret()
+        for owner in ["Eve " + secret, "Eve " + Data(secret.utf8).base64EncodedString()] {
+            let bench = try RunnerBench(inventory: 2, apiKey: secret)
+            try bench.server.preassign(key: bench.inventory[0], ownerName: owner, email: "eve@example.com")
+            _ = try bench.run(["--no-reconcile"])
+            #expect(try bench.states()[bench.inventory[0]] == "rejected")
+            let reconcile = try bench.reconcile()
+            #expect(reconcile.status == 1, "\(reconcile.stdout)")
+            #expect(reconcile.stderr.contains("the signed key listing holds the API key; it is refused, not stored"), "\(reconcile.stderr)")
+            #expect(try bench.count("SELECT count(*) FROM listings") == 0)
+            Self.expectNoLeak(SecretEchoes(secret: secret),
+                              in: [("reconcile stdout", reconcile.stdout), ("reconcile stderr", reconcile.stderr)]
+                                + (try SecretEchoes.databaseFiles(in: bench.dir.path)))
+        }
+    }
+
     /// The assign path's debug page also shows the key base64-encoded and hex-dumped: the
     /// stored prefix of each page (`attempts.reply`) must hold neither.
     @Test func base64AndHexEchoesOfTheKeyAreNotStoredInAttempts() throws {

@@ -12,6 +12,9 @@ public struct Reconciler: Sendable {
         /// Signed, but not the listing (code other than 730).
         case notListing(code: Int, message: String)
         case failed(String)
+        /// Signed, but the payload holds the API key (in any spelling or encoding): a
+        /// compromised server's listing, refused so that the key is neither stored nor shown.
+        case carriesKey
 
         /// For a run these are the server's shape, not a fault: one warning, today's behaviour.
         public var isExpected: Bool {
@@ -25,7 +28,7 @@ public struct Reconciler: Sendable {
         func redacted(_ redactor: SecretRedactor?) -> Unavailable {
             guard let redactor else { return self }
             switch self {
-            case .notFound, .tooLarge: return self
+            case .notFound, .tooLarge, .carriesKey: return self
             case .untrusted(let reason, let detail): return .untrusted(reason, redactor.redact(detail))
             case .notListing(let code, let message): return .notListing(code: code, message: redactor.redact(message))
             case .failed(let detail): return .failed(redactor.redact(detail))
@@ -44,6 +47,8 @@ public struct Reconciler: Sendable {
                 return "the signed reply to GET \(ServerEndpoint.listingPath) is code \(code) (\(ReplyVerifier.printable(message))), not 730 (License keys)"
             case .failed(let detail):
                 return "cannot fetch the key listing: \(TerminalText.escape(detail))"
+            case .carriesKey:
+                return "the signed key listing holds the API key; it is refused, not stored (is the server compromised?)"
             }
         }
     }
@@ -133,6 +138,10 @@ public struct Reconciler: Sendable {
             case .trusted(let listing):
                 guard listing.code == 730 else {
                     return .failure(.notListing(code: listing.code, message: listing.index.message))
+                }
+                // Its entries are stored and shown (owner names): none may carry the key.
+                if let redactor = SecretRedactor(secret: client.apiKey), redactor.occurs(in: listing.index.payload.buffer) {
+                    return .failure(.carriesKey)
                 }
                 return .success(Fetched(listing: listing, bytes: raw.count, fetchedAt: started,
                                         receivedAt: received, verifiedAt: Timestamps.now()))

@@ -106,6 +106,13 @@ struct EncodedSecretForms: Sendable {
         return occurrences == 0 ? (text, 0) : (out, occurrences)
     }
 
+    func occurs(in text: UnsafeBufferPointer<UInt8>) -> Bool {
+        for position in 0..<text.count where firstBytes[Int(text[position])] && matchEnd(in: text, at: position) != nil {
+            return true
+        }
+        return false
+    }
+
     /// The end of the longest form that starts at `position`.
     private func matchEnd(in text: UnsafeBufferPointer<UInt8>, at position: Int) -> Int? {
         var best: Int?

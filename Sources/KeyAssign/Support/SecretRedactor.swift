@@ -86,6 +86,22 @@ struct SecretRedactor: Sendable {
         }
     }
 
+    /// Whether `text` holds the secret in any spelling or encoding: for text too large to copy
+    /// (a signed listing), which is refused rather than redacted.
+    func occurs(in text: UnsafeBufferPointer<UInt8>) -> Bool {
+        var position = 0
+        while position < text.count {
+            let byte = text[position]
+            if startBytes[Int(byte)],
+               isIntroducer(byte) || position + 1 >= text.count || secondBytes[Int(text[position + 1])],
+               matchEnd(in: text, at: position) != nil {
+                return true
+            }
+            position += 1
+        }
+        return encoded?.occurs(in: text) ?? false
+    }
+
     func redact(_ text: String) -> String {
         let (bytes, occurrences) = redact(Array(text.utf8))
         return occurrences == 0 ? text : String(decoding: bytes, as: UTF8.self)
