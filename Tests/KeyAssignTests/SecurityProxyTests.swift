@@ -53,6 +53,96 @@ import Testing
         #expect(seen.isEmpty, "the proxy received: \(seen)")
     }
 
+    /// A CONNECT proxy that also plays the server at the tunnel's far end: it logs each
+    /// request line, answers CONNECT with 200, then speaks TLS (a certificate for
+    /// licenses.test) and passes the decrypted bytes to the sandbox's plain HTTP port.
+    static func tunnellingProxy(log: String, certificate: String, key: String, upstream: Int) throws -> PythonServer {
+        let script = """
+            import socket, ssl, sys, threading
+            log, cert, key, upstream = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(cert, key)
+            def pipe(a, b):
+                try:
+                    while True:
+                        d = a.recv(65536)
+                        if not d: break
+                        b.sendall(d)
+                except OSError: pass
+                finally:
+                    try: b.shutdown(socket.SHUT_WR)
+                    except OSError: pass
+            def handle(c):
+                f = c.makefile("rb")
+                line = f.readline()
+                with open(log, "ab") as out: out.write(line)
+                while f.readline() not in (b"\\r\\n", b"\\n", b""): pass
+                if not line.startswith(b"CONNECT "):
+                    c.sendall(b"HTTP/1.1 502 Bad Gateway\\r\\nContent-Length: 0\\r\\nConnection: close\\r\\n\\r\\n"); c.close(); return
+                c.sendall(b"HTTP/1.1 200 Connection established\\r\\n\\r\\n")
+                try: t = ctx.wrap_socket(c, server_side=True)
+                except OSError: return
+                u = socket.create_connection(("127.0.0.1", upstream))
+                threading.Thread(target=pipe, args=(u, t), daemon=True).start()
+                pipe(t, u)
+            s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", 0)); s.listen(64)
+            print(s.getsockname()[1], flush=True)
+            while True:
+                c, _ = s.accept()
+                threading.Thread(target=handle, args=(c,), daemon=True).start()
+            """
+        return try PythonServer(["-c", script, log, certificate, key, String(upstream)])
+    }
+
+    /// A CA and a certificate for licenses.test, made with the system's openssl.
+    static func certificates(in dir: String) throws -> (ca: String, certificate: String, key: String) {
+        let ext = dir + "/ext.cnf"
+        try "subjectAltName=DNS:licenses.test\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
+            .write(toFile: ext, atomically: true, encoding: .utf8)
+        for arguments in [
+            ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", dir + "/ca.key", "-out", dir + "/ca.pem",
+             "-days", "2", "-subj", "/CN=keyassign test proxy CA"],
+            ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", dir + "/leaf.key", "-out", dir + "/leaf.csr", "-subj", "/CN=licenses.test"],
+            ["x509", "-req", "-in", dir + "/leaf.csr", "-CA", dir + "/ca.pem", "-CAkey", dir + "/ca.key", "-CAcreateserial",
+             "-out", dir + "/leaf.pem", "-days", "2", "-extfile", ext],
+        ] {
+            let result = try OpenSSLCLI.run(arguments)
+            #expect(result.status == 0, "openssl \(arguments.first ?? ""): \(result.output)")
+        }
+        return (dir + "/ca.pem", dir + "/leaf.pem", dir + "/leaf.key")
+    }
+
+    /// https to a host that is not loopback goes through HTTPS_PROXY in a CONNECT tunnel (TLS
+    /// end to end), and the log names the proxy without its password; NO_PROXY exempts it.
+    @Test func anHTTPSServerIsReachedThroughHTTPSProxyUnlessNoProxyExemptsIt() throws {
+        let bench = try RunnerBench(inventory: 2, unknown: 1)
+        let tls = try Self.certificates(in: bench.dir.path)
+        let log = bench.dir.path + "/proxy.log"
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        let proxy = try Self.tunnellingProxy(log: log, certificate: tls.certificate, key: tls.key, upstream: bench.server.port)
+        defer { proxy.stop() }
+        func run(_ env: [String: String]) throws -> CLI.Result {
+            try CLI.run(["run", "--server", "https://licenses.test", "--ca-file", tls.ca, "--public-key", bench.server.publicKeyPath,
+                         "--db", bench.db, "--rate", "0", "--timeout", "5", "--max-wait", "0"],
+                        environment: ["KEYASSIGN_API_KEY": bench.server.apiKey, "no_proxy": "", "NO_PROXY": "",
+                                      "http_proxy": "", "all_proxy": "", "ALL_PROXY": ""].merging(env) { $1 })
+        }
+        let exempt = try run(["HTTPS_PROXY": "http://alice:pw-secret@127.0.0.1:\(proxy.port)", "NO_PROXY": "example.org,.test"])
+        #expect(exempt.status == 69, "\(exempt.stderr)")
+        #expect(exempt.stderr.contains("proxy: none (NO_PROXY exempts licenses.test)"), "\(exempt.stderr)")
+        #expect(try String(contentsOfFile: log, encoding: .utf8).isEmpty)
+
+        let through = try run(["HTTPS_PROXY": "http://alice:pw-secret@127.0.0.1:\(proxy.port)"])
+        #expect(through.status == 0, "\(through.stderr)")
+        #expect(try bench.stateCounts() == ["assigned": 2, "rejected": 1])
+        #expect(through.stderr.contains("proxy: http://***@127.0.0.1:\(proxy.port) (from HTTPS_PROXY"), "\(through.stderr)")
+        #expect(!through.stderr.contains("pw-secret"))
+        let seen = try String(contentsOfFile: log, encoding: .utf8)
+        #expect(seen.hasPrefix("CONNECT licenses.test:443 "), "\(seen)")
+        #expect(!seen.contains(bench.server.apiKey))
+    }
+
     @Test func theProxyDecisionFollowsCurlForHTTPSOnly() {
         let proxy = "http://alice:s3cret@proxy.corp:3128"
         let https = "https://licenses.example.com/api/v1/assign-license-key"
