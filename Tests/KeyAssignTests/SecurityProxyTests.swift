@@ -53,6 +53,27 @@ import Testing
         #expect(seen.isEmpty, "the proxy received: \(seen)")
     }
 
+    /// Plain http to a host that is not loopback (allowed by --allow-insecure-http) ignores
+    /// http_proxy: a proxy would read the key in clear. The run goes direct (and finds no
+    /// such host), the proxy gets nothing.
+    @Test func plainHTTPIgnoresHTTPProxy() throws {
+        let bench = try RunnerBench(inventory: 1)
+        let log = bench.dir.path + "/proxy.log"
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        let proxy = try Self.recordingProxy(log: log)
+        defer { proxy.stop() }
+        let url = "http://127.0.0.1:\(proxy.port)"
+        let result = try CLI.run(["run", "--server", "http://licenses.test", "--allow-insecure-http",
+                                  "--public-key", bench.server.publicKeyPath, "--db", bench.db, "--timeout", "5", "--max-wait", "0"],
+                                 environment: ["KEYASSIGN_API_KEY": bench.server.apiKey, "http_proxy": url, "HTTP_PROXY": url,
+                                               "all_proxy": url, "ALL_PROXY": url, "no_proxy": "", "NO_PROXY": ""])
+        #expect(result.status == 69, "\(result.stderr)")
+        #expect(result.stderr.contains("proxy: none (plain http never goes through a proxy"), "\(result.stderr)")
+        let seen = try String(contentsOfFile: log, encoding: .utf8)
+        #expect(seen.isEmpty, "the proxy received: \(seen)")
+        #expect(try bench.stateCounts() == ["pending": 1])
+    }
+
     /// A CONNECT proxy that also plays the server at the tunnel's far end: it logs each
     /// request line, answers CONNECT with 200, then speaks TLS (a certificate for
     /// licenses.test) and passes the decrypted bytes to the sandbox's plain HTTP port.
