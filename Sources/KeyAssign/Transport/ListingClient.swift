@@ -90,9 +90,9 @@ public struct ListingClient: Sendable {
         case 404: return .notFound
         default:
             // An error page may echo the request, the Authorization header with it: the key is
-            // taken out of the whole page before any of it is kept, so that no cut can leave
-            // half of a spelling behind.
-            let page = Array(bytes.buffer)
+            // taken out before any of it is kept, over far more than is kept (no spelling of a
+            // key is 64 KiB long), so that the cut cannot leave half of a spelling behind.
+            let page = Array(bytes.buffer.prefix(64 << 10))
             return .status(status, Array((redactor?.redact(page).bytes ?? page).prefix(512)))
         }
     }
