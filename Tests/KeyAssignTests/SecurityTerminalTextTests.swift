@@ -82,6 +82,21 @@ import Testing
         Self.expectClean(result.stderr, "reconcile's log", forged: "keyassign: FORGED")
     }
 
+    /// audit quotes what the database holds (here a key file name written into it by someone
+    /// else): one line per discrepancy, escaped.
+    @Test func auditLinesAreEscaped() throws {
+        let bench = try RunnerBench(inventory: 1)
+        #expect(try bench.run(["--no-reconcile"]).status == 0)
+        try bench.open().execute("""
+            UPDATE attempts SET signing_key_sha256 = 'abc',
+                signing_key_file = '/keys/' || char(27) || '[2J' || char(10) || 'keyassign: FORGED' WHERE verdict = 'trusted'
+            """)
+        let audit = try CLI.run(["audit", "--db", bench.db, "--public-key", bench.server.publicKeyPath])
+        #expect(audit.status == 1, "\(audit.stdout)\(audit.stderr)")
+        #expect(audit.stdout.contains("(/keys/\\x1b[2J\\nkeyassign: FORGED)"), "\(audit.stdout)")
+        Self.expectClean(audit.stdout, "audit", forged: "keyassign: FORGED")
+    }
+
     @Test func theEscaperShowsControlsVisibly() {
         #expect(TerminalText.escape("a\u{1B}[2Jb\nc\td\u{07}\u{7F}\r") == "a\\x1b[2Jb\\nc\\td\\x07\\x7f\\r")
         #expect(TerminalText.escape("plain text, é and ü") == "plain text, é and ü")
