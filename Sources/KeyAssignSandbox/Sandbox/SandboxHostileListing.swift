@@ -33,6 +33,6 @@ enum SandboxHostileListing {
         text += "PHP_AUTH: Basic \(Data(Array("keyassign:".utf8) + key).base64EncodedString())\n"
         text += "token (base64url): \(Data(key).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: ""))\n"
         text += "token (hex): \(key.map { String(format: "%02X", $0) }.joined())\n"
-        return .plain(500, text, headers: [("Content-Type", "text/plain; charset=UTF-8")])
+        return .plain(500, text)
     }
 }
