@@ -3,6 +3,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <errno.h>
+#include <sys/resource.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 // The oldest libcurl keyassign builds against. CURLOPT_PROTOCOLS_STR (the only protocols a
 // transfer may use: no redirect or URL can switch it to another) arrived in 7.85.0, and an older
@@ -111,4 +116,13 @@ size_t ka_on_header(char *data, size_t size, size_t count, void *user) {
                || ka_header_value(data, length, "x-ratelimit-reset:", record->ratelimit_reset, sizeof record->ratelimit_reset));
     }
     return length;
+}
+
+int ka_forbid_core_dumps(void) {
+    struct rlimit none = {0, 0};
+    if (setrlimit(RLIMIT_CORE, &none) != 0) return errno;
+#ifdef __linux__
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) return errno;
+#endif
+    return 0;
 }

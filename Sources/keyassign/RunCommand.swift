@@ -81,6 +81,9 @@ struct RunArguments: ParsableArguments {
     @Option(name: .customLong("max-listing-bytes"), help: ArgumentHelp("Read at most this much of the key listing; a longer one is skipped with a warning.", valueName: "BYTES"))
     var maxListingBytes: Int = ReconcileOptions.defaultMaxListingBytes
 
+    @Option(name: .customLong("listing-key"), help: ArgumentHelp("The key name the key listing must be signed with; a listing signed by any other key is refused.", valueName: "NAME"))
+    var listingKey: String = ListingVerifier.defaultListingKeyName
+
     func validate() throws {
         if publicKeys.isEmpty { throw ValidationError("give at least one --public-key [NAME=]PATH") }
         do {
@@ -103,6 +106,8 @@ struct RunArguments: ParsableArguments {
     /// Builds the runner's options; configuration errors come back as a status to exit with.
     func runOptions() -> Result<RunOptions, KeyAssignError> {
         do {
+            // Output paths first, before any lock: a FIFO there is refused at once (exit 78).
+            try RunSetup.checkOutputPaths(["--summary-json": summaryJSON, "--metrics-file": metricsFile])
             try RunSetup.checkCAFile(caFile)
             let endpoint = try ServerEndpoint(base: server, allowInsecureHTTP: allowInsecureHTTP)
             let apiKey = try RunSetup.apiKey(file: apiKeyFile)
@@ -123,6 +128,7 @@ struct RunArguments: ParsableArguments {
             options.handleSignals = true
             options.reconcile = !noReconcile
             options.maxListingBytes = maxListingBytes
+            options.listingKeyName = listingKey
             try options.validate()
             return .success(options)
         } catch let error as KeyAssignError {

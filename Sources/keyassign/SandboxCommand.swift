@@ -57,10 +57,12 @@ struct SandboxCommand: ParsableCommand {
     @Option(name: .customLong("waf-block"), help: ArgumentHelp("Act as a web application firewall: requests whose owner_name or email matches this regular expression (case-insensitive; '.*' matches all) get an unsigned 403 HTML page and are not processed.", valueName: "REGEX"))
     var wafBlock: String?
     @Option(help: ArgumentHelp("Seed for the fault generator (default: random, printed on stderr).", valueName: "N")) var seed: UInt64?
-    @Option(help: ArgumentHelp("How GET /api/v1/get-license-keys answers: signed (the real state), forged (one signature bit flipped), absent (404).", valueName: "MODE"))
+    @Option(help: ArgumentHelp("How GET /api/v1/get-license-keys answers: signed (the real state), forged (one signature bit flipped), absent (404); hostile: echo-error (a 500 page echoing the API key), key-in-key-name, product (signed by a 'product' key), duplicate-member.", valueName: "MODE"))
     var listing: SandboxConfiguration.ListingMode = .signed
     @Option(help: ArgumentHelp("Keys sold before start: lines of key,owner_name,email, added to the inventory and assigned to those owners.", valueName: "FILE"))
     var preassigned: String?
+    @Flag(name: .customLong("hostile-text"), help: "Signed messages carry ESC, BEL, newline and tab (a hostile server).")
+    var hostileText = false
     @Flag(name: .customLong("no-signature-cache"),
           help: "Sign every reply afresh (benchmark baseline; normally identical signed texts reuse one signature).")
     var noSignatureCache = false
@@ -129,6 +131,7 @@ struct SandboxCommand: ParsableCommand {
         configuration.escapesSlashes = escapeSlashes
         configuration.cachesSignatures = !noSignatureCache
         configuration.listing = listing
+        configuration.hostileText = hostileText
         do {
             if let preassigned { configuration.preassigned = try PreassignedFile.read(preassigned) }
             if let latency { configuration.faults.latency = try SandboxConfiguration.Latency.parse(latency) }

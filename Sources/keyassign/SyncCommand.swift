@@ -67,7 +67,7 @@ struct SyncCommand: ParsableCommand {
         importOptions.settleWait = options.maxWait
         let quiet = arguments.quiet
         let imported = ImportJob.run(paths, options: importOptions,
-                                     output: { if !quiet { StandardStreams.out($0 + "\n") } },
+                                     output: { if !quiet { StandardStreams.out(TerminalText.escape($0) + "\n") } },
                                      errorOutput: { StandardStreams.error($0) })
         if imported.exitStatus != .ok && imported.exitStatus != .dataError {
             return (imported.exitStatus, nil)

@@ -59,6 +59,12 @@ size_t ka_on_header(char *data, size_t size, size_t count, void *record);
 /// issue of the request within one transfer.
 int ka_on_prerequest(void *record, char *remote_ip, char *local_ip, int remote_port, int local_port);
 
+/// Not libcurl, but C that Swift cannot call either (prctl is variadic): makes the process
+/// non-dumpable (PR_SET_DUMPABLE 0: no core file, no ptrace by other processes of the same
+/// user, /proc/PID owned by root) and sets RLIMIT_CORE to 0. Returns 0, or the errno of the
+/// call that failed. Linux only; elsewhere only the rlimit is set.
+int ka_forbid_core_dumps(void);
+
 #ifdef __cplusplus
 }
 #endif

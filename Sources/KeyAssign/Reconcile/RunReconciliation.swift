@@ -19,7 +19,8 @@ package final class RunReconciliation {
         let reconciler = Reconciler(
             client: ListingClient(endpoint: options.endpoint, apiKey: options.apiKey, timeout: options.timeout,
                                   caFile: options.caFile, maxBytes: options.maxListingBytes),
-            verifier: ListingVerifier(keyRing: keyRing), maxClockSkew: options.maxClockSkew)
+            verifier: ListingVerifier(keyRing: keyRing, listingKeyName: options.listingKeyName),
+            maxClockSkew: options.maxClockSkew)
         self.init(options: options, logger: logger, fetch: { try reconciler.fetch() })
     }
 

@@ -102,6 +102,8 @@ public struct MetricsFile: Sendable {
                               startedAt: Double, logger: Logger) -> ExitStatus {
         guard let path else { return status }
         do {
+            // Also here: a configuration error before the check was made still ends here.
+            try RegularFile.checkOutputPath(path, flag: "--metrics-file")
             try MetricsFile(path: path).record(status: status, summary: summary, databasePath: databasePath,
                                                seconds: Timestamps.monotonic() - startedAt)
             return status
@@ -198,8 +200,8 @@ public struct MetricsFile: Sendable {
     // MARK: the file
 
     private func readPrevious() -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        if fd < 0 { return nil }
+        // Never blocks on a FIFO: only a regular file is read.
+        guard case .success(let fd) = RegularFile.openForReading(path) else { return nil }
         defer { close(fd) }
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 16384)
@@ -222,8 +224,12 @@ public struct MetricsFile: Sendable {
             KeyAssignError(.ioError, "cannot write --metrics-file \(path): \(what): \(String(cString: strerror(errno)))")
         }
         let temporary = path + ".\(getpid()).tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0o644)
         if fd < 0 { throw failure("cannot create \(temporary)") }
+        guard RegularFile.isRegular(fd) else {
+            close(fd)
+            throw KeyAssignError(.ioError, "cannot write --metrics-file \(path): \(temporary) is not a regular file")
+        }
         var ok = false
         defer {
             if !ok { unlink(temporary) }

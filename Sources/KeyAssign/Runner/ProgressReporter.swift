@@ -66,7 +66,7 @@ final class ProgressReporter: Sendable {
     private func tick() {
         let line = render(sample())
         if live {
-            FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8))
+            FileHandle.standardError.write(Data(("\r\u{1B}[K" + TerminalText.escape(line)).utf8))
         } else {
             logger.info("\(line)")
         }

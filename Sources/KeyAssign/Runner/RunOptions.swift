@@ -32,6 +32,8 @@ public struct RunOptions: Sendable {
     public var reconcile: Bool = true
     /// `--max-listing-bytes`: a longer listing is not read (and the run goes on without it).
     public var maxListingBytes: Int = ReconcileOptions.defaultMaxListingBytes
+    /// The key name the key listing must be signed with (`--listing-key`).
+    public var listingKeyName = ListingVerifier.defaultListingKeyName
     /// Install SIGINT/SIGTERM handlers (the CLI does; an embedding program may not want it).
     public var handleSignals: Bool = false
 

@@ -98,6 +98,7 @@ public final class Runner: Sendable {
         }
         if options.progress != .quiet {
             logger.info("run \(runID): \(total) row(s) to send to \(options.endpoint.display) (rate \(options.rate > 0 ? "\(options.rate)/s" : "unlimited"), concurrency \(options.concurrency))")
+            logger.info("run \(runID): proxy: \(ProxyChoice.decide(url: options.endpoint.url.absoluteString).description)")
         }
         let progress = ProgressReporter(mode: options.progress, total: total, logger: logger) { [self] in snapshot() }
         progress.start()

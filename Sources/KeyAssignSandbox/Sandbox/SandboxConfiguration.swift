@@ -128,6 +128,15 @@ public struct SandboxConfiguration: Sendable {
         case forged
         /// 404, like a server without the endpoint.
         case absent
+        /// Hostile listings (`SandboxHostileListing`): a 500 debug page echoing the request,
+        /// the `Authorization` header (the API key, also in base64 and hex) included.
+        case echoError = "echo-error"
+        /// A properly signed listing whose `private_key_used` holds the API key.
+        case keyInKeyName = "key-in-key-name"
+        /// A listing signed by the state directory's key under the name `product`.
+        case product
+        /// An envelope whose member name, given twice, holds ESC, BEL, newline and tab.
+        case duplicateMember = "duplicate-member"
     }
 
     /// A key sold before the sandbox started, to someone: `--preassigned FILE` lines
@@ -168,6 +177,9 @@ public struct SandboxConfiguration: Sendable {
     /// Sign every reply afresh instead of reusing the signature of an identical signed text
     /// (only for measuring what the cache saves).
     public var cachesSignatures = true
+    /// Signed messages carry ESC, BEL, newline and tab (`SandboxHostileText`): a hostile server
+    /// trying to drive the client's terminal or forge lines in its log.
+    public var hostileText = false
     /// Event loop threads; nil: one per core.
     public var threads: Int?
 

@@ -54,7 +54,7 @@ public final class SandboxServer: Sendable {
                                                               caching: configuration.cachesSignatures),
                                      dice: SandboxFaultDice(configuration.faults, seed: seed),
                                      rateLimit: configuration.rateLimit, quotas: configuration.quotas,
-                                     listingMode: configuration.listing)
+                                     listingMode: configuration.listing, hostileText: configuration.hostileText)
         do {
             for sold in configuration.preassigned {
                 try service.preassign(key: sold.licenseKey, ownerName: sold.ownerName, email: sold.email)

@@ -72,13 +72,15 @@ final class SandboxService: Sendable {
     let dice: SandboxFaultDice
     private let waf: WAFRule?
     private let listingMode: SandboxConfiguration.ListingMode
+    private let hostileText: Bool
     private let createdAt = Timestamps.nowISO8601()
     private let state: Mutex<State>
 
     /// Reloads the assignments already in `assignmentsPath` and appends new ones there.
     init(apiKey: String, inventory: [String], assignmentsPath: String,
          replies: SignedReplyMaker, dice: SandboxFaultDice, rateLimit: SandboxConfiguration.RateLimit?,
-         quotas: [RateLimit] = [], listingMode: SandboxConfiguration.ListingMode = .signed) throws {
+         quotas: [RateLimit] = [], listingMode: SandboxConfiguration.ListingMode = .signed,
+         hostileText: Bool = false) throws {
         let previous = try AssignmentLog.load(path: assignmentsPath)
         let log = try AssignmentLog(path: assignmentsPath)
         self.apiKey = apiKey
@@ -86,6 +88,7 @@ final class SandboxService: Sendable {
         self.dice = dice
         waf = try dice.faults.wafBlock.map { try WAFRule(pattern: $0) }
         self.listingMode = listingMode
+        self.hostileText = hostileText
         var unique: Set<String> = []
         let order = inventory.filter { unique.insert($0).inserted }
         var initial = State(inventory: unique, order: order, assigned: [:],
@@ -162,6 +165,10 @@ final class SandboxService: Sendable {
             }
             let keys = snapshot.order.map { SandboxListing.Key(licenseKey: $0, assignment: snapshot.assigned[$0]) }
             let payload = SandboxListing.payload(keys, createdAt: createdAt, timestamp: now)
+            if let hostile = try SandboxHostileListing.reply(listingMode, request: request, apiKey: apiKey,
+                                                             payload: payload, replies: replies) {
+                return .reply(hostile)
+            }
             return .reply(.json(200, try replies.envelope(payload: payload, corruptSignature: listingMode == .forged)))
         } catch {
             return .reply(.plain(500, "Internal Server Error: cannot sign the listing: \(error)"))
@@ -269,9 +276,10 @@ final class SandboxService: Sendable {
                 state.withLock { $0.ledger.faults.undocumentedCode += 1 }
                 code = 899
             }
-            let message = code == 800 ? "License key assigned"
+            var message = code == 800 ? "License key assigned"
                 : code == 801 ? "Invalid or already assigned license key"
                 : code == 899 ? "Unexpected state" : "Invalid API key"
+            if hostileText { message = SandboxHostileText.message(message) }
             let timestamp = Int(now.rounded(.down)) - (decision.stale ? 3600 : 0)
             let envelope: [UInt8]
             do {

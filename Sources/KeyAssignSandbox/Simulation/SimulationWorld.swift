@@ -497,7 +497,7 @@ final class SimulationWorld {
         let body = server.listing(now: now, omit: faults.listingOmits, random: &random)
         log("listing fetched")
         return Reconciler.verify(OwnedBytes(copying: body), verifier: listingVerifier, maxClockSkew: options.maxClockSkew,
-                                 fetchedAt: wall, receivedAt: wall, clock: { [wall] in wall })
+                                 apiKey: options.apiKey, fetchedAt: wall, receivedAt: wall, clock: { [wall] in wall })
     }
 
     // MARK: invariants
