@@ -52,6 +52,9 @@ import Testing
             Case(name: "response not an object", envelope: envelope(response: "\"x\"")),
             Case(name: "trailing garbage", envelope: envelope() + "x"),
             Case(name: "duplicate member", envelope: envelope(extra: #","signature":"\#(signature)""#)),
+            Case(name: "duplicate member inside the response", envelope: envelope(response: Self.payload.replacingOccurrences(of: "\"code\":730,", with: "\"code\":730,\"code\":730,"))),
+            Case(name: "duplicate member inside a listing entry", envelope: envelope(response: Self.payload.replacingOccurrences(of: "\"id\":1,", with: "\"id\":1,\"id\":1,"))),
+            Case(name: "duplicate member spelled with an escape", envelope: envelope(response: Self.payload.replacingOccurrences(of: "\"id\":1,", with: "\"id\":1,\"\\u0069d\":1,"))),
             Case(name: "a lone surrogate escape in a string", envelope: envelope(extra: #","note":"\ud800""#)),
         ]
     }

@@ -184,8 +184,13 @@ struct JSONScanner {
             guard depth < Self.maximumDepth else { throw error("nesting too deep") }
             position += 1
             if !consume(UInt8(ascii: "}")) {
+                // A name given twice is refused, as StrictJSON refuses it, at any depth.
+                var names = MemberNames()
                 repeat {
-                    _ = try scanString()
+                    let name = try scanString()
+                    if try !names.insert(name, of: self) {
+                        throw JSONParseError(offset: name.range.lowerBound, reason: "duplicate member")
+                    }
                     try expect(UInt8(ascii: ":"), "':'")
                     try skipValue(depth: depth + 1)
                 } while consume(UInt8(ascii: ","))
@@ -251,6 +256,35 @@ struct JSONScanner {
             while digit(position) { position += 1 }
         }
         return (start..<position, isInteger)
+    }
+
+    /// The member names of one object seen so far: compared as text while they are few and
+    /// plain ASCII (a listing entry has a dozen), as decoded strings otherwise, which is how
+    /// StrictJSON compares them; a set past a handful, so that a hostile object with a million
+    /// members costs no more than a million lookups.
+    struct MemberNames {
+        private var plain: [Range<Int>] = []
+        private var decoded: Set<String>?
+
+        /// False when the name was there already.
+        mutating func insert(_ name: (range: Range<Int>, escaped: Bool), of scanner: JSONScanner) throws(JSONParseError) -> Bool {
+            let bytes = scanner.bytes
+            let ascii = !name.escaped && bytes[name.range].allSatisfy { $0 < 0x80 }
+            if decoded == nil && ascii && plain.count < 16 {
+                for other in plain where other.count == name.range.count && bytes[other].elementsEqual(bytes[name.range]) {
+                    return false
+                }
+                plain.append(name.range)
+                return true
+            }
+            if decoded == nil {
+                var set = Set<String>()
+                for other in plain { set.insert(try scanner.decodeString((other, false))) }
+                decoded = set
+            }
+            let text = try scanner.decodeString(name)
+            return decoded?.insert(text).inserted ?? true
+        }
     }
 
     /// Members of the object at the current position, as (name, value range), in order;
