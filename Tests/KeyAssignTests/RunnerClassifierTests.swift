@@ -72,8 +72,21 @@ import Testing
             verdict: payload(800), maybeDelivered: false, state: .failed, outcome: .failed, nowMaybe: true),
         Row(name: "redirect → failed", result: .response(status: 302, retryAfter: nil, body: []), verdict: nil,
             maybeDelivered: false, state: .failed, outcome: .failed, nowMaybe: false),
-        Row(name: "5xx on the last attempt → failed", result: .response(status: 500, retryAfter: nil, body: []), verdict: nil,
-            maybeDelivered: false, attempts: 3, state: .failed, outcome: .failed, nowMaybe: true),
+        // Issue 18: maybe delivered is never `failed` on its own. Attempts that run out after
+        // one may have reached the server end `uncertain`, for the key listing to settle.
+        Row(name: "5xx on the last attempt → uncertain (maybe delivered)", result: .response(status: 500, retryAfter: nil, body: []),
+            verdict: nil, maybeDelivered: false, attempts: 3, state: .uncertain, outcome: .uncertain, nowMaybe: true),
+        Row(name: "timeout after sending on the last attempt → uncertain", result: .maybeSent("timed out"), verdict: nil,
+            maybeDelivered: false, attempts: 3, state: .uncertain, outcome: .uncertain, nowMaybe: true),
+        Row(name: "reply failing verification on the last attempt → uncertain", result: ok,
+            verdict: .untrusted(.badSignature, ""), maybeDelivered: false, attempts: 3, state: .uncertain, outcome: .uncertain,
+            nowMaybe: true),
+        Row(name: "unsigned 403 on the last attempt after an earlier timeout → uncertain",
+            result: .response(status: 403, retryAfter: nil, body: [60]), verdict: .untrusted(.envelopeNotJSON, ""),
+            maybeDelivered: true, attempts: 3, state: .uncertain, outcome: .uncertain, nowMaybe: true),
+        Row(name: "408 → retry, not delivered (the server did not read the request)",
+            result: .response(status: 408, retryAfter: nil, body: []), verdict: nil, maybeDelivered: false,
+            state: .retry, outcome: .retry, nowMaybe: false),
         Row(name: "refused on the last attempt → still pending: it never left", result: .notSent("refused"), verdict: nil,
             maybeDelivered: true, attempts: 3, state: .pending, outcome: .notSent, nowMaybe: true, counts: false),
     ]

@@ -27,12 +27,16 @@ public struct RunSummary: Codable, Sendable, Equatable {
     public var untrustedReplies: Int
     public var stopReason: String?
     public var exitStatus: Int32
+    /// Rows still `failed` that this run did not touch: earlier nights' final refusals, waiting
+    /// for a person (`keyassign retry`). Optional: summaries stored before it lack it.
+    public var failedEarlier: Int?
 
     enum CodingKeys: String, CodingKey {
         case runID = "run_id", server, database, startedAt = "started_at", endedAt = "ended_at", seconds, requests
         case rowsPerSecond = "rows_per_second", assigned, rejected, uncertain, failed
         case retryLeft = "retry_left", pendingLeft = "pending_left", recovered, rateLimited = "rate_limited", pauses
         case untrustedReplies = "untrusted_replies", stopReason = "stop_reason", exitStatus = "exit_status"
+        case failedEarlier = "failed_earlier"
     }
 
     public func json() -> String {
@@ -49,6 +53,9 @@ public struct RunSummary: Codable, Sendable, Equatable {
         if recovered > 0 { line += "; \(recovered) recovered from a dead run" }
         if rateLimited > 0 { line += "; \(rateLimited) rate-limited (\(pauses) pauses)" }
         if untrustedReplies > 0 { line += "; \(untrustedReplies) replies failed verification" }
+        if let failedEarlier, failedEarlier > 0 {
+            line += "; \(failedEarlier) failed in earlier runs, waiting for `keyassign retry`"
+        }
         if let stopReason { line += "; stopped: \(stopReason)" }
         return line + "; exit \(exitStatus)"
     }
