@@ -119,6 +119,21 @@ import Testing
         #expect(try bench.reconcile(["--state", "assigned"]).status == 0)
     }
 
+    @Test("item 4: a run confirms the rows it assigned against the listing it fetches anyway, with no extra fetch")
+    func aRunConfirmsItsOwnAssignmentsWithTheListingItFetches() throws {
+        let bench = try RunnerBench(inventory: 3)
+        try bench.server.preassign(key: bench.inventory[0], ownerName: "Mallory Other", email: "mallory@other.example")
+        let result = try bench.run()
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(try bench.stateCounts() == ["assigned": 2, "rejected": 1])
+        // One listing: the rejected row explained, and the two assigned rows confirmed by it.
+        #expect(bench.server.ledger().listingRequests == 1)
+        #expect(result.stderr.contains("3 checked"), "\(result.stderr)")
+        // Nothing uncertain and nothing rejected: no listing is fetched for confirmation alone.
+        #expect(try bench.run().status == 0)
+        #expect(bench.server.ledger().listingRequests == 1)
+    }
+
     @Test("item 6: a night of 503s, then a good night: the rows are sent again, with no manual step")
     func aRerunRetriesWhatFailedForAPassingReason() throws {
         var down = SandboxConfiguration.Faults()
@@ -153,6 +168,8 @@ import Testing
         #expect(states[keys[0]] == "assigned" && states[keys[1]] == "assigned")
         #expect(states[keys[4]] == "assigned" && states[keys[5]] == "assigned")
         #expect(states[keys[2]] == "failed" && states[keys[3]] == "failed")
+        // A fresh --max-attempts: the rows the listing sent back count from 0 again.
+        #expect(try bench.count("SELECT count(*) FROM work WHERE attempts = 1 AND state = 'assigned'") == 4)
         // The two rows that stay failed are counted where monitoring looks.
         let summary = try String(contentsOfFile: summaryPath, encoding: .utf8)
         #expect(summary.contains("\"failed_earlier\" : 2"), "\(summary)")
@@ -210,6 +227,40 @@ import Testing
         #expect(try bench.stateCounts() == ["pending": 30])
         #expect(try bench.count("SELECT count(*) FROM work WHERE attempts <> 0 OR maybe_delivered <> 0") == 0)
         #expect(try bench.count("SELECT count(*) FROM attempts WHERE outcome = 'config_stop' AND http_status = 404") >= EarlyStop.threshold)
+        #expect(try bench.count("SELECT count(*) FROM attempts") < 15)
+    }
+
+    @Test("item 4: a --server that answers every request with an HTML page (a website, not the API) stops early; rows pending")
+    func anHTMLPageInsteadOfJSONStopsEarly() throws {
+        let bench = try RunnerBench(inventory: 30)
+        // A web site's catch-all page, as a shop front or a single-page app answers any path.
+        let site = try PythonServer(["-c", """
+            import http.server
+            page = b"<!DOCTYPE html><html><head><title>Shop</title></head><body>Welcome</body></html>"
+            class H(http.server.BaseHTTPRequestHandler):
+                protocol_version = "HTTP/1.1"
+                def answer(self):
+                    self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/html; charset=utf-8")
+                    self.send_header("Content-Length", str(len(page)))
+                    self.end_headers()
+                    self.wfile.write(page)
+                do_POST = answer
+                do_GET = answer
+                def log_message(self, *args): pass
+            server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+            print(server.server_address[1], flush=True)
+            server.serve_forever()
+            """])
+        defer { site.stop() }
+        let url = "http://127.0.0.1:\(site.port)"
+        let result = try Self.run(bench, server: url)
+        #expect(result.status == 78, "\(result.stderr)")
+        #expect(result.stderr.contains("an HTML page instead of JSON (HTTP 200)"), "\(result.stderr)")
+        #expect(result.stderr.contains(url + "/api/v1/assign-license-key"), "\(result.stderr)")
+        #expect(try bench.stateCounts() == ["pending": 30])
+        #expect(try bench.count("SELECT count(*) FROM work WHERE attempts <> 0 OR maybe_delivered <> 0") == 0)
         #expect(try bench.count("SELECT count(*) FROM attempts") < 15)
     }
 

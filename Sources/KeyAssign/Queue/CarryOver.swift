@@ -11,11 +11,10 @@ enum CarryOver {
         var uncertain = 0
     }
 
-    /// `--max-attempts` bounds the attempts of one run, not a row's lifetime: every row this run
-    /// may send starts at 0 (`attempts` history stays in `attempts`). `failed` rows whose
-    /// recorded failure passes (`FailureKind`) come back: to `retry` when no attempt may have
-    /// reached the server, else to `uncertain` (with `reconcile`; without it to `retry`, where
-    /// a later 801 is `uncertain` again, never `rejected`).
+    /// `failed` rows whose recorded failure passes (`FailureKind`) come back: to `retry` when no
+    /// attempt may have reached the server, else to `uncertain` (with `reconcile`; without it to
+    /// `retry`, where a later 801 is `uncertain` again, never `rejected`). Before the listing,
+    /// which settles the `uncertain` ones; `freshBudgets` comes after it.
     static func renew(_ db: Database, now: Double, reconcile: Bool) throws -> Renewed {
         try db.transaction {
             var renewed = Renewed()
@@ -48,10 +47,16 @@ enum CarryOver {
                     if settleFirst { renewed.uncertain += 1 } else { renewed.retried += 1 }
                 }
             }
-            // In the `work_due` index's own terms (see `WorkQueue.dueRows`).
-            try db.execute("UPDATE work SET attempts = 0 WHERE state IN ('pending', 'in_flight', 'retry') AND state <> 'in_flight' AND attempts <> 0")
             return renewed
         }
+    }
+
+    /// `--max-attempts` bounds the attempts of one run, not a row's lifetime: every row this run
+    /// may send starts at 0 (the `attempts` table keeps every attempt). After the listing, so
+    /// that the `uncertain` rows it sends back to `retry` start at 0 too.
+    static func freshBudgets(_ db: Database) throws {
+        // In the `work_due` index's own terms (see `WorkQueue.dueRows`).
+        try db.execute("UPDATE work SET attempts = 0 WHERE state IN ('pending', 'in_flight', 'retry') AND state <> 'in_flight' AND attempts <> 0")
     }
 
     /// Rows still `failed` that this run did not touch: failures of earlier nights that wait

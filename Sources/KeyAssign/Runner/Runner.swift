@@ -88,6 +88,7 @@ public final class Runner: Sendable {
             // Earlier nights' rows: fresh budgets, passing failures back (CarryOver).
             let renewed = try CarryOver.renew(queue.database, now: startedWall, reconcile: options.reconcile)
             try reconciliation.afterRescue(queue.database, runID: runID, recovered: recovered, renewed: renewed)
+            try CarryOver.freshBudgets(queue.database)
             return (recovered, try queue.rowsToSend())
         }
         if recovered > 0 {
