@@ -153,8 +153,8 @@ import Testing
                 last_error = 'gave up after 5 attempts: HTTP 403 without a signed reply' WHERE license_key = '\(keys[1])';
             UPDATE work SET state = 'failed', last_http_status = 422, last_code = NULL,
                 last_error = 'HTTP 422' WHERE license_key = '\(keys[2])';
-            UPDATE work SET state = 'failed', last_http_status = 200, last_code = 899,
-                last_error = 'undocumented code 899' WHERE license_key = '\(keys[3])';
+            UPDATE work SET state = 'failed', last_http_status = 400, last_code = 800,
+                last_error = 'HTTP 400, with a verified code 800' WHERE license_key = '\(keys[3])';
             """)
         // Past the last attempt's start plus its --timeout, and the listing's signed second (the race rule).
         Thread.sleep(forTimeInterval: 2.2)
@@ -176,6 +176,23 @@ import Testing
         #expect(try String(contentsOfFile: metrics, encoding: .utf8).contains("keyassign_rows_failed_earlier 2"))
         let status = try CLI.run(["status", "--db", bench.db])
         #expect(status.stdout.contains("failed, final: keyassign retry") && status.stdout.contains("2"), "\(status.stdout)")
+    }
+
+    @Test("item 6: a verified code nobody documented is failed that night, and the next run's listing settles it")
+    func anUndocumentedCodeIsSettledByTheNextRun() throws {
+        var odd = SandboxConfiguration.Faults()
+        odd.undocumentedCode = 1
+        let bench = try RunnerBench(inventory: 3)
+        try bench.restart(faults: odd)
+        #expect(try bench.run().status == 1)
+        // Recorded as received: the server assigned the keys, then answered 899.
+        #expect(try bench.stateCounts() == ["failed": 3])
+        #expect(try bench.count("SELECT count(*) FROM work WHERE last_code = 899 AND maybe_delivered = 1") == 3)
+        try bench.restart()
+        let next = try bench.run()
+        #expect(next.status == 0, "\(next.stderr)")
+        #expect(try bench.stateCounts() == ["assigned": 3])
+        #expect(bench.server.ledger().totals.requests == 0)
     }
 
     // MARK: issue 20, items 3 and 4

@@ -6,13 +6,16 @@
 /// left `failed` for a passing reason (a timeout or 5xx on the last attempt, a reply that did
 /// not verify) come back too.
 public enum FailureKind: Sendable, Equatable {
-    /// The request itself is wrong, and sending it again cannot help: a verified code (the
-    /// license server said so, e.g. an undocumented code or a code under a 4xx), or a 4xx other
-    /// than 408/429 without one. Stays `failed` until `keyassign retry`.
+    /// The request itself is wrong, and sending it again cannot help: a verified code under a
+    /// 3xx/4xx (the license server refused it), or a 4xx other than 408/429 without one. Stays
+    /// `failed` until `keyassign retry`.
     case final
     /// A 5xx, a timeout or a reset (no HTTP status), a reply that did not verify (a 2xx with no
     /// verified code), a 408, a 429, a redirect, or an unsigned 401/403/407 from something in
-    /// front of the server: the next run sends it again with a fresh `--max-attempts`.
+    /// front of the server: the next run sends it again with a fresh `--max-attempts`. Also a
+    /// verified code the protocol does not document under a 2xx: recorded as received that
+    /// night, but it says nothing final, and the server may have assigned the key (the row is
+    /// maybe delivered), so the next run's listing settles it.
     case passing
 
     /// HTTP statuses that a firewall, proxy or gateway answers without the license server:
@@ -20,9 +23,13 @@ public enum FailureKind: Sendable, Equatable {
     static let refusalStatuses: Set<Int> = [401, 403, 407]
 
     public init(httpStatus: Int?, code: Int?) {
-        if code != nil {
-            // The license server verified its answer: it decided, and it decides the same again.
-            self = .final
+        if let code {
+            if let status = httpStatus, (200...299).contains(status), code != 800, code != 801 {
+                self = .passing  // undocumented: it says nothing final
+            } else {
+                // Refused under an error status: the license server decided, and decides the same again.
+                self = .final
+            }
             return
         }
         guard let status = httpStatus else {
