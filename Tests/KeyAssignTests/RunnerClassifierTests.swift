@@ -70,6 +70,9 @@ import Testing
             state: .failed, outcome: .failed, nowMaybe: true),
         Row(name: "verified payload under a redirect → failed, maybe delivered", result: .response(status: 302, retryAfter: nil, body: [1]),
             verdict: payload(800), maybeDelivered: false, state: .failed, outcome: .failed, nowMaybe: true),
+        Row(name: "unsigned 404 after a maybe-delivered attempt → uncertain, not failed",
+            result: .response(status: 404, retryAfter: nil, body: []), verdict: nil, maybeDelivered: true,
+            state: .uncertain, outcome: .uncertain, nowMaybe: true),
         Row(name: "redirect → failed", result: .response(status: 302, retryAfter: nil, body: []), verdict: nil,
             maybeDelivered: false, state: .failed, outcome: .failed, nowMaybe: false),
         // Issue 18: maybe delivered is never `failed` on its own. Attempts that run out after

@@ -62,8 +62,15 @@ public enum Classifier {
                            code: code, verdictText: verdictText, error: message, authStop: message)
         }
         func failed(_ error: String, code: Int?, verdictText: String?, delivered: Bool) -> Classification {
-            Classification(state: .failed, outcome: .failed, maybeDelivered: maybeDelivered || delivered,
-                           countsAttempt: true, code: code, verdictText: verdictText, error: error)
+            if code == nil && maybeDelivered {
+                // Only a verified code is the server's word; an unsigned refusal now says nothing
+                // about what an earlier attempt may have done, so the row is not `failed` on it.
+                return Classification(state: .uncertain, outcome: .uncertain, maybeDelivered: true, countsAttempt: true,
+                                      code: nil, verdictText: verdictText,
+                                      error: error + "; an earlier attempt may have reached the server, so the key's listing settles it")
+            }
+            return Classification(state: .failed, outcome: .failed, maybeDelivered: maybeDelivered || delivered,
+                                  countsAttempt: true, code: code, verdictText: verdictText, error: error)
         }
 
         switch result {
