@@ -50,6 +50,9 @@ final class RunReconciliation {
         try record.bind(1, options.timeout)
         try record.bind(2, runID)
         try record.step()
+        if renewed.retried + renewed.uncertain > 0 {
+            logger.notice("\(renewed.retried + renewed.uncertain) row(s) that failed in earlier runs for a passing reason come back: \(renewed.retried) to send again, \(renewed.uncertain) maybe delivered, to settle from the key listing first")
+        }
         guard options.reconcile else { return }
         let uncertain = try db.scalarInt("SELECT count(*) FROM work WHERE state = 'uncertain'") ?? 0
         guard recovered > 0 || uncertain > 0 else { return }
