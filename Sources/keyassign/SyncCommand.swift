@@ -73,7 +73,7 @@ struct SyncCommand: ParsableCommand {
             return (imported.exitStatus, nil)
         }
         let run = RunSetup.executeWithSummary(options, publicKeys: arguments.publicKeys, logger: logger)
-        if imported.exitStatus == .dataError && (run.status == .ok || run.status == .someFailed) {
+        if imported.exitStatus == .dataError && [.ok, .someFailed, .quotaSpent].contains(run.status) {
             logger.error("some input files could not be imported (see above); the rows that were queued have been sent")
             return (.dataError, run.summary)
         }

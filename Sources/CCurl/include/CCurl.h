@@ -35,6 +35,11 @@ typedef struct {
     size_t max_reply;
     /// The last Retry-After header of the final response; empty when there was none.
     char retry_after[128];
+    /// Laravel's throttle headers of the final response (X-RateLimit-Limit, -Remaining,
+    /// -Reset), as sent; empty when there were none.
+    char ratelimit_limit[32];
+    char ratelimit_remaining[32];
+    char ratelimit_reset[32];
     /// How many times libcurl has issued the request in this transfer (see ka_on_prerequest).
     int requests_issued;
     /// Set for the key listing: a reply longer than `max_reply` fails the transfer (and sets

@@ -35,10 +35,12 @@ public struct MetricsFile: Sendable {
         /// Rows still `failed` that this run did not touch (`RunSummary.failedEarlier`): earlier
         /// nights' final refusals, waiting for a person. nil when the run made no summary.
         public var failedEarlier: Int?
+        /// Unix seconds when the quota that stopped the run reopens; nil when none did.
+        public var quotaReopensAt: Double?
 
         public init(exitStatus: Int32, seconds: Double, endedAt: Double, lastSuccess: Double?,
                     rows: [WorkState: Int64]?, requests: [String: Int64], rateLimited: Int, pauses: Int,
-                    untrustedReplies: Int) {
+                    untrustedReplies: Int, quotaReopensAt: Double? = nil) {
             self.exitStatus = exitStatus
             self.seconds = seconds
             self.endedAt = endedAt
@@ -48,6 +50,7 @@ public struct MetricsFile: Sendable {
             self.rateLimited = rateLimited
             self.pauses = pauses
             self.untrustedReplies = untrustedReplies
+            self.quotaReopensAt = quotaReopensAt
         }
     }
 
@@ -83,10 +86,14 @@ public struct MetricsFile: Sendable {
                 requests = (try? MetricsFile.requestsByOutcome(db, runID: summary.runID)) ?? [:]
             }
         }
+        // A night stopped by a spent quota did what the quota allowed: it is a success to the
+        // staleness alert, as to systemd (docs/scheduling.md).
+        let succeeded = status == .ok || status == .quotaSpent
         var snapshot = Snapshot(exitStatus: status.rawValue, seconds: seconds, endedAt: now,
-                                lastSuccess: status == .ok ? now : previous, rows: rows, requests: requests,
+                                lastSuccess: succeeded ? now : previous, rows: rows, requests: requests,
                                 rateLimited: summary?.rateLimited ?? 0, pauses: summary?.pauses ?? 0,
-                                untrustedReplies: summary?.untrustedReplies ?? 0)
+                                untrustedReplies: summary?.untrustedReplies ?? 0,
+                                quotaReopensAt: summary?.quotaReopensAt)
         snapshot.failedEarlier = summary?.failedEarlier
         try writeAtomically(MetricsFile.render(snapshot))
     }
@@ -154,8 +161,11 @@ public struct MetricsFile: Sendable {
                [("", String(snapshot.exitStatus))])
         series("keyassign_run_end_timestamp_seconds", "Unix time the run ended.",
                [("", number(snapshot.endedAt))])
-        series(lastSuccessName, "Unix time of the last run that exited 0; 0 if none is known.",
+        series(lastSuccessName, "Unix time of the last run that exited 0 (or 10, quota spent); 0 if none is known.",
                [("", number(snapshot.lastSuccess ?? 0))])
+        series("keyassign_quota_reopens_timestamp_seconds",
+               "Unix time the server's quota that stopped this run (exit 10) reopens; 0 if no quota stopped it.",
+               [("", number(snapshot.quotaReopensAt ?? 0))])
         return out
     }
 

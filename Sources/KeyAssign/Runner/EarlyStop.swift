@@ -132,7 +132,7 @@ public struct EarlyStop: Sendable {
 
     /// What one reply says about the configuration. `now`: when it arrived (Unix seconds).
     public static func observation(_ result: TransportResult, verdict: ReplyVerdict?, now: Double) -> Observation {
-        guard case .response(let status, _, let body) = result else { return .neutral }
+        guard case .response(let status, _, let body, _) = result else { return .neutral }
         if case .trusted? = verdict { return .verified }
         if status == 404 || status == 405 { return .wrongServer("HTTP \(status)") }
         if case .untrusted(let reason, let detail)? = verdict {

@@ -76,7 +76,8 @@ public enum RunSetup {
             let summary = try runner.run()
             let status = ExitStatus(rawValue: summary.exitStatus) ?? .someFailed
             if options.progress != .quiet || status != .ok {
-                if status == .ok {
+                // A spent quota is a schedule, not a failure: its own warning line says what is left.
+                if status == .ok || status == .quotaSpent {
                     logger.notice("\(summary.text)")
                 } else if status == .someFailed {
                     logger.warning("\(summary.text)")

@@ -147,6 +147,9 @@ final class CurlExchange {
         requestHeader.pointee.data = copy
         record.pointee.reply_length = 0
         record.pointee.retry_after.0 = 0
+        record.pointee.ratelimit_limit.0 = 0
+        record.pointee.ratelimit_remaining.0 = 0
+        record.pointee.ratelimit_reset.0 = 0
         record.pointee.requests_issued = 0
         record.pointee.overflowed = 0
         record.pointee.error.0 = 0
@@ -204,5 +207,17 @@ final class CurlExchange {
     var retryAfter: String? {
         let value = withUnsafeBytes(of: record.pointee.retry_after) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
         return value.isEmpty ? nil : value
+    }
+
+    /// The final response's X-RateLimit-* headers, or nil when it had none usable.
+    var rateLimit: RateLimitHeaders? {
+        func text<T>(_ field: T) -> String {
+            withUnsafeBytes(of: field) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        }
+        let record = record.pointee
+        // Most servers send none: no strings, no clock, for them.
+        if record.ratelimit_limit.0 == 0 && record.ratelimit_remaining.0 == 0 && record.ratelimit_reset.0 == 0 { return nil }
+        return RateLimitHeaders(limit: text(record.ratelimit_limit), remaining: text(record.ratelimit_remaining),
+                                reset: text(record.ratelimit_reset), now: Timestamps.now())
     }
 }

@@ -152,6 +152,8 @@ public struct SandboxConfiguration: Sendable {
     /// A file holding the API key; nil: reuse `DIR/api-key`, or generate one there.
     public var apiKeyFile: String?
     public var rateLimit: RateLimit?
+    /// Fixed-window quotas, as Laravel's throttle keeps them (`SandboxQuotas`): `--quota 30/hour`.
+    public var quotas: [KeyAssign.RateLimit] = []
     public var faults = Faults()
     public var listing: ListingMode = .signed
     /// Added to the inventory and assigned at start (kept if already assigned).
@@ -183,6 +185,9 @@ public struct SandboxConfiguration: Sendable {
             guard rateLimit.rate > 0, rateLimit.rate.isFinite, rateLimit.burst >= 1 else {
                 throw KeyAssignError(.usage, "rate limit: rate must be above 0 and burst at least 1")
             }
+        }
+        for quota in quotas where quota.count < 1 || !KeyAssign.RateLimit.windowRange.contains(quota.window) {
+            throw KeyAssignError(.usage, "quota \(quota): the count must be at least 1 and the window from 1 ms to 31 days")
         }
         if case .generate(let count) = inventory, count < 0 {
             throw KeyAssignError(.usage, "generate-keys \(count): must be 0 or more")

@@ -63,6 +63,7 @@ final class SandboxService: Sendable {
         var assigned: [String: AssignmentRecord]
         var ledger = SandboxLedger()
         var limiter: SandboxRateLimiter?
+        var quotas: SandboxQuotas
         let log: AssignmentLog
     }
 
@@ -77,7 +78,7 @@ final class SandboxService: Sendable {
     /// Reloads the assignments already in `assignmentsPath` and appends new ones there.
     init(apiKey: String, inventory: [String], assignmentsPath: String,
          replies: SignedReplyMaker, dice: SandboxFaultDice, rateLimit: SandboxConfiguration.RateLimit?,
-         listingMode: SandboxConfiguration.ListingMode = .signed) throws {
+         quotas: [RateLimit] = [], listingMode: SandboxConfiguration.ListingMode = .signed) throws {
         let previous = try AssignmentLog.load(path: assignmentsPath)
         let log = try AssignmentLog(path: assignmentsPath)
         self.apiKey = apiKey
@@ -88,7 +89,8 @@ final class SandboxService: Sendable {
         var unique: Set<String> = []
         let order = inventory.filter { unique.insert($0).inserted }
         var initial = State(inventory: unique, order: order, assigned: [:],
-                            limiter: rateLimit.map { SandboxRateLimiter($0, now: Timestamps.monotonic()) }, log: log)
+                            limiter: rateLimit.map { SandboxRateLimiter($0, now: Timestamps.monotonic()) },
+                            quotas: SandboxQuotas(quotas), log: log)
         for record in previous {
             if initial.inventory.insert(record.licenseKey).inserted { initial.order.append(record.licenseKey) }
             initial.assigned[record.licenseKey] = record
@@ -180,6 +182,8 @@ final class SandboxService: Sendable {
         let decision = dice.roll()
         let now = Timestamps.now()
 
+        // The quota's X-RateLimit-* headers, sent with whatever reply the request gets.
+        var quotaHeaders: [(String, String)] = []
         let outcome: Outcome = state.withLock { state in
             state.ledger.totals.requests += 1
             if decision.delayMilliseconds > 0 { state.ledger.faults.latency += 1 }
@@ -200,6 +204,14 @@ final class SandboxService: Sendable {
             if let retryAfter = state.limiter?.take(now: Timestamps.monotonic()) {
                 state.ledger.rateLimited += 1
                 return .rateLimited(retryAfter)
+            }
+            if !state.quotas.isEmpty {
+                let decision = state.quotas.take(now: now)
+                quotaHeaders = decision.headers
+                if let retryAfter = decision.retryAfter {
+                    state.ledger.rateLimited += 1
+                    return .rateLimited(retryAfter)
+                }
             }
             if decision.dropBefore { state.ledger.faults.dropBefore += 1; return .dropBefore }
             if decision.fail5xx { state.ledger.faults.fail5xx += 1; return .fault5xx }
@@ -222,6 +234,15 @@ final class SandboxService: Sendable {
             return .signed(code: 800, assignedNow: true)
         }
 
+        let action = act(on: outcome, request: request, fields: fields, decision: decision, now: now)
+        guard !quotaHeaders.isEmpty, case .reply(var reply) = action else { return action }
+        reply.headers += quotaHeaders
+        return .reply(reply)
+    }
+
+    /// The reply (or the drop) an outcome of `assign` gets.
+    private func act(on outcome: Outcome, request: SandboxRequest, fields: AssignRequestFields,
+                     decision: FaultDecision, now: Double) -> SandboxAction {
         let delay = decision.delayMilliseconds
         switch outcome {
         case .rateLimited(let seconds):
