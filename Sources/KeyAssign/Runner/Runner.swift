@@ -36,6 +36,8 @@ public final class Runner: Sendable {
         var stops = RunStops()
         var breaker: CircuitBreaker
         var refusals = RefusalGate<CompletedAttempt>()
+        /// A wrong --public-key, clock or --server stops the run after a handful of replies.
+        var early: EarlyStopGate
         var tally = RunTally()
     }
 
@@ -48,7 +50,9 @@ public final class Runner: Sendable {
         self.bucket = TokenBucket(rate: options.rate, burst: options.burst)
         self.quota = RunQuota(limits: options.rateLimits, logger: logger, quiet: options.progress == .quiet)
         self.minimumClaim = max(1, min(16, options.concurrency / 4))
-        self.state = Mutex(State(breaker: CircuitBreaker(window: options.maxWait)))
+        self.state = Mutex(State(breaker: CircuitBreaker(window: options.maxWait),
+                                 early: EarlyStopGate(keys: verifier.keyRing.signingKeys, maxClockSkew: options.maxClockSkew,
+                                                      url: options.endpoint.display)))
     }
 
     /// Runs until nothing is due (waiting up to --max-wait for scheduled retries), a signal,
@@ -84,7 +88,10 @@ public final class Runner: Sendable {
         let reconciliation = RunReconciliation(options: options, keyRing: verifier.keyRing, logger: logger)
         let (recovered, total) = try shared.with { queue -> (Int, Int) in
             let recovered = try queue.rescue(runID: runID, now: startedWall)
-            try reconciliation.afterRescue(queue.database, runID: runID, recovered: recovered)
+            // Earlier nights' rows: fresh budgets, passing failures back (CarryOver).
+            let renewed = try CarryOver.renew(queue.database, now: startedWall, reconcile: options.reconcile)
+            try reconciliation.afterRescue(queue.database, runID: runID, recovered: recovered, renewed: renewed)
+            try CarryOver.freshBudgets(queue.database)
             try quota.start(queue.database)
             return (recovered, try queue.rowsToSend())
         }
@@ -126,6 +133,12 @@ public final class Runner: Sendable {
             loopError = loopError ?? error
         }
         if let loopError { throw loopError }
+        if let kind = state.withLock({ $0.early.verificationStop }) {
+            // Sent rows may have been assigned: uncertain, for reconciliation once the key or clock is right.
+            try shared.with { _ = try CarryOver.parkMaybeDelivered($0.database, runID: runID, reason: kind == .signature
+                ? "sent while replies failed signature verification (check --public-key): may have been assigned"
+                : "sent while replies were stale (check the clock): may have been assigned") }
+        }
         // One listing settles what the run left uncertain (not after a signal or an auth stop).
         if !shouldStop() { try shared.with { try reconciliation.atEnd($0.database, runID: runID) } }
 
@@ -388,7 +401,12 @@ public final class Runner: Sendable {
                 }
             } else {
                 if case .trusted? = verdict { record += state.refusals.verifiedReply() }
-                record.append(attempt)
+                let gated = state.early.admit(attempt, EarlyStop.observation(result, verdict: verdict, now: endedWall))
+                record += gated.record
+                if let message = gated.stop, state.stops.config == nil {
+                    state.stops.config = message
+                    messages.append(message)
+                }
             }
             if let message = classification.configStop, state.stops.config == nil {
                 state.stops.config = message
@@ -429,6 +447,12 @@ public final class Runner: Sendable {
         let (recorded, stopMessage) = state.withLock { state -> (Bool, String?) in
             var record: [CompletedAttempt] = []
             var stopMessage: String?
+            let early = state.early.settle()
+            record += early.record
+            if let message = early.stop, state.stops.config == nil && state.stops.signal == nil {
+                state.stops.config = message
+                stopMessage = message
+            }
             let (held, stopsRun) = state.refusals.settle()
             if stopsRun || state.stops.auth != nil {
                 let message = state.stops.auth ?? "every request was refused before it reached the license server: \(held.count) row(s) got an unsigned refusal and no signed reply came back in this run (a proxy, gateway, firewall or IP filter in front of the server refuses this client, or the API key is refused before the server sees it)"
@@ -437,9 +461,9 @@ public final class Runner: Sendable {
                     state.stops.auth = message
                     stopMessage = message
                 }
-                record = held.map { Self.asAuthStop($0, message: message) }
+                record += held.map { Self.asAuthStop($0, message: message) }
             } else {
-                record = held
+                record += held
             }
             for item in record {
                 state.tally.count(item.classification)
@@ -499,10 +523,12 @@ public final class Runner: Sendable {
         let touched = try queue.statesOfRowsTouched(byRun: runID)
         let queued = try queue.queuedRowsByState()
         let (stops, tally) = state.withLock { ($0.stops, $0.tally) }
-        return RunSummary(runID: runID, server: options.endpoint.display, database: queue.database.path,
-                          startedWall: startedWall, seconds: Timestamps.monotonic() - startedMono,
-                          tally: tally, pauses: bucket.pauses, recovered: recovered,
-                          touched: touched, queued: queued, stops: stops)
+        var summary = RunSummary(runID: runID, server: options.endpoint.display, database: queue.database.path,
+                                 startedWall: startedWall, seconds: Timestamps.monotonic() - startedMono,
+                                 tally: tally, pauses: bucket.pauses, recovered: recovered,
+                                 touched: touched, queued: queued, stops: stops)
+        summary.failedEarlier = try CarryOver.failedEarlier(queue.database, runID: runID)
+        return summary
     }
 
     private func recordEnd(_ shared: SharedQueue, runID: Int64, status: ExitStatus, summary: RunSummary?) {
