@@ -39,7 +39,7 @@ struct RunArguments: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Requests in flight at most (\(FlagRange.concurrency.text)).", valueName: "N"))
     var concurrency: Int = 8
 
-    @Option(name: .customLong("max-attempts"), help: ArgumentHelp("Attempts per row before it is marked failed (429s, and requests that never left, do not count; \(FlagRange.maxAttempts.text)).", valueName: "N"))
+    @Option(name: .customLong("max-attempts"), help: ArgumentHelp("Attempts per row in this run; then a row that may have reached the server is uncertain (the key listing settles it), any other failed, and the next run tries again unless the refusal was final (429s, and requests that never left, do not count; \(FlagRange.maxAttempts.text)).", valueName: "N"))
     var maxAttempts: Int = 5
 
     @Option(name: .long, help: ArgumentHelp("Seconds per request; also how long a first SIGINT/SIGTERM waits for requests in flight (\(FlagRange.timeout.text)).", valueName: "SECONDS"))

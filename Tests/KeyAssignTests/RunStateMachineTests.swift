@@ -36,7 +36,8 @@ import Testing
         var notSent: String?
         if case .notSent(let error) = result { notSent = error }
         return RowReply(attempt: attempt, sentAt: sentAt, receivedAt: at, retryAfter: retryAfter, notSentError: notSent,
-                        reachedServer: notSent == nil, rateLimit: nil, trusted: false, untrusted: false)
+                        reachedServer: notSent == nil, rateLimit: nil, observation: .neutral, trusted: false,
+                        untrusted: false)
     }
 
     @Test("claims at most the free slots, then waits for a reply (no timer), and a reply wakes it")

@@ -32,7 +32,7 @@ public struct ReconcileOptions: Sendable {
         try FlagRange.maxListingBytes.check(maxListingBytes)
         try FlagRange.maxAttempts.check(maxAttempts)
         if let state = states.first(where: { !ReconcileRules.selectableStates.contains($0) }) {
-            throw KeyAssignError(.usage, "--state \(state.rawValue): reconcile settles uncertain, rejected and retry rows only")
+            throw KeyAssignError(.usage, "--state \(state.rawValue): reconcile settles uncertain, rejected, retry and assigned rows only")
         }
     }
 }
@@ -41,7 +41,9 @@ public struct ReconcileOptions: Sendable {
 /// explained against it. Sends no assign request.
 public enum ReconcileJob {
     /// Prints one line per row it changes (or would) through `output`; returns the exit status:
-    /// 0 when every selected row was settled, 1 when some could not be or the listing is unusable.
+    /// 0 when every selected row was settled, 1 when some could not be or the listing is unusable,
+    /// 4 (`contradicted`) when the listing contradicts rows recorded `assigned`, 78 when the listing
+    /// fails verification the way a wrong --public-key or clock makes it.
     public static func run(_ options: ReconcileOptions, keyRing: KeyRing, logger: Logger,
                            output: (String) -> Void) throws -> ExitStatus {
         try options.validate()
@@ -77,6 +79,11 @@ public enum ReconcileJob {
         switch try reconciler.fetch() {
         case .failure(let unavailable):
             logger.error("\(unavailable.message); nothing was changed")
+            if let message = RunReconciliation.configurationMessage(unavailable, keyRing: reconciler.verifier.keyRing,
+                                                                    maxClockSkew: options.maxClockSkew) {
+                logger.error("\(message)")
+                return (.config, message)
+            }
             return (.someFailed, unavailable.message)
         case .success(let listing):
             fetched = listing
@@ -110,9 +117,11 @@ public enum ReconcileJob {
         if !counts.toState.isEmpty {
             summary += " (" + counts.toState.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ") + ")"
         }
-        if counts.unsettled > 0 { summary += ", \(counts.unsettled) waiting for a later listing (the race rule)" }
+        if counts.unsettled > 0 { summary += ", \(counts.unsettled) waiting for a later listing (the race rule, or not listed)" }
+        if counts.contradicted > 0 { summary += "; \(counts.contradicted) assigned row(s) contradicted by the listing (changed after our assignment)" }
         if listing.index.duplicateKeys > 0 { summary += "; \(listing.index.duplicateKeys) key(s) listed twice (the first entry counts)" }
         logger.notice("reconcile: \(summary)")
+        if counts.contradicted > 0 { return (.contradicted, summary) }
         return (counts.unsettled == 0 ? .ok : .someFailed, summary)
     }
 

@@ -78,7 +78,11 @@ public struct Reconciler: Sendable {
         case states([WorkState])
         /// Rows waiting to be sent again whose earlier attempt may have reached the server.
         case maybeDeliveredRetries
-        /// The end of a run: every `uncertain` row, and the rows this run rejected.
+        /// The start of a run: every `uncertain` row (whichever run left it) and the rows a dead
+        /// run left, before anything is sent.
+        case startOfRun
+        /// The end of a run: every `uncertain` row, the rows this run rejected, and the rows it
+        /// assigned (confirmed by key and email, with no extra fetch).
         case endOfRun(runID: Int64)
     }
 
@@ -95,8 +99,10 @@ public struct Reconciler: Sendable {
         public var selected = 0
         /// Rows the listing settled or explained.
         public var settled = 0
-        /// Rows it could not settle yet (the race).
+        /// Rows it could not settle yet (the race, or a maybe-delivered key the listing leaves out).
         public var unsettled = 0
+        /// `assigned` rows the listing contradicts (moved to `retry` or `rejected`).
+        public var contradicted = 0
         public var byRule: [String: Int] = [:]
         public var toState: [String: Int] = [:]
     }
@@ -202,6 +208,8 @@ public struct Reconciler: Sendable {
                     terms.append("(state = 'rejected' AND NOT EXISTS (SELECT 1 FROM settlements s WHERE s.work_id = work.id AND s.settled_at = work.updated_at))")
                 } else if state == .retry {
                     terms.append("(\(WorkQueue.rescuedRetries))")
+                } else if state == .assigned {
+                    terms.append("state = 'assigned'")
                 } else {
                     terms.append("state = '\(state.rawValue)'")
                 }
@@ -209,9 +217,11 @@ public struct Reconciler: Sendable {
             condition = terms.isEmpty ? "0" : terms.joined(separator: " OR ")
         case .maybeDeliveredRetries:
             condition = WorkQueue.rescuedRetries
+        case .startOfRun:
+            condition = "state = 'uncertain' OR (\(WorkQueue.rescuedRetries))"
         case .endOfRun(let id):
             runID = id
-            condition = "state = 'uncertain' OR (state = 'rejected' AND id IN (SELECT work_id FROM attempts WHERE run_id = ?2))"
+            condition = "state = 'uncertain' OR (state IN ('rejected', 'assigned') AND id IN (SELECT work_id FROM attempts WHERE run_id = ?2))"
         }
         let select = try db.prepare("""
             SELECT id, license_key, owner_name, email, state, attempts FROM work
@@ -227,7 +237,8 @@ public struct Reconciler: Sendable {
             """)
         let update = try db.prepare("""
             UPDATE work SET state = ?1, last_error = ?2, updated_at = ?3,
-                next_attempt_at = CASE WHEN ?1 = 'retry' THEN ?4 ELSE next_attempt_at END
+                next_attempt_at = CASE WHEN ?1 = 'retry' THEN ?4 ELSE next_attempt_at END,
+                maybe_delivered = CASE WHEN ?6 = 'assigned' THEN 1 ELSE maybe_delivered END
             WHERE id = ?5 AND state = ?6
             """)
         let index = fetched.listing.index
@@ -269,15 +280,22 @@ public struct Reconciler: Sendable {
                     }
                     let decision = ReconcileRules.decide(pending.row, entry: entry, takenAt: takenAt, maxAttempts: maxAttempts)
                     counts.byRule[decision.rule.rawValue, default: 0] += 1
-                    guard decision.settled else {
+                    // A maybe-delivered row the listing leaves out keeps its state, with that reason.
+                    let explainsAbsence = !decision.settled && decision.rule == .unknown && pending.row.state != .assigned
+                    guard decision.settled || explainsAbsence else {
                         counts.unsettled += 1
                         report(Change(licenseKey: pending.key, from: pending.row.state, decision: decision, written: false))
                         continue
                     }
-                    counts.settled += 1
-                    counts.toState[decision.state.rawValue, default: 0] += 1
-                    // A row the listing leaves in retry as it was needs no record.
-                    let changes = decision.state != pending.row.state || decision.state == .rejected
+                    if decision.settled {
+                        counts.settled += 1
+                        counts.toState[decision.state.rawValue, default: 0] += 1
+                    } else {
+                        counts.unsettled += 1
+                    }
+                    if ReconcileRules.contradicts(decision, from: pending.row.state) { counts.contradicted += 1 }
+                    // A row the listing leaves in retry (or assigned) as it was needs no record.
+                    let changes = decision.state != pending.row.state || decision.state == .rejected || explainsAbsence
                     var written = false
                     if changes, let listingID {
                         let reason = decision.reason + " [listing \(listingID)]"

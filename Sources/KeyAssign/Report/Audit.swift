@@ -33,7 +33,10 @@ public enum Audit {
     static func requiredCode(for state: WorkState) -> Int? {
         switch state {
         case .assigned: 800
-        case .rejected, .uncertain: 801
+        case .rejected: 801
+        // Uncertain claims nothing: attempts that ran out after maybe reaching the server end
+        // there without any 801 (docs/states.md).
+        case .uncertain: nil
         case .pending, .inFlight, .retry, .failed: nil
         }
     }

@@ -32,6 +32,9 @@ public struct MetricsFile: Sendable {
         public var rateLimited: Int
         public var pauses: Int
         public var untrustedReplies: Int
+        /// Rows still `failed` that this run did not touch (`RunSummary.failedEarlier`): earlier
+        /// nights' final refusals, waiting for a person. nil when the run made no summary.
+        public var failedEarlier: Int?
         /// Unix seconds when the quota that stopped the run reopens; nil when none did.
         public var quotaReopensAt: Double?
 
@@ -86,11 +89,12 @@ public struct MetricsFile: Sendable {
         // A night stopped by a spent quota did what the quota allowed: it is a success to the
         // staleness alert, as to systemd (docs/scheduling.md).
         let succeeded = status == .ok || status == .quotaSpent
-        let snapshot = Snapshot(exitStatus: status.rawValue, seconds: seconds, endedAt: now,
+        var snapshot = Snapshot(exitStatus: status.rawValue, seconds: seconds, endedAt: now,
                                 lastSuccess: succeeded ? now : previous, rows: rows, requests: requests,
                                 rateLimited: summary?.rateLimited ?? 0, pauses: summary?.pauses ?? 0,
                                 untrustedReplies: summary?.untrustedReplies ?? 0,
                                 quotaReopensAt: summary?.quotaReopensAt)
+        snapshot.failedEarlier = summary?.failedEarlier
         try writeAtomically(MetricsFile.render(snapshot))
     }
 
@@ -148,6 +152,11 @@ public struct MetricsFile: Sendable {
                [("", String(snapshot.pauses))])
         series("keyassign_run_untrusted_replies", "Replies this run refused because their signature did not verify.",
                [("", String(snapshot.untrustedReplies))])
+        if let failedEarlier = snapshot.failedEarlier {
+            series("keyassign_rows_failed_earlier",
+                   "Rows still failed that this run did not touch: refused for good on an earlier night, waiting for keyassign retry.",
+                   [("", String(failedEarlier))])
+        }
         series("keyassign_run_duration_seconds", "Seconds the run (for sync: import and run) took.",
                [("", number(snapshot.seconds))])
         series("keyassign_run_exit_status", "The exit status of the run (see docs/scheduling.md).",

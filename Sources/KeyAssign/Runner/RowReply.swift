@@ -15,6 +15,8 @@ package struct RowReply: Sendable {
     package var reachedServer: Bool
     /// The reply's `X-RateLimit-*` headers, if it had any.
     package var rateLimit: RateLimitHeaders?
+    /// What the reply says of the key, the clock and the server (`EarlyStop`).
+    package var observation: EarlyStop.Observation
     package var trusted: Bool
     package var untrusted: Bool
 
@@ -70,7 +72,8 @@ package struct RowReply: Sendable {
         case nil: break
         }
         return RowReply(attempt: attempt, sentAt: startedMono, receivedAt: endedMono, retryAfter: retryAfter,
-                        notSentError: notSentError, reachedServer: reached, rateLimit: rateLimit, trusted: trusted,
+                        notSentError: notSentError, reachedServer: reached, rateLimit: rateLimit,
+                        observation: EarlyStop.observation(result, verdict: verdict, now: endedWall), trusted: trusted,
                         untrusted: untrusted)
     }
 }

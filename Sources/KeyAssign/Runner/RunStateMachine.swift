@@ -99,6 +99,8 @@ package struct RunStateMachine: Sendable {
     package private(set) var tally = RunTally()
     private(set) var breaker: CircuitBreaker
     private var refusals = RefusalGate<CompletedAttempt>()
+    /// A wrong --public-key, clock or --server stops the run after a handful of replies.
+    private var early: EarlyStopGate
     private(set) var budget: WaitBudget
     private var step = Step.sending
     /// Attempts handed over since the last claim began: a flush of them may have made rows due.
@@ -117,7 +119,9 @@ package struct RunStateMachine: Sendable {
         package var text: String
     }
 
-    package init(options: RunOptions, limiter: any RunLimiter, quota: (any RunQuotaGate)? = nil) {
+    /// `signingKeys`: the configured keys, named in the early stop's message.
+    package init(options: RunOptions, limiter: any RunLimiter, quota: (any RunQuotaGate)? = nil,
+                 signingKeys: [SigningKey] = []) {
         concurrency = options.concurrency
         minimumClaim = max(1, min(16, options.concurrency / 4))
         claimLimit = 64
@@ -126,6 +130,7 @@ package struct RunStateMachine: Sendable {
         self.limiter = limiter
         self.quota = quota
         breaker = CircuitBreaker(window: options.maxWait)
+        early = EarlyStopGate(keys: signingKeys, maxClockSkew: options.maxClockSkew, url: options.endpoint.display)
         budget = WaitBudget(limit: options.maxWait)
     }
 
@@ -153,7 +158,10 @@ package struct RunStateMachine: Sendable {
             }
             step = .sending
         case .settling:
-            let records = settleRefusals()
+            let (records, message) = settleHeld()
+            if let message {
+                notices.append(Notice(level: .error, text: "stopping the run: \(message); those rows go back to pending"))
+            }
             if !records.isEmpty {
                 step = .sending
                 return .record(records)
@@ -317,7 +325,12 @@ package struct RunStateMachine: Sendable {
             }
         } else {
             if reply.trusted { record += refusals.verifiedReply() }
-            record.append(attempt)
+            let gated = early.admit(attempt, reply.observation)
+            record += gated.record
+            if let message = gated.stop, stops.config == nil {
+                stops.config = message
+                effects.stopMessages.append(message)
+            }
         }
         if let message = classification.configStop, stops.config == nil {
             stops.config = message
@@ -354,11 +367,12 @@ package struct RunStateMachine: Sendable {
     /// After the dispatcher stopped and the requests in flight were drained: decide the held
     /// refusals (nothing more can arrive to decide them). The caller hands them over.
     package mutating func finalRecords() -> (records: [CompletedAttempt], stopMessage: String?) {
-        let hadAuth = stops.auth != nil
-        let records = settleRefusals()
-        let message = !hadAuth && stops.auth != nil ? stops.auth : nil
-        return (records, message)
+        settleHeld()
     }
+
+    /// The stop the run ended with, when it was for verification (a wrong key or clock): the
+    /// rows it sent may have been assigned, and the caller parks them `uncertain`.
+    package var verificationStop: EarlyStop.Kind? { early.verificationStop }
 
     // MARK: rules
 
@@ -380,25 +394,34 @@ package struct RunStateMachine: Sendable {
         return wake
     }
 
-    /// Decides the unsigned refusals still held, once nothing more can arrive to decide them
-    /// (see `RefusalGate`).
-    private mutating func settleRefusals() -> [CompletedAttempt] {
+    /// Decides the replies still held, once nothing more can arrive to decide them: those of a
+    /// server that may be the wrong one (`EarlyStopGate`), and unsigned refusals (`RefusalGate`).
+    /// Returns them, and the message of a stop this decided.
+    private mutating func settleHeld() -> (records: [CompletedAttempt], stopMessage: String?) {
+        var stopMessage: String?
+        let settled = early.settle()
+        var records = settled.record
+        if let message = settled.stop, stops.config == nil && stops.signal == nil {
+            stops.config = message
+            stopMessage = message
+        }
+        let hadAuth = stops.auth != nil
         let (held, stopsRun) = refusals.settle()
-        let records: [CompletedAttempt]
         if stopsRun || stops.auth != nil {
             let message = stops.auth ?? "every request was refused before it reached the license server: \(held.count) row(s) got an unsigned refusal and no signed reply came back in this run (a proxy, gateway, firewall or IP filter in front of the server refuses this client, or the API key is refused before the server sees it)"
             // Only a run that ended for no other reason ends as an auth stop.
             if stops.auth == nil && stops.signal == nil && stops.config == nil {
                 stops.auth = message
             }
-            records = held.map { Self.asAuthStop($0, message: message) }
+            records += held.map { Self.asAuthStop($0, message: message) }
         } else {
-            records = held
+            records += held
         }
+        if !hadAuth, let message = stops.auth { stopMessage = stopMessage ?? message }
         for item in records { tally.count(item.classification) }
         handedOverSinceClaim += records.count
         unflushed += records.count
-        return records
+        return (records, stopMessage)
     }
 
     private mutating func giveUpUnreachable(now: Double, why: String?) {

@@ -27,6 +27,9 @@ public struct RunSummary: Codable, Sendable, Equatable {
     public var untrustedReplies: Int
     public var stopReason: String?
     public var exitStatus: Int32
+    /// Rows still `failed` that this run did not touch: earlier nights' final refusals, waiting
+    /// for a person (`keyassign retry`). Optional: summaries stored before it lack it.
+    public var failedEarlier: Int?
     /// Unix time the quota that stopped the run reopens; nil when no quota stopped it.
     public var quotaReopensAt: Double?
 
@@ -35,6 +38,7 @@ public struct RunSummary: Codable, Sendable, Equatable {
         case rowsPerSecond = "rows_per_second", assigned, rejected, uncertain, failed
         case retryLeft = "retry_left", pendingLeft = "pending_left", recovered, rateLimited = "rate_limited", pauses
         case untrustedReplies = "untrusted_replies", stopReason = "stop_reason", exitStatus = "exit_status"
+        case failedEarlier = "failed_earlier"
         case quotaReopensAt = "quota_reopens_at"
     }
 
@@ -52,6 +56,9 @@ public struct RunSummary: Codable, Sendable, Equatable {
         if recovered > 0 { line += "; \(recovered) recovered from a dead run" }
         if rateLimited > 0 { line += "; \(rateLimited) rate-limited (\(pauses) pauses)" }
         if untrustedReplies > 0 { line += "; \(untrustedReplies) replies failed verification" }
+        if let failedEarlier, failedEarlier > 0 {
+            line += "; \(failedEarlier) failed in earlier runs, waiting for `keyassign retry`"
+        }
         if let stopReason { line += "; stopped: \(stopReason)" }
         return line + "; exit \(exitStatus)"
     }

@@ -40,7 +40,8 @@ public final class Runner: Sendable {
         let quota = RunQuota(limits: options.rateLimits, logger: logger, quiet: options.progress == .quiet)
         self.quota = quota
         self.machine = Mutex(RunStateMachine(
-            options: options, limiter: RunStateMachine.standardLimiter(options, now: clock.monotonic()), quota: quota))
+            options: options, limiter: RunStateMachine.standardLimiter(options, now: clock.monotonic()), quota: quota,
+            signingKeys: verifier.keyRing.signingKeys))
     }
 
     /// Runs until nothing is due (waiting up to --max-wait for scheduled retries), a signal,
@@ -76,7 +77,10 @@ public final class Runner: Sendable {
         let reconciliation = RunReconciliation(options: options, keyRing: verifier.keyRing, logger: logger)
         let (recovered, total) = try shared.with { queue -> (Int, Int) in
             let recovered = try queue.rescue(runID: runID, now: startedWall)
-            try reconciliation.afterRescue(queue.database, runID: runID, recovered: recovered)
+            // Earlier nights' rows: fresh budgets, passing failures back (CarryOver).
+            let renewed = try CarryOver.renew(queue.database, now: startedWall, reconcile: options.reconcile)
+            try reconciliation.afterRescue(queue.database, runID: runID, recovered: recovered, renewed: renewed)
+            try CarryOver.freshBudgets(queue.database)
             try quota.start(queue.database)
             return (recovered, try queue.rowsToSend())
         }
@@ -118,6 +122,12 @@ public final class Runner: Sendable {
             loopError = loopError ?? error
         }
         if let loopError { throw loopError }
+        if let kind = machine.withLock({ $0.verificationStop }) {
+            // Sent rows may have been assigned: uncertain, for reconciliation once the key or clock is right.
+            try shared.with { _ = try CarryOver.parkMaybeDelivered($0.database, runID: runID, reason: kind == .signature
+                ? "sent while replies failed signature verification (check --public-key): may have been assigned"
+                : "sent while replies were stale (check the clock): may have been assigned") }
+        }
         // One listing settles what the run left uncertain (not after a stop).
         if machine.withLock({ $0.reconcilesAtEnd }) {
             try shared.with { try reconciliation.atEnd($0.database, runID: runID) }
@@ -291,10 +301,12 @@ public final class Runner: Sendable {
         let touched = try queue.statesOfRowsTouched(byRun: runID)
         let queued = try queue.queuedRowsByState()
         let (stops, tally, pauses) = machine.withLock { ($0.stops, $0.tally, $0.limiter.pauses) }
-        return RunSummary(runID: runID, server: options.endpoint.display, database: queue.database.path,
-                          startedWall: startedWall, seconds: clock.monotonic() - startedMono,
-                          tally: tally, pauses: pauses, recovered: recovered,
-                          touched: touched, queued: queued, stops: stops)
+        var summary = RunSummary(runID: runID, server: options.endpoint.display, database: queue.database.path,
+                                 startedWall: startedWall, seconds: clock.monotonic() - startedMono,
+                                 tally: tally, pauses: pauses, recovered: recovered,
+                                 touched: touched, queued: queued, stops: stops)
+        summary.failedEarlier = try CarryOver.failedEarlier(queue.database, runID: runID)
+        return summary
     }
 
     private func recordEnd(_ shared: SharedQueue, runID: Int64, status: ExitStatus, summary: RunSummary?) {

@@ -44,6 +44,7 @@ final class SimulationWorld {
     private var random: SimulationRandom
     private let verifier: ReplyVerifier
     private let listingVerifier: ListingVerifier
+    private let keyRing: KeyRing
     private let server: SimulatedServer
     private let databasePath: String
     private let logger = Logger(label: "keyassign.simulation") { _ in SwiftLogNoOpLogHandler() }
@@ -93,6 +94,7 @@ final class SimulationWorld {
         random = SimulationRandom(seed: scenario.seed ^ 0x5EED_5EED_5EED_5EED)
         verifier = ReplyVerifier(keyRing: keyRing)
         listingVerifier = ListingVerifier(keyRing: keyRing)
+        self.keyRing = keyRing
         self.trace = trace
         began = 1_790_000_000 + Double(scenario.seed % 100_000)
         now = began
@@ -227,18 +229,22 @@ final class SimulationWorld {
             rescued = Set(try ids(db, "SELECT id FROM work WHERE state = 'in_flight'"))
             let recovered = try work.rescue(runID: runID, now: wall)
             listingObtainableAtStart = faults.listingAvailable && !partitioned(now)
-            let reconciliation = RunReconciliation(options: options, logger: logger) { [unowned self] in
+            let reconciliation = RunReconciliation(options: options, keyRing: keyRing, logger: logger) { [unowned self] in
                 fetchListing()
             }
             self.reconciliation = reconciliation
-            try reconciliation.afterRescue(db, runID: runID, recovered: recovered)
+            // As Runner.runLocked: earlier nights' rows first, then the listing, then fresh budgets.
+            let renewed = try CarryOver.renew(db, now: wall, reconcile: options.reconcile)
+            try reconciliation.afterRescue(db, runID: runID, recovered: recovered, renewed: renewed)
+            try CarryOver.freshBudgets(db)
             log("process \(generation) starts: run \(runID), \(recovered) row(s) recovered")
             attemptsAtStart = try attemptCounts(db)
         } catch {
             violate(.stuck, "the process cannot start: \(error)")
             return .finished
         }
-        machine = RunStateMachine(options: options, limiter: RunStateMachine.standardLimiter(options, now: now))
+        machine = RunStateMachine(options: options, limiter: RunStateMachine.standardLimiter(options, now: now),
+                                  signingKeys: keyRing.signingKeys)
         handedOver = []
 
         while true {
@@ -317,6 +323,9 @@ final class SimulationWorld {
         let (records, _) = machine.finalRecords()
         handedOver += records
         try commit()
+        if let db = database, let kind = machine.verificationStop {
+            _ = try CarryOver.parkMaybeDelivered(db, runID: runID, reason: "sent while replies failed verification (\(kind))")
+        }
         if let db = database, machine.reconcilesAtEnd {
             try reconciliation?.atEnd(db, runID: runID)
         }
