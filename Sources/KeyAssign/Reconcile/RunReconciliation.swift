@@ -26,7 +26,7 @@ final class RunReconciliation {
         }
         guard reason.isSignatureProblem, reason != .envelopeNotJSON, reason != .envelopeMissingFields else { return nil }
         return EarlyStop.signatureMessage(what: "the key listing (GET \(ServerEndpoint.listingPath))", reasons: [reason.rawValue],
-                                          keys: keyRing.signingKeys)
+                                          keys: keyRing.signingKeys, detail: detail)
     }
 
     init(options: RunOptions, keyRing: KeyRing, logger: Logger) {
