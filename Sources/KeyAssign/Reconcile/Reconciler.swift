@@ -97,8 +97,14 @@ public struct Reconciler: Sendable {
 
     /// One GET, verified. Throws only for a configuration error (libcurl missing).
     public func fetch() throws -> Result<Fetched, Unavailable> {
+        var waited = 0.0
+        return try fetch(waited: &waited)
+    }
+
+    /// `fetch()`, also saying how long the server took to begin answering (`ListingClient`).
+    public func fetch(waited: inout Double) throws -> Result<Fetched, Unavailable> {
         let started = Timestamps.now()
-        switch try client.fetch() {
+        switch try client.fetch(waited: &waited) {
         case .notFound: return .failure(.notFound)
         case .tooLarge(let limit): return .failure(.tooLarge(limit: limit))
         case .failed(let detail): return .failure(.failed(detail))

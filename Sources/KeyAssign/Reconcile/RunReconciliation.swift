@@ -10,9 +10,12 @@ import Logging
 /// changes nothing either: the rows stay as the run left them.
 final class RunReconciliation {
     private let options: RunOptions
-    private let reconciler: Reconciler
+    private var reconciler: Reconciler
     private let logger: Logger
     private var warned = false
+    /// What this run's listings spent waiting for the server to begin answering; it counts
+    /// against `--max-wait` like any other wait of the run.
+    private(set) var waited: Double = 0
 
     init(options: RunOptions, keyRing: KeyRing, logger: Logger) {
         self.options = options
@@ -21,6 +24,7 @@ final class RunReconciliation {
             client: ListingClient(endpoint: options.endpoint, apiKey: options.apiKey, timeout: options.timeout,
                                   caFile: options.caFile, maxBytes: options.maxListingBytes),
             verifier: ListingVerifier(keyRing: keyRing), maxClockSkew: options.maxClockSkew)
+        reconciler.client.listingTimeout = options.listingTimeout
     }
 
     /// Right after the rescue. Records this run's --timeout (the race rule reads it later).
@@ -30,24 +34,31 @@ final class RunReconciliation {
         try record.bind(2, runID)
         try record.step()
         guard options.reconcile, recovered > 0 else { return }
-        try settle(db, selection: .maybeDeliveredRetries, why: "rows recovered from a dead run")
+        try settle(db, selection: .maybeDeliveredRetries, why: "rows recovered from a dead run", runWaited: waited)
     }
 
-    /// After the last reply of the run, before its summary.
-    func atEnd(_ db: Database, runID: Int64) throws {
+    /// After the last reply of the run, before its summary. `runWaited`: what the run has
+    /// waited so far, listings included (the rest of `--max-wait` is the listing's to wait).
+    func atEnd(_ db: Database, runID: Int64, runWaited: Double? = nil) throws {
         guard options.reconcile else { return }
         let pending = try db.scalarInt("""
             SELECT count(*) FROM work WHERE state = 'uncertain'
                 OR (state = 'rejected' AND id IN (SELECT work_id FROM attempts WHERE run_id = ?1))
             """, [.int(runID)]) ?? 0
         guard pending > 0 else { return }
-        try settle(db, selection: .endOfRun(runID: runID), why: "uncertain and rejected rows")
+        try settle(db, selection: .endOfRun(runID: runID), why: "uncertain and rejected rows", runWaited: runWaited ?? waited)
     }
 
-    private func settle(_ db: Database, selection: Reconciler.Selection, why: String) throws {
+    private func settle(_ db: Database, selection: Reconciler.Selection, why: String, runWaited: Double) throws {
         do {
             let fetched: Reconciler.Fetched
-            switch try reconciler.fetch() {
+            // The server gets what is left of --max-wait to begin answering, and never less
+            // than one request's --timeout (ListingClient); a listing that then keeps moving is
+            // received, not waited for, and only --listing-timeout bounds it.
+            reconciler.client.firstByteWait = max(0, options.maxWait - runWaited)
+            var listingWaited = 0.0
+            defer { waited += listingWaited }
+            switch try reconciler.fetch(waited: &listingWaited) {
             case .failure(let unavailable):
                 if unavailable.isExpected {
                     if !warned {

@@ -35,6 +35,8 @@ public final class Runner: Sendable {
         var breaker: CircuitBreaker
         var refusals = RefusalGate<CompletedAttempt>()
         var tally = RunTally()
+        /// What the run has waited, against --max-wait: its listings and its dispatcher.
+        var waited = 0.0
     }
 
     public init(options: RunOptions, verifier: ReplyVerifier, logger: Logger) {
@@ -84,6 +86,7 @@ public final class Runner: Sendable {
             try reconciliation.afterRescue(queue.database, runID: runID, recovered: recovered)
             return (recovered, try queue.rowsToSend())
         }
+        state.withLock { $0.waited = reconciliation.waited }
         if recovered > 0 {
             logger.warning("recovered \(recovered) row(s) left in flight by a run that died; a later 801 for them counts as uncertain")
         }
@@ -122,7 +125,10 @@ public final class Runner: Sendable {
         }
         if let loopError { throw loopError }
         // One listing settles what the run left uncertain (not after a signal or an auth stop).
-        if !shouldStop() { try shared.with { try reconciliation.atEnd($0.database, runID: runID) } }
+        if !shouldStop() {
+            let waited = state.withLock { $0.waited }
+            try shared.with { try reconciliation.atEnd($0.database, runID: runID, runWaited: waited) }
+        }
 
         let summary = try shared.with { queue in
             try summarize(queue, runID: runID, startedWall: startedWall, startedMono: startedMono, recovered: recovered)
@@ -148,6 +154,9 @@ public final class Runner: Sendable {
         let concurrency = options.concurrency
         // Waiting the dispatcher did, against --max-wait.
         var budget = WaitBudget(limit: options.maxWait)
+        // A listing fetched before the loop (rows rescued from a dead run) waited already.
+        budget.spend(state.withLock { $0.waited })
+        defer { state.withLock { $0.waited = budget.spent } }
         while true {
             if shouldStop() { return }
             if let error = completer.error { throw error }
