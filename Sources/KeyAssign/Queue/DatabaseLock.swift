@@ -186,7 +186,7 @@ public final class DatabaseLock: Sendable {
             // drop the locks SQLite holds on the file through its own.
             if stat(path, &info) == 0 {
                 let key = FileKey(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
-                if descriptors.withLock({ $0[key] != nil }) { return key }
+                if descriptors.withLock({ $0[key].map(Self.isLinked) ?? false }) { return key }
             }
             let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
             guard fd >= 0 else {
@@ -201,10 +201,19 @@ public final class DatabaseLock: Sendable {
             let key = FileKey(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
             // Kept, or (the path was replaced between the stat and the open, onto a file already
             // kept) left open for the same reason: one descriptor is cheaper than SQLite's locks.
+            // A kept descriptor of a deleted file gives way: its inode number may be the new
+            // file's, and a lock on the deleted one would keep nobody out. (It stays open.)
             descriptors.withLock { descriptors in
-                if descriptors[key] == nil { descriptors[key] = fd }
+                if descriptors[key].map(Self.isLinked) ?? false { return }
+                descriptors[key] = fd
             }
             return key
+        }
+
+        /// The descriptor's file still has a name (it was not deleted since it was opened).
+        private static func isLinked(_ fd: Int32) -> Bool {
+            var info = stat()
+            return fstat(fd, &info) == 0 && info.st_nlink > 0
         }
 
         func descriptor(_ key: FileKey) throws -> Int32 {
