@@ -133,6 +133,19 @@ import Testing
         #expect(try Self.importInto(db, dir, ["--allow-shared-db"]).status == 0)
     }
 
+    @Test(.enabled(if: getuid() == 0, "chown to another user needs root"))
+    func aDirectoryOwnedByAnotherUserIsRefused() throws {
+        let dir = try TemporaryDirectory()
+        let theirs = dir.path + "/theirs"
+        try FileManager.default.createDirectory(atPath: theirs, withIntermediateDirectories: false)
+        #expect(chown(theirs, Self.nobody, Self.nobody) == 0)
+        // Only its owner may write it, but that owner can replace the database at will.
+        let result = try Self.importInto(theirs + "/work.sqlite", dir)
+        #expect(result.status == 77, "stderr: \(result.stderr)")
+        #expect(result.stderr.contains("directory") && result.stderr.contains("nobody"), "stderr: \(result.stderr)")
+        #expect(access(theirs + "/work.sqlite", F_OK) != 0)
+    }
+
     @Test func aSymlinkAtTheDbPathIsRefusedEvenWhenItIsOurOwn() throws {
         let dir = try TemporaryDirectory()
         let real = dir.path + "/real.sqlite"
