@@ -146,6 +146,19 @@ import Testing
         #expect(access(theirs + "/work.sqlite", F_OK) != 0)
     }
 
+    /// Only the path's last component must not be a link: a directory reached through one (a
+    /// /var/lib that is a symlink, macOS's /tmp) is an ordinary set-up.
+    @Test func aDatabaseInASymlinkedDirectoryIsAccepted() throws {
+        let dir = try TemporaryDirectory()
+        try FileManager.default.createDirectory(atPath: dir.path + "/real", withIntermediateDirectories: false)
+        #expect(symlink(dir.path + "/real", dir.path + "/linked") == 0)
+        let db = dir.path + "/linked/work.sqlite"
+        let imported = try Self.importInto(db, dir)
+        #expect(imported.status == 0, "stderr: \(imported.stderr)")
+        #expect(try CLI.run(["status", "--db", db]).status == 0)
+        #expect(Self.mode(dir.path + "/real/work.sqlite") == 0o600)
+    }
+
     @Test func aSymlinkAtTheDbPathIsRefusedEvenWhenItIsOurOwn() throws {
         let dir = try TemporaryDirectory()
         let real = dir.path + "/real.sqlite"

@@ -42,9 +42,14 @@ public final class Database {
         var db: OpaquePointer?
         var flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX
         // SQLite resolves a symlink at the path; refused above, and here too for one planted
-        // between that check and this open.
-        if !DatabaseFileTrust.isSharedAllowed { flags |= SQLITE_OPEN_NOFOLLOW }
-        let rc = sqlite3_open_v2(path, &db, flags, nil)
+        // between that check and this open. SQLITE_OPEN_NOFOLLOW refuses a symlink anywhere in
+        // the path, so the directories (a /var/lib that is a link, say) are resolved first.
+        var openPath = path
+        if !DatabaseFileTrust.isSharedAllowed && !DatabaseFileTrust.isInMemory(path) {
+            flags |= SQLITE_OPEN_NOFOLLOW
+            openPath = DatabaseFileTrust.withDirectoryResolved(path)
+        }
+        let rc = sqlite3_open_v2(openPath, &db, flags, nil)
         guard rc == SQLITE_OK, let db else {
             let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
             let systemErrno = db.map { sqlite3_system_errno($0) } ?? 0

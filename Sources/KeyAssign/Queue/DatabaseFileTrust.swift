@@ -124,6 +124,16 @@ public enum DatabaseFileTrust {
         }
     }
 
+    /// `path` with its directory resolved (symlinks and `..` taken out), its last component as
+    /// it is; `path` itself when the directory cannot be resolved.
+    static func withDirectoryResolved(_ path: String) -> String {
+        var trimmed = Substring(path)
+        while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+        let name = trimmed.lastIndex(of: "/").map { trimmed[trimmed.index(after: $0)...] } ?? trimmed
+        guard !name.isEmpty, name != ".", name != "..", let directory = resolved(parent(of: path)) else { return path }
+        return (directory == "/" ? "" : directory) + "/" + name
+    }
+
     private static func parent(of path: String) -> String {
         var trimmed = Substring(path)
         while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
