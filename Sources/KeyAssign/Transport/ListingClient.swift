@@ -61,6 +61,8 @@ public struct ListingClient: Sendable {
     /// connection, a server that stopped writing): it is cut, whatever the timeout says.
     public static let lowSpeedBytesPerSecond = 1024
     public static let lowSpeedSeconds = 120
+    /// The low-speed limit this client applies (the defaults above; a test shortens it).
+    public var lowSpeed = (bytesPerSecond: ListingClient.lowSpeedBytesPerSecond, seconds: ListingClient.lowSpeedSeconds)
 
     public init(endpoint: ServerEndpoint, apiKey: String, timeout: Double, caFile: String?, maxBytes: Int) {
         self.endpoint = endpoint
@@ -70,8 +72,10 @@ public struct ListingClient: Sendable {
         self.maxBytes = maxBytes
     }
 
+    /// "5", "2.5": tenths, without a trailing ".0".
     private static func seconds(_ value: Double) -> String {
-        value == value.rounded() ? String(Int(value)) : String(format: "%.1f", value)
+        let tenths = (value * 10).rounded() / 10
+        return tenths == tenths.rounded() ? String(Int(tenths)) : String(format: "%.1f", tenths)
     }
 
     /// Throws `KeyAssignError(.config)` when libcurl cannot be used or refuses an option.
@@ -89,7 +93,7 @@ public struct ListingClient: Sendable {
         let limits = CurlExchange.Settings.ListingLimits(
             connectMilliseconds: milliseconds(min(timeout, seconds)),
             firstByteMilliseconds: milliseconds(min(firstByteWait.map { max($0, timeout) } ?? seconds, seconds)),
-            lowSpeedBytesPerSecond: Self.lowSpeedBytesPerSecond, lowSpeedSeconds: Self.lowSpeedSeconds)
+            lowSpeedBytesPerSecond: lowSpeed.bytesPerSecond, lowSpeedSeconds: lowSpeed.seconds)
         let settings = try CurlExchange.Settings(
             url: endpoint.listingURL.absoluteString, method: .get,
             headers: [
@@ -114,8 +118,8 @@ public struct ListingClient: Sendable {
         if code == CURLE_OPERATION_TIMEDOUT && !exchange.responseStarted && exchange.errorDetail?.contains("0 bytes received") == true {
             return .failed("the server did not begin to answer within \(Self.seconds(seconds)) s (--listing-timeout)")
         }
-        if code == CURLE_OPERATION_TIMEDOUT && exchange.responseStarted && exchange.errorDetail?.contains("slower than") == true {
-            return .failed("the listing stalled: slower than \(Self.lowSpeedBytesPerSecond) bytes/s for \(Self.lowSpeedSeconds) s")
+        if code == CURLE_OPERATION_TIMEDOUT && exchange.errorDetail?.contains("too slow") == true {
+            return .failed("the listing stalled: slower than \(lowSpeed.bytesPerSecond) bytes/s for \(lowSpeed.seconds) s")
         }
         if code != CURLE_OK {
             let described = AssignClient.describe(curlCode: Int32(bitPattern: code.rawValue))
