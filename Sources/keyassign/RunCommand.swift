@@ -78,6 +78,8 @@ struct RunArguments: ParsableArguments {
     @Flag(name: .customLong("no-reconcile"), help: "Do not settle rows from the server's signed key listing (GET /api/v1/get-license-keys): recovered rows are sent again and uncertain rows stay uncertain, as before.")
     var noReconcile = false
 
+    @Option(name: .customLong("listing-timeout"), help: ArgumentHelp("How long the key listing may take in all (\(FlagRange.listingTimeout.text)); a listing slower than \(ListingClient.lowSpeedBytesPerSecond) bytes/s for \(ListingClient.lowSpeedSeconds) s is cut sooner. Waiting for the server to begin answering counts against --max-wait (at least --timeout).", valueName: "SECONDS"))
+    var listingTimeout: Double = ListingClient.defaultListingTimeout
     @Option(name: .customLong("max-listing-bytes"), help: ArgumentHelp("Read at most this much of the key listing; a longer one is skipped with a warning.", valueName: "BYTES"))
     var maxListingBytes: Int = ReconcileOptions.defaultMaxListingBytes
 
@@ -100,6 +102,7 @@ struct RunArguments: ParsableArguments {
         try checkFlag(.backoffBase, backoffBase)
         try checkFlag(.backoffCap, backoffCap)
         try checkFlag(.maxListingBytes, maxListingBytes)
+        try checkFlag(.listingTimeout, listingTimeout)
         if backoffBase > backoffCap { throw ValidationError("--backoff-base \(backoffBase) must not exceed --backoff-cap \(backoffCap)") }
     }
 
@@ -129,6 +132,7 @@ struct RunArguments: ParsableArguments {
             options.reconcile = !noReconcile
             options.maxListingBytes = maxListingBytes
             options.listingKeyName = listingKey
+            options.listingTimeout = listingTimeout
             try options.validate()
             return .success(options)
         } catch let error as KeyAssignError {

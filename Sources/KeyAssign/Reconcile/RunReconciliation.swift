@@ -10,10 +10,13 @@ import Logging
 /// changes nothing either: the rows stay as the run left them.
 final class RunReconciliation {
     private let options: RunOptions
-    private let reconciler: Reconciler
+    private var reconciler: Reconciler
     private let logger: Logger
     private let keyRing: KeyRing
     private var warned = false
+    /// What this run's listings spent waiting for the server to begin answering; it counts
+    /// against `--max-wait` like any other wait of the run.
+    private(set) var waited: Double = 0
 
     /// A listing that fails verification for the reasons a whole run would (a wrong
     /// --public-key, a wrong clock): the words of `EarlyStop`. nil for any other problem.
@@ -38,6 +41,7 @@ final class RunReconciliation {
                                   caFile: options.caFile, maxBytes: options.maxListingBytes),
             verifier: ListingVerifier(keyRing: keyRing, listingKeyName: options.listingKeyName),
             maxClockSkew: options.maxClockSkew)
+        reconciler.client.listingTimeout = options.listingTimeout
     }
 
     /// Right after the rescue and `CarryOver.renew`, before anything is sent. Records this run's
@@ -58,26 +62,34 @@ final class RunReconciliation {
         let uncertain = try db.scalarInt("SELECT count(*) FROM work WHERE state = 'uncertain'") ?? 0
         guard recovered > 0 || uncertain > 0 else { return }
         let why = recovered > 0 ? "rows recovered from a dead run and uncertain rows" : "uncertain rows left by earlier runs"
-        try settle(db, selection: .startOfRun, why: why, stopOnUntrusted: true)
+        try settle(db, selection: .startOfRun, why: why, runWaited: waited, stopOnUntrusted: true)
     }
 
     /// After the last reply of the run, before its summary. When rows need a listing anyway
     /// (uncertain, or rejected by this run), the rows this run assigned are confirmed against
-    /// the same listing, by key and email: no extra fetch.
-    func atEnd(_ db: Database, runID: Int64) throws {
+    /// the same listing, by key and email: no extra fetch. `runWaited`: what the run has
+    /// waited so far, listings included (the rest of `--max-wait` is the listing's to wait).
+    func atEnd(_ db: Database, runID: Int64, runWaited: Double? = nil) throws {
         guard options.reconcile else { return }
         let pending = try db.scalarInt("""
             SELECT count(*) FROM work WHERE state = 'uncertain'
                 OR (state = 'rejected' AND id IN (SELECT work_id FROM attempts WHERE run_id = ?1))
             """, [.int(runID)]) ?? 0
         guard pending > 0 else { return }
-        try settle(db, selection: .endOfRun(runID: runID), why: "uncertain and rejected rows")
+        try settle(db, selection: .endOfRun(runID: runID), why: "uncertain and rejected rows", runWaited: runWaited ?? waited)
     }
 
-    private func settle(_ db: Database, selection: Reconciler.Selection, why: String, stopOnUntrusted: Bool = false) throws {
+    private func settle(_ db: Database, selection: Reconciler.Selection, why: String, runWaited: Double,
+                        stopOnUntrusted: Bool = false) throws {
         do {
             let fetched: Reconciler.Fetched
-            switch try reconciler.fetch() {
+            // The server gets what is left of --max-wait to begin answering, and never less
+            // than one request's --timeout (ListingClient); a listing that then keeps moving is
+            // received, not waited for, and only --listing-timeout bounds it.
+            reconciler.client.firstByteWait = max(0, options.maxWait - runWaited)
+            var listingWaited = 0.0
+            defer { waited += listingWaited }
+            switch try reconciler.fetch(waited: &listingWaited) {
             case .failure(let unavailable):
                 if stopOnUntrusted, let message = Self.configurationMessage(unavailable, keyRing: keyRing,
                                                                            maxClockSkew: options.maxClockSkew) {

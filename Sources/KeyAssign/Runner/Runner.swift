@@ -39,6 +39,8 @@ public final class Runner: Sendable {
         /// A wrong --public-key, clock or --server stops the run after a handful of replies.
         var early: EarlyStopGate
         var tally = RunTally()
+        /// What the run has waited, against --max-wait: its listings and its dispatcher.
+        var waited = 0.0
     }
 
     public init(options: RunOptions, verifier: ReplyVerifier, logger: Logger) {
@@ -95,6 +97,7 @@ public final class Runner: Sendable {
             try quota.start(queue.database)
             return (recovered, try queue.rowsToSend())
         }
+        state.withLock { $0.waited = reconciliation.waited }
         if recovered > 0 {
             logger.warning("recovered \(recovered) row(s) left in flight by a run that died; a later 801 for them counts as uncertain")
         }
@@ -140,7 +143,10 @@ public final class Runner: Sendable {
                 : "sent while replies were stale (check the clock): may have been assigned") }
         }
         // One listing settles what the run left uncertain (not after a signal or an auth stop).
-        if !shouldStop() { try shared.with { try reconciliation.atEnd($0.database, runID: runID) } }
+        if !shouldStop() {
+            let waited = state.withLock { $0.waited }
+            try shared.with { try reconciliation.atEnd($0.database, runID: runID, runWaited: waited) }
+        }
 
         let summary = try shared.with { queue in
             try summarize(queue, runID: runID, startedWall: startedWall, startedMono: startedMono, recovered: recovered)
@@ -167,6 +173,9 @@ public final class Runner: Sendable {
         let concurrency = options.concurrency
         // Waiting the dispatcher did, against --max-wait.
         var budget = WaitBudget(limit: options.maxWait)
+        // A listing fetched before the loop (rows rescued from a dead run) waited already.
+        budget.spend(state.withLock { $0.waited })
+        defer { state.withLock { $0.waited = budget.spent } }
         while true {
             if shouldStop() { return }
             if let error = completer.error { throw error }
