@@ -11,12 +11,13 @@
 /// - Paddle reports: `customer_email`, `customer_name`. FastSpring: `Customer Email`,
 ///   `Customer First Name`, `Customer Last Name`.
 /// - Gumroad: `license_key`, `full_name`, `email`, `Purchase Email`, `Buyer Email`, `Buyer Name`.
-/// - HubSpot: `First Name`, `Last Name`, `Email`. Salesforce: `FirstName`, `LastName`, `Email`.
+/// - HubSpot: `First Name`, `Last Name`, `Email`. Salesforce: `FirstName`, `LastName`, `Email`
+///   (a custom field: `License_Key__c`).
 /// - German, French and Spanish exports: `E-Mail`, `Kunde`, `Vorname`, `Nachname`, `Courriel`,
 ///   `Prénom`, `Nom`, `Correo electrónico`, `Nombre`, `Apellidos`.
 enum ColumnAliases {
     static let licenseKey: [[String]] = [
-        ["license_key", "license key", "licence key", "license code", "licence code", "product key", "activation key",
+        ["license_key", "license key", "license_key__c", "licensekey__c", "licence key", "license code", "licence code", "product key", "activation key",
          "serial number", "serial key", "registration key", "lizenzschlüssel", "lizenzschluessel", "lizenzcode",
          "seriennummer", "produktschlüssel", "clé de licence", "cle de licence", "numéro de série", "numero de serie",
          "clave de licencia", "clave de producto", "número de serie", "código de licencia", "codigo de licencia"],
