@@ -115,7 +115,9 @@ import Testing
         // A state that matches nothing selects nothing; a non-final state is refused.
         #expect(try CLI.run(["retry", "--db", bench.db, "--state", "rejected"]).stdout.contains("requeued 0 rows"))
         #expect(try CLI.run(["retry", "--db", bench.db, "--state", "pending"]).status == 64)
-        #expect(try CLI.run(["retry", "--db", bench.db, "--source", "/no/such.csv"]).stdout.contains("requeued 0 rows"))
+        // A source that is no imported file is an error naming the nearest (ReportRetrySourceTests).
+        let noSuch = try CLI.run(["retry", "--db", bench.db, "--source", "/no/such.csv"])
+        #expect(noSuch.status == 64 && noSuch.stderr.contains("sales.csv"), "\(noSuch.stderr)")
 
         // The default selection (failed) takes the rest; then a healthy server assigns them,
         // and the unknown key's 801 is uncertain — its 503s may have reached the server.
