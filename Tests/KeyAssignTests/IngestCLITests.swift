@@ -25,7 +25,7 @@ import Testing
 
         let report = try CLI.run(["report", "--invalid", "--db", db])
         #expect(report.status == 0)
-        #expect(report.stdout.hasPrefix("source_file,source_line,reason,license_key,owner_name,email,raw\r\n"))
+        #expect(report.stdout.hasPrefix("\u{FEFF}source_file,source_line,reason,license_key,owner_name,email,raw\r\n"))
         // Read it back with keyassign's own reader: 4 rows of 7 fields, the values intact.
         let records = try ReaderHarness.parse(Array(report.stdout.utf8), delimiter: .comma).records
         #expect(records.count == 5)

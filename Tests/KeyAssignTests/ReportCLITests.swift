@@ -26,7 +26,8 @@ import Testing
         let csv = try CLI.run(["report", "--db", bench.db])
         #expect(csv.status == 0, "\(csv.stderr)")
         let lines = csv.stdout.components(separatedBy: "\r\n").filter { !$0.isEmpty }
-        #expect(lines.first == "license_key,owner_name,email,state,code,attempts,last_error,source_file,source_line,updated_at")
+        // For spreadsheets: a UTF-8 byte-order mark first (ReportSpreadsheetTests).
+        #expect(lines.first == "\u{FEFF}license_key,owner_name,email,state,code,attempts,last_error,source_file,source_line,updated_at")
         try #require(lines.count == 6)
         #expect(lines[1].contains(",\"'=HYPERLINK(\"\"http://x.example\"\",\"\"click\"\")\",owner@example.com,pending,,0,,"))
         #expect(lines[2].contains(",'+1 555 0100,"))
