@@ -36,7 +36,7 @@ public enum SourceFileMatch {
         }
         if byTail.count == 1 { return byTail }
         let nearest = sources.sorted {
-            (distance(given, $0), $0) < (distance(given, $1), $1)
+            (EditDistance.between(given, $0), $0) < (EditDistance.between(given, $1), $1)
         }.prefix(3)
         let listed = nearest.isEmpty ? "none (nothing has been imported)" : nearest.map { "\"\($0)\"" }.joined(separator: ", ")
         if byTail.count > 1 {
@@ -65,22 +65,5 @@ public enum SourceFileMatch {
         guard let resolved = realpath(path, nil) else { return nil }
         defer { free(resolved) }
         return String(cString: resolved)
-    }
-
-    /// Levenshtein distance, on characters: for "did you mean" lists of a few hundred names.
-    static func distance(_ a: String, _ b: String) -> Int {
-        let a = Array(a), b = Array(b)
-        if a.isEmpty { return b.count }
-        if b.isEmpty { return a.count }
-        var previous = Array(0...b.count)
-        var current = previous
-        for i in 1...a.count {
-            current[0] = i
-            for j in 1...b.count {
-                current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
-            }
-            swap(&previous, &current)
-        }
-        return previous[b.count]
     }
 }
