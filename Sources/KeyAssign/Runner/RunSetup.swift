@@ -55,7 +55,8 @@ public enum RunSetup {
     /// A logger writing to stderr, without touching the process-wide logging bootstrap (so a
     /// program embedding the runner keeps its own).
     public static func logger(quiet: Bool) -> Logger {
-        var logger = Logger(label: "keyassign") { StreamLogHandler.standardError(label: $0) }
+        // Through `LiveLine`: a warning logged while the progress line shows gets a line of its own.
+        var logger = Logger(label: "keyassign") { LiveLineLogHandler.standardError(label: $0) }
         logger.logLevel = quiet ? .warning : .info
         return logger
     }

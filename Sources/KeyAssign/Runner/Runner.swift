@@ -105,6 +105,7 @@ public final class Runner: Sendable {
         }
         let progress = ProgressReporter(mode: options.progress, total: total, logger: logger) { [self] in snapshot() }
         progress.start()
+        defer { progress.stop() }  // on a throw; the normal end stops it after the reconciliation
 
         var loopError: Error?
         do {
@@ -114,7 +115,6 @@ public final class Runner: Sendable {
         }
         drain(client: client)
         settleRefusals(completer)
-        progress.stop()
         do {
             try completer.finish()
         } catch {
@@ -123,6 +123,7 @@ public final class Runner: Sendable {
         if let loopError { throw loopError }
         // One listing settles what the run left uncertain (not after a signal or an auth stop).
         if !shouldStop() { try shared.with { try reconciliation.atEnd($0.database, runID: runID) } }
+        progress.stop(settled: try? shared.with { try ProgressReporter.rowsByState($0.database, runID: runID) })
 
         let summary = try shared.with { queue in
             try summarize(queue, runID: runID, startedWall: startedWall, startedMono: startedMono, recovered: recovered)
@@ -429,9 +430,13 @@ public final class Runner: Sendable {
 
     private func snapshot() -> ProgressReporter.Snapshot {
         state.withLock { state in
-            ProgressReporter.Snapshot(finished: state.tally.finished, requests: state.tally.requests,
-                                      inFlight: state.inFlight, outcomes: state.tally.outcomes,
-                                      rateLimited: state.tally.rateLimited)
+            let now = Timestamps.monotonic()
+            return ProgressReporter.Snapshot(
+                finished: state.tally.finished, requests: state.tally.requests, inFlight: state.inFlight,
+                rows: state.tally.finalStates, retries: state.tally.outcomes[.retry] ?? 0,
+                rateLimited: state.tally.rateLimited,
+                unreachable: state.breaker.isOpen
+                    ? (Int(state.breaker.unreachableFor(now: now).rounded()), state.breaker.lastError ?? "no connection") : nil)
         }
     }
 
