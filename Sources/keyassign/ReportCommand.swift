@@ -6,18 +6,18 @@ struct ReportCommand: ParsableCommand {
         commandName: "report",
         abstract: "One line per row, as CSV or JSONL; or the split files sales ops work from.",
         discussion: """
-            Fields (the CSV header and the JSONL keys alike): license_key, owner_name, email,
-            state, code (null when none), attempts, last_error, source_file, source_line,
+            Fields (the CSV header and the JSONL keys alike): license_key, owner_name, email, \
+            state, code (null when none), attempts, last_error, source_file, source_line, \
             updated_at (ISO 8601 UTC).
 
-            --split DIR writes DIR/success.csv (assigned rows) and DIR/errors.csv (rejected,
-            uncertain and failed rows, and invalid input rows, each with a reason in plain
+            --split DIR writes DIR/success.csv (assigned rows) and DIR/errors.csv (rejected, \
+            uncertain and failed rows, and invalid input rows, each with a reason in plain \
             words, its source file:line and its original fields).
 
             --invalid writes the input rows that could not be queued.
 
-            --html FILE writes one self-contained page (mode 0600) for sales ops and managers:
-            a chart of outcomes per run for the last 30 runs, a table per source file, the rows
+            --html FILE writes one self-contained page (mode 0600) for sales ops and managers: \
+            a chart of outcomes per run for the last 30 runs, a table per source file, the rows \
             that need a person with why and the command to run next, and the refused keys.
 
             CSV is meant for spreadsheets: it starts with a UTF-8 byte-order mark, so that Excel reads names such as Jürgen Müller right when the file is opened by double-click; a field starting with =, +, -, @, tab or CR gets a leading ' so that a spreadsheet cannot run it as a formula. --delimiter semicolon writes what Excel expects in German, French and other locales. --raw writes CSV for programs instead: no byte-order mark and no leading ', the values byte for byte. The --split files are for spreadsheets and always start with the byte-order mark.

@@ -6,10 +6,10 @@ struct RetryCommand: ParsableCommand {
         commandName: "retry",
         abstract: "Put finished rows back to pending, so that the next run sends them again.",
         discussion: """
-            The default selection is --state failed. The attempts counter restarts; the
-            attempts history and the row's Idempotency-Key token stay, and so does the memory
-            that an earlier attempt may have reached the server: a requeued uncertain row whose
-            next answer is 801 is uncertain again, never rejected.
+            The default selection is --state failed. The attempts counter restarts; the \
+            attempts history and the row's Idempotency-Key token stay, and so does the memory \
+            that an earlier attempt may have reached the server: a requeued uncertain row whose \
+            next answer is 801 is uncertain again, never rejected. \
             While a run (or an import) holds the database, retry exits 75 and changes nothing.
             """
     )
