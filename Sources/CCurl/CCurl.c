@@ -3,6 +3,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <errno.h>
+#include <sys/resource.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 // The oldest libcurl keyassign builds against. CURLOPT_PROTOCOLS_STR (the only protocols a
 // transfer may use: no redirect or URL can switch it to another) arrived in 7.85.0, and an older
@@ -79,20 +84,45 @@ int ka_on_prerequest(void *user, char *remote_ip, char *local_ip, int remote_por
     return record->requests_issued > 1 ? CURL_PREREQFUNC_ABORT : CURL_PREREQFUNC_OK;
 }
 
+// Copies the value of the header line `data` if its name (with the colon) is `name`: trimmed,
+// cut to what `value` holds, NUL-terminated. Returns whether the name matched.
+static int ka_header_value(const char *data, size_t length, const char *name, char *value, size_t capacity) {
+    size_t name_length = strlen(name);
+    if (length <= name_length || strncasecmp(data, name, name_length) != 0) return 0;
+    size_t start = name_length, end = length;
+    while (start < end && (data[start] == ' ' || data[start] == '\t')) start++;
+    while (end > start && (data[end - 1] == '\r' || data[end - 1] == '\n' || data[end - 1] == ' ' || data[end - 1] == '\t')) end--;
+    size_t n = end - start;
+    if (n >= capacity) n = capacity - 1;
+    memcpy(value, data + start, n);
+    value[n] = 0;
+    return 1;
+}
+
 size_t ka_on_header(char *data, size_t size, size_t count, void *user) {
     ka_exchange_record *record = user;
     size_t length = size * count;
     // A new status line starts a new header block (after a 1xx): forget the earlier one's.
     if (length >= 5 && memcmp(data, "HTTP/", 5) == 0) {
         record->retry_after[0] = 0;
-    } else if (length > 12 && strncasecmp(data, "retry-after:", 12) == 0) {
-        size_t start = 12, end = length;
-        while (start < end && (data[start] == ' ' || data[start] == '\t')) start++;
-        while (end > start && (data[end - 1] == '\r' || data[end - 1] == '\n' || data[end - 1] == ' ' || data[end - 1] == '\t')) end--;
-        size_t n = end - start;
-        if (n >= sizeof record->retry_after) n = sizeof record->retry_after - 1;
-        memcpy(record->retry_after, data + start, n);
-        record->retry_after[n] = 0;
+        record->ratelimit_limit[0] = 0;
+        record->ratelimit_remaining[0] = 0;
+        record->ratelimit_reset[0] = 0;
+    } else {
+        // The first name that matches takes the line.
+        (void)(ka_header_value(data, length, "retry-after:", record->retry_after, sizeof record->retry_after)
+               || ka_header_value(data, length, "x-ratelimit-limit:", record->ratelimit_limit, sizeof record->ratelimit_limit)
+               || ka_header_value(data, length, "x-ratelimit-remaining:", record->ratelimit_remaining, sizeof record->ratelimit_remaining)
+               || ka_header_value(data, length, "x-ratelimit-reset:", record->ratelimit_reset, sizeof record->ratelimit_reset));
     }
     return length;
+}
+
+int ka_forbid_core_dumps(void) {
+    struct rlimit none = {0, 0};
+    if (setrlimit(RLIMIT_CORE, &none) != 0) return errno;
+#ifdef __linux__
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) return errno;
+#endif
+    return 0;
 }

@@ -35,7 +35,8 @@ func exitingWithStatus(_ body: () throws -> ExitStatus) throws {
 /// usable under strict concurrency, and print() buffers (fine for stdout only).
 enum StandardStreams {
     static func error(_ message: String) {
-        write(to: 2, "keyassign: " + message + "\n")
+        // Messages quote file names and servers: escaped, one line (`TerminalText`).
+        write(to: 2, "keyassign: " + TerminalText.escape(message) + "\n")
     }
 
     static func out(_ text: String) {

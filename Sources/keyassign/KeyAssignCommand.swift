@@ -20,6 +20,7 @@ struct KeyAssignCommand: ParsableCommand {
             1    some work did not end well: rows failed, uncertain or left waiting
             2    verify: every signature holds but some payload is unusable
             3    run: stopped by an auth or access refusal of the API key
+            10   run: the server's quota is spent for now; the rows wait for the next run
             64   bad flags or arguments (EX_USAGE)
             65   an export unreadable, or without a key, name or email column (EX_DATAERR)
             69   run: the server stayed unreachable for --max-wait (EX_UNAVAILABLE)

@@ -63,6 +63,9 @@ struct ReconcileCommand: ParsableCommand {
     @Option(name: .customLong("max-attempts"), help: ArgumentHelp("As for run: an uncertain row whose key is available goes back to retry only below this many attempts.", valueName: "N"))
     var maxAttempts: Int = 5
 
+    @Option(name: .customLong("listing-key"), help: ArgumentHelp("The key name the listing must be signed with; a listing signed by any other key is refused.", valueName: "NAME"))
+    var listingKey: String = ListingVerifier.defaultListingKeyName
+
     @Flag(name: .customLong("allow-insecure-http"), help: "Allow plain http to a host that is not loopback.")
     var allowInsecureHTTP = false
 
@@ -92,6 +95,7 @@ struct ReconcileCommand: ParsableCommand {
             options.maxListingBytes = maxListingBytes
             options.caFile = caFile
             options.maxAttempts = maxAttempts
+            options.listingKeyName = listingKey
             options.dryRun = dryRun
             if !state.isEmpty { options.states = state.map(\.state) }
             let ring = try KeyRing(specs: publicKeys)

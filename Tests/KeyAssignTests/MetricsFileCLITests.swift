@@ -80,7 +80,9 @@ import Testing
         #expect(success >= before.rounded(.down) && success <= Date().timeIntervalSince1970 + 1)
         #expect(parsed.value("keyassign_run_end_timestamp_seconds") == success)
         // Each series has # HELP and # TYPE gauge.
-        #expect(parsed.names.count == 12)
+        // No quota stopped the run: nothing reopens.
+        #expect(parsed.value("keyassign_quota_reopens_timestamp_seconds") == 0)
+        #expect(parsed.names.count == 13)
         for name in parsed.names {
             #expect(parsed.help.contains(name), "\(name) has no # HELP")
             #expect(parsed.gauges.contains(name), "\(name) has no # TYPE … gauge")

@@ -31,6 +31,7 @@ import Testing
                 ALTER TABLE attempts DROP COLUMN signing_key_sha256;
                 DROP TABLE settlements; DROP TABLE listings;
                 ALTER TABLE runs DROP COLUMN request_timeout;
+                DROP TABLE quota_sends; DROP TABLE quota_state;
                 PRAGMA user_version = 1
                 """)
         }

@@ -35,6 +35,11 @@ typedef struct {
     size_t max_reply;
     /// The last Retry-After header of the final response; empty when there was none.
     char retry_after[128];
+    /// Laravel's throttle headers of the final response (X-RateLimit-Limit, -Remaining,
+    /// -Reset), as sent; empty when there were none.
+    char ratelimit_limit[32];
+    char ratelimit_remaining[32];
+    char ratelimit_reset[32];
     /// How many times libcurl has issued the request in this transfer (see ka_on_prerequest).
     int requests_issued;
     /// Set for the key listing: a reply longer than `max_reply` fails the transfer (and sets
@@ -53,6 +58,12 @@ size_t ka_on_header(char *data, size_t size, size_t count, void *record);
 /// CURLOPT_PREREQFUNCTION, with the exchange's record as CURLOPT_PREREQDATA: refuses a second
 /// issue of the request within one transfer.
 int ka_on_prerequest(void *record, char *remote_ip, char *local_ip, int remote_port, int local_port);
+
+/// Not libcurl, but C that Swift cannot call either (prctl is variadic): makes the process
+/// non-dumpable (PR_SET_DUMPABLE 0: no core file, no ptrace by other processes of the same
+/// user, /proc/PID owned by root) and sets RLIMIT_CORE to 0. Returns 0, or the errno of the
+/// call that failed. Linux only; elsewhere only the rlimit is set.
+int ka_forbid_core_dumps(void);
 
 #ifdef __cplusplus
 }

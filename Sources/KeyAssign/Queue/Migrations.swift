@@ -166,6 +166,31 @@ enum Migrations {
             ALTER TABLE listings ADD COLUMN payload BLOB;
             ALTER TABLE listings ADD COLUMN signature TEXT;
             """),
+        // Quotas (issue 21), so that a second run the same day knows what is left: when requests
+        // left, for the `--rate N/WINDOW` limits (one row per claimed batch, kept for the
+        // longest window), and what the server last said of its quota (one row). Times are
+        // Unix seconds (`_unix`), since the limits compare them.
+        (6, """
+            CREATE TABLE quota_sends (
+                sent_unix  REAL    NOT NULL,
+                requests   INTEGER NOT NULL
+            );
+            CREATE INDEX quota_sends_by_time ON quota_sends (sent_unix);
+            CREATE TABLE quota_state (
+                id                 INTEGER PRIMARY KEY CHECK (id = 1),
+                -- A 429's Retry-After that --max-wait could not wait out: nothing is sent before.
+                closed_until_unix  REAL,
+                closed_reason      TEXT,
+                -- The server's X-RateLimit-Limit, -Remaining (less what was sent after the reply
+                -- that said it) and -Reset, and when it said them.
+                limit_count        INTEGER,
+                remaining          INTEGER,
+                reset_unix         REAL,
+                reported_at        TEXT,
+                -- Requests the last run stopped by the quota got through: what a night sends.
+                per_run            INTEGER
+            );
+            """),
     ]
 
     static func migrate(_ db: Database) throws {

@@ -10,6 +10,8 @@ public struct ReconcileOptions: Sendable {
     public var timeout: Double = 30
     public var maxClockSkew: Double = 300
     public var maxListingBytes: Int = ReconcileOptions.defaultMaxListingBytes
+    /// The key name the listing must be signed with (`--listing-key`).
+    public var listingKeyName = ListingVerifier.defaultListingKeyName
     public var caFile: String?
     public var maxAttempts: Int = 5
     public var dryRun = false
@@ -47,7 +49,7 @@ public enum ReconcileJob {
         let reconciler = Reconciler(
             client: ListingClient(endpoint: options.endpoint, apiKey: options.apiKey, timeout: options.timeout,
                                   caFile: options.caFile, maxBytes: options.maxListingBytes),
-            verifier: ListingVerifier(keyRing: keyRing), maxClockSkew: options.maxClockSkew)
+            verifier: ListingVerifier(keyRing: keyRing, listingKeyName: options.listingKeyName), maxClockSkew: options.maxClockSkew)
         // The lock keeps a run (or any other writer) from moving the rows while they are
         // settled; a dry run writes nothing and needs none.
         let lock = options.dryRun ? nil : try DatabaseLock.acquire(databasePath: options.databasePath, command: "reconcile")
@@ -70,6 +72,7 @@ public enum ReconcileJob {
 
     private static func work(_ options: ReconcileOptions, reconciler: Reconciler, db: Database, logger: Logger,
                              output: (String) -> Void) throws -> (status: ExitStatus, summary: String) {
+        logger.info("reconcile: proxy: \(ProxyChoice.decide(url: options.endpoint.listingURL.absoluteString).description)")
         let fetched: Reconciler.Fetched
         switch try reconciler.fetch() {
         case .failure(let unavailable):
@@ -90,7 +93,9 @@ public enum ReconcileJob {
             let what = decision.settled
                 ? (decision.state == change.from ? "\(prefix)explain \(change.from.rawValue)" : "\(prefix)\(change.from.rawValue) -> \(decision.state.rawValue)")
                 : "\(change.from.rawValue) stays (waiting)"
-            lines += [change.licenseKey, what, decision.rule.rawValue, decision.reason].joined(separator: "\t") + "\n"
+            // The reason quotes the listing (an owner name): escaped, so a field cannot end the line.
+            lines += [TerminalText.escape(change.licenseKey), what, decision.rule.rawValue, TerminalText.escape(decision.reason)]
+                .joined(separator: "\t") + "\n"
             if lines.utf8.count >= 1 << 16 {
                 output(lines)
                 lines = ""

@@ -12,12 +12,26 @@ public struct Reconciler: Sendable {
         /// Signed, but not the listing (code other than 730).
         case notListing(code: Int, message: String)
         case failed(String)
+        /// Signed, but the payload holds the API key (in any spelling or encoding): a
+        /// compromised server's listing, refused so that the key is neither stored nor shown.
+        case carriesKey
 
         /// For a run these are the server's shape, not a fault: one warning, today's behaviour.
         public var isExpected: Bool {
             switch self {
             case .notFound, .tooLarge: true
             default: false
+            }
+        }
+
+        /// The same, with the API key taken out of every text from the server.
+        func redacted(_ redactor: SecretRedactor?) -> Unavailable {
+            guard let redactor else { return self }
+            switch self {
+            case .notFound, .tooLarge, .carriesKey: return self
+            case .untrusted(let reason, let detail): return .untrusted(reason, redactor.redact(detail))
+            case .notListing(let code, let message): return .notListing(code: code, message: redactor.redact(message))
+            case .failed(let detail): return .failed(redactor.redact(detail))
             }
         }
 
@@ -28,11 +42,13 @@ public struct Reconciler: Sendable {
             case .tooLarge(let limit):
                 return "the key listing is larger than --max-listing-bytes (\(limit) bytes); raise it to reconcile"
             case .untrusted(let reason, let detail):
-                return "the key listing does not verify (\(reason.rawValue)): \(detail)"
+                return "the key listing does not verify (\(reason.rawValue)): \(TerminalText.escape(detail))"
             case .notListing(let code, let message):
                 return "the signed reply to GET \(ServerEndpoint.listingPath) is code \(code) (\(ReplyVerifier.printable(message))), not 730 (License keys)"
             case .failed(let detail):
-                return "cannot fetch the key listing: \(detail)"
+                return "cannot fetch the key listing: \(TerminalText.escape(detail))"
+            case .carriesKey:
+                return "the signed key listing holds the API key; it is refused, not stored (is the server compromised?)"
             }
         }
     }
@@ -95,8 +111,17 @@ public struct Reconciler: Sendable {
         self.maxClockSkew = maxClockSkew
     }
 
-    /// One GET, verified. Throws only for a configuration error (libcurl missing).
+    /// One GET, verified. Throws only for a configuration error (libcurl missing). Every text
+    /// the server chose (an error page, a key name, a message, a member name) reaches the
+    /// `Unavailable` message with the API key taken out, whatever its spelling.
     public func fetch() throws -> Result<Fetched, Unavailable> {
+        switch try fetchUnredacted() {
+        case .success(let fetched): return .success(fetched)
+        case .failure(let unavailable): return .failure(unavailable.redacted(SecretRedactor(secret: client.apiKey)))
+        }
+    }
+
+    private func fetchUnredacted() throws -> Result<Fetched, Unavailable> {
         let started = Timestamps.now()
         switch try client.fetch() {
         case .notFound: return .failure(.notFound)
@@ -113,6 +138,10 @@ public struct Reconciler: Sendable {
             case .trusted(let listing):
                 guard listing.code == 730 else {
                     return .failure(.notListing(code: listing.code, message: listing.index.message))
+                }
+                // Its entries are stored and shown (owner names): none may carry the key.
+                if let redactor = SecretRedactor(secret: client.apiKey), redactor.occurs(in: listing.index.payload.buffer) {
+                    return .failure(.carriesKey)
                 }
                 return .success(Fetched(listing: listing, bytes: raw.count, fetchedAt: started,
                                         receivedAt: received, verifiedAt: Timestamps.now()))

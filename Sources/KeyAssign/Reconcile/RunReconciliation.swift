@@ -20,7 +20,8 @@ final class RunReconciliation {
         self.reconciler = Reconciler(
             client: ListingClient(endpoint: options.endpoint, apiKey: options.apiKey, timeout: options.timeout,
                                   caFile: options.caFile, maxBytes: options.maxListingBytes),
-            verifier: ListingVerifier(keyRing: keyRing), maxClockSkew: options.maxClockSkew)
+            verifier: ListingVerifier(keyRing: keyRing, listingKeyName: options.listingKeyName),
+            maxClockSkew: options.maxClockSkew)
     }
 
     /// Right after the rescue. Records this run's --timeout (the race rule reads it later).

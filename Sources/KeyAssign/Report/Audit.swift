@@ -12,7 +12,8 @@ public enum Audit {
     public struct Discrepancy: Sendable, Equatable, CustomStringConvertible {
         public var licenseKey: String
         public var message: String
-        public var description: String { "\(licenseKey): \(message)" }
+        /// One line: the key and the message may quote stored text (a server's, a listing's).
+        public var description: String { TerminalText.escape("\(licenseKey): \(message)") }
     }
 
     public struct Result: Sendable {

@@ -145,14 +145,17 @@ public enum History {
         return Entry(row: row, maybeDelivered: maybeDelivered, attempts: attempts, settlements: settlements)
     }
 
-    /// The human rendering: the row, what its state means, then one line per attempt.
+    /// The human rendering: the row, what its state means, then one line per attempt. Every
+    /// text from outside (names, file names, the server's messages, a listing's entry) is
+    /// shown through `TerminalText`: one line, one field, no control character.
     public static func render(_ entry: Entry) -> String {
         let row = entry.row
+        let shown: (String) -> String = { TerminalText.escape($0) }
         var lines: [String] = []
-        lines.append("license key  \(row.licenseKey)")
-        lines.append("owner        \(row.ownerName ?? "(no name)"), \(row.email ?? "(no email)")")
-        lines.append("source       \(row.sourceFile):\(row.sourceLine)")
-        lines.append("state        \(row.state) — \(meaning(of: row))")
+        lines.append("license key  \(shown(row.licenseKey))")
+        lines.append("owner        \(shown(row.ownerName ?? "(no name)")), \(shown(row.email ?? "(no email)"))")
+        lines.append("source       \(shown(row.sourceFile)):\(row.sourceLine)")
+        lines.append("state        \(shown(row.state)) — \(shown(meaning(of: row)))")
         // The question history answers is "did they get their key?": a row that is not
         // assigned may still have been, if an attempt reached the server unanswered.
         if entry.maybeDelivered && entry.settlements.isEmpty
@@ -170,7 +173,7 @@ public enum History {
             for settlement in entry.settlements {
                 let change = settlement.from == settlement.to ? "\(settlement.to) (explained)" : "\(settlement.from) -> \(settlement.to)"
                 lines.append([String(settlement.listingID), settlement.fetchedAt, settlement.signedAt, settlement.said,
-                              change, settlement.rule].joined(separator: "\t"))
+                              change, settlement.rule].map { shown($0) }.joined(separator: "\t"))
             }
         }
         if entry.attempts.isEmpty {
@@ -180,12 +183,13 @@ public enum History {
         lines.append(["#", "run", "started (UTC)", "latency", "http", "code", "outcome", "signed reply", "signing key", "error"]
             .joined(separator: "\t"))
         for attempt in entry.attempts {
-            lines.append([
+            let fields: [String] = [
                 String(attempt.attempt), String(attempt.runID), attempt.startedAt,
                 attempt.latencyMs.map { "\(Int($0.rounded())) ms" } ?? "-",
                 attempt.httpStatus.map(String.init) ?? "-", attempt.code.map(String.init) ?? "-",
                 attempt.outcome, attempt.verdict ?? "-", attempt.signingKeyText ?? "-", attempt.error ?? "",
-            ].joined(separator: "\t"))
+            ]
+            lines.append(fields.map { shown($0) }.joined(separator: "\t"))
         }
         return lines.joined(separator: "\n") + "\n"
     }

@@ -36,10 +36,12 @@ public struct MetricsFile: Sendable {
         public var rateLimited: Int
         public var pauses: Int
         public var untrustedReplies: Int
+        /// Unix seconds when the quota that stopped the run reopens; nil when none did.
+        public var quotaReopensAt: Double?
 
         public init(exitStatus: Int32, seconds: Double, endedAt: Double, lastSuccess: Double?,
                     rows: [WorkState: Int64]?, requests: [String: Int64], rateLimited: Int, pauses: Int,
-                    untrustedReplies: Int) {
+                    untrustedReplies: Int, quotaReopensAt: Double? = nil) {
             self.exitStatus = exitStatus
             self.seconds = seconds
             self.endedAt = endedAt
@@ -49,6 +51,7 @@ public struct MetricsFile: Sendable {
             self.rateLimited = rateLimited
             self.pauses = pauses
             self.untrustedReplies = untrustedReplies
+            self.quotaReopensAt = quotaReopensAt
         }
     }
 
@@ -91,10 +94,14 @@ public struct MetricsFile: Sendable {
                 requests = (try? MetricsFile.requestsByOutcome(db, runID: summary.runID)) ?? [:]
             }
         }
+        // A night stopped by a spent quota did what the quota allowed: it is a success to the
+        // staleness alert, as to systemd (docs/scheduling.md).
+        let succeeded = status == .ok || status == .quotaSpent
         var snapshot = Snapshot(exitStatus: status.rawValue, seconds: seconds, endedAt: now,
-                                lastSuccess: status == .ok ? now : previous, rows: rows, requests: requests,
+                                lastSuccess: succeeded ? now : previous, rows: rows, requests: requests,
                                 rateLimited: summary?.rateLimited ?? 0, pauses: summary?.pauses ?? 0,
-                                untrustedReplies: summary?.untrustedReplies ?? 0)
+                                untrustedReplies: summary?.untrustedReplies ?? 0,
+                                quotaReopensAt: summary?.quotaReopensAt)
         snapshot.invalidRows = invalid
         snapshot.openInvalidRows = openInvalid
         try writeAtomically(MetricsFile.render(snapshot))
@@ -108,6 +115,8 @@ public struct MetricsFile: Sendable {
                               startedAt: Double, logger: Logger) -> ExitStatus {
         guard let path else { return status }
         do {
+            // Also here: a configuration error before the check was made still ends here.
+            try RegularFile.checkOutputPath(path, flag: "--metrics-file")
             try MetricsFile(path: path).record(status: status, summary: summary, databasePath: databasePath,
                                                seconds: Timestamps.monotonic() - startedAt)
             return status
@@ -168,8 +177,11 @@ public struct MetricsFile: Sendable {
                [("", String(snapshot.exitStatus))])
         series("keyassign_run_end_timestamp_seconds", "Unix time the run ended.",
                [("", number(snapshot.endedAt))])
-        series(lastSuccessName, "Unix time of the last run that exited 0; 0 if none is known.",
+        series(lastSuccessName, "Unix time of the last run that exited 0 (or 10, quota spent); 0 if none is known.",
                [("", number(snapshot.lastSuccess ?? 0))])
+        series("keyassign_quota_reopens_timestamp_seconds",
+               "Unix time the server's quota that stopped this run (exit 10) reopens; 0 if no quota stopped it.",
+               [("", number(snapshot.quotaReopensAt ?? 0))])
         return out
     }
 
@@ -211,8 +223,8 @@ public struct MetricsFile: Sendable {
     // MARK: the file
 
     private func readPrevious() -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        if fd < 0 { return nil }
+        // Never blocks on a FIFO: only a regular file is read.
+        guard case .success(let fd) = RegularFile.openForReading(path) else { return nil }
         defer { close(fd) }
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 16384)
@@ -235,8 +247,12 @@ public struct MetricsFile: Sendable {
             KeyAssignError(.ioError, "cannot write --metrics-file \(path): \(what): \(String(cString: strerror(errno)))")
         }
         let temporary = path + ".\(getpid()).tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, Self.mode)
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, Self.mode)
         if fd < 0 { throw failure("cannot create \(temporary)") }
+        guard RegularFile.isRegular(fd) else {
+            close(fd)
+            throw KeyAssignError(.ioError, "cannot write --metrics-file \(path): \(temporary) is not a regular file")
+        }
         // Whatever the umask (the unit's UMask=0027 would make it 0640, group keyassign):
         // node_exporter reads it as its own user and group (Debian: prometheus), and the file
         // holds counts only, no key, name or address.

@@ -68,7 +68,8 @@ public struct StatusReport: Sendable, Equatable {
             for run in runs {
                 let end = run.endedAt ?? "still running, or died"
                 let status = run.exitStatus.map { "exit \($0)" } ?? "no exit status"
-                lines.append("  run \(run.id)  \(run.startedAt) → \(end)  \(run.rowsDone) rows done  \(status)")
+                // Times are text in a file others may have written: shown escaped, like all outside text.
+                lines.append("  run \(run.id)  \(TerminalText.escape(run.startedAt)) → \(TerminalText.escape(end))  \(run.rowsDone) rows done  \(status)")
             }
         }
         return lines.joined(separator: "\n")

@@ -72,7 +72,7 @@ public enum Classifier {
                                   countsAttempt: false, code: nil, verdictText: nil, error: message, configStop: message)
         case .maybeSent(let error):
             return retry("\(error) (the request may have reached the server)", delivered: true)
-        case .response(let status, _, _):
+        case .response(let status, _, _, _):
             var trusted: SignedPayload?
             if case .trusted(let payload)? = verdict { trusted = payload }
             let verdictText = verdict?.storedText

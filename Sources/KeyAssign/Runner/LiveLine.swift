@@ -48,13 +48,18 @@ final class LiveLine: Sendable {
     }
 }
 
-/// swift-log's stderr handler, writing through `LiveLine` so that a warning logged while the
-/// progress line shows gets a line of its own.
+/// The stderr log handler (`TerminalSafeLogHandler`: every message escaped), writing through
+/// `LiveLine` so that a warning logged while the progress line shows gets a line of its own.
 struct LiveLineLogHandler: LogHandler {
-    private var inner: StreamLogHandler
+    private var inner: TerminalSafeLogHandler
 
     static func standardError(label: String) -> LiveLineLogHandler {
-        LiveLineLogHandler(inner: StreamLogHandler.standardError(label: label))
+        LiveLineLogHandler(inner: TerminalSafeLogHandler(label: label))
+    }
+
+    var metadataProvider: Logger.MetadataProvider? {
+        get { inner.metadataProvider }
+        set { inner.metadataProvider = newValue }
     }
 
     subscript(metadataKey key: String) -> Logger.Metadata.Value? {

@@ -88,7 +88,7 @@ final class ProgressReporter: Sendable {
                 snapshot.rows = settled
                 snapshot.finished = settled.values.reduce(0, +)
             }
-            LiveLine.standardError.finish(Self.cut(render(snapshot), to: columns()))
+            LiveLine.standardError.finish(Self.cut(TerminalText.escape(render(snapshot)), to: columns()))
         }
     }
 
@@ -111,7 +111,8 @@ final class ProgressReporter: Sendable {
         if stopped.withLock({ $0 }) { return }
         let line = render(sample())
         if live {
-            LiveLine.standardError.draw(Self.cut(line, to: columns()))
+            // Escaped like every line on the terminal (`TerminalText`): it quotes a server's error.
+            LiveLine.standardError.draw(Self.cut(TerminalText.escape(line), to: columns()))
         } else {
             logger.info("\(line)")
         }

@@ -24,6 +24,8 @@ public final class Runner: Sendable {
     private let redaction: ReplyRedaction
     private let wake = DispatchSemaphore(value: 0)
     private let bucket: TokenBucket
+    /// The server's quotas (`--rate N/WINDOW`, X-RateLimit-*, a long Retry-After), kept across runs.
+    private let quota: RunQuota
     /// Claims wait for this many free slots while requests are in flight.
     private let minimumClaim: Int
     /// What the dispatcher, the reply queue, the signal handlers and the progress line share.
@@ -44,6 +46,7 @@ public final class Runner: Sendable {
         self.backoff = Backoff(base: options.backoffBase, cap: options.backoffCap)
         self.redaction = ReplyRedaction(apiKey: options.apiKey)
         self.bucket = TokenBucket(rate: options.rate, burst: options.burst)
+        self.quota = RunQuota(limits: options.rateLimits, logger: logger, quiet: options.progress == .quiet)
         self.minimumClaim = max(1, min(16, options.concurrency / 4))
         self.state = Mutex(State(breaker: CircuitBreaker(window: options.maxWait)))
     }
@@ -82,6 +85,7 @@ public final class Runner: Sendable {
         let (recovered, total) = try shared.with { queue -> (Int, Int) in
             let recovered = try queue.rescue(runID: runID, now: startedWall)
             try reconciliation.afterRescue(queue.database, runID: runID, recovered: recovered)
+            try quota.start(queue.database)
             return (recovered, try queue.rowsToSend())
         }
         if recovered > 0 {
@@ -102,6 +106,7 @@ public final class Runner: Sendable {
         }
         if options.progress != .quiet {
             logger.info("run \(runID): \(total) row(s) to send to \(options.endpoint.display) (rate \(options.rate > 0 ? "\(options.rate)/s" : "unlimited"), concurrency \(options.concurrency))")
+            logger.info("run \(runID): proxy: \(ProxyChoice.decide(url: options.endpoint.url.absoluteString).description)")
         }
         let progress = ProgressReporter(mode: options.progress, total: total, logger: logger) { [self] in snapshot() }
         progress.start()
@@ -128,6 +133,7 @@ public final class Runner: Sendable {
         let summary = try shared.with { queue in
             try summarize(queue, runID: runID, startedWall: startedWall, startedMono: startedMono, recovered: recovered)
         }
+        try shared.with { try quota.finish($0.database, summary: summary) }
         recordEnd(shared, runID: runID, status: ExitStatus(rawValue: summary.exitStatus) ?? .someFailed, summary: summary)
         if let path = options.summaryJSONPath {
             try writeSummary(summary, to: path)
@@ -177,9 +183,15 @@ public final class Runner: Sendable {
                 giveUpUnreachable(now: now, why: nil)
                 return
             }
-            let tokens = bucket.available(now: now)
+            let tokens = min(bucket.available(now: now), quota.available(now: now))
             if tokens <= 0 {
-                let at = bucket.nextAvailable(now: now)
+                // A quota that reopens only after --max-wait ends the run: a schedule, not a failure.
+                let (quotaAt, why) = quota.nextAvailable(now: now)
+                if let why, !budget.allows(quotaAt - now) {
+                    stopForQuota(why, reopensAt: quota.wallTime(quotaAt), maxWait: budget.remaining)
+                    return
+                }
+                let at = max(bucket.nextAvailable(now: now), quotaAt)
                 let pauseEnd = bucket.pauseEnd
                 if pauseEnd > now {
                     // A 429 pause is waiting, and --max-wait bounds it: a server that asks for an
@@ -233,6 +245,7 @@ public final class Runner: Sendable {
                 continue
             }
             bucket.take(rows.count, now: now)
+            try quota.take(rows.count, now: now, shared: shared)
             state.withLock { state in
                 state.inFlight += rows.count
                 state.tally.requests += rows.count
@@ -271,6 +284,17 @@ public final class Runner: Sendable {
             return message
         }
         logger.error("stopping the run: \(message); rows not sent stay pending or retry, and the next run sends them")
+    }
+
+    private func stopForQuota(_ why: String, reopensAt: Double, maxWait remaining: Double) {
+        let message = "\(why), beyond the \(Int(remaining.rounded(.down))) s left of --max-wait \(Int(options.maxWait)) s"
+        state.withLock { state in
+            if state.stops.quota == nil {
+                state.stops.quota = message
+                state.stops.quotaReopensAt = reopensAt
+            }
+        }
+        logger.warning("stopping the run: \(message); the rows not sent stay pending for the next run")
     }
 
     private func stopForMaxWait(_ message: String) {
@@ -314,10 +338,11 @@ public final class Runner: Sendable {
         var status: Int?
         var reply: [UInt8]?
         var retryAfterHeader: String?
-        if case .response(let code, let retryAfter, let body) = result {
+        if case .response(let code, let retryAfter, let body, let rateLimit) = result {
             status = code
             reply = body
             retryAfterHeader = retryAfter
+            if let rateLimit { quota.observe(rateLimit, sentAt: startedMono) }
             if !body.isEmpty && code != 429 && !(500...599).contains(code) {
                 verdict = verifier.verify(body, maxAge: options.maxClockSkew, now: endedWall)
             }
@@ -330,6 +355,7 @@ public final class Runner: Sendable {
         if classification.rateLimited {
             let seconds = RetryAfter.seconds(header: retryAfterHeader, body: reply ?? [], now: endedWall)
             bucket.pause(seconds: seconds, now: endedMono, sentAt: startedMono)
+            if let seconds { quota.refused(retryAfter: seconds, now: endedMono) }
         } else {
             if status != nil { bucket.noteNotRateLimited(sentAt: startedMono) }
             if classification.state == .retry {

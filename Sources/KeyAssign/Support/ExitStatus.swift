@@ -11,6 +11,11 @@ public enum ExitStatus: Int32, Sendable {
     /// `run`: stopped by an auth or access refusal: a signed code 100–103 or 150, or unsigned
     /// 401/403/407 refusals of every request (see `RefusalGate`).
     case authStopped = 3
+    /// `run`: the server's quota is spent for now (a `--rate N/WINDOW` window is full, a 429's
+    /// `Retry-After` or `X-RateLimit-Reset` lies beyond --max-wait): the run stopped cleanly,
+    /// the rows not sent stay `pending`, and the next run sends them. Not a failure: a daily
+    /// quota is a schedule (docs/scheduling.md; the systemd unit's `SuccessExitStatus=`).
+    case quotaSpent = 10
     /// Bad flags or arguments (EX_USAGE).
     case usage = 64
     /// An input file cannot be read or has no license-key column (EX_DATAERR).

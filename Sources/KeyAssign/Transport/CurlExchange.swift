@@ -19,6 +19,8 @@ final class CurlExchange {
         let caFile: String?
         /// Reply bytes kept; the rest of a longer reply is read and dropped.
         let maxReply: Int
+        /// The proxy, decided from the URL and the environment (`ProxyChoice`), never by libcurl.
+        let proxy: ProxyChoice
         fileprivate let headers: UnsafeMutablePointer<curl_slist>?
 
         /// `headers` are "Name: value" lines sent with every request.
@@ -37,6 +39,7 @@ final class CurlExchange {
             self.timeoutMilliseconds = timeoutMilliseconds
             self.caFile = caFile
             self.maxReply = maxReply
+            self.proxy = ProxyChoice.decide(url: url)
             self.headers = list
         }
 
@@ -110,6 +113,9 @@ final class CurlExchange {
         // A redirected POST is not the call we meant to make: the 3xx comes back as it is.
         try set(CURLOPT_FOLLOWLOCATION, "CURLOPT_FOLLOWLOCATION", 0)
         try set(CURLOPT_PROTOCOLS_STR, "CURLOPT_PROTOCOLS_STR", "http,https")
+        // Always set, "" included: libcurl then never reads *_proxy from the environment itself.
+        try set(CURLOPT_PROXY, "CURLOPT_PROXY", settings.proxy.proxy)
+        try set(CURLOPT_NOPROXY, "CURLOPT_NOPROXY", settings.proxy.noProxy)
         try set(CURLOPT_TIMEOUT_MS, "CURLOPT_TIMEOUT_MS", settings.timeoutMilliseconds)
         if let caFile = settings.caFile {
             // Only that file: Debian's libcurl would otherwise also trust /etc/ssl/certs (CAPATH).
@@ -147,6 +153,9 @@ final class CurlExchange {
         requestHeader.pointee.data = copy
         record.pointee.reply_length = 0
         record.pointee.retry_after.0 = 0
+        record.pointee.ratelimit_limit.0 = 0
+        record.pointee.ratelimit_remaining.0 = 0
+        record.pointee.ratelimit_reset.0 = 0
         record.pointee.requests_issued = 0
         record.pointee.overflowed = 0
         record.pointee.error.0 = 0
@@ -204,5 +213,17 @@ final class CurlExchange {
     var retryAfter: String? {
         let value = withUnsafeBytes(of: record.pointee.retry_after) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
         return value.isEmpty ? nil : value
+    }
+
+    /// The final response's X-RateLimit-* headers, or nil when it had none usable.
+    var rateLimit: RateLimitHeaders? {
+        func text<T>(_ field: T) -> String {
+            withUnsafeBytes(of: field) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        }
+        let record = record.pointee
+        // Most servers send none: no strings, no clock, for them.
+        if record.ratelimit_limit.0 == 0 && record.ratelimit_remaining.0 == 0 && record.ratelimit_reset.0 == 0 { return nil }
+        return RateLimitHeaders(limit: text(record.ratelimit_limit), remaining: text(record.ratelimit_remaining),
+                                reset: text(record.ratelimit_reset), now: Timestamps.now())
     }
 }

@@ -32,7 +32,7 @@ public enum ListingResponse: Sendable {
     case notFound
     /// The reply grew beyond `--max-listing-bytes`; reading stopped there.
     case tooLarge(limit: Int)
-    /// Another HTTP status; the body (up to the cap) for the message.
+    /// Another HTTP status; the start of the body for the message, the API key redacted.
     case status(Int, [UInt8])
     /// The exchange failed (connection refused, timeout, TLS, ...).
     case failed(String)
@@ -76,9 +76,11 @@ public struct ListingClient: Sendable {
         // A listing must be the server's current state, never a cache's.
         let code = exchange.perform(header: "Cache-Control: no-cache")
         if exchange.overflowed { return .tooLarge(limit: maxBytes) }
+        let redactor = SecretRedactor(secret: apiKey)
         if code != CURLE_OK {
             let described = AssignClient.describe(curlCode: Int32(bitPattern: code.rawValue))
-            return .failed(exchange.errorDetail.map { "\(described): \($0)" } ?? described)
+            let detail = exchange.errorDetail.map { "\(described): \($0)" } ?? described
+            return .failed(redactor?.redact(detail) ?? detail)
         }
         let status = exchange.status
         let (base, length) = exchange.takeReply()
@@ -86,7 +88,12 @@ public struct ListingClient: Sendable {
         switch status {
         case 200: return .body(bytes)
         case 404: return .notFound
-        default: return .status(status, Array(bytes.buffer.prefix(512)))
+        default:
+            // An error page may echo the request, the Authorization header with it: the key is
+            // taken out before any of it is kept, over far more than is kept (no spelling of a
+            // key is 64 KiB long), so that the cut cannot leave half of a spelling behind.
+            let page = Array(bytes.buffer.prefix(64 << 10))
+            return .status(status, Array((redactor?.redact(page).bytes ?? page).prefix(512)))
         }
     }
 }
