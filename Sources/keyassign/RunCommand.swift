@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import KeyAssign
 
 /// The options `run` and `sync` share.
@@ -114,6 +115,9 @@ struct RunArguments: ParsableArguments {
             try RunSetup.checkCAFile(caFile)
             let endpoint = try ServerEndpoint(base: server, allowInsecureHTTP: allowInsecureHTTP)
             let apiKey = try RunSetup.apiKey(file: apiKeyFile)
+            if let apiKeyFile, let warning = APIKeyFilePermissions.warning(for: apiKeyFile, environment: ProcessInfo.processInfo.environment) {
+                StandardStreams.error("warning: " + warning)
+            }
             var options = RunOptions(databasePath: database.path, endpoint: endpoint, apiKey: apiKey)
             (options.rate, options.rateLimits) = try rates()
             options.burst = burst

@@ -120,6 +120,7 @@ public final class Runner: Sendable {
         }
         let progress = ProgressReporter(mode: options.progress, total: total, logger: logger) { [self] in snapshot() }
         progress.start()
+        defer { progress.stop() }  // on a throw; the normal end stops it after the reconciliation
 
         var loopError: Error?
         do {
@@ -129,7 +130,6 @@ public final class Runner: Sendable {
         }
         drain(client: client)
         settleRefusals(completer)
-        progress.stop()
         do {
             try completer.finish()
         } catch {
@@ -147,6 +147,7 @@ public final class Runner: Sendable {
             let waited = state.withLock { $0.waited }
             try shared.with { try reconciliation.atEnd($0.database, runID: runID, runWaited: waited) }
         }
+        progress.stop(settled: try? shared.with { try ProgressReporter.rowsByState($0.database, runID: runID) })
 
         let summary = try shared.with { queue in
             try summarize(queue, runID: runID, startedWall: startedWall, startedMono: startedMono, recovered: recovered)
@@ -488,9 +489,13 @@ public final class Runner: Sendable {
 
     private func snapshot() -> ProgressReporter.Snapshot {
         state.withLock { state in
-            ProgressReporter.Snapshot(finished: state.tally.finished, requests: state.tally.requests,
-                                      inFlight: state.inFlight, outcomes: state.tally.outcomes,
-                                      rateLimited: state.tally.rateLimited)
+            let now = Timestamps.monotonic()
+            return ProgressReporter.Snapshot(
+                finished: state.tally.finished, requests: state.tally.requests, inFlight: state.inFlight,
+                rows: state.tally.finalStates, retries: state.tally.outcomes[.retry] ?? 0,
+                rateLimited: state.tally.rateLimited,
+                unreachable: state.breaker.isOpen
+                    ? (Int(state.breaker.unreachableFor(now: now).rounded()), state.breaker.lastError ?? "no connection") : nil)
         }
     }
 
