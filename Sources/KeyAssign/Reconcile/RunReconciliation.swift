@@ -29,7 +29,8 @@ final class RunReconciliation {
         }
         guard reason.isSignatureProblem, reason != .envelopeNotJSON, reason != .envelopeMissingFields else { return nil }
         return EarlyStop.signatureMessage(what: "the key listing (GET \(ServerEndpoint.listingPath))", reasons: [reason.rawValue],
-                                          keys: keyRing.signingKeys, detail: detail)
+                                          keys: keyRing.signingKeys,
+                                          detail: reason == .unknownKey ? detail : nil)
     }
 
     init(options: RunOptions, keyRing: KeyRing, logger: Logger) {
