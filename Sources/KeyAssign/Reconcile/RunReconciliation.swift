@@ -60,9 +60,14 @@ final class RunReconciliation {
             logger.notice("\(renewed.retried + renewed.uncertain) row(s) that failed in earlier runs for a passing reason come back: \(renewed.retried) to send again, \(renewed.uncertain) maybe delivered, to settle from the key listing first")
         }
         guard options.reconcile else { return }
-        let uncertain = try db.scalarInt("SELECT count(*) FROM work WHERE state = 'uncertain'") ?? 0
-        guard recovered > 0 || uncertain > 0 else { return }
-        let why = recovered > 0 ? "rows recovered from a dead run and uncertain rows" : "uncertain rows left by earlier runs"
+        // Not only what this run's rescue found: a run killed during its own start-of-run
+        // listing has already rescued its predecessor's rows into `retry` (maybe delivered), and
+        // those must be checked before anything is resent, by whichever run comes next.
+        let unsettled = try db.scalarInt(
+            "SELECT count(*) FROM work WHERE state = 'uncertain' OR (\(WorkQueue.rescuedRetries))") ?? 0
+        guard recovered > 0 || unsettled > 0 else { return }
+        let why = recovered > 0 ? "rows recovered from a dead run and uncertain rows"
+            : "uncertain and maybe-delivered rows left by earlier runs"
         try settle(db, selection: .startOfRun, why: why, runWaited: waited, stopOnUntrusted: true)
     }
 
