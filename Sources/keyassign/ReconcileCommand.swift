@@ -64,6 +64,8 @@ struct ReconcileCommand: ParsableCommand {
     @Option(name: .customLong("max-clock-skew"), help: ArgumentHelp("Refuse a listing whose signed timestamp is further than this from local time.", valueName: "SECONDS"))
     var maxClockSkew: Double = 300
 
+    @Option(name: .customLong("listing-timeout"), help: ArgumentHelp("How long the key listing may take in all (\(FlagRange.listingTimeout.text)); a listing slower than \(ListingClient.lowSpeedBytesPerSecond) bytes/s for \(ListingClient.lowSpeedSeconds) s is cut sooner.", valueName: "SECONDS"))
+    var listingTimeout: Double = ListingClient.defaultListingTimeout
     @Option(name: .customLong("max-listing-bytes"), help: ArgumentHelp("Read at most this much of the listing; a longer one is refused.", valueName: "BYTES"))
     var maxListingBytes: Int = ReconcileOptions.defaultMaxListingBytes
 
@@ -87,6 +89,7 @@ struct ReconcileCommand: ParsableCommand {
         try checkFlag(.timeout, timeout)
         try checkFlag(.maxClockSkew, maxClockSkew)
         try checkFlag(.maxListingBytes, maxListingBytes)
+        try checkFlag(.listingTimeout, listingTimeout)
         try checkFlag(.maxAttempts, maxAttempts)
     }
 
@@ -100,6 +103,7 @@ struct ReconcileCommand: ParsableCommand {
             options.timeout = timeout
             options.maxClockSkew = maxClockSkew
             options.maxListingBytes = maxListingBytes
+            options.listingTimeout = listingTimeout
             options.caFile = caFile
             options.maxAttempts = maxAttempts
             options.listingKeyName = listingKey

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import KeyAssign
 
 /// The options `run` and `sync` share.
@@ -78,6 +79,8 @@ struct RunArguments: ParsableArguments {
     @Flag(name: .customLong("no-reconcile"), help: "Do not settle rows from the server's signed key listing (GET /api/v1/get-license-keys): recovered rows are sent again and uncertain rows stay uncertain, as before.")
     var noReconcile = false
 
+    @Option(name: .customLong("listing-timeout"), help: ArgumentHelp("How long the key listing may take in all (\(FlagRange.listingTimeout.text)); a listing slower than \(ListingClient.lowSpeedBytesPerSecond) bytes/s for \(ListingClient.lowSpeedSeconds) s is cut sooner. Waiting for the server to begin answering counts against --max-wait (at least --timeout).", valueName: "SECONDS"))
+    var listingTimeout: Double = ListingClient.defaultListingTimeout
     @Option(name: .customLong("max-listing-bytes"), help: ArgumentHelp("Read at most this much of the key listing; a longer one is skipped with a warning.", valueName: "BYTES"))
     var maxListingBytes: Int = ReconcileOptions.defaultMaxListingBytes
 
@@ -100,6 +103,7 @@ struct RunArguments: ParsableArguments {
         try checkFlag(.backoffBase, backoffBase)
         try checkFlag(.backoffCap, backoffCap)
         try checkFlag(.maxListingBytes, maxListingBytes)
+        try checkFlag(.listingTimeout, listingTimeout)
         if backoffBase > backoffCap { throw ValidationError("--backoff-base \(backoffBase) must not exceed --backoff-cap \(backoffCap)") }
     }
 
@@ -111,6 +115,9 @@ struct RunArguments: ParsableArguments {
             try RunSetup.checkCAFile(caFile)
             let endpoint = try ServerEndpoint(base: server, allowInsecureHTTP: allowInsecureHTTP)
             let apiKey = try RunSetup.apiKey(file: apiKeyFile)
+            if let apiKeyFile, let warning = APIKeyFilePermissions.warning(for: apiKeyFile, environment: ProcessInfo.processInfo.environment) {
+                StandardStreams.error("warning: " + warning)
+            }
             var options = RunOptions(databasePath: database.path, endpoint: endpoint, apiKey: apiKey)
             (options.rate, options.rateLimits) = try rates()
             options.burst = burst
@@ -129,6 +136,7 @@ struct RunArguments: ParsableArguments {
             options.reconcile = !noReconcile
             options.maxListingBytes = maxListingBytes
             options.listingKeyName = listingKey
+            options.listingTimeout = listingTimeout
             try options.validate()
             return .success(options)
         } catch let error as KeyAssignError {

@@ -56,6 +56,14 @@ struct SandboxCommand: ParsableCommand {
     var retryAfter: String = "1"
     @Option(name: .customLong("waf-block"), help: ArgumentHelp("Act as a web application firewall: requests whose owner_name or email matches this regular expression (case-insensitive; '.*' matches all) get an unsigned 403 HTML page and are not processed.", valueName: "REGEX"))
     var wafBlock: String?
+    @Option(name: .customLong("late-reply"), help: ArgumentHelp("Probability P (0-1) of processing (assigning), then holding the signed reply back for --late-reply-delay.", valueName: "P"))
+    var lateReply: Double = 0
+    @Option(name: .customLong("late-reply-delay"), help: ArgumentHelp("How long --late-reply holds a reply back, in milliseconds (\(FlagRange.lateReplyDelay.text)).", valueName: "MS"))
+    var lateReplyDelay = 0
+    @Option(name: .customLong("listing-delay"), help: ArgumentHelp("Hold the key listing back this long before answering, in milliseconds (\(FlagRange.listingDelay.text)).", valueName: "MS"))
+    var listingDelay = 0
+    @Option(name: .customLong("listing-omit"), help: ArgumentHelp("Share S (0-1) of the keys the listing leaves out, the same keys every time (a scoped, paginated or truncated listing).", valueName: "S"))
+    var listingOmit: Double = 0
     @Option(help: ArgumentHelp("Seed for the fault generator (default: random, printed on stderr).", valueName: "N")) var seed: UInt64?
     @Option(help: ArgumentHelp("How GET /api/v1/get-license-keys answers: signed (the real state), forged (one signature bit flipped), absent (404); hostile: echo-error (a 500 page echoing the API key), key-in-key-name, product (signed by a 'product' key), duplicate-member.", valueName: "MODE"))
     var listing: SandboxConfiguration.ListingMode = .signed
@@ -86,9 +94,12 @@ struct SandboxCommand: ParsableCommand {
         for (flag, value) in [("--fail-5xx", fail5xx), ("--fail-429", fail429), ("--drop-before", dropBefore),
                               ("--drop-after", dropAfter), ("--bad-signature", badSignature), ("--stale", stale),
                               ("--string-code", stringCode), ("--echo-error", echoError),
-                              ("--undocumented-code", undocumentedCode)] {
+                              ("--undocumented-code", undocumentedCode), ("--late-reply", lateReply),
+                              ("--listing-omit", listingOmit)] {
             try checkFlag(.probability(flag), value)
         }
+        try checkFlag(.lateReplyDelay, lateReplyDelay)
+        try checkFlag(.listingDelay, listingDelay)
         if let latency {
             do {
                 switch try SandboxConfiguration.Latency.parse(latency) {
@@ -124,6 +135,10 @@ struct SandboxCommand: ParsableCommand {
         configuration.faults.stringCode = stringCode
         configuration.faults.echoError = echoError
         configuration.faults.undocumentedCode = undocumentedCode
+        configuration.faults.lateReply = lateReply
+        configuration.faults.lateReplyMilliseconds = lateReplyDelay
+        configuration.faults.listingDelayMilliseconds = listingDelay
+        configuration.faults.listingOmit = listingOmit
         configuration.faults.retryAfter429 = retryAfter == "none" ? nil : Int(retryAfter)
         configuration.faults.wafBlock = wafBlock
         configuration.faults.seed = seed

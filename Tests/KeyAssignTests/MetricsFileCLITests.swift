@@ -102,7 +102,7 @@ import Testing
         // Each series has # HELP and # TYPE gauge.
         // No quota stopped the run: nothing reopens.
         #expect(parsed.value("keyassign_quota_reopens_timestamp_seconds") == 0)
-        #expect(parsed.names.count == 12)
+        #expect(parsed.names.count == 14)
         #expect(parsed.value("keyassign_rows_failed_earlier") == 0)
         for name in parsed.names {
             #expect(parsed.help.contains(name), "\(name) has no # HELP")

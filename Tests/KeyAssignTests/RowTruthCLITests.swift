@@ -54,6 +54,26 @@ import Testing
         #expect(try bench.count("SELECT count(*) FROM settlements WHERE rule = 'held_by_buyer' AND from_state = 'uncertain'") == 3)
     }
 
+    /// A run killed during its start-of-run listing has already turned its predecessor's
+    /// in-flight rows into `retry` with `maybe_delivered = 1`; the next run recovers nothing in
+    /// flight, and must still check them against the listing before resending any (seen in
+    /// scripts/crashloop: 29 keys resent after the server had assigned them).
+    @Test("a dead run's maybe-delivered retries are checked against the listing by the next run, not resent")
+    func maybeDeliveredRetriesLeftByADeadRunAreSettledFirst() throws {
+        let bench = try RunnerBench(inventory: 6)
+        let first = try Self.run(bench)
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(try bench.stateCounts() == ["assigned": 6])
+        // What a killed run's rescue leaves: rows back in retry, maybe delivered, no run holding them.
+        try bench.open().execute("UPDATE work SET state = 'retry', maybe_delivered = 1, next_attempt_at = 0, run_id = NULL, in_flight_since = NULL")
+        try bench.restart()
+        let second = try Self.run(bench)
+        #expect(second.status == 0, "\(second.stderr)")
+        #expect(bench.server.ledger().totals.requests == 0, "\(second.stderr)")
+        #expect(bench.server.ledger().listingRequests >= 1)
+        #expect(try bench.stateCounts() == ["assigned": 6], "\(second.stderr)")
+    }
+
     @Test("item 1: when no listing settles them, they stay uncertain, and the next run settles them without resending")
     func uncertainRowsFromTimeoutsAreSettledByTheNextRun() throws {
         var slow = SandboxConfiguration.Faults()

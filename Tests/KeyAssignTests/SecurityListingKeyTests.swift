@@ -16,7 +16,7 @@ import Testing
                         environment: ["KEYASSIGN_API_KEY": bench.server.apiKey])
         }
         let refused = try reconcile([])
-        #expect(refused.status == 1, "\(refused.stdout)\(refused.stderr)")
+        #expect(refused.status == 78, "\(refused.stdout)\(refused.stderr)")
         #expect(refused.stderr.contains("signed with key \"product\", but listings are signed by \"global\""), "\(refused.stderr)")
         #expect(try bench.stateCounts() == ["uncertain": 2])
         #expect(try bench.count("SELECT count(*) FROM listings") == 0)

@@ -42,7 +42,7 @@ import Testing
         let run = try bench.run()
         #expect(run.stderr.contains("the key listing does not verify (unknown_key)"), "\(run.stderr)")
         let reconcile = try bench.reconcile()
-        #expect(reconcile.status == 1)
+        #expect(reconcile.status == 78)
         #expect(reconcile.stderr.contains("signed with key \"[REDACTED: API key]\""), "\(reconcile.stderr)")
         Self.expectNoLeak(SecretEchoes(secret: secret),
                           in: [("run stderr", run.stderr), ("reconcile stderr", reconcile.stderr)]

@@ -65,7 +65,7 @@ import Testing
     @Test func csvFileNamesAreEscapedInImport() throws {
         let dir = try TemporaryDirectory()
         let name = dir.path + "/sales\u{1B}[2J\u{07}\nkeyassign: run 1: 0 assigned; FORGED\t.csv"
-        try "license_key\n\(UUID().uuidString)\n".write(toFile: name, atomically: true, encoding: .utf8)
+        try "license_key,owner_name,email\n\(UUID().uuidString),Ann,ann@example.com\n".write(toFile: name, atomically: true, encoding: .utf8)
         let result = try CLI.run(["import", "--db", dir.path + "/work.sqlite", name])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.contains("sales\\x1b[2J\\x07\\nkeyassign: run 1: 0 assigned; FORGED\\t.csv"), "\(result.stdout)")

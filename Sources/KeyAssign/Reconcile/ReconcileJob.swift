@@ -12,6 +12,8 @@ public struct ReconcileOptions: Sendable {
     public var maxListingBytes: Int = ReconcileOptions.defaultMaxListingBytes
     /// The key name the listing must be signed with (`--listing-key`).
     public var listingKeyName = ListingVerifier.defaultListingKeyName
+    /// `--listing-timeout`: the listing's whole transfer (`ListingClient`).
+    public var listingTimeout: Double = ListingClient.defaultListingTimeout
     public var caFile: String?
     public var maxAttempts: Int = 5
     public var dryRun = false
@@ -30,6 +32,7 @@ public struct ReconcileOptions: Sendable {
         try FlagRange.timeout.check(timeout)
         try FlagRange.maxClockSkew.check(maxClockSkew)
         try FlagRange.maxListingBytes.check(maxListingBytes)
+        try FlagRange.listingTimeout.check(listingTimeout)
         try FlagRange.maxAttempts.check(maxAttempts)
         if let state = states.first(where: { !ReconcileRules.selectableStates.contains($0) }) {
             throw KeyAssignError(.usage, "--state \(state.rawValue): reconcile settles uncertain, rejected, retry and assigned rows only")
@@ -48,10 +51,11 @@ public enum ReconcileJob {
                            output: (String) -> Void) throws -> ExitStatus {
         try options.validate()
         let db = try Database(path: options.databasePath, create: false)
-        let reconciler = Reconciler(
+        var reconciler = Reconciler(
             client: ListingClient(endpoint: options.endpoint, apiKey: options.apiKey, timeout: options.timeout,
                                   caFile: options.caFile, maxBytes: options.maxListingBytes),
             verifier: ListingVerifier(keyRing: keyRing, listingKeyName: options.listingKeyName), maxClockSkew: options.maxClockSkew)
+        reconciler.client.listingTimeout = options.listingTimeout
         // The lock keeps a run (or any other writer) from moving the rows while they are
         // settled; a dry run writes nothing and needs none.
         let lock = options.dryRun ? nil : try DatabaseLock.acquire(databasePath: options.databasePath, command: "reconcile")

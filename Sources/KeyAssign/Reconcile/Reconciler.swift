@@ -121,15 +121,21 @@ public struct Reconciler: Sendable {
     /// the server chose (an error page, a key name, a message, a member name) reaches the
     /// `Unavailable` message with the API key taken out, whatever its spelling.
     public func fetch() throws -> Result<Fetched, Unavailable> {
-        switch try fetchUnredacted() {
+        var waited = 0.0
+        return try fetch(waited: &waited)
+    }
+
+    /// `fetch()`, also saying how long the server took to begin answering (`ListingClient`).
+    public func fetch(waited: inout Double) throws -> Result<Fetched, Unavailable> {
+        switch try fetchUnredacted(waited: &waited) {
         case .success(let fetched): return .success(fetched)
         case .failure(let unavailable): return .failure(unavailable.redacted(SecretRedactor(secret: client.apiKey)))
         }
     }
 
-    private func fetchUnredacted() throws -> Result<Fetched, Unavailable> {
+    private func fetchUnredacted(waited: inout Double) throws -> Result<Fetched, Unavailable> {
         let started = Timestamps.now()
-        switch try client.fetch() {
+        switch try client.fetch(waited: &waited) {
         case .notFound: return .failure(.notFound)
         case .tooLarge(let limit): return .failure(.tooLarge(limit: limit))
         case .failed(let detail): return .failure(.failed(detail))

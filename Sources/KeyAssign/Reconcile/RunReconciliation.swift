@@ -10,11 +10,15 @@ import Logging
 /// changes nothing either: the rows stay as the run left them.
 package final class RunReconciliation {
     private let options: RunOptions
+    private var reconciler: Reconciler
     private let logger: Logger
     private let keyRing: KeyRing
-    /// One GET of the listing, verified: the reconciler's own, or the simulator's server.
-    private let fetch: () throws -> Result<Reconciler.Fetched, Reconciler.Unavailable>
     private var warned = false
+    /// The simulator's server instead of `reconciler.fetch` (KeyAssignSandbox/Simulation).
+    private var fetchOverride: (() throws -> Result<Reconciler.Fetched, Reconciler.Unavailable>)?
+    /// What this run's listings spent waiting for the server to begin answering; it counts
+    /// against `--max-wait` like any other wait of the run.
+    private(set) var waited: Double = 0
 
     /// A listing that fails verification for the reasons a whole run would (a wrong
     /// --public-key, a wrong clock): the words of `EarlyStop`. nil for any other problem.
@@ -27,24 +31,27 @@ package final class RunReconciliation {
         }
         guard reason.isSignatureProblem, reason != .envelopeNotJSON, reason != .envelopeMissingFields else { return nil }
         return EarlyStop.signatureMessage(what: "the key listing (GET \(ServerEndpoint.listingPath))", reasons: [reason.rawValue],
-                                          keys: keyRing.signingKeys)
+                                          keys: keyRing.signingKeys,
+                                          detail: reason == .unknownKey ? detail : nil)
     }
 
-    convenience init(options: RunOptions, keyRing: KeyRing, logger: Logger) {
-        let reconciler = Reconciler(
+    init(options: RunOptions, keyRing: KeyRing, logger: Logger) {
+        self.options = options
+        self.logger = logger
+        self.keyRing = keyRing
+        self.reconciler = Reconciler(
             client: ListingClient(endpoint: options.endpoint, apiKey: options.apiKey, timeout: options.timeout,
                                   caFile: options.caFile, maxBytes: options.maxListingBytes),
             verifier: ListingVerifier(keyRing: keyRing, listingKeyName: options.listingKeyName),
             maxClockSkew: options.maxClockSkew)
-        self.init(options: options, keyRing: keyRing, logger: logger, fetch: { try reconciler.fetch() })
+        reconciler.client.listingTimeout = options.listingTimeout
     }
 
-    package init(options: RunOptions, keyRing: KeyRing, logger: Logger,
-                 fetch: @escaping () throws -> Result<Reconciler.Fetched, Reconciler.Unavailable>) {
-        self.options = options
-        self.logger = logger
-        self.keyRing = keyRing
-        self.fetch = fetch
+    /// With the listing fetched by `fetch` instead of over the network: the simulator's.
+    package convenience init(options: RunOptions, keyRing: KeyRing, logger: Logger,
+                             fetch: @escaping () throws -> Result<Reconciler.Fetched, Reconciler.Unavailable>) {
+        self.init(options: options, keyRing: keyRing, logger: logger)
+        fetchOverride = fetch
     }
 
     /// Right after the rescue and `CarryOver.renew`, before anything is sent. Records this run's
@@ -62,29 +69,42 @@ package final class RunReconciliation {
             logger.notice("\(renewed.retried + renewed.uncertain) row(s) that failed in earlier runs for a passing reason come back: \(renewed.retried) to send again, \(renewed.uncertain) maybe delivered, to settle from the key listing first")
         }
         guard options.reconcile else { return }
-        let uncertain = try db.scalarInt("SELECT count(*) FROM work WHERE state = 'uncertain'") ?? 0
-        guard recovered > 0 || uncertain > 0 else { return }
-        let why = recovered > 0 ? "rows recovered from a dead run and uncertain rows" : "uncertain rows left by earlier runs"
-        try settle(db, selection: .startOfRun, why: why, stopOnUntrusted: true)
+        // Not only what this run's rescue found: a run killed during its own start-of-run
+        // listing has already rescued its predecessor's rows into `retry` (maybe delivered), and
+        // those must be checked before anything is resent, by whichever run comes next.
+        let unsettled = try db.scalarInt(
+            "SELECT count(*) FROM work WHERE state = 'uncertain' OR (\(WorkQueue.rescuedRetries))") ?? 0
+        guard recovered > 0 || unsettled > 0 else { return }
+        let why = recovered > 0 ? "rows recovered from a dead run and uncertain rows"
+            : "uncertain and maybe-delivered rows left by earlier runs"
+        try settle(db, selection: .startOfRun, why: why, runWaited: waited, stopOnUntrusted: true)
     }
 
     /// After the last reply of the run, before its summary. When rows need a listing anyway
     /// (uncertain, or rejected by this run), the rows this run assigned are confirmed against
-    /// the same listing, by key and email: no extra fetch.
-    package func atEnd(_ db: Database, runID: Int64) throws {
+    /// the same listing, by key and email: no extra fetch. `runWaited`: what the run has
+    /// waited so far, listings included (the rest of `--max-wait` is the listing's to wait).
+    package func atEnd(_ db: Database, runID: Int64, runWaited: Double? = nil) throws {
         guard options.reconcile else { return }
         let pending = try db.scalarInt("""
             SELECT count(*) FROM work WHERE state = 'uncertain'
                 OR (state = 'rejected' AND id IN (SELECT work_id FROM attempts WHERE run_id = ?1))
             """, [.int(runID)]) ?? 0
         guard pending > 0 else { return }
-        try settle(db, selection: .endOfRun(runID: runID), why: "uncertain and rejected rows")
+        try settle(db, selection: .endOfRun(runID: runID), why: "uncertain and rejected rows", runWaited: runWaited ?? waited)
     }
 
-    private func settle(_ db: Database, selection: Reconciler.Selection, why: String, stopOnUntrusted: Bool = false) throws {
+    private func settle(_ db: Database, selection: Reconciler.Selection, why: String, runWaited: Double,
+                        stopOnUntrusted: Bool = false) throws {
         do {
             let fetched: Reconciler.Fetched
-            switch try fetch() {
+            // The server gets what is left of --max-wait to begin answering, and never less
+            // than one request's --timeout (ListingClient); a listing that then keeps moving is
+            // received, not waited for, and only --listing-timeout bounds it.
+            reconciler.client.firstByteWait = max(0, options.maxWait - runWaited)
+            var listingWaited = 0.0
+            defer { waited += listingWaited }
+            switch try fetchOverride?() ?? reconciler.fetch(waited: &listingWaited) {
             case .failure(let unavailable):
                 if stopOnUntrusted, let message = Self.configurationMessage(unavailable, keyRing: keyRing,
                                                                            maxClockSkew: options.maxClockSkew) {

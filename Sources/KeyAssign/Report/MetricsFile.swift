@@ -27,6 +27,10 @@ public struct MetricsFile: Sendable {
         public var lastSuccess: Double?
         /// Rows per state in the whole work table; nil when the database could not be read.
         public var rows: [WorkState: Int64]?
+        /// Input rows the imports refused (`invalid_rows`), and those of them still open
+        /// (`NeedsPerson`); nil when the database could not be read.
+        public var invalidRows: Int64? = nil
+        public var openInvalidRows: Int64? = nil
         /// Requests this run sent, by `attempts.outcome`; empty when no run took place.
         public var requests: [String: Int64]
         public var rateLimited: Int
@@ -64,6 +68,9 @@ public struct MetricsFile: Sendable {
 
     public let path: String
 
+    /// Readable by the collector's group and user (docs/scheduling.md, "Monitoring").
+    static let mode: mode_t = 0o644
+
     public init(path: String) {
         self.path = path
     }
@@ -77,10 +84,14 @@ public struct MetricsFile: Sendable {
         let previous = readPrevious().flatMap(MetricsFile.lastSuccess(in:))
         var rows: [WorkState: Int64]?
         var requests: [String: Int64] = [:]
+        var invalid: Int64?
+        var openInvalid: Int64?
         // The database is only read, never created: a run that could not open it has no rows to count.
         if let db = try? Database(path: databasePath, create: false) {
             if let report = try? StatusReport.load(from: db, lastRuns: 0) {
                 rows = Dictionary(uniqueKeysWithValues: report.counts.map { ($0.state, $0.count) })
+                invalid = report.invalidRows
+                openInvalid = try? NeedsPerson.openInvalidRows(db)
             }
             if let summary {
                 requests = (try? MetricsFile.requestsByOutcome(db, runID: summary.runID)) ?? [:]
@@ -95,6 +106,8 @@ public struct MetricsFile: Sendable {
                                 untrustedReplies: summary?.untrustedReplies ?? 0,
                                 quotaReopensAt: summary?.quotaReopensAt)
         snapshot.failedEarlier = summary?.failedEarlier
+        snapshot.invalidRows = invalid
+        snapshot.openInvalidRows = openInvalid
         try writeAtomically(MetricsFile.render(snapshot))
     }
 
@@ -137,10 +150,20 @@ public struct MetricsFile: Sendable {
         if let rows = snapshot.rows {
             series("keyassign_rows", "Rows in the work table per state, after this run.",
                    WorkState.allCases.map { ("{state=\"\($0.rawValue)\"}", String(rows[$0] ?? 0)) })
-            let needing = (rows[.failed] ?? 0) + (rows[.uncertain] ?? 0)
+            // The same count as `status` and the HTML page (`NeedsPerson`): an input row that
+            // could not be queued is a customer without a key as much as a failed one.
+            let needing = NeedsPerson.states.reduce(0) { $0 + (rows[$1] ?? 0) } + (snapshot.openInvalidRows ?? 0)
             series("keyassign_rows_needing_person",
-                   "Rows in failed or uncertain: someone must decide (keyassign report --split DIR).",
+                   "Rows failed, uncertain, or invalid in the input and not since imported corrected: someone must decide (keyassign report --split DIR).",
                    [("", String(needing))])
+        }
+        if let invalid = snapshot.invalidRows {
+            series("keyassign_invalid_rows",
+                   "Input rows the imports could not queue (keyassign report --invalid), ever; open ones count in keyassign_rows_needing_person.",
+                   [("", String(invalid))])
+            series("keyassign_invalid_rows_open",
+                   "Invalid input rows no later import has queued corrected: customers still without a key.",
+                   [("", String(snapshot.openInvalidRows ?? 0))])
         }
         var outcomes = knownOutcomes
         outcomes += snapshot.requests.keys.filter { !knownOutcomes.contains($0) }.sorted()
@@ -233,11 +256,19 @@ public struct MetricsFile: Sendable {
             KeyAssignError(.ioError, "cannot write --metrics-file \(path): \(what): \(String(cString: strerror(errno)))")
         }
         let temporary = path + ".\(getpid()).tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0o644)
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, Self.mode)
         if fd < 0 { throw failure("cannot create \(temporary)") }
         guard RegularFile.isRegular(fd) else {
             close(fd)
             throw KeyAssignError(.ioError, "cannot write --metrics-file \(path): \(temporary) is not a regular file")
+        }
+        // Whatever the umask (the unit's UMask=0027 would make it 0640, group keyassign):
+        // node_exporter reads it as its own user and group (Debian: prometheus), and the file
+        // holds counts only, no key, name or address.
+        if fchmod(fd, Self.mode) != 0 {
+            let error = failure("fchmod")
+            close(fd)
+            throw error
         }
         var ok = false
         defer {

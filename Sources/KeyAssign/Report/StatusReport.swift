@@ -17,6 +17,9 @@ public struct StatusReport: Sendable, Equatable {
     /// Count per state, every state present (zeros included), in the order a row goes through them.
     public var counts: [Count]
     public var invalidRows: Int64
+    /// Rows that need a person (`NeedsPerson`): the same number as the HTML page's and
+    /// `keyassign_rows_needing_person`.
+    public var needingPerson: Int64 = 0
     public var imports: Int64
     /// `failed` rows refused for good (a verified code, a 4xx other than 408/429): they wait for
     /// `keyassign retry`, however many nights pass (`FailureKind`).
@@ -45,6 +48,7 @@ public struct StatusReport: Sendable, Equatable {
         }
         var report = StatusReport(counts: WorkState.allCases.map { Count(state: $0, count: byState[$0.rawValue] ?? 0) },
                                   invalidRows: try db.scalarInt("SELECT count(*) FROM invalid_rows") ?? 0,
+                                  needingPerson: try NeedsPerson.count(db),
                                   imports: try db.scalarInt("SELECT count(*) FROM imports") ?? 0,
                                   runs: runs)
         if (byState[WorkState.failed.rawValue] ?? 0) > 0 {
@@ -63,6 +67,7 @@ public struct StatusReport: Sendable, Equatable {
             rows.append(("failed, final: keyassign retry", failedFinal))
             rows.append(("failed, the next run retries", failedPassing))
         }
+        rows.append(("need a person", needingPerson))
         let width = rows.map(\.0.count).max() ?? 0
         let numbers = rows.map { String($0.1) }
         let numberWidth = numbers.map(\.count).max() ?? 0
@@ -83,14 +88,14 @@ public struct StatusReport: Sendable, Equatable {
         return lines.joined(separator: "\n")
     }
 
-    /// One JSON object: `{"states":{"pending":0,…},"total":…,"invalid_rows":…,"imports":…,"runs":[…]}`.
+    /// One JSON object: `{"states":{"pending":0,…},"total":…,"invalid_rows":…,"needs_person":…,"imports":…,"runs":[…]}`.
     public func json() -> String {
         let states = counts.map { "\(JSONText.string($0.state.rawValue)):\($0.count)" }.joined(separator: ",")
         let runsJSON = runs.map { run in
             "{\"id\":\(run.id),\"started_at\":\(JSONText.string(run.startedAt)),\"ended_at\":\(JSONText.string(run.endedAt)),"
                 + "\"rows_done\":\(run.rowsDone),\"exit_status\":\(JSONText.number(run.exitStatus))}"
         }.joined(separator: ",")
-        return "{\"states\":{\(states)},\"total\":\(total),\"invalid_rows\":\(invalidRows),\"imports\":\(imports),"
+        return "{\"states\":{\(states)},\"total\":\(total),\"invalid_rows\":\(invalidRows),\"needs_person\":\(needingPerson),\"imports\":\(imports),"
             + "\"failed_final\":\(failedFinal),\"failed_passing\":\(failedPassing),\"runs\":[\(runsJSON)]}"
     }
 }

@@ -115,9 +115,12 @@ public struct EarlyStop: Sendable {
     }
 
     /// Shared with the listing (`RunReconciliation`, `ReconcileJob`): the same words for the same cause.
-    public static func signatureMessage(what: String, reasons: [String], keys: [SigningKey]) -> String {
+    /// `detail`: the verifier's own words for a listing (which key name it was signed with),
+    /// already redacted, so a key refused for its name is not mistaken for a wrong key.
+    public static func signatureMessage(what: String, reasons: [String], keys: [SigningKey], detail: String? = nil) -> String {
         let have = keys.isEmpty ? "none" : keys.map { "\($0.name) \($0.fingerprint)" + ($0.file.map { " (\($0))" } ?? "") }.joined(separator: ", ")
-        return "\(what) failed signature verification (\(reasons.joined(separator: ", "))) and nothing verified: the server signs with another key than --public-key gives. Check --public-key: keyassign has \(have). Rows already sent may have been assigned; they are left uncertain, and reconciliation settles them once the key is right"
+        let why = reasons.joined(separator: ", ") + (detail.map { ": " + $0 } ?? "")
+        return "\(what) failed signature verification (\(why)) and nothing verified: the server signs with another key than --public-key gives. Check --public-key: keyassign has \(have). Rows already sent may have been assigned; they are left uncertain, and reconciliation settles them once the key is right"
     }
 
     public static func freshnessMessage(what: String, offset: Double?, maxClockSkew: Double?) -> String {

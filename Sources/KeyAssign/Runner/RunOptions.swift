@@ -30,6 +30,9 @@ public struct RunOptions: Sendable {
     public var progress: ProgressMode = .automatic
     /// Settle rows from the server's signed key listing (`--no-reconcile` turns it off).
     public var reconcile: Bool = true
+    /// `--listing-timeout`: the key listing's whole transfer (its waiting for the server to
+    /// begin answering counts against `maxWait`; see `ListingClient`).
+    public var listingTimeout: Double = ListingClient.defaultListingTimeout
     /// `--max-listing-bytes`: a longer listing is not read (and the run goes on without it).
     public var maxListingBytes: Int = ReconcileOptions.defaultMaxListingBytes
     /// The key name the key listing must be signed with (`--listing-key`).
@@ -59,6 +62,7 @@ public struct RunOptions: Sendable {
         try FlagRange.backoffCap.check(backoffCap)
         if backoffBase > backoffCap { throw KeyAssignError(.usage, "--backoff-base must not exceed --backoff-cap") }
         try FlagRange.maxListingBytes.check(maxListingBytes)
+        try FlagRange.listingTimeout.check(listingTimeout)
     }
 }
 

@@ -72,8 +72,10 @@ public enum RunSetup {
     /// A logger writing to stderr, without touching the process-wide logging bootstrap (so a
     /// program embedding the runner keeps its own).
     public static func logger(quiet: Bool) -> Logger {
-        // Every line escaped on its way out (`TerminalSafeLogHandler`): messages quote servers and files.
-        var logger = Logger(label: "keyassign") { TerminalSafeLogHandler(label: $0) }
+        // Every line escaped on its way out (`TerminalSafeLogHandler`: messages quote servers and
+        // files), and through `LiveLine`: a warning logged while the progress line shows gets a
+        // line of its own.
+        var logger = Logger(label: "keyassign") { LiveLineLogHandler.standardError(label: $0) }
         logger.logLevel = quiet ? .warning : .info
         return logger
     }

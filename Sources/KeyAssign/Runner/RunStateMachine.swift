@@ -354,6 +354,14 @@ package struct RunStateMachine: Sendable {
         return first
     }
 
+    /// Time the run waited before its dispatcher began (a listing at the start), against --max-wait.
+    package mutating func waitedBeforeSending(_ seconds: Double) {
+        budget.spend(seconds)
+    }
+
+    /// What the run has waited so far against --max-wait (the rest is the end's listing's).
+    package var waited: Double { budget.spent }
+
     /// One listing settles what the run left uncertain, except after a stop (a signal, an auth
     /// or configuration stop, an unreachable server, a wait too long).
     package var reconcilesAtEnd: Bool { !stops.any }

@@ -84,6 +84,8 @@ public final class Runner: Sendable {
             try quota.start(queue.database)
             return (recovered, try queue.rowsToSend())
         }
+        // A listing fetched before the dispatcher (rows rescued from a dead run) waited already.
+        machine.withLock { $0.waitedBeforeSending(reconciliation.waited) }
         if recovered > 0 {
             logger.warning("recovered \(recovered) row(s) left in flight by a run that died; a later 801 for them counts as uncertain")
         }
@@ -106,6 +108,7 @@ public final class Runner: Sendable {
         }
         let progress = ProgressReporter(mode: options.progress, total: total, logger: logger) { [self] in snapshot() }
         progress.start()
+        defer { progress.stop() }  // on a throw; the normal end stops it after the reconciliation
 
         var loopError: Error?
         do {
@@ -115,7 +118,6 @@ public final class Runner: Sendable {
         }
         drain(client: client)
         settleRefusals(completer)
-        progress.stop()
         do {
             try completer.finish()
         } catch {
@@ -130,8 +132,10 @@ public final class Runner: Sendable {
         }
         // One listing settles what the run left uncertain (not after a stop).
         if machine.withLock({ $0.reconcilesAtEnd }) {
-            try shared.with { try reconciliation.atEnd($0.database, runID: runID) }
+            let waited = machine.withLock { $0.waited }
+            try shared.with { try reconciliation.atEnd($0.database, runID: runID, runWaited: waited) }
         }
+        progress.stop(settled: try? shared.with { try ProgressReporter.rowsByState($0.database, runID: runID) })
 
         let summary = try shared.with { queue in
             try summarize(queue, runID: runID, startedWall: startedWall, startedMono: startedMono, recovered: recovered)
@@ -260,10 +264,15 @@ public final class Runner: Sendable {
     }
 
     private func snapshot() -> ProgressReporter.Snapshot {
-        machine.withLock { machine in
-            ProgressReporter.Snapshot(finished: machine.tally.finished, requests: machine.tally.requests,
-                                      inFlight: machine.inFlight, outcomes: machine.tally.outcomes,
-                                      rateLimited: machine.tally.rateLimited)
+        let now = clock.monotonic()
+        return machine.withLock { machine in
+            ProgressReporter.Snapshot(
+                finished: machine.tally.finished, requests: machine.tally.requests, inFlight: machine.inFlight,
+                rows: machine.tally.finalStates, retries: machine.tally.outcomes[.retry] ?? 0,
+                rateLimited: machine.tally.rateLimited,
+                unreachable: machine.breaker.isOpen
+                    ? (Int(machine.breaker.unreachableFor(now: now).rounded()), machine.breaker.lastError ?? "no connection")
+                    : nil)
         }
     }
 

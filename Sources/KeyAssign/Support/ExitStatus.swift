@@ -32,6 +32,11 @@ public enum ExitStatus: Int32, Sendable {
     case ioError = 74
     /// Another run holds the database (EX_TEMPFAIL).
     case locked = 75
+    /// The work database is not the user's own to trust (EX_NOPERM): its `--db` path is a
+    /// symlink, its directory is writable by others and not sticky, or the database, its
+    /// write-ahead log or its lock file belongs to another user or is writable by group or
+    /// others (`DatabaseFileTrust`; `--allow-shared-db` accepts a shared set-up).
+    case noPermission = 77
     /// Bad configuration: unreadable or unsupported key, bad URL; `run`: the server's TLS
     /// certificate refused (not trusted, wrong host name), which no retry can fix, or stopped
     /// early because every reply failed verification the same way (a wrong --public-key, a

@@ -86,6 +86,16 @@ public struct SandboxConfiguration: Sendable {
         /// email matches this regular expression (case-insensitive; `.*` matches every request)
         /// gets an unsigned 403 HTML page and is not processed.
         public var wafBlock: String?
+        /// Process the request (assigning the key), then hold the signed reply back for
+        /// `lateReplyMilliseconds` more: a server that assigns and answers after the client's
+        /// timeout (a PHP server under load, a slow database).
+        public var lateReply: Double = 0
+        public var lateReplyMilliseconds = 0
+        /// Hold the key listing back this long before answering (a slow or hanging listing).
+        public var listingDelayMilliseconds = 0
+        /// The share (0…1) of keys the listing leaves out, the same keys every time: a listing
+        /// scoped to one product, paginated, or cut short by a proxy.
+        public var listingOmit: Double = 0
         /// nil: a seed is drawn at random (and reported by `SandboxServer.seed`).
         public var seed: UInt64?
 
@@ -96,9 +106,13 @@ public struct SandboxConfiguration: Sendable {
                 ("fail-5xx", fail5xx), ("fail-429", fail429), ("drop-before", dropBefore),
                 ("drop-after", dropAfter), ("bad-signature", badSignature), ("stale", stale),
                 ("string-code", stringCode), ("echo-error", echoError), ("undocumented-code", undocumentedCode),
+                ("late-reply", lateReply), ("listing-omit", listingOmit),
             ]
             for (name, value) in named where !(value >= 0 && value <= 1) {
                 throw KeyAssignError(.usage, "\(name) \(value): a probability must be between 0 and 1")
+            }
+            if lateReplyMilliseconds < 0 || listingDelayMilliseconds < 0 {
+                throw KeyAssignError(.usage, "late-reply-delay and listing-delay: must be 0 or more milliseconds")
             }
             if let retryAfter429, retryAfter429 < 0 {
                 throw KeyAssignError(.usage, "retry-after \(retryAfter429): must be 0 or more seconds, or none")

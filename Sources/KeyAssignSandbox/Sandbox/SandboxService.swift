@@ -163,13 +163,20 @@ final class SandboxService: Sendable {
                 let envelope = try replies.envelope(code: 100, message: "Invalid API key", timestamp: now)
                 return .reply(.json(401, envelope))
             }
-            let keys = snapshot.order.map { SandboxListing.Key(licenseKey: $0, assignment: snapshot.assigned[$0]) }
+            let listed = dice.faults.listingOmit > 0 ? snapshot.order.filter { !dice.omitsFromListing($0) } : snapshot.order
+            if listed.count < snapshot.order.count {
+                let omitted = snapshot.order.count - listed.count
+                state.withLock { $0.ledger.faults.partialListings += 1; $0.ledger.faults.keysOmitted += omitted }
+            }
+            let keys = listed.map { SandboxListing.Key(licenseKey: $0, assignment: snapshot.assigned[$0]) }
             let payload = SandboxListing.payload(keys, createdAt: createdAt, timestamp: now)
             if let hostile = try SandboxHostileListing.reply(listingMode, request: request, apiKey: apiKey,
                                                              payload: payload, replies: replies) {
                 return .reply(hostile)
             }
-            return .reply(.json(200, try replies.envelope(payload: payload, corruptSignature: listingMode == .forged)))
+            var reply = SandboxReply.json(200, try replies.envelope(payload: payload, corruptSignature: listingMode == .forged))
+            reply.delayMilliseconds = dice.faults.listingDelayMilliseconds
+            return .reply(reply)
         } catch {
             return .reply(.plain(500, "Internal Server Error: cannot sign the listing: \(error)"))
         }
@@ -289,13 +296,18 @@ final class SandboxService: Sendable {
             } catch {
                 return .reply(withDelay(.plain(500, "Internal Server Error: cannot sign the reply: \(error)"), delay))
             }
+            var held = delay
+            if decision.lateReply && code != 100 {
+                held += dice.faults.lateReplyMilliseconds
+            }
             state.withLock { state in
+                if held > delay { state.ledger.faults.lateReply += 1 }
                 state.ledger.totals.repliesByCode[String(code), default: 0] += 1
                 if decision.badSignature { state.ledger.faults.badSignature += 1 }
                 if decision.stale { state.ledger.faults.stale += 1 }
                 if decision.stringCode { state.ledger.faults.stringCode += 1 }
             }
-            return .reply(withDelay(.json(code == 100 ? 401 : 200, envelope), delay))
+            return .reply(withDelay(.json(code == 100 ? 401 : 200, envelope), held))
         }
     }
 
