@@ -33,11 +33,13 @@ public final class Database {
         if !create && access(path, F_OK) != 0 {
             throw DatabaseOpenError.missing(path: path)
         }
+        var isNewFile = false
         if create && !path.isEmpty && path != ":memory:" {
             // The database holds customers' names and emails: create it 0600 (SQLite would
             // use 0644 less the umask), and SQLite gives its -wal and -shm files the same mode.
             let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
             if fd >= 0 { close(fd) }
+            isNewFile = fd >= 0
         }
         var db: OpaquePointer?
         let flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX
@@ -55,6 +57,12 @@ public final class Database {
             // A reader never waits for long: one writer at a time is the design, the lock
             // table keeps runs apart, and a short wait covers `status` during a run.
             sqlite3_busy_timeout(db, 5_000)
+            if isNewFile {
+                // Pages freed by `keyassign prune` go back to the file system. Settable only
+                // before the first table and before WAL mode writes the header; an older file
+                // is converted by its first prune (`EvidenceRetention`, one VACUUM).
+                try execute("PRAGMA auto_vacuum = INCREMENTAL")
+            }
             try execute("PRAGMA journal_mode = WAL")
             // NORMAL in WAL mode: a commit survives a crash of the process; only a power
             // loss may drop the last commits, and never corrupts the file.
