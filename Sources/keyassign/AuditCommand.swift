@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import KeyAssign
 
 struct AuditCommand: ParsableCommand {
@@ -27,11 +28,23 @@ struct AuditCommand: ParsableCommand {
     @Option(name: .customLong("public-key"), help: ArgumentHelp("A public key PEM the replies may be signed with (repeatable; a bare PATH is named global; several may share a NAME).", valueName: "[NAME=]PATH"))
     var publicKeys: [String] = []
 
+    @Option(name: .customLong("export-listing"),
+            help: ArgumentHelp("Write the signed payload of kept key listing N to stdout, byte for byte, and audit nothing (to verify it by hand: docs/signatures.md).", valueName: "N"))
+    var exportListing: Int64?
+
     func validate() throws {
-        if publicKeys.isEmpty { throw ValidationError("give at least one --public-key [NAME=]PATH") }
+        if publicKeys.isEmpty && exportListing == nil { throw ValidationError("give at least one --public-key [NAME=]PATH") }
     }
 
     func run() throws {
+        if let exportListing {
+            return try exitingWithStatus {
+                let db = try Database(path: database.path, create: false)
+                let payload = try KeptListing.signedPayload(db, listing: exportListing)
+                FileHandle.standardOutput.write(Data(payload.buffer))
+                return .ok
+            }
+        }
         try exitingWithStatus {
             let verifier = ReplyVerifier(keyRing: try KeyRing(specs: publicKeys))
             let db = try Database(path: database.path, create: false)

@@ -72,6 +72,23 @@ import Testing
         #expect(broken.stdout.contains("cannot be rebuilt"), "\(broken.stdout)")
     }
 
+    @Test func aKeptListingVerifiesByHandWithOpenSSL() throws {
+        let bench = try NightsBench(inventory: 300)
+        try bench.night(1, rows: 10, heldByOther: 1)
+        try bench.night(2, rows: 10, heldByOther: 1)
+        // As docs/signatures.md says: keyassign rebuilds the payload, openssl judges it.
+        let exported = try CLI.run(["audit", "--db", bench.db, "--export-listing", "2"])
+        #expect(exported.status == 0, "\(exported.stderr)")
+        let signature = try #require(try bench.open().prepare("SELECT signature FROM listings WHERE id = 2").stringRow())
+        let signed = bench.dir.path + "/signed.txt", sig = bench.dir.path + "/sig.bin"
+        try Data(exported.stdout.utf8).base64EncodedString().write(toFile: signed, atomically: true, encoding: .utf8)
+        try #require(Data(base64Encoded: signature)).write(to: URL(fileURLWithPath: sig))
+        let verified = try OpenSSLCLI.run(["dgst", "-sha256", "-verify", bench.server.publicKeyPath, "-signature", sig, signed])
+        #expect(verified.status == 0 && verified.output.contains("Verified OK"), "\(verified.output)")
+        let missing = try CLI.run(["audit", "--db", bench.db, "--export-listing", "9"])
+        #expect(missing.status == 65 && missing.stderr.contains("no key listing 9"), "\(missing.stderr)")
+    }
+
     @Test func aReconcileThatSelectsNoRowStoresNoListing() throws {
         let bench = try RunnerBench(inventory: 40)
         let run = try bench.run()
