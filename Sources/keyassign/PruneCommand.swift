@@ -34,7 +34,7 @@ struct PruneCommand: ParsableCommand {
             let lock = try DatabaseLock.acquire(databasePath: database.path, command: "prune")
             defer { lock?.release() }
             let result = try EvidenceRetention.prune(databasePath: database.path, keepDays: keepEvidence)
-            StandardStreams.out("pruned \(result.listingsPruned) key listing(s) fetched more than \(keepEvidence) day(s) ago"
+            StandardStreams.out("pruned \(result.listingsPruned) key listing(s) fetched more than \(keepEvidence.rounded() == keepEvidence ? String(Int(keepEvidence)) : String(keepEvidence)) day(s) ago"
                                 + " (\(result.entriesDeleted) entries no kept listing uses deleted, \(result.listingsRewritten) kept listing(s) rewritten standalone)"
                                 + "; database \(result.fileBytesBefore) -> \(result.fileBytesAfter) bytes"
                                 + (result.convertedToIncrementalVacuum ? " (converted to incremental vacuum by one VACUUM)" : "") + "\n")
