@@ -41,7 +41,13 @@ enum ListingArchive {
             let id = last.int(0), depth = Int(last.int(1))
             last.reset()
             var reader = Reader(db)
-            base = (id, depth, try reader.entryIDs(listing: id))
+            // A base that cannot be read back (edited by hand: `audit` says so) is not
+            // copied from; this listing stands alone.
+            do {
+                base = (id, depth, try reader.entryIDs(listing: id))
+            } catch is ListingLayout.Malformed {
+                base = nil
+            }
         }
         last.reset()
         var layout = ListingLayout.make(payload: payload, entries: ranges, ids: ids, base: base?.ids)
