@@ -7,18 +7,18 @@ struct AuditCommand: ParsableCommand {
         commandName: "audit",
         abstract: "Re-verify every stored signed reply offline and check each row's state is backed by one.",
         discussion: """
-            An assigned row needs a stored reply that verifies as 800; a rejected or uncertain
-            row one that verifies as 801, or a settlement from a stored key listing that
-            re-verifies, quotes the listing's own entry for the key, and leads to that state
-            by the reconcile rules. A row whose last change was a settlement must still be in
-            the settlement's state. A stored reply that was trusted when it arrived but
-            no longer verifies is reported too (e.g. after the database was edited by hand).
-            Timestamps are not checked: stored replies are old. Several keys may share a
-            name; a reply recorded as verified by one key (its SHA-256 fingerprint) that
-            now verifies under another is reported too. A row settled by a listing that
+            An assigned row needs a stored reply that verifies as 800; a rejected or uncertain \
+            row one that verifies as 801, or a settlement from a stored key listing that \
+            re-verifies, quotes the listing's own entry for the key, and leads to that state \
+            by the reconcile rules. A row whose last change was a settlement must still be in \
+            the settlement's state. A stored reply that was trusted when it arrived but \
+            no longer verifies is reported too (e.g. after the database was edited by hand). \
+            Timestamps are not checked: stored replies are old. Several keys may share a \
+            name; a reply recorded as verified by one key (its SHA-256 fingerprint) that \
+            now verifies under another is reported too. A row settled by a listing that \
             `keyassign prune` removed is said ("evidence pruned on …"), not failed.
 
-            One line per discrepancy on stdout, then a summary on stderr. Exit status 0 when
+            One line per discrepancy on stdout, then a summary on stderr. Exit status 0 when \
             all is consistent, 1 otherwise, 78 for an unusable public key.
             """
     )

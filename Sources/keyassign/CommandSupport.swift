@@ -12,7 +12,15 @@ struct DatabaseOption: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("The work database (default: $KEYASSIGN_DB, else ./keyassign.sqlite).", valueName: "PATH"))
     var db: String?
 
+    @Flag(name: .long, help: ArgumentHelp("Use a database that is not the user's own alone: reached through a symlink, in a directory others can write, or whose files another user owns or may write (refused otherwise, exit 77). The lock still keeps one writer per database file."))
+    var allowSharedDb = false
+
     var path: String { Database.resolvePath(db) }
+
+    /// Parsing sets the trust rule before the command opens any database.
+    func validate() throws {
+        DatabaseFileTrust.allowShared(allowSharedDb)
+    }
 }
 
 /// Runs a command's body and ends the process the way scripts rely on: library errors
@@ -35,7 +43,8 @@ func exitingWithStatus(_ body: () throws -> ExitStatus) throws {
 /// usable under strict concurrency, and print() buffers (fine for stdout only).
 enum StandardStreams {
     static func error(_ message: String) {
-        write(to: 2, "keyassign: " + message + "\n")
+        // Messages quote file names and servers: escaped, one line (`TerminalText`).
+        write(to: 2, "keyassign: " + TerminalText.escape(message) + "\n")
     }
 
     static func out(_ text: String) {

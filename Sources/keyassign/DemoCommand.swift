@@ -7,10 +7,10 @@ struct DemoCommand: ParsableCommand {
         commandName: "demo",
         abstract: "The whole pipeline on samples/ against an embedded sandbox server: no configuration.",
         discussion: """
-            Starts the sandbox license server in-process on a free loopback port with a fresh
-            state directory (or the one --state-dir names, reused), imports samples/, runs with a
-            few injected faults, and prints the outcome and where the database is. Exit status 0
-            when the pipeline ran to its end, even with rows failed or uncertain (they are part of
+            Starts the sandbox license server in-process on a free loopback port with a fresh \
+            state directory (or the one --state-dir names, reused), imports samples/, runs with a \
+            few injected faults, and prints the outcome and where the database is. Exit status 0 \
+            when the pipeline ran to its end, even with rows failed or uncertain (they are part of \
             what it shows); otherwise as for `keyassign run`.
             """
     )

@@ -3,8 +3,14 @@ import KeyAssign
 
 /// How to read the CSV files: shared by `import` and `sync`.
 struct ImportArguments: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("Take FIELD from the column named COLUMN (repeatable). Fields: \(ImportField.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "FIELD=COLUMN"))
+    @Option(name: .long, help: ArgumentHelp("Take FIELD from the column named COLUMN (repeatable). Fields: \(ImportField.allCases.map(\.rawValue).joined(separator: ", ")). A file without that column is mapped by recognition instead.", valueName: "FIELD=COLUMN"))
     var map: [String] = []
+
+    @Option(name: .customLong("map-file"), help: ArgumentHelp("Mappings chosen by file-name pattern: [PATTERN] lines, each followed by FIELD = COLUMN lines (or allow_missing = FIELD). The first pattern that matches a file's name applies; see the README.", valueName: "PATH"))
+    var mapFile: String?
+
+    @Option(name: .customLong("allow-missing"), help: ArgumentHelp("Import files that have no column for FIELD (owner_name or email; repeatable): the keys are assigned with it empty. Without it such a file is refused (exit 65).", valueName: "FIELD"))
+    var allowMissing: [String] = []
 
     @Option(name: .long, help: "The field delimiter.")
     var delimiter: DelimiterChoice = .auto
@@ -20,6 +26,14 @@ struct ImportArguments: ParsableArguments {
 
     func validate() throws {
         _ = try columnMap()
+        _ = try allowedMissing()
+        if let mapFile {
+            do {
+                _ = try ColumnMapFile.load(mapFile)
+            } catch let error as KeyAssignError {
+                throw ValidationError(error.description)
+            }
+        }
         try checkFlag(.settle, settle)
         if let readyMarker, readyMarker.isEmpty || readyMarker.contains("/") {
             throw ValidationError("--ready-marker '\(readyMarker)': give a non-empty suffix without '/', such as .done")
@@ -31,9 +45,20 @@ struct ImportArguments: ParsableArguments {
         var options = ImportOptions(databasePath: databasePath, columnMap: try columnMap(),
                                     delimiter: delimiter.csvDelimiter, dryRun: dryRun)
         options.encoding = encoding
+        options.allowMissing = try allowedMissing()
+        options.mapFile = try mapFile.map(ColumnMapFile.load)
         options.settle = settle
         options.readyMarker = readyMarker
         return options
+    }
+
+    func allowedMissing() throws -> Set<ImportField> {
+        Set(try allowMissing.map { name in
+            guard let field = ImportField(rawValue: name), field == .ownerName || field == .email else {
+                throw ValidationError("--allow-missing \(name): give owner_name or email")
+            }
+            return field
+        })
     }
 
     func columnMap() throws -> [ImportField: String] {

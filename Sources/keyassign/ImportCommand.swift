@@ -65,7 +65,7 @@ struct ImportCommand: ParsableCommand {
         var options = try columns.importOptions(databasePath: database.path, dryRun: dryRun)
         options.lockWait = wait
         let outcome = ImportJob.run(paths, options: options,
-                                    output: { StandardStreams.out($0 + "\n") },
+                                    output: { StandardStreams.out(TerminalText.escape($0) + "\n") },
                                     errorOutput: { StandardStreams.error($0) })
         if outcome.exitStatus != .ok { throw ExitCode(outcome.exitStatus.rawValue) }
     }

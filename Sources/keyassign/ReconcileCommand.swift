@@ -3,13 +3,14 @@ import KeyAssign
 
 /// `--state` values reconcile accepts; `--help` lists them.
 enum ReconcileStateArgument: String, ExpressibleByArgument, CaseIterable {
-    case uncertain, rejected, retry
+    case uncertain, rejected, retry, assigned
 
     var state: WorkState {
         switch self {
         case .uncertain: .uncertain
         case .rejected: .rejected
         case .retry: .retry
+        case .assigned: .assigned
         }
     }
 }
@@ -25,12 +26,18 @@ struct ReconcileCommand: ParsableCommand {
             key held by this buyer -> assigned; by another owner -> rejected naming the owner; \
             available -> an uncertain row goes back to retry (only if the listing was taken after \
             its last attempt could still be processed); another status -> rejected; not listed -> \
-            rejected, unknown to the server. Sends no assign request.
+            a rejected row is unknown to the server, but an uncertain row stays uncertain ("not in \
+            the server's listing": absence proves nothing for a request that may have been \
+            delivered). --state assigned confirms assigned rows by key and email: the key \
+            available -> retry (sent again); another owner -> rejected, "changed after our \
+            assignment". Sends no assign request.
 
             One line per row on stdout: key, change, rule, reason. Exit status 0 when every \
-            selected row was settled; 1 when some must wait for a later listing, or the listing \
-            is unusable (unsigned, forged, stale, not code 730, over --max-listing-bytes, 404); \
-            64 usage; 74 database failure; 75 a run holds the database; 78 bad configuration.
+            selected row was settled; 1 when some must wait for a later listing, are not listed, \
+            or the listing is unusable (unsigned, not code 730, over --max-listing-bytes, 404, \
+            unreachable); 4 when the listing contradicts rows recorded assigned; 64 usage; 74 \
+            database failure; 75 a run holds the database; 78 bad configuration, or a listing \
+            that fails signature verification or is stale (a wrong --public-key, a wrong clock).
             """
     )
 
@@ -45,7 +52,7 @@ struct ReconcileCommand: ParsableCommand {
     @Option(name: .customLong("api-key-file"), help: ArgumentHelp("Read the API key from this file (one line). Default: $KEYASSIGN_API_KEY.", valueName: "PATH"))
     var apiKeyFile: String?
 
-    @Option(name: .long, help: ArgumentHelp("Rows in this state (repeatable). Default: uncertain and rejected.", valueName: "S"))
+    @Option(name: .long, help: ArgumentHelp("Rows in this state (repeatable): uncertain, rejected, retry, assigned. Default: uncertain and rejected.", valueName: "S"))
     var state: [ReconcileStateArgument] = []
 
     @Flag(name: .customLong("dry-run"), help: "Print what would change; store and change nothing.")
@@ -57,11 +64,16 @@ struct ReconcileCommand: ParsableCommand {
     @Option(name: .customLong("max-clock-skew"), help: ArgumentHelp("Refuse a listing whose signed timestamp is further than this from local time.", valueName: "SECONDS"))
     var maxClockSkew: Double = 300
 
+    @Option(name: .customLong("listing-timeout"), help: ArgumentHelp("How long the key listing may take in all (\(FlagRange.listingTimeout.text)); a listing slower than \(ListingClient.lowSpeedBytesPerSecond) bytes/s for \(ListingClient.lowSpeedSeconds) s is cut sooner.", valueName: "SECONDS"))
+    var listingTimeout: Double = ListingClient.defaultListingTimeout
     @Option(name: .customLong("max-listing-bytes"), help: ArgumentHelp("Read at most this much of the listing; a longer one is refused.", valueName: "BYTES"))
     var maxListingBytes: Int = ReconcileOptions.defaultMaxListingBytes
 
-    @Option(name: .customLong("max-attempts"), help: ArgumentHelp("As for run: an uncertain row whose key is available goes back to retry only below this many attempts.", valueName: "N"))
+    @Option(name: .customLong("max-attempts"), help: ArgumentHelp("Accepted for compatibility; --max-attempts bounds one run, so an uncertain row whose key is available always goes back to retry.", valueName: "N"))
     var maxAttempts: Int = 5
+
+    @Option(name: .customLong("listing-key"), help: ArgumentHelp("The key name the listing must be signed with; a listing signed by any other key is refused.", valueName: "NAME"))
+    var listingKey: String = ListingVerifier.defaultListingKeyName
 
     @Flag(name: .customLong("allow-insecure-http"), help: "Allow plain http to a host that is not loopback.")
     var allowInsecureHTTP = false
@@ -77,6 +89,7 @@ struct ReconcileCommand: ParsableCommand {
         try checkFlag(.timeout, timeout)
         try checkFlag(.maxClockSkew, maxClockSkew)
         try checkFlag(.maxListingBytes, maxListingBytes)
+        try checkFlag(.listingTimeout, listingTimeout)
         try checkFlag(.maxAttempts, maxAttempts)
     }
 
@@ -90,8 +103,10 @@ struct ReconcileCommand: ParsableCommand {
             options.timeout = timeout
             options.maxClockSkew = maxClockSkew
             options.maxListingBytes = maxListingBytes
+            options.listingTimeout = listingTimeout
             options.caFile = caFile
             options.maxAttempts = maxAttempts
+            options.listingKeyName = listingKey
             options.dryRun = dryRun
             if !state.isEmpty { options.states = state.map(\.state) }
             let ring = try KeyRing(specs: publicKeys)

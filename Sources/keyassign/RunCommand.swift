@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import KeyAssign
 
 /// The options `run` and `sync` share.
@@ -14,8 +15,24 @@ struct RunArguments: ParsableArguments {
     @Option(name: .customLong("api-key-file"), help: ArgumentHelp("Read the API key from this file (one line). Default: $KEYASSIGN_API_KEY. There is no flag for the key itself: argv is visible to every user.", valueName: "PATH"))
     var apiKeyFile: String?
 
-    @Option(name: .long, help: ArgumentHelp("Requests per second across all senders; 0 = unlimited (\(FlagRange.rate.text)).", valueName: "R"))
-    var rate: Double = 10
+    @Option(name: .long, help: ArgumentHelp("Requests per second across all senders; 0 = unlimited (\(FlagRange.rate.text); default 10). Or a quota N/WINDOW that no window of that length may exceed, repeatable, all kept: --rate 10/min --rate 100/hour --rate 500/day (units s, min, hour, day; 20/10s). A quota that reopens only after --max-wait ends the run with exit 10.", valueName: "R|N/WINDOW"))
+    var rate: [String] = []
+
+    /// The plain `--rate R` (the last one given, as before quotas; 10 when none is) and the
+    /// quotas, parsed.
+    func rates() throws -> (perSecond: Double, quotas: [RateLimit]) {
+        var perSecond: Double?
+        var quotas: [RateLimit] = []
+        for text in rate {
+            switch try RateLimit.parseFlag(text) {
+            case .perSecond(let value):
+                perSecond = value
+            case .quota(let limit):
+                quotas.append(limit)
+            }
+        }
+        return (perSecond ?? 10, quotas)
+    }
 
     @Option(name: .long, help: ArgumentHelp("The server's burst for --rate. keyassign sends at most N-1 at once and keeps one in reserve, so that network jitter cannot make requests arrive faster than a server with the same burst allows. A server burst of 1 cannot absorb jitter: use 2 or more (\(FlagRange.burst.text)).", valueName: "N"))
     var burst: Int = 2
@@ -23,7 +40,7 @@ struct RunArguments: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Requests in flight at most (\(FlagRange.concurrency.text)).", valueName: "N"))
     var concurrency: Int = 8
 
-    @Option(name: .customLong("max-attempts"), help: ArgumentHelp("Attempts per row before it is marked failed (429s, and requests that never left, do not count; \(FlagRange.maxAttempts.text)).", valueName: "N"))
+    @Option(name: .customLong("max-attempts"), help: ArgumentHelp("Attempts per row in this run; then a row that may have reached the server is uncertain (the key listing settles it), any other failed, and the next run tries again unless the refusal was final (429s, and requests that never left, do not count; \(FlagRange.maxAttempts.text)).", valueName: "N"))
     var maxAttempts: Int = 5
 
     @Option(name: .long, help: ArgumentHelp("Seconds per request; also how long a first SIGINT/SIGTERM waits for requests in flight (\(FlagRange.timeout.text)).", valueName: "SECONDS"))
@@ -62,12 +79,21 @@ struct RunArguments: ParsableArguments {
     @Flag(name: .customLong("no-reconcile"), help: "Do not settle rows from the server's signed key listing (GET /api/v1/get-license-keys): recovered rows are sent again and uncertain rows stay uncertain, as before.")
     var noReconcile = false
 
+    @Option(name: .customLong("listing-timeout"), help: ArgumentHelp("How long the key listing may take in all (\(FlagRange.listingTimeout.text)); a listing slower than \(ListingClient.lowSpeedBytesPerSecond) bytes/s for \(ListingClient.lowSpeedSeconds) s is cut sooner. Waiting for the server to begin answering counts against --max-wait (at least --timeout).", valueName: "SECONDS"))
+    var listingTimeout: Double = ListingClient.defaultListingTimeout
     @Option(name: .customLong("max-listing-bytes"), help: ArgumentHelp("Read at most this much of the key listing; a longer one is skipped with a warning.", valueName: "BYTES"))
     var maxListingBytes: Int = ReconcileOptions.defaultMaxListingBytes
 
+    @Option(name: .customLong("listing-key"), help: ArgumentHelp("The key name the key listing must be signed with; a listing signed by any other key is refused.", valueName: "NAME"))
+    var listingKey: String = ListingVerifier.defaultListingKeyName
+
     func validate() throws {
         if publicKeys.isEmpty { throw ValidationError("give at least one --public-key [NAME=]PATH") }
-        try checkFlag(.rate, rate)
+        do {
+            _ = try rates()
+        } catch let error as KeyAssignError {
+            throw ValidationError(error.message)
+        }
         try checkFlag(.burst, burst)
         try checkFlag(.concurrency, concurrency)
         try checkFlag(.maxAttempts, maxAttempts)
@@ -77,17 +103,23 @@ struct RunArguments: ParsableArguments {
         try checkFlag(.backoffBase, backoffBase)
         try checkFlag(.backoffCap, backoffCap)
         try checkFlag(.maxListingBytes, maxListingBytes)
+        try checkFlag(.listingTimeout, listingTimeout)
         if backoffBase > backoffCap { throw ValidationError("--backoff-base \(backoffBase) must not exceed --backoff-cap \(backoffCap)") }
     }
 
     /// Builds the runner's options; configuration errors come back as a status to exit with.
     func runOptions() -> Result<RunOptions, KeyAssignError> {
         do {
+            // Output paths first, before any lock: a FIFO there is refused at once (exit 78).
+            try RunSetup.checkOutputPaths(["--summary-json": summaryJSON, "--metrics-file": metricsFile])
             try RunSetup.checkCAFile(caFile)
             let endpoint = try ServerEndpoint(base: server, allowInsecureHTTP: allowInsecureHTTP)
             let apiKey = try RunSetup.apiKey(file: apiKeyFile)
+            if let apiKeyFile, let warning = APIKeyFilePermissions.warning(for: apiKeyFile, environment: ProcessInfo.processInfo.environment) {
+                StandardStreams.error("warning: " + warning)
+            }
             var options = RunOptions(databasePath: database.path, endpoint: endpoint, apiKey: apiKey)
-            options.rate = rate
+            (options.rate, options.rateLimits) = try rates()
             options.burst = burst
             options.concurrency = concurrency
             options.maxAttempts = maxAttempts
@@ -103,6 +135,8 @@ struct RunArguments: ParsableArguments {
             options.handleSignals = true
             options.reconcile = !noReconcile
             options.maxListingBytes = maxListingBytes
+            options.listingKeyName = listingKey
+            options.listingTimeout = listingTimeout
             try options.validate()
             return .success(options)
         } catch let error as KeyAssignError {
@@ -125,7 +159,10 @@ struct RunCommand: ParsableCommand {
 
             Exit status: 0 every row assigned or rejected; 1 some rows failed, uncertain or \
             left in retry or pending (--max-wait ran out); 3 stopped by an auth or access \
-            refusal (codes 100-103, 150, or unsigned 401/403 to every request); 64 usage; \
+            refusal (codes 100-103, 150, or unsigned 401/403 to every request); 10 the \
+            server's quota is spent until after --max-wait (a --rate N/WINDOW, a 429's \
+            Retry-After, X-RateLimit-Reset): not a failure, the rows stay pending for the \
+            next run; 64 usage; \
             69 the server stayed unreachable for --max-wait; 74 database failure; 75 another \
             run holds the database; 78 bad configuration (the server's certificate refused \
             included); 130/143 interrupted by SIGINT/SIGTERM.

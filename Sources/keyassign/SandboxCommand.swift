@@ -30,6 +30,8 @@ struct SandboxCommand: ParsableCommand {
     var apiKeyFile: String?
     @Option(help: ArgumentHelp("Server-side rate limit, requests per second (needs --burst; \(FlagRange.sandboxRate.text)).", valueName: "R")) var rate: Double?
     @Option(help: ArgumentHelp("Server-side burst size for --rate (\(FlagRange.sandboxBurst.text)).", valueName: "B")) var burst: Int?
+    @Option(help: ArgumentHelp("A quota in fixed windows, as Laravel's throttle keeps them: N requests per WINDOW, the window opening at the first request after the last one expired (30/hour, 500/day, 5/60s). Repeatable; all are kept. Replies carry X-RateLimit-Limit, -Remaining and -Reset; a full window answers 429 with Retry-After.", valueName: "N/WINDOW"))
+    var quota: [String] = []
     @Option(help: ArgumentHelp("Delay every reply by MS or by MIN-MAX milliseconds (each \(FlagRange.latency.text)).", valueName: "MS|MIN-MAX")) var latency: String?
     @Option(name: .customLong("fail-5xx"), help: ArgumentHelp("Probability P (0-1) of a 503 without processing.", valueName: "P")) var fail5xx: Double = 0
     @Option(name: .customLong("fail-429"), help: ArgumentHelp("Probability P (0-1) of a 429 without processing.", valueName: "P")) var fail429: Double = 0
@@ -54,11 +56,21 @@ struct SandboxCommand: ParsableCommand {
     var retryAfter: String = "1"
     @Option(name: .customLong("waf-block"), help: ArgumentHelp("Act as a web application firewall: requests whose owner_name or email matches this regular expression (case-insensitive; '.*' matches all) get an unsigned 403 HTML page and are not processed.", valueName: "REGEX"))
     var wafBlock: String?
+    @Option(name: .customLong("late-reply"), help: ArgumentHelp("Probability P (0-1) of processing (assigning), then holding the signed reply back for --late-reply-delay.", valueName: "P"))
+    var lateReply: Double = 0
+    @Option(name: .customLong("late-reply-delay"), help: ArgumentHelp("How long --late-reply holds a reply back, in milliseconds (\(FlagRange.lateReplyDelay.text)).", valueName: "MS"))
+    var lateReplyDelay = 0
+    @Option(name: .customLong("listing-delay"), help: ArgumentHelp("Hold the key listing back this long before answering, in milliseconds (\(FlagRange.listingDelay.text)).", valueName: "MS"))
+    var listingDelay = 0
+    @Option(name: .customLong("listing-omit"), help: ArgumentHelp("Share S (0-1) of the keys the listing leaves out, the same keys every time (a scoped, paginated or truncated listing).", valueName: "S"))
+    var listingOmit: Double = 0
     @Option(help: ArgumentHelp("Seed for the fault generator (default: random, printed on stderr).", valueName: "N")) var seed: UInt64?
-    @Option(help: ArgumentHelp("How GET /api/v1/get-license-keys answers: signed (the real state), forged (one signature bit flipped), absent (404).", valueName: "MODE"))
+    @Option(help: ArgumentHelp("How GET /api/v1/get-license-keys answers: signed (the real state), forged (one signature bit flipped), absent (404); hostile: echo-error (a 500 page echoing the API key), key-in-key-name, product (signed by a 'product' key), duplicate-member.", valueName: "MODE"))
     var listing: SandboxConfiguration.ListingMode = .signed
     @Option(help: ArgumentHelp("Keys sold before start: lines of key,owner_name,email, added to the inventory and assigned to those owners.", valueName: "FILE"))
     var preassigned: String?
+    @Flag(name: .customLong("hostile-text"), help: "Signed messages carry ESC, BEL, newline and tab (a hostile server).")
+    var hostileText = false
     @Flag(name: .customLong("no-signature-cache"),
           help: "Sign every reply afresh (benchmark baseline; normally identical signed texts reuse one signature).")
     var noSignatureCache = false
@@ -74,12 +86,20 @@ struct SandboxCommand: ParsableCommand {
         try checkFlag(.generateKeys, generateKeys)
         try checkFlag(.sandboxRate, rate)
         try checkFlag(.sandboxBurst, burst)
+        do {
+            _ = try quota.map { try RateLimit.parseQuota($0, flag: "--quota") }
+        } catch let error as KeyAssignError {
+            throw ValidationError(error.message)
+        }
         for (flag, value) in [("--fail-5xx", fail5xx), ("--fail-429", fail429), ("--drop-before", dropBefore),
                               ("--drop-after", dropAfter), ("--bad-signature", badSignature), ("--stale", stale),
                               ("--string-code", stringCode), ("--echo-error", echoError),
-                              ("--undocumented-code", undocumentedCode)] {
+                              ("--undocumented-code", undocumentedCode), ("--late-reply", lateReply),
+                              ("--listing-omit", listingOmit)] {
             try checkFlag(.probability(flag), value)
         }
+        try checkFlag(.lateReplyDelay, lateReplyDelay)
+        try checkFlag(.listingDelay, listingDelay)
         if let latency {
             do {
                 switch try SandboxConfiguration.Latency.parse(latency) {
@@ -105,6 +125,7 @@ struct SandboxCommand: ParsableCommand {
         configuration.port = port
         configuration.apiKeyFile = apiKeyFile
         if let rate, let burst { configuration.rateLimit = .init(rate: rate, burst: burst) }
+        configuration.quotas = try quota.map { try RateLimit.parseQuota($0, flag: "--quota") }
         configuration.faults.fail5xx = fail5xx
         configuration.faults.fail429 = fail429
         configuration.faults.dropBefore = dropBefore
@@ -114,6 +135,10 @@ struct SandboxCommand: ParsableCommand {
         configuration.faults.stringCode = stringCode
         configuration.faults.echoError = echoError
         configuration.faults.undocumentedCode = undocumentedCode
+        configuration.faults.lateReply = lateReply
+        configuration.faults.lateReplyMilliseconds = lateReplyDelay
+        configuration.faults.listingDelayMilliseconds = listingDelay
+        configuration.faults.listingOmit = listingOmit
         configuration.faults.retryAfter429 = retryAfter == "none" ? nil : Int(retryAfter)
         configuration.faults.wafBlock = wafBlock
         configuration.faults.seed = seed
@@ -121,6 +146,7 @@ struct SandboxCommand: ParsableCommand {
         configuration.escapesSlashes = escapeSlashes
         configuration.cachesSignatures = !noSignatureCache
         configuration.listing = listing
+        configuration.hostileText = hostileText
         do {
             if let preassigned { configuration.preassigned = try PreassignedFile.read(preassigned) }
             if let latency { configuration.faults.latency = try SandboxConfiguration.Latency.parse(latency) }

@@ -67,13 +67,13 @@ struct SyncCommand: ParsableCommand {
         importOptions.settleWait = options.maxWait
         let quiet = arguments.quiet
         let imported = ImportJob.run(paths, options: importOptions,
-                                     output: { if !quiet { StandardStreams.out($0 + "\n") } },
+                                     output: { if !quiet { StandardStreams.out(TerminalText.escape($0) + "\n") } },
                                      errorOutput: { StandardStreams.error($0) })
         if imported.exitStatus != .ok && imported.exitStatus != .dataError {
             return (imported.exitStatus, nil)
         }
         let run = RunSetup.executeWithSummary(options, publicKeys: arguments.publicKeys, logger: logger)
-        if imported.exitStatus == .dataError && (run.status == .ok || run.status == .someFailed) {
+        if imported.exitStatus == .dataError && [.ok, .someFailed, .quotaSpent].contains(run.status) {
             logger.error("some input files could not be imported (see above); the rows that were queued have been sent")
             return (.dataError, run.summary)
         }

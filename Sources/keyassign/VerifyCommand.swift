@@ -7,22 +7,18 @@ struct VerifyCommand: ParsableCommand {
         commandName: "verify",
         abstract: "Check the signatures of saved Key Manager replies.",
         discussion: """
-            Prints one line per reply file on stdout, tab-separated:
-              FILE  VERDICT  REASON  CODE
-            VERDICT is trusted or untrusted. CODE is the signed code, or -.
-            REASON is ok, unreadable, or why the reply is untrusted:
-              the signature does not hold: envelope_not_json,
-                envelope_missing_fields, unknown_key, unsigned,
-                signature_not_base64, signature_wrong_length, bad_signature
-              the signature holds but the payload is unusable:
-                payload_not_json, payload_missing_fields, payload_mismatch, stale
-            The details of each untrusted reply go to stderr.
+            Prints one line per reply file on stdout, tab-separated: FILE, VERDICT, REASON, CODE. \
+            VERDICT is trusted or untrusted. CODE is the signed code, or -. \
+            REASON is ok, unreadable, or why the reply is untrusted. \
+            The signature does not hold: envelope_not_json, envelope_missing_fields, unknown_key, unsigned, \
+            signature_not_base64, signature_wrong_length, bad_signature. \
+            The signature holds but the payload is unusable: payload_not_json, payload_missing_fields, \
+            payload_mismatch, stale. The details of each untrusted reply go to stderr.
 
-            Exit status: 0 every reply trusted; 1 some signature does not hold or
-            some reply file is unreadable; 2 every signature holds but some payload
-            is unusable, differs from the unsigned response, or is stale; 64 bad
-            arguments, or a public key file that is unreadable or not an RSA public
-            key of 2048 to 8192 bits.
+            Exit status: 0 every reply trusted; 1 some signature does not hold or some reply file is \
+            unreadable; 2 every signature holds but some payload is unusable, differs from the unsigned \
+            response, or is stale; 64 bad arguments, or a public key file that is unreadable or not an \
+            RSA public key of 2048 to 8192 bits.
             """
     )
 

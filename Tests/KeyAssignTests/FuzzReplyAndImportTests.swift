@@ -142,25 +142,31 @@ import Testing
             case .rejected:
                 #expect(trustedCode == 801 && !maybeDelivered && (200...299).contains(status), "\(context)")
             case .uncertain:
-                #expect(trustedCode == 801 && maybeDelivered, "\(context)")
+                // An ambiguous 801, or (issue 18) a failure of a row that may have been delivered:
+                // never on the strength of a verified code other than 801.
+                #expect((trustedCode == 801 && maybeDelivered)
+                        || (got.code == nil && got.maybeDelivered && (maybeDelivered || attempts >= 5)), "\(context)")
+            case .failed:
+                // Maybe delivered is never failed on its own: only a verified code says so.
+                #expect(got.code != nil || !got.maybeDelivered, "\(context)")
             case .pending:
                 // Back to pending only when nothing was done: a signed refusal (the run stops) or a 429.
                 #expect((got.authStop != nil && trustedCode.map(Classifier.authCodes.contains) == true)
                         || (got.rateLimited && status == 429), "\(context)")
                 #expect(!got.countsAttempt, "\(context)")
-            case .retry, .failed, .inFlight:
+            case .retry, .inFlight:
                 #expect(got.state != .inFlight, "\(context)")
             }
             // What may have reached the server is never forgotten.
             #expect(got.maybeDelivered || !maybeDelivered, "\(context)")
             if (200...299).contains(status) && trustedCode == nil {
-                #expect(got.state == .retry || got.state == .failed, "\(context)")
+                #expect(got.state == .retry || got.state == .uncertain, "\(context)")
                 #expect(got.maybeDelivered, "\(context): an unverified 2xx may have been processed")
             }
             // An unsigned refusal is the row's own problem (the runner's RefusalGate may still
             // make it the run's).
             if (status == 401 || status == 403) && trustedCode == nil {
-                #expect(got.unsignedRefusal && (got.state == .retry || got.state == .failed), "\(context)")
+                #expect(got.unsignedRefusal && [.retry, .failed, .uncertain].contains(got.state), "\(context)")
             }
             // A verified reply that says neither 800 nor 801 under a 2xx may have been acted on.
             if let code = trustedCode, status != 429, !Classifier.authCodes.contains(code),

@@ -25,8 +25,9 @@ import Testing
         #expect(try bench.run().status == 0)
         let failing = [UUID().uuidString.lowercased(), UUID().uuidString.lowercased()]
         try bench.importRows(failing, file: "later.csv")
+        // A verified undocumented code: failed for good (a 5xx would leave them uncertain now).
         var faults = SandboxConfiguration.Faults()
-        faults.fail5xx = 1
+        faults.undocumentedCode = 1
         try bench.restart(faults: faults)
         #expect(try bench.run(["--max-attempts", "1"]).status == 1)
         #expect(try bench.stateCounts() == ["rejected": 3, "failed": 2])

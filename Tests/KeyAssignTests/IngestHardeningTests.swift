@@ -72,7 +72,7 @@ import Testing
         let path = dir.path + "/big.csv"
         try write(path, Array(text.utf8))
 
-        let result = try CLI.run(["import", "--db", db, path])
+        let result = try CLI.run(["import", "--allow-missing", "owner_name", "--allow-missing", "email", "--db", db, path])
         #expect(result.status == 0, "\(result.status) \(result.stderr)")
         #expect(result.stdout.contains("record longer than the limit of \(limit) bytes"), "\(result.stdout.prefix(2000))")
         let queued = try query(db, "SELECT license_key FROM work ORDER BY source_line").map { $0[0] }
@@ -123,7 +123,7 @@ import Testing
         let partial = exports + "/b-uploading.csv"
         try write(partial, Array("license_key,owner_name,email\nB1,Rick,rick@example.co".utf8), ageSeconds: nil)
 
-        let first = try CLI.run(["import", "--db", db, exports])
+        let first = try CLI.run(["import", "--allow-missing", "owner_name", "--allow-missing", "email", "--db", db, exports])
         #expect(first.status == 0, "\(first.stderr)")
         #expect(first.stdout.contains("b-uploading.csv: not imported yet"), "\(first.stdout)")
         #expect(first.stdout.contains("--settle 60"))
@@ -131,17 +131,17 @@ import Testing
 
         // The upload completes; once it has been still for --settle seconds it is imported.
         try write(partial, Array("license_key,owner_name,email\nB1,Rick,rick@example.com\n".utf8), ageSeconds: 61)
-        let second = try CLI.run(["import", "--db", db, exports])
+        let second = try CLI.run(["import", "--allow-missing", "owner_name", "--allow-missing", "email", "--db", db, exports])
         #expect(second.status == 0, "\(second.stderr)")
         #expect(try query(db, "SELECT email FROM work WHERE license_key = 'B1'") == [["rick@example.com"]])
         #expect(try count(db, "SELECT count(*) FROM invalid_rows") == 0)
 
         // A file named on the command line is taken as ready, however fresh; --settle 0 too.
         try write(exports + "/c-fresh.csv", Array("license_key\nC1\n".utf8), ageSeconds: nil)
-        let named = try CLI.run(["import", "--db", db, exports + "/c-fresh.csv"])
+        let named = try CLI.run(["import", "--allow-missing", "owner_name", "--allow-missing", "email", "--db", db, exports + "/c-fresh.csv"])
         #expect(named.status == 0 && named.stdout.contains("1 queued"), "\(named.stdout)")
         try write(exports + "/d-fresh.csv", Array("license_key\nD1\n".utf8), ageSeconds: nil)
-        let noSettle = try CLI.run(["import", "--db", db, "--settle", "0", exports])
+        let noSettle = try CLI.run(["import", "--allow-missing", "owner_name", "--allow-missing", "email", "--db", db, "--settle", "0", exports])
         #expect(noSettle.status == 0)
         #expect(try count(db, "SELECT count(*) FROM work WHERE license_key = 'D1'") == 1)
     }
@@ -154,7 +154,7 @@ import Testing
         for (index, name) in names.enumerated() {
             try write(dir.path + "/" + name, Array("license_key\nT\(index)\n".utf8))
         }
-        let result = try CLI.run(["import", "--db", db, dir.path])
+        let result = try CLI.run(["import", "--allow-missing", "owner_name", "--allow-missing", "email", "--db", db, dir.path])
         #expect(result.status == 0, "\(result.stderr)")
         for name in names {
             #expect(result.stdout.contains("\(name): skipped"), "\(name) not said: \(result.stdout)")
@@ -168,11 +168,11 @@ import Testing
         try write(dir.path + "/marked.csv", Array("license_key\nM1\n".utf8), ageSeconds: nil)
         try write(dir.path + "/marked.csv.done", [], ageSeconds: nil)
         try write(dir.path + "/unmarked.csv", Array("license_key\nU1\n".utf8))
-        let result = try CLI.run(["import", "--db", db, "--ready-marker", ".done", dir.path])
+        let result = try CLI.run(["import", "--allow-missing", "owner_name", "--allow-missing", "email", "--db", db, "--ready-marker", ".done", dir.path])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.contains("unmarked.csv.done is not there"), "\(result.stdout)")
         #expect(try query(db, "SELECT license_key FROM work") == [["M1"]])
-        #expect(try CLI.run(["import", "--db", db, "--ready-marker", "", dir.path]).status == 64)
+        #expect(try CLI.run(["import", "--allow-missing", "owner_name", "--allow-missing", "email", "--db", db, "--ready-marker", "", dir.path]).status == 64)
     }
 
     @Test func syncWaitsForAFileToSettleWithinMaxWait() throws {
@@ -211,18 +211,18 @@ import Testing
         try write(exports + "/c-good.csv", Array("license_key\nG1\n".utf8))
         let db = dir.path + "/k.sqlite"
 
-        let scanned = try CLI.run(["import", "--db", db, exports], timeout: 30)
+        let scanned = try CLI.run(["import", "--allow-missing", "owner_name", "--allow-missing", "email", "--db", db, exports], timeout: 30)
         #expect(scanned.status == 0, "\(scanned.status) \(scanned.stderr)")
         #expect(scanned.stderr.contains("a-pipe.csv: skipped: not a regular file (a FIFO)"), "\(scanned.stderr)")
         #expect(scanned.stderr.contains("b-dir.csv: skipped: not a regular file (a directory)"))
         #expect(try count(db, "SELECT count(*) FROM work WHERE license_key = 'G1'") == 1)
 
-        let named = try CLI.run(["import", "--db", db, fifo], timeout: 30)
+        let named = try CLI.run(["import", "--allow-missing", "owner_name", "--allow-missing", "email", "--db", db, fifo], timeout: 30)
         #expect(named.status == 65, "\(named.status) \(named.stderr)")
         #expect(named.stderr.contains("not a regular file (a FIFO)"))
 
         let bench = try RunnerBench(inventory: 0)
-        let synced = try CLI.run(["sync"] + bench.runArguments([exports]).dropFirst(),
+        let synced = try CLI.run(["sync", "--allow-missing", "owner_name", "--allow-missing", "email"] + bench.runArguments([exports]).dropFirst(),
                                  environment: ["KEYASSIGN_API_KEY": bench.server.apiKey], timeout: 60)
         #expect(synced.status == 0 || synced.status == 1, "\(synced.status) \(synced.stderr)")
         #expect(synced.stderr.contains("not a regular file (a FIFO)"))
@@ -244,7 +244,7 @@ import Testing
         let db = dir.path + "/k.sqlite"
         let path = dir.path + "/excel.csv"
         try write(path, try export(.windowsCP1252))
-        let refused = try CLI.run(["import", "--db", db, path])
+        let refused = try CLI.run(["import", "--allow-missing", "owner_name", "--allow-missing", "email", "--db", db, path])
         #expect(refused.status == 65, "\(refused.status) \(refused.stdout) \(refused.stderr)")
         #expect(refused.stderr.contains("not valid UTF-8"))
         #expect(refused.stderr.contains("Windows-1252") && refused.stderr.contains("--encoding windows-1252"), "\(refused.stderr)")
@@ -252,7 +252,7 @@ import Testing
         #expect(try count(db, "SELECT count(*) FROM invalid_rows") == 0)
         #expect(try count(db, "SELECT count(*) FROM imports") == 0)
 
-        let imported = try CLI.run(["import", "--db", db, "--encoding", "windows-1252", path])
+        let imported = try CLI.run(["import", "--allow-missing", "owner_name", "--allow-missing", "email", "--db", db, "--encoding", "windows-1252", path])
         #expect(imported.status == 0, "\(imported.stderr)")
         #expect(try query(db, "SELECT owner_name FROM work ORDER BY license_key").map { $0[0] } == Self.names)
     }
@@ -278,7 +278,7 @@ import Testing
             let db = dir.path + "/\(name).sqlite"
             let path = dir.path + "/\(name).csv"
             try write(path, bytes)
-            let result = try CLI.run(["import", "--db", db, path] + (encoding.map { ["--encoding", $0] } ?? []))
+            let result = try CLI.run(["import", "--allow-missing", "owner_name", "--allow-missing", "email", "--db", db, path] + (encoding.map { ["--encoding", $0] } ?? []))
             #expect(result.status == 0, "\(name): \(result.stderr)")
             let rows = try query(db, "SELECT license_key, owner_name, email FROM work ORDER BY license_key", columns: 3)
             #expect(rows.map { $0[1] } == expected, "\(name): \(rows)")
@@ -295,7 +295,7 @@ import Testing
         for (encoding, flag) in [(String.Encoding.utf16LittleEndian, "utf-16le"), (.utf16BigEndian, "utf-16be")] {
             let path = dir.path + "/\(flag).csv"
             try write(path, try export(encoding))
-            let refused = try CLI.run(["import", "--db", db, path])
+            let refused = try CLI.run(["import", "--allow-missing", "owner_name", "--allow-missing", "email", "--db", db, path])
             #expect(refused.status == 65, "\(flag): \(refused.status) \(refused.stdout)")
             #expect(refused.stderr.contains("--encoding \(flag)"), "\(flag): \(refused.stderr)")
         }
@@ -310,7 +310,7 @@ import Testing
         bytes += Array("x\nU3,Fine".data(using: .utf16LittleEndian)!) + [0x41]  // and a last byte cut short
         let path = dir.path + "/s.csv"
         try write(path, bytes)
-        let result = try CLI.run(["import", "--db", db, path])
+        let result = try CLI.run(["import", "--allow-missing", "owner_name", "--allow-missing", "email", "--db", db, path])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(try query(db, "SELECT license_key FROM work") == [["U1"]])
         let reasons = try query(db, "SELECT source_line, reason FROM invalid_rows ORDER BY source_line", columns: 2)

@@ -8,7 +8,7 @@ import Testing
         let path = try f.write("shop.csv", "\u{FEFF}Order,License Key,Name,Email\r\n"
             + "1,  K-1  , \"Dubois, Amélie\" ,amelie@example.fr\r\n"
             + "2,K-2,,\r\n")
-        let outcome = f.run([path])
+        let outcome = f.run([path], allowMissing: ImportFixture.namesOptional)
         #expect(outcome.exitStatus == .ok)
         #expect(outcome.queued == 2)
         #expect(try f.work() == [
@@ -38,7 +38,7 @@ import Testing
         let path = try f.write("crm.csv", "Contact ID;First Name;Last Name;E-Mail;Serial Number;Notes\n"
             + "c1;José;Núñez;jose@example.mx;S-1;\"line one\nline two\"\n"
             + "c2;;Tanaka;yuki@example.jp;S-2;\n")
-        #expect(f.run([path]).exitStatus == .ok)
+        #expect(f.run([path], allowMissing: ImportFixture.namesOptional).exitStatus == .ok)
         let rows = try f.work()
         #expect(rows.map(\.owner) == ["José Núñez", "Tanaka"])
         #expect(rows.map(\.email) == ["jose@example.mx", "yuki@example.jp"])
@@ -48,12 +48,12 @@ import Testing
     @Test func mapOverridesAndAmbiguityIsRefused() throws {
         let f = try ImportFixture()
         let path = try f.write("x.csv", "Code,Buyer,Buyer E-mail,Email\nK1,Ann,ann@x.de,other@x.de\n")
-        let outcome = f.run([path], map: [.licenseKey: "Code", .ownerName: "Buyer", .email: "Buyer E-mail"])
+        let outcome = f.run([path], allowMissing: ImportFixture.namesOptional, map: [.licenseKey: "Code", .ownerName: "Buyer", .email: "Buyer E-mail"])
         #expect(outcome.exitStatus == .ok)
         #expect(try f.work().map(\.email) == ["ann@x.de"])
 
         let ambiguous = try f.write("y.csv", "key,Email,Customer Email\nK2,a@x.de,b@x.de\n")
-        let refused = f.run([ambiguous])
+        let refused = f.run([ambiguous], allowMissing: ImportFixture.namesOptional)
         #expect(refused.exitStatus == .dataError)
         guard case .failed(let message) = refused.files.first?.status else { Issue.record("not refused"); return }
         #expect(message.contains("\"Email\" and \"Customer Email\""))
@@ -64,7 +64,7 @@ import Testing
         let f = try ImportFixture()
         let bad = try f.write("a.csv", "Name,Email\nAnn,ann@x.de\n")
         let good = try f.write("b.csv", "serial,name\nK1,Bo\n")
-        let outcome = f.run([bad, f.dir.path + "/missing.csv", good])
+        let outcome = f.run([bad, f.dir.path + "/missing.csv", good], allowMissing: ImportFixture.namesOptional)
         #expect(outcome.exitStatus == .dataError)
         guard case .failed(let message) = outcome.files.first(where: { $0.path == bad })?.status else {
             Issue.record("not refused"); return
@@ -97,7 +97,7 @@ import Testing
         let path = try f.write("v.csv", bytes: bytes)
         // --encoding utf-8: a stray Latin-1 byte makes its row invalid (without it, the file
         // would be refused whole as not UTF-8: IngestHardeningTests).
-        let outcome = f.run([path], encoding: .utf8)
+        let outcome = f.run([path], allowMissing: ImportFixture.namesOptional, encoding: .utf8)
         #expect(outcome.exitStatus == .ok)
         #expect(try f.work().map(\.key) == ["K1", "K9"])
         let invalid = try f.invalid()
@@ -125,9 +125,9 @@ import Testing
         let f = try ImportFixture()
         let a = try f.write("a.csv", "key,name,email\nK1,Ann,ann@x.de\nK2,Bo,bo@x.de\nK1,Ann,ann@x.de\n")
         let b = try f.write("b.csv", "key,name,email\nK2,Bo,bo@x.de\nK1,Ann,other@x.de\nK3,Cy,cy@x.de\n")
-        let first = f.run([a])
+        let first = f.run([a], allowMissing: ImportFixture.namesOptional)
         #expect((first.queued, first.duplicates, first.conflicts) == (2, 1, 0))
-        let second = f.run([b])
+        let second = f.run([b], allowMissing: ImportFixture.namesOptional)
         #expect((second.queued, second.duplicates, second.conflicts, second.invalid) == (1, 1, 1, 0))
         #expect(try f.work() == [
             .init(key: "K1", owner: "Ann", email: "ann@x.de", state: "pending", file: a, line: 2),
@@ -154,7 +154,7 @@ import Testing
         }
         text += "K199,k199@x.de\n"                          // duplicate within the last batch
         let path = try f.write("batches.csv", text)
-        let outcome = f.run([path])
+        let outcome = f.run([path], allowMissing: ImportFixture.namesOptional)
         #expect((outcome.queued, outcome.duplicates, outcome.conflicts, outcome.invalid) == (197, 2, 1, 1))
         #expect(outcome.files[0].problems == [
             "\(path):132: conflict: \(path):132 has a different email than \(path):66, which is kept",
@@ -169,11 +169,11 @@ import Testing
     @Test func aKeyInAFinalStateStaysAsItIs() throws {
         let f = try ImportFixture()
         let a = try f.write("a.csv", "key,name\nK1,Ann\n")
-        _ = f.run([a])
+        _ = f.run([a], allowMissing: ImportFixture.namesOptional)
         try f.db.execute("UPDATE work SET state = 'assigned', attempts = 1")
         let b = try f.write("b.csv", "key,name\r\nK1,Ann\r\n")  // not byte-identical to a.csv
         let c = try f.write("c.csv", "key,name\nK1,Someone Else\n")
-        let outcome = f.run([b, c])
+        let outcome = f.run([b, c], allowMissing: ImportFixture.namesOptional)
         #expect((outcome.duplicates, outcome.conflicts, outcome.queued) == (1, 1, 0))
         #expect(try f.work().map(\.state) == ["assigned"])
         #expect(try f.work().map(\.owner) == ["Ann"])
@@ -182,12 +182,12 @@ import Testing
     @Test func reimportingTheSameFileIsSkipped() throws {
         let f = try ImportFixture()
         let a = try f.write("a.csv", "key\nK1\nK2\n")
-        #expect(f.run([a]).queued == 2)
+        #expect(f.run([a], allowMissing: ImportFixture.namesOptional).queued == 2)
         let tokens = try f.db.prepare("SELECT idempotency_token FROM work ORDER BY id")
         var before: [String] = []
         while try tokens.step() { before.append(tokens.string(0)!) }
         let copy = try f.write("copy-of-a.csv", "key\nK1\nK2\n")
-        let again = f.run([a, copy])
+        let again = f.run([a, copy], allowMissing: ImportFixture.namesOptional)
         #expect(again.exitStatus == .ok)
         #expect(again.files.allSatisfy { if case .alreadyImported(let previous, _) = $0.status { previous == a } else { false } })
         #expect(f.output.contains { $0.contains("skipped, already imported") })
@@ -201,15 +201,15 @@ import Testing
     @Test func dryRunReportsTheSameAndWritesNothing() throws {
         let f = try ImportFixture()
         let a = try f.write("a.csv", "key,email\nK1,a@x.de\nK1,b@x.de\n,x@x.de\n")
-        let dry = f.run([a], dryRun: true)
+        let dry = f.run([a], allowMissing: ImportFixture.namesOptional, dryRun: true)
         #expect((dry.queued, dry.conflicts, dry.invalid) == (1, 1, 1))
         #expect(try f.count("work") == 0 && f.count("imports") == 0 && f.count("invalid_rows") == 0)
-        let real = f.run([a])
+        let real = f.run([a], allowMissing: ImportFixture.namesOptional)
         #expect((real.queued, real.conflicts, real.invalid) == (1, 1, 1))
 
         // Against a database that does not exist, a dry run does not create it.
         let missing = f.dir.path + "/none.sqlite"
-        let outcome = ImportJob.run([a], options: ImportOptions(databasePath: missing, dryRun: true), output: { _ in })
+        let outcome = ImportJob.run([a], options: ImportFixture.namesOptional(ImportOptions(databasePath: missing, dryRun: true)), output: { _ in })
         #expect(outcome.queued == 1)
         #expect(!FileManager.default.fileExists(atPath: missing))
     }
@@ -221,7 +221,7 @@ import Testing
         try Data("key\nB1\n".utf8).write(to: URL(fileURLWithPath: sub + "/b.csv"))
         try Data("key\nA1\n".utf8).write(to: URL(fileURLWithPath: sub + "/a.CSV"))
         try Data("not csv".utf8).write(to: URL(fileURLWithPath: sub + "/notes.txt"))
-        let outcome = f.run([sub])
+        let outcome = f.run([sub], allowMissing: ImportFixture.namesOptional)
         #expect(outcome.files.map(\.path) == [sub + "/a.CSV", sub + "/b.csv"])
         #expect(try f.work().map(\.key) == ["A1", "B1"])
     }

@@ -52,16 +52,16 @@ import Darwin
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let db = dir.path + "/work.sqlite"
         let a = folder + "/2026-12-01.csv"
-        try "license_key\nAAAA-1111\nAAAA-2222\n".write(toFile: a, atomically: false, encoding: .utf8)
+        try "license_key,owner_name,email\nAAAA-1111,Ann Doe,ann@example.com\nAAAA-2222,Ann Doe,ann@example.com\n".write(toFile: a, atomically: false, encoding: .utf8)
         let first = try importFolder(folder, db: db)
         #expect(first.status == 0, "\(first.stderr)")
         #expect(try keys(db) == ["AAAA-1111", "AAAA-2222"])
 
         // Other keys, the same length, the same inode and modification time: had the file been
         // read, its SHA-256 would differ and these two rows would be queued.
-        try Self.replaceKeepingStat(a, with: "license_key\nBBBB-1111\nBBBB-2222\n")
+        try Self.replaceKeepingStat(a, with: "license_key,owner_name,email\nBBBB-1111,Ann Doe,ann@example.com\nBBBB-2222,Ann Doe,ann@example.com\n")
         let b = folder + "/2026-12-02.csv"
-        try "license_key\nCCCC-1111\n".write(toFile: b, atomically: false, encoding: .utf8)
+        try "license_key,owner_name,email\nCCCC-1111,Ann Doe,ann@example.com\n".write(toFile: b, atomically: false, encoding: .utf8)
         let second = try importFolder(folder, db: db)
         #expect(second.status == 0, "\(second.stderr)")
         #expect(try keys(db) == ["AAAA-1111", "AAAA-2222", "CCCC-1111"])
@@ -76,20 +76,20 @@ import Darwin
         let dir = try TemporaryDirectory()
         let db = dir.path + "/work.sqlite"
         let a = dir.path + "/sales.csv"
-        try "license_key\nAAAA-1111\n".write(toFile: a, atomically: false, encoding: .utf8)
+        try "license_key,owner_name,email\nAAAA-1111,Ann Doe,ann@example.com\n".write(toFile: a, atomically: false, encoding: .utf8)
         #expect(try CLI.run(["import", "--db", db, a]).status == 0)
         // Touched: its modification time changed, its bytes did not. Hashed, found by SHA-256.
         try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -3600)], ofItemAtPath: a)
         let touched = try CLI.run(["import", "--db", db, a])
         #expect(touched.stdout.contains("1 file skipped, already imported (0 unchanged in path, size, modification time and inode: not read; 1 known by SHA-256)"), "\(touched.stdout)")
         // What stat says was recorded again: the next night it is not read.
-        try Self.replaceKeepingStat(a, with: "license_key\nZZZZ-9999\n")
+        try Self.replaceKeepingStat(a, with: "license_key,owner_name,email\nZZZZ-9999,Ann Doe,ann@example.com\n")
         let again = try CLI.run(["import", "--db", db, a])
         #expect(again.stdout.contains("(1 unchanged in path, size, modification time and inode: not read"), "\(again.stdout)")
         #expect(try keys(db) == ["AAAA-1111"])
 
         // A real change (new bytes, new modification time) is read and imported.
-        try "license_key\nDDDD-1111\nDDDD-2222\n".write(toFile: a, atomically: false, encoding: .utf8)
+        try "license_key,owner_name,email\nDDDD-1111,Ann Doe,ann@example.com\nDDDD-2222,Ann Doe,ann@example.com\n".write(toFile: a, atomically: false, encoding: .utf8)
         let changed = try CLI.run(["import", "--db", db, a])
         #expect(changed.status == 0, "\(changed.stderr)")
         #expect(try keys(db) == ["AAAA-1111", "DDDD-1111", "DDDD-2222"])

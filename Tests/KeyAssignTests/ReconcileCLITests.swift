@@ -148,18 +148,24 @@ import Testing
         #expect(try bench.stateCounts() == ["assigned": 1])
     }
 
-    @Test func aForgedListingChangesNothingAndExits1() throws {
+    /// A listing that fails signature verification changes nothing, and says what to check
+    /// (issue 20, item 3: "the listing gets the same rule"): exit 78 naming --public-key and the
+    /// key's fingerprint.
+    @Test func aForgedListingChangesNothingAndExits78() throws {
         let bench = try Self.uncertainBench(2)
         try bench.restart(listing: .forged)
         let result = try bench.reconcile()
-        #expect(result.status == 1)
+        #expect(result.status == 78)
         #expect(result.stderr.contains("bad_signature"), "\(result.stderr)")
+        #expect(result.stderr.contains("--public-key") && result.stderr.contains("sha256:"), "\(result.stderr)")
         #expect(try bench.stateCounts() == ["uncertain": 2])
         #expect(try bench.count("SELECT count(*) FROM listings") == 0)
         #expect(try bench.count("SELECT count(*) FROM settlements") == 0)
-        // In a run it changes nothing either (the run had nothing to send: exit 0, as before).
+        // In a run, before anything is sent, it stops the run the same way (exit 78).
         let run = try bench.run()
-        #expect(run.stderr.contains("the key listing does not verify (bad_signature)"), "\(run.stderr)")
+        #expect(run.status == 78, "\(run.stderr)")
+        #expect(run.stderr.contains("the key listing (GET /api/v1/get-license-keys) failed signature verification (bad_signature)"), "\(run.stderr)")
+        #expect(run.stderr.contains("--public-key"), "\(run.stderr)")
         #expect(try bench.stateCounts() == ["uncertain": 2])
         #expect(try bench.count("SELECT count(*) FROM listings") == 0)
     }

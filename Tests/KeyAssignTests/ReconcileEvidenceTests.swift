@@ -2,9 +2,9 @@ import Foundation
 import Testing
 @testable import KeyAssign
 
-/// That `audit` still verifies key listings kept in the forms before migration 6 (migration 5:
+/// That `audit` still verifies key listings kept in the forms before migration 7 (migration 5:
 /// its signed payload and signature; before: the whole envelope in `listings.body`), through
-/// the real CLI against the sandbox. The form of migration 6 on: `ReconcileStorageTests`.
+/// the real CLI against the sandbox. The form of migration 7 on: `ReconcileStorageTests`.
 @Suite struct ReconcileEvidenceTests {
     /// One row rejected because another owner holds its key, then explained by `reconcile`.
     static func explainedBench() throws -> (bench: RunnerBench, key: String) {

@@ -32,16 +32,49 @@ import Testing
         #expect(available.rule == .available && available.state == .retry && available.settled)
         let refused = decide(Self.entry(status: "available"), rejected)
         #expect(refused.state == .rejected && refused.reason.contains("refused a key"))
-        // ...bounded by --max-attempts.
+        // ...whatever its attempts: --max-attempts bounds one run, not a row's lifetime (issue 18).
         var spent = row
         spent.attempts = 5
-        #expect(decide(Self.entry(status: "available"), spent).state == .failed)
+        #expect(decide(Self.entry(status: "available"), spent).state == .retry)
         // Another status, no owner: rejected with that status.
         let suspended = decide(Self.entry(status: "suspended"))
         #expect(suspended.rule == .status && suspended.state == .rejected && suspended.reason.contains("'suspended'"))
-        // Not listed: unknown to the server.
-        let unknown = decide(nil)
+        // Not listed: a rejected row is unknown to the server...
+        let unknown = decide(nil, rejected)
         #expect(unknown.rule == .unknown && unknown.state == .rejected && unknown.reason.contains("unknown to the server"))
+        // ...but absence proves nothing for a row that may have been delivered (issue 18, item 2):
+        // a listing scoped to a product, paginated or cut short leaves keys out.
+        for state in [WorkState.uncertain, .retry] {
+            var maybe = row
+            maybe.state = state
+            let absent = decide(nil, maybe)
+            #expect(absent.rule == .unknown && absent.state == state && !absent.settled)
+            #expect(absent.reason.contains("not in the server's listing"))
+        }
+    }
+
+    /// Issue 18, item 4: an assigned row is confirmed against the listing by key and email.
+    @Test func assignedRowsAreConfirmedOrContradicted() {
+        let row = ReconcileRules.Row(state: .assigned, ownerName: "Ada", email: "ada@example.com", attempts: 1,
+                                     lastAttemptStart: Self.now - 100, lastReplyEnd: Self.now - 99, requestTimeout: 30)
+        func decide(_ entry: ListingEntry?, at: Double = Self.now) -> ReconcileRules.Decision {
+            ReconcileRules.decide(row, entry: entry, takenAt: at, maxAttempts: 5)
+        }
+        let mine = decide(Self.entry(status: "assigned", email: " ADA@example.com"))
+        #expect(mine.state == .assigned && mine.settled && !ReconcileRules.contradicts(mine, from: .assigned))
+        let other = decide(Self.entry(status: "assigned", name: "Bob", email: "bob@example.com", at: "2026-12-02 03:04:05"))
+        #expect(other.rule == .heldByOther && other.state == .rejected && ReconcileRules.contradicts(other, from: .assigned))
+        #expect(other.reason.contains("changed after our assignment") && other.reason.contains("bob@example.com")
+                && other.reason.contains("2026-12-02 03:04:05"))
+        let available = decide(Self.entry(status: "available"))
+        #expect(available.state == .retry && ReconcileRules.contradicts(available, from: .assigned))
+        #expect(available.reason.contains("changed after our assignment"))
+        // Taken before our 800 could have been processed: proves nothing.
+        let early = decide(Self.entry(status: "available"), at: Self.now - 99.5)
+        #expect(early.rule == .tooEarly && early.state == .assigned && !ReconcileRules.contradicts(early, from: .assigned))
+        // Not listed: a partial listing contradicts nothing.
+        let absent = decide(nil)
+        #expect(absent.state == .assigned && !absent.settled && !ReconcileRules.contradicts(absent, from: .assigned))
     }
 
     @Test func theRaceRule() {

@@ -4,12 +4,13 @@ import Testing
 
 /// Issue 11, item 2: --max-wait bounds every wait, 429 pauses included; one wave of 429s is one step.
 @Suite struct RunnerEndless429Tests {
-    @Test("a server that always answers 429 with Retry-After 3600: exit 1 within --max-wait, rows pending, nothing lost")
+    /// A Retry-After beyond --max-wait is the server's quota spent (issue 21): exit 10, not a failure.
+    @Test("a server that always answers 429 with Retry-After 3600: exit 10 within --max-wait, rows pending, nothing lost")
     func anHourLongRetryAfterEndsTheRunWithinMaxWait() async throws {
         let bench = try HardeningBench(rows: 30, sandbox: ["--fail-429", "1", "--retry-after", "3600"])
         let summaryPath = bench.dir.path + "/summary.json"
         let result = try await bench.run(["--max-wait", "5", "--summary-json", summaryPath])
-        #expect(result.status == 1, "stderr: \(result.stderr)")
+        #expect(result.status == 10, "stderr: \(result.stderr)")
         // The run's own clock: an awaiting test may resume long after the run ended.
         let seconds = try bench.summary(summaryPath).seconds
         // It does not sleep through the hour (nor the CLI helper's 120 s limit): it stops as soon
@@ -23,7 +24,7 @@ import Testing
         let limited = try bench.count("SELECT count(*) FROM attempts WHERE outcome = 'rate_limited' AND http_status = 429")
         #expect(limited >= 1 && limited <= 8, "one wave at most: \(limited)")
         let summary = try bench.summary(summaryPath)
-        #expect(summary.pendingLeft == 30 && summary.exitStatus == 1)
+        #expect(summary.pendingLeft == 30 && summary.exitStatus == 10)
         #expect(summary.stopReason?.contains("3600") == true, "\(summary.stopReason ?? "no stop reason")")
         #expect(bench.sandbox.assignments().isEmpty)
     }

@@ -94,7 +94,8 @@ import Testing
         let bench = try RunnerBench(inventory: 4)
         let more = (0..<2).map { _ in UUID().uuidString.lowercased() }
         let file = bench.dir.path + "/more.csv"
-        try ("license_key\n" + more.joined(separator: "\n") + "\n").write(toFile: file, atomically: true, encoding: .utf8)
+        try ("license_key,owner_name,email\n" + more.map { "\($0),Ann,ann@example.com" }.joined(separator: "\n") + "\n")
+            .write(toFile: file, atomically: true, encoding: .utf8)
         let bad = bench.dir.path + "/bad.csv"
         try "name,mail\nx,y\n".write(toFile: bad, atomically: true, encoding: .utf8)
         let args = ["sync"] + Array(bench.runArguments([]).dropFirst()) + [file, bad]

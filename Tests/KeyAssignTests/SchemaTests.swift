@@ -23,7 +23,7 @@ import Testing
         let dir = try TemporaryDirectory()
         let path = dir.path + "/t.sqlite"
         do {
-            // Back to version 1: undo migrations 2 to 6.
+            // Back to version 1: undo migrations 2 to 7.
             let db = try Database(path: path)
             try db.execute("""
                 DROP TABLE listing_entries; DROP INDEX imports_by_path;
@@ -34,6 +34,7 @@ import Testing
                 ALTER TABLE attempts DROP COLUMN signing_key_sha256;
                 DROP TABLE settlements; DROP TABLE listings;
                 ALTER TABLE runs DROP COLUMN request_timeout;
+                DROP TABLE quota_sends; DROP TABLE quota_state;
                 PRAGMA user_version = 1
                 """)
         }

@@ -103,7 +103,8 @@ import Testing
         let states = try bench.states()
         #expect(bench.inventory.allSatisfy { states[$0] == "assigned" })
         #expect(batchB.allSatisfy { states[$0] == "assigned" })
-        #expect(batchC.allSatisfy { states[$0] == "failed" }, "\(states)")
+        // The impostor may well have assigned them: uncertain, never failed (issue 18).
+        #expect(batchC.allSatisfy { states[$0] == "uncertain" }, "\(states)")
         #expect(try bench.count("SELECT count(*) FROM attempts WHERE verdict = 'bad_signature' AND signing_key_sha256 IS NULL") == 4)
 
         // The verdict names the key that verified each reply: file and fingerprint.

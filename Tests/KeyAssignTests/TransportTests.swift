@@ -47,13 +47,13 @@ struct TransportTests {
         let client = try client(for: server)
 
         let first = send(client, key: "k-1")
-        guard case .response(200, _, let body) = first else {
+        guard case .response(200, _, let body, _) = first else {
             Issue.record("expected a 200, got \(first)")
             return
         }
         #expect(String(decoding: body, as: UTF8.self).contains("\"signature\""))
         // The server's bucket is empty now: a 429 whose Retry-After header is read.
-        guard case .response(429, let retryAfter?, _) = send(client, key: "k-2") else {
+        guard case .response(429, let retryAfter?, _, _) = send(client, key: "k-2") else {
             Issue.record("expected a 429 with Retry-After")
             return
         }
@@ -97,7 +97,7 @@ struct TransportTests {
         var lost = 0, assigned = 0, refused = 0
         for key in keys {
             switch send(client, key: key) {
-            case .response(200, _, let body):
+            case .response(200, _, let body, _):
                 guard case .trusted(let payload) = verifier.verify(body, maxAge: nil, now: Timestamps.now()) else {
                     Issue.record("untrusted reply for \(key)")
                     continue
@@ -170,7 +170,7 @@ struct TransportTests {
         defer { server.stop() }
         let endpoint = try ServerEndpoint(base: "http://127.0.0.1:\(server.port)", allowInsecureHTTP: false)
         let client = try AssignClient(.init(endpoint: endpoint, apiKey: "k", concurrency: 1, timeout: 5))
-        guard case .response(200, _, let body) = send(client, key: "k-1") else {
+        guard case .response(200, _, let body, _) = send(client, key: "k-1") else {
             Issue.record("expected a 200")
             return
         }

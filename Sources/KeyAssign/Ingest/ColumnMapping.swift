@@ -9,9 +9,12 @@ public enum ImportField: String, Sendable, CaseIterable, Hashable {
 
 /// Which column of a file holds which field, decided from the header row.
 ///
-/// Headers are compared with case, spaces and punctuation ignored, against the names sales
-/// systems use. Two columns that could both be the same field are refused rather than
-/// guessed at: mapping the wrong column silently is the worst thing an importer can do.
+/// Headers are compared with case, spaces and punctuation ignored, against the names shop,
+/// payment and CRM exports use (`ColumnAliases`). Two columns that could both be the same
+/// field are refused rather than guessed at: mapping the wrong column silently is the worst
+/// thing an importer can do. So is mapping none: a file without a recognisable owner-name
+/// or email column is refused (unless `--allow-missing` says the shop exports none), since
+/// a key assigned to an empty name cannot be assigned again (the server answers 801).
 struct ColumnMapping: Equatable {
     var licenseKey: Int
     var ownerName: Int?
@@ -21,14 +24,10 @@ struct ColumnMapping: Equatable {
     /// How many columns a data row must have.
     var columnCount: Int
     var headers: [String]
-
-    static let aliases: [ImportField: [String]] = [
-        .licenseKey: ["license_key", "license key", "licensekey", "key", "serial", "serial number", "license"],
-        .ownerName: ["owner_name", "owner", "name", "customer name", "full name"],
-        .email: ["email", "e-mail", "email address", "customer email", "owner_email", "customer_email"],
-        .firstName: ["first name"],
-        .lastName: ["last name"],
-    ]
+    /// Required fields the file has no column for, allowed by `--allow-missing`.
+    var allowedMissing: [ImportField] = []
+    /// `--map` entries that named a column this file lacks, and so did not apply to it.
+    var unusedOverrides: [ImportField: String] = [:]
 
     /// `License Key` → `licensekey`; `E-Mail` → `email`.
     static func normalize(_ header: String) -> String {
@@ -38,39 +37,93 @@ struct ColumnMapping: Equatable {
 
     enum Failure: Error, Equatable {
         case noKeyColumn
+        /// A required field (owner_name or email) has no column; `ignoredMap` is the `--map`
+        /// column given for it that this file lacks, if any.
+        case missingField(ImportField, ignoredMap: String?)
         case mappedColumnMissing(ImportField, String)
         case ambiguous(ImportField, [String])
     }
 
-    /// Maps `headers` (already trimmed), with `overrides` (field → column name) taking precedence.
-    static func resolve(headers: [String], overrides: [ImportField: String]) -> Result<ColumnMapping, Failure> {
+    /// Maps `headers` (already trimmed). `overrides` (field → column name) take precedence;
+    /// one whose column the file lacks does not apply to it, unless `strict` (a mapping chosen
+    /// for this very file, from a `--map-file`), where it refuses the file.
+    static func resolve(headers: [String], overrides: [ImportField: String], strict: Set<ImportField> = [],
+                        allowMissing: Set<ImportField> = []) -> Result<ColumnMapping, Failure> {
         let normalized = headers.map(normalize)
-        func find(_ field: ImportField) -> Result<Int?, Failure> {
-            if let wanted = overrides[field] {
-                if let exact = headers.firstIndex(of: wanted) { return .success(exact) }
-                let key = normalize(wanted)
-                let matches = normalized.indices.filter { normalized[$0] == key && !key.isEmpty }
-                if matches.count == 1 { return .success(matches[0]) }
-                if matches.count > 1 { return .failure(.ambiguous(field, matches.map { headers[$0] })) }
-                return .failure(.mappedColumnMissing(field, wanted))
+        func column(named wanted: String) -> Result<Int?, Failure> {
+            if let exact = headers.firstIndex(of: wanted) { return .success(exact) }
+            let key = normalize(wanted)
+            let matches = normalized.indices.filter { normalized[$0] == key && !key.isEmpty }
+            if matches.count > 1 { return .failure(.ambiguous(.licenseKey, matches.map { headers[$0] })) }
+            return .success(matches.first)
+        }
+        // The overrides that apply to this file: their column is there.
+        var applied: [ImportField: Int] = [:]
+        var unused: [ImportField: String] = [:]
+        for (field, wanted) in overrides {
+            switch column(named: wanted) {
+            case .failure(.ambiguous(_, let columns)): return .failure(.ambiguous(field, columns))
+            case .failure(let other): return .failure(other)
+            case .success(let index?): applied[field] = index
+            case .success(nil):
+                if strict.contains(field) { return .failure(.mappedColumnMissing(field, wanted)) }
+                unused[field] = wanted
             }
-            let names = Set((aliases[field] ?? []).map(normalize))
-            let matches = normalized.indices.filter { names.contains(normalized[$0]) }
-            // A column the user mapped to another field is not a candidate here.
-            let taken = Set(overrides.compactMap { entry in headers.firstIndex(of: entry.value) })
-            let free = matches.filter { !taken.contains($0) }
-            if free.count > 1 { return .failure(.ambiguous(field, free.map { headers[$0] })) }
-            return .success(free.first)
+        }
+        let taken = Set(applied.values)
+        func find(_ field: ImportField, tiers: [[String]]? = nil, excluding: Set<Int> = []) -> Result<Int?, Failure> {
+            if let index = applied[field] { return .success(index) }
+            // The first tier with a match decides: `Billing Name` before a bare `Name`
+            // (which is Shopify's order number).
+            for tier in tiers ?? ColumnAliases.tiers(for: field) {
+                let names = Set(tier.map(normalize))
+                let free = normalized.indices.filter {
+                    names.contains(normalized[$0]) && !taken.contains($0) && !excluding.contains($0)
+                }
+                if free.count > 1 { return .failure(.ambiguous(field, free.map { headers[$0] })) }
+                if let only = free.first { return .success(only) }
+            }
+            return .success(nil)
         }
         do {
-            guard let key = try find(.licenseKey).get() else { return .failure(.noKeyColumn) }
-            let owner = try find(.ownerName).get()
-            // First + last name are only used when there is no full-name column.
-            let first = owner == nil ? try find(.firstName).get() : nil
-            let last = owner == nil ? try find(.lastName).get() : nil
-            let email = try find(.email).get()
+            guard let key = try find(.licenseKey).get() else {
+                return .failure(.noKeyColumn)
+            }
+            let used: Set<Int> = [key]
+            var owner = try find(.ownerName, tiers: Array(ColumnAliases.tiers(for: .ownerName).dropLast()), excluding: used).get()
+            var first: Int?
+            var last: Int?
+            if owner == nil {
+                // First + last name are used when there is no full-name column. A bare `Nom`
+                // or `Name` beside a first-name column is the family name (`Prénom`, `Nom`).
+                first = try find(.firstName, excluding: used).get()
+                last = try find(.lastName, excluding: used.union([first].compactMap { $0 })).get()
+                let weak = try find(.ownerName, tiers: ColumnAliases.tiers(for: .ownerName).suffix(1),
+                                    excluding: used.union([first, last].compactMap { $0 })).get()
+                if first != nil && last == nil {
+                    last = weak
+                } else if first == nil && last == nil {
+                    owner = weak
+                }
+            }
+            let names = Set([owner, first, last].compactMap { $0 })
+            let email = try find(.email, excluding: used.union(names)).get()
+            var allowed: [ImportField] = []
+            if owner == nil && first == nil && last == nil {
+                guard allowMissing.contains(.ownerName) else {
+                    return .failure(.missingField(.ownerName, ignoredMap: unused[.ownerName]))
+                }
+                allowed.append(.ownerName)
+            }
+            if email == nil {
+                guard allowMissing.contains(.email) else {
+                    return .failure(.missingField(.email, ignoredMap: unused[.email]))
+                }
+                allowed.append(.email)
+            }
             return .success(ColumnMapping(licenseKey: key, ownerName: owner, firstName: first, lastName: last,
-                                          email: email, columnCount: headers.count, headers: headers))
+                                          email: email, columnCount: headers.count, headers: headers,
+                                          allowedMissing: allowed, unusedOverrides: unused))
         } catch {
             return .failure(error)
         }
@@ -86,6 +139,12 @@ struct ColumnMapping: Equatable {
             parts.append("owner_name=" + [firstName, lastName].compactMap { $0 }.map(quoted).joined(separator: "+"))
         }
         if let email { parts.append("email=\(quoted(email))") }
+        for field in allowedMissing {
+            parts.append("\(field.rawValue)=(none: --allow-missing \(field.rawValue), sent empty)")
+        }
+        for (field, column) in unusedOverrides.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+            parts.append("(--map \(field.rawValue)=\(column) not applied: no such column)")
+        }
         return parts.joined(separator: " ")
     }
 
@@ -97,7 +156,14 @@ extension ColumnMapping.Failure {
         let found = headers.isEmpty ? "(none)" : headers.map { "\"\($0)\"" }.joined(separator: ", ")
         switch self {
         case .noKeyColumn:
-            return "\(file): no license-key column (looked for license_key, license key, key, serial, serial number, license); headers found: \(found); name it with --map license_key=COLUMN"
+            return "\(file): no license-key column (looked for \(ColumnAliases.examples(for: .licenseKey))); headers found: \(found); name it with --map license_key=COLUMN"
+        case .missingField(let field, let ignoredMap):
+            let what = field == .email ? "email" : "owner-name"
+            let ignored = ignoredMap.map { "; --map \(field.rawValue)=\($0) does not apply: no such column in this file" } ?? ""
+            let allow = field == .ownerName ? ", or --allow-missing owner_name if this shop exports no names" : ", or --allow-missing email if this shop exports no email addresses"
+            return "\(file): no \(what) column recognised (looked for \(ColumnAliases.examples(for: field))); headers found: \(found)\(ignored); "
+                + "name it with --map \(field.rawValue)=COLUMN\(allow). Nothing of this file was imported: "
+                + "a key assigned without its buyer's \(field == .email ? "email" : "name") cannot be assigned again."
         case .mappedColumnMissing(let field, let column):
             return "\(file): --map \(field.rawValue)=\(column): no such column; headers found: \(found)"
         case .ambiguous(let field, let columns):

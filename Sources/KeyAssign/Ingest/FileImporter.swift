@@ -242,7 +242,9 @@ final class FileImporter {
             return "\(path):\(reader.line): the header row is malformed (\(malformation)); headers found: \(String(decoding: reader.raw, as: UTF8.self))"
         }
         let mapping: ColumnMapping
-        switch ColumnMapping.resolve(headers: headers, overrides: options.columnMap) {
+        let rules = options.columnRules(for: path)
+        switch ColumnMapping.resolve(headers: headers, overrides: rules.overrides, strict: rules.strict,
+                                     allowMissing: rules.allowMissing) {
         case .success(let found): mapping = found
         case .failure(let failure): return failure.message(file: path, headers: headers)
         }
@@ -288,9 +290,17 @@ final class FileImporter {
                        let refusal = notUTF8(reader.raw, path: path, line: line, what: "line") {
                         return refusal
                     }
+                    // The fields that are sound are kept with the row, so that `history` and
+                    // the reports can name its key (a quoted line break in the name, say).
+                    func clean(_ index: Int?) -> UnsafeRawBufferPointer? {
+                        guard let index, index != column else { return nil }
+                        let value = RowValidation.trim(reader.field(index))
+                        return value.isEmpty || RowValidation.problem(in: value, allowLineBreaks: false) != nil ? nil : value
+                    }
                     try recordInvalid(line: line, raw: reader.raw,
                                       reason: RowValidation.describe(problem, column: mapping.name(column), encoding: encoding),
-                                      key: nil, owner: nil, email: nil, into: &result)
+                                      key: clean(mapping.licenseKey), owner: clean(mapping.ownerName),
+                                      email: clean(mapping.email), into: &result)
                     continue rows
                 }
             }

@@ -3,6 +3,12 @@ public struct ImportOptions: Sendable {
     public var databasePath: String
     /// `--map`: field → column header, overriding the automatic mapping.
     public var columnMap: [ImportField: String]
+    /// `--map-file`: mappings chosen per file by name pattern; a matching section overrides
+    /// `columnMap` field by field.
+    public var mapFile: ColumnMapFile?
+    /// `--allow-missing`: required fields (owner_name, email) a file may lack; the rows are
+    /// then sent with that field empty. Without it such a file is refused.
+    public var allowMissing: Set<ImportField> = []
     /// nil: detected per file from its header line (or its `sep=` line).
     public var delimiter: CSVDelimiter?
     /// Parse, validate and report, but write nothing.
@@ -28,5 +34,14 @@ public struct ImportOptions: Sendable {
         self.delimiter = delimiter
         self.dryRun = dryRun
         self.lockWait = lockWait
+    }
+
+    /// The mapping to try on the file at `path`: `--map`, overridden field by field by the
+    /// first `--map-file` section that matches it (whose columns must then be in the file).
+    func columnRules(for path: String) -> (overrides: [ImportField: String], strict: Set<ImportField>,
+                                           allowMissing: Set<ImportField>) {
+        guard let section = mapFile?.section(for: path) else { return (columnMap, [], allowMissing) }
+        return (columnMap.merging(section.map) { _, fromFile in fromFile }, Set(section.map.keys),
+                allowMissing.union(section.allowMissing))
     }
 }

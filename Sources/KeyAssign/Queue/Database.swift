@@ -28,22 +28,28 @@ public final class Database {
     /// Opens (and with `create`, creates) the database and brings its schema up to date.
     /// Without `create`, a missing file is an error: reading commands must not leave an
     /// empty database behind a typo. Throws `DatabaseOpenError` when there is no connection,
-    /// `DatabaseError` when a setting or a migration fails.
+    /// `DatabaseError` when a setting or a migration fails, `KeyAssignError(.noPermission)`
+    /// when its files are not the user's own to trust (`DatabaseFileTrust`).
     public init(path: String, create: Bool = true) throws {
+        // The database holds customers' names and emails: a new one is created 0600 (SQLite
+        // would use 0644 less the umask; its -wal and -shm files get the database's mode), and
+        // one that another user could have planted or can write is refused (exit 77), a
+        // dangling symlink included.
+        try DatabaseFileTrust.prepare(path, create: create)
         if !create && access(path, F_OK) != 0 {
             throw DatabaseOpenError.missing(path: path)
         }
-        var isNewFile = false
-        if create && !path.isEmpty && path != ":memory:" {
-            // The database holds customers' names and emails: create it 0600 (SQLite would
-            // use 0644 less the umask), and SQLite gives its -wal and -shm files the same mode.
-            let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-            if fd >= 0 { close(fd) }
-            isNewFile = fd >= 0
-        }
         var db: OpaquePointer?
-        let flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX
-        let rc = sqlite3_open_v2(path, &db, flags, nil)
+        var flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX
+        // SQLite resolves a symlink at the path; refused above, and here too for one planted
+        // between that check and this open. SQLITE_OPEN_NOFOLLOW refuses a symlink anywhere in
+        // the path, so the directories (a /var/lib that is a link, say) are resolved first.
+        var openPath = path
+        if !DatabaseFileTrust.isSharedAllowed && !DatabaseFileTrust.isInMemory(path) {
+            flags |= SQLITE_OPEN_NOFOLLOW
+            openPath = DatabaseFileTrust.withDirectoryResolved(path)
+        }
+        let rc = sqlite3_open_v2(openPath, &db, flags, nil)
         guard rc == SQLITE_OK, let db else {
             let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
             let systemErrno = db.map { sqlite3_system_errno($0) } ?? 0
@@ -57,10 +63,10 @@ public final class Database {
             // A reader never waits for long: one writer at a time is the design, the lock
             // table keeps runs apart, and a short wait covers `status` during a run.
             sqlite3_busy_timeout(db, 5_000)
-            if isNewFile {
-                // Pages freed by `keyassign prune` go back to the file system. Settable only
-                // before the first table and before WAL mode writes the header; an older file
-                // is converted by its first prune (`EvidenceRetention`, one VACUUM).
+            if try scalarInt("SELECT count(*) FROM sqlite_master") == 0 {
+                // A new file: pages freed by `keyassign prune` go back to the file system.
+                // Settable only before the first table and before WAL mode writes the header;
+                // an older file is converted by its first prune (`EvidenceRetention`, a VACUUM).
                 try execute("PRAGMA auto_vacuum = INCREMENTAL")
             }
             try execute("PRAGMA journal_mode = WAL")

@@ -166,6 +166,31 @@ enum Migrations {
             ALTER TABLE listings ADD COLUMN payload BLOB;
             ALTER TABLE listings ADD COLUMN signature TEXT;
             """),
+        // Quotas (issue 21), so that a second run the same day knows what is left: when requests
+        // left, for the `--rate N/WINDOW` limits (one row per claimed batch, kept for the
+        // longest window), and what the server last said of its quota (one row). Times are
+        // Unix seconds (`_unix`), since the limits compare them.
+        (6, """
+            CREATE TABLE quota_sends (
+                sent_unix  REAL    NOT NULL,
+                requests   INTEGER NOT NULL
+            );
+            CREATE INDEX quota_sends_by_time ON quota_sends (sent_unix);
+            CREATE TABLE quota_state (
+                id                 INTEGER PRIMARY KEY CHECK (id = 1),
+                -- A 429's Retry-After that --max-wait could not wait out: nothing is sent before.
+                closed_until_unix  REAL,
+                closed_reason      TEXT,
+                -- The server's X-RateLimit-Limit, -Remaining (less what was sent after the reply
+                -- that said it) and -Reset, and when it said them.
+                limit_count        INTEGER,
+                remaining          INTEGER,
+                reset_unix         REAL,
+                reported_at        TEXT,
+                -- Requests the last run stopped by the quota got through: what a night sends.
+                per_run            INTEGER
+            );
+            """),
         // Evidence that does not grow with the nights (issue 21). Each distinct listing entry
         // is kept once, found by the SHA-256 of its exact bytes; a listing is its framing and
         // its entry list as runs (`ListingLayout`), often of another listing's list (`base_id`,
@@ -173,7 +198,7 @@ enum Migrations {
         // listings kept before. A pruned listing (`keyassign prune`) keeps its row, the
         // SHA-256 of its signed payload and when it was pruned; its bytes are gone.
         // `imports` gains what `stat` says of a file, so a file imported before costs a stat.
-        (6, """
+        (7, """
             CREATE TABLE listing_entries (
                 id      INTEGER PRIMARY KEY,
                 sha256  BLOB    NOT NULL UNIQUE,

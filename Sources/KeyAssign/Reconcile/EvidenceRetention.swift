@@ -89,7 +89,7 @@ public enum EvidenceRetention {
             result.listingsPruned = doomed.count
             result.entriesDeleted = try deleteUnusedEntries(db)
         }
-        // Freed pages back to the file system. A database made before migration 6 has no
+        // Freed pages back to the file system. A database made before migration 7 has no
         // incremental vacuum: setting it takes effect only through one VACUUM (a rewrite of
         // the file, which needs as much free disk as the file).
         if try db.scalarInt("PRAGMA auto_vacuum") != 2 {

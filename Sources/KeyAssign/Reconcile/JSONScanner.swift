@@ -208,7 +208,7 @@ struct JSONScanner {
         if consume(UInt8(ascii: "}")) { return members }
         repeat {
             let name = try decodeString(try scanString())
-            guard seen.insert(name).inserted else { throw error("duplicate member \"\(name)\"") }
+            guard seen.insert(name).inserted else { throw error("duplicate member \"\(TerminalText.escape(name, limit: 64))\"") }
             try expect(UInt8(ascii: ":"), "':'")
             members.append((name, try skipValue(depth: depth + 1)))
         } while consume(UInt8(ascii: ","))

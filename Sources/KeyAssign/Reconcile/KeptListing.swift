@@ -1,6 +1,6 @@
 /// A kept key listing's signed payload, as the signature covers it, for verifying it by hand
 /// (`keyassign audit --export-listing N`, docs/signatures.md): rebuilt from the kept entries
-/// (migration 6 on), or read as kept (migration 5). The signature is `listings.signature`.
+/// (migration 7 on), or read as kept (migration 5). The signature is `listings.signature`.
 public enum KeptListing {
     public static func signedPayload(_ db: Database, listing id: Int64) throws -> OwnedBytes {
         let form = try db.prepare("SELECT layout IS NOT NULL, typeof(payload), pruned_at, payload_sha256 FROM listings WHERE id = ?1")

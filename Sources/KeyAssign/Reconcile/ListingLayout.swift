@@ -1,4 +1,4 @@
-/// How a kept listing's signed payload is put back together (migration 6): the exact bytes
+/// How a kept listing's signed payload is put back together (migration 7): the exact bytes
 /// around and between its entries (the framing), and its entries as a list of `listing_entries`
 /// row ids, written as runs. Pure: no database here.
 ///

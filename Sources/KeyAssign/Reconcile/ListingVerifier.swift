@@ -24,8 +24,17 @@ public enum ListingVerdict: Sendable {
 /// (`JSONEquality`). Peak memory is the envelope plus the decoded payload.
 public struct ListingVerifier: Sendable {
     public let keyRing: KeyRing
+    /// The only key name a fetched listing may be signed with: the server signs its listing
+    /// with the server-wide key, `global`. A product's key signs that product's replies, and
+    /// trusting it for the whole inventory would let one product's key speak for all.
+    public let listingKeyName: String
 
-    public init(keyRing: KeyRing) { self.keyRing = keyRing }
+    public static let defaultListingKeyName = "global"
+
+    public init(keyRing: KeyRing, listingKeyName: String = ListingVerifier.defaultListingKeyName) {
+        self.keyRing = keyRing
+        self.listingKeyName = listingKeyName
+    }
 
     /// `maxAge` nil: no freshness check (`audit` of a stored listing).
     public func verify(_ envelope: OwnedBytes, maxAge: Double?, now: Double = Timestamps.now()) -> ListingVerdict {
@@ -62,7 +71,7 @@ public struct ListingVerifier: Sendable {
             return .untrusted(.envelopeMissingFields, "the listing lacks " + missing.joined(separator: ", "))
         }
         let signing: (keys: [KeyRing.Key], signature: [UInt8])
-        switch keyRing.candidates(keyName: keyName, signatureText: signatureText) {
+        switch keyRing.candidates(keyName: keyName, signatureText: signatureText, onlyName: listingKeyName) {
         case .failure(let refusal): return .untrusted(refusal.reason, refusal.detail)
         case .success(let found): signing = found
         }

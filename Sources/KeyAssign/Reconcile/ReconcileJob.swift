@@ -10,6 +10,10 @@ public struct ReconcileOptions: Sendable {
     public var timeout: Double = 30
     public var maxClockSkew: Double = 300
     public var maxListingBytes: Int = ReconcileOptions.defaultMaxListingBytes
+    /// The key name the listing must be signed with (`--listing-key`).
+    public var listingKeyName = ListingVerifier.defaultListingKeyName
+    /// `--listing-timeout`: the listing's whole transfer (`ListingClient`).
+    public var listingTimeout: Double = ListingClient.defaultListingTimeout
     public var caFile: String?
     public var maxAttempts: Int = 5
     public var dryRun = false
@@ -28,9 +32,10 @@ public struct ReconcileOptions: Sendable {
         try FlagRange.timeout.check(timeout)
         try FlagRange.maxClockSkew.check(maxClockSkew)
         try FlagRange.maxListingBytes.check(maxListingBytes)
+        try FlagRange.listingTimeout.check(listingTimeout)
         try FlagRange.maxAttempts.check(maxAttempts)
         if let state = states.first(where: { !ReconcileRules.selectableStates.contains($0) }) {
-            throw KeyAssignError(.usage, "--state \(state.rawValue): reconcile settles uncertain, rejected and retry rows only")
+            throw KeyAssignError(.usage, "--state \(state.rawValue): reconcile settles uncertain, rejected, retry and assigned rows only")
         }
     }
 }
@@ -39,15 +44,18 @@ public struct ReconcileOptions: Sendable {
 /// explained against it. Sends no assign request.
 public enum ReconcileJob {
     /// Prints one line per row it changes (or would) through `output`; returns the exit status:
-    /// 0 when every selected row was settled, 1 when some could not be or the listing is unusable.
+    /// 0 when every selected row was settled, 1 when some could not be or the listing is unusable,
+    /// 4 (`contradicted`) when the listing contradicts rows recorded `assigned`, 78 when the listing
+    /// fails verification the way a wrong --public-key or clock makes it.
     public static func run(_ options: ReconcileOptions, keyRing: KeyRing, logger: Logger,
                            output: (String) -> Void) throws -> ExitStatus {
         try options.validate()
         let db = try Database(path: options.databasePath, create: false)
-        let reconciler = Reconciler(
+        var reconciler = Reconciler(
             client: ListingClient(endpoint: options.endpoint, apiKey: options.apiKey, timeout: options.timeout,
                                   caFile: options.caFile, maxBytes: options.maxListingBytes),
-            verifier: ListingVerifier(keyRing: keyRing), maxClockSkew: options.maxClockSkew)
+            verifier: ListingVerifier(keyRing: keyRing, listingKeyName: options.listingKeyName), maxClockSkew: options.maxClockSkew)
+        reconciler.client.listingTimeout = options.listingTimeout
         // The lock keeps a run (or any other writer) from moving the rows while they are
         // settled; a dry run writes nothing and needs none.
         let lock = options.dryRun ? nil : try DatabaseLock.acquire(databasePath: options.databasePath, command: "reconcile")
@@ -70,10 +78,16 @@ public enum ReconcileJob {
 
     private static func work(_ options: ReconcileOptions, reconciler: Reconciler, db: Database, logger: Logger,
                              output: (String) -> Void) throws -> (status: ExitStatus, summary: String) {
+        logger.info("reconcile: proxy: \(ProxyChoice.decide(url: options.endpoint.listingURL.absoluteString).description)")
         let fetched: Reconciler.Fetched
         switch try reconciler.fetch() {
         case .failure(let unavailable):
             logger.error("\(unavailable.message); nothing was changed")
+            if let message = RunReconciliation.configurationMessage(unavailable, keyRing: reconciler.verifier.keyRing,
+                                                                    maxClockSkew: options.maxClockSkew) {
+                logger.error("\(message)")
+                return (.config, message)
+            }
             return (.someFailed, unavailable.message)
         case .success(let listing):
             fetched = listing
@@ -90,7 +104,9 @@ public enum ReconcileJob {
             let what = decision.settled
                 ? (decision.state == change.from ? "\(prefix)explain \(change.from.rawValue)" : "\(prefix)\(change.from.rawValue) -> \(decision.state.rawValue)")
                 : "\(change.from.rawValue) stays (waiting)"
-            lines += [change.licenseKey, what, decision.rule.rawValue, decision.reason].joined(separator: "\t") + "\n"
+            // The reason quotes the listing (an owner name): escaped, so a field cannot end the line.
+            lines += [TerminalText.escape(change.licenseKey), what, decision.rule.rawValue, TerminalText.escape(decision.reason)]
+                .joined(separator: "\t") + "\n"
             if lines.utf8.count >= 1 << 16 {
                 output(lines)
                 lines = ""
@@ -107,9 +123,11 @@ public enum ReconcileJob {
         if !counts.toState.isEmpty {
             summary += " (" + counts.toState.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ") + ")"
         }
-        if counts.unsettled > 0 { summary += ", \(counts.unsettled) waiting for a later listing (the race rule)" }
+        if counts.unsettled > 0 { summary += ", \(counts.unsettled) waiting for a later listing (the race rule, or not listed)" }
+        if counts.contradicted > 0 { summary += "; \(counts.contradicted) assigned row(s) contradicted by the listing (changed after our assignment)" }
         if listing.index.duplicateKeys > 0 { summary += "; \(listing.index.duplicateKeys) key(s) listed twice (the first entry counts)" }
         logger.notice("reconcile: \(summary)")
+        if counts.contradicted > 0 { return (.contradicted, summary) }
         return (counts.unsettled == 0 ? .ok : .someFailed, summary)
     }
 

@@ -12,12 +12,26 @@ public struct Reconciler: Sendable {
         /// Signed, but not the listing (code other than 730).
         case notListing(code: Int, message: String)
         case failed(String)
+        /// Signed, but the payload holds the API key (in any spelling or encoding): a
+        /// compromised server's listing, refused so that the key is neither stored nor shown.
+        case carriesKey
 
         /// For a run these are the server's shape, not a fault: one warning, today's behaviour.
         public var isExpected: Bool {
             switch self {
             case .notFound, .tooLarge: true
             default: false
+            }
+        }
+
+        /// The same, with the API key taken out of every text from the server.
+        func redacted(_ redactor: SecretRedactor?) -> Unavailable {
+            guard let redactor else { return self }
+            switch self {
+            case .notFound, .tooLarge, .carriesKey: return self
+            case .untrusted(let reason, let detail): return .untrusted(reason, redactor.redact(detail))
+            case .notListing(let code, let message): return .notListing(code: code, message: redactor.redact(message))
+            case .failed(let detail): return .failed(redactor.redact(detail))
             }
         }
 
@@ -28,11 +42,13 @@ public struct Reconciler: Sendable {
             case .tooLarge(let limit):
                 return "the key listing is larger than --max-listing-bytes (\(limit) bytes); raise it to reconcile"
             case .untrusted(let reason, let detail):
-                return "the key listing does not verify (\(reason.rawValue)): \(detail)"
+                return "the key listing does not verify (\(reason.rawValue)): \(TerminalText.escape(detail))"
             case .notListing(let code, let message):
                 return "the signed reply to GET \(ServerEndpoint.listingPath) is code \(code) (\(ReplyVerifier.printable(message))), not 730 (License keys)"
             case .failed(let detail):
-                return "cannot fetch the key listing: \(detail)"
+                return "cannot fetch the key listing: \(TerminalText.escape(detail))"
+            case .carriesKey:
+                return "the signed key listing holds the API key; it is refused, not stored (is the server compromised?)"
             }
         }
     }
@@ -62,7 +78,11 @@ public struct Reconciler: Sendable {
         case states([WorkState])
         /// Rows waiting to be sent again whose earlier attempt may have reached the server.
         case maybeDeliveredRetries
-        /// The end of a run: every `uncertain` row, and the rows this run rejected.
+        /// The start of a run: every `uncertain` row (whichever run left it) and the rows a dead
+        /// run left, before anything is sent.
+        case startOfRun
+        /// The end of a run: every `uncertain` row, the rows this run rejected, and the rows it
+        /// assigned (confirmed by key and email, with no extra fetch).
         case endOfRun(runID: Int64)
     }
 
@@ -79,8 +99,10 @@ public struct Reconciler: Sendable {
         public var selected = 0
         /// Rows the listing settled or explained.
         public var settled = 0
-        /// Rows it could not settle yet (the race).
+        /// Rows it could not settle yet (the race, or a maybe-delivered key the listing leaves out).
         public var unsettled = 0
+        /// `assigned` rows the listing contradicts (moved to `retry` or `rejected`).
+        public var contradicted = 0
         public var byRule: [String: Int] = [:]
         public var toState: [String: Int] = [:]
     }
@@ -95,10 +117,25 @@ public struct Reconciler: Sendable {
         self.maxClockSkew = maxClockSkew
     }
 
-    /// One GET, verified. Throws only for a configuration error (libcurl missing).
+    /// One GET, verified. Throws only for a configuration error (libcurl missing). Every text
+    /// the server chose (an error page, a key name, a message, a member name) reaches the
+    /// `Unavailable` message with the API key taken out, whatever its spelling.
     public func fetch() throws -> Result<Fetched, Unavailable> {
+        var waited = 0.0
+        return try fetch(waited: &waited)
+    }
+
+    /// `fetch()`, also saying how long the server took to begin answering (`ListingClient`).
+    public func fetch(waited: inout Double) throws -> Result<Fetched, Unavailable> {
+        switch try fetchUnredacted(waited: &waited) {
+        case .success(let fetched): return .success(fetched)
+        case .failure(let unavailable): return .failure(unavailable.redacted(SecretRedactor(secret: client.apiKey)))
+        }
+    }
+
+    private func fetchUnredacted(waited: inout Double) throws -> Result<Fetched, Unavailable> {
         let started = Timestamps.now()
-        switch try client.fetch() {
+        switch try client.fetch(waited: &waited) {
         case .notFound: return .failure(.notFound)
         case .tooLarge(let limit): return .failure(.tooLarge(limit: limit))
         case .failed(let detail): return .failure(.failed(detail))
@@ -113,6 +150,10 @@ public struct Reconciler: Sendable {
             case .trusted(let listing):
                 guard listing.code == 730 else {
                     return .failure(.notListing(code: listing.code, message: listing.index.message))
+                }
+                // Its entries are stored and shown (owner names): none may carry the key.
+                if let redactor = SecretRedactor(secret: client.apiKey), redactor.occurs(in: listing.index.payload.buffer) {
+                    return .failure(.carriesKey)
                 }
                 return .success(Fetched(listing: listing, bytes: raw.count, fetchedAt: started,
                                         receivedAt: received, verifiedAt: Timestamps.now()))
@@ -147,6 +188,8 @@ public struct Reconciler: Sendable {
                     terms.append("(state = 'rejected' AND NOT EXISTS (SELECT 1 FROM settlements s WHERE s.work_id = work.id AND s.settled_at = work.updated_at))")
                 } else if state == .retry {
                     terms.append("(\(WorkQueue.rescuedRetries))")
+                } else if state == .assigned {
+                    terms.append("state = 'assigned'")
                 } else {
                     terms.append("state = '\(state.rawValue)'")
                 }
@@ -154,9 +197,11 @@ public struct Reconciler: Sendable {
             condition = terms.isEmpty ? "0" : terms.joined(separator: " OR ")
         case .maybeDeliveredRetries:
             condition = WorkQueue.rescuedRetries
+        case .startOfRun:
+            condition = "state = 'uncertain' OR (\(WorkQueue.rescuedRetries))"
         case .endOfRun(let id):
             runID = id
-            condition = "state = 'uncertain' OR (state = 'rejected' AND id IN (SELECT work_id FROM attempts WHERE run_id = ?2))"
+            condition = "state = 'uncertain' OR (state IN ('rejected', 'assigned') AND id IN (SELECT work_id FROM attempts WHERE run_id = ?2))"
         }
         let select = try db.prepare("""
             SELECT id, license_key, owner_name, email, state, attempts FROM work
@@ -172,7 +217,8 @@ public struct Reconciler: Sendable {
             """)
         let update = try db.prepare("""
             UPDATE work SET state = ?1, last_error = ?2, updated_at = ?3,
-                next_attempt_at = CASE WHEN ?1 = 'retry' THEN ?4 ELSE next_attempt_at END
+                next_attempt_at = CASE WHEN ?1 = 'retry' THEN ?4 ELSE next_attempt_at END,
+                maybe_delivered = CASE WHEN ?6 = 'assigned' THEN 1 ELSE maybe_delivered END
             WHERE id = ?5 AND state = ?6
             """)
         let index = fetched.listing.index
@@ -214,15 +260,22 @@ public struct Reconciler: Sendable {
                     }
                     let decision = ReconcileRules.decide(pending.row, entry: entry, takenAt: takenAt, maxAttempts: maxAttempts)
                     counts.byRule[decision.rule.rawValue, default: 0] += 1
-                    guard decision.settled else {
+                    // A maybe-delivered row the listing leaves out keeps its state, with that reason.
+                    let explainsAbsence = !decision.settled && decision.rule == .unknown && pending.row.state != .assigned
+                    guard decision.settled || explainsAbsence else {
                         counts.unsettled += 1
                         report(Change(licenseKey: pending.key, from: pending.row.state, decision: decision, written: false))
                         continue
                     }
-                    counts.settled += 1
-                    counts.toState[decision.state.rawValue, default: 0] += 1
-                    // A row the listing leaves in retry as it was needs no record.
-                    let changes = decision.state != pending.row.state || decision.state == .rejected
+                    if decision.settled {
+                        counts.settled += 1
+                        counts.toState[decision.state.rawValue, default: 0] += 1
+                    } else {
+                        counts.unsettled += 1
+                    }
+                    if ReconcileRules.contradicts(decision, from: pending.row.state) { counts.contradicted += 1 }
+                    // A row the listing leaves in retry (or assigned) as it was needs no record.
+                    let changes = decision.state != pending.row.state || decision.state == .rejected || explainsAbsence
                     var written = false
                     if changes, let listingID = try keeper?.id() {
                         let reason = decision.reason + " [listing \(listingID)]"

@@ -10,45 +10,91 @@ import Logging
 /// changes nothing either: the rows stay as the run left them.
 final class RunReconciliation {
     private let options: RunOptions
-    private let reconciler: Reconciler
+    private var reconciler: Reconciler
     private let logger: Logger
+    private let keyRing: KeyRing
     private var warned = false
+    /// What this run's listings spent waiting for the server to begin answering; it counts
+    /// against `--max-wait` like any other wait of the run.
+    private(set) var waited: Double = 0
+
+    /// A listing that fails verification for the reasons a whole run would (a wrong
+    /// --public-key, a wrong clock): the words of `EarlyStop`. nil for any other problem.
+    static func configurationMessage(_ unavailable: Reconciler.Unavailable, keyRing: KeyRing, maxClockSkew: Double) -> String? {
+        guard case .untrusted(let reason, let detail) = unavailable else { return nil }
+        if reason == .stale {
+            let offset = EarlyStop.signedAt(detail).map { Timestamps.now() - $0 }
+            return EarlyStop.freshnessMessage(what: "the key listing (GET \(ServerEndpoint.listingPath))", offset: offset,
+                                              maxClockSkew: maxClockSkew)
+        }
+        guard reason.isSignatureProblem, reason != .envelopeNotJSON, reason != .envelopeMissingFields else { return nil }
+        return EarlyStop.signatureMessage(what: "the key listing (GET \(ServerEndpoint.listingPath))", reasons: [reason.rawValue],
+                                          keys: keyRing.signingKeys, detail: detail)
+    }
 
     init(options: RunOptions, keyRing: KeyRing, logger: Logger) {
         self.options = options
         self.logger = logger
+        self.keyRing = keyRing
         self.reconciler = Reconciler(
             client: ListingClient(endpoint: options.endpoint, apiKey: options.apiKey, timeout: options.timeout,
                                   caFile: options.caFile, maxBytes: options.maxListingBytes),
-            verifier: ListingVerifier(keyRing: keyRing), maxClockSkew: options.maxClockSkew)
+            verifier: ListingVerifier(keyRing: keyRing, listingKeyName: options.listingKeyName),
+            maxClockSkew: options.maxClockSkew)
+        reconciler.client.listingTimeout = options.listingTimeout
     }
 
-    /// Right after the rescue. Records this run's --timeout (the race rule reads it later).
-    func afterRescue(_ db: Database, runID: Int64, recovered: Int) throws {
+    /// Right after the rescue and `CarryOver.renew`, before anything is sent. Records this run's
+    /// --timeout (the race rule reads it later). Every `uncertain` row, whichever run left it,
+    /// and every row a dead run left is checked against one listing: a key available is sent
+    /// tonight, one held is settled without a request. A listing that fails verification stops
+    /// the run here (exit 78): nothing has verified yet, and the same key or clock would fail
+    /// every reply.
+    func afterRescue(_ db: Database, runID: Int64, recovered: Int, renewed: CarryOver.Renewed) throws {
         let record = try db.prepare("UPDATE runs SET request_timeout = ?1 WHERE id = ?2")
         try record.bind(1, options.timeout)
         try record.bind(2, runID)
         try record.step()
-        guard options.reconcile, recovered > 0 else { return }
-        try settle(db, selection: .maybeDeliveredRetries, why: "rows recovered from a dead run")
+        if renewed.retried + renewed.uncertain > 0 {
+            logger.notice("\(renewed.retried + renewed.uncertain) row(s) that failed in earlier runs for a passing reason come back: \(renewed.retried) to send again, \(renewed.uncertain) maybe delivered, to settle from the key listing first")
+        }
+        guard options.reconcile else { return }
+        let uncertain = try db.scalarInt("SELECT count(*) FROM work WHERE state = 'uncertain'") ?? 0
+        guard recovered > 0 || uncertain > 0 else { return }
+        let why = recovered > 0 ? "rows recovered from a dead run and uncertain rows" : "uncertain rows left by earlier runs"
+        try settle(db, selection: .startOfRun, why: why, runWaited: waited, stopOnUntrusted: true)
     }
 
-    /// After the last reply of the run, before its summary.
-    func atEnd(_ db: Database, runID: Int64) throws {
+    /// After the last reply of the run, before its summary. When rows need a listing anyway
+    /// (uncertain, or rejected by this run), the rows this run assigned are confirmed against
+    /// the same listing, by key and email: no extra fetch. `runWaited`: what the run has
+    /// waited so far, listings included (the rest of `--max-wait` is the listing's to wait).
+    func atEnd(_ db: Database, runID: Int64, runWaited: Double? = nil) throws {
         guard options.reconcile else { return }
         let pending = try db.scalarInt("""
             SELECT count(*) FROM work WHERE state = 'uncertain'
                 OR (state = 'rejected' AND id IN (SELECT work_id FROM attempts WHERE run_id = ?1))
             """, [.int(runID)]) ?? 0
         guard pending > 0 else { return }
-        try settle(db, selection: .endOfRun(runID: runID), why: "uncertain and rejected rows")
+        try settle(db, selection: .endOfRun(runID: runID), why: "uncertain and rejected rows", runWaited: runWaited ?? waited)
     }
 
-    private func settle(_ db: Database, selection: Reconciler.Selection, why: String) throws {
+    private func settle(_ db: Database, selection: Reconciler.Selection, why: String, runWaited: Double,
+                        stopOnUntrusted: Bool = false) throws {
         do {
             let fetched: Reconciler.Fetched
-            switch try reconciler.fetch() {
+            // The server gets what is left of --max-wait to begin answering, and never less
+            // than one request's --timeout (ListingClient); a listing that then keeps moving is
+            // received, not waited for, and only --listing-timeout bounds it.
+            reconciler.client.firstByteWait = max(0, options.maxWait - runWaited)
+            var listingWaited = 0.0
+            defer { waited += listingWaited }
+            switch try reconciler.fetch(waited: &listingWaited) {
             case .failure(let unavailable):
+                if stopOnUntrusted, let message = Self.configurationMessage(unavailable, keyRing: keyRing,
+                                                                           maxClockSkew: options.maxClockSkew) {
+                    throw KeyAssignError(.config, message)
+                }
                 if unavailable.isExpected {
                     if !warned {
                         logger.warning("\(unavailable.message); rows are left as they are (--no-reconcile silences this)")
@@ -65,10 +111,15 @@ final class RunReconciliation {
             var counts = try Reconciler.apply(fetched, keeper: keeper, selection: selection, in: db,
                                               defaultTimeout: options.timeout, maxAttempts: options.maxAttempts) { _ in }
             counts.toState.removeValue(forKey: WorkState.retry.rawValue)
+            if counts.contradicted > 0 {
+                logger.error("the server's signed key listing contradicts \(counts.contradicted) row(s) recorded assigned (changed after our assignment, or a replayed reply): moved to retry or rejected, see `keyassign report`")
+            }
             if options.progress != .quiet || counts.settled > 0 {
                 let outcome = counts.toState.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
                 logger.notice("reconciled \(why) with listing \(keeper.storedID.map(String.init) ?? "(not stored: it settles nothing)") (\(fetched.listing.index.count) keys): \(counts.selected) checked\(outcome.isEmpty ? "" : ", " + outcome)\(counts.unsettled > 0 ? ", \(counts.unsettled) waiting for a later listing" : "")")
             }
+        } catch let error as KeyAssignError where error.status == .config {
+            throw error
         } catch let error as DatabaseError {
             // A database failure here is the run's failure too.
             throw error

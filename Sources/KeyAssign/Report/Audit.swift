@@ -12,7 +12,8 @@ public enum Audit {
     public struct Discrepancy: Sendable, Equatable, CustomStringConvertible {
         public var licenseKey: String
         public var message: String
-        public var description: String { "\(licenseKey): \(message)" }
+        /// One line: the key and the message may quote stored text (a server's, a listing's).
+        public var description: String { TerminalText.escape("\(licenseKey): \(message)") }
     }
 
     public struct Result: Sendable {
@@ -34,7 +35,10 @@ public enum Audit {
     static func requiredCode(for state: WorkState) -> Int? {
         switch state {
         case .assigned: 800
-        case .rejected, .uncertain: 801
+        case .rejected: 801
+        // Uncertain claims nothing: attempts that ran out after maybe reaching the server end
+        // there without any 801 (docs/states.md).
+        case .uncertain: nil
         case .pending, .inFlight, .retry, .failed: nil
         }
     }
@@ -190,7 +194,7 @@ public enum Audit {
         let ids = try db.prepare("SELECT id FROM listings ORDER BY id")
         var listingIDs: [Int64] = []
         while try ids.step() { listingIDs.append(ids.int(0)) }
-        // From migration 6 on a listing is its layout over the kept entries (rebuilt into the
+        // From migration 7 on a listing is its layout over the kept entries (rebuilt into the
         // signed payload) and signature; from migration 5 its signed payload and signature;
         // before, the whole envelope in `body`. A pruned listing is only its record.
         let stored = try db.prepare("""

@@ -7,22 +7,41 @@
 ///
 /// The rules work on UTF-8 bytes (every byte they look at is ASCII), so that `report` can
 /// encode a million rows straight from SQLite's buffers without a String per field.
-public struct CSVWriter {
+///
+/// Excel on Windows opens a double-clicked CSV in the ANSI code page unless it starts with a
+/// UTF-8 byte-order mark (`Jürgen` would show as `JÃ¼rgen`), and splits fields at the list
+/// separator of the Windows locale (`;` in German or French): files meant for spreadsheets
+/// get the BOM, and `--delimiter semicolon` for those locales. A field holding the delimiter,
+/// a quote or a line break is quoted, so a line break stays inside its cell.
+public final class CSVWriter {
     public var raw: Bool
+    public let delimiter: UInt8
     private var sink: (String) -> Void
+    /// Written before the first row, once.
+    private var pendingMark: Bool
 
-    public init(raw: Bool = false, sink: @escaping (String) -> Void) {
+    /// U+FEFF in UTF-8.
+    public static let byteOrderMark = "\u{FEFF}"
+
+    public init(raw: Bool = false, delimiter: CSVDelimiter = .comma, byteOrderMark: Bool = false,
+                sink: @escaping (String) -> Void) {
         self.raw = raw
+        self.delimiter = delimiter.byte
+        self.pendingMark = byteOrderMark
         self.sink = sink
     }
 
     public func writeRow(_ fields: [String?]) {
         var line: [UInt8] = []
         line.reserveCapacity(128)
+        if pendingMark {
+            line.append(contentsOf: [0xEF, 0xBB, 0xBF])
+            pendingMark = false
+        }
         for (index, field) in fields.enumerated() {
-            if index > 0 { line.append(UInt8(ascii: ",")) }
+            if index > 0 { line.append(delimiter) }
             var text = field ?? ""
-            text.withUTF8 { Self.appendField(UnsafeRawBufferPointer($0), raw: raw, to: &line) }
+            text.withUTF8 { Self.appendField(UnsafeRawBufferPointer($0), raw: raw, delimiter: delimiter, to: &line) }
         }
         line.append(13)
         line.append(10)
@@ -44,20 +63,22 @@ public struct CSVWriter {
 
     /// Appends one field, neutralised (unless `raw`) and quoted when it must be. Bytes that
     /// are not valid UTF-8 become U+FFFD, as reading them into a String would.
-    public static func appendField(_ field: UnsafeRawBufferPointer, raw: Bool, to out: inout [UInt8]) {
+    public static func appendField(_ field: UnsafeRawBufferPointer, raw: Bool, delimiter: UInt8 = UInt8(ascii: ","),
+                                   to out: inout [UInt8]) {
         guard let first = field.first else { return }
         var needsQuotes = false
         var ascii = true
         for byte in field {
             if byte >= 0x80 {
                 ascii = false
-            } else if byte == UInt8(ascii: ",") || byte == UInt8(ascii: "\"") || byte == 10 || byte == 13 || byte == UInt8(ascii: ";") {
+            } else if byte == UInt8(ascii: ",") || byte == UInt8(ascii: "\"") || byte == 10 || byte == 13 || byte == UInt8(ascii: ";")
+                        || byte == delimiter {
                 needsQuotes = true
             }
         }
         if !ascii && !UTF8Check.isValid(field) {
             var repaired = String(decoding: field, as: UTF8.self)
-            repaired.withUTF8 { appendField(UnsafeRawBufferPointer($0), raw: raw, to: &out) }
+            repaired.withUTF8 { appendField(UnsafeRawBufferPointer($0), raw: raw, delimiter: delimiter, to: &out) }
             return
         }
         let prefix = !raw && isFormulaTrigger(first)
@@ -82,8 +103,8 @@ public struct CSVWriter {
     }
 
     /// Appends a whole number as a field (through the same rules: a negative one starts with `-`).
-    public static func appendField(_ value: Int64, raw: Bool, to out: inout [UInt8]) {
-        withDecimal(value) { appendField($0, raw: raw, to: &out) }
+    public static func appendField(_ value: Int64, raw: Bool, delimiter: UInt8 = UInt8(ascii: ","), to out: inout [UInt8]) {
+        withDecimal(value) { appendField($0, raw: raw, delimiter: delimiter, to: &out) }
     }
 }
 

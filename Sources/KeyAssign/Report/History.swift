@@ -43,6 +43,63 @@ public enum History {
         public var settlements: [Settlement] = []
     }
 
+    /// Everything known about a key as support types it: the queued row (matched exactly,
+    /// else ignoring case and surrounding spaces, as keys are read off screens and emails),
+    /// and the input rows the import refused that hold it.
+    public struct Found: Sendable {
+        public var entries: [Entry]
+        public var invalidRows: [InvalidRowsReport.Row]
+        public var isEmpty: Bool { entries.isEmpty && invalidRows.isEmpty }
+    }
+
+    public static func find(key typed: String, in db: Database) throws -> Found {
+        let key = typed.trimmingWhitespace()
+        var entries: [Entry] = []
+        if let exact = try lookup(key: key, in: db) {
+            entries = [exact]
+        } else {
+            // A full scan, for a key not found as typed: fine for one interactive lookup.
+            let similar = try db.prepare("""
+                SELECT license_key FROM work WHERE lower(trim(license_key, ' 	')) = lower(?1) ORDER BY id LIMIT 20
+                """)
+            try similar.bind(1, key)
+            var keys: [String] = []
+            while try similar.step() { keys.append(similar.string(0) ?? "") }
+            for stored in keys { if let entry = try lookup(key: stored, in: db) { entries.append(entry) } }
+        }
+        // Refused input rows: by the key kept with them, or, when the row could not be split
+        // into fields (a wrong field count), by the key appearing in its raw text.
+        let invalid = try db.prepare("""
+            SELECT source_file, source_line, reason, license_key, owner_name, email, raw FROM invalid_rows
+            WHERE lower(trim(license_key, ' 	')) = lower(?1)
+               OR (license_key IS NULL AND ?1 <> '' AND instr(lower(raw), lower(?1)) > 0)
+            ORDER BY id LIMIT 50
+            """)
+        try invalid.bind(1, key)
+        var invalidRows: [InvalidRowsReport.Row] = []
+        while try invalid.step() {
+            invalidRows.append(InvalidRowsReport.Row(
+                sourceFile: invalid.string(0), sourceLine: invalid.int(1), reason: invalid.string(2),
+                licenseKey: invalid.string(3), ownerName: invalid.string(4), email: invalid.string(5), raw: invalid.string(6)))
+        }
+        return Found(entries: entries, invalidRows: invalidRows)
+    }
+
+    /// The human rendering of everything `find` found.
+    public static func render(_ found: Found) -> String {
+        var parts = found.entries.map(render)
+        for row in found.invalidRows {
+            var lines = ["license key  \(row.licenseKey ?? "(not readable from the row; found in its text)")"]
+            lines.append("owner        \(row.ownerName ?? "(no name)"), \(row.email ?? "(no email)")")
+            lines.append("source       \(row.sourceFile ?? "?"):\(row.sourceLine)")
+            lines.append("state        invalid — the import refused this row, so it was never sent: \(row.reason ?? "")")
+            lines.append("next         correct line \(row.sourceLine) in the export (or in the shop), then import the corrected file")
+            lines.append("raw          " + (row.raw ?? "").replacingOccurrences(of: "\r", with: "\\r").replacingOccurrences(of: "\n", with: "\\n"))
+            parts.append(lines.joined(separator: "\n") + "\n")
+        }
+        return parts.joined(separator: "\n")
+    }
+
     public static func lookup(key: String, in db: Database) throws -> Entry? {
         let rowQuery = try db.prepare("SELECT \(RowReport.columns), id, maybe_delivered FROM work WHERE license_key = ?")
         try rowQuery.bind(1, key)
@@ -88,14 +145,17 @@ public enum History {
         return Entry(row: row, maybeDelivered: maybeDelivered, attempts: attempts, settlements: settlements)
     }
 
-    /// The human rendering: the row, what its state means, then one line per attempt.
+    /// The human rendering: the row, what its state means, then one line per attempt. Every
+    /// text from outside (names, file names, the server's messages, a listing's entry) is
+    /// shown through `TerminalText`: one line, one field, no control character.
     public static func render(_ entry: Entry) -> String {
         let row = entry.row
+        let shown: (String) -> String = { TerminalText.escape($0) }
         var lines: [String] = []
-        lines.append("license key  \(row.licenseKey)")
-        lines.append("owner        \(row.ownerName ?? "(no name)"), \(row.email ?? "(no email)")")
-        lines.append("source       \(row.sourceFile):\(row.sourceLine)")
-        lines.append("state        \(row.state) — \(meaning(of: row))")
+        lines.append("license key  \(shown(row.licenseKey))")
+        lines.append("owner        \(shown(row.ownerName ?? "(no name)")), \(shown(row.email ?? "(no email)"))")
+        lines.append("source       \(shown(row.sourceFile)):\(row.sourceLine)")
+        lines.append("state        \(shown(row.state)) — \(shown(meaning(of: row)))")
         // The question history answers is "did they get their key?": a row that is not
         // assigned may still have been, if an attempt reached the server unanswered.
         if entry.maybeDelivered && entry.settlements.isEmpty
@@ -113,7 +173,7 @@ public enum History {
             for settlement in entry.settlements {
                 let change = settlement.from == settlement.to ? "\(settlement.to) (explained)" : "\(settlement.from) -> \(settlement.to)"
                 lines.append([String(settlement.listingID), settlement.fetchedAt, settlement.signedAt, settlement.said,
-                              change, settlement.rule].joined(separator: "\t"))
+                              change, settlement.rule].map { shown($0) }.joined(separator: "\t"))
             }
         }
         if entry.attempts.isEmpty {
@@ -123,12 +183,13 @@ public enum History {
         lines.append(["#", "run", "started (UTC)", "latency", "http", "code", "outcome", "signed reply", "signing key", "error"]
             .joined(separator: "\t"))
         for attempt in entry.attempts {
-            lines.append([
+            let fields: [String] = [
                 String(attempt.attempt), String(attempt.runID), attempt.startedAt,
                 attempt.latencyMs.map { "\(Int($0.rounded())) ms" } ?? "-",
                 attempt.httpStatus.map(String.init) ?? "-", attempt.code.map(String.init) ?? "-",
                 attempt.outcome, attempt.verdict ?? "-", attempt.signingKeyText ?? "-", attempt.error ?? "",
-            ].joined(separator: "\t"))
+            ]
+            lines.append(fields.map { shown($0) }.joined(separator: "\t"))
         }
         return lines.joined(separator: "\n") + "\n"
     }

@@ -30,8 +30,9 @@ public enum InvalidRowsReport {
 
     /// Writes the header and one line per invalid row, in import order; returns the count.
     @discardableResult
-    public static func write(from db: Database, raw: Bool = false, to write: @escaping (String) -> Void) throws -> Int {
-        let csv = CSVWriter(raw: raw, sink: write)
+    public static func write(from db: Database, raw: Bool = false, delimiter: CSVDelimiter = .comma,
+                             byteOrderMark: Bool = false, to write: @escaping (String) -> Void) throws -> Int {
+        let csv = CSVWriter(raw: raw, delimiter: delimiter, byteOrderMark: byteOrderMark, sink: write)
         csv.writeRow(header)
         var count = 0
         try forEachRow(in: db) { row in

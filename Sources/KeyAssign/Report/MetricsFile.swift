@@ -27,15 +27,24 @@ public struct MetricsFile: Sendable {
         public var lastSuccess: Double?
         /// Rows per state in the whole work table; nil when the database could not be read.
         public var rows: [WorkState: Int64]?
+        /// Input rows the imports refused (`invalid_rows`), and those of them still open
+        /// (`NeedsPerson`); nil when the database could not be read.
+        public var invalidRows: Int64? = nil
+        public var openInvalidRows: Int64? = nil
         /// Requests this run sent, by `attempts.outcome`; empty when no run took place.
         public var requests: [String: Int64]
         public var rateLimited: Int
         public var pauses: Int
         public var untrustedReplies: Int
+        /// Rows still `failed` that this run did not touch (`RunSummary.failedEarlier`): earlier
+        /// nights' final refusals, waiting for a person. nil when the run made no summary.
+        public var failedEarlier: Int?
+        /// Unix seconds when the quota that stopped the run reopens; nil when none did.
+        public var quotaReopensAt: Double?
 
         public init(exitStatus: Int32, seconds: Double, endedAt: Double, lastSuccess: Double?,
                     rows: [WorkState: Int64]?, requests: [String: Int64], rateLimited: Int, pauses: Int,
-                    untrustedReplies: Int) {
+                    untrustedReplies: Int, quotaReopensAt: Double? = nil) {
             self.exitStatus = exitStatus
             self.seconds = seconds
             self.endedAt = endedAt
@@ -45,6 +54,7 @@ public struct MetricsFile: Sendable {
             self.rateLimited = rateLimited
             self.pauses = pauses
             self.untrustedReplies = untrustedReplies
+            self.quotaReopensAt = quotaReopensAt
         }
     }
 
@@ -57,6 +67,9 @@ public struct MetricsFile: Sendable {
     static let lastSuccessName = "keyassign_last_success_timestamp_seconds"
 
     public let path: String
+
+    /// Readable by the collector's group and user (docs/scheduling.md, "Monitoring").
+    static let mode: mode_t = 0o644
 
     public init(path: String) {
         self.path = path
@@ -71,19 +84,30 @@ public struct MetricsFile: Sendable {
         let previous = readPrevious().flatMap(MetricsFile.lastSuccess(in:))
         var rows: [WorkState: Int64]?
         var requests: [String: Int64] = [:]
+        var invalid: Int64?
+        var openInvalid: Int64?
         // The database is only read, never created: a run that could not open it has no rows to count.
         if let db = try? Database(path: databasePath, create: false) {
             if let report = try? StatusReport.load(from: db, lastRuns: 0) {
                 rows = Dictionary(uniqueKeysWithValues: report.counts.map { ($0.state, $0.count) })
+                invalid = report.invalidRows
+                openInvalid = try? NeedsPerson.openInvalidRows(db)
             }
             if let summary {
                 requests = (try? MetricsFile.requestsByOutcome(db, runID: summary.runID)) ?? [:]
             }
         }
-        let snapshot = Snapshot(exitStatus: status.rawValue, seconds: seconds, endedAt: now,
-                                lastSuccess: status == .ok ? now : previous, rows: rows, requests: requests,
+        // A night stopped by a spent quota did what the quota allowed: it is a success to the
+        // staleness alert, as to systemd (docs/scheduling.md).
+        let succeeded = status == .ok || status == .quotaSpent
+        var snapshot = Snapshot(exitStatus: status.rawValue, seconds: seconds, endedAt: now,
+                                lastSuccess: succeeded ? now : previous, rows: rows, requests: requests,
                                 rateLimited: summary?.rateLimited ?? 0, pauses: summary?.pauses ?? 0,
-                                untrustedReplies: summary?.untrustedReplies ?? 0)
+                                untrustedReplies: summary?.untrustedReplies ?? 0,
+                                quotaReopensAt: summary?.quotaReopensAt)
+        snapshot.failedEarlier = summary?.failedEarlier
+        snapshot.invalidRows = invalid
+        snapshot.openInvalidRows = openInvalid
         try writeAtomically(MetricsFile.render(snapshot))
     }
 
@@ -95,6 +119,8 @@ public struct MetricsFile: Sendable {
                               startedAt: Double, logger: Logger) -> ExitStatus {
         guard let path else { return status }
         do {
+            // Also here: a configuration error before the check was made still ends here.
+            try RegularFile.checkOutputPath(path, flag: "--metrics-file")
             try MetricsFile(path: path).record(status: status, summary: summary, databasePath: databasePath,
                                                seconds: Timestamps.monotonic() - startedAt)
             return status
@@ -124,10 +150,20 @@ public struct MetricsFile: Sendable {
         if let rows = snapshot.rows {
             series("keyassign_rows", "Rows in the work table per state, after this run.",
                    WorkState.allCases.map { ("{state=\"\($0.rawValue)\"}", String(rows[$0] ?? 0)) })
-            let needing = (rows[.failed] ?? 0) + (rows[.uncertain] ?? 0)
+            // The same count as `status` and the HTML page (`NeedsPerson`): an input row that
+            // could not be queued is a customer without a key as much as a failed one.
+            let needing = NeedsPerson.states.reduce(0) { $0 + (rows[$1] ?? 0) } + (snapshot.openInvalidRows ?? 0)
             series("keyassign_rows_needing_person",
-                   "Rows in failed or uncertain: someone must decide (keyassign report --split DIR).",
+                   "Rows failed, uncertain, or invalid in the input and not since imported corrected: someone must decide (keyassign report --split DIR).",
                    [("", String(needing))])
+        }
+        if let invalid = snapshot.invalidRows {
+            series("keyassign_invalid_rows",
+                   "Input rows the imports could not queue (keyassign report --invalid), ever; open ones count in keyassign_rows_needing_person.",
+                   [("", String(invalid))])
+            series("keyassign_invalid_rows_open",
+                   "Invalid input rows no later import has queued corrected: customers still without a key.",
+                   [("", String(snapshot.openInvalidRows ?? 0))])
         }
         var outcomes = knownOutcomes
         outcomes += snapshot.requests.keys.filter { !knownOutcomes.contains($0) }.sorted()
@@ -139,14 +175,22 @@ public struct MetricsFile: Sendable {
                [("", String(snapshot.pauses))])
         series("keyassign_run_untrusted_replies", "Replies this run refused because their signature did not verify.",
                [("", String(snapshot.untrustedReplies))])
+        if let failedEarlier = snapshot.failedEarlier {
+            series("keyassign_rows_failed_earlier",
+                   "Rows still failed that this run did not touch: refused for good on an earlier night, waiting for keyassign retry.",
+                   [("", String(failedEarlier))])
+        }
         series("keyassign_run_duration_seconds", "Seconds the run (for sync: import and run) took.",
                [("", number(snapshot.seconds))])
         series("keyassign_run_exit_status", "The exit status of the run (see docs/scheduling.md).",
                [("", String(snapshot.exitStatus))])
         series("keyassign_run_end_timestamp_seconds", "Unix time the run ended.",
                [("", number(snapshot.endedAt))])
-        series(lastSuccessName, "Unix time of the last run that exited 0; 0 if none is known.",
+        series(lastSuccessName, "Unix time of the last run that exited 0 (or 10, quota spent); 0 if none is known.",
                [("", number(snapshot.lastSuccess ?? 0))])
+        series("keyassign_quota_reopens_timestamp_seconds",
+               "Unix time the server's quota that stopped this run (exit 10) reopens; 0 if no quota stopped it.",
+               [("", number(snapshot.quotaReopensAt ?? 0))])
         return out
     }
 
@@ -188,8 +232,8 @@ public struct MetricsFile: Sendable {
     // MARK: the file
 
     private func readPrevious() -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        if fd < 0 { return nil }
+        // Never blocks on a FIFO: only a regular file is read.
+        guard case .success(let fd) = RegularFile.openForReading(path) else { return nil }
         defer { close(fd) }
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 16384)
@@ -212,8 +256,20 @@ public struct MetricsFile: Sendable {
             KeyAssignError(.ioError, "cannot write --metrics-file \(path): \(what): \(String(cString: strerror(errno)))")
         }
         let temporary = path + ".\(getpid()).tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, Self.mode)
         if fd < 0 { throw failure("cannot create \(temporary)") }
+        guard RegularFile.isRegular(fd) else {
+            close(fd)
+            throw KeyAssignError(.ioError, "cannot write --metrics-file \(path): \(temporary) is not a regular file")
+        }
+        // Whatever the umask (the unit's UMask=0027 would make it 0640, group keyassign):
+        // node_exporter reads it as its own user and group (Debian: prometheus), and the file
+        // holds counts only, no key, name or address.
+        if fchmod(fd, Self.mode) != 0 {
+            let error = failure("fchmod")
+            close(fd)
+            throw error
+        }
         var ok = false
         defer {
             if !ok { unlink(temporary) }

@@ -154,7 +154,7 @@ public struct NightReport: Sendable, Equatable {
     static func loadNeedsPerson(_ db: Database, databasePath: String, limit: Int) throws -> Capped<ActionItem> {
         var items: [ActionItem] = []
         let rows = try db.prepare("""
-            SELECT \(RowReport.columns) FROM work WHERE state IN ('failed', 'uncertain') ORDER BY id LIMIT ?
+            SELECT \(RowReport.columns) FROM work WHERE state IN (\(NeedsPerson.statesSQL)) ORDER BY id LIMIT ?
             """)
         try rows.bind(1, Int64(limit))
         while try rows.step() {
@@ -162,7 +162,8 @@ public struct NightReport: Sendable, Equatable {
         }
         if items.count < limit {
             let invalid = try db.prepare("""
-                SELECT source_file, source_line, reason, license_key, owner_name, email FROM invalid_rows ORDER BY id LIMIT ?
+                SELECT source_file, source_line, reason, license_key, owner_name, email FROM invalid_rows r
+                WHERE \(NeedsPerson.openInvalidRowCondition) ORDER BY id LIMIT ?
                 """)
             try invalid.bind(1, Int64(limit - items.count))
             while try invalid.step() {
@@ -172,8 +173,7 @@ public struct NightReport: Sendable, Equatable {
                                         databasePath: databasePath))
             }
         }
-        let total = (try db.scalarInt("SELECT count(*) FROM work WHERE state IN ('failed', 'uncertain')") ?? 0)
-            + (try db.scalarInt("SELECT count(*) FROM invalid_rows") ?? 0)
+        let total = try NeedsPerson.count(db)
         return Capped(items: items, total: total)
     }
 

@@ -81,17 +81,19 @@ public enum RowReport {
     /// against the String-based rules it replaced). Figures: docs/benchmarks.md.
     @discardableResult
     public static func write(from db: Database, states: [WorkState], format: ReportFormat, raw: Bool,
+                             delimiter: CSVDelimiter = .comma, byteOrderMark: Bool = false,
                              to output: TextOutput) throws -> Int {
         let statement = try db.prepare(selectSQL(states: states))
         var buffer: [UInt8] = []
         buffer.reserveCapacity(flushSize + 4096)
         var count = 0
         if format == .csv {
-            CSVWriter(raw: raw) { output.write($0) }.writeRow(ReportRow.fieldNames)
+            CSVWriter(raw: raw, delimiter: delimiter, byteOrderMark: byteOrderMark) { output.write($0) }
+                .writeRow(ReportRow.fieldNames)
         }
         while try statement.step() {
             switch format {
-            case .csv: appendCSV(statement, raw: raw, to: &buffer)
+            case .csv: appendCSV(statement, raw: raw, delimiter: delimiter.byte, to: &buffer)
             case .jsonl: appendJSON(statement, to: &buffer)
             }
             count += 1
@@ -109,19 +111,18 @@ public enum RowReport {
 
     /// One CSV line from a statement that selected `columns` first: `ReportRow.csvFields`
     /// through `CSVWriter`, without the intermediate values.
-    static func appendCSV(_ s: Statement, raw: Bool, to out: inout [UInt8]) {
-        let comma = UInt8(ascii: ",")
-        CSVWriter.appendField(s.text(0) ?? empty, raw: raw, to: &out); out.append(comma)
-        CSVWriter.appendField(s.text(1) ?? empty, raw: raw, to: &out); out.append(comma)
-        CSVWriter.appendField(s.text(2) ?? empty, raw: raw, to: &out); out.append(comma)
-        CSVWriter.appendField(s.text(3) ?? empty, raw: raw, to: &out); out.append(comma)
-        if !s.isNull(4) { CSVWriter.appendField(s.int(4), raw: raw, to: &out) }
+    static func appendCSV(_ s: Statement, raw: Bool, delimiter comma: UInt8 = UInt8(ascii: ","), to out: inout [UInt8]) {
+        CSVWriter.appendField(s.text(0) ?? empty, raw: raw, delimiter: comma, to: &out); out.append(comma)
+        CSVWriter.appendField(s.text(1) ?? empty, raw: raw, delimiter: comma, to: &out); out.append(comma)
+        CSVWriter.appendField(s.text(2) ?? empty, raw: raw, delimiter: comma, to: &out); out.append(comma)
+        CSVWriter.appendField(s.text(3) ?? empty, raw: raw, delimiter: comma, to: &out); out.append(comma)
+        if !s.isNull(4) { CSVWriter.appendField(s.int(4), raw: raw, delimiter: comma, to: &out) }
         out.append(comma)
-        CSVWriter.appendField(s.int(5), raw: raw, to: &out); out.append(comma)
-        CSVWriter.appendField(s.text(6) ?? empty, raw: raw, to: &out); out.append(comma)
-        CSVWriter.appendField(s.text(7) ?? empty, raw: raw, to: &out); out.append(comma)
-        CSVWriter.appendField(s.int(8), raw: raw, to: &out); out.append(comma)
-        CSVWriter.appendField(s.text(9) ?? empty, raw: raw, to: &out)
+        CSVWriter.appendField(s.int(5), raw: raw, delimiter: comma, to: &out); out.append(comma)
+        CSVWriter.appendField(s.text(6) ?? empty, raw: raw, delimiter: comma, to: &out); out.append(comma)
+        CSVWriter.appendField(s.text(7) ?? empty, raw: raw, delimiter: comma, to: &out); out.append(comma)
+        CSVWriter.appendField(s.int(8), raw: raw, delimiter: comma, to: &out); out.append(comma)
+        CSVWriter.appendField(s.text(9) ?? empty, raw: raw, delimiter: comma, to: &out)
         out.append(13)
         out.append(10)
     }

@@ -17,14 +17,17 @@ public enum SplitReport {
     public static let successHeader = ["license_key", "owner_name", "email", "code", "source_file", "source_line", "updated_at"]
     public static let errorsHeader = ["kind", "reason", "source_file", "source_line", "license_key", "owner_name", "email", "attempts", "raw"]
 
-    public static func write(from db: Database, to directory: String, raw: Bool) throws -> Counts {
+    /// Both files start with a UTF-8 byte-order mark (they are for spreadsheets: see
+    /// `CSVWriter`), `--raw` or not; `delimiter` is `;` for Excel in German or French locales.
+    public static func write(from db: Database, to directory: String, raw: Bool,
+                             delimiter: CSVDelimiter = .comma) throws -> Counts {
         if mkdir(directory, 0o700) != 0 && errno != EEXIST {
             throw KeyAssignError(.ioError, "cannot create \(directory): \(String(cString: strerror(errno)))")
         }
         var counts = Counts()
 
         let success = try TextOutput(path: directory + "/success.csv")
-        let successCSV = CSVWriter(raw: raw) { success.write($0) }
+        let successCSV = CSVWriter(raw: raw, delimiter: delimiter, byteOrderMark: true) { success.write($0) }
         successCSV.writeRow(successHeader)
         try RowReport.forEachRow(in: db, states: [.assigned]) { row in
             successCSV.writeRow([row.licenseKey, row.ownerName, row.email, row.code.map(String.init),
@@ -34,7 +37,7 @@ public enum SplitReport {
         try success.finish()
 
         let errors = try TextOutput(path: directory + "/errors.csv")
-        let errorsCSV = CSVWriter(raw: raw) { errors.write($0) }
+        let errorsCSV = CSVWriter(raw: raw, delimiter: delimiter, byteOrderMark: true) { errors.write($0) }
         errorsCSV.writeRow(errorsHeader)
         try RowReport.forEachRow(in: db, states: [.rejected, .uncertain, .failed]) { row in
             errorsCSV.writeRow([row.state, plainReason(row), row.sourceFile, String(row.sourceLine),

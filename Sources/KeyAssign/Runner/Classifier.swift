@@ -41,9 +41,18 @@ public enum Classifier {
         func retry(_ error: String, delivered: Bool, verdictText: String? = nil) -> Classification {
             let nowMaybe = maybeDelivered || delivered
             if attempts >= maxAttempts {
+                let gaveUp = "gave up after \(attempts) attempt\(attempts == 1 ? "" : "s") in this run: \(error)"
+                if nowMaybe {
+                    // An attempt may have reached the server: whether the key was assigned is
+                    // unknown, and a row's recorded state never guesses. Reconciliation settles it.
+                    return Classification(state: .uncertain, outcome: .uncertain, maybeDelivered: true, countsAttempt: true,
+                                          code: nil, verdictText: verdictText,
+                                          error: gaveUp + "; an attempt may have reached the server, so the key's listing settles it")
+                }
+                // Provably never processed: `failed`, and a passing reason, so the next run
+                // tries again with a fresh budget (`FailureKind`).
                 return Classification(state: .failed, outcome: .failed, maybeDelivered: nowMaybe, countsAttempt: true,
-                                      code: nil, verdictText: verdictText,
-                                      error: "gave up after \(attempts) attempt\(attempts == 1 ? "" : "s"): \(error)")
+                                      code: nil, verdictText: verdictText, error: gaveUp)
             }
             return Classification(state: .retry, outcome: .retry, maybeDelivered: nowMaybe, countsAttempt: true,
                                   code: nil, verdictText: verdictText, error: error)
@@ -53,8 +62,15 @@ public enum Classifier {
                            code: code, verdictText: verdictText, error: message, authStop: message)
         }
         func failed(_ error: String, code: Int?, verdictText: String?, delivered: Bool) -> Classification {
-            Classification(state: .failed, outcome: .failed, maybeDelivered: maybeDelivered || delivered,
-                           countsAttempt: true, code: code, verdictText: verdictText, error: error)
+            if code == nil && maybeDelivered {
+                // Only a verified code is the server's word; an unsigned refusal now says nothing
+                // about what an earlier attempt may have done, so the row is not `failed` on it.
+                return Classification(state: .uncertain, outcome: .uncertain, maybeDelivered: true, countsAttempt: true,
+                                      code: nil, verdictText: verdictText,
+                                      error: error + "; an earlier attempt may have reached the server, so the key's listing settles it")
+            }
+            return Classification(state: .failed, outcome: .failed, maybeDelivered: maybeDelivered || delivered,
+                                  countsAttempt: true, code: code, verdictText: verdictText, error: error)
         }
 
         switch result {
@@ -72,7 +88,7 @@ public enum Classifier {
                                   countsAttempt: false, code: nil, verdictText: nil, error: message, configStop: message)
         case .maybeSent(let error):
             return retry("\(error) (the request may have reached the server)", delivered: true)
-        case .response(let status, _, _):
+        case .response(let status, _, _, _):
             var trusted: SignedPayload?
             if case .trusted(let payload)? = verdict { trusted = payload }
             let verdictText = verdict?.storedText
@@ -96,6 +112,11 @@ public enum Classifier {
                 return Classification(state: .pending, outcome: .rateLimited, maybeDelivered: maybeDelivered,
                                       countsAttempt: false, code: nil, verdictText: verdictText,
                                       error: "HTTP 429 too many requests", rateLimited: true)
+            }
+            if status == 408 && trusted == nil {
+                // Request Timeout: the server gave up reading the request, so it did not act on it.
+                return retry("HTTP 408 request timeout (the server did not read the whole request)", delivered: false,
+                             verdictText: verdictText)
             }
             if (500...599).contains(status) {
                 return retry("HTTP \(status)", delivered: true, verdictText: verdictText)

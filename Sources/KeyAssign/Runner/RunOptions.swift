@@ -10,6 +10,8 @@ public struct RunOptions: Sendable {
     /// token in reserve for arrival jitter (see `TokenBucket`). 2 by default, since a server
     /// burst of 1 cannot absorb any jitter.
     public var burst: Int = 2
+    /// `--rate N/WINDOW`: quotas that must all hold, on top of `rate` (see `RateLimits`).
+    public var rateLimits: [RateLimit] = []
     public var concurrency: Int = 8
     public var maxAttempts: Int = 5
     /// Per-request timeout, and how long a first SIGINT/SIGTERM waits for requests in flight.
@@ -27,8 +29,13 @@ public struct RunOptions: Sendable {
     public var progress: ProgressMode = .automatic
     /// Settle rows from the server's signed key listing (`--no-reconcile` turns it off).
     public var reconcile: Bool = true
+    /// `--listing-timeout`: the key listing's whole transfer (its waiting for the server to
+    /// begin answering counts against `maxWait`; see `ListingClient`).
+    public var listingTimeout: Double = ListingClient.defaultListingTimeout
     /// `--max-listing-bytes`: a longer listing is not read (and the run goes on without it).
     public var maxListingBytes: Int = ReconcileOptions.defaultMaxListingBytes
+    /// The key name the key listing must be signed with (`--listing-key`).
+    public var listingKeyName = ListingVerifier.defaultListingKeyName
     /// Install SIGINT/SIGTERM handlers (the CLI does; an embedding program may not want it).
     public var handleSignals: Bool = false
 
@@ -42,6 +49,9 @@ public struct RunOptions: Sendable {
     public func validate() throws {
         try FlagRange.rate.check(rate)
         try FlagRange.burst.check(burst)
+        for limit in rateLimits where !(1...RateLimit.maxCount).contains(limit.count) || !RateLimit.windowRange.contains(limit.window) {
+            throw KeyAssignError(.usage, "--rate \(limit.count)/\(limit.window)s: the count must be from 1 to \(RateLimit.maxCount) and the window from 1 ms to 31 days")
+        }
         try FlagRange.concurrency.check(concurrency)
         try FlagRange.maxAttempts.check(maxAttempts)
         try FlagRange.timeout.check(timeout)
@@ -51,6 +61,7 @@ public struct RunOptions: Sendable {
         try FlagRange.backoffCap.check(backoffCap)
         if backoffBase > backoffCap { throw KeyAssignError(.usage, "--backoff-base must not exceed --backoff-cap") }
         try FlagRange.maxListingBytes.check(maxListingBytes)
+        try FlagRange.listingTimeout.check(listingTimeout)
     }
 }
 

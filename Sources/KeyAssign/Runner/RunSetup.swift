@@ -8,10 +8,16 @@ public enum RunSetup {
 
     /// The API key from `--api-key-file`, else `$KEYASSIGN_API_KEY`. Never from a flag value:
     /// argv is visible to every user of the machine.
+    ///
+    /// From here on the process holds the key: core dumps are turned off first (`CoreDumpGuard`).
+    /// The file must be a regular file: a FIFO is refused (exit 78), never waited on.
     public static func apiKey(file: String?, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> String {
+        try CoreDumpGuard.engage()
         if let file {
-            guard let data = FileManager.default.contents(atPath: file) else {
-                throw KeyAssignError(.config, "--api-key-file \(file): cannot read the file")
+            let data: [UInt8]
+            switch SmallFile.contents(of: file, limit: 64 << 10) {
+            case .success(let bytes): data = bytes
+            case .failure(let failure): throw KeyAssignError(.config, "--api-key-file \(file): \(failure.description)")
             }
             let key = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             if key.isEmpty { throw KeyAssignError(.config, "--api-key-file \(file): the file is empty") }
@@ -39,13 +45,24 @@ public enum RunSetup {
         }
     }
 
+    /// Output files named by flags (`--summary-json`, `--metrics-file`): absent, or a regular
+    /// file. Checked before the command takes the database lock (`RegularFile`).
+    public static func checkOutputPaths(_ paths: [String: String?]) throws {
+        for (flag, path) in paths.sorted(by: { $0.key < $1.key }) {
+            if let path { try RegularFile.checkOutputPath(path, flag: flag) }
+        }
+    }
+
     /// `--ca-file`: a readable file holding at least one PEM certificate, checked before
     /// anything is sent, so that a typo fails the run at once (exit 78) instead of every row
     /// failing its TLS handshake.
     public static func checkCAFile(_ path: String?) throws {
         guard let path else { return }
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw KeyAssignError(.config, "--ca-file \(path): cannot read the file")
+        let data: [UInt8]
+        // A regular file (a FIFO is refused, not waited on); a CA bundle is far below 16 MiB.
+        switch SmallFile.contents(of: path, limit: 16 << 20) {
+        case .success(let bytes): data = bytes
+        case .failure(let failure): throw KeyAssignError(.config, "--ca-file \(path): \(failure.description)")
         }
         if !String(decoding: data, as: UTF8.self).contains("-----BEGIN CERTIFICATE-----") {
             throw KeyAssignError(.config, "--ca-file \(path): no PEM certificate in the file (expected -----BEGIN CERTIFICATE-----)")
@@ -55,7 +72,10 @@ public enum RunSetup {
     /// A logger writing to stderr, without touching the process-wide logging bootstrap (so a
     /// program embedding the runner keeps its own).
     public static func logger(quiet: Bool) -> Logger {
-        var logger = Logger(label: "keyassign") { StreamLogHandler.standardError(label: $0) }
+        // Every line escaped on its way out (`TerminalSafeLogHandler`: messages quote servers and
+        // files), and through `LiveLine`: a warning logged while the progress line shows gets a
+        // line of its own.
+        var logger = Logger(label: "keyassign") { LiveLineLogHandler.standardError(label: $0) }
         logger.logLevel = quiet ? .warning : .info
         return logger
     }
@@ -76,7 +96,8 @@ public enum RunSetup {
             let summary = try runner.run()
             let status = ExitStatus(rawValue: summary.exitStatus) ?? .someFailed
             if options.progress != .quiet || status != .ok {
-                if status == .ok {
+                // A spent quota is a schedule, not a failure: its own warning line says what is left.
+                if status == .ok || status == .quotaSpent {
                     logger.notice("\(summary.text)")
                 } else if status == .someFailed {
                     logger.warning("\(summary.text)")

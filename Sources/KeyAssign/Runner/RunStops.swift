@@ -18,19 +18,25 @@ struct RunStops: Sendable {
     var unreachable: String?
     /// A 429 pause would have run past --max-wait (exit 1, rows left for the next run).
     var maxWait: String?
+    /// The quota is spent until after --max-wait (exit 10, rows left pending), and when it
+    /// reopens (Unix seconds).
+    var quota: String?
+    var quotaReopensAt: Double?
 
     var any: Bool {
-        signal != nil || auth != nil || config != nil || unreachable != nil || maxWait != nil
+        signal != nil || auth != nil || config != nil || unreachable != nil || maxWait != nil || quota != nil
     }
 
     /// The exit status and the stop reason the summary gives. `unfinished`: rows this run
-    /// touched ended `failed` or `uncertain`, or rows are left to send.
-    func exitStatus(unfinished: Bool) -> (status: ExitStatus, reason: String?) {
+    /// touched ended `failed` or `uncertain`, or rows are left to send; `troubled`: the former.
+    /// A spent quota is not a failure, but rows that failed still are.
+    func exitStatus(unfinished: Bool, troubled: Bool = false) -> (status: ExitStatus, reason: String?) {
         if let config { return (.config, config) }
         if let auth { return (.authStopped, auth) }
         if let signal { return signal == SIGINT ? (.interrupted, "SIGINT") : (.terminated, "SIGTERM") }
         if let unreachable { return (.unavailable, unreachable) }
-        if unfinished { return (.someFailed, maxWait) }
+        if let quota, !troubled { return (.quotaSpent, quota) }
+        if unfinished { return (.someFailed, maxWait ?? quota) }
         return (.ok, nil)
     }
 }

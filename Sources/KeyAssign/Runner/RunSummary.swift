@@ -27,12 +27,19 @@ public struct RunSummary: Codable, Sendable, Equatable {
     public var untrustedReplies: Int
     public var stopReason: String?
     public var exitStatus: Int32
+    /// Rows still `failed` that this run did not touch: earlier nights' final refusals, waiting
+    /// for a person (`keyassign retry`). Optional: summaries stored before it lack it.
+    public var failedEarlier: Int?
+    /// Unix time the quota that stopped the run reopens; nil when no quota stopped it.
+    public var quotaReopensAt: Double?
 
     enum CodingKeys: String, CodingKey {
         case runID = "run_id", server, database, startedAt = "started_at", endedAt = "ended_at", seconds, requests
         case rowsPerSecond = "rows_per_second", assigned, rejected, uncertain, failed
         case retryLeft = "retry_left", pendingLeft = "pending_left", recovered, rateLimited = "rate_limited", pauses
         case untrustedReplies = "untrusted_replies", stopReason = "stop_reason", exitStatus = "exit_status"
+        case failedEarlier = "failed_earlier"
+        case quotaReopensAt = "quota_reopens_at"
     }
 
     public func json() -> String {
@@ -49,6 +56,9 @@ public struct RunSummary: Codable, Sendable, Equatable {
         if recovered > 0 { line += "; \(recovered) recovered from a dead run" }
         if rateLimited > 0 { line += "; \(rateLimited) rate-limited (\(pauses) pauses)" }
         if untrustedReplies > 0 { line += "; \(untrustedReplies) replies failed verification" }
+        if let failedEarlier, failedEarlier > 0 {
+            line += "; \(failedEarlier) failed in earlier runs, waiting for `keyassign retry`"
+        }
         if let stopReason { line += "; stopped: \(stopReason)" }
         return line + "; exit \(exitStatus)"
     }
@@ -66,7 +76,8 @@ extension RunSummary {
         let failed = touched[.failed] ?? 0
         let retryLeft = queued[.retry] ?? 0
         let pendingLeft = (queued[.pending] ?? 0) + (queued[.inFlight] ?? 0)
-        let (status, stopReason) = stops.exitStatus(unfinished: uncertain + failed + retryLeft + pendingLeft > 0)
+        let (status, stopReason) = stops.exitStatus(unfinished: uncertain + failed + retryLeft + pendingLeft > 0,
+                                                    troubled: uncertain + failed > 0)
         self.init(runID: runID, server: server, database: database,
                   startedAt: Timestamps.iso8601(startedWall), endedAt: Timestamps.nowISO8601(),
                   seconds: (seconds * 1000).rounded() / 1000, requests: tally.requests,
@@ -74,6 +85,6 @@ extension RunSummary {
                   assigned: assigned, rejected: rejected, uncertain: uncertain, failed: failed,
                   retryLeft: retryLeft, pendingLeft: pendingLeft, recovered: recovered,
                   rateLimited: tally.rateLimited, pauses: pauses, untrustedReplies: tally.untrusted,
-                  stopReason: stopReason, exitStatus: status.rawValue)
+                  stopReason: stopReason, exitStatus: status.rawValue, quotaReopensAt: stops.quotaReopensAt)
     }
 }

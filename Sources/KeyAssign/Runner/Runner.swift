@@ -24,6 +24,8 @@ public final class Runner: Sendable {
     private let redaction: ReplyRedaction
     private let wake = DispatchSemaphore(value: 0)
     private let bucket: TokenBucket
+    /// The server's quotas (`--rate N/WINDOW`, X-RateLimit-*, a long Retry-After), kept across runs.
+    private let quota: RunQuota
     /// Claims wait for this many free slots while requests are in flight.
     private let minimumClaim: Int
     /// What the dispatcher, the reply queue, the signal handlers and the progress line share.
@@ -34,7 +36,11 @@ public final class Runner: Sendable {
         var stops = RunStops()
         var breaker: CircuitBreaker
         var refusals = RefusalGate<CompletedAttempt>()
+        /// A wrong --public-key, clock or --server stops the run after a handful of replies.
+        var early: EarlyStopGate
         var tally = RunTally()
+        /// What the run has waited, against --max-wait: its listings and its dispatcher.
+        var waited = 0.0
     }
 
     public init(options: RunOptions, verifier: ReplyVerifier, logger: Logger) {
@@ -44,8 +50,11 @@ public final class Runner: Sendable {
         self.backoff = Backoff(base: options.backoffBase, cap: options.backoffCap)
         self.redaction = ReplyRedaction(apiKey: options.apiKey)
         self.bucket = TokenBucket(rate: options.rate, burst: options.burst)
+        self.quota = RunQuota(limits: options.rateLimits, logger: logger, quiet: options.progress == .quiet)
         self.minimumClaim = max(1, min(16, options.concurrency / 4))
-        self.state = Mutex(State(breaker: CircuitBreaker(window: options.maxWait)))
+        self.state = Mutex(State(breaker: CircuitBreaker(window: options.maxWait),
+                                 early: EarlyStopGate(keys: verifier.keyRing.signingKeys, maxClockSkew: options.maxClockSkew,
+                                                      url: options.endpoint.display)))
     }
 
     /// Runs until nothing is due (waiting up to --max-wait for scheduled retries), a signal,
@@ -81,9 +90,14 @@ public final class Runner: Sendable {
         let reconciliation = RunReconciliation(options: options, keyRing: verifier.keyRing, logger: logger)
         let (recovered, total) = try shared.with { queue -> (Int, Int) in
             let recovered = try queue.rescue(runID: runID, now: startedWall)
-            try reconciliation.afterRescue(queue.database, runID: runID, recovered: recovered)
+            // Earlier nights' rows: fresh budgets, passing failures back (CarryOver).
+            let renewed = try CarryOver.renew(queue.database, now: startedWall, reconcile: options.reconcile)
+            try reconciliation.afterRescue(queue.database, runID: runID, recovered: recovered, renewed: renewed)
+            try CarryOver.freshBudgets(queue.database)
+            try quota.start(queue.database)
             return (recovered, try queue.rowsToSend())
         }
+        state.withLock { $0.waited = reconciliation.waited }
         if recovered > 0 {
             logger.warning("recovered \(recovered) row(s) left in flight by a run that died; a later 801 for them counts as uncertain")
         }
@@ -102,9 +116,11 @@ public final class Runner: Sendable {
         }
         if options.progress != .quiet {
             logger.info("run \(runID): \(total) row(s) to send to \(options.endpoint.display) (rate \(options.rate > 0 ? "\(options.rate)/s" : "unlimited"), concurrency \(options.concurrency))")
+            logger.info("run \(runID): proxy: \(ProxyChoice.decide(url: options.endpoint.url.absoluteString).description)")
         }
         let progress = ProgressReporter(mode: options.progress, total: total, logger: logger) { [self] in snapshot() }
         progress.start()
+        defer { progress.stop() }  // on a throw; the normal end stops it after the reconciliation
 
         var loopError: Error?
         do {
@@ -114,19 +130,29 @@ public final class Runner: Sendable {
         }
         drain(client: client)
         settleRefusals(completer)
-        progress.stop()
         do {
             try completer.finish()
         } catch {
             loopError = loopError ?? error
         }
         if let loopError { throw loopError }
+        if let kind = state.withLock({ $0.early.verificationStop }) {
+            // Sent rows may have been assigned: uncertain, for reconciliation once the key or clock is right.
+            try shared.with { _ = try CarryOver.parkMaybeDelivered($0.database, runID: runID, reason: kind == .signature
+                ? "sent while replies failed signature verification (check --public-key): may have been assigned"
+                : "sent while replies were stale (check the clock): may have been assigned") }
+        }
         // One listing settles what the run left uncertain (not after a signal or an auth stop).
-        if !shouldStop() { try shared.with { try reconciliation.atEnd($0.database, runID: runID) } }
+        if !shouldStop() {
+            let waited = state.withLock { $0.waited }
+            try shared.with { try reconciliation.atEnd($0.database, runID: runID, runWaited: waited) }
+        }
+        progress.stop(settled: try? shared.with { try ProgressReporter.rowsByState($0.database, runID: runID) })
 
         let summary = try shared.with { queue in
             try summarize(queue, runID: runID, startedWall: startedWall, startedMono: startedMono, recovered: recovered)
         }
+        try shared.with { try quota.finish($0.database, summary: summary) }
         recordEnd(shared, runID: runID, status: ExitStatus(rawValue: summary.exitStatus) ?? .someFailed, summary: summary)
         if let path = options.summaryJSONPath {
             try writeSummary(summary, to: path)
@@ -148,6 +174,9 @@ public final class Runner: Sendable {
         let concurrency = options.concurrency
         // Waiting the dispatcher did, against --max-wait.
         var budget = WaitBudget(limit: options.maxWait)
+        // A listing fetched before the loop (rows rescued from a dead run) waited already.
+        budget.spend(state.withLock { $0.waited })
+        defer { state.withLock { $0.waited = budget.spent } }
         while true {
             if shouldStop() { return }
             if let error = completer.error { throw error }
@@ -176,9 +205,15 @@ public final class Runner: Sendable {
                 giveUpUnreachable(now: now, why: nil)
                 return
             }
-            let tokens = bucket.available(now: now)
+            let tokens = min(bucket.available(now: now), quota.available(now: now))
             if tokens <= 0 {
-                let at = bucket.nextAvailable(now: now)
+                // A quota that reopens only after --max-wait ends the run: a schedule, not a failure.
+                let (quotaAt, why) = quota.nextAvailable(now: now)
+                if let why, !budget.allows(quotaAt - now) {
+                    stopForQuota(why, reopensAt: quota.wallTime(quotaAt), maxWait: budget.remaining)
+                    return
+                }
+                let at = max(bucket.nextAvailable(now: now), quotaAt)
                 let pauseEnd = bucket.pauseEnd
                 if pauseEnd > now {
                     // A 429 pause is waiting, and --max-wait bounds it: a server that asks for an
@@ -232,6 +267,7 @@ public final class Runner: Sendable {
                 continue
             }
             bucket.take(rows.count, now: now)
+            try quota.take(rows.count, now: now, shared: shared)
             state.withLock { state in
                 state.inFlight += rows.count
                 state.tally.requests += rows.count
@@ -270,6 +306,17 @@ public final class Runner: Sendable {
             return message
         }
         logger.error("stopping the run: \(message); rows not sent stay pending or retry, and the next run sends them")
+    }
+
+    private func stopForQuota(_ why: String, reopensAt: Double, maxWait remaining: Double) {
+        let message = "\(why), beyond the \(Int(remaining.rounded(.down))) s left of --max-wait \(Int(options.maxWait)) s"
+        state.withLock { state in
+            if state.stops.quota == nil {
+                state.stops.quota = message
+                state.stops.quotaReopensAt = reopensAt
+            }
+        }
+        logger.warning("stopping the run: \(message); the rows not sent stay pending for the next run")
     }
 
     private func stopForMaxWait(_ message: String) {
@@ -313,10 +360,11 @@ public final class Runner: Sendable {
         var status: Int?
         var reply: [UInt8]?
         var retryAfterHeader: String?
-        if case .response(let code, let retryAfter, let body) = result {
+        if case .response(let code, let retryAfter, let body, let rateLimit) = result {
             status = code
             reply = body
             retryAfterHeader = retryAfter
+            if let rateLimit { quota.observe(rateLimit, sentAt: startedMono) }
             if !body.isEmpty && code != 429 && !(500...599).contains(code) {
                 verdict = verifier.verify(body, maxAge: options.maxClockSkew, now: endedWall)
             }
@@ -329,6 +377,7 @@ public final class Runner: Sendable {
         if classification.rateLimited {
             let seconds = RetryAfter.seconds(header: retryAfterHeader, body: reply ?? [], now: endedWall)
             bucket.pause(seconds: seconds, now: endedMono, sentAt: startedMono)
+            if let seconds { quota.refused(retryAfter: seconds, now: endedMono) }
         } else {
             if status != nil { bucket.noteNotRateLimited(sentAt: startedMono) }
             if classification.state == .retry {
@@ -362,7 +411,12 @@ public final class Runner: Sendable {
                 }
             } else {
                 if case .trusted? = verdict { record += state.refusals.verifiedReply() }
-                record.append(attempt)
+                let gated = state.early.admit(attempt, EarlyStop.observation(result, verdict: verdict, now: endedWall))
+                record += gated.record
+                if let message = gated.stop, state.stops.config == nil {
+                    state.stops.config = message
+                    messages.append(message)
+                }
             }
             if let message = classification.configStop, state.stops.config == nil {
                 state.stops.config = message
@@ -403,6 +457,12 @@ public final class Runner: Sendable {
         let (recorded, stopMessage) = state.withLock { state -> (Bool, String?) in
             var record: [CompletedAttempt] = []
             var stopMessage: String?
+            let early = state.early.settle()
+            record += early.record
+            if let message = early.stop, state.stops.config == nil && state.stops.signal == nil {
+                state.stops.config = message
+                stopMessage = message
+            }
             let (held, stopsRun) = state.refusals.settle()
             if stopsRun || state.stops.auth != nil {
                 let message = state.stops.auth ?? "every request was refused before it reached the license server: \(held.count) row(s) got an unsigned refusal and no signed reply came back in this run (a proxy, gateway, firewall or IP filter in front of the server refuses this client, or the API key is refused before the server sees it)"
@@ -411,9 +471,9 @@ public final class Runner: Sendable {
                     state.stops.auth = message
                     stopMessage = message
                 }
-                record = held.map { Self.asAuthStop($0, message: message) }
+                record += held.map { Self.asAuthStop($0, message: message) }
             } else {
-                record = held
+                record += held
             }
             for item in record {
                 state.tally.count(item.classification)
@@ -429,9 +489,13 @@ public final class Runner: Sendable {
 
     private func snapshot() -> ProgressReporter.Snapshot {
         state.withLock { state in
-            ProgressReporter.Snapshot(finished: state.tally.finished, requests: state.tally.requests,
-                                      inFlight: state.inFlight, outcomes: state.tally.outcomes,
-                                      rateLimited: state.tally.rateLimited)
+            let now = Timestamps.monotonic()
+            return ProgressReporter.Snapshot(
+                finished: state.tally.finished, requests: state.tally.requests, inFlight: state.inFlight,
+                rows: state.tally.finalStates, retries: state.tally.outcomes[.retry] ?? 0,
+                rateLimited: state.tally.rateLimited,
+                unreachable: state.breaker.isOpen
+                    ? (Int(state.breaker.unreachableFor(now: now).rounded()), state.breaker.lastError ?? "no connection") : nil)
         }
     }
 
@@ -473,10 +537,12 @@ public final class Runner: Sendable {
         let touched = try queue.statesOfRowsTouched(byRun: runID)
         let queued = try queue.queuedRowsByState()
         let (stops, tally) = state.withLock { ($0.stops, $0.tally) }
-        return RunSummary(runID: runID, server: options.endpoint.display, database: queue.database.path,
-                          startedWall: startedWall, seconds: Timestamps.monotonic() - startedMono,
-                          tally: tally, pauses: bucket.pauses, recovered: recovered,
-                          touched: touched, queued: queued, stops: stops)
+        var summary = RunSummary(runID: runID, server: options.endpoint.display, database: queue.database.path,
+                                 startedWall: startedWall, seconds: Timestamps.monotonic() - startedMono,
+                                 tally: tally, pauses: bucket.pauses, recovered: recovered,
+                                 touched: touched, queued: queued, stops: stops)
+        summary.failedEarlier = try CarryOver.failedEarlier(queue.database, runID: runID)
+        return summary
     }
 
     private func recordEnd(_ shared: SharedQueue, runID: Int64, status: ExitStatus, summary: RunSummary?) {

@@ -114,9 +114,16 @@ public final class KeyRing: @unchecked Sendable {
     /// bytes: those of that name whose modulus matches the signature's length (a 2048-bit key
     /// and a 4096-bit one may share a name). Replies and listings choose keys this one way,
     /// so a signature is refused for the same reason, in the same words, wherever it arrives.
-    func candidates(keyName: String, signatureText: String) -> Result<(keys: [Key], signature: [UInt8]), Refusal> {
+    ///
+    /// `onlyName`: the one key name this kind of reply may be signed with (listings: `global`,
+    /// or `--listing-key`); a signature by any other configured key is refused as an unknown key.
+    func candidates(keyName: String, signatureText: String,
+                    onlyName: String? = nil) -> Result<(keys: [Key], signature: [UInt8]), Refusal> {
         if signatureText == ReplyVerifier.unsignedMarker {
             return .failure(Refusal(reason: .unsigned, detail: "the server signs nothing: its signature field says \"\(ReplyVerifier.unsignedMarker)\""))
+        }
+        if let onlyName, keyName != onlyName {
+            return .failure(Refusal(reason: .unknownKey, detail: "signed with key \"\(ReplyVerifier.printable(keyName))\", but listings are signed by \"\(ReplyVerifier.printable(onlyName))\" (--listing-key NAME accepts another)"))
         }
         let named = keys(named: keyName)
         guard !named.isEmpty else {

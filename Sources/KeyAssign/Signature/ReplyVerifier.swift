@@ -232,8 +232,9 @@ public struct ReplyVerifier: Sendable {
     }
 
     /// Text from outside (key names from a reply, file names) must not inject control
-    /// characters into messages or break tab-separated columns.
+    /// characters into messages or break tab-separated columns: `TerminalText`'s visible
+    /// forms, of at most `limit` characters of the text.
     static func printable(_ text: String, limit: Int = 64) -> String {
-        String(text.unicodeScalars.prefix(limit).map { $0.value < 0x20 || $0.value == 0x7F ? "?" : Character($0) })
+        TerminalText.escape(text, limit: limit)
     }
 }

@@ -9,20 +9,27 @@ enum SmallFile {
     enum Failure: Error {
         case system(String)
         case tooLarge(Int)
+        /// A FIFO, a device, a directory: refused without reading (`RegularFile`).
+        case notRegular(String)
 
         var description: String {
             switch self {
             case .system(let reason): return "cannot read it (\(reason))"
+            case .notRegular(let reason): return "cannot read it: \(reason)"
             case .tooLarge(let limit): return "larger than \(limit) bytes"
             }
         }
     }
 
-    /// The cap keeps `/dev/zero` or a mistyped path to a huge file from hanging keyassign.
+    /// Regular files only (`RegularFile`: a FIFO or a device is refused without blocking); the
+    /// cap keeps a mistyped path to a huge file from hanging keyassign.
     static func contents(of path: String, limit: Int) -> Result<[UInt8], Failure> {
         func systemFailure() -> Failure { .system(String(cString: strerror(errno))) }
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { return .failure(systemFailure()) }
+        let fd: Int32
+        switch RegularFile.openForReading(path) {
+        case .success(let opened): fd = opened
+        case .failure(let refusal): return .failure(refusal.notRegular ? .notRegular(refusal.reason) : .system(refusal.reason))
+        }
         defer { close(fd) }
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 16384)

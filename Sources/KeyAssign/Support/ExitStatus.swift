@@ -11,6 +11,16 @@ public enum ExitStatus: Int32, Sendable {
     /// `run`: stopped by an auth or access refusal: a signed code 100–103 or 150, or unsigned
     /// 401/403/407 refusals of every request (see `RefusalGate`).
     case authStopped = 3
+    /// `reconcile --state assigned`: the server's signed key listing contradicts rows recorded
+    /// `assigned` (the key is available again, or another owner holds it): those rows were
+    /// moved to `retry` or `rejected`. Someone changed the key after our assignment, or the
+    /// 800 we accepted was replayed (docs/signatures.md, "Threat model").
+    case contradicted = 4
+    /// `run`: the server's quota is spent for now (a `--rate N/WINDOW` window is full, a 429's
+    /// `Retry-After` or `X-RateLimit-Reset` lies beyond --max-wait): the run stopped cleanly,
+    /// the rows not sent stay `pending`, and the next run sends them. Not a failure: a daily
+    /// quota is a schedule (docs/scheduling.md; the systemd unit's `SuccessExitStatus=`).
+    case quotaSpent = 10
     /// Bad flags or arguments (EX_USAGE).
     case usage = 64
     /// An input file cannot be read or has no license-key column (EX_DATAERR).
@@ -22,8 +32,15 @@ public enum ExitStatus: Int32, Sendable {
     case ioError = 74
     /// Another run holds the database (EX_TEMPFAIL).
     case locked = 75
+    /// The work database is not the user's own to trust (EX_NOPERM): its `--db` path is a
+    /// symlink, its directory is writable by others and not sticky, or the database, its
+    /// write-ahead log or its lock file belongs to another user or is writable by group or
+    /// others (`DatabaseFileTrust`; `--allow-shared-db` accepts a shared set-up).
+    case noPermission = 77
     /// Bad configuration: unreadable or unsupported key, bad URL; `run`: the server's TLS
-    /// certificate refused (not trusted, wrong host name), which no retry can fix (EX_CONFIG).
+    /// certificate refused (not trusted, wrong host name), which no retry can fix, or stopped
+    /// early because every reply failed verification the same way (a wrong --public-key, a
+    /// wrong clock) or no license server answers at the URL (404, 405, an HTML page) (EX_CONFIG).
     case config = 78
     /// Stopped by SIGINT (128 + 2).
     case interrupted = 130

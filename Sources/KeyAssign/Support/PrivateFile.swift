@@ -10,16 +10,22 @@ import Darwin
 /// place. A reader sees the old file or the complete new one. Reports name customers.
 public enum PrivateFile {
     public static func write(_ text: String, to path: String) throws {
+        try RegularFile.checkOutputPath(path, flag: nil)
         var temporary = ""
         var fd: Int32 = -1
         // A name nobody can guess; O_EXCL makes even a guessed one harmless.
         for _ in 0..<8 {
             temporary = path + ".tmp-" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
-            fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+            fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0o600)
             if fd >= 0 || errno != EEXIST { break }
         }
         guard fd >= 0 else {
             throw KeyAssignError(.ioError, "cannot write \(path): \(String(cString: strerror(errno)))")
+        }
+        guard RegularFile.isRegular(fd) else {
+            close(fd)
+            unlink(temporary)
+            throw KeyAssignError(.ioError, "cannot write \(path): \(temporary) is not a regular file")
         }
         var failure: Int32 = 0
         var bytes = Array(text.utf8)

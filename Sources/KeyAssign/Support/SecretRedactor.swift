@@ -9,6 +9,11 @@
 /// `&` that starts an escape may itself be escaped once more (`%252F`, `\&quot;`,
 /// `&amp;quot;`). Matching walks all these spellings at once (a small NFA over end
 /// positions), so it is linear in the text for a given secret, and never decodes the text.
+///
+/// Then the secret's binary-to-text encodings (`EncodedSecretForms`: base64, standard and
+/// URL-safe, at any alignment; hex in either case) are replaced too. Every text a server
+/// sends goes through one redactor, whichever call it answered: the assign replies
+/// (`ReplyRedaction`) and the key listing (`ListingClient`, `Reconciler`).
 struct SecretRedactor: Sendable {
     static let marker: [UInt8] = Array("[REDACTED: API key]".utf8)
 
@@ -16,6 +21,7 @@ struct SecretRedactor: Sendable {
     /// Bytes that can begin some spelling of the secret's first character, and of its second.
     private let startBytes: [Bool]
     private let secondBytes: [Bool]
+    private let encoded: EncodedSecretForms?
     /// How often an escape's introducer may itself be escaped.
     private static let maximumDepth = 2
 
@@ -28,6 +34,7 @@ struct SecretRedactor: Sendable {
         // secret has no second character: then any byte may follow.
         secondBytes = scalars.count > 1 && first.isASCII ? Self.possibleFirstBytes(scalars[1])
             : [Bool](repeating: true, count: 256)
+        encoded = EncodedSecretForms(secret: Array(secret.utf8))
     }
 
     private static func possibleFirstBytes(_ scalar: Unicode.Scalar) -> [Bool] {
@@ -44,6 +51,14 @@ struct SecretRedactor: Sendable {
 
     /// The text with every occurrence replaced by `marker`, and how many there were.
     func redact(_ bytes: [UInt8]) -> (bytes: [UInt8], occurrences: Int) {
+        let spelled = redactSpellings(bytes)
+        guard let encoded else { return spelled }
+        let (out, occurrences) = encoded.redact(spelled.bytes, marker: Self.marker)
+        return (out, spelled.occurrences + occurrences)
+    }
+
+    /// The secret as itself and in its escaped spellings.
+    private func redactSpellings(_ bytes: [UInt8]) -> (bytes: [UInt8], occurrences: Int) {
         bytes.withUnsafeBufferPointer { text in
             var out: [UInt8] = []
             var occurrences = 0
@@ -69,6 +84,22 @@ struct SecretRedactor: Sendable {
             out.append(contentsOf: text[copiedUpTo..<text.count])
             return (out, occurrences)
         }
+    }
+
+    /// Whether `text` holds the secret in any spelling or encoding: for text too large to copy
+    /// (a signed listing), which is refused rather than redacted.
+    func occurs(in text: UnsafeBufferPointer<UInt8>) -> Bool {
+        var position = 0
+        while position < text.count {
+            let byte = text[position]
+            if startBytes[Int(byte)],
+               isIntroducer(byte) || position + 1 >= text.count || secondBytes[Int(text[position + 1])],
+               matchEnd(in: text, at: position) != nil {
+                return true
+            }
+            position += 1
+        }
+        return encoded?.occurs(in: text) ?? false
     }
 
     func redact(_ text: String) -> String {

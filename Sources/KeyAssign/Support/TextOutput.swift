@@ -26,6 +26,8 @@ public final class TextOutput {
     /// A file holding license keys and customers' names and emails: created 0600 whatever
     /// the umask, written as `PATH.partial` and renamed into place by `finish()`.
     public init(path: String) throws {
+        // A FIFO or a device at the path is refused before anything is written (exit 78).
+        try RegularFile.checkOutputPath(path, flag: nil)
         let temporary = path + ".partial"
         let fd = try TextOutput.createPrivate(temporary, finalPath: path)
         guard let handle = fdopen(fd, "w") else {
@@ -44,7 +46,7 @@ public final class TextOutput {
     /// makes the open fail instead of writing personal data wherever it points. A regular
     /// file left by an interrupted report is ours to replace; anything else is refused.
     static func createPrivate(_ temporary: String, finalPath: String) throws -> Int32 {
-        let flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC
+        let flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC
         var fd = open(temporary, flags, 0o600)
         if fd < 0 && errno == EEXIST {
             var info = stat()
@@ -59,6 +61,10 @@ public final class TextOutput {
         }
         guard fd >= 0 else {
             throw KeyAssignError(.ioError, "cannot write \(finalPath): \(temporary): \(String(cString: strerror(errno)))")
+        }
+        guard RegularFile.isRegular(fd) else {
+            close(fd)
+            throw KeyAssignError(.ioError, "cannot write \(finalPath): \(temporary) is not a regular file")
         }
         // Exactly 0600: a umask such as 0277 would otherwise leave a file its owner cannot rewrite.
         _ = fchmod(fd, 0o600)

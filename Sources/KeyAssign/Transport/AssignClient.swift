@@ -3,8 +3,9 @@ import Foundation
 
 /// What came back from one HTTP exchange, before any verification.
 public enum TransportResult: Sendable, Equatable {
-    /// The server answered (any status). `retryAfter` is the `Retry-After` header, raw.
-    case response(status: Int, retryAfter: String?, body: [UInt8])
+    /// The server answered (any status). `retryAfter` is the `Retry-After` header, raw;
+    /// `rateLimit` its `X-RateLimit-*` headers, when it sent any.
+    case response(status: Int, retryAfter: String?, body: [UInt8], rateLimit: RateLimitHeaders? = nil)
     /// The request cannot have reached the server: no byte of it was written to a connection.
     case notSent(String)
     /// The exchange failed after the request may have reached the server.
@@ -102,9 +103,10 @@ public final class AssignClient: @unchecked Sendable {
     /// server cannot have acted on it, whatever went wrong after. `detail` is libcurl's error
     /// buffer, which names the certificate check that failed.
     static func result(curlCode: Int32, status: Int, requestBytes: Int, reply: [UInt8], retryAfter: String?,
-                       detail: String? = nil) -> TransportResult {
+                       rateLimit: RateLimitHeaders? = nil, detail: String? = nil) -> TransportResult {
         if CURLcode(rawValue: UInt32(bitPattern: curlCode)) == CURLE_OK {
-            return status > 0 ? .response(status: status, retryAfter: retryAfter, body: reply) : .maybeSent("no HTTP response")
+            return status > 0 ? .response(status: status, retryAfter: retryAfter, body: reply, rateLimit: rateLimit)
+                : .maybeSent("no HTTP response")
         }
         if requestBytes == 0 && certificateCodes.contains(curlCode) {
             let text = detail.map { "\($0) (curl \(curlCode))" } ?? describe(curlCode: curlCode)

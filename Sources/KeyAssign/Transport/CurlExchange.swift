@@ -19,11 +19,27 @@ final class CurlExchange {
         let caFile: String?
         /// Reply bytes kept; the rest of a longer reply is read and dropped.
         let maxReply: Int
+        /// The proxy, decided from the URL and the environment (`ProxyChoice`), never by libcurl.
+        let proxy: ProxyChoice
+        /// The key listing's limits (nil for the assign call, which `timeoutMilliseconds` bounds
+        /// alone): see `ListingClient`.
+        let listingLimits: ListingLimits?
         fileprivate let headers: UnsafeMutablePointer<curl_slist>?
+
+        /// How long a listing may take to connect and to begin answering, and how slow it may
+        /// get once it does.
+        struct ListingLimits {
+            var connectMilliseconds: Int
+            /// From the start of the transfer to the response's first header line.
+            var firstByteMilliseconds: Int
+            /// CURLOPT_LOW_SPEED_LIMIT bytes per second, averaged over CURLOPT_LOW_SPEED_TIME.
+            var lowSpeedBytesPerSecond: Int
+            var lowSpeedSeconds: Int
+        }
 
         /// `headers` are "Name: value" lines sent with every request.
         init(url: String, method: Method = .post, headers: [String], timeoutMilliseconds: Int, caFile: String?,
-             maxReply: Int) throws {
+             maxReply: Int, listingLimits: ListingLimits? = nil) throws {
             var list: UnsafeMutablePointer<curl_slist>?
             for header in headers {
                 guard let longer = curl_slist_append(list, header) else {
@@ -37,6 +53,8 @@ final class CurlExchange {
             self.timeoutMilliseconds = timeoutMilliseconds
             self.caFile = caFile
             self.maxReply = maxReply
+            self.proxy = ProxyChoice.decide(url: url)
+            self.listingLimits = listingLimits
             self.headers = list
         }
 
@@ -110,7 +128,23 @@ final class CurlExchange {
         // A redirected POST is not the call we meant to make: the 3xx comes back as it is.
         try set(CURLOPT_FOLLOWLOCATION, "CURLOPT_FOLLOWLOCATION", 0)
         try set(CURLOPT_PROTOCOLS_STR, "CURLOPT_PROTOCOLS_STR", "http,https")
+        // Always set, "" included: libcurl then never reads *_proxy from the environment itself.
+        try set(CURLOPT_PROXY, "CURLOPT_PROXY", settings.proxy.proxy)
+        try set(CURLOPT_NOPROXY, "CURLOPT_NOPROXY", settings.proxy.noProxy)
         try set(CURLOPT_TIMEOUT_MS, "CURLOPT_TIMEOUT_MS", settings.timeoutMilliseconds)
+        // Every connection closes abortively (SO_LINGER 0, ka_on_sockopt): a request given up
+        // on, or left by a killed run, is discarded by the kernel rather than delivered late.
+        try LibCurl.check(ka_easy_setopt_sockopt_func(handle, CURLOPT_SOCKOPTFUNCTION, ka_on_sockopt),
+                          setting: "CURLOPT_SOCKOPTFUNCTION")
+        if let limits = settings.listingLimits {
+            try set(CURLOPT_CONNECTTIMEOUT_MS, "CURLOPT_CONNECTTIMEOUT_MS", limits.connectMilliseconds)
+            try set(CURLOPT_LOW_SPEED_LIMIT, "CURLOPT_LOW_SPEED_LIMIT", limits.lowSpeedBytesPerSecond)
+            try set(CURLOPT_LOW_SPEED_TIME, "CURLOPT_LOW_SPEED_TIME", limits.lowSpeedSeconds)
+            try LibCurl.check(ka_easy_setopt_xferinfo_func(handle, CURLOPT_XFERINFOFUNCTION, ka_on_progress),
+                              setting: "CURLOPT_XFERINFOFUNCTION")
+            try set(CURLOPT_XFERINFODATA, "CURLOPT_XFERINFODATA", record)
+            try set(CURLOPT_NOPROGRESS, "CURLOPT_NOPROGRESS", 0)
+        }
         if let caFile = settings.caFile {
             // Only that file: Debian's libcurl would otherwise also trust /etc/ssl/certs (CAPATH).
             try set(CURLOPT_CAINFO, "CURLOPT_CAINFO", caFile)
@@ -136,6 +170,9 @@ final class CurlExchange {
     func perform(header: String) -> CURLcode {
         guard settings.method == .get else { return CURLE_BAD_FUNCTION_ARGUMENT }
         guard prepare(header: header) else { return CURLE_OUT_OF_MEMORY }
+        if let limits = settings.listingLimits {
+            record.pointee.first_byte_deadline_ms = ka_monotonic_ms() + Int64(limits.firstByteMilliseconds)
+        }
         return curl_easy_perform(handle)
     }
 
@@ -147,10 +184,27 @@ final class CurlExchange {
         requestHeader.pointee.data = copy
         record.pointee.reply_length = 0
         record.pointee.retry_after.0 = 0
+        record.pointee.ratelimit_limit.0 = 0
+        record.pointee.ratelimit_remaining.0 = 0
+        record.pointee.ratelimit_reset.0 = 0
         record.pointee.requests_issued = 0
         record.pointee.overflowed = 0
         record.pointee.error.0 = 0
+        record.pointee.first_byte_deadline_ms = 0
+        record.pointee.response_started = 0
         return true
+    }
+
+    /// The last transfer ended before its response began (no header line arrived).
+    var responseStarted: Bool { record.pointee.response_started != 0 }
+
+    /// Seconds from the start of the last transfer to its first response byte (libcurl's
+    /// CURLINFO_STARTTRANSFER_TIME_T); nil when none came.
+    var secondsToFirstByte: Double? {
+        guard responseStarted else { return nil }
+        var microseconds = 0
+        guard ka_easy_getinfo_long(handle, CURLINFO_STARTTRANSFER_TIME_T, &microseconds) == CURLE_OK else { return nil }
+        return Double(microseconds) / 1_000_000
     }
 
     /// The last transfer stopped because its reply outgrew `maxReply` (GET only).
@@ -204,5 +258,17 @@ final class CurlExchange {
     var retryAfter: String? {
         let value = withUnsafeBytes(of: record.pointee.retry_after) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
         return value.isEmpty ? nil : value
+    }
+
+    /// The final response's X-RateLimit-* headers, or nil when it had none usable.
+    var rateLimit: RateLimitHeaders? {
+        func text<T>(_ field: T) -> String {
+            withUnsafeBytes(of: field) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        }
+        let record = record.pointee
+        // Most servers send none: no strings, no clock, for them.
+        if record.ratelimit_limit.0 == 0 && record.ratelimit_remaining.0 == 0 && record.ratelimit_reset.0 == 0 { return nil }
+        return RateLimitHeaders(limit: text(record.ratelimit_limit), remaining: text(record.ratelimit_remaining),
+                                reset: text(record.ratelimit_reset), now: Timestamps.now())
     }
 }

@@ -12,8 +12,10 @@ public struct ServerEndpoint: Sendable, Equatable {
     public static let path = "/api/v1/assign-license-key"
     public static let listingPath = "/api/v1/get-license-keys"
 
-    /// `base` is the server's base URL; one that already ends in `/api/v1` (with or without a
-    /// trailing slash) is accepted too. Plain http is refused unless the host is loopback or
+    /// `base` is the server's base URL; one that already ends in `/api/v1`, or is the full
+    /// endpoint URL (`…/api/v1/assign-license-key`, or the listing's `…/api/v1/get-license-keys`),
+    /// with or without a trailing slash, is accepted too and means the same server: a URL
+    /// copied from the server's documentation must not become `…/assign-license-key/api/v1/…`. Plain http is refused unless the host is loopback or
     /// `allowInsecureHTTP`, because the API key travels in every request.
     public init(base: String, allowInsecureHTTP: Bool) throws {
         guard var components = URLComponents(string: base.trimmingCharacters(in: .whitespaces)),
@@ -35,8 +37,9 @@ public struct ServerEndpoint: Sendable, Equatable {
         }
         var path = components.path
         while path.hasSuffix("/") { path.removeLast() }
-        if path.lowercased().hasSuffix("/api/v1") {
-            path.removeLast("/api/v1".count)
+        for suffix in [ServerEndpoint.path, ServerEndpoint.listingPath, "/api/v1"] where path.lowercased().hasSuffix(suffix) {
+            path.removeLast(suffix.count)
+            break
         }
         var listing = components
         components.path = path + ServerEndpoint.path

@@ -198,6 +198,7 @@ final class TransferLoop: @unchecked Sendable {
     private func finished(_ exchange: CurlExchange, curlCode: CURLcode) -> TransportResult {
         AssignClient.result(curlCode: Int32(bitPattern: curlCode.rawValue), status: exchange.status,
                             requestBytes: exchange.requestSize, reply: exchange.reply, retryAfter: exchange.retryAfter,
+                            rateLimit: exchange.rateLimit,
                             detail: exchange.errorDetail)
     }
 

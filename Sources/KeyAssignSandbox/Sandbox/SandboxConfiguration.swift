@@ -86,6 +86,16 @@ public struct SandboxConfiguration: Sendable {
         /// email matches this regular expression (case-insensitive; `.*` matches every request)
         /// gets an unsigned 403 HTML page and is not processed.
         public var wafBlock: String?
+        /// Process the request (assigning the key), then hold the signed reply back for
+        /// `lateReplyMilliseconds` more: a server that assigns and answers after the client's
+        /// timeout (a PHP server under load, a slow database).
+        public var lateReply: Double = 0
+        public var lateReplyMilliseconds = 0
+        /// Hold the key listing back this long before answering (a slow or hanging listing).
+        public var listingDelayMilliseconds = 0
+        /// The share (0…1) of keys the listing leaves out, the same keys every time: a listing
+        /// scoped to one product, paginated, or cut short by a proxy.
+        public var listingOmit: Double = 0
         /// nil: a seed is drawn at random (and reported by `SandboxServer.seed`).
         public var seed: UInt64?
 
@@ -96,9 +106,13 @@ public struct SandboxConfiguration: Sendable {
                 ("fail-5xx", fail5xx), ("fail-429", fail429), ("drop-before", dropBefore),
                 ("drop-after", dropAfter), ("bad-signature", badSignature), ("stale", stale),
                 ("string-code", stringCode), ("echo-error", echoError), ("undocumented-code", undocumentedCode),
+                ("late-reply", lateReply), ("listing-omit", listingOmit),
             ]
             for (name, value) in named where !(value >= 0 && value <= 1) {
                 throw KeyAssignError(.usage, "\(name) \(value): a probability must be between 0 and 1")
+            }
+            if lateReplyMilliseconds < 0 || listingDelayMilliseconds < 0 {
+                throw KeyAssignError(.usage, "late-reply-delay and listing-delay: must be 0 or more milliseconds")
             }
             if let retryAfter429, retryAfter429 < 0 {
                 throw KeyAssignError(.usage, "retry-after \(retryAfter429): must be 0 or more seconds, or none")
@@ -128,6 +142,15 @@ public struct SandboxConfiguration: Sendable {
         case forged
         /// 404, like a server without the endpoint.
         case absent
+        /// Hostile listings (`SandboxHostileListing`): a 500 debug page echoing the request,
+        /// the `Authorization` header (the API key, also in base64 and hex) included.
+        case echoError = "echo-error"
+        /// A properly signed listing whose `private_key_used` holds the API key.
+        case keyInKeyName = "key-in-key-name"
+        /// A listing signed by the state directory's key under the name `product`.
+        case product
+        /// An envelope whose member name, given twice, holds ESC, BEL, newline and tab.
+        case duplicateMember = "duplicate-member"
     }
 
     /// A key sold before the sandbox started, to someone: `--preassigned FILE` lines
@@ -152,6 +175,8 @@ public struct SandboxConfiguration: Sendable {
     /// A file holding the API key; nil: reuse `DIR/api-key`, or generate one there.
     public var apiKeyFile: String?
     public var rateLimit: RateLimit?
+    /// Fixed-window quotas, as Laravel's throttle keeps them (`SandboxQuotas`): `--quota 30/hour`.
+    public var quotas: [KeyAssign.RateLimit] = []
     public var faults = Faults()
     public var listing: ListingMode = .signed
     /// Added to the inventory and assigned at start (kept if already assigned).
@@ -166,6 +191,9 @@ public struct SandboxConfiguration: Sendable {
     /// Sign every reply afresh instead of reusing the signature of an identical signed text
     /// (only for measuring what the cache saves).
     public var cachesSignatures = true
+    /// Signed messages carry ESC, BEL, newline and tab (`SandboxHostileText`): a hostile server
+    /// trying to drive the client's terminal or forge lines in its log.
+    public var hostileText = false
     /// Event loop threads; nil: one per core.
     public var threads: Int?
 
@@ -183,6 +211,9 @@ public struct SandboxConfiguration: Sendable {
             guard rateLimit.rate > 0, rateLimit.rate.isFinite, rateLimit.burst >= 1 else {
                 throw KeyAssignError(.usage, "rate limit: rate must be above 0 and burst at least 1")
             }
+        }
+        for quota in quotas where quota.count < 1 || !KeyAssign.RateLimit.windowRange.contains(quota.window) {
+            throw KeyAssignError(.usage, "quota \(quota): the count must be at least 1 and the window from 1 ms to 31 days")
         }
         if case .generate(let count) = inventory, count < 0 {
             throw KeyAssignError(.usage, "generate-keys \(count): must be 0 or more")

@@ -1,3 +1,5 @@
+import Foundation
+
 /// The echo-error fault: the 500 page a PHP/Laravel server in debug mode sends when it fails,
 /// which echoes the request back — headers (the `Authorization: Bearer` API key among them),
 /// the raw body (the form-encoded `api_key`), the decoded parameters, a stack trace, and a
@@ -20,6 +22,12 @@ enum SandboxDebugPage {
             """
         for (name, value) in request.headers {
             html += "<tr><th>\(escapeHTML(name))</th><td>\(escapeHTML(value))</td></tr>\n"
+        }
+        // What debug toolbars add: the bearer token as a Basic credential (base64) and hex-dumped.
+        if let token = request.authorization?.split(separator: " ", maxSplits: 1).last.map(String.init) {
+            let bytes = Array(token.utf8)
+            html += "<tr><th>PHP_AUTH (base64)</th><td>Basic \(Data(Array("api:".utf8) + bytes).base64EncodedString())</td></tr>\n"
+            html += "<tr><th>token (hex)</th><td>\(bytes.map { String(format: "%02x", $0) }.joined())</td></tr>\n"
         }
         html += "</table>\n<h2>Body</h2>\n<pre>\(escapeHTML(String(decoding: request.body, as: UTF8.self)))</pre>\n"
         html += "<h2>Parameters</h2>\n<table>\n"

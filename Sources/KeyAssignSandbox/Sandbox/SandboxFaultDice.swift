@@ -13,6 +13,7 @@ struct FaultDecision: Equatable {
     var stringCode = false
     var echoError = false
     var undocumentedCode = false
+    var lateReply = false
 }
 
 /// Decides faults per request from a seeded generator (SplitMix64), so a seed reproduces the
@@ -31,7 +32,7 @@ final class SandboxFaultDice: Sendable {
     var injectsAnything: Bool {
         faults.latency != .none || faults.fail5xx > 0 || faults.fail429 > 0 || faults.dropBefore > 0
             || faults.dropAfter > 0 || faults.badSignature > 0 || faults.stale > 0
-            || faults.stringCode > 0 || faults.echoError > 0 || faults.undocumentedCode > 0
+            || faults.stringCode > 0 || faults.echoError > 0 || faults.undocumentedCode > 0 || faults.lateReply > 0
     }
 
     func roll() -> FaultDecision {
@@ -66,7 +67,20 @@ final class SandboxFaultDice: Sendable {
             decision.stringCode = chance(faults.stringCode)
             decision.echoError = chance(faults.echoError)
             decision.undocumentedCode = chance(faults.undocumentedCode)
+            // Drawn only when asked for: a seed from before this fault keeps its sequence.
+            if faults.lateReply > 0 { decision.lateReply = chance(faults.lateReply) }
             return decision
         }
+    }
+
+    /// Whether the listing leaves `key` out (`listingOmit`): decided by the key and the seed
+    /// alone, so every listing of one sandbox omits the same keys.
+    func omitsFromListing(_ key: String) -> Bool {
+        guard faults.listingOmit > 0 else { return false }
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325 ^ seed
+        for byte in key.utf8 { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
+        hash = (hash ^ (hash >> 33)) &* 0xFF51_AFD7_ED55_8CCD
+        hash ^= hash >> 33
+        return Double(hash >> 11) / Double(1 << 53) < faults.listingOmit
     }
 }

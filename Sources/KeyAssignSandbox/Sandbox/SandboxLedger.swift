@@ -67,6 +67,11 @@ public struct SandboxLedger: Codable, Sendable, Equatable {
         public var wafBlocked = 0
         /// Signed replies with an undocumented code, sent after processing the request.
         public var undocumentedCode = 0
+        /// Signed replies held back by `lateReply` after the key was processed.
+        public var lateReply = 0
+        /// Listings that left keys out (`listingOmit`), and how many keys they left out in all.
+        public var partialListings = 0
+        public var keysOmitted = 0
 
         enum CodingKeys: String, CodingKey {
             case latency
@@ -80,6 +85,9 @@ public struct SandboxLedger: Codable, Sendable, Equatable {
             case echoError = "echo_error"
             case wafBlocked = "waf_blocked"
             case undocumentedCode = "undocumented_code"
+            case lateReply = "late_reply"
+            case partialListings = "partial_listings"
+            case keysOmitted = "keys_omitted"
         }
     }
 

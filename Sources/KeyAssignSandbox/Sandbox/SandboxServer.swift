@@ -53,7 +53,8 @@ public final class SandboxServer: Sendable {
                                                               escapesSlashes: configuration.escapesSlashes,
                                                               caching: configuration.cachesSignatures),
                                      dice: SandboxFaultDice(configuration.faults, seed: seed),
-                                     rateLimit: configuration.rateLimit, listingMode: configuration.listing)
+                                     rateLimit: configuration.rateLimit, quotas: configuration.quotas,
+                                     listingMode: configuration.listing, hostileText: configuration.hostileText)
         do {
             for sold in configuration.preassigned {
                 try service.preassign(key: sold.licenseKey, ownerName: sold.ownerName, email: sold.email)

@@ -63,6 +63,7 @@ final class SandboxService: Sendable {
         var assigned: [String: AssignmentRecord]
         var ledger = SandboxLedger()
         var limiter: SandboxRateLimiter?
+        var quotas: SandboxQuotas
         let log: AssignmentLog
     }
 
@@ -71,13 +72,15 @@ final class SandboxService: Sendable {
     let dice: SandboxFaultDice
     private let waf: WAFRule?
     private let listingMode: SandboxConfiguration.ListingMode
+    private let hostileText: Bool
     private let createdAt = Timestamps.nowISO8601()
     private let state: Mutex<State>
 
     /// Reloads the assignments already in `assignmentsPath` and appends new ones there.
     init(apiKey: String, inventory: [String], assignmentsPath: String,
          replies: SignedReplyMaker, dice: SandboxFaultDice, rateLimit: SandboxConfiguration.RateLimit?,
-         listingMode: SandboxConfiguration.ListingMode = .signed) throws {
+         quotas: [RateLimit] = [], listingMode: SandboxConfiguration.ListingMode = .signed,
+         hostileText: Bool = false) throws {
         let previous = try AssignmentLog.load(path: assignmentsPath)
         let log = try AssignmentLog(path: assignmentsPath)
         self.apiKey = apiKey
@@ -85,10 +88,12 @@ final class SandboxService: Sendable {
         self.dice = dice
         waf = try dice.faults.wafBlock.map { try WAFRule(pattern: $0) }
         self.listingMode = listingMode
+        self.hostileText = hostileText
         var unique: Set<String> = []
         let order = inventory.filter { unique.insert($0).inserted }
         var initial = State(inventory: unique, order: order, assigned: [:],
-                            limiter: rateLimit.map { SandboxRateLimiter($0, now: Timestamps.monotonic()) }, log: log)
+                            limiter: rateLimit.map { SandboxRateLimiter($0, now: Timestamps.monotonic()) },
+                            quotas: SandboxQuotas(quotas), log: log)
         for record in previous {
             if initial.inventory.insert(record.licenseKey).inserted { initial.order.append(record.licenseKey) }
             initial.assigned[record.licenseKey] = record
@@ -158,9 +163,20 @@ final class SandboxService: Sendable {
                 let envelope = try replies.envelope(code: 100, message: "Invalid API key", timestamp: now)
                 return .reply(.json(401, envelope))
             }
-            let keys = snapshot.order.map { SandboxListing.Key(licenseKey: $0, assignment: snapshot.assigned[$0]) }
+            let listed = dice.faults.listingOmit > 0 ? snapshot.order.filter { !dice.omitsFromListing($0) } : snapshot.order
+            if listed.count < snapshot.order.count {
+                let omitted = snapshot.order.count - listed.count
+                state.withLock { $0.ledger.faults.partialListings += 1; $0.ledger.faults.keysOmitted += omitted }
+            }
+            let keys = listed.map { SandboxListing.Key(licenseKey: $0, assignment: snapshot.assigned[$0]) }
             let payload = SandboxListing.payload(keys, createdAt: createdAt, timestamp: now)
-            return .reply(.json(200, try replies.envelope(payload: payload, corruptSignature: listingMode == .forged)))
+            if let hostile = try SandboxHostileListing.reply(listingMode, request: request, apiKey: apiKey,
+                                                             payload: payload, replies: replies) {
+                return .reply(hostile)
+            }
+            var reply = SandboxReply.json(200, try replies.envelope(payload: payload, corruptSignature: listingMode == .forged))
+            reply.delayMilliseconds = dice.faults.listingDelayMilliseconds
+            return .reply(reply)
         } catch {
             return .reply(.plain(500, "Internal Server Error: cannot sign the listing: \(error)"))
         }
@@ -180,6 +196,8 @@ final class SandboxService: Sendable {
         let decision = dice.roll()
         let now = Timestamps.now()
 
+        // The quota's X-RateLimit-* headers, sent with whatever reply the request gets.
+        var quotaHeaders: [(String, String)] = []
         let outcome: Outcome = state.withLock { state in
             state.ledger.totals.requests += 1
             if decision.delayMilliseconds > 0 { state.ledger.faults.latency += 1 }
@@ -200,6 +218,14 @@ final class SandboxService: Sendable {
             if let retryAfter = state.limiter?.take(now: Timestamps.monotonic()) {
                 state.ledger.rateLimited += 1
                 return .rateLimited(retryAfter)
+            }
+            if !state.quotas.isEmpty {
+                let decision = state.quotas.take(now: now)
+                quotaHeaders = decision.headers
+                if let retryAfter = decision.retryAfter {
+                    state.ledger.rateLimited += 1
+                    return .rateLimited(retryAfter)
+                }
             }
             if decision.dropBefore { state.ledger.faults.dropBefore += 1; return .dropBefore }
             if decision.fail5xx { state.ledger.faults.fail5xx += 1; return .fault5xx }
@@ -222,6 +248,15 @@ final class SandboxService: Sendable {
             return .signed(code: 800, assignedNow: true)
         }
 
+        let action = act(on: outcome, request: request, fields: fields, decision: decision, now: now)
+        guard !quotaHeaders.isEmpty, case .reply(var reply) = action else { return action }
+        reply.headers += quotaHeaders
+        return .reply(reply)
+    }
+
+    /// The reply (or the drop) an outcome of `assign` gets.
+    private func act(on outcome: Outcome, request: SandboxRequest, fields: AssignRequestFields,
+                     decision: FaultDecision, now: Double) -> SandboxAction {
         let delay = decision.delayMilliseconds
         switch outcome {
         case .rateLimited(let seconds):
@@ -248,9 +283,10 @@ final class SandboxService: Sendable {
                 state.withLock { $0.ledger.faults.undocumentedCode += 1 }
                 code = 899
             }
-            let message = code == 800 ? "License key assigned"
+            var message = code == 800 ? "License key assigned"
                 : code == 801 ? "Invalid or already assigned license key"
                 : code == 899 ? "Unexpected state" : "Invalid API key"
+            if hostileText { message = SandboxHostileText.message(message) }
             let timestamp = Int(now.rounded(.down)) - (decision.stale ? 3600 : 0)
             let envelope: [UInt8]
             do {
@@ -260,13 +296,18 @@ final class SandboxService: Sendable {
             } catch {
                 return .reply(withDelay(.plain(500, "Internal Server Error: cannot sign the reply: \(error)"), delay))
             }
+            var held = delay
+            if decision.lateReply && code != 100 {
+                held += dice.faults.lateReplyMilliseconds
+            }
             state.withLock { state in
+                if held > delay { state.ledger.faults.lateReply += 1 }
                 state.ledger.totals.repliesByCode[String(code), default: 0] += 1
                 if decision.badSignature { state.ledger.faults.badSignature += 1 }
                 if decision.stale { state.ledger.faults.stale += 1 }
                 if decision.stringCode { state.ledger.faults.stringCode += 1 }
             }
-            return .reply(withDelay(.json(code == 100 ? 401 : 200, envelope), delay))
+            return .reply(withDelay(.json(code == 100 ? 401 : 200, envelope), held))
         }
     }
 

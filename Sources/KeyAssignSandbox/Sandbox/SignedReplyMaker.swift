@@ -46,7 +46,8 @@ final class SignedReplyMaker: Sendable {
 
     /// A reply with a large payload (the key listing), signed afresh and never cached:
     /// `{"response":PAYLOAD,"response_base64":"…","private_key_used":"global","signature":"…"}`.
-    func envelope(payload: [UInt8], corruptSignature: Bool) throws -> [UInt8] {
+    /// `listingKeyName`: what its `private_key_used` says (a hostile listing may say anything).
+    func envelope(payload: [UInt8], corruptSignature: Bool, listingKeyName: String = "global") throws -> [UInt8] {
         let base64 = Array(Data(payload).base64EncodedData())
         var signature = try signer.sign(base64)
         if corruptSignature, !signature.isEmpty { signature[signature.count / 2] ^= 0x01 }
@@ -57,7 +58,9 @@ final class SignedReplyMaker: Sendable {
         out.append(contentsOf: payload)
         out.append(contentsOf: ",\"response_base64\":\"".utf8)
         out.append(contentsOf: base64)
-        out.append(contentsOf: "\",\"private_key_used\":\"global\",\"signature\":\"".utf8)
+        out.append(contentsOf: "\",\"private_key_used\":".utf8)
+        out.append(contentsOf: Self.jsonString(listingKeyName).utf8)
+        out.append(contentsOf: ",\"signature\":\"".utf8)
         out.append(contentsOf: signatureText.utf8)
         out.append(contentsOf: "\"}".utf8)
         return out

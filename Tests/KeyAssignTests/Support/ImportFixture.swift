@@ -31,10 +31,23 @@ final class ImportFixture {
     /// can look held for a moment. A real second writer would hold it far longer.
     static let lockWait = 10.0
 
-    func run(_ paths: [String], map: [ImportField: String] = [:], delimiter: CSVDelimiter? = nil,
-             dryRun: Bool = false, encoding: InputEncoding? = nil) -> ImportOutcome {
+    /// For tests about other things than the owner-name and email columns, whose small
+    /// files have neither: `--allow-missing owner_name --allow-missing email`.
+    static let namesOptional: Set<ImportField> = [.ownerName, .email]
+
+    static func namesOptional(_ options: ImportOptions) -> ImportOptions {
+        var options = options
+        options.allowMissing = namesOptional
+        return options
+    }
+
+    func run(_ paths: [String], allowMissing: Set<ImportField> = [], map: [ImportField: String] = [:],
+             delimiter: CSVDelimiter? = nil, dryRun: Bool = false, encoding: InputEncoding? = nil,
+             mapFile: ColumnMapFile? = nil) -> ImportOutcome {
         var options = ImportOptions(databasePath: db.path, columnMap: map, delimiter: delimiter, dryRun: dryRun,
                                     lockWait: Self.lockWait)
+        options.allowMissing = allowMissing
+        options.mapFile = mapFile
         options.encoding = encoding
         options.settle = 0  // the files a test writes are complete (settling: IngestHardeningTests)
         return ImportJob.run(paths, options: options, into: db, output: { self.output.append($0) })
