@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import KeyAssign
 
 struct AuditCommand: ParsableCommand {
@@ -14,7 +15,8 @@ struct AuditCommand: ParsableCommand {
             no longer verifies is reported too (e.g. after the database was edited by hand). \
             Timestamps are not checked: stored replies are old. Several keys may share a \
             name; a reply recorded as verified by one key (its SHA-256 fingerprint) that \
-            now verifies under another is reported too.
+            now verifies under another is reported too. A row settled by a listing that \
+            `keyassign prune` removed is said ("evidence pruned on …"), not failed.
 
             One line per discrepancy on stdout, then a summary on stderr. Exit status 0 when \
             all is consistent, 1 otherwise, 78 for an unusable public key.
@@ -26,18 +28,32 @@ struct AuditCommand: ParsableCommand {
     @Option(name: .customLong("public-key"), help: ArgumentHelp("A public key PEM the replies may be signed with (repeatable; a bare PATH is named global; several may share a NAME).", valueName: "[NAME=]PATH"))
     var publicKeys: [String] = []
 
+    @Option(name: .customLong("export-listing"),
+            help: ArgumentHelp("Write the signed payload of kept key listing N to stdout, byte for byte, and audit nothing (to verify it by hand: docs/signatures.md).", valueName: "N"))
+    var exportListing: Int64?
+
     func validate() throws {
-        if publicKeys.isEmpty { throw ValidationError("give at least one --public-key [NAME=]PATH") }
+        if publicKeys.isEmpty && exportListing == nil { throw ValidationError("give at least one --public-key [NAME=]PATH") }
     }
 
     func run() throws {
+        if let exportListing {
+            return try exitingWithStatus {
+                let db = try Database(path: database.path, create: false)
+                let payload = try KeptListing.signedPayload(db, listing: exportListing)
+                FileHandle.standardOutput.write(Data(payload.buffer))
+                return .ok
+            }
+        }
         try exitingWithStatus {
             let verifier = ReplyVerifier(keyRing: try KeyRing(specs: publicKeys))
             let db = try Database(path: database.path, create: false)
-            let result = try Audit.run(db, verifier: verifier) { StandardStreams.out($0.description + "\n") }
+            let result = try Audit.run(db, verifier: verifier, report: { StandardStreams.out($0.description + "\n") },
+                                       notice: { StandardStreams.out($0.description + "\n") })
             StandardStreams.error("audit: \(result.rowsChecked) rows, \(result.repliesChecked) stored replies, "
                                   + "\(result.listingsChecked) key listings and \(result.settlementsChecked) settlements checked, "
-                                  + "\(result.discrepancies) discrepanc\(result.discrepancies == 1 ? "y" : "ies")")
+                                  + "\(result.discrepancies) discrepanc\(result.discrepancies == 1 ? "y" : "ies")"
+                                  + (result.evidencePruned > 0 ? "; \(result.evidencePruned) row(s) settled by evidence pruned on purpose (keyassign prune)" : ""))
             for (key, replies) in result.verifiedByKey {
                 StandardStreams.error("audit: \(replies) stored repl\(replies == 1 ? "y" : "ies") verified by \(key)")
             }

@@ -18,7 +18,9 @@ struct ImportCommand: ParsableCommand {
             transfer (dotfiles, *.part, *.tmp, *.filepart, *.crdownload) are skipped, and \
             anything that is not a regular file (a FIFO, a socket) is skipped with a warning. \
             Files named one by one are taken as ready. A file already imported (same SHA-256) \
-            is skipped. Each file is imported in one transaction: all of it or nothing.
+            is skipped; one whose path, size, modification time and inode are those it was \
+            imported with is not even read. The summary lists the new files, and one line \
+            for those skipped. Each file is imported in one transaction: all of it or nothing.
 
             Encodings: a byte-order mark (UTF-8, UTF-16 LE/BE, UTF-32 LE/BE) is honoured; \
             otherwise --encoding, else UTF-8. A file that is not valid UTF-8 and has no BOM \

@@ -56,6 +56,8 @@ import Testing
               CLI.fixture("reply-800.json")], "--max-age"),
             (["verify", "--public-key", CLI.fixture("docs-demo-global-public.pem"), "--max-age", "-1",
               CLI.fixture("reply-800.json")], "--max-age"),
+            (["prune", "--db", db, "--keep-evidence", "-1"], "--keep-evidence"),
+            (["prune", "--db", db, "--keep-evidence", "nan"], "--keep-evidence"),
             (["sandbox", "--state-dir", dir.path + "/sbx", "--port", "70000"], "--port"),
             (["sandbox", "--state-dir", dir.path + "/sbx", "--generate-keys", "1000000000"], "--generate-keys"),
             (["sandbox", "--state-dir", dir.path + "/sbx", "--rate", "inf", "--burst", "2"], "--rate"),

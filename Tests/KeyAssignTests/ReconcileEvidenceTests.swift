@@ -2,9 +2,9 @@ import Foundation
 import Testing
 @testable import KeyAssign
 
-/// How a key listing is kept as evidence (migration 5: its signed payload and signature, not
-/// the whole envelope) and that `audit` verifies it in that form, and still in the form kept
-/// before (the whole envelope in `listings.body`), through the real CLI against the sandbox.
+/// That `audit` still verifies key listings kept in the forms before migration 7 (migration 5:
+/// its signed payload and signature; before: the whole envelope in `listings.body`), through
+/// the real CLI against the sandbox. The form of migration 7 on: `ReconcileStorageTests`.
 @Suite struct ReconcileEvidenceTests {
     /// One row rejected because another owner holds its key, then explained by `reconcile`.
     static func explainedBench() throws -> (bench: RunnerBench, key: String) {
@@ -23,8 +23,20 @@ import Testing
         try CLI.run(["audit", "--db", bench.db, "--public-key", bench.server.publicKeyPath])
     }
 
-    @Test func aListingIsKeptAsItsSignedPayloadAndSignatureAndAuditCatchesAnEdit() throws {
+    /// Puts listing 1 back in the form migration 5 kept: its whole signed payload in
+    /// `listings.payload` (rebuilt from the kept entries), no layout.
+    static func keepAsMigration5(_ bench: RunnerBench) throws {
+        let db = try bench.open()
+        var reader = ListingArchive.Reader(db)
+        let payload = try reader.payload(listing: 1)
+        let update = try db.prepare("UPDATE listings SET payload = ?1, layout = NULL WHERE id = 1")
+        try update.bindBlob(1, Array(payload.buffer))
+        try update.step()
+    }
+
+    @Test func aListingKeptAsItsSignedPayloadAndSignatureBeforeMigration6StillAuditsAndAnEditIsCaught() throws {
         let (bench, key) = try Self.explainedBench()
+        try Self.keepAsMigration5(bench)
         // The payload is the signed JSON itself, the envelope's unsigned copy is not kept.
         #expect(try bench.count("SELECT count(*) FROM listings WHERE length(body) = 0 AND signature IS NOT NULL AND json_extract(CAST(payload AS TEXT), '$.code') = 730") == 1)
         #expect(try bench.count("SELECT count(*) FROM listings WHERE instr(CAST(payload AS TEXT), 'mallory@other.example') > 0 AND bytes > 2 * length(payload)") == 1)
@@ -53,7 +65,7 @@ import Testing
                                                headers: ["Authorization": "Bearer \(bench.server.apiKey)"])
         #expect(reply.status == 200)
         let db = try bench.open()
-        let update = try db.prepare("UPDATE listings SET body = ?1, payload = NULL, signature = NULL")
+        let update = try db.prepare("UPDATE listings SET body = ?1, payload = NULL, signature = NULL, layout = NULL")
         try update.bindBlob(1, reply.body)
         try update.step()
         #expect(try bench.count("SELECT count(*) FROM listings WHERE payload IS NULL AND length(body) > 0") == 1)

@@ -23,9 +23,12 @@ import Testing
         let dir = try TemporaryDirectory()
         let path = dir.path + "/t.sqlite"
         do {
-            // Back to version 1: undo migrations 2 to 4.
+            // Back to version 1: undo migrations 2 to 7.
             let db = try Database(path: path)
             try db.execute("""
+                DROP TABLE listing_entries; DROP INDEX imports_by_path;
+                ALTER TABLE imports DROP COLUMN file_device; ALTER TABLE imports DROP COLUMN file_inode;
+                ALTER TABLE imports DROP COLUMN file_mtime_ns;
                 DROP INDEX attempts_by_run;
                 ALTER TABLE attempts DROP COLUMN signing_key_file;
                 ALTER TABLE attempts DROP COLUMN signing_key_sha256;

@@ -22,6 +22,8 @@ public struct FileImportResult: Sendable, Equatable {
     public var problems: [String] = []
     /// How the columns were mapped and the delimiter used, for the summary.
     public var mappingSummary = ""
+    /// Already imported, known by its path, size, modification time and inode alone: not read.
+    public var unchangedSinceImport = false
 
     public init(path: String, status: Status) {
         self.path = path

@@ -25,6 +25,8 @@ final class FileImporter {
     private let findImport: Statement
     private let insertImport: Statement
     private let updateImport: Statement
+    private let findUnchanged: Statement
+    private let recordIdentity: Statement
     private let tokens = TokenGenerator()
     private var joinedName: [UInt8] = []
     /// The current file's encoding, and whether it is read as UTF-8 only for want of a BOM
@@ -60,7 +62,7 @@ final class FileImporter {
                                       license_key, owner_name, email, created_at)
             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
             """)
-        findImport = try db.prepare("SELECT path, imported_at FROM imports WHERE sha256 = ?1")
+        findImport = try db.prepare("SELECT path, imported_at, id FROM imports WHERE sha256 = ?1")
         insertImport = try db.prepare("""
             INSERT INTO imports (path, size, sha256, rows_read, rows_queued, rows_duplicate,
                                  rows_conflict, rows_invalid, imported_at)
@@ -71,6 +73,11 @@ final class FileImporter {
                                rows_conflict = ?6, rows_invalid = ?7
             WHERE id = ?1
             """)
+        findUnchanged = try db.prepare("""
+            SELECT imported_at FROM imports
+            WHERE path = ?1 AND size = ?2 AND file_device = ?3 AND file_inode = ?4 AND file_mtime_ns = ?5
+            """)
+        recordIdentity = try db.prepare("UPDATE imports SET file_device = ?2, file_inode = ?3, file_mtime_ns = ?4 WHERE id = ?1")
     }
 
     /// Imports one file. File problems come back as `.failed`; database failures throw.
@@ -104,6 +111,20 @@ final class FileImporter {
                 return result
             }
         }
+        // Imported before from this path, and unchanged since by what stat says: not read.
+        let identity = FileIdentity(info)
+        try findUnchanged.bind(1, path)
+        try findUnchanged.bind(2, identity.size)
+        try findUnchanged.bind(3, identity.device)
+        try findUnchanged.bind(4, identity.inode)
+        try findUnchanged.bind(5, identity.modifiedNanoseconds)
+        if try findUnchanged.step() {
+            result.status = .alreadyImported(previousPath: path, importedAt: findUnchanged.string(0) ?? "?")
+            result.unchangedSinceImport = true
+            findUnchanged.reset()
+            return result
+        }
+        findUnchanged.reset()
         // A byte-order mark decides the encoding; else --encoding; else UTF-8, strictly.
         var head = [UInt8](repeating: 0, count: 4)
         let headCount = head.withUnsafeMutableBytes { pread(fd, $0.baseAddress, 4, 0) }
@@ -123,7 +144,11 @@ final class FileImporter {
         try findImport.bind(1, sha)
         if try findImport.step() {
             result.status = .alreadyImported(previousPath: findImport.string(0) ?? "?", importedAt: findImport.string(1) ?? "?")
+            let importID = findImport.int(2), samePath = findImport.string(0) == path
             findImport.reset()
+            // The same file touched or copied over unchanged: what stat says now, so that the
+            // next import of it is a stat again.
+            if samePath && !options.dryRun { try record(identity, importID: importID) }
             return result
         }
         findImport.reset()
@@ -170,6 +195,7 @@ final class FileImporter {
                 try updateImport.bind(7, result.invalid)
                 try updateImport.step()
                 updateImport.reset()
+                try record(identity, importID: importID)
                 // A dry run has done all a real import does, counts included: it only keeps nothing.
                 return options.dryRun ? .rollback : .commit
             }
@@ -182,6 +208,15 @@ final class FileImporter {
             return FileImportResult(path: path, status: result.status)
         }
         return result
+    }
+
+    private func record(_ identity: FileIdentity, importID: Int64) throws {
+        try recordIdentity.bind(1, importID)
+        try recordIdentity.bind(2, identity.device)
+        try recordIdentity.bind(3, identity.inode)
+        try recordIdentity.bind(4, identity.modifiedNanoseconds)
+        try recordIdentity.step()
+        recordIdentity.reset()
     }
 
     /// Reads the header and every row. Returns a message when the file must be refused.

@@ -1,4 +1,6 @@
-/// The text `import` prints: one line per file (with its first few problems), and the total.
+/// The text `import` prints: one line per file new tonight (with its first few problems), one
+/// line for all the files skipped as already imported, and the total. A folder that keeps
+/// years of exports would otherwise print a line per file it ever held, every night.
 enum ImportSummary {
     static func lines(for result: FileImportResult) -> [String] {
         switch result.status {
@@ -6,8 +8,8 @@ enum ImportSummary {
             return ["\(result.path): not imported (see the error message)"]
         case .skipped(let why):
             return ["\(result.path): not imported: \(why)"]
-        case .alreadyImported(let previousPath, let importedAt):
-            return ["\(result.path): skipped, already imported (same SHA-256 as \(previousPath), imported \(importedAt))"]
+        case .alreadyImported:
+            return []
         case .imported:
             var lines = ["\(result.path): \(counts(result.rowsRead, result.queued, result.duplicates, result.conflicts, result.invalid))"
                 + (result.mappingSummary.isEmpty ? "" : " [\(result.mappingSummary)]")]
@@ -19,8 +21,17 @@ enum ImportSummary {
     }
 
     static func totals(_ outcome: ImportOutcome, dryRun: Bool) -> String {
-        let files = outcome.files.count
-        return "total: \(files) file\(files == 1 ? "" : "s"), "
+        var skipped = 0, unchanged = 0
+        for file in outcome.files {
+            if case .alreadyImported = file.status {
+                skipped += 1
+                if file.unchangedSinceImport { unchanged += 1 }
+            }
+        }
+        let files = outcome.files.count - skipped
+        let skippedLine = skipped == 0 ? "" : "\(skipped) file\(skipped == 1 ? "" : "s") skipped, already imported"
+            + " (\(unchanged) unchanged in path, size, modification time and inode: not read; \(skipped - unchanged) known by SHA-256)\n"
+        return skippedLine + "total: \(files) file\(files == 1 ? "" : "s"), "
             + counts(outcome.rowsRead, outcome.queued, outcome.duplicates, outcome.conflicts, outcome.invalid)
             + (dryRun ? " (dry run: nothing written)" : "")
     }

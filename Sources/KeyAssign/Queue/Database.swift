@@ -63,6 +63,12 @@ public final class Database {
             // A reader never waits for long: one writer at a time is the design, the lock
             // table keeps runs apart, and a short wait covers `status` during a run.
             sqlite3_busy_timeout(db, 5_000)
+            if try scalarInt("SELECT count(*) FROM sqlite_master") == 0 {
+                // A new file: pages freed by `keyassign prune` go back to the file system.
+                // Settable only before the first table and before WAL mode writes the header;
+                // an older file is converted by its first prune (`EvidenceRetention`, a VACUUM).
+                try execute("PRAGMA auto_vacuum = INCREMENTAL")
+            }
             try execute("PRAGMA journal_mode = WAL")
             // NORMAL in WAL mode: a commit survives a crash of the process; only a power
             // loss may drop the last commits, and never corrupts the file.

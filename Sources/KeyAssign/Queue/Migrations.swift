@@ -191,6 +191,29 @@ enum Migrations {
                 per_run            INTEGER
             );
             """),
+        // Evidence that does not grow with the nights (issue 21). Each distinct listing entry
+        // is kept once, found by the SHA-256 of its exact bytes; a listing is its framing and
+        // its entry list as runs (`ListingLayout`), often of another listing's list (`base_id`,
+        // `layout_depth` links from the last standalone one). `payload` and `body` stay for
+        // listings kept before. A pruned listing (`keyassign prune`) keeps its row, the
+        // SHA-256 of its signed payload and when it was pruned; its bytes are gone.
+        // `imports` gains what `stat` says of a file, so a file imported before costs a stat.
+        (7, """
+            CREATE TABLE listing_entries (
+                id      INTEGER PRIMARY KEY,
+                sha256  BLOB    NOT NULL UNIQUE,
+                body    BLOB    NOT NULL
+            );
+            ALTER TABLE listings ADD COLUMN layout BLOB;
+            ALTER TABLE listings ADD COLUMN base_id INTEGER REFERENCES listings(id);
+            ALTER TABLE listings ADD COLUMN layout_depth INTEGER;
+            ALTER TABLE listings ADD COLUMN pruned_at TEXT;
+            ALTER TABLE listings ADD COLUMN payload_sha256 TEXT;
+            ALTER TABLE imports ADD COLUMN file_device INTEGER;
+            ALTER TABLE imports ADD COLUMN file_inode INTEGER;
+            ALTER TABLE imports ADD COLUMN file_mtime_ns INTEGER;
+            CREATE INDEX imports_by_path ON imports (path);
+            """),
     ]
 
     static func migrate(_ db: Database) throws {

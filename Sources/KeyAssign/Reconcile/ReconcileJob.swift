@@ -92,13 +92,13 @@ public enum ReconcileJob {
         case .success(let listing):
             fetched = listing
         }
-        let listingID = options.dryRun ? nil
-            : try Reconciler.store(fetched, server: options.endpoint.display, in: db)
+        // Stored when the first settlement needs it: a listing that settles nothing is not kept.
+        let keeper = options.dryRun ? nil : ListingKeeper(fetched, server: options.endpoint.display, in: db)
         let storedAt = Timestamps.now()
         let prefix = options.dryRun ? "would " : ""
         // One line per row, handed on in blocks: a write per line was a system call per row.
         var lines = ""
-        let counts = try Reconciler.apply(fetched, listingID: listingID, selection: .states(options.states), in: db,
+        let counts = try Reconciler.apply(fetched, keeper: keeper, selection: .states(options.states), in: db,
                                           defaultTimeout: options.timeout, maxAttempts: options.maxAttempts) { change in
             let decision = change.decision
             let what = decision.settled
@@ -113,9 +113,11 @@ public enum ReconcileJob {
             }
         }
         if !lines.isEmpty { output(lines) }
-        logger.info("reconcile: \(fetched.bytes) bytes fetched in \(seconds(fetched.receivedAt - fetched.fetchedAt)), verified in \(seconds(fetched.verifiedAt - fetched.receivedAt)), \(listingID == nil ? "not stored" : "stored in \(seconds(storedAt - fetched.verifiedAt))"), \(counts.selected) row(s) walked in \(seconds(Timestamps.now() - storedAt))")
+        let listingID = keeper?.storedID
+        logger.info("reconcile: \(fetched.bytes) bytes fetched in \(seconds(fetched.receivedAt - fetched.fetchedAt)), verified in \(seconds(fetched.verifiedAt - fetched.receivedAt)), \(listingID == nil ? "not stored" : "stored in \(seconds(keeper?.storeSeconds ?? 0))"), \(counts.selected) row(s) walked in \(seconds(Timestamps.now() - storedAt))")
         let listing = fetched.listing
-        var summary = "listing \(listingID.map(String.init) ?? "(dry run, not stored)") of \(listing.index.count) keys"
+        let kept = listingID.map(String.init) ?? (options.dryRun ? "(dry run, not stored)" : "(not stored: it settles nothing)")
+        var summary = "listing \(kept) of \(listing.index.count) keys"
         summary += " signed at \(Timestamps.iso8601(Double(listing.timestamp))) by key \(listing.keyName)"
         summary += "; \(counts.selected) row(s) selected, \(counts.settled) settled"
         if !counts.toState.isEmpty {

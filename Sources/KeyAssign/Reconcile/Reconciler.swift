@@ -169,38 +169,20 @@ public struct Reconciler: Sendable {
         }
     }
 
-    /// Keeps the signed listing; returns its id. What is kept is what the signature covers
-    /// (the payload: `response_base64` decoded, which encodes back to the signed text byte for
-    /// byte, since only canonical base64 verifies) and the signature: less than half of the
-    /// envelope. The payload is bound where it lies, without a copy of ours (SQLite copies
-    /// it once into the record); filling a `zeroblob` instead writes every page twice, once
-    /// as zeros and once with the bytes, when the blob is larger than the page cache.
+    /// Keeps the signed listing now, whatever it settles; returns its id. The storing form is
+    /// `ListingArchive`'s (each entry once, the listing as runs over them). `apply` with a
+    /// `ListingKeeper` stores it only once a settlement needs it.
     public static func store(_ fetched: Fetched, server: String, in db: Database) throws -> Int64 {
-        let listing = fetched.listing
-        return try db.transaction {
-            let insert = try db.prepare("""
-                INSERT INTO listings (server, fetched_at, signed_at, key_name, entries, bytes, body, payload, signature)
-                VALUES (?1, ?2, ?3, ?4, ?5, ?6, x'', ?7, ?8)
-                """)
-            try insert.bind(1, server)
-            try insert.bind(2, Timestamps.iso8601(fetched.fetchedAt))
-            try insert.bind(3, listing.timestamp)
-            try insert.bind(4, listing.keyName)
-            try insert.bind(5, Int64(listing.index.count))
-            try insert.bind(6, Int64(fetched.bytes))
-            try ListingStorage.bindBlobNoCopy(insert, 7, listing.index.payload.buffer)
-            try insert.bind(8, listing.signature)
-            try insert.step()
-            insert.reset()
-            return db.lastInsertRowID
-        }
+        try db.transaction { try ListingArchive.store(fetched, server: server, in: db) }
     }
 
     static let batchSize = 500
 
-    /// Walks the selected rows against the listing. `listingID` nil: a dry run (nothing written).
+    /// Walks the selected rows against the listing. `keeper` nil: a dry run (nothing written);
+    /// else the keeper stores the listing when the first settlement is written, and not at all
+    /// when none is.
     /// `defaultTimeout` stands in for runs that did not record theirs.
-    public static func apply(_ fetched: Fetched, listingID: Int64?, selection: Selection, in db: Database,
+    public static func apply(_ fetched: Fetched, keeper: ListingKeeper?, selection: Selection, in db: Database,
                              defaultTimeout: Double, maxAttempts: Int, report: (Change) -> Void) throws -> Counts {
         var counts = Counts()
         let condition: String
@@ -303,7 +285,7 @@ public struct Reconciler: Sendable {
                     // A row the listing leaves in retry (or assigned) as it was needs no record.
                     let changes = decision.state != pending.row.state || decision.state == .rejected || explainsAbsence
                     var written = false
-                    if changes, let listingID {
+                    if changes, let listingID = try keeper?.id() {
                         let reason = decision.reason + " [listing \(listingID)]"
                         try settle.bind(1, pending.id)
                         try settle.bind(2, listingID)
@@ -337,7 +319,7 @@ public struct Reconciler: Sendable {
         // written to the WAL once per batch, and checkpointed as often. Memory stays bounded
         // all the same: SQLite spills a large transaction's pages to the WAL as it goes. A dry
         // run only reads, without the lock (a run may be going): it takes no write lock.
-        if listingID == nil {
+        if keeper == nil {
             try walk()
         } else {
             try db.transaction { try walk() }

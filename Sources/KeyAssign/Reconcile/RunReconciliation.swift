@@ -122,8 +122,8 @@ package final class RunReconciliation {
             case .success(let listing):
                 fetched = listing
             }
-            let listingID = try Reconciler.store(fetched, server: options.endpoint.display, in: db)
-            var counts = try Reconciler.apply(fetched, listingID: listingID, selection: selection, in: db,
+            let keeper = ListingKeeper(fetched, server: options.endpoint.display, in: db)
+            var counts = try Reconciler.apply(fetched, keeper: keeper, selection: selection, in: db,
                                               defaultTimeout: options.timeout, maxAttempts: options.maxAttempts) { _ in }
             counts.toState.removeValue(forKey: WorkState.retry.rawValue)
             if counts.contradicted > 0 {
@@ -131,7 +131,7 @@ package final class RunReconciliation {
             }
             if options.progress != .quiet || counts.settled > 0 {
                 let outcome = counts.toState.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
-                logger.notice("reconciled \(why) with listing \(listingID) (\(fetched.listing.index.count) keys): \(counts.selected) checked\(outcome.isEmpty ? "" : ", " + outcome)\(counts.unsettled > 0 ? ", \(counts.unsettled) waiting for a later listing" : "")")
+                logger.notice("reconciled \(why) with listing \(keeper.storedID.map(String.init) ?? "(not stored: it settles nothing)") (\(fetched.listing.index.count) keys): \(counts.selected) checked\(outcome.isEmpty ? "" : ", " + outcome)\(counts.unsettled > 0 ? ", \(counts.unsettled) waiting for a later listing" : "")")
             }
         } catch let error as KeyAssignError where error.status == .config {
             throw error

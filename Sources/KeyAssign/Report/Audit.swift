@@ -21,6 +21,8 @@ public enum Audit {
         public var repliesChecked = 0
         public var listingsChecked = 0
         public var settlementsChecked = 0
+        /// Rows whose settlement's listing was pruned (`keyassign prune`): said, not failed.
+        public var evidencePruned = 0
         /// Counted, not kept: each one goes to `report` as it is found (with the wrong key
         /// configured, every row is one).
         public var discrepancies = 0
@@ -41,7 +43,9 @@ public enum Audit {
         }
     }
 
-    public static func run(_ db: Database, verifier: ReplyVerifier, report: (Discrepancy) -> Void) throws -> Result {
+    /// `notice` hears the rows whose evidence was pruned on purpose ("evidence pruned on …").
+    public static func run(_ db: Database, verifier: ReplyVerifier, report: (Discrepancy) -> Void,
+                           notice: (Discrepancy) -> Void = { _ in }) throws -> Result {
         var result = Result()
         var verifiedCounts: [String: Int] = [:]
         func note(_ key: String, _ message: String) {
@@ -122,7 +126,9 @@ public enum Audit {
             var settledBacking = false
             if let last {
                 result.settlementsChecked += 1
-                let valid = evidence.verifiedListings.contains(last.listingID) && !evidence.badSettlements.contains(last.id)
+                let pruned = evidence.prunedListings[last.listingID]
+                let valid = (evidence.verifiedListings.contains(last.listingID) || pruned != nil)
+                    && !evidence.badSettlements.contains(last.id)
                 let entry = last.entry.flatMap { ListingEntry.parse(storedText: $0, index: last.entryIndex ?? 0) }
                 let follows = last.from.flatMap {
                     ReconcileRules.settledState(from: $0, entry: entry, ownerName: rows.string(3), email: rows.string(4))
@@ -144,6 +150,10 @@ public enum Audit {
                         continue
                     }
                     settledBacking = true
+                    if let pruned {
+                        result.evidencePruned += 1
+                        notice(Discrepancy(licenseKey: key, message: "settled as \(state.rawValue) by settlement \(last.id): evidence pruned on \(pruned.at) (listing \(last.listingID), signed payload sha256 \(pruned.sha256))"))
+                    }
                 }
             }
             if let needed = requiredCode(for: state), !verifiedCodes.contains(needed), !settledBacking {
@@ -168,6 +178,8 @@ public enum Audit {
 
     struct Evidence {
         var verifiedListings: Set<Int64> = []
+        /// Listings pruned on purpose: when, and the SHA-256 of the signed payload they were.
+        var prunedListings: [Int64: (at: String, sha256: String)] = [:]
         /// Settlements whose quoted entry is not what their listing says (few: each is reported).
         var badSettlements: Set<Int64> = []
         var listingsChecked = 0
@@ -182,9 +194,14 @@ public enum Audit {
         let ids = try db.prepare("SELECT id FROM listings ORDER BY id")
         var listingIDs: [Int64] = []
         while try ids.step() { listingIDs.append(ids.int(0)) }
-        // From migration 5 on a listing is its signed payload and signature; before, the
-        // whole envelope in `body`.
-        let stored = try db.prepare("SELECT typeof(payload), signature, key_name, typeof(body) FROM listings WHERE id = ?1")
+        // From migration 7 on a listing is its layout over the kept entries (rebuilt into the
+        // signed payload) and signature; from migration 5 its signed payload and signature;
+        // before, the whole envelope in `body`. A pruned listing is only its record.
+        let stored = try db.prepare("""
+            SELECT typeof(payload), signature, key_name, typeof(body), layout IS NOT NULL, pruned_at, payload_sha256
+            FROM listings WHERE id = ?1
+            """)
+        var archive = ListingArchive.Reader(db)
         let quoted = try db.prepare("""
             SELECT s.id, s.entry_index, s.entry, w.license_key FROM settlements s JOIN work w ON w.id = s.work_id
             WHERE s.listing_id = ?1 ORDER BY s.id
@@ -196,6 +213,12 @@ public enum Audit {
             let payloadType = stored.string(0) ?? "null", bodyType = stored.string(3) ?? "null"
             let signature = stored.string(1) ?? ""
             let keyName = stored.string(2) ?? ""
+            let hasLayout = stored.int(4) != 0
+            if let prunedAt = stored.string(5) {
+                evidence.prunedListings[listingID] = (prunedAt, stored.string(6) ?? "?")
+                stored.reset()
+                continue
+            }
             stored.reset()
             // A value edited into a number (or NULL) is read as no bytes: it does not verify.
             func bytes(_ column: String, _ type: String) throws -> OwnedBytes {
@@ -203,9 +226,19 @@ public enum Audit {
                     ? try ListingStorage.readBlob(db, table: "listings", column: column, row: listingID)
                     : OwnedBytes(copying: [])
             }
-            let verdict = payloadType != "null"
-                ? verifier.verifyStored(payload: try bytes("payload", payloadType), signature: signature, keyName: keyName)
-                : verifier.verify(try bytes("body", bodyType), maxAge: nil)
+            let verdict: ListingVerdict
+            if hasLayout {
+                do {
+                    verdict = verifier.verifyStored(payload: try archive.payload(listing: listingID), signature: signature, keyName: keyName)
+                } catch let malformed as ListingLayout.Malformed {
+                    note("listing \(listingID)", "the stored key listing cannot be rebuilt: \(malformed.message)")
+                    continue
+                }
+            } else {
+                verdict = payloadType != "null"
+                    ? verifier.verifyStored(payload: try bytes("payload", payloadType), signature: signature, keyName: keyName)
+                    : verifier.verify(try bytes("body", bodyType), maxAge: nil)
+            }
             let index: ListingIndex?
             switch verdict {
             case .trusted(let listing) where listing.code == 730:

@@ -71,6 +71,7 @@ extension FlagRange {
     public static let lockWait = FlagRange("--wait", 0, 86_400, unit: "seconds")
     // verify
     public static let maxAge = FlagRange("--max-age", 0, 315_360_000, unit: "seconds")
+    public static let keepEvidence = FlagRange("--keep-evidence", 0, 36_500, unit: "days")
     // sandbox
     public static let port = FlagRange("--port", 0, 65_535, integral: true)
     public static let generateKeys = FlagRange("--generate-keys", 0, 10_000_000, integral: true)
