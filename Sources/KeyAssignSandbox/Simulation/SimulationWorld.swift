@@ -183,6 +183,8 @@ final class SimulationWorld {
         for night in 0...scenario.faultyNights {
             let clean = night == scenario.faultyNights
             faults = clean ? Self.noFaults : scenario.faults
+            // The clean night's clock is right again (NTP fixed it).
+            if clean { wallOffset = 0 }
             partitions = faults.partitions.map { (now + $0.start, now + $0.start + $0.length) }
             log("night \(night + 1)\(clean ? " (clean)" : "")")
             var crashes = 0
@@ -239,6 +241,14 @@ final class SimulationWorld {
             try CarryOver.freshBudgets(db)
             log("process \(generation) starts: run \(runID), \(recovered) row(s) recovered")
             attemptsAtStart = try attemptCounts(db)
+        } catch let error as KeyAssignError {
+            // The run refuses to start, as `keyassign run` exits with this status (a listing that
+            // fails verification for a wrong clock: 78). Not a violation: the rows must still be true.
+            log("process \(generation) exits \(error.status.rawValue) before sending: \(error.message)")
+            reconciliation = nil
+            work = nil
+            database = nil
+            return .finished
         } catch {
             violate(.stuck, "the process cannot start: \(error)")
             return .finished
