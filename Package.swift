@@ -55,6 +55,7 @@ let package = Package(
             dependencies: [
                 "KeyAssign",
                 "COpenSSL",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -68,6 +69,12 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
+        ),
+        // scripts/simulate: seeded scenarios of the run's state machine, queue, classifier and
+        // verifiers against a simulated server, network and clock (KeyAssignSandbox/Simulation).
+        .executableTarget(
+            name: "keyassign-simulate",
+            dependencies: ["KeyAssignSandbox"]
         ),
         // The measuring half of scripts/bench-verify.sh (a tool, not a test).
         .executableTarget(

@@ -31,8 +31,13 @@ func exitingWithStatus(_ body: () throws -> ExitStatus) throws {
     do {
         status = try body()
     } catch let error as any ExitStatusError {
-        // The one place a library error becomes a status: KeyAssignError, DatabaseError and
-        // DatabaseOpenError each say which.
+        // Which status an error means is decided in one place, `ExitStatus(for:)` (each
+        // ExitStatusError says its own). Errors become exits here for most commands; a few
+        // catch them earlier, and still ask `ExitStatus(for:)` or `KeyAssignError.status`:
+        // `RunSetup.executeWithSummary`, `SyncCommand.importAndRun` and `RunCommand` (the
+        // status goes to the runs row and --metrics-file before the process exits),
+        // `ImportJob.stopped` (the files done so far are summed up first), and
+        // `VerifyCommand`/`SandboxCommand` (their messages name the command).
         StandardStreams.error(error.description)
         throw ExitCode(ExitStatus(for: error).rawValue)
     }

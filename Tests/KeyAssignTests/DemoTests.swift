@@ -8,10 +8,8 @@ import Testing
     @Test func demoRunsTheWholePipelineOnTheSamples() throws {
         let dir = try TemporaryDirectory()
         let package = CLI.packageRoot
-        let started = Date()
         let result = try CLI.run(["demo", "--state-dir", dir.path + "/demo"], currentDirectory: package)
         #expect(result.status == 0, "\(result.stdout)\n\(result.stderr)")
-        #expect(Date().timeIntervalSince(started) < 30)
 
         let db = try Database(path: dir.path + "/demo/demo.sqlite", create: false)
         let status = try StatusReport.load(from: db)

@@ -4,7 +4,7 @@ import Testing
 @testable import KeyAssignSandbox
 
 /// `--metrics-file` through the real CLI against the sandbox: the file is parsed back as
-/// Prometheus text, and checked by `promtool check metrics` when promtool is installed
+/// Prometheus text, and checked by `promtool check metrics` (installed when missing)
 /// (scripts/check-metrics installs it and runs the same check in CI).
 @Suite struct MetricsFileCLITests {
     /// Samples by series name and label text, and which names carry # HELP and # TYPE.
@@ -37,11 +37,31 @@ import Testing
         return Parsed(text)
     }
 
+    /// promtool, installed the way scripts/check-metrics installs it (Debian's `prometheus`
+    /// package) when it is missing: a test that needs a tool installs it or fails, it never
+    /// passes without checking.
+    static let promtool: String? = {
+        func find() -> String? {
+            ["/usr/bin/promtool", "/usr/local/bin/promtool"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        }
+        if let found = find() { return found }
+        let install = Process()
+        install.executableURL = URL(fileURLWithPath: "/bin/sh")
+        install.arguments = ["-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus"]
+        install.standardOutput = FileHandle.nullDevice
+        install.standardError = FileHandle.nullDevice
+        try? install.run()
+        install.waitUntilExit()
+        return find()
+    }()
+
     /// `promtool check metrics` reads the file on stdin and exits non-zero on any problem
     /// (lint findings included).
     static func promtoolAccepts(_ path: String) throws {
-        guard let promtool = ["/usr/bin/promtool", "/usr/local/bin/promtool"]
-            .first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else { return }
+        guard let promtool = Self.promtool else {
+            Issue.record("promtool is missing and could not be installed (apt-get install prometheus, as scripts/check-metrics does): the metrics file cannot be checked")
+            return
+        }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: promtool)
         process.arguments = ["check", "metrics"]

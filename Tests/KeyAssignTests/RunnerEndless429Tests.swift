@@ -11,11 +11,10 @@ import Testing
         let summaryPath = bench.dir.path + "/summary.json"
         let result = try await bench.run(["--max-wait", "5", "--summary-json", summaryPath])
         #expect(result.status == 10, "stderr: \(result.stderr)")
-        // The run's own clock: an awaiting test may resume long after the run ended.
-        let seconds = try bench.summary(summaryPath).seconds
-        // It does not sleep through the hour (nor the CLI helper's 120 s limit): it stops as soon
-        // as the pause cannot fit in --max-wait.
-        #expect(seconds < 100, "took \(seconds) s")
+        // It does not sleep through the hour: it stops as soon as the pause cannot fit in
+        // --max-wait (the exit status and the stop reason say so; how long that took is for
+        // benchmarks, and RunStateMachineTests and scripts/simulate hold the rule on a clock
+        // they control).
         #expect(result.stderr.contains("--max-wait"), "stderr: \(result.stderr)")
         // Nothing lost, nothing counted: the 429s were not processed, so every row is pending
         // with no attempt used, ready for the next run.
@@ -37,8 +36,6 @@ import Testing
         // back over a second or two, on a loaded machine, stretches its pause: then only two fit.)
         let result = try await bench.run(["--max-wait", "6", "--summary-json", summaryPath])
         #expect(result.status == 1, "stderr: \(result.stderr)")
-        let seconds = try bench.summary(summaryPath).seconds
-        #expect(seconds < 100, "took \(seconds) s")
         let summary = try bench.summary(summaryPath)
         #expect(summary.pauses >= 2 && summary.pauses <= 3, "pauses: \(summary.pauses)")
         #expect(summary.rateLimited >= 16, "at least two full waves: \(summary.rateLimited)")

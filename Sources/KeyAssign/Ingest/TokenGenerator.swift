@@ -48,10 +48,6 @@ final class TokenGenerator {
         return UnsafeRawBufferPointer(start: text, count: 36)
     }
 
-    func nextString() throws -> String {
-        String(decoding: try next(), as: UTF8.self)
-    }
-
     private func refill() throws {
         guard RAND_bytes(pool, Int32(Self.poolSize)) == 1 else {
             throw KeyAssignError(.ioError, "cannot get random bytes for idempotency tokens: \(OpenSSLErrors.drain())")

@@ -2,8 +2,8 @@
 /// rows it leaves when it stops early: the statements behind "a rerun retries what failed for
 /// a passing reason" and "maybe delivered is never failed" (docs/states.md). Call them only
 /// while holding the `DatabaseLock`.
-enum CarryOver {
-    struct Renewed: Sendable, Equatable {
+package enum CarryOver {
+    package struct Renewed: Sendable, Equatable {
         /// `failed` rows with a passing reason, back to `retry` (due now): provably never processed.
         var retried = 0
         /// `failed` rows with a passing reason that may have reached the server: `uncertain`, so
@@ -15,7 +15,7 @@ enum CarryOver {
     /// attempt may have reached the server, else to `uncertain` (with `reconcile`; without it to
     /// `retry`, where a later 801 is `uncertain` again, never `rejected`). Before the listing,
     /// which settles the `uncertain` ones; `freshBudgets` comes after it.
-    static func renew(_ db: Database, now: Double, reconcile: Bool) throws -> Renewed {
+    package static func renew(_ db: Database, now: Double, reconcile: Bool) throws -> Renewed {
         try db.transaction {
             var renewed = Renewed()
             let select = try db.prepare("SELECT id, last_http_status, last_code, maybe_delivered FROM work WHERE state = 'failed'")
@@ -54,7 +54,7 @@ enum CarryOver {
     /// `--max-attempts` bounds the attempts of one run, not a row's lifetime: every row this run
     /// may send starts at 0 (the `attempts` table keeps every attempt). After the listing, so
     /// that the `uncertain` rows it sends back to `retry` start at 0 too.
-    static func freshBudgets(_ db: Database) throws {
+    package static func freshBudgets(_ db: Database) throws {
         // In the `work_due` index's own terms (see `WorkQueue.dueRows`).
         try db.execute("UPDATE work SET attempts = 0 WHERE state IN ('pending', 'in_flight', 'retry') AND state <> 'in_flight' AND attempts <> 0")
     }
@@ -62,7 +62,7 @@ enum CarryOver {
     /// Rows still `failed` that this run did not touch: failures of earlier nights that wait
     /// for a person (`keyassign retry`). The summary, `status` and the metrics count them, so
     /// that monitoring sees them on a night that itself went well.
-    static func failedEarlier(_ db: Database, runID: Int64) throws -> Int {
+    package static func failedEarlier(_ db: Database, runID: Int64) throws -> Int {
         Int(try db.scalarInt("""
             SELECT count(*) FROM work WHERE state = 'failed' AND id NOT IN (SELECT work_id FROM attempts WHERE run_id = ?1)
             """, [.int(runID)]) ?? 0)
@@ -71,7 +71,7 @@ enum CarryOver {
     /// After a stop because replies failed verification (a wrong --public-key, a wrong clock):
     /// the rows this run sent are maybe delivered (the server may well have assigned them), so
     /// they are `uncertain`, for reconciliation to settle once the key or clock is right.
-    static func parkMaybeDelivered(_ db: Database, runID: Int64, reason: String) throws -> Int {
+    package static func parkMaybeDelivered(_ db: Database, runID: Int64, reason: String) throws -> Int {
         try db.transaction {
             let update = try db.prepare("""
                 UPDATE work SET state = 'uncertain', next_attempt_at = NULL, updated_at = ?1,

@@ -108,13 +108,9 @@ public final class Database {
 
     /// How a transaction takes SQLite's locks (https://www.sqlite.org/lang_transaction.html).
     public enum TransactionKind: String, Sendable {
-        /// Locks on the first read or write.
-        case deferred = "DEFERRED"
         /// Takes the write lock at `BEGIN`, so that a busy database fails there rather than
-        /// half-way through the work.
+        /// half-way through the work. (The only kind keyassign uses.)
         case immediate = "IMMEDIATE"
-        /// As `immediate`; in WAL mode readers are not kept out either way.
-        case exclusive = "EXCLUSIVE"
     }
 
     /// What to do with a transaction's work once its body returns.

@@ -1,12 +1,14 @@
 /// The queue's statements on `work` and the `attempts` they write, in one place beside the
 /// schema (as River's driver keeps its job SQL): recover what a dead run left in flight,
 /// claim due rows, record results, and the counts a run reports. `Runner/` only decides when
-/// to call them. `keyassign retry` has its own statement (`Requeue`).
+/// to call them. Two other writers of `work` keep their statements beside their rules:
+/// `Requeue` (`keyassign retry`) and `Reconciler.apply` (rows settled from the server's key
+/// listing, by `reconcile`, `run` and `sync`).
 ///
 /// One per connection, holding the statements a run executes again and again prepared; not
 /// thread-safe (a run shares it behind `SharedQueue`'s mutex).
-final class WorkQueue {
-    let database: Database
+package final class WorkQueue {
+    package let database: Database
 
     private var claimStatement: Statement?
     private var nextDueStatement: Statement?
@@ -14,7 +16,7 @@ final class WorkQueue {
     private var insertAttemptStatement: Statement?
     private var updateRunStatement: Statement?
 
-    init(_ database: Database) {
+    package init(_ database: Database) {
         self.database = database
     }
 
@@ -32,7 +34,10 @@ final class WorkQueue {
     static let rescuedRetries = "\(dueRows) AND state = 'retry' AND maybe_delivered = 1"
 
     /// ?1 run id, ?2 now (text), ?3 now (Unix seconds), ?4 how many. Due retries go first, then
-    /// pending rows in import order; both come from the `work_due` index, so a claim costs the
+    /// pending rows in the index's order (`next_attempt_at`, then rowid: import order for rows
+    /// never tried). No ORDER BY promises it, and nothing needs it: every due row is sent in the
+    /// end, and a sort would cost a temporary B-tree per claim. Both halves come from the
+    /// `work_due` index, so a claim costs the
     /// same with a million rows queued as with ten. Its plan is checked in `RunnerQueueTests`.
     static let claimSQL = """
         UPDATE work SET state = 'in_flight', run_id = ?1, in_flight_since = ?2, updated_at = ?2,
@@ -93,7 +98,7 @@ final class WorkQueue {
     /// `uncertain`, never a plain rejection. Each gets an `interrupted` attempt naming the run
     /// that died. Call it only while holding the `DatabaseLock`, so that no live run owns those
     /// rows. Returns how many rows were recovered.
-    func rescue(runID: Int64, now: Double) throws -> Int {
+    package func rescue(runID: Int64, now: Double) throws -> Int {
         let db = database
         return try db.transaction {
             let nowText = Timestamps.iso8601(now)
@@ -125,7 +130,7 @@ final class WorkQueue {
     }
 
     /// Rows waiting to be sent, now or later (`pending` and `retry`).
-    func rowsToSend() throws -> Int {
+    package func rowsToSend() throws -> Int {
         Int(try database.scalarInt(Self.toSendSQL) ?? 0)
     }
 
@@ -142,7 +147,7 @@ final class WorkQueue {
     /// the commit returns only after the WAL is synced (fdatasync), before any row is sent.
     /// Results stay NORMAL: one lost to a power loss leaves its row `in_flight`, which the
     /// next run recovers as possibly delivered. Cost: docs/benchmarks.md ("Durable claims").
-    func claim(runID: Int64, limit: Int, now: Double) throws -> [ClaimedRow] {
+    package func claim(runID: Int64, limit: Int, now: Double) throws -> [ClaimedRow] {
         if limit <= 0 { return [] }
         let db = database
         let claim = try prepared(&claimStatement, Self.claimSQL)
@@ -170,7 +175,7 @@ final class WorkQueue {
     }
 
     /// When the earliest scheduled retry is due (Unix seconds), if any.
-    func nextRetryDue() throws -> Double? {
+    package func nextRetryDue() throws -> Double? {
         let nextDue = try prepared(&nextDueStatement, Self.nextDueSQL)
         defer { nextDue.reset() }
         guard try nextDue.step(), !nextDue.isNull(0) else { return nil }
@@ -182,7 +187,7 @@ final class WorkQueue {
     /// Records a batch of results in one transaction: each row's new state, one `attempts` row
     /// per result, and the run's `rows_done`. A crash loses only this batch, whose rows are
     /// still `in_flight` and so are recovered by the next run.
-    func record(_ batch: [CompletedAttempt], runID: Int64) throws {
+    package func record(_ batch: [CompletedAttempt], runID: Int64) throws {
         if batch.isEmpty { return }
         let updateWork = try prepared(&updateRowStatement, Self.updateRowSQL)
         let insertAttempt = try prepared(&insertAttemptStatement, Self.insertAttemptSQL)
@@ -221,10 +226,7 @@ final class WorkQueue {
                 try insertAttempt.bind(14, item.signingKey?.sha256)
                 try insertAttempt.step()
                 insertAttempt.reset()
-                switch c.state {
-                case .assigned, .rejected, .uncertain, .failed: done += 1
-                default: break
-                }
+                if WorkState.finalStates.contains(c.state) { done += 1 }
             }
             try updateRun.bind(1, done)
             try updateRun.bind(2, runID)

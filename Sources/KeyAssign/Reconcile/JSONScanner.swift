@@ -69,17 +69,68 @@ struct JSONScanner {
                      UInt8(ascii: "f"), UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
                     position += 1
                 case UInt8(ascii: "u"):
-                    guard position + 4 < bytes.count else { throw error("short \\u escape") }
-                    for offset in 1...4 where !bytes[position + offset].isHexDigit { throw error("bad \\u escape") }
+                    // As StrictJSON reads it: a high surrogate must be followed by a low one,
+                    // and a low one alone is refused.
+                    let unit = try hex4(at: position + 1)
                     position += 5
+                    if (0xDC00...0xDFFF).contains(unit) { throw error("lone surrogate in \\u escape") }
+                    if (0xD800...0xDBFF).contains(unit) {
+                        guard position + 1 < bytes.count, bytes[position] == UInt8(ascii: "\\"),
+                              bytes[position + 1] == UInt8(ascii: "u"),
+                              (0xDC00...0xDFFF).contains(try hex4(at: position + 2)) else {
+                            throw error("lone surrogate in \\u escape")
+                        }
+                        position += 6
+                    }
                 default:
                     throw error("bad escape")
                 }
                 continue
             }
+            if byte >= 0x80 {
+                // As StrictJSON reads it: a string is valid UTF-8, used or not.
+                try skipUTF8Sequence()
+                continue
+            }
             position += 1
         }
         throw error("unterminated string")
+    }
+
+    private func hex4(at offset: Int) throws(JSONParseError) -> UInt32 {
+        guard offset + 4 <= bytes.count else { throw error("short \\u escape") }
+        var value: UInt32 = 0
+        for index in offset..<(offset + 4) {
+            let byte = bytes[index]
+            guard byte.isHexDigit else { throw error("bad \\u escape") }
+            let digit = byte <= UInt8(ascii: "9") ? byte - UInt8(ascii: "0") : (byte | 0x20) - UInt8(ascii: "a") + 10
+            value = value << 4 | UInt32(digit)
+        }
+        return value
+    }
+
+    /// One well-formed UTF-8 sequence (no overlong form, no surrogate, nothing past U+10FFFF).
+    private mutating func skipUTF8Sequence() throws(JSONParseError) {
+        let lead = bytes[position]
+        let length: Int
+        var lowest: UInt8 = 0x80, highest: UInt8 = 0xBF
+        switch lead {
+        case 0xC2...0xDF: length = 2
+        case 0xE0: length = 3; lowest = 0xA0
+        case 0xE1...0xEC, 0xEE...0xEF: length = 3
+        case 0xED: length = 3; highest = 0x9F
+        case 0xF0: length = 4; lowest = 0x90
+        case 0xF1...0xF3: length = 4
+        case 0xF4: length = 4; highest = 0x8F
+        default: throw error("string is not valid UTF-8")
+        }
+        guard position + length <= bytes.count else { throw error("string is not valid UTF-8") }
+        let second = bytes[position + 1]
+        guard second >= lowest && second <= highest else { throw error("string is not valid UTF-8") }
+        for index in (position + 2)..<(position + length) where bytes[index] & 0xC0 != 0x80 {
+            throw error("string is not valid UTF-8")
+        }
+        position += length
     }
 
     /// Skips whole 8-byte words of string text that hold no quote, backslash or control
@@ -94,7 +145,10 @@ struct JSONScanner {
             let quote = word ^ (ones &* UInt64(UInt8(ascii: "\""))), backslash = word ^ (ones &* UInt64(UInt8(ascii: "\\")))
             // A byte is zero, or below 0x20, exactly when the word has its borrow bit set
             // (the classic "has zero byte" / "has byte less than" tests).
+            // Non-ASCII bytes (the high bit, `word` itself) stop the fast path too: they are
+            // checked as UTF-8 one sequence at a time.
             let special = ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | ((word &- ones &* 0x20) & ~word)
+                | word
             if special & highs != 0 { return }
             position += 8
         }
@@ -130,8 +184,13 @@ struct JSONScanner {
             guard depth < Self.maximumDepth else { throw error("nesting too deep") }
             position += 1
             if !consume(UInt8(ascii: "}")) {
+                // A name given twice is refused, as StrictJSON refuses it, at any depth.
+                var names = MemberNames()
                 repeat {
-                    _ = try scanString()
+                    let name = try scanString()
+                    if try !names.insert(name, of: self) {
+                        throw JSONParseError(offset: name.range.lowerBound, reason: "duplicate member")
+                    }
                     try expect(UInt8(ascii: ":"), "':'")
                     try skipValue(depth: depth + 1)
                 } while consume(UInt8(ascii: ","))
@@ -197,6 +256,35 @@ struct JSONScanner {
             while digit(position) { position += 1 }
         }
         return (start..<position, isInteger)
+    }
+
+    /// The member names of one object seen so far: compared as text while they are few and
+    /// plain ASCII (a listing entry has a dozen), as decoded strings otherwise, which is how
+    /// StrictJSON compares them; a set past a handful, so that a hostile object with a million
+    /// members costs no more than a million lookups.
+    struct MemberNames {
+        private var plain: [Range<Int>] = []
+        private var decoded: Set<String>?
+
+        /// False when the name was there already.
+        mutating func insert(_ name: (range: Range<Int>, escaped: Bool), of scanner: JSONScanner) throws(JSONParseError) -> Bool {
+            let bytes = scanner.bytes
+            let ascii = !name.escaped && bytes[name.range].allSatisfy { $0 < 0x80 }
+            if decoded == nil && ascii && plain.count < 16 {
+                for other in plain where other.count == name.range.count && bytes[other].elementsEqual(bytes[name.range]) {
+                    return false
+                }
+                plain.append(name.range)
+                return true
+            }
+            if decoded == nil {
+                var set = Set<String>()
+                for other in plain { set.insert(try scanner.decodeString((other, false))) }
+                decoded = set
+            }
+            let text = try scanner.decodeString(name)
+            return decoded?.insert(text).inserted ?? true
+        }
     }
 
     /// Members of the object at the current position, as (name, value range), in order;

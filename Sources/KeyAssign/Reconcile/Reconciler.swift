@@ -143,21 +143,29 @@ public struct Reconciler: Sendable {
             let text = String(decoding: body.prefix(200), as: UTF8.self)
             return .failure(.failed("HTTP \(status): \(ReplyVerifier.printable(text, limit: 200))"))
         case .body(let raw):
-            let received = Timestamps.now()
-            switch verifier.verify(raw, maxAge: maxClockSkew, now: received) {
-            case .untrusted(let reason, let detail):
-                return .failure(.untrusted(reason, detail))
-            case .trusted(let listing):
-                guard listing.code == 730 else {
-                    return .failure(.notListing(code: listing.code, message: listing.index.message))
-                }
-                // Its entries are stored and shown (owner names): none may carry the key.
-                if let redactor = SecretRedactor(secret: client.apiKey), redactor.occurs(in: listing.index.payload.buffer) {
-                    return .failure(.carriesKey)
-                }
-                return .success(Fetched(listing: listing, bytes: raw.count, fetchedAt: started,
-                                        receivedAt: received, verifiedAt: Timestamps.now()))
+            return Self.verify(raw, verifier: verifier, maxClockSkew: maxClockSkew, apiKey: client.apiKey,
+                               fetchedAt: started, receivedAt: Timestamps.now())
+        }
+    }
+
+    /// A listing's body, verified: what `fetch` does once the bytes are in (and what the
+    /// simulator does with its server's listing).
+    package static func verify(_ raw: OwnedBytes, verifier: ListingVerifier, maxClockSkew: Double, apiKey: String,
+                               fetchedAt: Double, receivedAt: Double,
+                               clock: () -> Double = Timestamps.now) -> Result<Fetched, Unavailable> {
+        switch verifier.verify(raw, maxAge: maxClockSkew, now: receivedAt) {
+        case .untrusted(let reason, let detail):
+            return .failure(.untrusted(reason, detail))
+        case .trusted(let listing):
+            guard listing.code == 730 else {
+                return .failure(.notListing(code: listing.code, message: listing.index.message))
             }
+            // Its entries are stored and shown (owner names): none may carry the key.
+            if let redactor = SecretRedactor(secret: apiKey), redactor.occurs(in: listing.index.payload.buffer) {
+                return .failure(.carriesKey)
+            }
+            return .success(Fetched(listing: listing, bytes: raw.count, fetchedAt: fetchedAt,
+                                    receivedAt: receivedAt, verifiedAt: clock()))
         }
     }
 

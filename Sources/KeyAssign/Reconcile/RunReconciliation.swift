@@ -8,12 +8,14 @@ import Logging
 /// nothing: the run behaves as it did without reconciliation, with one warning. Any other
 /// problem with the listing (a forged signature, a network error) is logged as well and
 /// changes nothing either: the rows stay as the run left them.
-final class RunReconciliation {
+package final class RunReconciliation {
     private let options: RunOptions
     private var reconciler: Reconciler
     private let logger: Logger
     private let keyRing: KeyRing
     private var warned = false
+    /// The simulator's server instead of `reconciler.fetch` (KeyAssignSandbox/Simulation).
+    private var fetchOverride: (() throws -> Result<Reconciler.Fetched, Reconciler.Unavailable>)?
     /// What this run's listings spent waiting for the server to begin answering; it counts
     /// against `--max-wait` like any other wait of the run.
     private(set) var waited: Double = 0
@@ -45,13 +47,20 @@ final class RunReconciliation {
         reconciler.client.listingTimeout = options.listingTimeout
     }
 
+    /// With the listing fetched by `fetch` instead of over the network: the simulator's.
+    package convenience init(options: RunOptions, keyRing: KeyRing, logger: Logger,
+                             fetch: @escaping () throws -> Result<Reconciler.Fetched, Reconciler.Unavailable>) {
+        self.init(options: options, keyRing: keyRing, logger: logger)
+        fetchOverride = fetch
+    }
+
     /// Right after the rescue and `CarryOver.renew`, before anything is sent. Records this run's
     /// --timeout (the race rule reads it later). Every `uncertain` row, whichever run left it,
     /// and every row a dead run left is checked against one listing: a key available is sent
     /// tonight, one held is settled without a request. A listing that fails verification stops
     /// the run here (exit 78): nothing has verified yet, and the same key or clock would fail
     /// every reply.
-    func afterRescue(_ db: Database, runID: Int64, recovered: Int, renewed: CarryOver.Renewed) throws {
+    package func afterRescue(_ db: Database, runID: Int64, recovered: Int, renewed: CarryOver.Renewed) throws {
         let record = try db.prepare("UPDATE runs SET request_timeout = ?1 WHERE id = ?2")
         try record.bind(1, options.timeout)
         try record.bind(2, runID)
@@ -75,7 +84,7 @@ final class RunReconciliation {
     /// (uncertain, or rejected by this run), the rows this run assigned are confirmed against
     /// the same listing, by key and email: no extra fetch. `runWaited`: what the run has
     /// waited so far, listings included (the rest of `--max-wait` is the listing's to wait).
-    func atEnd(_ db: Database, runID: Int64, runWaited: Double? = nil) throws {
+    package func atEnd(_ db: Database, runID: Int64, runWaited: Double? = nil) throws {
         guard options.reconcile else { return }
         let pending = try db.scalarInt("""
             SELECT count(*) FROM work WHERE state = 'uncertain'
@@ -95,7 +104,7 @@ final class RunReconciliation {
             reconciler.client.firstByteWait = max(0, options.maxWait - runWaited)
             var listingWaited = 0.0
             defer { waited += listingWaited }
-            switch try reconciler.fetch(waited: &listingWaited) {
+            switch try fetchOverride?() ?? reconciler.fetch(waited: &listingWaited) {
             case .failure(let unavailable):
                 if stopOnUntrusted, let message = Self.configurationMessage(unavailable, keyRing: keyRing,
                                                                            maxClockSkew: options.maxClockSkew) {

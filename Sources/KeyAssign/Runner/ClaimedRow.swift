@@ -1,10 +1,10 @@
 /// A row taken by the claimer, as it is about to be sent.
-struct ClaimedRow: Sendable {
-    var id: Int64
-    var request: AssignRequest
+package struct ClaimedRow: Sendable {
+    package var id: Int64
+    package var request: AssignRequest
     /// Attempts including this one (the claim counts it; a 429 or auth stop refunds it).
-    var attempts: Int
+    package var attempts: Int
     /// Whether an earlier attempt may have reached the server without a verified answer.
-    var maybeDelivered: Bool
-    var claimedAt: Double
+    package var maybeDelivered: Bool
+    package var claimedAt: Double
 }

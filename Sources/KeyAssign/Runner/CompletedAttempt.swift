@@ -1,13 +1,13 @@
 /// One finished attempt, ready to be recorded (`WorkQueue.record`).
-struct CompletedAttempt: Sendable {
-    var row: ClaimedRow
-    var classification: Classification
-    var nextAttemptAt: Double?
-    var startedAt: Double
-    var endedAt: Double
-    var latencyMS: Double
-    var httpStatus: Int?
-    var reply: [UInt8]?
+package struct CompletedAttempt: Sendable {
+    package var row: ClaimedRow
+    package var classification: Classification
+    package var nextAttemptAt: Double?
+    package var startedAt: Double
+    package var endedAt: Double
+    package var latencyMS: Double
+    package var httpStatus: Int?
+    package var reply: [UInt8]?
     /// The key that verified the reply, when it was trusted.
-    var signingKey: SigningKey?
+    package var signingKey: SigningKey?
 }

@@ -50,3 +50,4 @@ struct RefusalGate<Item> {
         return (held, !held.isEmpty && !serverAnswered)
     }
 }
+extension RefusalGate: Sendable where Item: Sendable {}

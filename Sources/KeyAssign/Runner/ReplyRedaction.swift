@@ -13,13 +13,13 @@
 ///   in what was signed.
 /// - Error texts built from a reply (the verifier's detail, a signed message) are redacted
 ///   before they are logged, stored or summarised.
-struct ReplyRedaction: Sendable {
+package struct ReplyRedaction: Sendable {
     /// How much of a body that is not an envelope is kept.
     static let prefixLimit = 2048
 
     private let redactor: SecretRedactor?
 
-    init(apiKey: String) {
+    package init(apiKey: String) {
         redactor = SecretRedactor(secret: apiKey)
     }
 

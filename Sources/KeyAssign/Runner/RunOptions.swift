@@ -18,7 +18,8 @@ public struct RunOptions: Sendable {
     public var timeout: Double = 30
     /// Live replies whose signed timestamp is further than this from local time are refused.
     public var maxClockSkew: Double = 300
-    /// How long the run waits, in total, for scheduled retries to come due.
+    /// How long the run may wait, in total, for anything but pacing: a 429 pause, the next probe
+    /// of an unreachable server, scheduled retries to come due (`WaitBudget`).
     public var maxWait: Double = 300
     public var body: BodyEncoding = .form
     /// PEM trust anchors for the server's certificate (a private CA); nil = the system store.

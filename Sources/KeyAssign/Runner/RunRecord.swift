@@ -8,11 +8,11 @@ import Darwin
 
 /// The `runs` row of a run: opened once the run holds the `DatabaseLock`, closed with its
 /// summary at the end.
-enum RunRecord {
+package enum RunRecord {
     /// Opens the run's row and returns its id. The caller holds the database lock, so any
     /// earlier run still without an end is a process that died (kill -9, OOM, power loss):
     /// that is known for certain now, not guessed from a pid.
-    static func open(_ db: Database, server: String, logger: Logger) throws -> Int64 {
+    package static func open(_ db: Database, server: String, logger: Logger) throws -> Int64 {
         let now = Timestamps.nowISO8601()
         return try db.transaction {
             let unfinished = try db.prepare("SELECT id, pid, host, started_at FROM runs WHERE ended_at IS NULL ORDER BY id")

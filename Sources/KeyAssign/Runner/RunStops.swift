@@ -7,30 +7,30 @@ import Darwin
 /// Why a run stopped sending before its queue was empty. Each reason is set once, by whichever
 /// part of the run met it; the dispatcher stops on any, and the summary turns the most serious
 /// into the exit status.
-struct RunStops: Sendable {
+package struct RunStops: Sendable {
     /// The first SIGINT or SIGTERM (exit 130 / 143).
-    var signal: Int32?
+    package var signal: Int32?
     /// A signed auth refusal, or unsigned refusals of every request (exit 3).
-    var auth: String?
+    package var auth: String?
     /// The server's certificate was refused: a configuration error (exit 78).
-    var config: String?
+    package var config: String?
     /// The server stayed unreachable for --max-wait (exit 69).
-    var unreachable: String?
+    package var unreachable: String?
     /// A 429 pause would have run past --max-wait (exit 1, rows left for the next run).
-    var maxWait: String?
+    package var maxWait: String?
     /// The quota is spent until after --max-wait (exit 10, rows left pending), and when it
     /// reopens (Unix seconds).
-    var quota: String?
-    var quotaReopensAt: Double?
+    package var quota: String?
+    package var quotaReopensAt: Double?
 
-    var any: Bool {
+    package var any: Bool {
         signal != nil || auth != nil || config != nil || unreachable != nil || maxWait != nil || quota != nil
     }
 
     /// The exit status and the stop reason the summary gives. `unfinished`: rows this run
     /// touched ended `failed` or `uncertain`, or rows are left to send; `troubled`: the former.
     /// A spent quota is not a failure, but rows that failed still are.
-    func exitStatus(unfinished: Bool, troubled: Bool = false) -> (status: ExitStatus, reason: String?) {
+    package func exitStatus(unfinished: Bool, troubled: Bool = false) -> (status: ExitStatus, reason: String?) {
         if let config { return (.config, config) }
         if let auth { return (.authStopped, auth) }
         if let signal { return signal == SIGINT ? (.interrupted, "SIGINT") : (.terminated, "SIGTERM") }

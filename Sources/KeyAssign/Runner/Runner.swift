@@ -10,51 +10,38 @@ import Darwin
 
 /// Sends every due row of the work table to the license server and records each outcome.
 ///
-/// Roles: `DatabaseLock` keeps writers apart, `WorkQueue.rescue` recovers rows a dead run left in
-/// flight, the dispatch loop here waits for a free slot, a token (`TokenBucket`) and the end of
-/// any 429 pause, then `WorkQueue.claim` commits a batch of rows `in_flight` and they are sent at
-/// once through `AssignClient`. Each reply is verified and classified (`Classifier`) on the
-/// transport's serial reply queue, and `Completer` commits the results in batches. Callable
-/// in-process (`keyassign demo`).
+/// Every decision is `RunStateMachine`'s; this class carries out its actions. Roles:
+/// `DatabaseLock` keeps writers apart, `WorkQueue.rescue` recovers rows a dead run left in
+/// flight, the machine says when to claim how many rows, when to wait and when to stop, then
+/// `WorkQueue.claim` commits a batch of rows `in_flight` and they are sent at once through
+/// `AssignClient`. Each reply is verified and classified (`RowReply.judge`) on the transport's
+/// serial reply queue, handed to the machine, and `Completer` commits the results in batches.
+/// Callable in-process (`keyassign demo`).
 public final class Runner: Sendable {
     private let options: RunOptions
     private let verifier: ReplyVerifier
     private let logger: Logger
-    private let backoff: Backoff
     private let redaction: ReplyRedaction
-    private let wake = DispatchSemaphore(value: 0)
-    private let bucket: TokenBucket
+    private let clock: any RunClock
     /// The server's quotas (`--rate N/WINDOW`, X-RateLimit-*, a long Retry-After), kept across runs.
     private let quota: RunQuota
-    /// Claims wait for this many free slots while requests are in flight.
-    private let minimumClaim: Int
-    /// What the dispatcher, the reply queue, the signal handlers and the progress line share.
-    private let state: Mutex<State>
-
-    private struct State {
-        var inFlight = 0
-        var stops = RunStops()
-        var breaker: CircuitBreaker
-        var refusals = RefusalGate<CompletedAttempt>()
-        /// A wrong --public-key, clock or --server stops the run after a handful of replies.
-        var early: EarlyStopGate
-        var tally = RunTally()
-        /// What the run has waited, against --max-wait: its listings and its dispatcher.
-        var waited = 0.0
-    }
+    /// Wakes the dispatcher: an event the machine says it waits for, or a signal.
+    private let wake = DispatchSemaphore(value: 0)
+    /// The dispatcher, the reply queue, the signal handlers and the progress line share it.
+    private let machine: Mutex<RunStateMachine>
 
     public init(options: RunOptions, verifier: ReplyVerifier, logger: Logger) {
         self.options = options
         self.verifier = verifier
         self.logger = logger
-        self.backoff = Backoff(base: options.backoffBase, cap: options.backoffCap)
         self.redaction = ReplyRedaction(apiKey: options.apiKey)
-        self.bucket = TokenBucket(rate: options.rate, burst: options.burst)
-        self.quota = RunQuota(limits: options.rateLimits, logger: logger, quiet: options.progress == .quiet)
-        self.minimumClaim = max(1, min(16, options.concurrency / 4))
-        self.state = Mutex(State(breaker: CircuitBreaker(window: options.maxWait),
-                                 early: EarlyStopGate(keys: verifier.keyRing.signingKeys, maxClockSkew: options.maxClockSkew,
-                                                      url: options.endpoint.display)))
+        let clock = SystemRunClock()
+        self.clock = clock
+        let quota = RunQuota(limits: options.rateLimits, logger: logger, quiet: options.progress == .quiet)
+        self.quota = quota
+        self.machine = Mutex(RunStateMachine(
+            options: options, limiter: RunStateMachine.standardLimiter(options, now: clock.monotonic()), quota: quota,
+            signingKeys: verifier.keyRing.signingKeys))
     }
 
     /// Runs until nothing is due (waiting up to --max-wait for scheduled retries), a signal,
@@ -84,8 +71,8 @@ public final class Runner: Sendable {
     }
 
     private func runLocked(_ shared: SharedQueue, runID: Int64) throws -> RunSummary {
-        let startedWall = Timestamps.now()
-        let startedMono = Timestamps.monotonic()
+        let startedWall = clock.wall()
+        let startedMono = clock.monotonic()
         // The key listing (Reconcile/): rescued rows are checked before any is sent again.
         let reconciliation = RunReconciliation(options: options, keyRing: verifier.keyRing, logger: logger)
         let (recovered, total) = try shared.with { queue -> (Int, Int) in
@@ -97,7 +84,8 @@ public final class Runner: Sendable {
             try quota.start(queue.database)
             return (recovered, try queue.rowsToSend())
         }
-        state.withLock { $0.waited = reconciliation.waited }
+        // A listing fetched before the dispatcher (rows rescued from a dead run) waited already.
+        machine.withLock { $0.waitedBeforeSending(reconciliation.waited) }
         if recovered > 0 {
             logger.warning("recovered \(recovered) row(s) left in flight by a run that died; a later 801 for them counts as uncertain")
         }
@@ -136,15 +124,15 @@ public final class Runner: Sendable {
             loopError = loopError ?? error
         }
         if let loopError { throw loopError }
-        if let kind = state.withLock({ $0.early.verificationStop }) {
+        if let kind = machine.withLock({ $0.verificationStop }) {
             // Sent rows may have been assigned: uncertain, for reconciliation once the key or clock is right.
             try shared.with { _ = try CarryOver.parkMaybeDelivered($0.database, runID: runID, reason: kind == .signature
                 ? "sent while replies failed signature verification (check --public-key): may have been assigned"
                 : "sent while replies were stale (check the clock): may have been assigned") }
         }
-        // One listing settles what the run left uncertain (not after a signal or an auth stop).
-        if !shouldStop() {
-            let waited = state.withLock { $0.waited }
+        // One listing settles what the run left uncertain (not after a stop).
+        if machine.withLock({ $0.reconcilesAtEnd }) {
+            let waited = machine.withLock { $0.waited }
             try shared.with { try reconciliation.atEnd($0.database, runID: runID, runWaited: waited) }
         }
         progress.stop(settled: try? shared.with { try ProgressReporter.rowsByState($0.database, runID: runID) })
@@ -160,342 +148,131 @@ public final class Runner: Sendable {
         return summary
     }
 
-    // MARK: dispatching
-
-    private func shouldStop() -> Bool {
-        state.withLock { $0.stops.any }
-    }
+    // MARK: carrying out the machine's actions
 
     private var inFlightNow: Int {
-        state.withLock { $0.inFlight }
+        machine.withLock { $0.inFlight }
     }
 
     private func dispatchLoop(_ shared: SharedQueue, runID: Int64, client: AssignClient, completer: Completer) throws {
-        let concurrency = options.concurrency
-        // Waiting the dispatcher did, against --max-wait.
-        var budget = WaitBudget(limit: options.maxWait)
-        // A listing fetched before the loop (rows rescued from a dead run) waited already.
-        budget.spend(state.withLock { $0.waited })
-        defer { state.withLock { $0.waited = budget.spent } }
         while true {
-            if shouldStop() { return }
             if let error = completer.error { throw error }
-            let free = concurrency - inFlightNow
-            if free <= 0 {
-                _ = wake.wait(timeout: .now() + .milliseconds(50))
-                continue
+            let (action, notices) = machine.withLock { machine in
+                (machine.next(now: clock.monotonic()), machine.takeNotices())
             }
-            var now = Timestamps.monotonic()
-            // An unreachable server gets one probe at a time, and an end.
-            var breakerLimit = Int.max
-            switch breakerPermission(now: now) {
-            case .send(let limit):
-                breakerLimit = limit
-            case .awaitProbe:
-                _ = wake.wait(timeout: .now() + .milliseconds(50))
-                continue
-            case .probeAt(let at):
-                if !budget.allows(at - now) {
-                    giveUpUnreachable(now: now, why: "the next try would pass --max-wait")
-                    return
-                }
-                waitCounted(until: at, budget: &budget)
-                continue
-            case .giveUp:
-                giveUpUnreachable(now: now, why: nil)
+            log(notices)
+            switch action {
+            case .stop:
                 return
-            }
-            let tokens = min(bucket.available(now: now), quota.available(now: now))
-            if tokens <= 0 {
-                // A quota that reopens only after --max-wait ends the run: a schedule, not a failure.
-                let (quotaAt, why) = quota.nextAvailable(now: now)
-                if let why, !budget.allows(quotaAt - now) {
-                    stopForQuota(why, reopensAt: quota.wallTime(quotaAt), maxWait: budget.remaining)
-                    return
-                }
-                let at = max(bucket.nextAvailable(now: now), quotaAt)
-                let pauseEnd = bucket.pauseEnd
-                if pauseEnd > now {
-                    // A 429 pause is waiting, and --max-wait bounds it: a server that asks for an
-                    // hour must not hold the run (and the database lock) for an hour.
-                    let pause = pauseEnd - now
-                    if !budget.allows(pause) {
-                        // Named as the server asked it: what is left of it by now depends on how
-                        // soon this thread looked, and the person reading wants the server's figure.
-                        let asked = max(pause, bucket.askedPause)
-                        stopForMaxWait("the server asked to pause \(Int(asked.rounded(.up))) s (HTTP 429), more than the \(Int(budget.remaining.rounded(.down))) s left of --max-wait \(Int(options.maxWait)) s")
-                        return
-                    }
-                }
-                let before = Timestamps.monotonic()
-                waitUntil(monotonic: at)
-                now = Timestamps.monotonic()
-                budget.spend(min(now, pauseEnd) - before)
-                continue
-            }
-            // When slots, not tokens, are what is short, wait for a few to free up: one
-            // claim transaction per handful of rows instead of one per row.
-            if free < minimumClaim && tokens > free && inFlightNow > 0 {
-                _ = wake.wait(timeout: .now() + .milliseconds(20))
-                continue
-            }
-            let limit = min(free, tokens, 64, breakerLimit)
-            let recordedBefore = completer.recordedCount
-            let rows = try shared.with { try $0.claim(runID: runID, limit: limit, now: Timestamps.now()) }
-            if rows.isEmpty {
-                if inFlightNow > 0 {
-                    _ = wake.wait(timeout: .now() + .milliseconds(50))
-                    continue
-                }
-                // Nothing in flight and nothing to claim: decide the held refusals, and commit
-                // what came back, since either may have made rows due (a request that never
-                // left goes back to pending).
-                if settleRefusals(completer) { continue }
+            case .wait(let until):
+                waitUntil(monotonic: until)
+            case .record(let attempts):
+                for attempt in attempts { completer.add(attempt) }
+            case .flush:
                 try completer.flushNow()
-                if completer.recordedCount != recordedBefore { continue }
-                let wall = Timestamps.now()
-                guard let due = try shared.with({ try $0.nextRetryDue() }) else { return }
-                let wait = due - wall
-                if wait <= 0 { continue }
-                if !budget.allows(wait) {
-                    if options.progress != .quiet {
-                        logger.info("the next retry is due in \(Int(wait.rounded(.up))) s, beyond --max-wait; leaving it for the next run")
+                machine.withLock { $0.flushed() }
+            case .findNextDue:
+                let due = try shared.with { try $0.nextRetryDue() }
+                machine.withLock { $0.nextDue(due, wallNow: clock.wall(), now: clock.monotonic()) }
+            case .claim(let limit):
+                let rows = try shared.with { try $0.claim(runID: runID, limit: limit, now: clock.wall()) }
+                let claimedAt = clock.monotonic()
+                machine.withLock { $0.claimed(rows.count, now: claimedAt) }
+                // The machine counted them against the limits; the quota keeps them in the database.
+                try quota.take(rows.count, now: claimedAt, shared: shared)
+                for row in rows {
+                    let startedMono = clock.monotonic()
+                    let startedWall = clock.wall()
+                    // The completion runs on the transport's reply queue: verifying there
+                    // saves a thread hop per reply.
+                    client.send(row.request) { [self] result in
+                        complete(row, result: result, startedWall: startedWall, startedMono: startedMono,
+                                 completer: completer)
                     }
-                    return
-                }
-                waitCounted(until: Timestamps.monotonic() + wait, budget: &budget)
-                continue
-            }
-            bucket.take(rows.count, now: now)
-            try quota.take(rows.count, now: now, shared: shared)
-            state.withLock { state in
-                state.inFlight += rows.count
-                state.tally.requests += rows.count
-            }
-            for row in rows {
-                let startedMono = Timestamps.monotonic()
-                let startedWall = Timestamps.now()
-                // The completion runs on the transport's reply queue: verifying there
-                // saves a thread hop per reply.
-                client.send(row.request) { [self] result in
-                    complete(row, result: result, startedWall: startedWall, startedMono: startedMono,
-                             completer: completer)
                 }
             }
         }
     }
 
-    private func breakerPermission(now: Double) -> CircuitBreaker.Permission {
-        state.withLock { $0.breaker.permission(now: now, inFlight: $0.inFlight) }
-    }
-
-    /// Waits until a monotonic time (or a wakeup), counting the time against --max-wait.
-    private func waitCounted(until target: Double, budget: inout WaitBudget) {
-        let before = Timestamps.monotonic()
-        waitUntil(monotonic: target)
-        budget.spend(Timestamps.monotonic() - before)
-    }
-
-    private func giveUpUnreachable(now: Double, why: String?) {
-        let message = state.withLock { state in
-            let seconds = Int(state.breaker.unreachableFor(now: now).rounded())
-            let last = state.breaker.lastError ?? "no connection"
-            let message = "the license server is unreachable (\(state.breaker.consecutive) tries in a row never left, for \(seconds) s; last: \(last))"
-                + (why.map { "; \($0)" } ?? "")
-            if state.stops.unreachable == nil { state.stops.unreachable = message }
-            return message
-        }
-        logger.error("stopping the run: \(message); rows not sent stay pending or retry, and the next run sends them")
-    }
-
-    private func stopForQuota(_ why: String, reopensAt: Double, maxWait remaining: Double) {
-        let message = "\(why), beyond the \(Int(remaining.rounded(.down))) s left of --max-wait \(Int(options.maxWait)) s"
-        state.withLock { state in
-            if state.stops.quota == nil {
-                state.stops.quota = message
-                state.stops.quotaReopensAt = reopensAt
+    private func log(_ notices: [RunStateMachine.Notice]) {
+        for notice in notices {
+            switch notice.level {
+            case .info: logger.info("\(notice.text)")
+            case .warning: logger.warning("\(notice.text)")
+            case .error: logger.error("\(notice.text)")
             }
         }
-        logger.warning("stopping the run: \(message); the rows not sent stay pending for the next run")
     }
 
-    private func stopForMaxWait(_ message: String) {
-        state.withLock { state in
-            if state.stops.maxWait == nil { state.stops.maxWait = message }
-        }
-        logger.warning("stopping the run: \(message); the rows not sent stay pending for the next run")
-    }
-
-    /// Sleeps until a monotonic time, waking early for completions and signals.
-    private func waitUntil(monotonic target: Double) {
-        let delay = target - Timestamps.monotonic()
+    /// Sleeps until a monotonic time (nil: until woken), waking early for the events the
+    /// machine asked to be woken for, and for signals. The cap only bounds how late a failed
+    /// recorder is noticed while every request is out; it is not how events are found.
+    private func waitUntil(monotonic target: Double?) {
+        let delay = min(target.map { $0 - clock.monotonic() } ?? 1, 1)
         if delay <= 0 { return }
-        _ = wake.wait(timeout: .now() + .nanoseconds(Int(min(delay, 3600) * 1e9)))
+        _ = wake.wait(timeout: .now() + .nanoseconds(Int(delay * 1e9)))
     }
 
     /// Waits for the requests in flight. After a signal the wait is bounded by --timeout and
     /// what is still running is then cancelled, so that every row is recorded.
     private func drain(client: AssignClient) {
-        let signalled = state.withLock { $0.stops.signal != nil }
-        let limit = Timestamps.monotonic() + options.timeout + (signalled ? 0 : 5)
-        while inFlightNow > 0 && Timestamps.monotonic() < limit {
+        let signalled = machine.withLock { $0.stops.signal != nil }
+        let limit = clock.monotonic() + options.timeout + (signalled ? 0 : 5)
+        while inFlightNow > 0 && clock.monotonic() < limit {
             _ = wake.wait(timeout: .now() + .milliseconds(50))
         }
         if inFlightNow > 0 {
             logger.warning("cancelling \(inFlightNow) request(s) still in flight; they are recorded as retry (may have reached the server)")
             client.cancelAll()
-            let cancelLimit = Timestamps.monotonic() + 5
-            while inFlightNow > 0 && Timestamps.monotonic() < cancelLimit {
+            let cancelLimit = clock.monotonic() + 5
+            while inFlightNow > 0 && clock.monotonic() < cancelLimit {
                 _ = wake.wait(timeout: .now() + .milliseconds(50))
             }
         }
     }
 
-    /// Runs on the verify queue: verify, classify, schedule, hand to the completer.
+    /// Runs on the verify queue: verify, classify, schedule, hand to the machine and, in the
+    /// same critical section, its attempts to the completer (the machine's handing-over rule).
     private func complete(_ row: ClaimedRow, result: TransportResult, startedWall: Double, startedMono: Double,
                           completer: Completer) {
-        let endedWall = Timestamps.now()
-        let endedMono = Timestamps.monotonic()
-        var verdict: ReplyVerdict?
-        var status: Int?
-        var reply: [UInt8]?
-        var retryAfterHeader: String?
-        if case .response(let code, let retryAfter, let body, let rateLimit) = result {
-            status = code
-            reply = body
-            retryAfterHeader = retryAfter
-            if let rateLimit { quota.observe(rateLimit, sentAt: startedMono) }
-            if !body.isEmpty && code != 429 && !(500...599).contains(code) {
-                verdict = verifier.verify(body, maxAge: options.maxClockSkew, now: endedWall)
-            }
+        var jitter = SystemRandomNumberGenerator()
+        let reply = RowReply.judge(row, result: result, verifier: verifier, options: options, redaction: redaction,
+                                   startedWall: startedWall, startedMono: startedMono, endedWall: clock.wall(),
+                                   endedMono: clock.monotonic(), jitter: &jitter)
+        let effects = machine.withLock { machine in
+            let effects = machine.replied(reply)
+            for attempt in effects.record { completer.add(attempt) }
+            return effects
         }
-        // Redacted before anything logs, stores or summarises its texts.
-        let classification = redaction.classification(Classifier.classify(
-            result, verdict: verdict, maybeDelivered: row.maybeDelivered, attempts: row.attempts,
-            maxAttempts: options.maxAttempts))
-        var nextAttemptAt: Double?
-        if classification.rateLimited {
-            let seconds = RetryAfter.seconds(header: retryAfterHeader, body: reply ?? [], now: endedWall)
-            bucket.pause(seconds: seconds, now: endedMono, sentAt: startedMono)
-            if let seconds { quota.refused(retryAfter: seconds, now: endedMono) }
-        } else {
-            if status != nil { bucket.noteNotRateLimited(sentAt: startedMono) }
-            if classification.state == .retry {
-                nextAttemptAt = endedWall + backoff.delay(afterAttempt: row.attempts)
-            }
-        }
-        let attempt = CompletedAttempt(row: row, classification: classification, nextAttemptAt: nextAttemptAt,
-                                       startedAt: startedWall, endedAt: endedWall,
-                                       latencyMS: (endedMono - startedMono) * 1000, httpStatus: status,
-                                       reply: redaction.stored(reply, verdict: verdict), signingKey: verdict?.signingKey)
-        let untrusted: Bool
-        if case .untrusted? = verdict { untrusted = true } else { untrusted = false }
-        let (messages, wakeDispatcher) = state.withLock { state -> ([String], Bool) in
-            var record: [CompletedAttempt] = []
-            var messages: [String] = []
-            state.inFlight -= 1
-            if untrusted { state.tally.untrusted += 1 }
-            switch result {
-            case .notSent(let error): state.breaker.notSent(at: endedMono, error: error)
-            case .tlsFailure: break
-            case .response, .maybeSent: state.breaker.reached()
-            }
-            if classification.unsignedRefusal {
-                if let message = state.stops.auth {
-                    record.append(Self.asAuthStop(attempt, message: message))
-                } else if case .stop(let refused) = state.refusals.refused(attempt) {
-                    let message = "every request is refused before it reaches the license server: \(refused.count) rows in a row got an unsigned HTTP \(status ?? 0) and no signed reply came back (a proxy, gateway, firewall or IP filter in front of the server refuses this client, or the API key is refused before the server sees it)"
-                    state.stops.auth = message
-                    messages.append(message)
-                    record += refused.map { Self.asAuthStop($0, message: message) }
-                }
-            } else {
-                if case .trusted? = verdict { record += state.refusals.verifiedReply() }
-                let gated = state.early.admit(attempt, EarlyStop.observation(result, verdict: verdict, now: endedWall))
-                record += gated.record
-                if let message = gated.stop, state.stops.config == nil {
-                    state.stops.config = message
-                    messages.append(message)
-                }
-            }
-            if let message = classification.configStop, state.stops.config == nil {
-                state.stops.config = message
-                messages.append(message)
-            }
-            if let message = classification.authStop, state.stops.auth == nil {
-                state.stops.auth = message
-                messages.append(message)
-            }
-            // Handed over before the lock goes: once `inFlight` reads 0, the dispatcher may flush
-            // the completer and conclude that nothing more is due.
-            for item in record {
-                state.tally.count(item.classification)
-                completer.add(item)
-            }
-            // Waking the dispatcher costs a futex call on both sides: do it when it can act.
-            let wake = state.inFlight == 0 || options.concurrency - state.inFlight == minimumClaim
-                || classification.rateLimited || !messages.isEmpty || classification.notSent
-            return (messages, wake)
-        }
-        for message in messages {
+        for message in effects.stopMessages {
             logger.error("stopping the run: \(message); sending nothing more, unanswered rows go back to pending")
         }
-        if wakeDispatcher { wake.signal() }
-    }
-
-    private static func asAuthStop(_ attempt: CompletedAttempt, message: String) -> CompletedAttempt {
-        var stopped = attempt
-        stopped.classification = Classifier.asAuthStop(attempt.classification, message: message)
-        stopped.nextAttemptAt = nil
-        return stopped
+        if effects.wakeDispatcher { wake.signal() }
     }
 
     /// Decides the unsigned refusals still held, once nothing more can arrive to decide them
-    /// (see `RefusalGate`). True when it recorded any.
-    @discardableResult
-    private func settleRefusals(_ completer: Completer) -> Bool {
-        let (recorded, stopMessage) = state.withLock { state -> (Bool, String?) in
-            var record: [CompletedAttempt] = []
-            var stopMessage: String?
-            let early = state.early.settle()
-            record += early.record
-            if let message = early.stop, state.stops.config == nil && state.stops.signal == nil {
-                state.stops.config = message
-                stopMessage = message
-            }
-            let (held, stopsRun) = state.refusals.settle()
-            if stopsRun || state.stops.auth != nil {
-                let message = state.stops.auth ?? "every request was refused before it reached the license server: \(held.count) row(s) got an unsigned refusal and no signed reply came back in this run (a proxy, gateway, firewall or IP filter in front of the server refuses this client, or the API key is refused before the server sees it)"
-                // Only a run that ended for no other reason ends as an auth stop.
-                if state.stops.auth == nil && state.stops.signal == nil && state.stops.config == nil {
-                    state.stops.auth = message
-                    stopMessage = message
-                }
-                record += held.map { Self.asAuthStop($0, message: message) }
-            } else {
-                record += held
-            }
-            for item in record {
-                state.tally.count(item.classification)
-                completer.add(item)
-            }
-            return (!record.isEmpty, stopMessage)
+    /// (see `RefusalGate`).
+    private func settleRefusals(_ completer: Completer) {
+        let stopMessage = machine.withLock { machine in
+            let (records, message) = machine.finalRecords()
+            for attempt in records { completer.add(attempt) }
+            return message
         }
         if let stopMessage {
             logger.error("stopping the run: \(stopMessage); those rows go back to pending")
         }
-        return recorded
     }
 
     private func snapshot() -> ProgressReporter.Snapshot {
-        state.withLock { state in
-            let now = Timestamps.monotonic()
-            return ProgressReporter.Snapshot(
-                finished: state.tally.finished, requests: state.tally.requests, inFlight: state.inFlight,
-                rows: state.tally.finalStates, retries: state.tally.outcomes[.retry] ?? 0,
-                rateLimited: state.tally.rateLimited,
-                unreachable: state.breaker.isOpen
-                    ? (Int(state.breaker.unreachableFor(now: now).rounded()), state.breaker.lastError ?? "no connection") : nil)
+        let now = clock.monotonic()
+        return machine.withLock { machine in
+            ProgressReporter.Snapshot(
+                finished: machine.tally.finished, requests: machine.tally.requests, inFlight: machine.inFlight,
+                rows: machine.tally.finalStates, retries: machine.tally.outcomes[.retry] ?? 0,
+                rateLimited: machine.tally.rateLimited,
+                unreachable: machine.breaker.isOpen
+                    ? (Int(machine.breaker.unreachableFor(now: now).rounded()), machine.breaker.lastError ?? "no connection")
+                    : nil)
         }
     }
 
@@ -514,11 +291,7 @@ public final class Runner: Sendable {
     }
 
     private func received(signal number: Int32) {
-        let (first, flying) = state.withLock { state -> (Bool, Int) in
-            let first = state.stops.signal == nil
-            if first { state.stops.signal = number }
-            return (first, state.inFlight)
-        }
+        let (first, flying) = machine.withLock { machine in (machine.signalled(number), machine.inFlight) }
         let name = number == SIGINT ? "SIGINT" : "SIGTERM"
         if !first {
             // The rows in flight stay `in_flight`; the next run recovers them.
@@ -536,10 +309,10 @@ public final class Runner: Sendable {
                            recovered: Int) throws -> RunSummary {
         let touched = try queue.statesOfRowsTouched(byRun: runID)
         let queued = try queue.queuedRowsByState()
-        let (stops, tally) = state.withLock { ($0.stops, $0.tally) }
+        let (stops, tally, pauses) = machine.withLock { ($0.stops, $0.tally, $0.limiter.pauses) }
         var summary = RunSummary(runID: runID, server: options.endpoint.display, database: queue.database.path,
-                                 startedWall: startedWall, seconds: Timestamps.monotonic() - startedMono,
-                                 tally: tally, pauses: bucket.pauses, recovered: recovered,
+                                 startedWall: startedWall, seconds: clock.monotonic() - startedMono,
+                                 tally: tally, pauses: pauses, recovered: recovered,
                                  touched: touched, queued: queued, stops: stops)
         summary.failedEarlier = try CarryOver.failedEarlier(queue.database, runID: runID)
         return summary
