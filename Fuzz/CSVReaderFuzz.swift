@@ -7,14 +7,15 @@
 // that must hold for every input, so coverage feedback can look for the inputs nobody did.
 // A broken property aborts with a message, which libFuzzer records as a crash with its input.
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import COpenSSL
+
 @testable import KeyAssign
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 private struct Record: Equatable {
     var line: Int
@@ -25,7 +26,8 @@ private struct Record: Equatable {
 
 private func describe(_ record: Record) -> String {
     let fields = record.fields.map { String(decoding: $0, as: UTF8.self).debugDescription }
-    return "line \(record.line) \(record.malformation ?? "ok") [\(fields.joined(separator: ", "))] raw \(String(decoding: record.raw, as: UTF8.self).debugDescription)"
+    return
+        "line \(record.line) \(record.malformation ?? "ok") [\(fields.joined(separator: ", "))] raw \(String(decoding: record.raw, as: UTF8.self).debugDescription)"
 }
 
 private struct Parse {
@@ -62,7 +64,9 @@ private func store(_ bytes: UnsafeRawBufferPointer, in fd: Int32) {
 private func sha256Hex(_ bytes: UnsafeRawBufferPointer) -> String {
     var out = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
     var length: UInt32 = 0
-    guard EVP_Digest(bytes.baseAddress, bytes.count, &out, &length, EVP_sha256(), nil) == 1 else { fail("EVP_Digest failed") }
+    guard EVP_Digest(bytes.baseAddress, bytes.count, &out, &length, EVP_sha256(), nil) == 1 else {
+        fail("EVP_Digest failed")
+    }
     return Hex.encode(out.prefix(Int(length)))
 }
 
@@ -70,14 +74,18 @@ private func sha256Hex(_ bytes: UnsafeRawBufferPointer) -> String {
 /// on a later line than the one before (a record consumes at least one physical line, so a
 /// repeated or smaller number would point a person at the wrong row), and every byte is read
 /// and hashed (the import's file digest must cover exactly what was imported).
-private func parse(_ fd: Int32, _ input: UnsafeRawBufferPointer, delimiter: CSVDelimiter?, chunkSize: Int,
-                   maxRecordBytes: Int = CSVReader.defaultMaxRecordBytes, encoding: InputEncoding = .utf8) -> Parse {
+private func parse(
+    _ fd: Int32, _ input: UnsafeRawBufferPointer, delimiter: CSVDelimiter?, chunkSize: Int,
+    maxRecordBytes: Int = CSVReader.defaultMaxRecordBytes, encoding: InputEncoding = .utf8
+) -> Parse {
     guard lseek(fd, 0, SEEK_SET) == 0 else { fail("lseek: \(String(cString: strerror(errno)))") }
     let digest: SHA256Digest
     do { digest = try SHA256Digest() } catch { fail("SHA256Digest: \(error)") }
-    let reader = CSVReader(fileDescriptor: fd, delimiter: delimiter, digest: digest, chunkSize: chunkSize, maxRecordBytes: maxRecordBytes,
-                           encoding: encoding)
-    let context = "chunk \(chunkSize), max record \(maxRecordBytes), delimiter \(delimiter?.displayName ?? "auto"), \(encoding.displayName)"
+    let reader = CSVReader(
+        fileDescriptor: fd, delimiter: delimiter, digest: digest, chunkSize: chunkSize, maxRecordBytes: maxRecordBytes,
+        encoding: encoding)
+    let context =
+        "chunk \(chunkSize), max record \(maxRecordBytes), delimiter \(delimiter?.displayName ?? "auto"), \(encoding.displayName)"
     var records: [Record] = []
     do {
         while try reader.next() {
@@ -92,16 +100,24 @@ private func parse(_ fd: Int32, _ input: UnsafeRawBufferPointer, delimiter: CSVD
                     fail("\(context): the too-long record at line \(reader.line) keeps \(raw.count) bytes")
                 }
                 // A malformed record is reported as its first physical line only.
-                if !fields.isEmpty { fail("\(context): malformed record at line \(reader.line) has \(fields.count) fields") }
-                if raw.contains(0x0A) || raw.contains(0x0D) { fail("\(context): malformed record at line \(reader.line) spans lines") }
+                if !fields.isEmpty {
+                    fail("\(context): malformed record at line \(reader.line) has \(fields.count) fields")
+                }
+                if raw.contains(0x0A) || raw.contains(0x0D) {
+                    fail("\(context): malformed record at line \(reader.line) spans lines")
+                }
             } else {
-                if raw.count > maxRecordBytes { fail("\(context): record at line \(reader.line) of \(raw.count) bytes passed the limit") }
+                if raw.count > maxRecordBytes {
+                    fail("\(context): record at line \(reader.line) of \(raw.count) bytes passed the limit")
+                }
                 if fields.isEmpty { fail("\(context): record at line \(reader.line) has no fields") }
                 // Without quotes there is nothing to unescape: the fields, joined with the
                 // delimiter, must be the record's bytes exactly.
                 if !raw.contains(UInt8(ascii: "\"")) {
                     let joined = Array(fields.joined(separator: [reader.delimiter]))
-                    if joined != raw { fail("\(context): fields of line \(reader.line) do not rejoin to its raw bytes") }
+                    if joined != raw {
+                        fail("\(context): fields of line \(reader.line) do not rejoin to its raw bytes")
+                    }
                 }
             }
             records.append(Record(line: reader.line, fields: fields, malformation: reader.malformation, raw: raw))
@@ -131,7 +147,8 @@ private func checkRowChecks(_ parsed: Parse) {
         field.withUnsafeBytes { String(decoding: RowValidation.trim($0), as: UTF8.self) }
     }
     if case .success(let mapping) = ColumnMapping.resolve(headers: headers, overrides: [:]) {
-        let used = [mapping.licenseKey, mapping.ownerName, mapping.firstName, mapping.lastName, mapping.email].compactMap { $0 }
+        let used = [mapping.licenseKey, mapping.ownerName, mapping.firstName, mapping.lastName, mapping.email]
+            .compactMap { $0 }
         if Set(used).count != used.count || used.contains(where: { $0 < 0 || $0 >= headers.count }) {
             fail("ColumnMapping maps \(used) for \(headers.count) headers")
         }
@@ -143,12 +160,16 @@ private func checkRowChecks(_ parsed: Parse) {
                 for allow in [false, true] {
                     let problem = RowValidation.problem(in: bytes, allowLineBreaks: allow)
                     if (problem == nil) != referenceAcceptsField(field, allowLineBreaks: allow) {
-                        fail("RowValidation.problem(allowLineBreaks: \(allow)) says \(String(describing: problem)) for \(field)")
+                        fail(
+                            "RowValidation.problem(allowLineBreaks: \(allow)) says \(String(describing: problem)) for \(field)"
+                        )
                     }
                     if let problem { _ = RowValidation.describe(problem, column: "c") }
                 }
                 let trimmed = RowValidation.trim(bytes)
-                if let first = trimmed.first, let last = trimmed.last, RowValidation.isSpace(first) || RowValidation.isSpace(last) {
+                if let first = trimmed.first, let last = trimmed.last,
+                    RowValidation.isSpace(first) || RowValidation.isSpace(last)
+                {
                     fail("trim left whitespace at an end of \(field)")
                 }
                 _ = RowValidation.emailProblem(trimmed)
@@ -205,14 +226,17 @@ public func fuzzCSVReader(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
             // One chunk size per encoding, moved by the input's size (inputs are many).
             let chunk = 16 + (size + 37 * index) % 300
             encoded.withUnsafeBytes { bytes in
-                let decoded = parse(fd, bytes, delimiter: detected, chunkSize: chunk, maxRecordBytes: 256, encoding: encoding)
+                let decoded = parse(
+                    fd, bytes, delimiter: detected, chunkSize: chunk, maxRecordBytes: 256, encoding: encoding)
                 compare(decoded, limited, "\(encoding.displayName), chunk \(chunk)")
             }
         }
     }
     store(input, in: fd)
     let others = InputEncoding.allCases.filter { $0 != .utf8 }
-    _ = parse(fd, input, delimiter: given, chunkSize: 16 + size % 64, maxRecordBytes: 64, encoding: others[size % others.count])
+    _ = parse(
+        fd, input, delimiter: given, chunkSize: 16 + size % 64, maxRecordBytes: 64,
+        encoding: others[size % others.count])
     return 0
 }
 
@@ -225,7 +249,9 @@ private func compare(_ got: Parse, _ expected: Parse, _ what: String) {
         let a = index < got.records.count ? got.records[index] : nil
         let b = index < expected.records.count ? expected.records[index] : nil
         if a != b {
-            fail("\(what): record \(index) is \(a.map(describe) ?? "missing"); read in one go as UTF-8 it is \(b.map(describe) ?? "missing")")
+            fail(
+                "\(what): record \(index) is \(a.map(describe) ?? "missing"); read in one go as UTF-8 it is \(b.map(describe) ?? "missing")"
+            )
         }
     }
 }
@@ -250,7 +276,8 @@ private func encode(_ text: String, _ encoding: InputEncoding) -> [UInt8]? {
             }
         case .utf16le, .utf16be:
             // No String per scalar: under AddressSanitizer that was most of an input's time.
-            let units: [UInt32] = v < 0x10000 ? [v] : [0xD800 + ((v - 0x10000) >> 10), 0xDC00 + ((v - 0x10000) & 0x3FF)]
+            let units: [UInt32] =
+                v < 0x10000 ? [v] : [0xD800 + ((v - 0x10000) >> 10), 0xDC00 + ((v - 0x10000) & 0x3FF)]
             for unit in units {
                 let pair = [UInt8(unit & 0xFF), UInt8(unit >> 8)]
                 out += encoding == .utf16le ? pair : pair.reversed()

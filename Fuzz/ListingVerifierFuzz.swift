@@ -11,12 +11,13 @@
 //
 // Reproduce one input: SWIFT_BACKTRACE=enable=no .build-fuzz/listing CRASH-FILE
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 @testable import KeyAssign
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 private let fixtures: String = {
     if let dir = getenv("KEYASSIGN_FUZZ_FIXTURES") { return String(cString: dir) }
@@ -40,8 +41,10 @@ private let replies = ReplyVerifier(keyRing: ring)
 private let listings = ListingVerifier(keyRing: ring)
 
 /// Reasons decided before the payload is read: both verifiers take the same steps there.
-private let envelopeReasons: Set<UntrustedReason> = [.envelopeNotJSON, .envelopeMissingFields, .unknownKey, .unsigned,
-                                                     .signatureNotBase64, .signatureWrongLength, .badSignature]
+private let envelopeReasons: Set<UntrustedReason> = [
+    .envelopeNotJSON, .envelopeMissingFields, .unknownKey, .unsigned,
+    .signatureNotBase64, .signatureWrongLength, .badSignature,
+]
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzListingVerifier(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
@@ -55,7 +58,9 @@ public func fuzzListingVerifier(_ data: UnsafePointer<UInt8>?, _ size: Int) -> I
         if a != b { fail("reply verifier says \(a.rawValue), listing verifier says \(b.rawValue)") }
     case (.trusted(let payload), .trusted(let verified)):
         if payload.code != verified.code || payload.timestamp != verified.timestamp {
-            fail("both trusted, but reply \(payload.code)@\(payload.timestamp), listing \(verified.code)@\(verified.timestamp)")
+            fail(
+                "both trusted, but reply \(payload.code)@\(payload.timestamp), listing \(verified.code)@\(verified.timestamp)"
+            )
         }
     case (.untrusted(let a, _), .trusted):
         fail("the listing verifier trusted what the reply verifier refused (\(a.rawValue))")
@@ -76,7 +81,9 @@ public func fuzzListingVerifier(_ data: UnsafePointer<UInt8>?, _ size: Int) -> I
     } catch {
         scanned = false
     }
-    if strict != scanned { fail("StrictJSON \(strict ? "accepts" : "refuses"), JSONScanner \(scanned ? "accepts" : "refuses")") }
+    if strict != scanned {
+        fail("StrictJSON \(strict ? "accepts" : "refuses"), JSONScanner \(scanned ? "accepts" : "refuses")")
+    }
 
     // A payload the listing parser reads is one StrictJSON reads, saying the same.
     if case .success(let index) = ListingParser.parse(OwnedBytes(copying: bytes)) {

@@ -11,14 +11,15 @@
 // Reproduce one input: SWIFT_BACKTRACE=enable=no .build-fuzz/reply CRASH-FILE (the fixtures
 // are found from where this file was when it was built, or KEYASSIGN_FUZZ_FIXTURES).
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import COpenSSL
+
 @testable import KeyAssign
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// The fixtures hold the public key and the genuine replies the seed corpus comes from.
 private let fixtures: String = {
@@ -39,7 +40,9 @@ private func readFixture(_ name: String) -> [UInt8] {
 private let publicKeyPEM = readFixture("docs-demo-global-public.pem")
 
 private let verifier: ReplyVerifier = {
-    do { return ReplyVerifier(keyRing: try KeyRing(pems: ["global": String(decoding: publicKeyPEM, as: UTF8.self)])) } catch {
+    do {
+        return ReplyVerifier(keyRing: try KeyRing(pems: ["global": String(decoding: publicKeyPEM, as: UTF8.self)]))
+    } catch {
         fail("cannot load the public key: \(error)")
     }
 }()
@@ -65,9 +68,10 @@ private struct Envelope {
 /// The fields the signature check depends on, when the envelope has them all.
 private func envelopeFields(_ input: UnsafeBufferPointer<UInt8>) -> Envelope? {
     guard let root = try? StrictJSONParser.parse(input),
-          let signedText = root["response_base64"]?.stringValue,
-          let keyName = root["private_key_used"]?.stringValue,
-          let signatureText = root["signature"]?.stringValue else { return nil }
+        let signedText = root["response_base64"]?.stringValue,
+        let keyName = root["private_key_used"]?.stringValue,
+        let signatureText = root["signature"]?.stringValue
+    else { return nil }
     return Envelope(response: root["response"], signedText: signedText, keyName: keyName, signatureText: signatureText)
 }
 
@@ -104,10 +108,12 @@ private func checkBase64(_ text: [UInt8]) {
 /// Whether the signature holds, asked of OpenSSL directly: no KeyRing, no Base64Strict.
 private func referenceSignatureHolds(_ envelope: Envelope) -> Bool {
     guard envelope.keyName == "global", let signature = decodeBase64(Array(envelope.signatureText.utf8)),
-          let ctx = EVP_MD_CTX_new() else { return false }
+        let ctx = EVP_MD_CTX_new()
+    else { return false }
     defer { EVP_MD_CTX_free(ctx) }
     let message = Array(envelope.signedText.utf8)
-    let holds = EVP_DigestVerifyInit(ctx, nil, EVP_sha256(), nil, referenceKey) == 1
+    let holds =
+        EVP_DigestVerifyInit(ctx, nil, EVP_sha256(), nil, referenceKey) == 1
         && EVP_DigestVerify(ctx, signature, signature.count, message, message.count) == 1
     ERR_clear_error()
     return holds
@@ -121,8 +127,9 @@ private let genuineStatements: [String: (payload: SignedPayload, response: JSONV
     for name in ["reply-800.json", "reply-801.json"] {
         let bytes = readFixture(name)
         guard case .trusted(let payload) = verifier.verify(bytes, maxAge: nil, now: 0),
-              let envelope = bytes.withUnsafeBufferPointer(envelopeFields),
-              referenceSignatureHolds(envelope) else {
+            let envelope = bytes.withUnsafeBufferPointer(envelopeFields),
+            referenceSignatureHolds(envelope)
+        else {
             fail("the genuine \(name) does not verify")
         }
         statements[envelope.signedText] = (payload, envelope.response)
@@ -131,7 +138,10 @@ private let genuineStatements: [String: (payload: SignedPayload, response: JSONV
 }()
 
 @_cdecl("LLVMFuzzerInitialize")
-public func fuzzReplyVerifierInitialize(_ argc: UnsafeMutablePointer<Int32>?, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>?) -> Int32 {
+public func fuzzReplyVerifierInitialize(
+    _ argc: UnsafeMutablePointer<Int32>?,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>?
+) -> Int32 {
     // Load everything before the first input, so set-up allocations are not taken for leaks.
     _ = genuineStatements
     _ = referenceKey
@@ -156,12 +166,18 @@ public func fuzzReplyVerifier(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int
         }
         if payload != genuine.payload { fail("trusted \(payload), but the signed text says \(genuine.payload)") }
         if envelope.response != genuine.response {
-            fail("trusted with an unsigned response that differs from the genuine one: \(String(describing: envelope.response))")
+            fail(
+                "trusted with an unsigned response that differs from the genuine one: \(String(describing: envelope.response))"
+            )
         }
         // The age check: within the window is trusted, one second past it is stale.
         let at = Double(payload.timestamp)
-        guard case .trusted = verifier.verify(input, maxAge: 0, now: at) else { fail("trusted reply refused at its own timestamp") }
-        guard case .untrusted(.stale, _) = verifier.verify(input, maxAge: 10, now: at + 11) else { fail("trusted reply not stale 11 s later with maxAge 10") }
+        guard case .trusted = verifier.verify(input, maxAge: 0, now: at) else {
+            fail("trusted reply refused at its own timestamp")
+        }
+        guard case .untrusted(.stale, _) = verifier.verify(input, maxAge: 10, now: at + 11) else {
+            fail("trusted reply not stale 11 s later with maxAge 10")
+        }
     case .untrusted(let reason, let detail):
         if reason.isSignatureProblem {
             if reason == .badSignature, let envelope, referenceSignatureHolds(envelope) {

@@ -16,7 +16,9 @@ struct BenchVerify {
             FileHandle.standardError.write(Data("usage: bench-verify [ITERATIONS]\n".utf8))
             exit(64)
         }
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("bench-verify-\(UUID().uuidString)").path
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "bench-verify-\(UUID().uuidString)"
+        ).path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
 
@@ -28,7 +30,9 @@ struct BenchVerify {
             // The shape of a real reply (docs: assign-license-key.md), signed by `signer`.
             let payload = #"{"code":800,"message":"License key assigned","timestamp":1708999933}"#
             let signedText = Data(payload.utf8).base64EncodedString()
-            let envelope = Array(#"{"response":\#(payload),"response_base64":"\#(signedText)","private_key_used":"global","signature":"\#(try signer.signBase64(signedText))"}"#.utf8)
+            let envelope = Array(
+                #"{"response":\#(payload),"response_base64":"\#(signedText)","private_key_used":"global","signature":"\#(try signer.signBase64(signedText))"}"#
+                    .utf8)
             let message = Array(signedText.utf8)
             let signature = try signer.sign(message)
 
@@ -40,7 +44,8 @@ struct BenchVerify {
                 throw KeyAssignError(.someFailed, "the benchmark's envelope is not trusted")
             }
             let raw = try RawVerifier(publicKeyPEM: signer.publicKeyPEM)
-            let rawMicros = seconds { raw.verify(message, signature, iterations: iterations) } / Double(iterations) * 1e6
+            let rawMicros =
+                seconds { raw.verify(message, signature, iterations: iterations) } / Double(iterations) * 1e6
             var trusted = 0
             let single = seconds {
                 for _ in 0..<iterations {
@@ -60,24 +65,31 @@ struct BenchVerify {
                 }
             }
             let perThreadTotal = Double(threads * (iterations / threads))
-            rows.append(String(format: "RSA%-5d %16.0f %20.1f %20.1f %18.0f %22.0f %24.0f",
-                               bits, loadSeconds / Double(loads) * 1e6, single / Double(iterations) * 1e6, rawMicros,
-                               Double(iterations) / single, perThreadTotal / parallel, perThreadTotal / rawParallel))
+            rows.append(
+                String(
+                    format: "RSA%-5d %16.0f %20.1f %20.1f %18.0f %22.0f %24.0f",
+                    bits, loadSeconds / Double(loads) * 1e6, single / Double(iterations) * 1e6, rawMicros,
+                    Double(iterations) / single, perThreadTotal / parallel, perThreadTotal / rawParallel))
         }
         #if DEBUG
-        let build = "debug build (numbers meaningless)"
+            let build = "debug build (numbers meaningless)"
         #else
-        let build = "release build"
+            let build = "release build"
         #endif
-        print("in-process, \(build), \(iterations) verifications per row, \(ProcessInfo.processInfo.activeProcessorCount) cores")
-        let headers = [("key", -8), ("key load (us)", 16), ("verify reply (us)", 20), ("raw RSA only (us)", 20),
-                       ("replies/s 1 thread", 18), ("replies/s all cores", 22),
-                       ("raw RSA/s all cores", 24)]
-        print(headers.map { title, width in
-            let fill = String(repeating: " ", count: max(0, abs(width) - title.count))
-            return width < 0 ? title + fill : fill + title
-        }.joined(separator: " "))
-        rows.forEach { print($0) }
+        print(
+            "in-process, \(build), \(iterations) verifications per row, \(ProcessInfo.processInfo.activeProcessorCount) cores"
+        )
+        let headers = [
+            ("key", -8), ("key load (us)", 16), ("verify reply (us)", 20), ("raw RSA only (us)", 20),
+            ("replies/s 1 thread", 18), ("replies/s all cores", 22),
+            ("raw RSA/s all cores", 24),
+        ]
+        print(
+            headers.map { title, width in
+                let fill = String(repeating: " ", count: max(0, abs(width) - title.count))
+                return width < 0 ? title + fill : fill + title
+            }.joined(separator: " "))
+        for row in rows { print(row) }
     }
 
     private static func seconds(_ body: () throws -> Void) rethrows -> Double {

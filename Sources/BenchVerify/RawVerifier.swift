@@ -29,7 +29,10 @@ final class RawVerifier: @unchecked Sendable {
         for _ in 0..<iterations {
             guard let ctx = EVP_MD_CTX_new() else { continue }
             if EVP_DigestVerifyInit(ctx, nil, sha256, nil, key) == 1,
-               EVP_DigestVerify(ctx, signature, signature.count, message, message.count) == 1 { ok += 1 }
+                EVP_DigestVerify(ctx, signature, signature.count, message, message.count) == 1
+            {
+                ok += 1
+            }
             EVP_MD_CTX_free(ctx)
         }
         precondition(ok == iterations, "raw verification failed")

@@ -9,7 +9,10 @@ import Synchronization
 // 1 when something was, 64 for bad arguments.
 
 func usage(_ message: String) -> Never {
-    FileHandle.standardError.write(Data("keyassign-simulate: \(message)\nusage: keyassign-simulate N [--first SEED] [--jobs J] [--until-violation] [--rules final|current] [--only INVARIANT,...]\n       keyassign-simulate --seed SEED [--trace] [--rules final|current]\n".utf8))
+    FileHandle.standardError.write(
+        Data(
+            "keyassign-simulate: \(message)\nusage: keyassign-simulate N [--first SEED] [--jobs J] [--until-violation] [--rules final|current] [--only INVARIANT,...]\n       keyassign-simulate --seed SEED [--trace] [--rules final|current]\n"
+                .utf8))
     exit(64)
 }
 
@@ -28,11 +31,17 @@ while let argument = arguments.next() {
         return value
     }
     switch argument {
-    case "--seed": guard let seed = UInt64(value()) else { usage("--seed takes a number") }; single = seed
-    case "--first": guard let seed = UInt64(value()) else { usage("--first takes a number") }; first = seed
+    case "--seed":
+        guard let seed = UInt64(value()) else { usage("--seed takes a number") }
+        single = seed
+    case "--first":
+        guard let seed = UInt64(value()) else { usage("--first takes a number") }
+        first = seed
     case "--trace": trace = true
     case "--until-violation": untilViolation = true
-    case "--jobs": guard let value = Int(value()), value > 0 else { usage("--jobs takes a positive number") }; jobs = value
+    case "--jobs":
+        guard let value = Int(value()), value > 0 else { usage("--jobs takes a positive number") }
+        jobs = value
     case "--rules":
         switch value() {
         case "final": rules = .final
@@ -42,7 +51,9 @@ while let argument = arguments.next() {
     case "--only":
         let names = Set(value().split(separator: ",").map(String.init))
         let known = Set(SimulationViolation.Invariant.allCases.map(\.rawValue))
-        if let unknown = names.subtracting(known).first { usage("unknown invariant \(unknown); known: \(known.sorted().joined(separator: ", "))") }
+        if let unknown = names.subtracting(known).first {
+            usage("unknown invariant \(unknown); known: \(known.sorted().joined(separator: ", "))")
+        }
         only = names
     case "-h", "--help": usage("help")
     default:
@@ -65,7 +76,9 @@ func relevant(_ violations: [SimulationViolation], only: Set<String>?) -> [Simul
 }
 
 /// Seeds first, first + 1 … on `jobs` threads; each scenario is independent of the others.
-func runBatch(_ simulator: Simulator, first: UInt64, count: Int, jobs: Int, only: Set<String>?) -> [[SimulationViolation]] {
+func runBatch(_ simulator: Simulator, first: UInt64, count: Int, jobs: Int, only: Set<String>?)
+    -> [[SimulationViolation]]
+{
     let results = Mutex<[[SimulationViolation]]>(Array(repeating: [], count: count))
     DispatchQueue.concurrentPerform(iterations: jobs) { job in
         var index = job
@@ -110,10 +123,14 @@ for index in 0..<count where !results[index].isEmpty {
     violating += 1
     let seed = first + UInt64(index)
     for name in Set(results[index].map(\.invariant.rawValue)) { byInvariant[name, default: 0] += 1 }
-    print("seed \(seed): \(results[index][0])\(results[index].count > 1 ? " (and \(results[index].count - 1) more)" : "")")
+    print(
+        "seed \(seed): \(results[index][0])\(results[index].count > 1 ? " (and \(results[index].count - 1) more)" : "")"
+    )
 }
 if !byInvariant.isEmpty {
-    print("by invariant: " + byInvariant.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+    print(
+        "by invariant: "
+            + byInvariant.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
 }
 print("\(count) scenarios, \(violating) violations")
 exit(violating == 0 ? 0 : 1)

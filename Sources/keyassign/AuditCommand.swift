@@ -25,15 +25,24 @@ struct AuditCommand: ParsableCommand {
 
     @OptionGroup var database: DatabaseOption
 
-    @Option(name: .customLong("public-key"), help: ArgumentHelp("A public key PEM the replies may be signed with (repeatable; a bare PATH is named global; several may share a NAME).", valueName: "[NAME=]PATH"))
+    @Option(
+        name: .customLong("public-key"),
+        help: ArgumentHelp(
+            "A public key PEM the replies may be signed with (repeatable; a bare PATH is named global; several may share a NAME).",
+            valueName: "[NAME=]PATH"))
     var publicKeys: [String] = []
 
-    @Option(name: .customLong("export-listing"),
-            help: ArgumentHelp("Write the signed payload of kept key listing N to stdout, byte for byte, and audit nothing (to verify it by hand: docs/signatures.md).", valueName: "N"))
+    @Option(
+        name: .customLong("export-listing"),
+        help: ArgumentHelp(
+            "Write the signed payload of kept key listing N to stdout, byte for byte, and audit nothing (to verify it by hand: docs/signatures.md).",
+            valueName: "N"))
     var exportListing: Int64?
 
     func validate() throws {
-        if publicKeys.isEmpty && exportListing == nil { throw ValidationError("give at least one --public-key [NAME=]PATH") }
+        if publicKeys.isEmpty && exportListing == nil {
+            throw ValidationError("give at least one --public-key [NAME=]PATH")
+        }
     }
 
     func run() throws {
@@ -48,12 +57,16 @@ struct AuditCommand: ParsableCommand {
         try exitingWithStatus {
             let verifier = ReplyVerifier(keyRing: try KeyRing(specs: publicKeys))
             let db = try Database(path: database.path, create: false)
-            let result = try Audit.run(db, verifier: verifier, report: { StandardStreams.out($0.description + "\n") },
-                                       notice: { StandardStreams.out($0.description + "\n") })
-            StandardStreams.error("audit: \(result.rowsChecked) rows, \(result.repliesChecked) stored replies, "
-                                  + "\(result.listingsChecked) key listings and \(result.settlementsChecked) settlements checked, "
-                                  + "\(result.discrepancies) discrepanc\(result.discrepancies == 1 ? "y" : "ies")"
-                                  + (result.evidencePruned > 0 ? "; \(result.evidencePruned) row(s) settled by evidence pruned on purpose (keyassign prune)" : ""))
+            let result = try Audit.run(
+                db, verifier: verifier, report: { StandardStreams.out($0.description + "\n") },
+                notice: { StandardStreams.out($0.description + "\n") })
+            StandardStreams.error(
+                "audit: \(result.rowsChecked) rows, \(result.repliesChecked) stored replies, "
+                    + "\(result.listingsChecked) key listings and \(result.settlementsChecked) settlements checked, "
+                    + "\(result.discrepancies) discrepanc\(result.discrepancies == 1 ? "y" : "ies")"
+                    + (result.evidencePruned > 0
+                        ? "; \(result.evidencePruned) row(s) settled by evidence pruned on purpose (keyassign prune)"
+                        : ""))
             for (key, replies) in result.verifiedByKey {
                 StandardStreams.error("audit: \(replies) stored repl\(replies == 1 ? "y" : "ies") verified by \(key)")
             }

@@ -2,17 +2,23 @@ import ArgumentParser
 import KeyAssign
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// `--db`, shared by every command that uses the work database.
 struct DatabaseOption: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("The work database (default: $KEYASSIGN_DB, else ./keyassign.sqlite).", valueName: "PATH"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("The work database (default: $KEYASSIGN_DB, else ./keyassign.sqlite).", valueName: "PATH"))
     var db: String?
 
-    @Flag(name: .long, help: ArgumentHelp("Use a database that is not the user's own alone: reached through a symlink, in a directory others can write, or whose files another user owns or may write (refused otherwise, exit 77). The lock still keeps one writer per database file."))
+    @Flag(
+        name: .long,
+        help: ArgumentHelp(
+            "Use a database that is not the user's own alone: reached through a symlink, in a directory others can write, or whose files another user owns or may write (refused otherwise, exit 77). The lock still keeps one writer per database file."
+        ))
     var allowSharedDb = false
 
     var path: String { Database.resolvePath(db) }
@@ -62,9 +68,9 @@ enum StandardStreams {
         while offset < bytes.count {
             let n = bytes.withUnsafeMutableBytes { raw in
                 #if canImport(Glibc)
-                Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
+                    Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
                 #else
-                Darwin.write(fd, raw.baseAddress! + offset, raw.count - offset)
+                    Darwin.write(fd, raw.baseAddress! + offset, raw.count - offset)
                 #endif
             }
             if n < 0 && errno == EINTR { continue }

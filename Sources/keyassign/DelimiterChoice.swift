@@ -26,8 +26,10 @@ enum DelimiterChoice: String, CaseIterable, ExpressibleByArgument {
     }
 
     static var allValueDescriptions: [String: String] {
-        ["auto": "detected from each file's header line", "comma": "',' (also given as ,)",
-         "semicolon": "';' (also given as ;)", "tab": "tab (also \\t)", "pipe": "'|' (also given as |)"]
+        [
+            "auto": "detected from each file's header line", "comma": "',' (also given as ,)",
+            "semicolon": "';' (also given as ;)", "tab": "tab (also \\t)", "pipe": "'|' (also given as |)",
+        ]
     }
 
     /// The delimiter for the importer; nil to detect it.

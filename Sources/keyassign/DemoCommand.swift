@@ -15,15 +15,22 @@ struct DemoCommand: ParsableCommand {
             """
     )
 
-    @Option(name: .long, help: ArgumentHelp("The CSV exports to import (default: ./samples, or the package's).", valueName: "DIR"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("The CSV exports to import (default: ./samples, or the package's).", valueName: "DIR"))
     var samples: String?
 
-    @Option(name: .customLong("state-dir"), help: ArgumentHelp("Keep the sandbox state and the database here (default: a new temporary directory).", valueName: "DIR"))
+    @Option(
+        name: .customLong("state-dir"),
+        help: ArgumentHelp(
+            "Keep the sandbox state and the database here (default: a new temporary directory).", valueName: "DIR"))
     var stateDirectory: String?
 
     func run() throws {
         try exitingWithStatus {
-            try Demo.run(Demo.Options(samplesDirectory: samples, stateDirectory: stateDirectory)) { StandardStreams.out($0) }
+            try Demo.run(Demo.Options(samplesDirectory: samples, stateDirectory: stateDirectory)) {
+                StandardStreams.out($0)
+            }
         }
     }
 }

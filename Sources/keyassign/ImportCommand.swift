@@ -2,9 +2,9 @@ import ArgumentParser
 import KeyAssign
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 struct ImportCommand: ParsableCommand {
@@ -50,7 +50,11 @@ struct ImportCommand: ParsableCommand {
     @Flag(name: .long, help: "Parse, validate and print the summary, but write nothing.")
     var dryRun = false
 
-    @Option(name: .long, help: ArgumentHelp("Wait up to SECONDS for a run holding the database to end, then exit 75 (\(FlagRange.lockWait.text)).", valueName: "SECONDS"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Wait up to SECONDS for a run holding the database to end, then exit 75 (\(FlagRange.lockWait.text)).",
+            valueName: "SECONDS"))
     var wait: Double = 0
 
     @Argument(help: ArgumentHelp("CSV files or directories.", valueName: "FILE_OR_DIR"))
@@ -64,9 +68,10 @@ struct ImportCommand: ParsableCommand {
     func run() throws {
         var options = try columns.importOptions(databasePath: database.path, dryRun: dryRun)
         options.lockWait = wait
-        let outcome = ImportJob.run(paths, options: options,
-                                    output: { StandardStreams.out(TerminalText.escape($0) + "\n") },
-                                    errorOutput: { StandardStreams.error($0) })
+        let outcome = ImportJob.run(
+            paths, options: options,
+            output: { StandardStreams.out(TerminalText.escape($0) + "\n") },
+            errorOutput: { StandardStreams.error($0) })
         if outcome.exitStatus != .ok { throw ExitCode(outcome.exitStatus.rawValue) }
     }
 }

@@ -32,8 +32,10 @@ struct KeyAssignCommand: ParsableCommand {
             """,
         version: KeyAssignVersion.string,
         subcommands: [
-            DemoCommand.self, ImportCommand.self, RunCommand.self, SyncCommand.self, ReconcileCommand.self, StatusCommand.self, ReportCommand.self,
-            RetryCommand.self, HistoryCommand.self, AuditCommand.self, PruneCommand.self, VerifyCommand.self, SandboxCommand.self,
+            DemoCommand.self, ImportCommand.self, RunCommand.self, SyncCommand.self, ReconcileCommand.self,
+            StatusCommand.self, ReportCommand.self,
+            RetryCommand.self, HistoryCommand.self, AuditCommand.self, PruneCommand.self, VerifyCommand.self,
+            SandboxCommand.self,
         ]
     )
 }

@@ -20,8 +20,10 @@ struct PruneCommand: ParsableCommand {
 
     @OptionGroup var database: DatabaseOption
 
-    @Option(name: .customLong("keep-evidence"),
-            help: ArgumentHelp("Keep the key listings fetched in the last DAYS days (\(FlagRange.keepEvidence.text)).", valueName: "DAYS"))
+    @Option(
+        name: .customLong("keep-evidence"),
+        help: ArgumentHelp(
+            "Keep the key listings fetched in the last DAYS days (\(FlagRange.keepEvidence.text)).", valueName: "DAYS"))
     var keepEvidence: Double
 
     func validate() throws {
@@ -34,10 +36,12 @@ struct PruneCommand: ParsableCommand {
             let lock = try DatabaseLock.acquire(databasePath: database.path, command: "prune")
             defer { lock?.release() }
             let result = try EvidenceRetention.prune(databasePath: database.path, keepDays: keepEvidence)
-            StandardStreams.out("pruned \(result.listingsPruned) key listing(s) fetched more than \(keepEvidence.rounded() == keepEvidence ? String(Int(keepEvidence)) : String(keepEvidence)) day(s) ago"
-                                + " (\(result.entriesDeleted) entries no kept listing uses deleted, \(result.listingsRewritten) kept listing(s) rewritten standalone)"
-                                + "; database \(result.fileBytesBefore) -> \(result.fileBytesAfter) bytes"
-                                + (result.convertedToIncrementalVacuum ? " (converted to incremental vacuum by one VACUUM)" : "") + "\n")
+            StandardStreams.out(
+                "pruned \(result.listingsPruned) key listing(s) fetched more than \(keepEvidence.rounded() == keepEvidence ? String(Int(keepEvidence)) : String(keepEvidence)) day(s) ago"
+                    + " (\(result.entriesDeleted) entries no kept listing uses deleted, \(result.listingsRewritten) kept listing(s) rewritten standalone)"
+                    + "; database \(result.fileBytesBefore) -> \(result.fileBytesAfter) bytes"
+                    + (result.convertedToIncrementalVacuum ? " (converted to incremental vacuum by one VACUUM)" : "")
+                    + "\n")
             return .ok
         }
     }

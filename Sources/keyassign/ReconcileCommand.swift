@@ -44,41 +44,74 @@ struct ReconcileCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("The license server's base URL (as for run).", valueName: "URL"))
     var server: String
 
-    @Option(name: .customLong("public-key"), help: ArgumentHelp("A public key (PEM) the listing may be signed with: NAME=PATH, or PATH for 'global'. Repeatable.", valueName: "[NAME=]PATH"))
+    @Option(
+        name: .customLong("public-key"),
+        help: ArgumentHelp(
+            "A public key (PEM) the listing may be signed with: NAME=PATH, or PATH for 'global'. Repeatable.",
+            valueName: "[NAME=]PATH"))
     var publicKeys: [String] = []
 
     @OptionGroup var database: DatabaseOption
 
-    @Option(name: .customLong("api-key-file"), help: ArgumentHelp("Read the API key from this file (one line). Default: $KEYASSIGN_API_KEY.", valueName: "PATH"))
+    @Option(
+        name: .customLong("api-key-file"),
+        help: ArgumentHelp(
+            "Read the API key from this file (one line). Default: $KEYASSIGN_API_KEY.", valueName: "PATH"))
     var apiKeyFile: String?
 
-    @Option(name: .long, help: ArgumentHelp("Rows in this state (repeatable): uncertain, rejected, retry, assigned. Default: uncertain and rejected.", valueName: "S"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Rows in this state (repeatable): uncertain, rejected, retry, assigned. Default: uncertain and rejected.",
+            valueName: "S"))
     var state: [ReconcileStateArgument] = []
 
     @Flag(name: .customLong("dry-run"), help: "Print what would change; store and change nothing.")
     var dryRun = false
 
-    @Option(name: .long, help: ArgumentHelp("The --timeout the runs used, for runs that did not record theirs (the race rule).", valueName: "SECONDS"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "The --timeout the runs used, for runs that did not record theirs (the race rule).", valueName: "SECONDS"))
     var timeout: Double = 30
 
-    @Option(name: .customLong("max-clock-skew"), help: ArgumentHelp("Refuse a listing whose signed timestamp is further than this from local time.", valueName: "SECONDS"))
+    @Option(
+        name: .customLong("max-clock-skew"),
+        help: ArgumentHelp(
+            "Refuse a listing whose signed timestamp is further than this from local time.", valueName: "SECONDS"))
     var maxClockSkew: Double = 300
 
-    @Option(name: .customLong("listing-timeout"), help: ArgumentHelp("How long the key listing may take in all (\(FlagRange.listingTimeout.text)); a listing slower than \(ListingClient.lowSpeedBytesPerSecond) bytes/s for \(ListingClient.lowSpeedSeconds) s is cut sooner.", valueName: "SECONDS"))
+    @Option(
+        name: .customLong("listing-timeout"),
+        help: ArgumentHelp(
+            "How long the key listing may take in all (\(FlagRange.listingTimeout.text)); a listing slower than \(ListingClient.lowSpeedBytesPerSecond) bytes/s for \(ListingClient.lowSpeedSeconds) s is cut sooner.",
+            valueName: "SECONDS"))
     var listingTimeout: Double = ListingClient.defaultListingTimeout
-    @Option(name: .customLong("max-listing-bytes"), help: ArgumentHelp("Read at most this much of the listing; a longer one is refused.", valueName: "BYTES"))
+    @Option(
+        name: .customLong("max-listing-bytes"),
+        help: ArgumentHelp("Read at most this much of the listing; a longer one is refused.", valueName: "BYTES"))
     var maxListingBytes: Int = ReconcileOptions.defaultMaxListingBytes
 
-    @Option(name: .customLong("max-attempts"), help: ArgumentHelp("Accepted for compatibility; --max-attempts bounds one run, so an uncertain row whose key is available always goes back to retry.", valueName: "N"))
+    @Option(
+        name: .customLong("max-attempts"),
+        help: ArgumentHelp(
+            "Accepted for compatibility; --max-attempts bounds one run, so an uncertain row whose key is available always goes back to retry.",
+            valueName: "N"))
     var maxAttempts: Int = 5
 
-    @Option(name: .customLong("listing-key"), help: ArgumentHelp("The key name the listing must be signed with; a listing signed by any other key is refused.", valueName: "NAME"))
+    @Option(
+        name: .customLong("listing-key"),
+        help: ArgumentHelp(
+            "The key name the listing must be signed with; a listing signed by any other key is refused.",
+            valueName: "NAME"))
     var listingKey: String = ListingVerifier.defaultListingKeyName
 
     @Flag(name: .customLong("allow-insecure-http"), help: "Allow plain http to a host that is not loopback.")
     var allowInsecureHTTP = false
 
-    @Option(name: .customLong("ca-file"), help: ArgumentHelp("Trust the server's certificate if this CA (PEM) signed it.", valueName: "PATH"))
+    @Option(
+        name: .customLong("ca-file"),
+        help: ArgumentHelp("Trust the server's certificate if this CA (PEM) signed it.", valueName: "PATH"))
     var caFile: String?
 
     @Flag(name: .long, help: "Only warnings and errors on stderr.")

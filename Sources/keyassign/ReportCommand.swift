@@ -26,7 +26,11 @@ struct ReportCommand: ParsableCommand {
 
     @OptionGroup var database: DatabaseOption
 
-    @Option(name: .long, help: ArgumentHelp("Only rows in this state (repeatable): pending, in_flight, retry, assigned, rejected, uncertain, failed.", valueName: "S"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Only rows in this state (repeatable): pending, in_flight, retry, assigned, rejected, uncertain, failed.",
+            valueName: "S"))
     var state: [String] = []
 
     @Flag(name: .long, help: "The invalid input rows instead, with the reason for each (CSV).")
@@ -35,38 +39,54 @@ struct ReportCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("csv or jsonl.", valueName: "FORMAT"))
     var format: String = "csv"
 
-    @Option(name: .long, help: ArgumentHelp("Write to this file (replaced whole when complete) instead of standard output.", valueName: "FILE"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Write to this file (replaced whole when complete) instead of standard output.", valueName: "FILE"))
     var output: String?
 
     @Option(name: .long, help: ArgumentHelp("Write success.csv and errors.csv into this directory.", valueName: "DIR"))
     var split: String?
 
-    @Option(name: .long, help: ArgumentHelp("Write the night at a glance as one HTML page to this file.", valueName: "FILE"))
+    @Option(
+        name: .long, help: ArgumentHelp("Write the night at a glance as one HTML page to this file.", valueName: "FILE")
+    )
     var html: String?
 
-    @Flag(name: .long, help: "CSV for programs: no byte-order mark, and spreadsheet formulas in fields not neutralised.")
+    @Flag(
+        name: .long, help: "CSV for programs: no byte-order mark, and spreadsheet formulas in fields not neutralised.")
     var raw = false
 
     @Option(name: .long, help: "The CSV field separator.")
     var delimiter: ReportDelimiterChoice = .comma
 
     func validate() throws {
-        if ReportFormat(rawValue: format) == nil { throw ValidationError("--format must be csv or jsonl, not '\(format)'") }
+        if ReportFormat(rawValue: format) == nil {
+            throw ValidationError("--format must be csv or jsonl, not '\(format)'")
+        }
         for name in state where WorkState(rawValue: name) == nil {
-            throw ValidationError("unknown state '\(name)'; states are "
-                                  + WorkState.allCases.map(\.rawValue).joined(separator: ", "))
+            throw ValidationError(
+                "unknown state '\(name)'; states are "
+                    + WorkState.allCases.map(\.rawValue).joined(separator: ", "))
         }
         if split != nil && (invalid || output != nil || !state.isEmpty || format != "csv") {
-            throw ValidationError("--split writes its own CSV files; it does not combine with --invalid, --state, --output or --format")
+            throw ValidationError(
+                "--split writes its own CSV files; it does not combine with --invalid, --state, --output or --format")
         }
-        if html != nil && (split != nil || invalid || output != nil || !state.isEmpty || format != "csv" || raw || delimiter != .comma) {
-            throw ValidationError("--html writes its own page; it does not combine with --split, --invalid, --output, --state, --format, --raw or --delimiter")
+        if html != nil
+            && (split != nil || invalid || output != nil || !state.isEmpty || format != "csv" || raw
+                || delimiter != .comma)
+        {
+            throw ValidationError(
+                "--html writes its own page; it does not combine with --split, --invalid, --output, --state, --format, --raw or --delimiter"
+            )
         }
         if format == "jsonl" && delimiter != .comma {
             throw ValidationError("--delimiter is for CSV; it does not combine with --format jsonl")
         }
         if invalid && (!state.isEmpty || format != "csv") {
-            throw ValidationError("--invalid is CSV of the invalid input rows; it does not combine with --state or --format")
+            throw ValidationError(
+                "--invalid is CSV of the invalid input rows; it does not combine with --state or --format")
         }
     }
 
@@ -80,17 +100,22 @@ struct ReportCommand: ParsableCommand {
             }
             if let split {
                 let counts = try SplitReport.write(from: db, to: split, raw: raw, delimiter: delimiter.csvDelimiter)
-                StandardStreams.error("wrote \(split)/success.csv (\(counts.success) rows) and \(split)/errors.csv (\(counts.errors) rows)")
+                StandardStreams.error(
+                    "wrote \(split)/success.csv (\(counts.success) rows) and \(split)/errors.csv (\(counts.errors) rows)"
+                )
                 return .ok
             }
             let sink = try output.map(TextOutput.init(path:)) ?? TextOutput()
             if invalid {
-                try InvalidRowsReport.write(from: db, raw: raw, delimiter: delimiter.csvDelimiter,
-                                            byteOrderMark: !raw) { sink.write($0) }
+                try InvalidRowsReport.write(
+                    from: db, raw: raw, delimiter: delimiter.csvDelimiter,
+                    byteOrderMark: !raw
+                ) { sink.write($0) }
             } else {
-                try RowReport.write(from: db, states: state.compactMap(WorkState.init(rawValue:)),
-                                    format: ReportFormat(rawValue: format) ?? .csv, raw: raw,
-                                    delimiter: delimiter.csvDelimiter, byteOrderMark: !raw, to: sink)
+                try RowReport.write(
+                    from: db, states: state.compactMap(WorkState.init(rawValue:)),
+                    format: ReportFormat(rawValue: format) ?? .csv, raw: raw,
+                    delimiter: delimiter.csvDelimiter, byteOrderMark: !raw, to: sink)
             }
             try sink.finish()
             return .ok

@@ -19,9 +19,12 @@ enum ReportDelimiterChoice: String, CaseIterable, ExpressibleByArgument {
     }
 
     static var allValueDescriptions: [String: String] {
-        ["comma": "',' (also given as ,): Excel in English locales, and programs",
-         "semicolon": "';' (also given as ;): Excel in German, French, Spanish and other locales whose decimal separator is a comma",
-         "tab": "tab (also \\t)"]
+        [
+            "comma": "',' (also given as ,): Excel in English locales, and programs",
+            "semicolon":
+                "';' (also given as ;): Excel in German, French, Spanish and other locales whose decimal separator is a comma",
+            "tab": "tab (also \\t)",
+        ]
     }
 
     var csvDelimiter: CSVDelimiter {

@@ -16,13 +16,19 @@ struct RetryCommand: ParsableCommand {
 
     @OptionGroup var database: DatabaseOption
 
-    @Option(name: .long, help: ArgumentHelp("Select rows in this state (repeatable): failed, uncertain, rejected.", valueName: "S"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Select rows in this state (repeatable): failed, uncertain, rejected.", valueName: "S"))
     var state: [String] = []
 
     @Option(name: .long, help: ArgumentHelp("Only this license key (repeatable).", valueName: "K"))
     var key: [String] = []
 
-    @Option(name: .long, help: ArgumentHelp("Only rows imported from this file, however its path is written (relative, ./, absolute). A path that matches no imported file is an error naming the nearest ones.", valueName: "FILE"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Only rows imported from this file, however its path is written (relative, ./, absolute). A path that matches no imported file is an error naming the nearest ones.",
+            valueName: "FILE"))
     var source: String?
 
     func validate() throws {
@@ -41,11 +47,13 @@ struct RetryCommand: ParsableCommand {
             let sources: [String?] = try source.map { try SourceFileMatch.resolve($0, in: db) } ?? [nil]
             var count = 0
             for sourceFile in sources {
-                count += try Requeue.requeue(Requeue.Selection(states: states, keys: key, sourceFile: sourceFile), in: db)
+                count += try Requeue.requeue(
+                    Requeue.Selection(states: states, keys: key, sourceFile: sourceFile), in: db)
             }
             let selection = Requeue.Selection(states: states)
-            StandardStreams.out("requeued \(count) row\(count == 1 ? "" : "s") ("
-                                + selection.states.map(\.rawValue).joined(separator: ", ") + ")\n")
+            StandardStreams.out(
+                "requeued \(count) row\(count == 1 ? "" : "s") ("
+                    + selection.states.map(\.rawValue).joined(separator: ", ") + ")\n")
             return .ok
         }
     }

@@ -38,13 +38,16 @@ struct SyncCommand: ParsableCommand {
         let importSettings = try columns.importOptions(databasePath: arguments.database.path, dryRun: false)
         let logger = RunSetup.logger(quiet: arguments.quiet)
         let result = importAndRun(importSettings, logger: logger)
-        let status = MetricsFile.finish(path: arguments.metricsFile, status: result.status, summary: result.summary,
-                                        databasePath: arguments.database.path, startedAt: started, logger: logger)
+        let status = MetricsFile.finish(
+            path: arguments.metricsFile, status: result.status, summary: result.summary,
+            databasePath: arguments.database.path, startedAt: started, logger: logger)
         throw ExitCode(status.rawValue)
     }
 
     /// The status to exit with, and the run's summary when the run got that far.
-    private func importAndRun(_ importSettings: ImportOptions, logger: Logger) -> (status: ExitStatus, summary: RunSummary?) {
+    private func importAndRun(_ importSettings: ImportOptions, logger: Logger) -> (
+        status: ExitStatus, summary: RunSummary?
+    ) {
         let options: RunOptions
         switch arguments.runOptions() {
         case .failure(let error):
@@ -66,9 +69,10 @@ struct SyncCommand: ParsableCommand {
         var importOptions = importSettings
         importOptions.settleWait = options.maxWait
         let quiet = arguments.quiet
-        let imported = ImportJob.run(paths, options: importOptions,
-                                     output: { if !quiet { StandardStreams.out(TerminalText.escape($0) + "\n") } },
-                                     errorOutput: { StandardStreams.error($0) })
+        let imported = ImportJob.run(
+            paths, options: importOptions,
+            output: { if !quiet { StandardStreams.out(TerminalText.escape($0) + "\n") } },
+            errorOutput: { StandardStreams.error($0) })
         if imported.exitStatus != .ok && imported.exitStatus != .dataError {
             return (imported.exitStatus, nil)
         }

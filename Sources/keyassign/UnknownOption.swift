@@ -26,13 +26,15 @@ struct UnknownOption {
         for argument in arguments {
             if argument == "--" { break }
             if !argument.hasPrefix("-"),
-               let match = subcommands.first(where: { $0._commandName == argument }) {
+                let match = subcommands.first(where: { $0._commandName == argument })
+            {
                 command = match
                 name = argument
                 break
             }
         }
-        let help = command == KeyAssignCommand.self
+        let help =
+            command == KeyAssignCommand.self
             ? KeyAssignCommand.helpMessage(includeHidden: true)
             : KeyAssignCommand.helpMessage(for: command, includeHidden: true)
         let known = Set(longOptions(in: help) + ["--help", "--version"])
@@ -54,10 +56,15 @@ struct UnknownOption {
         var names: [String] = []
         var index = 0
         while index + 2 < characters.count {
-            let startsToken = index == 0 || !(characters[index - 1].isLetter || characters[index - 1].isNumber || characters[index - 1] == "-")
-            if startsToken && characters[index] == "-" && characters[index + 1] == "-" && characters[index + 2].isLetter {
+            let startsToken =
+                index == 0
+                || !(characters[index - 1].isLetter || characters[index - 1].isNumber || characters[index - 1] == "-")
+            if startsToken && characters[index] == "-" && characters[index + 1] == "-" && characters[index + 2].isLetter
+            {
                 var end = index + 2
-                while end < characters.count && (characters[end].isLetter || characters[end].isNumber || characters[end] == "-") { end += 1 }
+                while end < characters.count
+                    && (characters[end].isLetter || characters[end].isNumber || characters[end] == "-")
+                { end += 1 }
                 names.append(String(characters[index..<end]))
                 index = end
             } else {

@@ -22,13 +22,18 @@ struct VerifyCommand: ParsableCommand {
             """
     )
 
-    @Option(name: .customLong("public-key"),
-            help: ArgumentHelp("A public key PEM file, named as in the replies' private_key_used (repeatable; a bare PATH is named global; several may share a NAME, and any of them may verify). NAME is letters, digits, _ and -; write ./PATH for a path that starts like NAME=.",
-                               valueName: "[NAME=]PATH"))
+    @Option(
+        name: .customLong("public-key"),
+        help: ArgumentHelp(
+            "A public key PEM file, named as in the replies' private_key_used (repeatable; a bare PATH is named global; several may share a NAME, and any of them may verify). NAME is letters, digits, _ and -; write ./PATH for a path that starts like NAME=.",
+            valueName: "[NAME=]PATH"))
     var publicKeys: [String] = []
 
-    @Option(name: .customLong("max-age"),
-            help: ArgumentHelp("Also reject replies whose signed timestamp is more than this many seconds from now (\(FlagRange.maxAge.text)).", valueName: "SECONDS"))
+    @Option(
+        name: .customLong("max-age"),
+        help: ArgumentHelp(
+            "Also reject replies whose signed timestamp is more than this many seconds from now (\(FlagRange.maxAge.text)).",
+            valueName: "SECONDS"))
     var maxAge: Double?
 
     @Argument(help: ArgumentHelp("Reply files (the JSON envelope as received).", valueName: "REPLY.json"))

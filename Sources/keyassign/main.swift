@@ -1,9 +1,10 @@
 import ArgumentParser
 import KeyAssign
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 // A write to a connection the server has just closed raises SIGPIPE, whose default action

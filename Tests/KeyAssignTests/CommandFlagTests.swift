@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 
 /// Every numeric flag of every command is checked against `FlagRange` before anything else
@@ -8,8 +9,10 @@ import Testing
     /// `run` and `sync` arguments that are otherwise good: a real public key, a loopback URL
     /// nothing listens on, and a database path that must still not exist after a refused flag.
     private func runArguments(_ command: String, db: String, extra: [String]) -> [String] {
-        [command, "--server", "http://127.0.0.1:9", "--public-key", CLI.fixture("docs-demo-global-public.pem"),
-         "--db", db] + extra
+        [
+            command, "--server", "http://127.0.0.1:9", "--public-key", CLI.fixture("docs-demo-global-public.pem"),
+            "--db", db,
+        ] + extra
     }
 
     @Test func outOfRangeNumbersExit64BeforeTheDatabaseIsOpened() throws {
@@ -52,10 +55,18 @@ import Testing
             (runArguments("reconcile", db: db, extra: ["--max-clock-skew", "inf"]), "--max-clock-skew"),
             (runArguments("reconcile", db: db, extra: ["--max-listing-bytes", "5"]), "--max-listing-bytes"),
             (runArguments("reconcile", db: db, extra: ["--max-attempts", "0"]), "--max-attempts"),
-            (["verify", "--public-key", CLI.fixture("docs-demo-global-public.pem"), "--max-age", "inf",
-              CLI.fixture("reply-800.json")], "--max-age"),
-            (["verify", "--public-key", CLI.fixture("docs-demo-global-public.pem"), "--max-age", "-1",
-              CLI.fixture("reply-800.json")], "--max-age"),
+            (
+                [
+                    "verify", "--public-key", CLI.fixture("docs-demo-global-public.pem"), "--max-age", "inf",
+                    CLI.fixture("reply-800.json"),
+                ], "--max-age"
+            ),
+            (
+                [
+                    "verify", "--public-key", CLI.fixture("docs-demo-global-public.pem"), "--max-age", "-1",
+                    CLI.fixture("reply-800.json"),
+                ], "--max-age"
+            ),
             (["prune", "--db", db, "--keep-evidence", "-1"], "--keep-evidence"),
             (["prune", "--db", db, "--keep-evidence", "nan"], "--keep-evidence"),
             (["sandbox", "--state-dir", dir.path + "/sbx", "--port", "70000"], "--port"),
@@ -76,7 +87,8 @@ import Testing
             #expect(result.status == 64, "\(arguments): \(result.status) \(result.stderr)")
             #expect(result.stderr.contains(flag), "\(arguments): \(result.stderr)")
             #expect(!FileManager.default.fileExists(atPath: db), "\(arguments) created the database")
-            #expect(!FileManager.default.fileExists(atPath: dir.path + "/sbx"), "\(arguments) created the sandbox state")
+            #expect(
+                !FileManager.default.fileExists(atPath: dir.path + "/sbx"), "\(arguments) created the sandbox state")
         }
     }
 
@@ -93,10 +105,15 @@ import Testing
         let db = dir.path + "/k.sqlite"
         let secret = "sEcReT"
         for bad in ["\(secret)\r\nX-Injected: 1", "\(secret)\tmore", "\(secret)\u{7F}", "\(secret)\u{85}x"] {
-            let fromEnvironment = try CLI.run(runArguments("run", db: db, extra: []),
-                                              environment: ["KEYASSIGN_API_KEY": bad], timeout: 30)
-            #expect(fromEnvironment.status == 78, "\(bad.debugDescription): \(fromEnvironment.status) \(fromEnvironment.stderr)")
-            #expect(fromEnvironment.stderr.contains("$KEYASSIGN_API_KEY") && fromEnvironment.stderr.contains("control character"))
+            let fromEnvironment = try CLI.run(
+                runArguments("run", db: db, extra: []),
+                environment: ["KEYASSIGN_API_KEY": bad], timeout: 30)
+            #expect(
+                fromEnvironment.status == 78,
+                "\(bad.debugDescription): \(fromEnvironment.status) \(fromEnvironment.stderr)")
+            #expect(
+                fromEnvironment.stderr.contains("$KEYASSIGN_API_KEY")
+                    && fromEnvironment.stderr.contains("control character"))
             #expect(!fromEnvironment.stderr.contains(secret))
 
             let file = dir.path + "/api-key"

@@ -7,15 +7,19 @@ import Testing
 /// does and lists the exit statuses. (The man pages themselves: scripts/check-install runs
 /// `mandoc -Tlint` on every page.)
 @Suite struct CommandHelpTextTests {
-    static let commands = ["demo", "import", "run", "sync", "reconcile", "status", "report", "retry", "history",
-                           "audit", "verify", "sandbox"]
+    static let commands = [
+        "demo", "import", "run", "sync", "reconcile", "status", "report", "retry", "history",
+        "audit", "verify", "sandbox",
+    ]
 
     @Test func proseIsWrappedOnlyByTheParser() throws {
         for command in [""] + Self.commands {
-            let result = try CLI.run(command.isEmpty ? ["--help"] : [command, "--help"], environment: ["COLUMNS": "2000"])
+            let result = try CLI.run(
+                command.isEmpty ? ["--help"] : [command, "--help"], environment: ["COLUMNS": "2000"])
             #expect(result.status == 0)
             // The overview and discussion: everything before USAGE.
-            let prose = result.stdout.components(separatedBy: "\nUSAGE:")[0].split(separator: "\n", omittingEmptySubsequences: false)
+            let prose = result.stdout.components(separatedBy: "\nUSAGE:")[0].split(
+                separator: "\n", omittingEmptySubsequences: false)
             for (line, next) in zip(prose, prose.dropFirst()) where !line.isEmpty && !next.isEmpty {
                 // At 2000 columns a paragraph is one line: a line that goes on in lower case is a hard break.
                 #expect(!(next.first?.isLowercase ?? false), "keyassign \(command) --help: \"\(line)\" / \"\(next)\"")

@@ -1,6 +1,7 @@
 import CSQLite
 import Foundation
 import Testing
+
 @testable import KeyAssign
 
 /// `Database.inTransaction`: what the body returns decides, a thrown error rolls back, and the
@@ -127,9 +128,11 @@ import Testing
     /// A cause the person can act on keeps its message as it was; the statement is in the
     /// debug description only.
     @Test func actionableMessagesStayAsTheyWere() throws {
-        let busy = DatabaseError(code: SQLITE_BUSY, message: "database is locked", path: "/x/k.sqlite",
-                                 sql: "BEGIN IMMEDIATE")
-        #expect(busy.description == "database /x/k.sqlite is busy (database is locked); another process holds a write lock")
+        let busy = DatabaseError(
+            code: SQLITE_BUSY, message: "database is locked", path: "/x/k.sqlite",
+            sql: "BEGIN IMMEDIATE")
+        #expect(
+            busy.description == "database /x/k.sqlite is busy (database is locked); another process holds a write lock")
         #expect(busy.debugDescription == busy.description + ", while executing `BEGIN IMMEDIATE`")
         #expect(ExitStatus(for: busy) == .ioError)
         // Callers written before `sql` existed still compile and read the same.

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 
 @Suite struct DemoTests {
@@ -21,8 +22,10 @@ import Testing
         #expect(try db.scalarInt("SELECT count(*) FROM attempts WHERE http_status IN (429, 503)") ?? 0 > 0)
         #expect(result.stdout.contains("database: \(dir.path)/demo/demo.sqlite"))
 
-        let audit = try CLI.run(["audit", "--db", dir.path + "/demo/demo.sqlite",
-                                 "--public-key", dir.path + "/demo/sandbox/public.pem"])
+        let audit = try CLI.run([
+            "audit", "--db", dir.path + "/demo/demo.sqlite",
+            "--public-key", dir.path + "/demo/sandbox/public.pem",
+        ])
         #expect(audit.status == 0, "\(audit.stdout)")
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 @testable import KeyAssignSandbox
 
@@ -41,7 +42,9 @@ import Testing
         #expect(info.st_mode & 0o777 == 0o600)
         #expect(info.st_mode & S_IFMT == S_IFREG)
         let html = try String(contentsOfFile: page, encoding: .utf8)
-        let leftovers = try FileManager.default.contentsOfDirectory(atPath: bench.dir.path).filter { $0.contains(".tmp-") }
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: bench.dir.path).filter {
+            $0.contains(".tmp-")
+        }
         #expect(leftovers.isEmpty)
 
         // Escaped: no tag from the data, no script at all.
@@ -66,7 +69,10 @@ import Testing
             #expect(html.contains("keyassign retry --db \(bench.db) --key=\(key)"))
         }
         #expect(html.contains("invalid input: "))
-        #expect(html.contains("keyassign import --db \(bench.db) &#39;\(bench.dir.path)/shop&lt;i&gt;&amp;&#39;\\&#39;&#39;.csv&#39;"))
+        #expect(
+            html.contains(
+                "keyassign import --db \(bench.db) &#39;\(bench.dir.path)/shop&lt;i&gt;&amp;&#39;\\&#39;&#39;.csv&#39;")
+        )
         // Refused: every key, the reason, and the owner column from the run's reconciliation.
         #expect(html.contains("Refused keys (3)"))
         for key in refusedKeys { #expect(html.contains("<code>\(key)</code>")) }
@@ -93,7 +99,9 @@ import Testing
     @Test func badUseIsAUsageErrorAndAnUnwritablePathAnIOError() throws {
         let bench = try RunnerBench(inventory: 1)
         let page = bench.dir.path + "/night.html"
-        for extra in [["--split", bench.dir.path + "/s"], ["--format", "jsonl"], ["--state", "failed"], ["--raw"], ["--invalid"]] {
+        for extra in [
+            ["--split", bench.dir.path + "/s"], ["--format", "jsonl"], ["--state", "failed"], ["--raw"], ["--invalid"],
+        ] {
             #expect(try CLI.run(["report", "--db", bench.db, "--html", page] + extra).status == 64, "\(extra)")
         }
         let missing = try CLI.run(["report", "--db", bench.db, "--html", bench.dir.path + "/no/such/dir/night.html"])

@@ -1,30 +1,41 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 
 @Suite struct IngestCLITests {
     @Test func importsTheSamplesThenStatusAndInvalidReport() throws {
         let dir = try TemporaryDirectory()
         let db = dir.path + "/k.sqlite"
-        let first = try CLI.run(["import", "--allow-missing", "owner_name", "--allow-missing", "email", "--db", db, CLI.samples])
+        let first = try CLI.run([
+            "import", "--allow-missing", "owner_name", "--allow-missing", "email", "--db", db, CLI.samples,
+        ])
         #expect(first.status == 0, "\(first.stderr)")
         #expect(first.stdout.contains("total: 3 files, 33 rows: 28 queued, 1 duplicate, 1 conflict, 3 invalid"))
         #expect(first.stdout.contains("shop-export.csv:6: empty license key"))
 
-        let again = try CLI.run(["import", "--allow-missing", "owner_name", "--allow-missing", "email", "--db", db, CLI.samples])
+        let again = try CLI.run([
+            "import", "--allow-missing", "owner_name", "--allow-missing", "email", "--db", db, CLI.samples,
+        ])
         #expect(again.status == 0)
         // One line for the files already imported, none per file: none was read again.
         #expect(again.stdout.components(separatedBy: "skipped, already imported").count == 2, "\(again.stdout)")
-        #expect(again.stdout.contains("3 files skipped, already imported (3 unchanged in path, size, modification time and inode: not read"), "\(again.stdout)")
+        #expect(
+            again.stdout.contains(
+                "3 files skipped, already imported (3 unchanged in path, size, modification time and inode: not read"),
+            "\(again.stdout)")
         #expect(again.stdout.contains("total: 0 files, 0 rows"), "\(again.stdout)")
 
         // $KEYASSIGN_DB is the default database.
         let status = try CLI.run(["status"], environment: ["KEYASSIGN_DB": db])
         #expect(status.status == 0)
         let lines = status.stdout.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
-        let counts = Dictionary(lines.map { ($0.dropLast().joined(separator: " "), $0.last ?? "") }, uniquingKeysWith: { a, _ in a })
+        let counts = Dictionary(
+            lines.map { ($0.dropLast().joined(separator: " "), $0.last ?? "") }, uniquingKeysWith: { a, _ in a })
         #expect(WorkState.allCases.allSatisfy { counts[$0.rawValue] != nil })
-        #expect(counts["pending"] == "28" && counts["assigned"] == "0" && counts["invalid rows"] == "4" && counts["imports"] == "3")
+        #expect(
+            counts["pending"] == "28" && counts["assigned"] == "0" && counts["invalid rows"] == "4"
+                && counts["imports"] == "3")
 
         let report = try CLI.run(["report", "--invalid", "--db", db])
         #expect(report.status == 0)
@@ -48,22 +59,42 @@ import Testing
         let nokey = dir.path + "/nokey.csv"
         try Data("Name,E-Mail\nAnn,a@x.de\n".utf8).write(to: URL(fileURLWithPath: nokey))
 
-        let mixed = try CLI.run(["import", "--allow-missing", "owner_name", "--allow-missing", "email", "--db", db, nokey, dir.path + "/absent.csv", good])
+        let mixed = try CLI.run([
+            "import", "--allow-missing", "owner_name", "--allow-missing", "email", "--db", db, nokey,
+            dir.path + "/absent.csv", good,
+        ])
         #expect(mixed.status == 65)
         #expect(mixed.stderr.contains("nokey.csv: no license-key column"))
         #expect(mixed.stderr.contains("\"Name\", \"E-Mail\""))
         #expect(mixed.stderr.contains("absent.csv"))
         #expect(mixed.stdout.contains("1 queued"))
 
-        #expect(try CLI.run(["import", "--allow-missing", "owner_name", "--allow-missing", "email", "--db", db, "--map", "colour=Name", good]).status == 64)
-        #expect(try CLI.run(["import", "--allow-missing", "owner_name", "--allow-missing", "email", "--db", db, "--map", "license_key", good]).status == 64)
-        #expect(try CLI.run(["import", "--allow-missing", "owner_name", "--allow-missing", "email", "--db", db, "--delimiter", "x", good]).status == 64)
-        #expect(try CLI.run(["import", "--allow-missing", "owner_name", "--allow-missing", "email", "--db", db]).status == 64)
+        #expect(
+            try CLI.run([
+                "import", "--allow-missing", "owner_name", "--allow-missing", "email", "--db", db, "--map",
+                "colour=Name", good,
+            ]).status == 64)
+        #expect(
+            try CLI.run([
+                "import", "--allow-missing", "owner_name", "--allow-missing", "email", "--db", db, "--map",
+                "license_key", good,
+            ]).status == 64)
+        #expect(
+            try CLI.run([
+                "import", "--allow-missing", "owner_name", "--allow-missing", "email", "--db", db, "--delimiter", "x",
+                good,
+            ]).status == 64)
+        #expect(
+            try CLI.run(["import", "--allow-missing", "owner_name", "--allow-missing", "email", "--db", db]).status
+                == 64)
         #expect(try CLI.run(["report", "--db", db, "--format", "xml"]).status == 64)
 
         let mapped = dir.path + "/mapped.csv"
         try Data("Code;Buyer\nK9;Bo\n".utf8).write(to: URL(fileURLWithPath: mapped))
-        let withMap = try CLI.run(["import", "--allow-missing", "owner_name", "--allow-missing", "email", "--db", db, "--delimiter", ";", "--map", "license_key=Code", "--map", "owner_name=Buyer", mapped])
+        let withMap = try CLI.run([
+            "import", "--allow-missing", "owner_name", "--allow-missing", "email", "--db", db, "--delimiter", ";",
+            "--map", "license_key=Code", "--map", "owner_name=Buyer", mapped,
+        ])
         #expect(withMap.status == 0, "\(withMap.stderr)")
         let database = try Database(path: db, create: false)
         #expect(try database.scalarInt("SELECT count(*) FROM work WHERE license_key = 'K9'") == 1)
@@ -78,11 +109,15 @@ import Testing
     @Test func delimiterChoicesAreListedAndEverySpellingWorks() throws {
         let help = try CLI.run(["import", "--help"])
         #expect(help.status == 0)
-        let choices = [("auto", "detected from each file's header line"), ("comma", "',' (also given as ,)"),
-                       ("semicolon", "';' (also given as ;)"), ("tab", "tab (also \\t)"), ("pipe", "'|' (also given as |)")]
+        let choices = [
+            ("auto", "detected from each file's header line"), ("comma", "',' (also given as ,)"),
+            ("semicolon", "';' (also given as ;)"), ("tab", "tab (also \\t)"), ("pipe", "'|' (also given as |)"),
+        ]
         let lines = help.stdout.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
         for (value, meaning) in choices {
-            #expect(lines.contains { $0.hasPrefix(value + " ") && $0.hasSuffix("- " + meaning) }, "help lacks \(value): \(help.stdout)")
+            #expect(
+                lines.contains { $0.hasPrefix(value + " ") && $0.hasSuffix("- " + meaning) },
+                "help lacks \(value): \(help.stdout)")
         }
         let dir = try TemporaryDirectory()
         let spellings: [(String, String)] = [
@@ -91,8 +126,12 @@ import Testing
         ]
         for (index, (spelling, separator)) in spellings.enumerated() {
             let file = dir.path + "/d\(index).csv"
-            try Data("license_key\(separator)owner_name\nK\(index)\(separator)Ann\n".utf8).write(to: URL(fileURLWithPath: file))
-            let result = try CLI.run(["import", "--allow-missing", "owner_name", "--allow-missing", "email", "--db", dir.path + "/k.sqlite", "--delimiter", spelling, file])
+            try Data("license_key\(separator)owner_name\nK\(index)\(separator)Ann\n".utf8).write(
+                to: URL(fileURLWithPath: file))
+            let result = try CLI.run([
+                "import", "--allow-missing", "owner_name", "--allow-missing", "email", "--db", dir.path + "/k.sqlite",
+                "--delimiter", spelling, file,
+            ])
             #expect(result.status == 0, "--delimiter \(spelling): \(result.stderr)")
         }
         let database = try Database(path: dir.path + "/k.sqlite", create: false)
@@ -111,7 +150,9 @@ import Testing
         // A small file first, committed: it must survive the interrupted one.
         let small = dir.path + "/small.csv"
         try Data("key\nKEEP-1\n".utf8).write(to: URL(fileURLWithPath: small))
-        #expect(try CLI.run(["import", "--allow-missing", "owner_name", "--allow-missing", "email", "--db", db, small]).status == 0)
+        #expect(
+            try CLI.run(["import", "--allow-missing", "owner_name", "--allow-missing", "email", "--db", db, small])
+                .status == 0)
 
         let big = dir.path + "/big.csv"
         #expect(FileManager.default.createFile(atPath: big, contents: nil))
@@ -119,8 +160,11 @@ import Testing
         handle.write(Data("license_key,owner_name,email\n".utf8))
         var chunk = ""
         for row in 0..<400_000 {
-            chunk += "key-\(row)-\(row &* 2654435761 % 1_000_003),\"Last, First \(row)\",user\(row)@example.com\n"
-            if row % 20_000 == 19_999 { handle.write(Data(chunk.utf8)); chunk = "" }
+            chunk += "key-\(row)-\(row &* 2_654_435_761 % 1_000_003),\"Last, First \(row)\",user\(row)@example.com\n"
+            if row % 20_000 == 19_999 {
+                handle.write(Data(chunk.utf8))
+                chunk = ""
+            }
         }
         handle.write(Data(chunk.utf8))
         try handle.close()
@@ -148,7 +192,9 @@ import Testing
         check.reset()  // an unfinished statement would pin this connection's snapshot
 
         // And the same file imports cleanly afterwards.
-        let rerun = try CLI.run(["import", "--allow-missing", "owner_name", "--allow-missing", "email", "--db", db, big])
+        let rerun = try CLI.run([
+            "import", "--allow-missing", "owner_name", "--allow-missing", "email", "--db", db, big,
+        ])
         #expect(rerun.status == 0)
         #expect(try database.scalarInt("SELECT count(*) FROM work") == 400_001)
     }

@@ -1,25 +1,34 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 
 @Suite struct IngestImportTests {
     @Test func storesTrimmedValuesWithSourceAndAFreshToken() throws {
         let f = try ImportFixture()
-        let path = try f.write("shop.csv", "\u{FEFF}Order,License Key,Name,Email\r\n"
-            + "1,  K-1  , \"Dubois, Amélie\" ,amelie@example.fr\r\n"
-            + "2,K-2,,\r\n")
+        let path = try f.write(
+            "shop.csv",
+            "\u{FEFF}Order,License Key,Name,Email\r\n"
+                + "1,  K-1  , \"Dubois, Amélie\" ,amelie@example.fr\r\n"
+                + "2,K-2,,\r\n")
         let outcome = f.run([path], allowMissing: ImportFixture.namesOptional)
         #expect(outcome.exitStatus == .ok)
         #expect(outcome.queued == 2)
-        #expect(try f.work() == [
-            .init(key: "K-1", owner: "Dubois, Amélie", email: "amelie@example.fr", state: "pending", file: path, line: 2),
-            .init(key: "K-2", owner: nil, email: nil, state: "pending", file: path, line: 3),
-        ])
+        #expect(
+            try f.work() == [
+                .init(
+                    key: "K-1", owner: "Dubois, Amélie", email: "amelie@example.fr", state: "pending", file: path,
+                    line: 2),
+                .init(key: "K-2", owner: nil, email: nil, state: "pending", file: path, line: 3),
+            ])
         let tokens = try f.db.prepare("SELECT idempotency_token, created_at, attempts FROM work")
         var seen = Set<String>()
         while try tokens.step() {
             let token = tokens.string(0)!
-            #expect(token.range(of: "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$", options: .regularExpression) != nil)
+            #expect(
+                token.range(
+                    of: "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$",
+                    options: .regularExpression) != nil)
             #expect(tokens.string(1)!.hasSuffix("Z"))
             #expect(tokens.int(2) == 0)
             seen.insert(token)
@@ -35,9 +44,11 @@ import Testing
 
     @Test func firstAndLastNameAreJoinedAndAliasesMap() throws {
         let f = try ImportFixture()
-        let path = try f.write("crm.csv", "Contact ID;First Name;Last Name;E-Mail;Serial Number;Notes\n"
-            + "c1;José;Núñez;jose@example.mx;S-1;\"line one\nline two\"\n"
-            + "c2;;Tanaka;yuki@example.jp;S-2;\n")
+        let path = try f.write(
+            "crm.csv",
+            "Contact ID;First Name;Last Name;E-Mail;Serial Number;Notes\n"
+                + "c1;José;Núñez;jose@example.mx;S-1;\"line one\nline two\"\n"
+                + "c2;;Tanaka;yuki@example.jp;S-2;\n")
         #expect(f.run([path], allowMissing: ImportFixture.namesOptional).exitStatus == .ok)
         let rows = try f.work()
         #expect(rows.map(\.owner) == ["José Núñez", "Tanaka"])
@@ -48,14 +59,19 @@ import Testing
     @Test func mapOverridesAndAmbiguityIsRefused() throws {
         let f = try ImportFixture()
         let path = try f.write("x.csv", "Code,Buyer,Buyer E-mail,Email\nK1,Ann,ann@x.de,other@x.de\n")
-        let outcome = f.run([path], allowMissing: ImportFixture.namesOptional, map: [.licenseKey: "Code", .ownerName: "Buyer", .email: "Buyer E-mail"])
+        let outcome = f.run(
+            [path], allowMissing: ImportFixture.namesOptional,
+            map: [.licenseKey: "Code", .ownerName: "Buyer", .email: "Buyer E-mail"])
         #expect(outcome.exitStatus == .ok)
         #expect(try f.work().map(\.email) == ["ann@x.de"])
 
         let ambiguous = try f.write("y.csv", "key,Email,Customer Email\nK2,a@x.de,b@x.de\n")
         let refused = f.run([ambiguous], allowMissing: ImportFixture.namesOptional)
         #expect(refused.exitStatus == .dataError)
-        guard case .failed(let message) = refused.files.first?.status else { Issue.record("not refused"); return }
+        guard case .failed(let message) = refused.files.first?.status else {
+            Issue.record("not refused")
+            return
+        }
         #expect(message.contains("\"Email\" and \"Customer Email\""))
         #expect(try f.count("work") == 1)
     }
@@ -67,7 +83,8 @@ import Testing
         let outcome = f.run([bad, f.dir.path + "/missing.csv", good], allowMissing: ImportFixture.namesOptional)
         #expect(outcome.exitStatus == .dataError)
         guard case .failed(let message) = outcome.files.first(where: { $0.path == bad })?.status else {
-            Issue.record("not refused"); return
+            Issue.record("not refused")
+            return
         }
         #expect(message.contains(bad) && message.contains("\"Name\", \"Email\""))
         #expect(outcome.files.contains { $0.path.hasSuffix("missing.csv") && $0.status != .imported })
@@ -79,19 +96,20 @@ import Testing
         let f = try ImportFixture()
         let longName = String(repeating: "é", count: 256)
         let okName = String(repeating: "é", count: 255)
-        var bytes = Array(("key,name,email\n"
-            + "K1,Ann,ann@example.com\n"          // 2 ok
-            + ",Empty Key,e@example.com\n"         // 3 empty key
-            + "K3,Bell\u{07},b@example.com\n"      // 4 control character
-            + "K4,Two,two@@example.com\n"          // 5 two @
-            + "K5,Local,@example.com\n"            // 6 empty local part
-            + "K6,Dotless,x@localhost\n"           // 7 no dot
-            + "K7,Space,a b@example.com\n"         // 8 space
-            + "K8,\(longName),l@example.com\n"     // 9 too long
-            + "K9,\(okName),ok@example.com\n"      // 10 ok
-            + "K10,too,many,fields\n"              // 11 field count
-            + "K11,\"oops,x@example.com\n"         // 12 unbalanced quote
-            ).utf8)
+        var bytes = Array(
+            ("key,name,email\n"
+                + "K1,Ann,ann@example.com\n"  // 2 ok
+                + ",Empty Key,e@example.com\n"  // 3 empty key
+                + "K3,Bell\u{07},b@example.com\n"  // 4 control character
+                + "K4,Two,two@@example.com\n"  // 5 two @
+                + "K5,Local,@example.com\n"  // 6 empty local part
+                + "K6,Dotless,x@localhost\n"  // 7 no dot
+                + "K7,Space,a b@example.com\n"  // 8 space
+                + "K8,\(longName),l@example.com\n"  // 9 too long
+                + "K9,\(okName),ok@example.com\n"  // 10 ok
+                + "K10,too,many,fields\n"  // 11 field count
+                + "K11,\"oops,x@example.com\n"  // 12 unbalanced quote
+                ).utf8)
         bytes += Array("K12,Lat".utf8) + [0xE9] + Array("n,l@example.com\n".utf8)  // 13 Latin-1 byte
         bytes += Array(("K13,Long Email," + String(repeating: "a", count: 250) + "@example.com\n").utf8)  // 14
         let path = try f.write("v.csv", bytes: bytes)
@@ -129,11 +147,12 @@ import Testing
         #expect((first.queued, first.duplicates, first.conflicts) == (2, 1, 0))
         let second = f.run([b], allowMissing: ImportFixture.namesOptional)
         #expect((second.queued, second.duplicates, second.conflicts, second.invalid) == (1, 1, 1, 0))
-        #expect(try f.work() == [
-            .init(key: "K1", owner: "Ann", email: "ann@x.de", state: "pending", file: a, line: 2),
-            .init(key: "K2", owner: "Bo", email: "bo@x.de", state: "pending", file: a, line: 3),
-            .init(key: "K3", owner: "Cy", email: "cy@x.de", state: "pending", file: b, line: 4),
-        ])
+        #expect(
+            try f.work() == [
+                .init(key: "K1", owner: "Ann", email: "ann@x.de", state: "pending", file: a, line: 2),
+                .init(key: "K2", owner: "Bo", email: "bo@x.de", state: "pending", file: a, line: 3),
+                .init(key: "K3", owner: "Cy", email: "cy@x.de", state: "pending", file: b, line: 4),
+            ])
         let invalid = try f.invalid()
         try #require(invalid.count == 1)
         #expect(invalid[0].reason == "conflict: \(b):3 has a different email than \(a):2, which is kept")
@@ -145,21 +164,22 @@ import Testing
         var text = "key,email\n"
         for row in 0..<200 {
             switch row {
-            case 70: text += "K5,k5@x.de\n"                 // duplicate of row 5, next batch
-            case 130: text += "K64,other@x.de\n"            // conflict with row 64 (batch edge)
-            case 131: text += ",empty@x.de\n"               // invalid, between batches' rows
+            case 70: text += "K5,k5@x.de\n"  // duplicate of row 5, next batch
+            case 130: text += "K64,other@x.de\n"  // conflict with row 64 (batch edge)
+            case 131: text += ",empty@x.de\n"  // invalid, between batches' rows
             case 65: text += "K65,k65@x.de\n"
             default: text += "K\(row),k\(row)@x.de\n"
             }
         }
-        text += "K199,k199@x.de\n"                          // duplicate within the last batch
+        text += "K199,k199@x.de\n"  // duplicate within the last batch
         let path = try f.write("batches.csv", text)
         let outcome = f.run([path], allowMissing: ImportFixture.namesOptional)
         #expect((outcome.queued, outcome.duplicates, outcome.conflicts, outcome.invalid) == (197, 2, 1, 1))
-        #expect(outcome.files[0].problems == [
-            "\(path):132: conflict: \(path):132 has a different email than \(path):66, which is kept",
-            "\(path):133: empty license key (column \"key\")",
-        ])
+        #expect(
+            outcome.files[0].problems == [
+                "\(path):132: conflict: \(path):132 has a different email than \(path):66, which is kept",
+                "\(path):133: empty license key (column \"key\")",
+            ])
         let rows = try f.work()
         #expect(rows.count == 197)
         #expect(rows.map(\.line) == rows.map(\.line).sorted())
@@ -189,7 +209,10 @@ import Testing
         let copy = try f.write("copy-of-a.csv", "key\nK1\nK2\n")
         let again = f.run([a, copy], allowMissing: ImportFixture.namesOptional)
         #expect(again.exitStatus == .ok)
-        #expect(again.files.allSatisfy { if case .alreadyImported(let previous, _) = $0.status { previous == a } else { false } })
+        #expect(
+            again.files.allSatisfy {
+                if case .alreadyImported(let previous, _) = $0.status { previous == a } else { false }
+            })
         #expect(f.output.contains { $0.contains("skipped, already imported") })
         #expect(try f.count("imports") == 1)
         tokens.reset()
@@ -209,7 +232,9 @@ import Testing
 
         // Against a database that does not exist, a dry run does not create it.
         let missing = f.dir.path + "/none.sqlite"
-        let outcome = ImportJob.run([a], options: ImportFixture.namesOptional(ImportOptions(databasePath: missing, dryRun: true)), output: { _ in })
+        let outcome = ImportJob.run(
+            [a], options: ImportFixture.namesOptional(ImportOptions(databasePath: missing, dryRun: true)),
+            output: { _ in })
         #expect(outcome.queued == 1)
         #expect(!FileManager.default.fileExists(atPath: missing))
     }

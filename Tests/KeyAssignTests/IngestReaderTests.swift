@@ -1,26 +1,28 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 
 @Suite struct IngestReaderTests {
     @Test func quotedFieldsWithDoubledQuotesDelimitersAndLineBreaks() throws {
         let records = try ReaderHarness.parseAllChunkings(
             "key,name,email\n"
-            + "K1,\"Dubois, Amélie\",a@x.fr\n"
-            + "K2,\"Marco \"\"Il Capo\"\" Bianchi\",m@x.it\n"
-            + "K3,\"two\nlines\",t@x.de\n"
-            + "K4,\"\",\"\"\n"
-            + "K5,\"\"\"\",q@x.de\n"
-            + "K6, \"Doe, Jane\"  , j@x.de\n")
-        #expect(records.map(\.fields) == [
-            ["key", "name", "email"],
-            ["K1", "Dubois, Amélie", "a@x.fr"],
-            ["K2", "Marco \"Il Capo\" Bianchi", "m@x.it"],
-            ["K3", "two\nlines", "t@x.de"],
-            ["K4", "", ""],
-            ["K5", "\"", "q@x.de"],
-            ["K6", "Doe, Jane", " j@x.de"],
-        ])
+                + "K1,\"Dubois, Amélie\",a@x.fr\n"
+                + "K2,\"Marco \"\"Il Capo\"\" Bianchi\",m@x.it\n"
+                + "K3,\"two\nlines\",t@x.de\n"
+                + "K4,\"\",\"\"\n"
+                + "K5,\"\"\"\",q@x.de\n"
+                + "K6, \"Doe, Jane\"  , j@x.de\n")
+        #expect(
+            records.map(\.fields) == [
+                ["key", "name", "email"],
+                ["K1", "Dubois, Amélie", "a@x.fr"],
+                ["K2", "Marco \"Il Capo\" Bianchi", "m@x.it"],
+                ["K3", "two\nlines", "t@x.de"],
+                ["K4", "", ""],
+                ["K5", "\"", "q@x.de"],
+                ["K6", "Doe, Jane", " j@x.de"],
+            ])
         // Physical lines: the record after the two-line field starts on line 6.
         #expect(records.map(\.line) == [1, 2, 3, 4, 6, 7, 8])
         #expect(records[2].raw == "K2,\"Marco \"\"Il Capo\"\" Bianchi\",m@x.it")
@@ -168,7 +170,9 @@ import Testing
             }
             let path = dir.path + "/fuzz-\(round).csv"
             try Data([UInt8]("license_key,name\n".utf8) + bytes).write(to: URL(fileURLWithPath: path))
-            let outcome = ImportJob.run([path], options: ImportOptions(databasePath: db.path, lockWait: ImportFixture.lockWait), into: db, output: { _ in })
+            let outcome = ImportJob.run(
+                [path], options: ImportOptions(databasePath: db.path, lockWait: ImportFixture.lockWait), into: db,
+                output: { _ in })
             #expect(outcome.exitStatus == .ok || outcome.exitStatus == .dataError)
         }
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 @testable import KeyAssignSandbox
 
@@ -47,7 +48,9 @@ import Testing
         if let found = find() { return found }
         let install = Process()
         install.executableURL = URL(fileURLWithPath: "/bin/sh")
-        install.arguments = ["-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus"]
+        install.arguments = [
+            "-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus",
+        ]
         install.standardOutput = FileHandle.nullDevice
         install.standardError = FileHandle.nullDevice
         try? install.run()
@@ -59,7 +62,9 @@ import Testing
     /// (lint findings included).
     static func promtoolAccepts(_ path: String) throws {
         guard let promtool = Self.promtool else {
-            Issue.record("promtool is missing and could not be installed (apt-get install prometheus, as scripts/check-metrics does): the metrics file cannot be checked")
+            Issue.record(
+                "promtool is missing and could not be installed (apt-get install prometheus, as scripts/check-metrics does): the metrics file cannot be checked"
+            )
             return
         }
         let process = Process()
@@ -109,7 +114,8 @@ import Testing
             #expect(parsed.gauges.contains(name), "\(name) has no # TYPE … gauge")
         }
         // The temporary file was renamed, not left beside the target.
-        #expect(try FileManager.default.contentsOfDirectory(atPath: bench.dir.path).filter { $0.contains(".prom.") } == [])
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: bench.dir.path).filter { $0.contains(".prom.") } == [])
     }
 
     @Test func anAuthStopWritesExit3AndKeepsTheLastSuccess() throws {
@@ -233,10 +239,11 @@ import Testing
     }
 
     @Test func renderingIsPureAndTheLastSuccessParsesBack() {
-        let snapshot = MetricsFile.Snapshot(exitStatus: 1, seconds: 12.3456, endedAt: 1_764_650_000.25,
-                                            lastSuccess: 1_764_600_000.5, rows: [.failed: 2, .uncertain: 1],
-                                            requests: ["assigned": 4, "new\"outcome": 1], rateLimited: 3,
-                                            pauses: 1, untrustedReplies: 0)
+        let snapshot = MetricsFile.Snapshot(
+            exitStatus: 1, seconds: 12.3456, endedAt: 1_764_650_000.25,
+            lastSuccess: 1_764_600_000.5, rows: [.failed: 2, .uncertain: 1],
+            requests: ["assigned": 4, "new\"outcome": 1], rateLimited: 3,
+            pauses: 1, untrustedReplies: 0)
         let text = MetricsFile.render(snapshot)
         #expect(text.contains("keyassign_run_duration_seconds 12.346\n"))
         #expect(text.contains("keyassign_rows_needing_person 3\n"))

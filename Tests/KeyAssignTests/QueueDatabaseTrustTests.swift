@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 
 /// Issue 19, item 3: database files keyassign can trust. A `--db` path that another local user

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 @testable import KeyAssignSandbox
 
@@ -102,8 +103,11 @@ import Testing
         let script = "mount --bind \"$1\" \"$2\" && shift 2 && exec \"$@\""
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
-        process.arguments = ["-m", "--propagation", "private", "/bin/sh", "-c", script, "sh", bench.db, target,
-                             CLI.executableURL.path] + arguments
+        process.arguments =
+            [
+                "-m", "--propagation", "private", "/bin/sh", "-c", script, "sh", bench.db, target,
+                CLI.executableURL.path,
+            ] + arguments
         var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("KEYASSIGN_") }
         environment["KEYASSIGN_API_KEY"] = bench.server.apiKey
         process.environment = environment

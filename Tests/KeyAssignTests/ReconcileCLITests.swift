@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 @testable import KeyAssignSandbox
 
@@ -34,10 +35,15 @@ import Testing
         let result = try bench.reconcile()
         #expect(result.status == 0, "\(result.stderr)")
         #expect(try bench.stateCounts() == ["assigned": 4])
-        #expect(result.stdout.split(separator: "\n").filter { $0.contains("uncertain -> assigned\theld_by_buyer") }.count == 4)
+        #expect(
+            result.stdout.split(separator: "\n").filter { $0.contains("uncertain -> assigned\theld_by_buyer") }.count
+                == 4)
         // One listing, stored raw; each settled row points at it and at its own entry.
         #expect(try bench.count("SELECT count(*) FROM listings") == 1)
-        #expect(try bench.count("SELECT count(*) FROM settlements s JOIN work w ON w.id = s.work_id WHERE s.rule = 'held_by_buyer' AND s.entry LIKE '%' || w.license_key || '%' AND s.entry_index IS NOT NULL") == 4)
+        #expect(
+            try bench.count(
+                "SELECT count(*) FROM settlements s JOIN work w ON w.id = s.work_id WHERE s.rule = 'held_by_buyer' AND s.entry LIKE '%' || w.license_key || '%' AND s.entry_index IS NOT NULL"
+            ) == 4)
         // It sent no assign request: one listing request only.
         #expect(bench.server.ledger().totals.requests == requestsBefore)
         #expect(bench.server.ledger().listingRequests == 2)
@@ -72,8 +78,9 @@ import Testing
         #expect(try bench.stateCounts() == ["assigned": 3])
         // The rows the first run left maybe delivered are settled by the listing before
         // anything is sent: none is sent again.
-        #expect(result.stderr.contains("reconciled uncertain and maybe-delivered rows left by earlier runs with listing"),
-                "\(result.stderr)")
+        #expect(
+            result.stderr.contains("reconciled uncertain and maybe-delivered rows left by earlier runs with listing"),
+            "\(result.stderr)")
         #expect(bench.server.ledger().totals.requests == 0)
     }
 
@@ -94,7 +101,9 @@ import Testing
         let errors = try String(contentsOfFile: split + "/errors.csv", encoding: .utf8)
         #expect(errors.contains("mallory@other.example"))
         let history = try CLI.run(["history", "--db", bench.db, key])
-        #expect(history.stdout.contains("mallory@other.example") && history.stdout.contains("held_by_other"), "\(history.stdout)")
+        #expect(
+            history.stdout.contains("mallory@other.example") && history.stdout.contains("held_by_other"),
+            "\(history.stdout)")
         #expect(try CLI.run(["audit", "--db", bench.db, "--public-key", bench.server.publicKeyPath]).status == 0)
     }
 
@@ -106,7 +115,10 @@ import Testing
         let result = try bench.run()
         #expect(result.status == 0, "\(result.stderr)")
         #expect(try bench.stateCounts() == ["assigned": 2])
-        #expect(try bench.count("SELECT count(*) FROM settlements WHERE rule = 'held_by_buyer' AND from_state = 'rejected' AND to_state = 'assigned'") == 1)
+        #expect(
+            try bench.count(
+                "SELECT count(*) FROM settlements WHERE rule = 'held_by_buyer' AND from_state = 'rejected' AND to_state = 'assigned'"
+            ) == 1)
         #expect(try CLI.run(["audit", "--db", bench.db, "--public-key", bench.server.publicKeyPath]).status == 0)
     }
 
@@ -115,8 +127,11 @@ import Testing
         let result = try bench.run()
         #expect(result.status == 0, "\(result.stderr)")
         #expect(try bench.stateCounts() == ["assigned": 1, "rejected": 1])
-        #expect(try bench.count("SELECT count(*) FROM work WHERE state = 'rejected' AND last_error LIKE 'unknown to the server%'") == 1)
-        #expect(try bench.count("SELECT count(*) FROM settlements WHERE rule = 'unknown_key' AND entry_index IS NULL") == 1)
+        #expect(
+            try bench.count(
+                "SELECT count(*) FROM work WHERE state = 'rejected' AND last_error LIKE 'unknown to the server%'") == 1)
+        #expect(
+            try bench.count("SELECT count(*) FROM settlements WHERE rule = 'unknown_key' AND entry_index IS NULL") == 1)
     }
 
     /// The race rule, and an available key going back to `retry`: a key the server did not
@@ -127,7 +142,9 @@ import Testing
         var drop = SandboxConfiguration.Faults()
         drop.dropAfter = 1
         try bench.restart(faults: drop, inventory: [])
-        _ = try bench.run(["--no-reconcile", "--max-wait", "0", "--backoff-base", "0.3", "--backoff-cap", "0.3", "--timeout", "4"])
+        _ = try bench.run([
+            "--no-reconcile", "--max-wait", "0", "--backoff-base", "0.3", "--backoff-cap", "0.3", "--timeout", "4",
+        ])
         #expect(try bench.stateCounts() == ["retry": 1])
         try bench.restart(inventory: [])
         Thread.sleep(forTimeInterval: 0.35)
@@ -168,7 +185,10 @@ import Testing
         // In a run, before anything is sent, it stops the run the same way (exit 78).
         let run = try bench.run()
         #expect(run.status == 78, "\(run.stderr)")
-        #expect(run.stderr.contains("the key listing (GET /api/v1/get-license-keys) failed signature verification (bad_signature)"), "\(run.stderr)")
+        #expect(
+            run.stderr.contains(
+                "the key listing (GET /api/v1/get-license-keys) failed signature verification (bad_signature)"),
+            "\(run.stderr)")
         #expect(run.stderr.contains("--public-key"), "\(run.stderr)")
         #expect(try bench.stateCounts() == ["uncertain": 2])
         #expect(try bench.count("SELECT count(*) FROM listings") == 0)
@@ -195,7 +215,8 @@ import Testing
         try bench.restart()
         let small = try bench.run(["--max-listing-bytes", "1024"])
         #expect(small.status == 0, "nothing to send, as before: \(small.stderr)")
-        #expect(small.stderr.split(separator: "\n").filter { $0.contains("larger than --max-listing-bytes") }.count == 1)
+        #expect(
+            small.stderr.split(separator: "\n").filter { $0.contains("larger than --max-listing-bytes") }.count == 1)
         #expect(try bench.stateCounts() == ["uncertain": 3])
     }
 
@@ -204,7 +225,8 @@ import Testing
         let keys = bench.inventory
         // As if run 99 had sent two rows and died; the server had assigned the first to this buyer.
         try bench.server.preassign(key: keys[0], ownerName: "Doe, Jane 0", email: "jane0+tag@example.com")
-        try bench.open().execute("""
+        try bench.open().execute(
+            """
             UPDATE work SET state = 'in_flight', run_id = 99, attempts = 1, in_flight_since = '2026-01-01T00:00:00.000Z'
             WHERE license_key IN ('\(keys[0])', '\(keys[1])')
             """)
@@ -214,7 +236,9 @@ import Testing
         // Not sent again: the listing proved it.
         #expect(bench.server.ledger().keys[keys[0]]?.requests ?? 0 == 0)
         #expect(bench.server.ledger().keys[keys[1]]?.requests == 1)
-        #expect(try bench.count("SELECT count(*) FROM settlements WHERE rule = 'held_by_buyer' AND from_state = 'retry'") == 1)
+        #expect(
+            try bench.count("SELECT count(*) FROM settlements WHERE rule = 'held_by_buyer' AND from_state = 'retry'")
+                == 1)
         #expect(try CLI.run(["audit", "--db", bench.db, "--public-key", bench.server.publicKeyPath]).status == 0)
     }
 }

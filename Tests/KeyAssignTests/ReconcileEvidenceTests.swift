@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 
 /// That `audit` still verifies key listings kept in the forms before migration 7 (migration 5:
@@ -38,14 +39,22 @@ import Testing
         let (bench, key) = try Self.explainedBench()
         try Self.keepAsMigration5(bench)
         // The payload is the signed JSON itself, the envelope's unsigned copy is not kept.
-        #expect(try bench.count("SELECT count(*) FROM listings WHERE length(body) = 0 AND signature IS NOT NULL AND json_extract(CAST(payload AS TEXT), '$.code') = 730") == 1)
-        #expect(try bench.count("SELECT count(*) FROM listings WHERE instr(CAST(payload AS TEXT), 'mallory@other.example') > 0 AND bytes > 2 * length(payload)") == 1)
+        #expect(
+            try bench.count(
+                "SELECT count(*) FROM listings WHERE length(body) = 0 AND signature IS NOT NULL AND json_extract(CAST(payload AS TEXT), '$.code') = 730"
+            ) == 1)
+        #expect(
+            try bench.count(
+                "SELECT count(*) FROM listings WHERE instr(CAST(payload AS TEXT), 'mallory@other.example') > 0 AND bytes > 2 * length(payload)"
+            ) == 1)
         let clean = try audit(bench)
         #expect(clean.status == 0, "\(clean.stdout)\(clean.stderr)")
 
         // One byte of the payload changed by hand: the listing no longer verifies, and the
         // row it settled has no evidence.
-        try bench.open().execute("UPDATE listings SET payload = CAST(replace(CAST(payload AS TEXT), 'mallory@other.example', 'mallorx@other.example') AS BLOB)")
+        try bench.open().execute(
+            "UPDATE listings SET payload = CAST(replace(CAST(payload AS TEXT), 'mallory@other.example', 'mallorx@other.example') AS BLOB)"
+        )
         let edited = try audit(bench)
         #expect(edited.status == 1)
         #expect(edited.stdout.contains("no longer verifies (bad_signature"), "\(edited.stdout)")
@@ -61,8 +70,9 @@ import Testing
         let (bench, _) = try Self.explainedBench()
         // The envelope as a listing was stored before: the same server state, so the same
         // entries at the same positions as the listing the settlement points at.
-        let reply = try await SandboxHTTP.send(URL(string: bench.server.baseURL + "/api/v1/get-license-keys")!, method: "GET",
-                                               headers: ["Authorization": "Bearer \(bench.server.apiKey)"])
+        let reply = try await SandboxHTTP.send(
+            URL(string: bench.server.baseURL + "/api/v1/get-license-keys")!, method: "GET",
+            headers: ["Authorization": "Bearer \(bench.server.apiKey)"])
         #expect(reply.status == 200)
         let db = try bench.open()
         let update = try db.prepare("UPDATE listings SET body = ?1, payload = NULL, signature = NULL, layout = NULL")
@@ -72,7 +82,9 @@ import Testing
         let old = try audit(bench)
         #expect(old.status == 0, "\(old.stdout)\(old.stderr)")
 
-        try db.execute("UPDATE listings SET body = CAST(replace(CAST(body AS TEXT), '\"signature\":\"', '\"signature\":\"A') AS BLOB)")
+        try db.execute(
+            "UPDATE listings SET body = CAST(replace(CAST(body AS TEXT), '\"signature\":\"', '\"signature\":\"A') AS BLOB)"
+        )
         let edited = try audit(bench)
         #expect(edited.status == 1)
         #expect(edited.stdout.contains("no longer verifies"), "\(edited.stdout)")

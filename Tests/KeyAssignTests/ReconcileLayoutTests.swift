@@ -1,4 +1,5 @@
 import Testing
+
 @testable import KeyAssign
 
 /// `ListingLayout`: a listing's framing and entry list as runs, encoded and decoded, and a
@@ -25,10 +26,15 @@ import Testing
         second[500] = 1002
         second.append(1003)
         let runs = ListingLayout.runs(for: second, base: first)
-        #expect(runs == [.base(start: 0, count: 10), .ids(start: 1001, count: 1), .base(start: 11, count: 489),
-                         .ids(start: 1002, count: 1), .base(start: 501, count: 499), .ids(start: 1003, count: 1)])
+        #expect(
+            runs == [
+                .base(start: 0, count: 10), .ids(start: 1001, count: 1), .base(start: 11, count: 489),
+                .ids(start: 1002, count: 1), .base(start: 501, count: 499), .ids(start: 1003, count: 1),
+            ])
         let (bytes, ranges) = Self.payload((0..<1001).map { "{\"k\":\($0)}" })
-        let layout = bytes.withUnsafeBufferPointer { ListingLayout.make(payload: $0, entries: ranges, ids: second, base: first) }
+        let layout = bytes.withUnsafeBufferPointer {
+            ListingLayout.make(payload: $0, entries: ranges, ids: second, base: first)
+        }
         let decoded = try ListingLayout.decode(layout.encoded())
         #expect(decoded == layout)
         #expect(try decoded.entryIDs(base: first) == second)
@@ -42,7 +48,9 @@ import Testing
         // The second gap written differently: ",\n".
         let secondGap = ranges[1].upperBound
         bytes.replaceSubrange(secondGap..<(secondGap + 2), with: Array(",\n".utf8))
-        let layout = bytes.withUnsafeBufferPointer { ListingLayout.make(payload: $0, entries: ranges, ids: [7, 8, 9], base: nil) }
+        let layout = bytes.withUnsafeBufferPointer {
+            ListingLayout.make(payload: $0, entries: ranges, ids: [7, 8, 9], base: nil)
+        }
         #expect(layout.gaps == .each([Array(", ".utf8), Array(",\n".utf8)]))
         #expect(try ListingLayout.decode(layout.encoded()) == layout)
 
@@ -54,7 +62,9 @@ import Testing
 
     @Test func aHandEditedLayoutIsRefusedNotACrash() throws {
         let (bytes, ranges) = Self.payload(["{\"a\":1}", "{\"b\":2}"])
-        let layout = bytes.withUnsafeBufferPointer { ListingLayout.make(payload: $0, entries: ranges, ids: [1, 2], base: nil) }
+        let layout = bytes.withUnsafeBufferPointer {
+            ListingLayout.make(payload: $0, entries: ranges, ids: [1, 2], base: nil)
+        }
         let encoded = layout.encoded()
         for cut in 0..<encoded.count {
             #expect(throws: ListingLayout.Malformed.self) { try ListingLayout.decode(Array(encoded.prefix(cut))) }

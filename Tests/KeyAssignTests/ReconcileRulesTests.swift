@@ -1,30 +1,37 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 
 /// The reconcile rules and the listing verifier, without sockets: pure values in, decisions out.
 @Suite struct ReconcileRulesTests {
     static func entry(status: String?, name: String? = nil, email: String? = nil, at: String? = nil) -> ListingEntry {
-        ListingEntry(index: 0, licenseKey: "K", status: status, ownerName: name, ownerEmail: email, assignedAt: at, text: "{}")
+        ListingEntry(
+            index: 0, licenseKey: "K", status: status, ownerName: name, ownerEmail: email, assignedAt: at, text: "{}")
     }
 
     static let now = 1_800_000_000.0
 
     @Test func eachRuleWithItsExample() {
-        let row = ReconcileRules.Row(state: .uncertain, ownerName: "Ada", email: "ada@example.com", attempts: 2,
-                                     lastAttemptStart: Self.now - 100, lastReplyEnd: Self.now - 99, requestTimeout: 30)
-        func decide(_ entry: ListingEntry?, _ row: ReconcileRules.Row = row, at: Double = Self.now) -> ReconcileRules.Decision {
+        let row = ReconcileRules.Row(
+            state: .uncertain, ownerName: "Ada", email: "ada@example.com", attempts: 2,
+            lastAttemptStart: Self.now - 100, lastReplyEnd: Self.now - 99, requestTimeout: 30)
+        func decide(_ entry: ListingEntry?, _ row: ReconcileRules.Row = row, at: Double = Self.now)
+            -> ReconcileRules.Decision
+        {
             ReconcileRules.decide(row, entry: entry, takenAt: at, maxAttempts: 5)
         }
         // Held by this buyer, whatever the case and spaces of the email.
-        let mine = decide(Self.entry(status: "assigned", name: "A. L.", email: " ADA@Example.com ", at: "2026-12-01 10:00:00"))
+        let mine = decide(
+            Self.entry(status: "assigned", name: "A. L.", email: " ADA@Example.com ", at: "2026-12-01 10:00:00"))
         #expect(mine.rule == .heldByBuyer && mine.state == .assigned && mine.settled)
         // A rejected row whose key this buyer already held is not a rejection.
         var rejected = row
         rejected.state = .rejected
         #expect(decide(Self.entry(status: "active", email: "ada@example.com"), rejected).state == .assigned)
         // Another owner: rejected, naming the owner's email and assigned_at.
-        let other = decide(Self.entry(status: "assigned", name: "Bob", email: "bob@example.com", at: "2026-12-01 10:00:00"))
+        let other = decide(
+            Self.entry(status: "assigned", name: "Bob", email: "bob@example.com", at: "2026-12-01 10:00:00"))
         #expect(other.rule == .heldByOther && other.state == .rejected)
         #expect(other.reason.contains("bob@example.com") && other.reason.contains("2026-12-01 10:00:00"))
         // Available, late enough: back to retry; for a rejected row, an explanation.
@@ -41,7 +48,8 @@ import Testing
         #expect(suspended.rule == .status && suspended.state == .rejected && suspended.reason.contains("'suspended'"))
         // Not listed: a rejected row is unknown to the server...
         let unknown = decide(nil, rejected)
-        #expect(unknown.rule == .unknown && unknown.state == .rejected && unknown.reason.contains("unknown to the server"))
+        #expect(
+            unknown.rule == .unknown && unknown.state == .rejected && unknown.reason.contains("unknown to the server"))
         // ...but absence proves nothing for a row that may have been delivered (issue 18, item 2):
         // a listing scoped to a product, paginated or cut short leaves keys out.
         for state in [WorkState.uncertain, .retry] {
@@ -55,23 +63,29 @@ import Testing
 
     /// Issue 18, item 4: an assigned row is confirmed against the listing by key and email.
     @Test func assignedRowsAreConfirmedOrContradicted() {
-        let row = ReconcileRules.Row(state: .assigned, ownerName: "Ada", email: "ada@example.com", attempts: 1,
-                                     lastAttemptStart: Self.now - 100, lastReplyEnd: Self.now - 99, requestTimeout: 30)
+        let row = ReconcileRules.Row(
+            state: .assigned, ownerName: "Ada", email: "ada@example.com", attempts: 1,
+            lastAttemptStart: Self.now - 100, lastReplyEnd: Self.now - 99, requestTimeout: 30)
         func decide(_ entry: ListingEntry?, at: Double = Self.now) -> ReconcileRules.Decision {
             ReconcileRules.decide(row, entry: entry, takenAt: at, maxAttempts: 5)
         }
         let mine = decide(Self.entry(status: "assigned", email: " ADA@example.com"))
         #expect(mine.state == .assigned && mine.settled && !ReconcileRules.contradicts(mine, from: .assigned))
-        let other = decide(Self.entry(status: "assigned", name: "Bob", email: "bob@example.com", at: "2026-12-02 03:04:05"))
-        #expect(other.rule == .heldByOther && other.state == .rejected && ReconcileRules.contradicts(other, from: .assigned))
-        #expect(other.reason.contains("changed after our assignment") && other.reason.contains("bob@example.com")
+        let other = decide(
+            Self.entry(status: "assigned", name: "Bob", email: "bob@example.com", at: "2026-12-02 03:04:05"))
+        #expect(
+            other.rule == .heldByOther && other.state == .rejected && ReconcileRules.contradicts(other, from: .assigned)
+        )
+        #expect(
+            other.reason.contains("changed after our assignment") && other.reason.contains("bob@example.com")
                 && other.reason.contains("2026-12-02 03:04:05"))
         let available = decide(Self.entry(status: "available"))
         #expect(available.state == .retry && ReconcileRules.contradicts(available, from: .assigned))
         #expect(available.reason.contains("changed after our assignment"))
         // Taken before our 800 could have been processed: proves nothing.
         let early = decide(Self.entry(status: "available"), at: Self.now - 99.5)
-        #expect(early.rule == .tooEarly && early.state == .assigned && !ReconcileRules.contradicts(early, from: .assigned))
+        #expect(
+            early.rule == .tooEarly && early.state == .assigned && !ReconcileRules.contradicts(early, from: .assigned))
         // Not listed: a partial listing contradicts nothing.
         let absent = decide(nil)
         #expect(absent.state == .assigned && !absent.settled && !ReconcileRules.contradicts(absent, from: .assigned))
@@ -79,8 +93,9 @@ import Testing
 
     @Test func theRaceRule() {
         let available = Self.entry(status: "available")
-        var row = ReconcileRules.Row(state: .uncertain, ownerName: nil, email: "a@x", attempts: 1,
-                                     lastAttemptStart: Self.now - 10, lastReplyEnd: nil, requestTimeout: 30)
+        var row = ReconcileRules.Row(
+            state: .uncertain, ownerName: nil, email: "a@x", attempts: 1,
+            lastAttemptStart: Self.now - 10, lastReplyEnd: nil, requestTimeout: 30)
         // Taken before start + timeout: the last attempt may still be processed. It waits.
         let early = ReconcileRules.decide(row, entry: available, takenAt: Self.now, maxAttempts: 5)
         #expect(early.rule == .tooEarly && !early.settled && early.state == .uncertain)
@@ -101,17 +116,22 @@ import Testing
         let row = ReconcileRules.Row(state: .uncertain, ownerName: " Jane Doe", email: nil)
         #expect(ReconcileRules.ruleFor(row, entry: Self.entry(status: "assigned", name: "jane doe")) == .heldByBuyer)
         #expect(ReconcileRules.ruleFor(row, entry: Self.entry(status: "assigned", name: "John")) == .heldByOther)
-        #expect(ReconcileRules.ruleFor(row, entry: Self.entry(status: "assigned", name: "jane doe", email: "j@x")) == .heldByOther)
+        #expect(
+            ReconcileRules.ruleFor(row, entry: Self.entry(status: "assigned", name: "jane doe", email: "j@x"))
+                == .heldByOther)
     }
 
     // MARK: the listing verifier
 
-    static func listing(code: String = "730", keys: [(String, String?)] = [("k-1", nil), ("k-2", "o@x")],
-                        timestamp: Int = Int(Timestamps.now())) -> String {
+    static func listing(
+        code: String = "730", keys: [(String, String?)] = [("k-1", nil), ("k-2", "o@x")],
+        timestamp: Int = Int(Timestamps.now())
+    ) -> String {
         let entries = keys.enumerated().map { offset, key in
             #"{"id":\#(offset + 1),"license_key":"\#(key.0)","owner_name":\#(key.1 == nil ? "null" : "\"Owner\""),"owner_email":\#(key.1.map { "\"\($0)\"" } ?? "null"),"assigned_at":\#(key.1 == nil ? "null" : "\"2026-12-01 10:00:00\""),"status":"\#(key.1 == nil ? "available" : "assigned")","created_at":"2024-02-24T21:21:24.000000Z"}"#
         }
-        return #"{"code":\#(code),"message":"License keys","license_keys":[\#(entries.joined(separator: ","))],"timestamp":\#(timestamp)}"#
+        return
+            #"{"code":\#(code),"message":"License keys","license_keys":[\#(entries.joined(separator: ","))],"timestamp":\#(timestamp)}"#
     }
 
     static func verify(_ builder: EnvelopeBuilder, maxAge: Double? = 300) throws -> ListingVerdict {
@@ -132,22 +152,28 @@ import Testing
     }
 
     @Test func theCodeMayBeAStringOfDigits() throws {
-        guard case .trusted(let listing) = try Self.verify(EnvelopeBuilder(payload: Self.listing(code: "\"730\""))) else {
+        guard case .trusted(let listing) = try Self.verify(EnvelopeBuilder(payload: Self.listing(code: "\"730\"")))
+        else {
             Issue.record("a string code must be read")
             return
         }
         #expect(listing.code == 730)
-        guard case .untrusted(.payloadMissingFields, _) = try Self.verify(EnvelopeBuilder(payload: Self.listing(code: "\"7x\""))) else {
+        guard
+            case .untrusted(.payloadMissingFields, _) = try Self.verify(
+                EnvelopeBuilder(payload: Self.listing(code: "\"7x\"")))
+        else {
             Issue.record("a code that is not digits must be refused")
             return
         }
     }
 
     @Test func escapedSlashesAndReorderedMembersStillVerify() throws {
-        var builder = EnvelopeBuilder(payload: Self.listing(keys: [("k/1", "o@x")]).replacingOccurrences(of: "k/1", with: #"k\/1"#))
+        var builder = EnvelopeBuilder(
+            payload: Self.listing(keys: [("k/1", "o@x")]).replacingOccurrences(of: "k/1", with: #"k\/1"#))
         // The unsigned copy with its members in another order is the same value.
-        builder.response = builder.payload.replacingOccurrences(of: #"{"code":730,"message":"License keys","#,
-                                                                with: #"{"message":"License keys","code":730,"#)
+        builder.response = builder.payload.replacingOccurrences(
+            of: #"{"code":730,"message":"License keys","#,
+            with: #"{"message":"License keys","code":730,"#)
         // The server may escape the slashes of the base64 text itself.
         let text = builder.signedText
         builder.signature = try TestKeys.global.signBase64(text)
@@ -164,25 +190,44 @@ import Testing
     @Test func forgedAlteredStaleAndUnsignedListingsAreRefused() throws {
         var forged = EnvelopeBuilder(payload: Self.listing())
         forged.signature = try TestKeys.other2048.signBase64(forged.signedText)
-        guard case .untrusted(.badSignature, _) = try Self.verify(forged) else { Issue.record("forged"); return }
+        guard case .untrusted(.badSignature, _) = try Self.verify(forged) else {
+            Issue.record("forged")
+            return
+        }
 
         var altered = EnvelopeBuilder(payload: Self.listing())
         altered.response = Self.listing(keys: [("k-1", "mallory@x"), ("k-2", "o@x")])
-        guard case .untrusted(.payloadMismatch, _) = try Self.verify(altered) else { Issue.record("altered"); return }
+        guard case .untrusted(.payloadMismatch, _) = try Self.verify(altered) else {
+            Issue.record("altered")
+            return
+        }
 
         let stale = EnvelopeBuilder(payload: Self.listing(timestamp: Int(Timestamps.now()) - 3600))
-        guard case .untrusted(.stale, _) = try Self.verify(stale) else { Issue.record("stale"); return }
-        guard case .trusted = try Self.verify(stale, maxAge: nil) else { Issue.record("audit ignores age"); return }
+        guard case .untrusted(.stale, _) = try Self.verify(stale) else {
+            Issue.record("stale")
+            return
+        }
+        guard case .trusted = try Self.verify(stale, maxAge: nil) else {
+            Issue.record("audit ignores age")
+            return
+        }
 
         var unsigned = EnvelopeBuilder(payload: Self.listing())
         unsigned.signature = ReplyVerifier.unsignedMarker
-        guard case .untrusted(.unsigned, _) = try Self.verify(unsigned) else { Issue.record("unsigned"); return }
+        guard case .untrusted(.unsigned, _) = try Self.verify(unsigned) else {
+            Issue.record("unsigned")
+            return
+        }
 
         var duplicate = EnvelopeBuilder(payload: Self.listing())
-        duplicate.payload = duplicate.payload.replacingOccurrences(of: #""license_key":"k-1","#, with: #""license_key":"k-1","license_key":"k-9","#)
+        duplicate.payload = duplicate.payload.replacingOccurrences(
+            of: #""license_key":"k-1","#, with: #""license_key":"k-1","license_key":"k-9","#)
         // The unsigned `response` copy holds the duplicate too, and the envelope is refused as not
         // JSON before its payload is read: as ReplyVerifier refuses such a reply (SignatureDifferentialTests).
-        guard case .untrusted(.envelopeNotJSON, _) = try Self.verify(duplicate) else { Issue.record("duplicate member"); return }
+        guard case .untrusted(.envelopeNotJSON, _) = try Self.verify(duplicate) else {
+            Issue.record("duplicate member")
+            return
+        }
     }
 
     @Test func mutatedListingsNeverCrashOrVerify() throws {

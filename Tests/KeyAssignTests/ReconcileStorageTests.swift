@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 
 /// Issue 21: key listings kept as evidence do not grow with the nights. Each distinct entry is
@@ -31,7 +32,10 @@ import Testing
         let night2 = try Self.evidenceBytes(bench, listing: 2, entriesBefore: entriesAfterFirst)
         #expect(night2 < 12_000, "night 2 kept \(night2) bytes of evidence")
         #expect(try bench.count("SELECT count(*) FROM listing_entries") == 3000 + 20)
-        #expect(try bench.count("SELECT count(*) FROM listings WHERE id = 2 AND layout IS NOT NULL AND payload IS NULL AND length(body) = 0") == 1)
+        #expect(
+            try bench.count(
+                "SELECT count(*) FROM listings WHERE id = 2 AND layout IS NOT NULL AND payload IS NULL AND length(body) = 0"
+            ) == 1)
 
         let audit = try bench.audit()
         #expect(audit.status == 0, "\(audit.stdout)\(audit.stderr)")
@@ -49,7 +53,10 @@ import Testing
             let payload = try reader.payload(listing: id)
             let signature = try #require(try db.prepare("SELECT signature FROM listings WHERE id = \(id)").stringRow())
             // The signature covers the payload's exact bytes: it verifies only if every byte is back.
-            guard case .trusted(let listing) = ListingVerifier(keyRing: keyRing).verifyStored(payload: payload, signature: signature, keyName: "global") else {
+            guard
+                case .trusted(let listing) = ListingVerifier(keyRing: keyRing).verifyStored(
+                    payload: payload, signature: signature, keyName: "global")
+            else {
                 Issue.record("listing \(id) does not verify once rebuilt")
                 continue
             }
@@ -60,10 +67,14 @@ import Testing
 
         // One kept entry edited by hand (the other buyer's email): the listings using it no
         // longer verify, and the rows they settled have no evidence.
-        try db.execute("UPDATE listing_entries SET body = CAST(replace(CAST(body AS TEXT), 'other@example.net', 'other@example.neu') AS BLOB)")
+        try db.execute(
+            "UPDATE listing_entries SET body = CAST(replace(CAST(body AS TEXT), 'other@example.net', 'other@example.neu') AS BLOB)"
+        )
         let edited = try bench.audit()
         #expect(edited.status == 1)
-        #expect(edited.stdout.contains("listing 1: the stored key listing no longer verifies (bad_signature"), "\(edited.stdout)")
+        #expect(
+            edited.stdout.contains("listing 1: the stored key listing no longer verifies (bad_signature"),
+            "\(edited.stdout)")
         #expect(edited.stdout.contains("without evidence"), "\(edited.stdout)")
         // A layout edited into nonsense: said, not a crash.
         try db.execute("UPDATE listings SET layout = x'01ff'")
@@ -79,11 +90,15 @@ import Testing
         // As docs/signatures.md says: keyassign rebuilds the payload, openssl judges it.
         let exported = try CLI.run(["audit", "--db", bench.db, "--export-listing", "2"])
         #expect(exported.status == 0, "\(exported.stderr)")
-        let signature = try #require(try bench.open().prepare("SELECT signature FROM listings WHERE id = 2").stringRow())
-        let signed = bench.dir.path + "/signed.txt", sig = bench.dir.path + "/sig.bin"
+        let signature = try #require(
+            try bench.open().prepare("SELECT signature FROM listings WHERE id = 2").stringRow())
+        let signed = bench.dir.path + "/signed.txt"
+        let sig = bench.dir.path + "/sig.bin"
         try Data(exported.stdout.utf8).base64EncodedString().write(toFile: signed, atomically: true, encoding: .utf8)
         try #require(Data(base64Encoded: signature)).write(to: URL(fileURLWithPath: sig))
-        let verified = try OpenSSLCLI.run(["dgst", "-sha256", "-verify", bench.server.publicKeyPath, "-signature", sig, signed])
+        let verified = try OpenSSLCLI.run([
+            "dgst", "-sha256", "-verify", bench.server.publicKeyPath, "-signature", sig, signed,
+        ])
         #expect(verified.status == 0 && verified.output.contains("Verified OK"), "\(verified.output)")
         let missing = try CLI.run(["audit", "--db", bench.db, "--export-listing", "9"])
         #expect(missing.status == 65 && missing.stderr.contains("no key listing 9"), "\(missing.stderr)")
@@ -113,10 +128,15 @@ import Testing
         let prune = try CLI.run(["prune", "--db", bench.db, "--keep-evidence", "30"])
         #expect(prune.status == 0, "\(prune.stderr)")
         #expect(prune.stdout.contains("pruned 2 key listing(s)"), "\(prune.stdout)")
-        #expect(try bench.count("SELECT count(*) FROM listings WHERE pruned_at IS NOT NULL AND length(payload_sha256) = 64 AND layout IS NULL") == 2)
+        #expect(
+            try bench.count(
+                "SELECT count(*) FROM listings WHERE pruned_at IS NOT NULL AND length(payload_sha256) = 64 AND layout IS NULL"
+            ) == 2)
         // Listing 3 copied its entry list from listing 2: it stands alone now, and verifies.
         #expect(prune.stdout.contains("1 kept listing(s) rewritten standalone"), "\(prune.stdout)")
-        #expect(try bench.count("SELECT count(*) FROM listings WHERE id = 3 AND base_id IS NULL AND layout IS NOT NULL") == 1)
+        #expect(
+            try bench.count("SELECT count(*) FROM listings WHERE id = 3 AND base_id IS NULL AND layout IS NOT NULL")
+                == 1)
         let audit = try bench.audit()
         #expect(audit.status == 0, "\(audit.stdout)\(audit.stderr)")
         #expect(audit.stdout.components(separatedBy: "evidence pruned on ").count - 1 == 2, "\(audit.stdout)")

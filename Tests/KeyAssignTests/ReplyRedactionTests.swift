@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 @testable import KeyAssignSandbox
 
@@ -33,21 +34,26 @@ import Testing
         let echoed = bench.server.ledger().faults.echoError
         #expect(echoed >= 5, "echo pages sent: \(echoed)")
         // Each echo page was recorded: its top, redacted, and a note with its size and digest.
-        #expect(try bench.count("SELECT count(*) FROM attempts WHERE http_status = 500 AND outcome = 'retry'") == echoed)
-        #expect(try bench.count("""
-            SELECT count(*) FROM attempts WHERE http_status = 500
-               AND instr(CAST(reply AS TEXT), '500 | Server Error') > 0
-               AND instr(CAST(reply AS TEXT), '[REDACTED: API key]') > 0
-               AND instr(CAST(reply AS TEXT), '[keyassign: not a reply envelope;') > 0
-            """) == echoed)
+        #expect(
+            try bench.count("SELECT count(*) FROM attempts WHERE http_status = 500 AND outcome = 'retry'") == echoed)
+        #expect(
+            try bench.count(
+                """
+                SELECT count(*) FROM attempts WHERE http_status = 500
+                   AND instr(CAST(reply AS TEXT), '500 | Server Error') > 0
+                   AND instr(CAST(reply AS TEXT), '[REDACTED: API key]') > 0
+                   AND instr(CAST(reply AS TEXT), '[keyassign: not a reply envelope;') > 0
+                """) == echoed)
         // Signed envelopes are kept whole, byte for byte, for audit.
         let audit = try CLI.run(["audit", "--db", bench.db, "--public-key", bench.server.publicKeyPath])
         #expect(audit.status == 0, "\(audit.stdout)\(audit.stderr)")
 
         let history = try CLI.run(["history", "--db", bench.db, bench.inventory[0]])
         let report = try CLI.run(["report", "--db", bench.db, "--format", "jsonl"])
-        var texts = [("run stdout", result.stdout), ("run stderr", result.stderr),
-                     ("history", history.stdout + history.stderr), ("report", report.stdout + report.stderr)]
+        var texts = [
+            ("run stdout", result.stdout), ("run stderr", result.stderr),
+            ("history", history.stdout + history.stderr), ("report", report.stdout + report.stderr),
+        ]
         let files = try FileManager.default.contentsOfDirectory(atPath: bench.dir.path)
             .filter { $0.hasPrefix("work.sqlite") }
         #expect(files.contains("work.sqlite"))
@@ -120,9 +126,10 @@ import Testing
         #expect(!text.contains(Self.core))
         #expect(stored.count < 2300)
         // Texts built from replies lose the key too.
-        let classified = Classification(state: .pending, outcome: .authStop, maybeDelivered: false, countsAttempt: false,
-                                        code: 100, verdictText: "trusted", error: "refused: \(Self.apiKey)",
-                                        authStop: "refused: \(Self.apiKey)")
+        let classified = Classification(
+            state: .pending, outcome: .authStop, maybeDelivered: false, countsAttempt: false,
+            code: 100, verdictText: "trusted", error: "refused: \(Self.apiKey)",
+            authStop: "refused: \(Self.apiKey)")
         let cleaned = redaction.classification(classified)
         #expect(cleaned.error == "refused: [REDACTED: API key]" && cleaned.authStop == cleaned.error)
     }

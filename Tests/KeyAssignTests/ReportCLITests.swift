@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 @testable import KeyAssignSandbox
 
@@ -27,9 +28,14 @@ import Testing
         #expect(csv.status == 0, "\(csv.stderr)")
         let lines = csv.stdout.components(separatedBy: "\r\n").filter { !$0.isEmpty }
         // For spreadsheets: a UTF-8 byte-order mark first (ReportSpreadsheetTests).
-        #expect(lines.first == "\u{FEFF}license_key,owner_name,email,state,code,attempts,last_error,source_file,source_line,updated_at")
+        #expect(
+            lines.first
+                == "\u{FEFF}license_key,owner_name,email,state,code,attempts,last_error,source_file,source_line,updated_at"
+        )
         try #require(lines.count == 6)
-        #expect(lines[1].contains(",\"'=HYPERLINK(\"\"http://x.example\"\",\"\"click\"\")\",owner@example.com,pending,,0,,"))
+        #expect(
+            lines[1].contains(",\"'=HYPERLINK(\"\"http://x.example\"\",\"\"click\"\")\",owner@example.com,pending,,0,,")
+        )
         #expect(lines[2].contains(",'+1 555 0100,"))
         #expect(lines[3].contains(",'-minus,"))
         #expect(lines[4].contains(",'@at,"))
@@ -60,7 +66,9 @@ import Testing
         let bench = try RunnerBench(inventory: 3, unknown: 2)
         #expect(try bench.run().status == 0)
         let out = bench.dir.path + "/rejected.jsonl"
-        let result = try CLI.run(["report", "--db", bench.db, "--state", "rejected", "--format", "jsonl", "--output", out])
+        let result = try CLI.run([
+            "report", "--db", bench.db, "--state", "rejected", "--format", "jsonl", "--output", out,
+        ])
         #expect(result.status == 0 && result.stdout.isEmpty)
         let lines = try String(contentsOfFile: out, encoding: .utf8).split(separator: "\n")
         #expect(lines.count == 2)
@@ -79,10 +87,12 @@ import Testing
         #expect(try bench.run().status == 0)
         let dir = bench.dir.path + "/split"
         #expect(try CLI.run(["report", "--db", bench.db, "--split", dir]).status == 0)
-        let success = try String(contentsOfFile: dir + "/success.csv", encoding: .utf8).components(separatedBy: "\r\n").filter { !$0.isEmpty }
+        let success = try String(contentsOfFile: dir + "/success.csv", encoding: .utf8).components(separatedBy: "\r\n")
+            .filter { !$0.isEmpty }
         try #require(success.count == 1 + 3)
         #expect(success[0] == SplitReport.successHeader.joined(separator: ","))
-        let errors = try String(contentsOfFile: dir + "/errors.csv", encoding: .utf8).components(separatedBy: "\r\n").filter { !$0.isEmpty }
+        let errors = try String(contentsOfFile: dir + "/errors.csv", encoding: .utf8).components(separatedBy: "\r\n")
+            .filter { !$0.isEmpty }
         try #require(!errors.isEmpty)
         #expect(errors[0] == SplitReport.errorsHeader.joined(separator: ","))
         let rejected = errors.filter { $0.hasPrefix("rejected,") }
@@ -112,7 +122,9 @@ import Testing
         #expect(single.status == 0 && single.stdout.contains("requeued 1 row"))
         #expect(try bench.count("SELECT count(*) FROM work WHERE state = 'pending'") == 1)
         #expect(try bench.count("SELECT attempts FROM work WHERE license_key = '\(one)'") == 0)
-        #expect(try bench.count("SELECT count(*) FROM attempts a JOIN work w ON w.id = a.work_id WHERE w.license_key = '\(one)'") == 2)
+        #expect(
+            try bench.count(
+                "SELECT count(*) FROM attempts a JOIN work w ON w.id = a.work_id WHERE w.license_key = '\(one)'") == 2)
         #expect(try bench.count("SELECT maybe_delivered FROM work WHERE license_key = '\(one)'") == 1)
 
         // A state that matches nothing selects nothing; a non-final state is refused.
@@ -156,11 +168,15 @@ import Testing
 
     @Test("history of a failed row: why once, and a warning when an attempt may have reached the server")
     func historyOfAFailedRow() {
-        let row = ReportRow(licenseKey: "K-1", ownerName: "Jane", email: "j@example.com", state: "failed", code: nil,
-                            attempts: 5, lastError: "gave up after 5 attempts: timed out (curl 28)",
-                            sourceFile: "e.csv", sourceLine: 2, updatedAt: "2026-11-27T03:00:00Z")
+        let row = ReportRow(
+            licenseKey: "K-1", ownerName: "Jane", email: "j@example.com", state: "failed", code: nil,
+            attempts: 5, lastError: "gave up after 5 attempts: timed out (curl 28)",
+            sourceFile: "e.csv", sourceLine: 2, updatedAt: "2026-11-27T03:00:00Z")
         let delivered = History.render(History.Entry(row: row, maybeDelivered: true, attempts: []))
-        #expect(delivered.contains("state        failed — keyassign stopped trying: gave up after 5 attempts: timed out (curl 28); run `keyassign retry`"))
+        #expect(
+            delivered.contains(
+                "state        failed — keyassign stopped trying: gave up after 5 attempts: timed out (curl 28); run `keyassign retry`"
+            ))
         #expect(delivered.components(separatedBy: "gave up").count == 2)
         #expect(delivered.contains("note         an earlier attempt may have reached the server"))
         let notDelivered = History.render(History.Entry(row: row, maybeDelivered: false, attempts: []))
@@ -176,11 +192,14 @@ import Testing
         let audit = ["audit", "--db", bench.db, "--public-key", bench.server.publicKeyPath]
         let clean = try CLI.run(audit)
         #expect(clean.status == 0, "\(clean.stdout)\(clean.stderr)")
-        #expect(clean.stderr.contains("5 rows, 5 stored replies, 1 key listings and 2 settlements checked, 0 discrepancies"))
+        #expect(
+            clean.stderr.contains("5 rows, 5 stored replies, 1 key listings and 2 settlements checked, 0 discrepancies")
+        )
 
         // A rejected row flipped to assigned by hand.
         let database = try bench.open()
-        let flipped = try #require(try database.prepare("SELECT license_key FROM work WHERE state = 'rejected' LIMIT 1").stepString())
+        let flipped = try #require(
+            try database.prepare("SELECT license_key FROM work WHERE state = 'rejected' LIMIT 1").stepString())
         try database.execute("UPDATE work SET state = 'assigned', last_code = 800 WHERE license_key = '\(flipped)'")
         let afterFlip = try CLI.run(audit)
         #expect(afterFlip.status == 1)
@@ -188,8 +207,12 @@ import Testing
         #expect(afterFlip.stdout.contains("\(flipped): recorded as assigned, but its last change was settlement"))
 
         // A stored reply whose bytes were altered: the signed text now claims something else.
-        let victim = try #require(try database.prepare("SELECT license_key FROM work WHERE state = 'assigned' AND license_key <> '\(flipped)' LIMIT 1").stepString())
-        let replyQuery = try database.prepare("SELECT a.id, a.reply FROM attempts a JOIN work w ON w.id = a.work_id WHERE w.license_key = ?")
+        let victim = try #require(
+            try database.prepare(
+                "SELECT license_key FROM work WHERE state = 'assigned' AND license_key <> '\(flipped)' LIMIT 1"
+            ).stepString())
+        let replyQuery = try database.prepare(
+            "SELECT a.id, a.reply FROM attempts a JOIN work w ON w.id = a.work_id WHERE w.license_key = ?")
         try replyQuery.bind(1, victim)
         #expect(try replyQuery.step())
         let attemptID = replyQuery.int(0)

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 
 /// Files that hold license keys and customers' data: mode 0600 under the usual umask 022,
@@ -7,7 +8,9 @@ import Testing
 @Suite struct ReportFileModeTests {
     /// `keyassign arguments…` under `umask 022`, the common default that made files 0644.
     static func underUmask022(_ arguments: [String], environment: [String: String] = [:]) throws -> CLI.Result {
-        let quoted = ([CLI.executableURL.path] + arguments).map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+        let quoted = ([CLI.executableURL.path] + arguments).map {
+            "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'"
+        }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/sh")
         process.arguments = ["-c", "umask 022 && exec " + quoted.joined(separator: " ")]
@@ -20,7 +23,8 @@ import Testing
         try process.run()
         let errData = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return CLI.Result(status: process.terminationStatus, stdout: "", stderr: String(decoding: errData, as: UTF8.self))
+        return CLI.Result(
+            status: process.terminationStatus, stdout: "", stderr: String(decoding: errData, as: UTF8.self))
     }
 
     static func mode(_ path: String) -> Int? {
@@ -38,9 +42,12 @@ import Testing
         #expect(imported.status == 0, "stderr: \(imported.stderr)")
         #expect(Self.mode(db) == 0o600)
         let summary = dir.path + "/summary.json"
-        let run = try Self.underUmask022(["run", "--server", bench.server.baseURL, "--public-key", bench.server.publicKeyPath,
-                                          "--db", db, "--rate", "0", "--summary-json", summary],
-                                         environment: ["KEYASSIGN_API_KEY": bench.server.apiKey])
+        let run = try Self.underUmask022(
+            [
+                "run", "--server", bench.server.baseURL, "--public-key", bench.server.publicKeyPath,
+                "--db", db, "--rate", "0", "--summary-json", summary,
+            ],
+            environment: ["KEYASSIGN_API_KEY": bench.server.apiKey])
         #expect(run.status == 0, "stderr: \(run.stderr)")
         #expect(Self.mode(summary) == 0o600)
         #expect(Self.mode(db + "-wal") == nil || Self.mode(db + "-wal") == 0o600)
@@ -58,7 +65,8 @@ import Testing
         #expect(Self.mode(split + "/success.csv") == 0o600)
         #expect(Self.mode(split + "/errors.csv") == 0o600)
         // Replacing an existing report (even one a person made 0644) leaves it 0600.
-        _ = FileManager.default.createFile(atPath: output + ".old", contents: Data("x".utf8), attributes: [.posixPermissions: 0o644])
+        _ = FileManager.default.createFile(
+            atPath: output + ".old", contents: Data("x".utf8), attributes: [.posixPermissions: 0o644])
         #expect(rename(output + ".old", output) == 0)
         #expect(try Self.underUmask022(["report", "--db", db, "--output", output]).status == 0)
         #expect(Self.mode(output) == 0o600)
@@ -94,8 +102,9 @@ import Testing
         let bench = try RunnerBench(inventory: 2)
         #expect(try bench.run().status == 0)
         let output = dir.path + "/report.csv"
-        _ = FileManager.default.createFile(atPath: output + ".partial", contents: Data("half a repo".utf8),
-                                       attributes: [.posixPermissions: 0o644])
+        _ = FileManager.default.createFile(
+            atPath: output + ".partial", contents: Data("half a repo".utf8),
+            attributes: [.posixPermissions: 0o644])
         let result = try CLI.run(["report", "--db", bench.db, "--output", output])
         #expect(result.status == 0, "stderr: \(result.stderr)")
         #expect(try String(contentsOfFile: output, encoding: .utf8).hasPrefix("license_key,"))

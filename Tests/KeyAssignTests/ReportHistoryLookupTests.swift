@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 
 /// Issue 20, item 6: `history` finds what support types: a key whose row was invalid (with
@@ -10,7 +11,8 @@ import Testing
         let dir = try TemporaryDirectory()
         let db = dir.path + "/k.sqlite"
         let file = dir.path + "/night.csv"
-        try Data("""
+        try Data(
+            """
             license_key,owner_name,email\r
             AB-12-CD,Ann Lee,ann@example.com\r
             BAD-MAIL-1,Bo Berg,not-an-address\r
@@ -18,7 +20,8 @@ import Testing
             Cole",cy@example.com\r
             SHORT-9,Di\r
 
-            """.utf8).write(to: URL(fileURLWithPath: file))
+            """.utf8
+        ).write(to: URL(fileURLWithPath: file))
         let imported = try CLI.run(["import", "--db", db, file])
         #expect(imported.status == 0, "\(imported.stderr)")
 

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 @testable import KeyAssignSandbox
 
@@ -8,8 +9,9 @@ import Testing
 /// metrics file is readable by node_exporter under the unit's UMask.
 @Suite struct ReportNeedsPersonTests {
     private func sync(_ bench: RunnerBench, _ file: String, _ extra: [String]) throws -> CLI.Result {
-        try CLI.run(["sync", file] + bench.runArguments(extra).dropFirst(),
-                    environment: ["KEYASSIGN_API_KEY": bench.server.apiKey])
+        try CLI.run(
+            ["sync", file] + bench.runArguments(extra).dropFirst(),
+            environment: ["KEYASSIGN_API_KEY": bench.server.apiKey])
     }
 
     @Test func invalidRowsNeedAPersonInStatusTheHTMLPageAndTheMetrics() throws {
@@ -28,8 +30,9 @@ import Testing
         #expect(parsed.value("keyassign_invalid_rows_open") == 4)
 
         let status = try CLI.run(["status", "--db", bench.db])
-        #expect(status.stdout.split(separator: "\n").contains { $0.hasPrefix("need a person") && $0.hasSuffix(" 4") },
-                "\(status.stdout)")
+        #expect(
+            status.stdout.split(separator: "\n").contains { $0.hasPrefix("need a person") && $0.hasSuffix(" 4") },
+            "\(status.stdout)")
         let json = try CLI.run(["status", "--json", "--db", bench.db])
         #expect(json.stdout.contains("\"needs_person\":4"), "\(json.stdout)")
         let page = bench.dir.path + "/night.html"
@@ -57,7 +60,8 @@ import Testing
     @Test func theMetricsFileIsReadableByTheCollectorUnderTheUnitsUMask() throws {
         let bench = try RunnerBench(inventory: 2)
         let metrics = bench.dir.path + "/keyassign.prom"
-        let unit = try String(contentsOfFile: CLI.packageRoot + "/contrib/systemd/keyassign-sync.service", encoding: .utf8)
+        let unit = try String(
+            contentsOfFile: CLI.packageRoot + "/contrib/systemd/keyassign-sync.service", encoding: .utf8)
         let umask = try #require(unit.split(separator: "\n").first { $0.hasPrefix("UMask=") }?.dropFirst(6))
         let command = ([CLI.executableURL.path] + bench.runArguments(["--metrics-file", metrics]))
             .map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")

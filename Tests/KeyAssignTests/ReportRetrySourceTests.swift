@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 
 /// Issue 20, item 8: `retry --source` matches the imported file however its path is written,
@@ -15,12 +16,16 @@ import Testing
         try Data("license_key,owner_name,email\nK3,Cy,cy@example.com\n".utf8)
             .write(to: URL(fileURLWithPath: exports + "/other.csv"))
         // Imported as a relative path, from the directory above the exports.
-        #expect(try CLI.run(["import", "--db", db, "exports/night.csv", "exports/other.csv"], currentDirectory: dir.path).status == 0)
+        #expect(
+            try CLI.run(["import", "--db", db, "exports/night.csv", "exports/other.csv"], currentDirectory: dir.path)
+                .status == 0)
         let database = try Database(path: db, create: false)
         func failAll() throws { try database.execute("UPDATE work SET state = 'failed'") }
 
-        for (spelling, cwd) in [("./exports/night.csv", dir.path), (exports + "/night.csv", "/"), ("night.csv", exports),
-                                ("exports//night.csv", dir.path), ("../exports/night.csv", exports)] {
+        for (spelling, cwd) in [
+            ("./exports/night.csv", dir.path), (exports + "/night.csv", "/"), ("night.csv", exports),
+            ("exports//night.csv", dir.path), ("../exports/night.csv", exports),
+        ] {
             try failAll()
             let result = try CLI.run(["retry", "--db", db, "--source", spelling], currentDirectory: cwd)
             #expect(result.status == 0, "\(spelling) from \(cwd): \(result.stderr)")

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 
 /// Issue 20, item 7: the files meant for spreadsheets open right in Excel. Each is read back
@@ -27,16 +28,23 @@ import Testing
             let c = characters[index]
             if quoted {
                 if c == "\"" {
-                    if index + 1 < characters.count && characters[index + 1] == "\"" { field.append("\""); index += 1 } else { quoted = false }
+                    if index + 1 < characters.count && characters[index + 1] == "\"" {
+                        field.append("\"")
+                        index += 1
+                    } else {
+                        quoted = false
+                    }
                 } else {
                     field.append(c)
                 }
             } else if c == "\"" && field.isEmpty {
                 quoted = true
             } else if c == listSeparator {
-                record.append(field); field = ""
+                record.append(field)
+                field = ""
             } else if c == "\r\n" || c == "\n" {
-                record.append(field); field = ""
+                record.append(field)
+                field = ""
                 if record != [""] { records.append(record) }
                 record = []
             } else {
@@ -51,7 +59,8 @@ import Testing
         let dir = try TemporaryDirectory()
         let db = dir.path + "/k.sqlite"
         let file = dir.path + "/night.csv"
-        try Data("""
+        try Data(
+            """
             license_key,owner_name,email\r
             K-1,Jürgen Müller,j@example.de\r
             K-2,"Chloé; Dubois",c@example.fr\r
@@ -59,7 +68,8 @@ import Testing
             K-4,"Line\r
             Break",l@example.com\r
 
-            """.utf8).write(to: URL(fileURLWithPath: file))
+            """.utf8
+        ).write(to: URL(fileURLWithPath: file))
         #expect(try CLI.run(["import", "--db", db, file]).status == 0)
         // The report reads the table: these rows stand for a night's results.
         let database = try Database(path: db, create: false)
@@ -73,10 +83,12 @@ import Testing
         let split = dir.path + "/split"
         let result = try CLI.run(["report", "--db", db, "--split", split, "--delimiter", "semicolon"])
         #expect(result.status == 0, "\(result.stderr)")
-        let success = Self.excelOpen(Array(try Data(contentsOf: URL(fileURLWithPath: split + "/success.csv"))), listSeparator: ";")
+        let success = Self.excelOpen(
+            Array(try Data(contentsOf: URL(fileURLWithPath: split + "/success.csv"))), listSeparator: ";")
         #expect(success.first == SplitReport.successHeader)
         #expect(success.dropFirst().map { $0[1] } == ["Jürgen Müller", "Chloé; Dubois"])
-        let errors = Self.excelOpen(Array(try Data(contentsOf: URL(fileURLWithPath: split + "/errors.csv"))), listSeparator: ";")
+        let errors = Self.excelOpen(
+            Array(try Data(contentsOf: URL(fileURLWithPath: split + "/errors.csv"))), listSeparator: ";")
         #expect(errors.first == SplitReport.errorsHeader)
         #expect(errors.count == 3, "\(errors)")
         #expect(errors.allSatisfy { $0.count == SplitReport.errorsHeader.count })
@@ -86,7 +98,8 @@ import Testing
 
         // The comma default opens right in an English locale too.
         #expect(try CLI.run(["report", "--db", db, "--split", split]).status == 0)
-        let english = Self.excelOpen(Array(try Data(contentsOf: URL(fileURLWithPath: split + "/success.csv"))), listSeparator: ",")
+        let english = Self.excelOpen(
+            Array(try Data(contentsOf: URL(fileURLWithPath: split + "/success.csv"))), listSeparator: ",")
         #expect(english.dropFirst().map { $0[1] } == ["Jürgen Müller", "Chloé; Dubois"])
     }
 

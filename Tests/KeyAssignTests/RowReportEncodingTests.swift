@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 
 /// `report`'s byte-level encoders against the String-based rules they replaced: the same
@@ -10,7 +11,8 @@ import Testing
         var value = field
         let triggers: Set<Character> = ["=", "+", "-", "@", "\t", "\r"]
         if !raw, let first = value.first, triggers.contains(first) { value = "'" + value }
-        let needsQuotes = value.contains { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" || $0 == ";" }
+        let needsQuotes =
+            value.contains { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" || $0 == ";" }
             || value.first == " " || value.last == " "
         guard needsQuotes else { return value }
         return "\"" + value.replacingOccurrences(of: "\"", with: "\"\"") + "\""
@@ -36,8 +38,10 @@ import Testing
         return out + "\""
     }
 
-    static let alphabet: [String] = ["a", "Z", "7", " ", ",", "\"", ";", "\n", "\r", "\t", "=", "+", "-", "@", "'",
-                                     "\\", "é", "€", "😀", "\u{2028}", "\u{2029}", "\u{01}", "\u{1F}", "\u{7F}", "</svg>"]
+    static let alphabet: [String] = [
+        "a", "Z", "7", " ", ",", "\"", ";", "\n", "\r", "\t", "=", "+", "-", "@", "'",
+        "\\", "é", "€", "😀", "\u{2028}", "\u{2029}", "\u{01}", "\u{1F}", "\u{7F}", "</svg>",
+    ]
 
     @Test func fieldEncodingMatchesTheStringRules() {
         var rng = SeededGenerator(state: 14)
@@ -50,7 +54,9 @@ import Testing
             if text.unicodeScalars.indices.contains(where: { i in
                 text.unicodeScalars[i] == "\r" && text.unicodeScalars.index(after: i) < text.unicodeScalars.endIndex
                     && text.unicodeScalars[text.unicodeScalars.index(after: i)] == "\n"
-            }) { continue }
+            }) {
+                continue
+            }
             #expect(CSVWriter.encode(text, raw: false) == Self.oracleCSV(text, raw: false), "\(text.debugDescription)")
             #expect(CSVWriter.encode(text, raw: true) == Self.oracleCSV(text, raw: true), "\(text.debugDescription)")
             #expect(JSONText.string(text) == Self.oracleJSON(text), "\(text.debugDescription)")
@@ -67,7 +73,9 @@ import Testing
     }
 
     @Test func bytesThatAreNotUTF8BecomeReplacementCharacters() {
-        for bytes: [UInt8] in [[0x41, 0xFF, 0x42], [0xC0, 0x80], [0xED, 0xA0, 0x80], [0xE2, 0x80], [0xF4, 0x90, 0x80, 0x80]] {
+        for bytes: [UInt8] in [
+            [0x41, 0xFF, 0x42], [0xC0, 0x80], [0xED, 0xA0, 0x80], [0xE2, 0x80], [0xF4, 0x90, 0x80, 0x80],
+        ] {
             let expected = String(decoding: bytes, as: UTF8.self)
             var csv: [UInt8] = []
             bytes.withUnsafeBytes { CSVWriter.appendField($0, raw: false, to: &csv) }
@@ -79,7 +87,8 @@ import Testing
             #expect(String(validating: json, as: UTF8.self) != nil)
         }
         for valid in ["é", "€", "😀", "\u{10FFFF}", "\u{D7FF}", "\u{E000}"] {
-            #expect(valid.utf8.withContiguousStorageIfAvailable { UTF8Check.isValid(UnsafeRawBufferPointer($0)) } == true)
+            #expect(
+                valid.utf8.withContiguousStorageIfAvailable { UTF8Check.isValid(UnsafeRawBufferPointer($0)) } == true)
         }
     }
 
@@ -96,7 +105,8 @@ import Testing
     @Test func reportOfADatabaseMatchesTheRowByRowRendering() throws {
         let (bench, _) = try ReportCLITests.benchWithAwkwardNames()
         let db = try Database(path: bench.db)
-        try db.execute("""
+        try db.execute(
+            """
             UPDATE work SET state = 'failed', last_code = -3, attempts = 2,
                 last_error = 'line one' || char(13) || char(10) || 'line "two";' || char(1) || char(8232) WHERE id % 2 = 0;
             UPDATE work SET last_error = CAST(X'3D41FF42' AS TEXT), email = NULL WHERE id = 1;
@@ -107,15 +117,19 @@ import Testing
             let output = try TextOutput(path: path)
             let written = try RowReport.write(from: db, states: [], format: format, raw: raw, to: output)
             try output.finish()
-            var expected = format == .csv ? ReportRow.fieldNames.map { Self.oracleCSV($0, raw: raw) }.joined(separator: ",") + "\r\n" : ""
+            var expected =
+                format == .csv
+                ? ReportRow.fieldNames.map { Self.oracleCSV($0, raw: raw) }.joined(separator: ",") + "\r\n" : ""
             var rows = 0
             try RowReport.forEachRow(in: db, states: []) { row in
                 rows += 1
                 switch format {
-                case .csv: expected += row.csvFields.map { Self.oracleCSV($0 ?? "", raw: raw) }.joined(separator: ",") + "\r\n"
+                case .csv:
+                    expected += row.csvFields.map { Self.oracleCSV($0 ?? "", raw: raw) }.joined(separator: ",") + "\r\n"
                 case .jsonl:
                     let j = Self.oracleJSON
-                    expected += "{\"license_key\":\(j(row.licenseKey)),\"owner_name\":\(j(row.ownerName)),\"email\":\(j(row.email)),"
+                    expected +=
+                        "{\"license_key\":\(j(row.licenseKey)),\"owner_name\":\(j(row.ownerName)),\"email\":\(j(row.email)),"
                         + "\"state\":\(j(row.state)),\"code\":\(row.code.map(String.init) ?? "null"),\"attempts\":\(row.attempts),"
                         + "\"last_error\":\(j(row.lastError)),\"source_file\":\(j(row.sourceFile)),"
                         + "\"source_line\":\(row.sourceLine),\"updated_at\":\(j(row.updatedAt))}\n"

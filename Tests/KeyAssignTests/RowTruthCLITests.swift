@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 @testable import KeyAssignSandbox
 
@@ -14,11 +15,17 @@ import Testing
     }
 
     /// `run` with the sandbox's server and API key, and only the given public key(s).
-    static func run(_ bench: RunnerBench, server: String? = nil, publicKey: String? = nil, _ extra: [String] = []) throws -> CLI.Result {
-        try CLI.run(["run", "--server", server ?? bench.server.baseURL, "--public-key", publicKey ?? bench.server.publicKeyPath,
-                     "--db", bench.db, "--rate", "0", "--concurrency", "4", "--backoff-base", "0.02", "--backoff-cap", "0.2",
-                     "--timeout", "5"] + extra,
-                    environment: ["KEYASSIGN_API_KEY": bench.server.apiKey])
+    static func run(_ bench: RunnerBench, server: String? = nil, publicKey: String? = nil, _ extra: [String] = [])
+        throws -> CLI.Result
+    {
+        try CLI.run(
+            [
+                "run", "--server", server ?? bench.server.baseURL, "--public-key",
+                publicKey ?? bench.server.publicKeyPath,
+                "--db", bench.db, "--rate", "0", "--concurrency", "4", "--backoff-base", "0.02", "--backoff-cap", "0.2",
+                "--timeout", "5",
+            ] + extra,
+            environment: ["KEYASSIGN_API_KEY": bench.server.apiKey])
     }
 
     /// Replaces the bench's sandbox by one with the same signing key and API key whose listing
@@ -51,7 +58,9 @@ import Testing
         #expect(try bench.count("SELECT count(*) FROM work WHERE state = 'failed'") == 0)
         #expect(try bench.stateCounts() == ["assigned": 3], "\(result.stderr)")
         #expect(result.status == 0, "\(result.stderr)")
-        #expect(try bench.count("SELECT count(*) FROM settlements WHERE rule = 'held_by_buyer' AND from_state = 'uncertain'") == 3)
+        #expect(
+            try bench.count(
+                "SELECT count(*) FROM settlements WHERE rule = 'held_by_buyer' AND from_state = 'uncertain'") == 3)
     }
 
     /// A run killed during its start-of-run listing has already turned its predecessor's
@@ -65,7 +74,9 @@ import Testing
         #expect(first.status == 0, "\(first.stderr)")
         #expect(try bench.stateCounts() == ["assigned": 6])
         // What a killed run's rescue leaves: rows back in retry, maybe delivered, no run holding them.
-        try bench.open().execute("UPDATE work SET state = 'retry', maybe_delivered = 1, next_attempt_at = 0, run_id = NULL, in_flight_since = NULL")
+        try bench.open().execute(
+            "UPDATE work SET state = 'retry', maybe_delivered = 1, next_attempt_at = 0, run_id = NULL, in_flight_since = NULL"
+        )
         try bench.restart()
         let second = try Self.run(bench)
         #expect(second.status == 0, "\(second.stderr)")
@@ -83,7 +94,9 @@ import Testing
         let first = try Self.run(bench, ["--timeout", "1", "--max-attempts", "2"])
         #expect(first.status == 1, "\(first.stderr)")
         #expect(try bench.stateCounts() == ["uncertain": 3])
-        #expect(try bench.count("SELECT count(*) FROM work WHERE last_error LIKE 'gave up after 2 attempts in this run%'") == 3)
+        #expect(
+            try bench.count("SELECT count(*) FROM work WHERE last_error LIKE 'gave up after 2 attempts in this run%'")
+                == 3)
         try bench.restart()
         let second = try Self.run(bench)
         #expect(second.status == 0, "\(second.stderr)")
@@ -103,7 +116,9 @@ import Testing
         #expect(result.status == 1, "\(result.stdout)\(result.stderr)")
         #expect(try bench.stateCounts() == ["uncertain": 2])
         #expect(try bench.count("SELECT count(*) FROM work WHERE last_error LIKE 'not in the server''s listing%'") == 2)
-        #expect(try bench.count("SELECT count(*) FROM settlements WHERE rule = 'unknown_key' AND to_state = 'uncertain'") == 2)
+        #expect(
+            try bench.count("SELECT count(*) FROM settlements WHERE rule = 'unknown_key' AND to_state = 'uncertain'")
+                == 2)
         // A run does the same, and audit holds the settlements to the rules.
         let run = try bench.run()
         #expect(run.stderr.contains("2 checked"), "\(run.stderr)")
@@ -128,7 +143,8 @@ import Testing
         #expect(try Self.text(bench, "SELECT state FROM work WHERE license_key = '\(released)'") == "retry")
         #expect(try Self.text(bench, "SELECT state FROM work WHERE license_key = '\(taken)'") == "rejected")
         let reason = try Self.text(bench, "SELECT last_error FROM work WHERE license_key = '\(taken)'")
-        #expect(reason.contains("changed after our assignment") && reason.contains("mallory@other.example")
+        #expect(
+            reason.contains("changed after our assignment") && reason.contains("mallory@other.example")
                 && reason.contains("assigned_at 20"), "\(reason)")
         #expect(result.stdout.contains("\(taken)\tassigned -> rejected\theld_by_other"))
         // The released key is sent again, and this time the server does assign it.
@@ -166,7 +182,8 @@ import Testing
         // Rows that older versions left `failed` for a passing reason come back too; a refusal of
         // the request itself stays until `keyassign retry`.
         let keys = bench.inventory
-        try bench.open().execute("""
+        try bench.open().execute(
+            """
             UPDATE work SET state = 'failed', maybe_delivered = 0, last_http_status = NULL, last_code = NULL,
                 last_error = 'gave up after 5 attempts: timed out' WHERE license_key = '\(keys[0])';
             UPDATE work SET state = 'failed', maybe_delivered = 0, last_http_status = 403, last_code = NULL,
@@ -181,8 +198,12 @@ import Testing
         try bench.restart()
         let summaryPath = bench.dir.path + "/summary.json"
         let metrics = bench.dir.path + "/keyassign.prom"
-        let good = try Self.run(bench, ["--max-attempts", "2", "--timeout", "1", "--summary-json", summaryPath,
-                                        "--metrics-file", metrics])
+        let good = try Self.run(
+            bench,
+            [
+                "--max-attempts", "2", "--timeout", "1", "--summary-json", summaryPath,
+                "--metrics-file", metrics,
+            ])
         #expect(good.status == 0, "\(good.stderr)")
         let states = try bench.states()
         #expect(states[keys[0]] == "assigned" && states[keys[1]] == "assigned")
@@ -195,7 +216,8 @@ import Testing
         #expect(summary.contains("\"failed_earlier\" : 2"), "\(summary)")
         #expect(try String(contentsOfFile: metrics, encoding: .utf8).contains("keyassign_rows_failed_earlier 2"))
         let status = try CLI.run(["status", "--db", bench.db])
-        #expect(status.stdout.contains("failed, final: keyassign retry") && status.stdout.contains("2"), "\(status.stdout)")
+        #expect(
+            status.stdout.contains("failed, final: keyassign retry") && status.stdout.contains("2"), "\(status.stdout)")
     }
 
     @Test("item 6: a verified code nobody documented is failed that night, and the next run's listing settles it")
@@ -225,12 +247,16 @@ import Testing
         let fingerprint = try #require(try KeyRing(specs: [wrong]).signingKeys.first).sha256
         let result = try Self.run(bench, publicKey: wrong)
         #expect(result.status == 78, "\(result.stderr)")
-        #expect(result.stderr.contains("--public-key") && result.stderr.contains("sha256:\(fingerprint)"), "\(result.stderr)")
+        #expect(
+            result.stderr.contains("--public-key") && result.stderr.contains("sha256:\(fingerprint)"),
+            "\(result.stderr)")
         let sent = bench.server.ledger().totals.requests
         #expect(sent < 20, "\(sent) requests")
         // The rows sent were assigned by the server: maybe delivered, so uncertain, never failed.
         #expect(try bench.count("SELECT count(*) FROM work WHERE state IN ('failed', 'rejected', 'assigned')") == 0)
-        #expect(try bench.count("SELECT count(*) FROM work WHERE state = 'uncertain'") == bench.server.ledger().totals.assigned)
+        #expect(
+            try bench.count("SELECT count(*) FROM work WHERE state = 'uncertain'")
+                == bench.server.ledger().totals.assigned)
         // With the right key, the listing settles them without a second request.
         let fixed = try bench.run()
         #expect(fixed.status == 0, "\(fixed.stderr)")
@@ -248,7 +274,9 @@ import Testing
         #expect(result.status == 78, "\(result.stderr)")
         #expect(result.stderr.contains("Check NTP, or --max-clock-skew"), "\(result.stderr)")
         // The sandbox signs an hour in the past: the local clock reads 3600 s ahead (±2 s).
-        #expect((3598...3602).contains { result.stderr.contains("\($0) s ahead of the server's signed timestamps") }, "\(result.stderr)")
+        #expect(
+            (3598...3602).contains { result.stderr.contains("\($0) s ahead of the server's signed timestamps") },
+            "\(result.stderr)")
         #expect(bench.server.ledger().totals.requests < 20)
         #expect(try bench.count("SELECT count(*) FROM work WHERE state = 'failed'") == 0)
     }
@@ -259,19 +287,27 @@ import Testing
         let url = bench.server.baseURL + "/keymanager"
         let result = try Self.run(bench, server: url)
         #expect(result.status == 78, "\(result.stderr)")
-        #expect(result.stderr.contains(url + "/api/v1/assign-license-key") && result.stderr.contains("--server"), "\(result.stderr)")
+        #expect(
+            result.stderr.contains(url + "/api/v1/assign-license-key") && result.stderr.contains("--server"),
+            "\(result.stderr)")
         #expect(result.stderr.contains("HTTP 404"))
         #expect(try bench.stateCounts() == ["pending": 30])
         #expect(try bench.count("SELECT count(*) FROM work WHERE attempts <> 0 OR maybe_delivered <> 0") == 0)
-        #expect(try bench.count("SELECT count(*) FROM attempts WHERE outcome = 'config_stop' AND http_status = 404") >= EarlyStop.threshold)
+        #expect(
+            try bench.count("SELECT count(*) FROM attempts WHERE outcome = 'config_stop' AND http_status = 404")
+                >= EarlyStop.threshold)
         #expect(try bench.count("SELECT count(*) FROM attempts") < 15)
     }
 
-    @Test("item 4: a --server that answers every request with an HTML page (a website, not the API) stops early; rows pending")
+    @Test(
+        "item 4: a --server that answers every request with an HTML page (a website, not the API) stops early; rows pending"
+    )
     func anHTMLPageInsteadOfJSONStopsEarly() throws {
         let bench = try RunnerBench(inventory: 30)
         // A web site's catch-all page, as a shop front or a single-page app answers any path.
-        let site = try PythonServer(["-c", """
+        let site = try PythonServer([
+            "-c",
+            """
             import http.server
             page = b"<!DOCTYPE html><html><head><title>Shop</title></head><body>Welcome</body></html>"
             class H(http.server.BaseHTTPRequestHandler):
@@ -289,7 +325,8 @@ import Testing
             server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
             print(server.server_address[1], flush=True)
             server.serve_forever()
-            """])
+            """,
+        ])
         defer { site.stop() }
         let url = "http://127.0.0.1:\(site.port)"
         let result = try Self.run(bench, server: url)

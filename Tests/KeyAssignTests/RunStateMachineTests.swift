@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 
 /// `RunStateMachine` on its own: events in, actions out, on a clock the test holds. No
@@ -7,8 +8,10 @@ import Testing
 @Suite struct RunStateMachineTests {
     private func options(concurrency: Int = 4, rate: Double = 0, burst: Int = 2, maxWait: Double = 60) -> RunOptions {
         // swiftlint:disable:next force_try
-        var options = RunOptions(databasePath: "/nonexistent", endpoint: try! ServerEndpoint(base: "http://127.0.0.1:1", allowInsecureHTTP: true),
-                                 apiKey: "k")
+        var options = RunOptions(
+            databasePath: "/nonexistent",
+            endpoint: try! ServerEndpoint(base: "http://127.0.0.1:1", allowInsecureHTTP: true),
+            apiKey: "k")
         options.concurrency = concurrency
         options.rate = rate
         options.burst = burst
@@ -22,36 +25,52 @@ import Testing
     }
 
     private func row(_ id: Int64, attempts: Int = 1) -> ClaimedRow {
-        ClaimedRow(id: id, request: AssignRequest(licenseKey: "K\(id)", ownerName: nil, email: nil, idempotencyToken: "t"),
-                   attempts: attempts, maybeDelivered: false, claimedAt: 0)
+        ClaimedRow(
+            id: id, request: AssignRequest(licenseKey: "K\(id)", ownerName: nil, email: nil, idempotencyToken: "t"),
+            attempts: attempts, maybeDelivered: false, claimedAt: 0)
     }
 
-    private func reply(_ id: Int64, _ result: TransportResult, sentAt: Double, at: Double, retryAfter: Double? = nil) -> RowReply {
-        let classification = Classifier.classify(result, verdict: nil, maybeDelivered: false, attempts: 1, maxAttempts: 5)
-        let attempt = CompletedAttempt(row: row(id), classification: classification, nextAttemptAt: nil, startedAt: sentAt,
-                                       endedAt: at, latencyMS: 0, httpStatus: {
-                                           if case .response(let status, _, _, _) = result { return status }
-                                           return nil
-                                       }(), reply: nil, signingKey: nil)
+    private func reply(_ id: Int64, _ result: TransportResult, sentAt: Double, at: Double, retryAfter: Double? = nil)
+        -> RowReply
+    {
+        let classification = Classifier.classify(
+            result, verdict: nil, maybeDelivered: false, attempts: 1, maxAttempts: 5)
+        let attempt = CompletedAttempt(
+            row: row(id), classification: classification, nextAttemptAt: nil, startedAt: sentAt,
+            endedAt: at, latencyMS: 0,
+            httpStatus: {
+                if case .response(let status, _, _, _) = result { return status }
+                return nil
+            }(), reply: nil, signingKey: nil)
         var notSent: String?
         if case .notSent(let error) = result { notSent = error }
-        return RowReply(attempt: attempt, sentAt: sentAt, receivedAt: at, retryAfter: retryAfter, notSentError: notSent,
-                        reachedServer: notSent == nil, rateLimit: nil, observation: .neutral, trusted: false,
-                        untrusted: false)
+        return RowReply(
+            attempt: attempt, sentAt: sentAt, receivedAt: at, retryAfter: retryAfter, notSentError: notSent,
+            reachedServer: notSent == nil, rateLimit: nil, observation: .neutral, trusted: false,
+            untrusted: false)
     }
 
     @Test("claims at most the free slots, then waits for a reply (no timer), and a reply wakes it")
     func slots() {
         var m = machine(options(concurrency: 4))
-        guard case .claim(let n) = m.next(now: 0) else { Issue.record("expected a claim"); return }
+        guard case .claim(let n) = m.next(now: 0) else {
+            Issue.record("expected a claim")
+            return
+        }
         #expect(n == 4)
         m.claimed(4, now: 0)
-        guard case .wait(let until) = m.next(now: 0) else { Issue.record("expected a wait"); return }
+        guard case .wait(let until) = m.next(now: 0) else {
+            Issue.record("expected a wait")
+            return
+        }
         #expect(until == nil)
         let effects = m.replied(reply(1, .maybeSent("timeout"), sentAt: 0, at: 1))
         #expect(effects.wakeDispatcher)
         #expect(effects.record.count == 1)
-        guard case .claim(let again) = m.next(now: 1) else { Issue.record("expected a claim"); return }
+        guard case .claim(let again) = m.next(now: 1) else {
+            Issue.record("expected a claim")
+            return
+        }
         #expect(again == 1)
     }
 
@@ -61,13 +80,22 @@ import Testing
         _ = m.next(now: 0)
         m.claimed(2, now: 0)
         _ = m.replied(reply(1, .response(status: 429, retryAfter: "3", body: []), sentAt: 0, at: 1, retryAfter: 3))
-        guard case .wait(let until) = m.next(now: 1) else { Issue.record("expected a wait"); return }
+        guard case .wait(let until) = m.next(now: 1) else {
+            Issue.record("expected a wait")
+            return
+        }
         #expect(until == 4)
         // Woken early (the other reply): still paused, still no claim.
         _ = m.replied(reply(2, .response(status: 503, retryAfter: nil, body: []), sentAt: 0, at: 2))
-        guard case .wait(let later) = m.next(now: 2) else { Issue.record("expected a wait"); return }
+        guard case .wait(let later) = m.next(now: 2) else {
+            Issue.record("expected a wait")
+            return
+        }
         #expect(later == 4)
-        guard case .claim = m.next(now: 4) else { Issue.record("expected a claim after the pause"); return }
+        guard case .claim = m.next(now: 4) else {
+            Issue.record("expected a claim after the pause")
+            return
+        }
         #expect(m.budget.spent == 3)
     }
 
@@ -76,8 +104,12 @@ import Testing
         var m = machine(options(concurrency: 1, maxWait: 5))
         _ = m.next(now: 0)
         m.claimed(1, now: 0)
-        _ = m.replied(reply(1, .response(status: 429, retryAfter: "3600", body: []), sentAt: 0, at: 0.5, retryAfter: 3600))
-        guard case .stop = m.next(now: 0.5) else { Issue.record("expected a stop"); return }
+        _ = m.replied(
+            reply(1, .response(status: 429, retryAfter: "3600", body: []), sentAt: 0, at: 0.5, retryAfter: 3600))
+        guard case .stop = m.next(now: 0.5) else {
+            Issue.record("expected a stop")
+            return
+        }
         #expect(m.stops.maxWait?.contains("3600 s") == true)
         #expect(m.stops.exitStatus(unfinished: true).status == .someFailed)
         let notices = m.takeNotices()
@@ -89,11 +121,20 @@ import Testing
         var m = machine(options())
         _ = m.next(now: 0)
         m.claimed(0, now: 0)
-        guard case .flush = m.next(now: 0) else { Issue.record("expected a flush"); return }
+        guard case .flush = m.next(now: 0) else {
+            Issue.record("expected a flush")
+            return
+        }
         m.flushed()
-        guard case .findNextDue = m.next(now: 0) else { Issue.record("expected findNextDue"); return }
+        guard case .findNextDue = m.next(now: 0) else {
+            Issue.record("expected findNextDue")
+            return
+        }
         m.nextDue(nil, wallNow: 1_000, now: 0)
-        guard case .stop = m.next(now: 0) else { Issue.record("expected a stop"); return }
+        guard case .stop = m.next(now: 0) else {
+            Issue.record("expected a stop")
+            return
+        }
         #expect(!m.stops.any)
         #expect(m.reconcilesAtEnd)
     }
@@ -106,12 +147,21 @@ import Testing
         // The request never left: its row goes back to pending once the result is committed.
         let effects = m.replied(reply(1, .notSent("refused"), sentAt: 0, at: 0.1))
         #expect(effects.record.count == 1)
-        guard case .claim = m.next(now: 0.1) else { Issue.record("expected a claim"); return }
-        m.claimed(0, now: 0.1)   // the result was not committed yet: nothing due
-        guard case .flush = m.next(now: 0.1) else { Issue.record("expected a flush"); return }
+        guard case .claim = m.next(now: 0.1) else {
+            Issue.record("expected a claim")
+            return
+        }
+        m.claimed(0, now: 0.1)  // the result was not committed yet: nothing due
+        guard case .flush = m.next(now: 0.1) else {
+            Issue.record("expected a flush")
+            return
+        }
         m.flushed()
         // Not the end: the flush may have made the row due.
-        guard case .claim = m.next(now: 0.1) else { Issue.record("expected a second claim"); return }
+        guard case .claim = m.next(now: 0.1) else {
+            Issue.record("expected a second claim")
+            return
+        }
     }
 
     @Test("a retry due within --max-wait is waited for (counted); one beyond it ends the run with a notice")
@@ -123,16 +173,25 @@ import Testing
         m.flushed()
         _ = m.next(now: 0)
         m.nextDue(1_004, wallNow: 1_000, now: 0)
-        guard case .wait(let until) = m.next(now: 0) else { Issue.record("expected a wait"); return }
+        guard case .wait(let until) = m.next(now: 0) else {
+            Issue.record("expected a wait")
+            return
+        }
         #expect(until == 4)
-        guard case .claim = m.next(now: 4) else { Issue.record("expected a claim"); return }
+        guard case .claim = m.next(now: 4) else {
+            Issue.record("expected a claim")
+            return
+        }
         #expect(m.budget.spent == 4)
         m.claimed(0, now: 4)
         _ = m.next(now: 4)
         m.flushed()
         _ = m.next(now: 4)
         m.nextDue(1_100, wallNow: 1_004, now: 4)
-        guard case .stop = m.next(now: 4) else { Issue.record("expected a stop"); return }
+        guard case .stop = m.next(now: 4) else {
+            Issue.record("expected a stop")
+            return
+        }
         #expect(!m.stops.any)
         let notices = m.takeNotices()
         #expect(notices.isEmpty)  // quiet
@@ -141,12 +200,21 @@ import Testing
     @Test("pacing at --rate is not waiting: it costs nothing of --max-wait")
     func pacing() {
         var m = machine(options(concurrency: 8, rate: 2, burst: 2, maxWait: 1))
-        guard case .claim(let n) = m.next(now: 0) else { Issue.record("expected a claim"); return }
+        guard case .claim(let n) = m.next(now: 0) else {
+            Issue.record("expected a claim")
+            return
+        }
         #expect(n == 1)
         m.claimed(1, now: 0)
-        guard case .wait(let until) = m.next(now: 0) else { Issue.record("expected a wait"); return }
+        guard case .wait(let until) = m.next(now: 0) else {
+            Issue.record("expected a wait")
+            return
+        }
         #expect(abs((until ?? 0) - 0.5) < 1e-6)
-        guard case .claim = m.next(now: 0.5) else { Issue.record("expected a claim"); return }
+        guard case .claim = m.next(now: 0.5) else {
+            Issue.record("expected a claim")
+            return
+        }
         #expect(m.budget.spent == 0)
     }
 
@@ -157,7 +225,10 @@ import Testing
         let second = m.signalled(SIGTERM)
         #expect(first)
         #expect(!second)
-        guard case .stop = m.next(now: 0) else { Issue.record("expected a stop"); return }
+        guard case .stop = m.next(now: 0) else {
+            Issue.record("expected a stop")
+            return
+        }
         #expect(!m.reconcilesAtEnd)
         #expect(m.stops.exitStatus(unfinished: false).status == .terminated)
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 
 /// Issue 20, item 8: an API-key file readable by its group or others gets a warning, as ssh
@@ -13,7 +14,9 @@ import Testing
         #expect(chmod(file, 0o644) == 0)
         let open = try bench.run(["--api-key-file", file])
         #expect(open.status == 0, "\(open.stderr)")
-        #expect(open.stderr.contains("warning: --api-key-file \(file) is readable by its group and every user (mode 0644)"), "\(open.stderr)")
+        #expect(
+            open.stderr.contains("warning: --api-key-file \(file) is readable by its group and every user (mode 0644)"),
+            "\(open.stderr)")
         #expect(open.stderr.contains("chmod 600"))
         #expect(!open.stderr.contains(bench.server.apiKey))
 
@@ -29,7 +32,8 @@ import Testing
         let copy = credentials + "/api-key"
         try (bench.server.apiKey + "\n").write(toFile: copy, atomically: true, encoding: .utf8)
         #expect(chmod(copy, 0o440) == 0)
-        let systemd = try CLI.run(bench.runArguments(["--api-key-file", copy]), environment: ["CREDENTIALS_DIRECTORY": credentials])
+        let systemd = try CLI.run(
+            bench.runArguments(["--api-key-file", copy]), environment: ["CREDENTIALS_DIRECTORY": credentials])
         #expect(systemd.status == 0, "\(systemd.stderr)")
         #expect(!systemd.stderr.contains("warning: --api-key-file"), "\(systemd.stderr)")
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 
 /// `attempts.outcome` is part of the interface: docs/states.md lists exactly `AttemptOutcome`.
@@ -25,9 +26,10 @@ import Testing
 
     /// The stored text never changes: rows written by earlier versions must still read.
     @Test func rawValuesAreTheStoredText() {
-        #expect(AttemptOutcome.allCases.map(\.rawValue) == [
-            "assigned", "rejected", "uncertain", "failed", "retry", "rate_limited", "not_sent", "auth_stop",
-            "config_stop", "interrupted",
-        ])
+        #expect(
+            AttemptOutcome.allCases.map(\.rawValue) == [
+                "assigned", "rejected", "uncertain", "failed", "retry", "rate_limited", "not_sent", "auth_stop",
+                "config_stop", "interrupted",
+            ])
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 
 /// The runner's pure decisions about outages, refusals and waiting, without sockets.
@@ -74,8 +75,14 @@ import Testing
     @Test("one refused row among answered ones is that row's problem")
     func aRefusalFollowedByAVerifiedReplyIsReleased() {
         var gate = RefusalGate<Int>(threshold: 10)
-        guard case .hold = gate.refused(1) else { Issue.record("expected hold"); return }
-        guard case .hold = gate.refused(2) else { Issue.record("expected hold"); return }
+        guard case .hold = gate.refused(1) else {
+            Issue.record("expected hold")
+            return
+        }
+        guard case .hold = gate.refused(2) else {
+            Issue.record("expected hold")
+            return
+        }
         #expect(gate.verifiedReply() == [1, 2])
         #expect(gate.held.isEmpty)
         // Later refusals wait for the next verified reply, or for the end of the run.
@@ -88,16 +95,25 @@ import Testing
     func aRunOfRefusalsStops() {
         var gate = RefusalGate<Int>(threshold: 10)
         for row in 0..<9 {
-            guard case .hold = gate.refused(row) else { Issue.record("stopped too early at \(row)"); return }
+            guard case .hold = gate.refused(row) else {
+                Issue.record("stopped too early at \(row)")
+                return
+            }
         }
-        guard case .stop(let rows) = gate.refused(9) else { Issue.record("expected a stop"); return }
+        guard case .stop(let rows) = gate.refused(9) else {
+            Issue.record("expected a stop")
+            return
+        }
         #expect(rows == Array(0..<10))
         // Mid-run too: an IP filter that starts refusing after the server answered.
         var later = RefusalGate<Int>(threshold: 3)
         #expect(later.verifiedReply().isEmpty)
         _ = later.refused(1)
         _ = later.refused(2)
-        guard case .stop = later.refused(3) else { Issue.record("expected a stop"); return }
+        guard case .stop = later.refused(3) else {
+            Issue.record("expected a stop")
+            return
+        }
     }
 
     @Test("a run that ends with only refusals, and no signed reply at all, is an auth stop")

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 
 /// Issue 20, items 3 and 4, without sockets: `EarlyStop` fed with classified outcomes, and
@@ -17,7 +18,8 @@ import Testing
         #expect(early.observe(.signature(.badSignature)) == .stop(.signature, first: true))
         #expect(early.observe(.signature(.badSignature)) == .stop(.signature, first: false))
         let key = SigningKey(name: "global", file: "/etc/k.pem", sha256: "ab12")
-        let message = early.message(.signature, keys: [key], maxClockSkew: 300, url: "https://h/api/v1/assign-license-key")
+        let message = early.message(
+            .signature, keys: [key], maxClockSkew: 300, url: "https://h/api/v1/assign-license-key")
         #expect(message.contains("--public-key") && message.contains("sha256:ab12") && message.contains("/etc/k.pem"))
         #expect(message.contains("uncertain"))
     }
@@ -45,46 +47,59 @@ import Testing
         #expect(message.contains("900 s behind") && message.contains("check NTP, or --max-clock-skew".capitalizedFirst))
         // From the verifier's own words.
         let now = 1_800_000_000.0
-        let verdict = ReplyVerdict.untrusted(.stale, "signed at 1800000900, -900 s before now; more than the allowed 300.0 s either way")
-        #expect(EarlyStop.observation(.response(status: 200, retryAfter: nil, body: [1]), verdict: verdict, now: now)
+        let verdict = ReplyVerdict.untrusted(
+            .stale, "signed at 1800000900, -900 s before now; more than the allowed 300.0 s either way")
+        #expect(
+            EarlyStop.observation(.response(status: 200, retryAfter: nil, body: [1]), verdict: verdict, now: now)
                 == .stale(offset: -900))
     }
 
     @Test func wrongServerRepliesAreHeldThenStop() {
         var early = EarlyStop()
         let now = 0.0
-        #expect(EarlyStop.observation(.response(status: 404, retryAfter: nil, body: []), verdict: nil, now: now)
+        #expect(
+            EarlyStop.observation(.response(status: 404, retryAfter: nil, body: []), verdict: nil, now: now)
                 == .wrongServer("HTTP 404"))
-        #expect(EarlyStop.observation(.response(status: 405, retryAfter: nil, body: Array("{}".utf8)),
-                                      verdict: .untrusted(.envelopeMissingFields, ""), now: now) == .wrongServer("HTTP 405"))
+        #expect(
+            EarlyStop.observation(
+                .response(status: 405, retryAfter: nil, body: Array("{}".utf8)),
+                verdict: .untrusted(.envelopeMissingFields, ""), now: now) == .wrongServer("HTTP 405"))
         let page = EarlyStop.observation(Self.html, verdict: .untrusted(.envelopeNotJSON, ""), now: now)
         #expect(page == .wrongServer("an HTML page instead of JSON (HTTP 200)"))
         // A 5xx debug page or a timeout is not a wrong URL.
-        #expect(EarlyStop.observation(.response(status: 503, retryAfter: nil, body: Array("<html>".utf8)), verdict: nil, now: now) == .neutral)
+        #expect(
+            EarlyStop.observation(
+                .response(status: 503, retryAfter: nil, body: Array("<html>".utf8)), verdict: nil, now: now) == .neutral
+        )
         #expect(EarlyStop.observation(.maybeSent("timeout"), verdict: nil, now: now) == .neutral)
         for _ in 1..<EarlyStop.threshold { #expect(early.observe(page) == .hold) }
         #expect(early.observe(page) == .stop(.wrongServer, first: true))
-        let message = early.message(.wrongServer, keys: [], maxClockSkew: nil, url: "https://h/x/api/v1/assign-license-key")
-        #expect(message.contains("https://h/x/api/v1/assign-license-key") && message.contains("--server") && message.contains("pending"))
+        let message = early.message(
+            .wrongServer, keys: [], maxClockSkew: nil, url: "https://h/x/api/v1/assign-license-key")
+        #expect(
+            message.contains("https://h/x/api/v1/assign-license-key") && message.contains("--server")
+                && message.contains("pending"))
     }
 
     @Test func failuresThatPassComeBackAndRefusalsOfTheRequestStay() {
-        #expect(FailureKind(httpStatus: nil, code: nil) == .passing)          // timeout, reset
+        #expect(FailureKind(httpStatus: nil, code: nil) == .passing)  // timeout, reset
         #expect(FailureKind(httpStatus: 503, code: nil) == .passing)
-        #expect(FailureKind(httpStatus: 200, code: nil) == .passing)          // reply that did not verify
-        #expect(FailureKind(httpStatus: 403, code: nil) == .passing)          // a firewall's unsigned refusal
+        #expect(FailureKind(httpStatus: 200, code: nil) == .passing)  // reply that did not verify
+        #expect(FailureKind(httpStatus: 403, code: nil) == .passing)  // a firewall's unsigned refusal
         #expect(FailureKind(httpStatus: 408, code: nil) == .passing)
         #expect(FailureKind(httpStatus: 429, code: nil) == .passing)
         #expect(FailureKind(httpStatus: 422, code: nil) == .final)
         #expect(FailureKind(httpStatus: 404, code: nil) == .final)
-        #expect(FailureKind(httpStatus: 200, code: 899) == .passing)          // undocumented: the listing settles it
+        #expect(FailureKind(httpStatus: 200, code: 899) == .passing)  // undocumented: the listing settles it
         #expect(FailureKind(httpStatus: 400, code: 800) == .final)
     }
 
     @Test func serverAcceptsTheBaseTheAPIPathOrTheEndpoint() throws {
-        for base in ["https://h.example/km", "https://h.example/km/", "https://h.example/km/api/v1",
-                     "https://h.example/km/api/v1/", "https://h.example/km/api/v1/assign-license-key",
-                     "https://h.example/km/API/V1/Assign-License-Key/", "https://h.example/km/api/v1/get-license-keys"] {
+        for base in [
+            "https://h.example/km", "https://h.example/km/", "https://h.example/km/api/v1",
+            "https://h.example/km/api/v1/", "https://h.example/km/api/v1/assign-license-key",
+            "https://h.example/km/API/V1/Assign-License-Key/", "https://h.example/km/api/v1/get-license-keys",
+        ] {
             let endpoint = try ServerEndpoint(base: base, allowInsecureHTTP: false)
             #expect(endpoint.url.absoluteString == "https://h.example/km/api/v1/assign-license-key", "\(base)")
             #expect(endpoint.listingURL.absoluteString == "https://h.example/km/api/v1/get-license-keys", "\(base)")
@@ -92,6 +107,6 @@ import Testing
     }
 }
 
-private extension String {
-    var capitalizedFirst: String { prefix(1).uppercased() + dropFirst() }
+extension String {
+    fileprivate var capitalizedFirst: String { prefix(1).uppercased() + dropFirst() }
 }

@@ -1,11 +1,13 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 
 /// Issue 11, item 2: --max-wait bounds every wait, 429 pauses included; one wave of 429s is one step.
 @Suite struct RunnerEndless429Tests {
     /// A Retry-After beyond --max-wait is the server's quota spent (issue 21): exit 10, not a failure.
-    @Test("a server that always answers 429 with Retry-After 3600: exit 10 within --max-wait, rows pending, nothing lost")
+    @Test(
+        "a server that always answers 429 with Retry-After 3600: exit 10 within --max-wait, rows pending, nothing lost")
     func anHourLongRetryAfterEndsTheRunWithinMaxWait() async throws {
         let bench = try HardeningBench(rows: 30, sandbox: ["--fail-429", "1", "--retry-after", "3600"])
         let summaryPath = bench.dir.path + "/summary.json"
@@ -20,7 +22,8 @@ import Testing
         // with no attempt used, ready for the next run.
         #expect(try bench.stateCounts() == ["pending": 30])
         #expect(try bench.count("SELECT count(*) FROM work WHERE attempts <> 0") == 0)
-        let limited = try bench.count("SELECT count(*) FROM attempts WHERE outcome = 'rate_limited' AND http_status = 429")
+        let limited = try bench.count(
+            "SELECT count(*) FROM attempts WHERE outcome = 'rate_limited' AND http_status = 429")
         #expect(limited >= 1 && limited <= 8, "one wave at most: \(limited)")
         let summary = try bench.summary(summaryPath)
         #expect(summary.pendingLeft == 30 && summary.exitStatus == 10)

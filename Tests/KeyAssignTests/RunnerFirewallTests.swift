@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 
 /// Issue 11, item 3: an unsigned 401/403 is one row's problem, unless every request gets one.

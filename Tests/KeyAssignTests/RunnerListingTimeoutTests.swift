@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 @testable import KeyAssignSandbox
 
@@ -23,8 +24,9 @@ import Testing
 
     @Test func aListingThatNeverAnswersEndsTheRunWithinMaxWait() throws {
         let bench = try Self.hangingListing()
-        let result = try CLI.run(bench.runArguments(["--timeout", "2", "--max-wait", "5"]),
-                                 environment: ["KEYASSIGN_API_KEY": bench.server.apiKey], timeout: 90)
+        let result = try CLI.run(
+            bench.runArguments(["--timeout", "2", "--max-wait", "5"]),
+            environment: ["KEYASSIGN_API_KEY": bench.server.apiKey], timeout: 90)
         #expect(result.status == 0, "the run must end by itself; stderr: \(result.stderr)")
         #expect(result.stderr.contains("did not begin to answer within"), "stderr: \(result.stderr)")
         #expect(result.stderr.contains("--max-wait"), "names the bound: \(result.stderr)")
@@ -39,9 +41,12 @@ import Testing
     @Test func reconcileHasItsOwnListingTimeout() throws {
         let bench = try Self.hangingListing()
         _ = try bench.run(["--no-reconcile"])
-        let result = try CLI.run(["reconcile", "--server", bench.server.baseURL, "--public-key", bench.server.publicKeyPath,
-                                  "--db", bench.db, "--listing-timeout", "3"],
-                                 environment: ["KEYASSIGN_API_KEY": bench.server.apiKey], timeout: 90)
+        let result = try CLI.run(
+            [
+                "reconcile", "--server", bench.server.baseURL, "--public-key", bench.server.publicKeyPath,
+                "--db", bench.db, "--listing-timeout", "3",
+            ],
+            environment: ["KEYASSIGN_API_KEY": bench.server.apiKey], timeout: 90)
         #expect(result.status == 1, "stderr: \(result.stderr)")
         #expect(result.stderr.contains("cannot fetch the key listing"), "stderr: \(result.stderr)")
         #expect(try bench.stateCounts() == ["assigned": 5, "rejected": 3])
@@ -81,8 +86,9 @@ import Testing
     }
 
     @Test func listingTimeoutIsCheckedAsAFlag() throws {
-        let run = try CLI.run(["run", "--server", "http://127.0.0.1:9", "--public-key", "/nonexistent", "--listing-timeout", "0"],
-                              environment: ["KEYASSIGN_API_KEY": "x"])
+        let run = try CLI.run(
+            ["run", "--server", "http://127.0.0.1:9", "--public-key", "/nonexistent", "--listing-timeout", "0"],
+            environment: ["KEYASSIGN_API_KEY": "x"])
         #expect(run.status == 64, "stderr: \(run.stderr)")
         #expect(run.stderr.contains("--listing-timeout"), "stderr: \(run.stderr)")
         let help = try CLI.run(["run", "--help"])

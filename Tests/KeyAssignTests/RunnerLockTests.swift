@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 @testable import KeyAssignSandbox
 
@@ -64,11 +65,13 @@ import Testing
         let run = try bench.run()
         #expect(run.status == 75, "stderr: \(run.stderr)")
         #expect(run.stderr.contains(holder), "stderr: \(run.stderr)")
-        let sync = try CLI.run(["sync"] + Array(bench.runArguments([]).dropFirst()) + [bench.dir.path + "/sales.csv"],
-                               environment: ["KEYASSIGN_API_KEY": bench.server.apiKey])
+        let sync = try CLI.run(
+            ["sync"] + Array(bench.runArguments([]).dropFirst()) + [bench.dir.path + "/sales.csv"],
+            environment: ["KEYASSIGN_API_KEY": bench.server.apiKey])
         #expect(sync.status == 75, "stderr: \(sync.stderr)")
         let extra = bench.dir.path + "/more.csv"
-        try "license_key,owner_name,email\nLATE-1,A,a@example.com\n".write(toFile: extra, atomically: true, encoding: .utf8)
+        try "license_key,owner_name,email\nLATE-1,A,a@example.com\n".write(
+            toFile: extra, atomically: true, encoding: .utf8)
         let imported = try CLI.run(["import", "--db", bench.db, extra])
         #expect(imported.status == 75, "stderr: \(imported.stderr)")
         #expect(imported.stderr.contains(holder), "stderr: \(imported.stderr)")
@@ -90,12 +93,14 @@ import Testing
         let bench = try RunnerBench(inventory: 300, faults: faults)
         // As a container would run it: pid 1 in its own pid namespace, its own host name.
         let script = "hostname keyassign-pod-7f9c && exec \"$0\" \"$@\""
-        let holder = try Background("/usr/bin/unshare",
-                                    ["--pid", "--uts", "--fork", "--mount-proc", "/bin/sh", "-c", script, CLI.executableURL.path]
-                                        + bench.runArguments(["--concurrency", "2"]),
-                                    environment: ["KEYASSIGN_API_KEY": bench.server.apiKey])
+        let holder = try Background(
+            "/usr/bin/unshare",
+            ["--pid", "--uts", "--fork", "--mount-proc", "/bin/sh", "-c", script, CLI.executableURL.path]
+                + bench.runArguments(["--concurrency", "2"]),
+            environment: ["KEYASSIGN_API_KEY": bench.server.apiKey])
         let started = Self.wait(seconds: 30) {
-            Self.lockText(bench).contains("keyassign run") && (try? bench.count("SELECT count(*) FROM work WHERE state = 'assigned'")) ?? 0 > 0
+            Self.lockText(bench).contains("keyassign run")
+                && (try? bench.count("SELECT count(*) FROM work WHERE state = 'assigned'")) ?? 0 > 0
         }
         #expect(started, "the namespaced run did not start: lock file says '\(Self.lockText(bench))'")
         // What the holder wrote is shown, but decides nothing: pid 1 on another host name.
@@ -107,7 +112,9 @@ import Testing
         let inner = try #require(children.split(separator: " ").first.flatMap { Int32($0) })
         #expect(kill(inner, SIGKILL) == 0)
         #expect(holder.waitForExit(seconds: 10))
-        #expect(try bench.count("SELECT count(*) FROM work WHERE state = 'pending'") > 0, "the holder finished before its kill")
+        #expect(
+            try bench.count("SELECT count(*) FROM work WHERE state = 'pending'") > 0,
+            "the holder finished before its kill")
 
         // The next run takes the lock at once and finishes the batch.
         let next = try bench.run()
@@ -129,11 +136,13 @@ import Testing
         // Any process holding flock(2) on DB.lock: here a shell that takes it with util-linux
         // flock(1) on its descriptor 9 and becomes `sleep`, keeping the descriptor. It writes
         // nothing into the file, so the refusal cannot name it.
-        let holder = try Background("/bin/sh", ["-c", "exec 9>>\"$0\" && flock 9 && exec sleep 120", bench.db + ".lock"])
-        #expect(Self.wait(seconds: 10) {
-            let result = try? CLI.run(["retry", "--db", bench.db])
-            return result?.status == 75
-        })
+        let holder = try Background(
+            "/bin/sh", ["-c", "exec 9>>\"$0\" && flock 9 && exec sleep 120", bench.db + ".lock"])
+        #expect(
+            Self.wait(seconds: 10) {
+                let result = try? CLI.run(["retry", "--db", bench.db])
+                return result?.status == 75
+            })
         try Self.expectEveryWriterRefused(bench, naming: "another keyassign process")
         #expect(try bench.stateCounts() == ["pending": 3])
 
@@ -158,8 +167,9 @@ import Testing
         var faults = SandboxConfiguration.Faults()
         faults.latency = .fixed(milliseconds: 50)
         let bench = try RunnerBench(inventory: 400, faults: faults)
-        let run = try Background(CLI.executableURL.path, bench.runArguments(["--rate", "200", "--concurrency", "4"]),
-                                 environment: ["KEYASSIGN_API_KEY": bench.server.apiKey])
+        let run = try Background(
+            CLI.executableURL.path, bench.runArguments(["--rate", "200", "--concurrency", "4"]),
+            environment: ["KEYASSIGN_API_KEY": bench.server.apiKey])
         #expect(Self.wait(seconds: 30) { Self.lockText(bench).contains("keyassign run") })
         // A big export arriving during the run: one long write transaction.
         let big = bench.dir.path + "/big.csv"
@@ -193,8 +203,9 @@ import Testing
         var faults = SandboxConfiguration.Faults()
         faults.latency = .fixed(milliseconds: 20)
         let bench = try RunnerBench(inventory: 300, faults: faults)
-        let run = try Background(CLI.executableURL.path, bench.runArguments(["--rate", "100", "--concurrency", "4"]),
-                                 environment: ["KEYASSIGN_API_KEY": bench.server.apiKey])
+        let run = try Background(
+            CLI.executableURL.path, bench.runArguments(["--rate", "100", "--concurrency", "4"]),
+            environment: ["KEYASSIGN_API_KEY": bench.server.apiKey])
         #expect(Self.wait(seconds: 30) { (try? bench.count("SELECT count(*) FROM attempts")) ?? 0 > 0 })
         let foreign = try bench.open()
         try foreign.execute("BEGIN IMMEDIATE")

@@ -1,10 +1,13 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 
 /// Issue 11, item 6: a server that is down, restarting, or behind a certificate we do not trust.
 @Suite struct RunnerOutageTests {
-    @Test("server down: exit 69 within --max-wait, rows pending, no attempt used; with the server up the next run assigns all")
+    @Test(
+        "server down: exit 69 within --max-wait, rows pending, no attempt used; with the server up the next run assigns all"
+    )
     func serverDownExits69ThenTheNextRunSendsEverything() async throws {
         let bench = try HardeningBench(rows: 20, sandbox: [])
         bench.sandbox.stop()  // its port is closed now
@@ -16,7 +19,8 @@ import Testing
         #expect(try bench.stateCounts() == ["pending": 20])
         #expect(try bench.count("SELECT count(*) FROM work WHERE attempts <> 0") == 0)
         #expect(try bench.count("SELECT count(*) FROM work WHERE maybe_delivered <> 0") == 0)
-        let notSent = try bench.count("SELECT count(*) FROM attempts WHERE outcome = 'not_sent' AND error LIKE '%(not sent)'")
+        let notSent = try bench.count(
+            "SELECT count(*) FROM attempts WHERE outcome = 'not_sent' AND error LIKE '%(not sent)'")
         let attempts = try bench.count("SELECT count(*) FROM attempts")
         #expect(notSent >= 5 && notSent == attempts, "not sent \(notSent) of \(attempts)")
         #expect(try bench.count("SELECT exit_status FROM runs") == 69)
@@ -33,9 +37,10 @@ import Testing
         let bench = try HardeningBench(rows: 200, sandbox: [])
         let stderr = bench.dir.path + "/run.err"
         _ = FileManager.default.createFile(atPath: stderr, contents: nil)
-        let process = try CLI.start(bench.runArguments(["--rate", "40", "--burst", "2"]),
-                                    environment: ["KEYASSIGN_API_KEY": bench.sandbox.apiKey],
-                                    standardError: FileHandle(forWritingAtPath: stderr) as Any)
+        let process = try CLI.start(
+            bench.runArguments(["--rate", "40", "--burst", "2"]),
+            environment: ["KEYASSIGN_API_KEY": bench.sandbox.apiKey],
+            standardError: FileHandle(forWritingAtPath: stderr) as Any)
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
 
         // Once a few rows are through, stop the server for a few seconds, then bring it back

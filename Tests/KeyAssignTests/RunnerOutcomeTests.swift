@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 @testable import KeyAssignSandbox
 
@@ -14,8 +15,13 @@ import Testing
         #expect(counts["assigned"] == 5)
         #expect(counts["rejected"] == 4)
         // Every attempt is recorded with its raw signed reply and the verifier's verdict.
-        #expect(try bench.count("SELECT count(*) FROM attempts WHERE verdict = 'trusted' AND reply IS NOT NULL AND http_status = 200") == 9)
-        #expect(try bench.count("SELECT count(*) FROM work WHERE state = 'assigned' AND last_code = 800 AND attempts = 1") == 5)
+        #expect(
+            try bench.count(
+                "SELECT count(*) FROM attempts WHERE verdict = 'trusted' AND reply IS NOT NULL AND http_status = 200")
+                == 9)
+        #expect(
+            try bench.count("SELECT count(*) FROM work WHERE state = 'assigned' AND last_code = 800 AND attempts = 1")
+                == 5)
         // The ledger saw each row's idempotency token as Idempotency-Key.
         let ledger = bench.server.ledger()
         let database = try bench.open()
@@ -28,7 +34,8 @@ import Testing
         }
         #expect(ledger.keys[bench.inventory[1]]?.ownerName == "Doe, Jane 1")
         #expect(ledger.keys[bench.inventory[1]]?.email == "jane1+tag@example.com")
-        let summary = try JSONDecoder().decode(RunSummary.self, from: Data(contentsOf: URL(fileURLWithPath: summaryPath)))
+        let summary = try JSONDecoder().decode(
+            RunSummary.self, from: Data(contentsOf: URL(fileURLWithPath: summaryPath)))
         #expect(summary.assigned == 5 && summary.rejected == 4 && summary.exitStatus == 0)
         #expect(try bench.count("SELECT count(*) FROM run_lock") == 0)
         #expect(try bench.count("SELECT exit_status FROM runs") == 0)
@@ -59,7 +66,9 @@ extension RunnerOutcomeTests {
         let result = try bench.run(["--max-attempts", "3", "--no-reconcile"])
         #expect(result.status == 1, "stderr: \(result.stderr)")
         #expect(try bench.stateCounts() == ["uncertain": 4])
-        #expect(try bench.count("SELECT count(*) FROM work WHERE attempts = 3 AND last_error LIKE 'gave up after 3 attempts%'") == 4)
+        #expect(
+            try bench.count(
+                "SELECT count(*) FROM work WHERE attempts = 3 AND last_error LIKE 'gave up after 3 attempts%'") == 4)
         #expect(try bench.count("SELECT count(*) FROM attempts") == 12)
     }
 
@@ -90,7 +99,8 @@ extension RunnerOutcomeTests {
         // As if run 99 had sent the first two rows and died; the first one reached the server.
         try bench.server.preassign(key: keys[0])
         let database = try bench.open()
-        try database.execute("""
+        try database.execute(
+            """
             UPDATE work SET state = 'in_flight', run_id = 99, attempts = 1, in_flight_since = '2026-01-01T00:00:00.000Z'
             WHERE license_key IN ('\(keys[0])', '\(keys[1])')
             """)
@@ -100,7 +110,10 @@ extension RunnerOutcomeTests {
         #expect(states[keys[0]] == "uncertain")
         #expect(states[keys[1]] == "assigned")
         #expect(states[keys[2]] == "assigned")
-        #expect(try bench.count("SELECT count(*) FROM attempts WHERE outcome = 'interrupted' AND error = 'run 99 died while this request was in flight' AND run_id = 99") == 2)
+        #expect(
+            try bench.count(
+                "SELECT count(*) FROM attempts WHERE outcome = 'interrupted' AND error = 'run 99 died while this request was in flight' AND run_id = 99"
+            ) == 2)
         // --max-attempts bounds one run: the dead run's attempt does not count against this one's.
         #expect(try bench.count("SELECT attempts FROM work WHERE license_key = '\(keys[0])'") == 1)
         #expect(result.stderr.contains("recovered 2 row(s)"))
@@ -116,7 +129,9 @@ extension RunnerOutcomeTests {
         // the rows sent are uncertain: the server may have assigned them.
         #expect(result.status == 78, "stderr: \(result.stderr)")
         #expect(try bench.stateCounts() == ["uncertain": 3])
-        #expect(try bench.count("SELECT count(*) FROM attempts WHERE verdict = 'bad_signature' AND code IS NULL") >= EarlyStop.threshold)
+        #expect(
+            try bench.count("SELECT count(*) FROM attempts WHERE verdict = 'bad_signature' AND code IS NULL")
+                >= EarlyStop.threshold)
         #expect(try bench.count("SELECT count(*) FROM attempts WHERE outcome = 'assigned'") == 0)
         #expect(try bench.count("SELECT count(*) FROM work WHERE last_code IS NOT NULL") == 0)
         #expect(try bench.count("SELECT count(*) FROM work WHERE maybe_delivered = 1") == 3)

@@ -1,16 +1,21 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 @testable import KeyAssignSandbox
 
 @Suite struct RunnerPartsTests {
     @Test func endpointAppendsThePathOnce() throws {
-        for base in ["https://l.example.com", "https://l.example.com/", "https://l.example.com/api/v1",
-                     "https://l.example.com/api/v1/"] {
-            #expect(try ServerEndpoint(base: base, allowInsecureHTTP: false).url.absoluteString
+        for base in [
+            "https://l.example.com", "https://l.example.com/", "https://l.example.com/api/v1",
+            "https://l.example.com/api/v1/",
+        ] {
+            #expect(
+                try ServerEndpoint(base: base, allowInsecureHTTP: false).url.absoluteString
                     == "https://l.example.com/api/v1/assign-license-key")
         }
-        #expect(try ServerEndpoint(base: "https://h/km/api/v1", allowInsecureHTTP: false).url.absoluteString
+        #expect(
+            try ServerEndpoint(base: "https://h/km/api/v1", allowInsecureHTTP: false).url.absoluteString
                 == "https://h/km/api/v1/assign-license-key")
     }
 
@@ -19,7 +24,9 @@ import Testing
             #expect(throws: Never.self) { try ServerEndpoint(base: ok, allowInsecureHTTP: false) }
         }
         for refused in ["http://licenses.example.com", "http://10.0.0.1", "http://127.0.0.1.evil.com", "ftp://x"] {
-            let error = #expect(throws: KeyAssignError.self) { try ServerEndpoint(base: refused, allowInsecureHTTP: false) }
+            let error = #expect(throws: KeyAssignError.self) {
+                try ServerEndpoint(base: refused, allowInsecureHTTP: false)
+            }
             #expect(error?.status == .config)
         }
         #expect(throws: Never.self) { try ServerEndpoint(base: "http://licenses.example.com", allowInsecureHTTP: true) }
@@ -28,7 +35,8 @@ import Testing
 
     @Test func formBodyEncodesEverythingButUnreserved() {
         let builder = RequestBodyBuilder(encoding: .form, apiKey: "k+&=")
-        let body = String(decoding: builder.body(licenseKey: "A B", ownerName: "Zoë & Co=1+2", email: nil), as: UTF8.self)
+        let body = String(
+            decoding: builder.body(licenseKey: "A B", ownerName: "Zoë & Co=1+2", email: nil), as: UTF8.self)
         #expect(body == "api_key=k%2B%26%3D&license_key=A%20B&owner_name=Zo%C3%AB%20%26%20Co%3D1%2B2")
         let empty = String(decoding: builder.body(licenseKey: "x", ownerName: "", email: ""), as: UTF8.self)
         #expect(empty == "api_key=k%2B%26%3D&license_key=x")

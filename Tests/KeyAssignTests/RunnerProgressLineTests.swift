@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 @testable import KeyAssignSandbox
 
@@ -43,9 +44,12 @@ import Testing
         let file = dir.path + "/n.csv"
         try Data("license_key,owner_name,email\nK1,Ann,ann@example.com\n".utf8).write(to: URL(fileURLWithPath: file))
         #expect(try CLI.run(["import", "--db", db, file]).status == 0)
-        let screen = try Self.onTerminal(["run", "--server", "http://127.0.0.1:9", "--allow-insecure-http",
-                                          "--public-key", CLI.fixture("docs-demo-global-public.pem"), "--db", db,
-                                          "--max-wait", "3"], columns: 60, apiKey: "k")
+        let screen = try Self.onTerminal(
+            [
+                "run", "--server", "http://127.0.0.1:9", "--allow-insecure-http",
+                "--public-key", CLI.fixture("docs-demo-global-public.pem"), "--db", db,
+                "--max-wait", "3",
+            ], columns: 60, apiKey: "k")
         let (drawn, lines) = Self.split(screen)
         #expect(drawn.count >= 3, "\(screen.debugDescription)")
         #expect(drawn.allSatisfy { $0.count <= 59 }, "\(drawn)")
@@ -53,7 +57,10 @@ import Testing
         #expect(!drawn.contains { $0.contains("rows/s") && !$0.contains("unreachable") && $0 != drawn.last })
         // The log lines (timestamped) each begin a line: never glued after the live line.
         let logged = lines.filter { $0.contains(" keyassign: ") }
-        #expect(logged.contains { $0.contains("error keyassign: [KeyAssign] stopping the run: the license server is unreachable") }, "\(lines)")
+        #expect(
+            logged.contains {
+                $0.contains("error keyassign: [KeyAssign] stopping the run: the license server is unreachable")
+            }, "\(lines)")
         #expect(logged.allSatisfy { $0.hasPrefix("20") }, "\(logged)")
         #expect(!drawn.contains { $0.contains(" keyassign: ") }, "\(drawn)")
     }

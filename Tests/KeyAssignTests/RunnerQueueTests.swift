@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 @testable import KeyAssignSandbox
 
@@ -20,8 +21,10 @@ import Testing
         let claim = try plan(WorkQueue.claimSQL)
         #expect(claim.filter { $0.contains("INDEX work_due") }.count >= 2, "\(claim)")
         #expect(!claim.contains { $0.hasPrefix("SCAN work") }, "\(claim)")
-        for sql in [WorkQueue.nextDueSQL, WorkQueue.inFlightSQL, WorkQueue.rescueSQL, WorkQueue.toSendSQL,
-                    WorkQueue.queuedByStateSQL, "SELECT id FROM work WHERE " + WorkQueue.rescuedRetries] {
+        for sql in [
+            WorkQueue.nextDueSQL, WorkQueue.inFlightSQL, WorkQueue.rescueSQL, WorkQueue.toSendSQL,
+            WorkQueue.queuedByStateSQL, "SELECT id FROM work WHERE " + WorkQueue.rescuedRetries,
+        ] {
             let steps = try plan(sql)
             #expect(steps.contains { $0.contains("work_due") }, "\(sql): \(steps)")
             // A scan of the partial index reads only rows with work; a scan of `work` reads them all.

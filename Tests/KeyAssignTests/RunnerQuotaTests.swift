@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 @testable import KeyAssignSandbox
 
@@ -14,7 +15,8 @@ import Testing
 
     /// Request start times (Unix seconds) of every attempt, oldest first.
     static func attemptTimes(_ bench: HardeningBench) throws -> [Double] {
-        let statement = try bench.open().prepare("SELECT (julianday(started_at) - 2440587.5) * 86400 FROM attempts ORDER BY started_at")
+        let statement = try bench.open().prepare(
+            "SELECT (julianday(started_at) - 2440587.5) * 86400 FROM attempts ORDER BY started_at")
         var times: [Double] = []
         while try statement.step() { times.append(statement.double(0)) }
         return times
@@ -22,7 +24,9 @@ import Testing
 
     // Ten minutes: the second run must fall inside the window however loaded the machine is;
     // nothing waits for it (--max-wait 5).
-    @Test("a quota of 5 per 10 min and 12 rows: 5 assigned, exit 10, 7 pending, one 'quota spent' line, the reopening in the metrics; a second run inside the window sends nothing and says why")
+    @Test(
+        "a quota of 5 per 10 min and 12 rows: 5 assigned, exit 10, 7 pending, one 'quota spent' line, the reopening in the metrics; a second run inside the window sends nothing and says why"
+    )
     func aSpentQuotaEndsTheRunCleanlyAndTheNextRunKnows() async throws {
         let started = Timestamps.now()
         let bench = try HardeningBench(rows: 12, sandbox: ["--quota", "5/600s"])
@@ -36,13 +40,15 @@ import Testing
         #expect(try bench.count("SELECT count(*) FROM work WHERE state = 'pending' AND attempts <> 0") == 0)
         let lines = first.stderr.split(separator: "\n").filter { $0.contains("quota spent: ") }
         #expect(lines.count == 1, "stderr: \(first.stderr)")
-        #expect(lines.first?.contains("quota spent: 7 rows left, about 2 more nights at this quota") == true,
-                "\(lines)")
+        #expect(
+            lines.first?.contains("quota spent: 7 rows left, about 2 more nights at this quota") == true,
+            "\(lines)")
         let summary = try bench.summary(summaryPath)
         #expect(summary.exitStatus == 10 && summary.pendingLeft == 7)
         let reopens = try #require(summary.quotaReopensAt)
         let now = Timestamps.now()
-        #expect(reopens > started + 600 && reopens <= now + 601, "reopens at \(reopens), started \(started), now \(now)")
+        #expect(
+            reopens > started + 600 && reopens <= now + 601, "reopens at \(reopens), started \(started), now \(now)")
         let text = try String(contentsOfFile: metrics, encoding: .utf8)
         let metric = text.split(separator: "\n").first { $0.hasPrefix("keyassign_quota_reopens_timestamp_seconds ") }
         let value = metric.flatMap { Double($0.split(separator: " ").last ?? "") }
@@ -61,7 +67,9 @@ import Testing
         #expect(try bench.stateCounts() == ["assigned": 5, "pending": 7])
     }
 
-    @Test("--rate 3/600s: the run sends 3 and exits 10; the database keeps them, so the next run sends nothing and names the limit")
+    @Test(
+        "--rate 3/600s: the run sends 3 and exits 10; the database keeps them, so the next run sends nothing and names the limit"
+    )
     func whatWasSentIsKeptForTheNextRun() async throws {
         // A server without any quota of its own: only keyassign's log can hold the second run back.
         let bench = try HardeningBench(rows: 5, sandbox: [])
@@ -75,12 +83,16 @@ import Testing
         #expect(second.status == 10, "stderr: \(second.stderr)")
         #expect(try await Self.ledger(bench).totals.requests == 3, "the second run sent a request")
         #expect(second.stderr.contains("already sent: 3 of 3 in the last 600 s"), "stderr: \(second.stderr)")
-        #expect(second.stderr.contains("stopping the run: the --rate 3/600s quota is spent: 3 sent in the last 600 s"),
-                "stderr: \(second.stderr)")
-        #expect(second.stderr.contains("quota spent: 2 rows left, about 1 more nights at this quota"), "stderr: \(second.stderr)")
+        #expect(
+            second.stderr.contains("stopping the run: the --rate 3/600s quota is spent: 3 sent in the last 600 s"),
+            "stderr: \(second.stderr)")
+        #expect(
+            second.stderr.contains("quota spent: 2 rows left, about 1 more nights at this quota"),
+            "stderr: \(second.stderr)")
     }
 
-    @Test("a 429 whose Retry-After lies beyond --max-wait is remembered: the next run sends nothing, names it, exits 10")
+    @Test(
+        "a 429 whose Retry-After lies beyond --max-wait is remembered: the next run sends nothing, names it, exits 10")
     func aLongRetryAfterIsRememberedAcrossRuns() async throws {
         let bench = try HardeningBench(rows: 6, sandbox: ["--fail-429", "1", "--retry-after", "3600"])
         let first = try await bench.run(["--max-wait", "5"])
@@ -96,7 +108,9 @@ import Testing
         #expect(try bench.stateCounts() == ["pending": 6])
     }
 
-    @Test("--rate 3/2s --rate 5/6s: both hold in every window of their length, and the server's same fixed windows never refuse")
+    @Test(
+        "--rate 3/2s --rate 5/6s: both hold in every window of their length, and the server's same fixed windows never refuse"
+    )
     func severalRateLimitsAllHold() async throws {
         let bench = try HardeningBench(rows: 8, sandbox: ["--quota", "3/2s", "--quota", "5/6s"])
         let result = try await bench.run(["--rate", "3/2s", "--rate", "5/6s", "--max-wait", "60"])
@@ -119,18 +133,22 @@ import Testing
         #expect(result.status == 0, "stderr: \(result.stderr)")
         #expect(try bench.stateCounts() == ["assigned": 8])
         #expect(try await Self.ledger(bench).rateLimited == 0, "stderr: \(result.stderr)")
-        #expect(result.stderr.contains("the server's quota (X-RateLimit): 2 of 3 remaining until"), "stderr: \(result.stderr)")
+        #expect(
+            result.stderr.contains("the server's quota (X-RateLimit): 2 of 3 remaining until"),
+            "stderr: \(result.stderr)")
     }
 
     @Test("the shipped systemd unit and the cron docs treat exit 10 (quota spent) as not a failure")
     func theQuotaStatusIsASuccessToSystemdAndCron() throws {
-        let unit = try String(contentsOfFile: CLI.packageRoot + "/contrib/systemd/keyassign-sync.service", encoding: .utf8)
+        let unit = try String(
+            contentsOfFile: CLI.packageRoot + "/contrib/systemd/keyassign-sync.service", encoding: .utf8)
         let line = try #require(unit.split(separator: "\n").first { $0.hasPrefix("SuccessExitStatus=") })
         let statuses = line.dropFirst("SuccessExitStatus=".count).split(separator: " ").compactMap { Int32($0) }
         #expect(statuses.contains(ExitStatus.quotaSpent.rawValue), "\(line)")
         let scheduling = try String(contentsOfFile: CLI.packageRoot + "/docs/scheduling.md", encoding: .utf8)
         #expect(scheduling.contains("| 10 | success |"), "docs/scheduling.md's table must list exit 10 as success")
-        #expect(scheduling.contains("[ $s -eq 10 ] || /usr/local/bin/notify-sales-ops"),
-                "the crontab line must not report exit 10 as a failure")
+        #expect(
+            scheduling.contains("[ $s -eq 10 ] || /usr/local/bin/notify-sales-ops"),
+            "the crontab line must not report exit 10 as a failure")
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 @testable import KeyAssignSandbox
 
@@ -14,14 +15,17 @@ import Testing
         let result = try bench.run(["--max-attempts", "1", "--concurrency", "2"])
         #expect(result.status == 0, "stderr: \(result.stderr)")
         #expect(try bench.stateCounts() == ["assigned": 8])
-        let limited = try bench.count("SELECT count(*) FROM attempts WHERE outcome = 'rate_limited' AND http_status = 429")
+        let limited = try bench.count(
+            "SELECT count(*) FROM attempts WHERE outcome = 'rate_limited' AND http_status = 429")
         #expect(limited > 0)
         #expect(try bench.count("SELECT count(*) FROM work WHERE attempts <> 1") == 0)
         // The pause is shared: after a 429 (Retry-After: 1), no request at all starts for a second.
-        #expect(try bench.count("""
-            SELECT count(*) FROM attempts a JOIN attempts r ON r.outcome = 'rate_limited'
-            WHERE (julianday(a.started_at) - julianday(r.ended_at)) * 86400 BETWEEN 0.05 AND 0.95
-            """) == 0)
+        #expect(
+            try bench.count(
+                """
+                SELECT count(*) FROM attempts a JOIN attempts r ON r.outcome = 'rate_limited'
+                WHERE (julianday(a.started_at) - julianday(r.ended_at)) * 86400 BETWEEN 0.05 AND 0.95
+                """) == 0)
     }
 
     @Test func theServersRateLimitIsRespectedWithSharedPauses() throws {
@@ -51,8 +55,11 @@ import Testing
         let keyFile = bench.dir.path + "/key"
         try (secret + "\n").write(toFile: keyFile, atomically: true, encoding: .utf8)
         let summaryPath = bench.dir.path + "/summary.json"
-        let result = try CLI.run(bench.runArguments(["--api-key-file", keyFile, "--summary-json", summaryPath,
-                                                     "--max-attempts", "2"]))
+        let result = try CLI.run(
+            bench.runArguments([
+                "--api-key-file", keyFile, "--summary-json", summaryPath,
+                "--max-attempts", "2",
+            ]))
         #expect(result.status == 1 || result.status == 0, "stderr: \(result.stderr)")
         #expect(try bench.count("SELECT count(*) FROM work WHERE state = 'assigned'") > 0)
         #expect(!result.stdout.contains(secret) && !result.stderr.contains(secret))
@@ -72,7 +79,9 @@ import Testing
         #expect(missing.stderr.contains("KEYASSIGN_API_KEY"))
         let env = ["KEYASSIGN_API_KEY": bench.server.apiKey]
         #expect(try CLI.run(bench.runArguments(["--ca-file", "/x.pem"]), environment: env).status == 78)
-        #expect(try CLI.run(bench.runArguments(["--public-key", bench.dir.path + "/nope.pem"]), environment: env).status == 78)
+        #expect(
+            try CLI.run(bench.runArguments(["--public-key", bench.dir.path + "/nope.pem"]), environment: env).status
+                == 78)
         args[2] = "http://licenses.example.com"
         let insecure = try CLI.run(args, environment: env)
         #expect(insecure.status == 78)
@@ -102,8 +111,9 @@ import Testing
         let result = try CLI.run(args, environment: ["KEYASSIGN_API_KEY": bench.server.apiKey])
         #expect(result.status == 65, "stderr: \(result.stderr)")
         #expect(try bench.stateCounts() == ["assigned": 4, "rejected": 2])
-        let clean = try CLI.run(["sync"] + Array(bench.runArguments([]).dropFirst()) + [file],
-                                environment: ["KEYASSIGN_API_KEY": bench.server.apiKey])
+        let clean = try CLI.run(
+            ["sync"] + Array(bench.runArguments([]).dropFirst()) + [file],
+            environment: ["KEYASSIGN_API_KEY": bench.server.apiKey])
         #expect(clean.status == 0, "stderr: \(clean.stderr)")
     }
 }

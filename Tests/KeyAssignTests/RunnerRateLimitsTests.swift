@@ -1,4 +1,5 @@
 import Testing
+
 @testable import KeyAssign
 
 /// Issue 21: `RateLimits`, the quotas a run keeps, on a clock the test moves. No test waits
@@ -41,8 +42,9 @@ import Testing
         let limits = (0..<Int.random(in: 1...3, using: &random)).map { _ in
             RateLimit(count: Int.random(in: 1...40, using: &random), window: windows.randomElement(using: &random)!)
         }
-        let sends = Self.greedySchedule(limits, seed: UInt64(seed), steps: 3000,
-                                        meanGap: limits.map { $0.window / Double($0.count) }.min()! / 2)
+        let sends = Self.greedySchedule(
+            limits, seed: UInt64(seed), steps: 3000,
+            meanGap: limits.map { $0.window / Double($0.count) }.min()! / 2)
         #expect(!sends.isEmpty)
         for limit in limits {
             let fullest = Self.fullestWindow(sends, length: limit.window)
@@ -72,8 +74,11 @@ import Testing
     @Test("nextAvailable is exact: nothing fits a moment before it, something fits at it", arguments: 0..<20)
     func nextAvailableIsTheFirstMomentSomethingFits(seed: Int) {
         var random = SeededGenerator(state: UInt64(seed) &+ 17)
-        let limits = [RateLimit(count: Int.random(in: 1...20, using: &random), window: Double(Int.random(in: 1...120, using: &random))),
-                      RateLimit(count: Int.random(in: 20...200, using: &random), window: 3600)]
+        let limits = [
+            RateLimit(
+                count: Int.random(in: 1...20, using: &random), window: Double(Int.random(in: 1...120, using: &random))),
+            RateLimit(count: Int.random(in: 20...200, using: &random), window: 3600),
+        ]
         var rules = RateLimits(limits: limits)
         var now = 0.0
         for _ in 0..<500 {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 @testable import KeyAssignSandbox
 
@@ -13,7 +14,9 @@ import Testing
         #expect(try bench.count("SELECT count(*) FROM work WHERE attempts <> 0") == 0)
         // Nothing more was sent after the refusal: at most the requests already in flight.
         #expect(bench.server.ledger().totals.requests <= 4)
-        #expect(try bench.count("SELECT count(*) FROM attempts WHERE outcome = 'auth_stop' AND http_status = 401 AND code = 100") >= 1)
+        #expect(
+            try bench.count(
+                "SELECT count(*) FROM attempts WHERE outcome = 'auth_stop' AND http_status = 401 AND code = 100") >= 1)
         #expect(try bench.count("SELECT exit_status FROM runs") == 3)
     }
 
@@ -22,12 +25,14 @@ import Testing
         // naming a live process (this test runner) on this host refused every run with 75.
         let bench = try RunnerBench(inventory: 2)
         let database = try bench.open()
-        try database.execute("""
+        try database.execute(
+            """
             INSERT INTO run_lock (id, pid, host, started_at, run_id)
             VALUES (1, \(getpid()), '\(RunnerLockTests.hostName)', '2026-11-27T01:00:00.000Z', 41)
             """)
         // And a run that died without an end (its process was killed -9).
-        try database.execute("""
+        try database.execute(
+            """
             INSERT INTO runs (id, started_at, pid, host, server) VALUES (41, '2026-11-27T01:00:00.000Z', 1, 'pod-7f9c', 'x')
             """)
         let result = try bench.run()

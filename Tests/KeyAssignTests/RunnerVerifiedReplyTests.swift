@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 
 /// Issue 11, item 5: any verified reply from the license server proves the request reached it.
@@ -16,12 +17,14 @@ import Testing
 
         #expect(try await offCooperativePool(["retry", "--db", bench.db]).status == 0)
         bench.sandbox.stop()
-        let plain = try SandboxProcess(stateDirectory: bench.sandbox.stateDirectory,
-                                       arguments: ["--keys", bench.dir.path + "/keys.txt"], port: bench.sandbox.port)
+        let plain = try SandboxProcess(
+            stateDirectory: bench.sandbox.stateDirectory,
+            arguments: ["--keys", bench.dir.path + "/keys.txt"], port: bench.sandbox.port)
         defer { plain.stop() }
         // Without the listing, to see what the attempt itself records.
-        let second = try await offCooperativePool(bench.runArguments(["--no-reconcile"]),
-                                                  environment: ["KEYASSIGN_API_KEY": plain.apiKey])
+        let second = try await offCooperativePool(
+            bench.runArguments(["--no-reconcile"]),
+            environment: ["KEYASSIGN_API_KEY": plain.apiKey])
         #expect(second.status == 1, "stderr: \(second.stderr)")
         // 801: the key is taken, and very likely by our own first attempt; never "rejected".
         #expect(try bench.stateCounts() == ["uncertain": 3])

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 
 @Suite struct SandboxCommandTests {
@@ -13,8 +14,9 @@ import Testing
         let directory = try TemporaryDirectory()
         let state = directory.path + "/state"
         let output = Pipe()
-        let process = try CLI.start(["sandbox", "--state-dir", state, "--generate-keys", "5", "--seed", "7"],
-                                    standardOutput: output)
+        let process = try CLI.start(
+            ["sandbox", "--state-dir", state, "--generate-keys", "5", "--seed", "7"],
+            standardOutput: output)
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
 
         // DIR/port appears only once the socket is bound.
@@ -29,13 +31,16 @@ import Testing
 
         #expect(try mode(state + "/api-key") == 0o600)
         #expect(try mode(state + "/private.pem") == 0o600)
-        let apiKey = try String(contentsOfFile: state + "/api-key", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-        let keys = try String(contentsOfFile: state + "/keys.txt", encoding: .utf8).split(separator: "\n").map(String.init)
+        let apiKey = try String(contentsOfFile: state + "/api-key", encoding: .utf8).trimmingCharacters(
+            in: .whitespacesAndNewlines)
+        let keys = try String(contentsOfFile: state + "/keys.txt", encoding: .utf8).split(separator: "\n").map(
+            String.init)
         #expect(keys.count == 5)
 
         let verifier = ReplyVerifier(keyRing: try KeyRing(specs: ["global=" + state + "/public.pem"]))
-        let reply = try await SandboxHTTP.post(URL(string: "http://127.0.0.1:\(port)/api/v1/assign-license-key")!,
-                                               form: [("api_key", apiKey), ("license_key", keys[0])])
+        let reply = try await SandboxHTTP.post(
+            URL(string: "http://127.0.0.1:\(port)/api/v1/assign-license-key")!,
+            form: [("api_key", apiKey), ("license_key", keys[0])])
         guard case .trusted(let payload) = verifier.verify(reply.body, maxAge: 300) else {
             Issue.record("the CLI sandbox's reply does not verify with DIR/public.pem")
             return
@@ -61,7 +66,9 @@ import Testing
         let latency = try CLI.run(["sandbox", "--state-dir", directory.path + "/s", "--latency", "9-1"])
         #expect(latency.status == 64)
         #expect(latency.stderr.contains("latency"))
-        let missing = try CLI.run(["sandbox", "--state-dir", directory.path + "/s", "--keys", directory.path + "/nope.txt"])
+        let missing = try CLI.run([
+            "sandbox", "--state-dir", directory.path + "/s", "--keys", directory.path + "/nope.txt",
+        ])
         #expect(missing.status == 65)
         #expect(missing.stderr.contains("nope.txt"))
     }

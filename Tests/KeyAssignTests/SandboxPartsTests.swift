@@ -1,10 +1,12 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import Testing
+
 @testable import KeyAssign
 @testable import KeyAssignSandbox
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
 
 @Suite struct SandboxPartsTests {
     @Test func theSameSeedInjectsTheSameFaults() {
@@ -12,7 +14,9 @@ import Testing
         faults.fail5xx = 0.3
         faults.dropAfter = 0.2
         faults.latency = .range(minMilliseconds: 5, maxMilliseconds: 50)
-        let a = SandboxFaultDice(faults, seed: 42), b = SandboxFaultDice(faults, seed: 42), c = SandboxFaultDice(faults, seed: 43)
+        let a = SandboxFaultDice(faults, seed: 42)
+        let b = SandboxFaultDice(faults, seed: 42)
+        let c = SandboxFaultDice(faults, seed: 43)
         let rollsA = (0..<200).map { _ in a.roll() }
         #expect(rollsA == (0..<200).map { _ in b.roll() })
         #expect(rollsA != (0..<200).map { _ in c.roll() })
@@ -23,14 +27,18 @@ import Testing
 
     @Test func signedTextMatchesThePublishedExamplesByteForByte() throws {
         let maker = SignedReplyMaker(signer: try ReplySigner.generate(bits: 2048))
-        for (fixture, code, message) in [("reply-800.json", 800, "License key assigned"),
-                                         ("reply-801.json", 801, "Invalid or already assigned license key")] {
-            let published = try JSONSerialization.jsonObject(
-                with: Data(contentsOf: URL(fileURLWithPath: CLI.fixture(fixture)))) as? [String: Any]
+        for (fixture, code, message) in [
+            ("reply-800.json", 800, "License key assigned"),
+            ("reply-801.json", 801, "Invalid or already assigned license key"),
+        ] {
+            let published =
+                try JSONSerialization.jsonObject(
+                    with: Data(contentsOf: URL(fileURLWithPath: CLI.fixture(fixture)))) as? [String: Any]
             let response = try #require(published?["response"] as? [String: Any])
             let timestamp = try #require(response["timestamp"] as? Int)
-            let ours = try JSONSerialization.jsonObject(
-                with: Data(maker.envelope(code: code, message: message, timestamp: timestamp))) as? [String: Any]
+            let ours =
+                try JSONSerialization.jsonObject(
+                    with: Data(maker.envelope(code: code, message: message, timestamp: timestamp))) as? [String: Any]
             #expect(ours?["response_base64"] as? String == published?["response_base64"] as? String)
             #expect(ours?["private_key_used"] as? String == "global")
         }
@@ -38,16 +46,20 @@ import Testing
     }
 
     @Test func parsesEachBodyEncoding() {
-        let form = AssignRequestFields(contentType: "application/x-www-form-urlencoded",
-                                       body: Array("license_key=A%2FB+C&owner_name=Ren%C3%A9e&junk&=x&email=".utf8))
+        let form = AssignRequestFields(
+            contentType: "application/x-www-form-urlencoded",
+            body: Array("license_key=A%2FB+C&owner_name=Ren%C3%A9e&junk&=x&email=".utf8))
         // A bare name counts as an empty field, as PHP reads it.
         #expect(form.fields == ["license_key": "A/B C", "owner_name": "Renée", "email": "", "junk": ""])
-        let json = AssignRequestFields(contentType: "application/json; charset=utf-8",
-                                       body: Array(#"{"license_key":"K","owner_name":null,"n":3}"#.utf8))
+        let json = AssignRequestFields(
+            contentType: "application/json; charset=utf-8",
+            body: Array(#"{"license_key":"K","owner_name":null,"n":3}"#.utf8))
         #expect(json.fields == ["license_key": "K"])
         #expect(AssignRequestFields(contentType: "application/json", body: Array("not json".utf8)).fields.isEmpty)
         let multipart = "--XyZ\r\nContent-Disposition: form-data; name=\"license_key\"\r\n\r\nK-1\r\n--XyZ--\r\n"
-        #expect(AssignRequestFields(contentType: "multipart/form-data; boundary=\"XyZ\"", body: Array(multipart.utf8)).fields
+        #expect(
+            AssignRequestFields(contentType: "multipart/form-data; boundary=\"XyZ\"", body: Array(multipart.utf8))
+                .fields
                 == ["license_key": "K-1"])
         #expect(AssignRequestFields(contentType: "multipart/form-data", body: Array(multipart.utf8)).fields.isEmpty)
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 @testable import KeyAssignSandbox
 
@@ -50,7 +51,8 @@ import Testing
         // Ten minutes: a loaded machine must not see the window expire between the requests.
         let sandbox = try RunningSandbox(keys: ["K-1", "K-2", "K-3"]) { $0.quotas = [RateLimit(count: 2, window: 600)] }
         func post(_ key: String) async throws -> HTTPResult {
-            try await SandboxHTTP.post(sandbox.assignURL, form: [("api_key", sandbox.server.apiKey), ("license_key", key)])
+            try await SandboxHTTP.post(
+                sandbox.assignURL, form: [("api_key", sandbox.server.apiKey), ("license_key", key)])
         }
         func header(_ result: HTTPResult, _ name: String) -> String? {
             result.headers.first { $0.key.lowercased() == name.lowercased() }?.value
@@ -59,7 +61,9 @@ import Testing
         let before = Timestamps.now()
         let first = try await post("K-1")
         let after = Timestamps.now()
-        #expect(first.status == 200 && header(first, "X-RateLimit-Remaining") == "1" && header(first, "X-RateLimit-Limit") == "2")
+        #expect(
+            first.status == 200 && header(first, "X-RateLimit-Remaining") == "1"
+                && header(first, "X-RateLimit-Limit") == "2")
         let reset = try #require(header(first, "X-RateLimit-Reset").flatMap(Double.init))
         #expect(reset >= before + 600 && reset <= after + 601, "reset \(reset), sent \(before)…\(after)")
         _ = try await post("K-2")

@@ -1,10 +1,12 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import Testing
+
 @testable import KeyAssign
 @testable import KeyAssignSandbox
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
 
 @Suite struct SandboxServerTests {
     private func payload(_ verdict: ReplyVerdict) -> SignedPayload? {
@@ -15,8 +17,12 @@ import Testing
     @Test func assignsOnceThenAnswers801WithSignaturesFromItsOwnKey() async throws {
         let sandbox = try RunningSandbox(keys: ["KEY-1"])
         let apiKey = sandbox.server.apiKey
-        let first = try await SandboxHTTP.post(sandbox.assignURL,
-            form: [("api_key", apiKey), ("license_key", "KEY-1"), ("owner_name", "Ada Lovelace"), ("email", "ada@example.com")],
+        let first = try await SandboxHTTP.post(
+            sandbox.assignURL,
+            form: [
+                ("api_key", apiKey), ("license_key", "KEY-1"), ("owner_name", "Ada Lovelace"),
+                ("email", "ada@example.com"),
+            ],
             headers: ["Idempotency-Key": "row-1-attempt-1"])
         #expect(first.status == 200)
         let assigned = try #require(payload(sandbox.verifier.verify(first.body, maxAge: 300)))
@@ -24,7 +30,8 @@ import Testing
         #expect(assigned.message == "License key assigned")
         #expect(assigned.keyName == "global")
 
-        let second = try await SandboxHTTP.post(sandbox.assignURL, form: [("api_key", apiKey), ("license_key", "KEY-1")])
+        let second = try await SandboxHTTP.post(
+            sandbox.assignURL, form: [("api_key", apiKey), ("license_key", "KEY-1")])
         #expect(second.status == 200)
         #expect(payload(sandbox.verifier.verify(second.body, maxAge: 300))?.code == 801)
 
@@ -44,7 +51,8 @@ import Testing
 
     @Test func unknownOrMissingLicenseKeyGets801() async throws {
         let sandbox = try RunningSandbox(keys: ["KEY-1"])
-        let unknown = try await SandboxHTTP.post(sandbox.assignURL,
+        let unknown = try await SandboxHTTP.post(
+            sandbox.assignURL,
             form: [("api_key", sandbox.server.apiKey), ("license_key", "NOT-IN-INVENTORY")])
         #expect(payload(sandbox.verifier.verify(unknown.body, maxAge: 300))?.code == 801)
         let missing = try await SandboxHTTP.post(sandbox.assignURL, form: [("api_key", sandbox.server.apiKey)])
@@ -55,22 +63,26 @@ import Testing
 
     @Test func wrongOrMissingAPIKeyGets401WithSignedCode100() async throws {
         let sandbox = try RunningSandbox(keys: ["KEY-1"])
-        let wrong = try await SandboxHTTP.post(sandbox.assignURL, form: [("api_key", "not-the-key"), ("license_key", "KEY-1")])
+        let wrong = try await SandboxHTTP.post(
+            sandbox.assignURL, form: [("api_key", "not-the-key"), ("license_key", "KEY-1")])
         #expect(wrong.status == 401)
-        #expect(payload(sandbox.verifier.verify(wrong.body, maxAge: 300)).map { ($0.code, $0.message) } ?? (0, "")
+        #expect(
+            payload(sandbox.verifier.verify(wrong.body, maxAge: 300)).map { ($0.code, $0.message) } ?? (0, "")
                 == (100, "Invalid API key"))
         let missing = try await SandboxHTTP.post(sandbox.assignURL, form: [("license_key", "KEY-1")])
         #expect(missing.status == 401)
         #expect(payload(sandbox.verifier.verify(missing.body, maxAge: 300))?.code == 100)
-        let wrongBearer = try await SandboxHTTP.post(sandbox.assignURL,
+        let wrongBearer = try await SandboxHTTP.post(
+            sandbox.assignURL,
             form: [("api_key", sandbox.server.apiKey), ("license_key", "KEY-1")],
             headers: ["Authorization": "Bearer not-the-key"])
         #expect(wrongBearer.status == 401)
         #expect(sandbox.server.ledger().keys["KEY-1"]?.assigned == false)
 
         // The header alone is enough.
-        let bearer = try await SandboxHTTP.post(sandbox.assignURL, form: [("license_key", "KEY-1")],
-                                                headers: ["Authorization": "Bearer " + sandbox.server.apiKey])
+        let bearer = try await SandboxHTTP.post(
+            sandbox.assignURL, form: [("license_key", "KEY-1")],
+            headers: ["Authorization": "Bearer " + sandbox.server.apiKey])
         #expect(payload(sandbox.verifier.verify(bearer.body, maxAge: 300))?.code == 800)
     }
 
@@ -81,7 +93,8 @@ import Testing
         var statuses: [Int] = []
         var limited: HTTPResult?
         for key in ["A", "B", "C"] {
-            let result = try await SandboxHTTP.post(sandbox.assignURL, form: [("api_key", sandbox.server.apiKey), ("license_key", key)])
+            let result = try await SandboxHTTP.post(
+                sandbox.assignURL, form: [("api_key", sandbox.server.apiKey), ("license_key", key)])
             statuses.append(result.status)
             if result.status == 429 { limited = result }
         }
@@ -100,7 +113,8 @@ import Testing
     @Test func dropAfterAssignsButNeverReplies() async throws {
         let sandbox = try RunningSandbox(keys: ["KEY-1"]) { $0.faults.dropAfter = 1 }
         await #expect(throws: (any Error).self) {
-            _ = try await SandboxHTTP.post(sandbox.assignURL, form: [("api_key", sandbox.server.apiKey), ("license_key", "KEY-1")])
+            _ = try await SandboxHTTP.post(
+                sandbox.assignURL, form: [("api_key", sandbox.server.apiKey), ("license_key", "KEY-1")])
         }
         let ledger = sandbox.server.ledger()
         #expect(ledger.keys["KEY-1"]?.assigned == true)
@@ -111,13 +125,15 @@ import Testing
     @Test func dropBeforeAnd5xxDoNotAssign() async throws {
         let dropping = try RunningSandbox(keys: ["KEY-1"]) { $0.faults.dropBefore = 1 }
         await #expect(throws: (any Error).self) {
-            _ = try await SandboxHTTP.post(dropping.assignURL, form: [("api_key", dropping.server.apiKey), ("license_key", "KEY-1")])
+            _ = try await SandboxHTTP.post(
+                dropping.assignURL, form: [("api_key", dropping.server.apiKey), ("license_key", "KEY-1")])
         }
         #expect(dropping.server.ledger().keys["KEY-1"]?.assigned == false)
         #expect(dropping.server.ledger().faults.dropBefore == 1)
 
         let failing = try RunningSandbox(keys: ["KEY-1"]) { $0.faults.fail5xx = 1 }
-        let reply = try await SandboxHTTP.post(failing.assignURL, form: [("api_key", failing.server.apiKey), ("license_key", "KEY-1")])
+        let reply = try await SandboxHTTP.post(
+            failing.assignURL, form: [("api_key", failing.server.apiKey), ("license_key", "KEY-1")])
         #expect(reply.status == 503)
         #expect(failing.server.ledger().keys["KEY-1"]?.assigned == false)
         #expect(failing.server.ledger().faults.fail5xx == 1)
@@ -125,7 +141,8 @@ import Testing
 
     @Test func badSignatureAndStaleRepliesFailVerification() async throws {
         let corrupt = try RunningSandbox(keys: ["KEY-1"]) { $0.faults.badSignature = 1 }
-        let bad = try await SandboxHTTP.post(corrupt.assignURL, form: [("api_key", corrupt.server.apiKey), ("license_key", "KEY-1")])
+        let bad = try await SandboxHTTP.post(
+            corrupt.assignURL, form: [("api_key", corrupt.server.apiKey), ("license_key", "KEY-1")])
         #expect(bad.status == 200)
         if case .untrusted(let reason, _) = corrupt.verifier.verify(bad.body, maxAge: 300) {
             #expect(reason == .badSignature)
@@ -135,7 +152,8 @@ import Testing
         #expect(corrupt.server.ledger().keys["KEY-1"]?.assigned == true)
 
         let old = try RunningSandbox(keys: ["KEY-1"]) { $0.faults.stale = 1 }
-        let stale = try await SandboxHTTP.post(old.assignURL, form: [("api_key", old.server.apiKey), ("license_key", "KEY-1")])
+        let stale = try await SandboxHTTP.post(
+            old.assignURL, form: [("api_key", old.server.apiKey), ("license_key", "KEY-1")])
         // Signed properly: without a freshness check it is trusted, with one it is not.
         let signed = try #require(payload(old.verifier.verify(stale.body)))
         #expect(signed.code == 800)
@@ -151,7 +169,8 @@ import Testing
     @Test func fixedLatencyDelaysTheReply() async throws {
         let sandbox = try RunningSandbox(keys: ["KEY-1"]) { $0.faults.latency = .fixed(milliseconds: 300) }
         let started = Timestamps.monotonic()
-        let reply = try await SandboxHTTP.post(sandbox.assignURL, form: [("api_key", sandbox.server.apiKey), ("license_key", "KEY-1")])
+        let reply = try await SandboxHTTP.post(
+            sandbox.assignURL, form: [("api_key", sandbox.server.apiKey), ("license_key", "KEY-1")])
         #expect(Timestamps.monotonic() - started >= 0.3)
         #expect(reply.status == 200)
         #expect(sandbox.server.ledger().faults.latency == 1)
@@ -159,12 +178,14 @@ import Testing
 
     @Test func aRestartedSandboxRemembersItsAssignments() async throws {
         let directory = try TemporaryDirectory()
-        var apiKey = "", publicKey = ""
+        var apiKey = ""
+        var publicKey = ""
         do {
             let sandbox = try RunningSandbox(keys: ["KEY-1", "KEY-2"], directory: directory)
             apiKey = sandbox.server.apiKey
             publicKey = try String(contentsOfFile: sandbox.server.publicKeyPath, encoding: .utf8)
-            let reply = try await SandboxHTTP.post(sandbox.assignURL, form: [("api_key", apiKey), ("license_key", "KEY-1"), ("owner_name", "Ada")])
+            let reply = try await SandboxHTTP.post(
+                sandbox.assignURL, form: [("api_key", apiKey), ("license_key", "KEY-1"), ("owner_name", "Ada")])
             #expect(payload(sandbox.verifier.verify(reply.body, maxAge: 300))?.code == 800)
             try sandbox.server.preassign(key: "SOLD-EARLIER", ownerName: "Grace", email: nil)
             sandbox.server.shutdown()
@@ -187,17 +208,21 @@ import Testing
         let json = try JSONSerialization.data(withJSONObject: [
             "api_key": sandbox.server.apiKey, "license_key": "JSON-KEY", "owner_name": "J. Son",
         ])
-        let jsonReply = try await SandboxHTTP.send(sandbox.assignURL, method: "POST", body: json,
-                                                   headers: ["Content-Type": "application/json"])
+        let jsonReply = try await SandboxHTTP.send(
+            sandbox.assignURL, method: "POST", body: json,
+            headers: ["Content-Type": "application/json"])
         #expect(payload(sandbox.verifier.verify(jsonReply.body, maxAge: 300))?.code == 800)
 
         let boundary = "----keyassign-test-boundary"
         var multipart = ""
-        for (name, value) in [("api_key", sandbox.server.apiKey), ("license_key", "MULTIPART-KEY"), ("email", "m@example.com")] {
+        for (name, value) in [
+            ("api_key", sandbox.server.apiKey), ("license_key", "MULTIPART-KEY"), ("email", "m@example.com"),
+        ] {
             multipart += "--\(boundary)\r\nContent-Disposition: form-data; name=\"\(name)\"\r\n\r\n\(value)\r\n"
         }
         multipart += "--\(boundary)--\r\n"
-        let multipartReply = try await SandboxHTTP.send(sandbox.assignURL, method: "POST", body: Data(multipart.utf8),
+        let multipartReply = try await SandboxHTTP.send(
+            sandbox.assignURL, method: "POST", body: Data(multipart.utf8),
             headers: ["Content-Type": "multipart/form-data; boundary=\(boundary)"])
         #expect(payload(sandbox.verifier.verify(multipartReply.body, maxAge: 300))?.code == 800)
 
@@ -212,28 +237,36 @@ import Testing
         #expect(missing.status == 404)
         let wrongMethod = try await SandboxHTTP.send(sandbox.assignURL, method: "GET")
         #expect(wrongMethod.status == 405)
-        _ = try await SandboxHTTP.post(sandbox.assignURL, form: [("api_key", sandbox.server.apiKey), ("license_key", "KEY-1")])
-        let ledger = try await SandboxHTTP.send(URL(string: sandbox.server.baseURL + "/__sandbox/ledger")!, method: "GET")
+        _ = try await SandboxHTTP.post(
+            sandbox.assignURL, form: [("api_key", sandbox.server.apiKey), ("license_key", "KEY-1")])
+        let ledger = try await SandboxHTTP.send(
+            URL(string: sandbox.server.baseURL + "/__sandbox/ledger")!, method: "GET")
         #expect(ledger.status == 200)
         let decoded = try JSONDecoder().decode(SandboxLedger.self, from: Data(ledger.body))
         #expect(decoded == sandbox.server.ledger())
         #expect(decoded.keys["KEY-1"]?.assigned == true)
         let object = try JSONSerialization.jsonObject(with: Data(ledger.body)) as? [String: Any]
         let entry = (object?["keys"] as? [String: Any])?["KEY-1"] as? [String: Any]
-        #expect(entry?.keys.sorted() == ["assigned", "assigned_at", "email", "idempotency_keys", "owner_name",
-                                         "requests", "requests_after_assignment"])
+        #expect(
+            entry?.keys.sorted() == [
+                "assigned", "assigned_at", "email", "idempotency_keys", "owner_name",
+                "requests", "requests_after_assignment",
+            ])
     }
 
     @Test func concurrentRequestsAssignEachKeyExactlyOnce() async throws {
         let keys = (0..<20).map { "KEY-\($0)" }
         let sandbox = try RunningSandbox(keys: keys)
-        let apiKey = sandbox.server.apiKey, url = sandbox.assignURL, verifier = sandbox.verifier
+        let apiKey = sandbox.server.apiKey
+        let url = sandbox.assignURL
+        let verifier = sandbox.verifier
         let codes = try await withThrowingTaskGroup(of: Int.self) { group in
             for round in 0..<5 {
                 for key in keys {
                     group.addTask {
-                        let reply = try await SandboxHTTP.post(url, form: [("api_key", apiKey), ("license_key", key)],
-                                                               headers: ["Idempotency-Key": "\(key)-\(round)"])
+                        let reply = try await SandboxHTTP.post(
+                            url, form: [("api_key", apiKey), ("license_key", key)],
+                            headers: ["Idempotency-Key": "\(key)-\(round)"])
                         guard case .trusted(let payload) = verifier.verify(reply.body, maxAge: 300) else { return -1 }
                         return payload.code
                     }
@@ -262,7 +295,8 @@ import Testing
         }
         #expect(sandbox.server.apiKey == "my-own-api-key")
         #expect(!FileManager.default.fileExists(atPath: sandbox.server.stateDirectory + "/api-key"))
-        let reply = try await SandboxHTTP.post(sandbox.assignURL, form: [("api_key", "my-own-api-key"), ("license_key", "KEY-1")])
+        let reply = try await SandboxHTTP.post(
+            sandbox.assignURL, form: [("api_key", "my-own-api-key"), ("license_key", "KEY-1")])
         #expect(payload(sandbox.verifier.verify(reply.body, maxAge: 300))?.code == 800)
     }
 
@@ -272,7 +306,8 @@ import Testing
         var requests = ""
         for key in ["A", "B", "A"] {
             let body = "api_key=\(sandbox.server.apiKey)&license_key=\(key)"
-            requests += "POST /api/v1/assign-license-key HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            requests +=
+                "POST /api/v1/assign-license-key HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                 + "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
         }
         connection.send(requests)

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 @testable import KeyAssignSandbox
 
@@ -31,7 +32,8 @@ import Testing
         try bench.restart(faults: faults)
         let endpoint = try ServerEndpoint(base: bench.server.baseURL, allowInsecureHTTP: false)
         let reconciler = Reconciler(
-            client: ListingClient(endpoint: endpoint, apiKey: bench.server.apiKey, timeout: 5, caFile: nil, maxBytes: 1 << 24),
+            client: ListingClient(
+                endpoint: endpoint, apiKey: bench.server.apiKey, timeout: 5, caFile: nil, maxBytes: 1 << 24),
             verifier: ListingVerifier(keyRing: try KeyRing(specs: [bench.server.publicKeyPath])), maxClockSkew: 300)
         var counts: [Int] = []
         for _ in 0..<2 {
@@ -54,7 +56,8 @@ import Testing
         let bench = try RunnerBench(inventory: 3)
         try bench.restart(faults: faults)
         let endpoint = try ServerEndpoint(base: bench.server.baseURL, allowInsecureHTTP: false)
-        var client = ListingClient(endpoint: endpoint, apiKey: bench.server.apiKey, timeout: 1, caFile: nil, maxBytes: 1 << 24)
+        var client = ListingClient(
+            endpoint: endpoint, apiKey: bench.server.apiKey, timeout: 1, caFile: nil, maxBytes: 1 << 24)
         client.listingTimeout = 2
         guard case .failed(let detail) = try client.fetch() else {
             Issue.record("a listing held back 30 s must not arrive within a 2 s --listing-timeout")
@@ -65,7 +68,10 @@ import Testing
     }
 
     @Test func theSandboxCommandTakesTheFaultsAsFlags() throws {
-        for bad in [["--late-reply", "1.5"], ["--listing-omit", "-0.1"], ["--late-reply-delay", "-1"], ["--listing-delay", "9999999"]] {
+        for bad in [
+            ["--late-reply", "1.5"], ["--listing-omit", "-0.1"], ["--late-reply-delay", "-1"],
+            ["--listing-delay", "9999999"],
+        ] {
             let result = try CLI.run(["sandbox", "--state-dir", "/nonexistent"] + bad)
             #expect(result.status == 64, "\(bad): \(result.stderr)")
         }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 
 @Suite struct SchemaTests {
@@ -25,7 +26,8 @@ import Testing
         do {
             // Back to version 1: undo migrations 2 to 7.
             let db = try Database(path: path)
-            try db.execute("""
+            try db.execute(
+                """
                 DROP TABLE listing_entries; DROP INDEX imports_by_path;
                 ALTER TABLE imports DROP COLUMN file_device; ALTER TABLE imports DROP COLUMN file_inode;
                 ALTER TABLE imports DROP COLUMN file_mtime_ns;
@@ -40,7 +42,8 @@ import Testing
         }
         let db = try Database(path: path)
         #expect(try db.scalarInt("PRAGMA user_version") == Int64(Migrations.all.last?.version ?? 0))
-        #expect(try db.scalarInt("SELECT count(*) FROM pragma_table_info('attempts') WHERE name LIKE 'signing_key_%'") == 2)
+        #expect(
+            try db.scalarInt("SELECT count(*) FROM pragma_table_info('attempts') WHERE name LIKE 'signing_key_%'") == 2)
         #expect(try db.scalarInt("SELECT count(*) FROM sqlite_master WHERE name IN ('listings', 'settlements')") == 2)
         let plan = try db.prepare("EXPLAIN QUERY PLAN " + WorkQueue.statesOfRowsTouchedByRunSQL)
         var steps: [String] = []

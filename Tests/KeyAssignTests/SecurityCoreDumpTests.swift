@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 @testable import KeyAssignSandbox
 
@@ -14,7 +15,8 @@ import Testing
         let shell = Process()
         shell.executableURL = URL(fileURLWithPath: "/bin/sh")
         // exec: the shell becomes keyassign, with the raised limit as its starting point.
-        shell.arguments = ["-c", "ulimit -c unlimited && exec \"$0\" \"$@\"", CLI.executableURL.path]
+        shell.arguments =
+            ["-c", "ulimit -c unlimited && exec \"$0\" \"$@\"", CLI.executableURL.path]
             + bench.runArguments(["--concurrency", "1"])
         var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("KEYASSIGN_") }
         env["KEYASSIGN_API_KEY"] = bench.server.apiKey
@@ -31,9 +33,11 @@ import Testing
         var limit: String?
         while Date() < deadline && shell.isRunning {
             if bench.server.ledger().totals.requests > 0,
-               let limits = try? String(contentsOfFile: "/proc/\(shell.processIdentifier)/limits", encoding: .utf8),
-               let line = limits.split(separator: "\n").first(where: { $0.hasPrefix("Max core file size") }) {
-                limit = line.split(separator: " ", omittingEmptySubsequences: true).dropFirst(4).prefix(2).joined(separator: " ")
+                let limits = try? String(contentsOfFile: "/proc/\(shell.processIdentifier)/limits", encoding: .utf8),
+                let line = limits.split(separator: "\n").first(where: { $0.hasPrefix("Max core file size") })
+            {
+                limit = line.split(separator: " ", omittingEmptySubsequences: true).dropFirst(4).prefix(2).joined(
+                    separator: " ")
                 break
             }
             usleep(20_000)

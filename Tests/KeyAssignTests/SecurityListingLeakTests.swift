@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 @testable import KeyAssignSandbox
 
@@ -10,8 +11,10 @@ import Testing
 @Suite struct SecurityListingLeakTests {
     static func secret() -> String { "ka-SECRET-\(UUID().uuidString)" }
 
-    static func expectNoLeak(_ echoes: SecretEchoes, in texts: [(String, String)],
-                             sourceLocation: SourceLocation = #_sourceLocation) {
+    static func expectNoLeak(
+        _ echoes: SecretEchoes, in texts: [(String, String)],
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) {
         for (name, text) in texts {
             let leaked = echoes.leak(in: text)
             #expect(leaked == nil, "\(name) holds the API key as \(leaked ?? "")", sourceLocation: sourceLocation)
@@ -27,12 +30,21 @@ import Testing
         #expect(run.stderr.contains("cannot fetch the key listing: HTTP 500"), "\(run.stderr)")
         let reconcile = try bench.reconcile()
         #expect(reconcile.status == 1)
-        #expect(reconcile.stderr.contains("HTTP 500") && reconcile.stderr.contains("[REDACTED: API key]"), "\(reconcile.stderr)")
+        #expect(
+            reconcile.stderr.contains("HTTP 500") && reconcile.stderr.contains("[REDACTED: API key]"),
+            "\(reconcile.stderr)")
         // The reconcile's runs row keeps the message, redacted.
-        #expect(try bench.count("SELECT count(*) FROM runs WHERE instr(summary, 'HTTP 500') > 0 AND instr(summary, 'REDACTED') > 0") == 1)
-        Self.expectNoLeak(SecretEchoes(secret: secret),
-                          in: [("run stderr", run.stderr), ("reconcile stderr", reconcile.stderr), ("reconcile stdout", reconcile.stdout)]
-                            + (try SecretEchoes.databaseFiles(in: bench.dir.path)))
+        #expect(
+            try bench.count(
+                "SELECT count(*) FROM runs WHERE instr(summary, 'HTTP 500') > 0 AND instr(summary, 'REDACTED') > 0")
+                == 1)
+        Self.expectNoLeak(
+            SecretEchoes(secret: secret),
+            in: [
+                ("run stderr", run.stderr), ("reconcile stderr", reconcile.stderr),
+                ("reconcile stdout", reconcile.stdout),
+            ]
+                + (try SecretEchoes.databaseFiles(in: bench.dir.path)))
     }
 
     @Test func aListingWhosePrivateKeyUsedHoldsTheKeyLeavesItNowhere() throws {
@@ -44,9 +56,10 @@ import Testing
         let reconcile = try bench.reconcile()
         #expect(reconcile.status == 78)
         #expect(reconcile.stderr.contains("signed with key \"[REDACTED: API key]\""), "\(reconcile.stderr)")
-        Self.expectNoLeak(SecretEchoes(secret: secret),
-                          in: [("run stderr", run.stderr), ("reconcile stderr", reconcile.stderr)]
-                            + (try SecretEchoes.databaseFiles(in: bench.dir.path)))
+        Self.expectNoLeak(
+            SecretEchoes(secret: secret),
+            in: [("run stderr", run.stderr), ("reconcile stderr", reconcile.stderr)]
+                + (try SecretEchoes.databaseFiles(in: bench.dir.path)))
     }
 
     /// A compromised server signs a listing whose owner name holds the key (as itself, or
@@ -60,11 +73,14 @@ import Testing
             #expect(try bench.states()[bench.inventory[0]] == "rejected")
             let reconcile = try bench.reconcile()
             #expect(reconcile.status == 1, "\(reconcile.stdout)")
-            #expect(reconcile.stderr.contains("the signed key listing holds the API key; it is refused, not stored"), "\(reconcile.stderr)")
+            #expect(
+                reconcile.stderr.contains("the signed key listing holds the API key; it is refused, not stored"),
+                "\(reconcile.stderr)")
             #expect(try bench.count("SELECT count(*) FROM listings") == 0)
-            Self.expectNoLeak(SecretEchoes(secret: secret),
-                              in: [("reconcile stdout", reconcile.stdout), ("reconcile stderr", reconcile.stderr)]
-                                + (try SecretEchoes.databaseFiles(in: bench.dir.path)))
+            Self.expectNoLeak(
+                SecretEchoes(secret: secret),
+                in: [("reconcile stdout", reconcile.stdout), ("reconcile stderr", reconcile.stderr)]
+                    + (try SecretEchoes.databaseFiles(in: bench.dir.path)))
         }
     }
 
@@ -78,9 +94,14 @@ import Testing
         let bench = try RunnerBench(inventory: 6, faults: faults, apiKey: secret)
         let result = try bench.run(["--max-attempts", "30"])
         #expect(result.status == 0, "stderr: \(result.stderr)")
-        #expect(try bench.count("SELECT count(*) FROM attempts WHERE http_status = 500 AND instr(CAST(reply AS TEXT), 'PHP_AUTH (base64)') > 0") > 0)
-        Self.expectNoLeak(SecretEchoes(secret: secret), in: [("run stderr", result.stderr)]
-                            + (try SecretEchoes.databaseFiles(in: bench.dir.path)))
+        #expect(
+            try bench.count(
+                "SELECT count(*) FROM attempts WHERE http_status = 500 AND instr(CAST(reply AS TEXT), 'PHP_AUTH (base64)') > 0"
+            ) > 0)
+        Self.expectNoLeak(
+            SecretEchoes(secret: secret),
+            in: [("run stderr", result.stderr)]
+                + (try SecretEchoes.databaseFiles(in: bench.dir.path)))
     }
 
     /// The redactor itself, at every alignment and in both alphabets, padded or not, and hex

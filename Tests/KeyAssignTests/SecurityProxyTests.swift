@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 @testable import KeyAssignSandbox
 
@@ -37,17 +38,23 @@ import Testing
         defer { proxy.stop() }
         let url = "http://user:proxy-password@127.0.0.1:\(proxy.port)"
         var env = ["KEYASSIGN_API_KEY": bench.server.apiKey]
-        for name in ["http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"] { env[name] = url }
+        for name in ["http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"] {
+            env[name] = url
+        }
         env["no_proxy"] = ""
         env["NO_PROXY"] = ""
         // The run, its end-of-run listing, and reconcile's listing: none through the proxy.
         let run = try CLI.run(bench.runArguments(["--max-attempts", "2"]), environment: env)
         #expect(run.status == 0, "\(run.stderr)")
         #expect(try bench.stateCounts() == ["assigned": 3, "rejected": 1])
-        #expect(run.stderr.contains("proxy: none (a loopback server is never reached through a proxy)"), "\(run.stderr)")
+        #expect(
+            run.stderr.contains("proxy: none (a loopback server is never reached through a proxy)"), "\(run.stderr)")
         #expect(!run.stderr.contains("proxy-password"))
-        let reconcile = try CLI.run(["reconcile", "--server", bench.server.baseURL, "--public-key", bench.server.publicKeyPath,
-                                     "--db", bench.db], environment: env)
+        let reconcile = try CLI.run(
+            [
+                "reconcile", "--server", bench.server.baseURL, "--public-key", bench.server.publicKeyPath,
+                "--db", bench.db,
+            ], environment: env)
         #expect(reconcile.status == 0, "\(reconcile.stderr)")
         let seen = try String(contentsOfFile: log, encoding: .utf8)
         #expect(seen.isEmpty, "the proxy received: \(seen)")
@@ -63,10 +70,15 @@ import Testing
         let proxy = try Self.recordingProxy(log: log)
         defer { proxy.stop() }
         let url = "http://127.0.0.1:\(proxy.port)"
-        let result = try CLI.run(["run", "--server", "http://licenses.test", "--allow-insecure-http",
-                                  "--public-key", bench.server.publicKeyPath, "--db", bench.db, "--timeout", "5", "--max-wait", "0"],
-                                 environment: ["KEYASSIGN_API_KEY": bench.server.apiKey, "http_proxy": url, "HTTP_PROXY": url,
-                                               "all_proxy": url, "ALL_PROXY": url, "no_proxy": "", "NO_PROXY": ""])
+        let result = try CLI.run(
+            [
+                "run", "--server", "http://licenses.test", "--allow-insecure-http",
+                "--public-key", bench.server.publicKeyPath, "--db", bench.db, "--timeout", "5", "--max-wait", "0",
+            ],
+            environment: [
+                "KEYASSIGN_API_KEY": bench.server.apiKey, "http_proxy": url, "HTTP_PROXY": url,
+                "all_proxy": url, "ALL_PROXY": url, "no_proxy": "", "NO_PROXY": "",
+            ])
         #expect(result.status == 69, "\(result.stderr)")
         #expect(result.stderr.contains("proxy: none (plain http never goes through a proxy"), "\(result.stderr)")
         let seen = try String(contentsOfFile: log, encoding: .utf8)
@@ -122,11 +134,19 @@ import Testing
         try "subjectAltName=DNS:licenses.test\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
             .write(toFile: ext, atomically: true, encoding: .utf8)
         for arguments in [
-            ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", dir + "/ca.key", "-out", dir + "/ca.pem",
-             "-days", "2", "-subj", "/CN=keyassign test proxy CA"],
-            ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", dir + "/leaf.key", "-out", dir + "/leaf.csr", "-subj", "/CN=licenses.test"],
-            ["x509", "-req", "-in", dir + "/leaf.csr", "-CA", dir + "/ca.pem", "-CAkey", dir + "/ca.key", "-CAcreateserial",
-             "-out", dir + "/leaf.pem", "-days", "2", "-extfile", ext],
+            [
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", dir + "/ca.key", "-out", dir + "/ca.pem",
+                "-days", "2", "-subj", "/CN=keyassign test proxy CA",
+            ],
+            [
+                "req", "-newkey", "rsa:2048", "-nodes", "-keyout", dir + "/leaf.key", "-out", dir + "/leaf.csr",
+                "-subj", "/CN=licenses.test",
+            ],
+            [
+                "x509", "-req", "-in", dir + "/leaf.csr", "-CA", dir + "/ca.pem", "-CAkey", dir + "/ca.key",
+                "-CAcreateserial",
+                "-out", dir + "/leaf.pem", "-days", "2", "-extfile", ext,
+            ],
         ] {
             let result = try OpenSSLCLI.run(arguments)
             #expect(result.status == 0, "openssl \(arguments.first ?? ""): \(result.output)")
@@ -141,15 +161,24 @@ import Testing
         let tls = try Self.certificates(in: bench.dir.path)
         let log = bench.dir.path + "/proxy.log"
         _ = FileManager.default.createFile(atPath: log, contents: nil)
-        let proxy = try Self.tunnellingProxy(log: log, certificate: tls.certificate, key: tls.key, upstream: bench.server.port)
+        let proxy = try Self.tunnellingProxy(
+            log: log, certificate: tls.certificate, key: tls.key, upstream: bench.server.port)
         defer { proxy.stop() }
         func run(_ env: [String: String]) throws -> CLI.Result {
-            try CLI.run(["run", "--server", "https://licenses.test", "--ca-file", tls.ca, "--public-key", bench.server.publicKeyPath,
-                         "--db", bench.db, "--rate", "0", "--timeout", "5", "--max-wait", "0"],
-                        environment: ["KEYASSIGN_API_KEY": bench.server.apiKey, "no_proxy": "", "NO_PROXY": "",
-                                      "http_proxy": "", "all_proxy": "", "ALL_PROXY": ""].merging(env) { $1 })
+            try CLI.run(
+                [
+                    "run", "--server", "https://licenses.test", "--ca-file", tls.ca, "--public-key",
+                    bench.server.publicKeyPath,
+                    "--db", bench.db, "--rate", "0", "--timeout", "5", "--max-wait", "0",
+                ],
+                environment: [
+                    "KEYASSIGN_API_KEY": bench.server.apiKey, "no_proxy": "", "NO_PROXY": "",
+                    "http_proxy": "", "all_proxy": "", "ALL_PROXY": "",
+                ].merging(env) { $1 })
         }
-        let exempt = try run(["HTTPS_PROXY": "http://alice:pw-secret@127.0.0.1:\(proxy.port)", "NO_PROXY": "example.org,.test"])
+        let exempt = try run([
+            "HTTPS_PROXY": "http://alice:pw-secret@127.0.0.1:\(proxy.port)", "NO_PROXY": "example.org,.test",
+        ])
         #expect(exempt.status == 69, "\(exempt.stderr)")
         #expect(exempt.stderr.contains("proxy: none (NO_PROXY exempts licenses.test)"), "\(exempt.stderr)")
         #expect(try String(contentsOfFile: log, encoding: .utf8).isEmpty)
@@ -157,7 +186,8 @@ import Testing
         let through = try run(["HTTPS_PROXY": "http://alice:pw-secret@127.0.0.1:\(proxy.port)"])
         #expect(through.status == 0, "\(through.stderr)")
         #expect(try bench.stateCounts() == ["assigned": 2, "rejected": 1])
-        #expect(through.stderr.contains("proxy: http://***@127.0.0.1:\(proxy.port) (from HTTPS_PROXY"), "\(through.stderr)")
+        #expect(
+            through.stderr.contains("proxy: http://***@127.0.0.1:\(proxy.port) (from HTTPS_PROXY"), "\(through.stderr)")
         #expect(!through.stderr.contains("pw-secret"))
         let seen = try String(contentsOfFile: log, encoding: .utf8)
         #expect(seen.hasPrefix("CONNECT licenses.test:443 "), "\(seen)")
@@ -174,7 +204,8 @@ import Testing
         #expect(ProxyChoice.decide(url: https, environment: ["all_proxy": proxy]).usesProxy)
         // http_proxy never applies to https, nor to plain http (loopback or not).
         #expect(!ProxyChoice.decide(url: https, environment: ["http_proxy": proxy]).usesProxy)
-        let insecure = ProxyChoice.decide(url: "http://licenses.lan/api", environment: ["http_proxy": proxy, "all_proxy": proxy])
+        let insecure = ProxyChoice.decide(
+            url: "http://licenses.lan/api", environment: ["http_proxy": proxy, "all_proxy": proxy])
         #expect(!insecure.usesProxy && insecure.description.contains("plain http never goes through a proxy"))
         for host in ["127.0.0.1", "localhost", "[::1]", "127.1.2.3"] {
             let loopback = ProxyChoice.decide(url: "https://\(host):8443/api", environment: ["HTTPS_PROXY": proxy])
@@ -182,7 +213,9 @@ import Testing
         }
         // NO_PROXY exempts the host, its subdomains, or everything.
         for list in ["example.com", ".example.com", "other.org, licenses.example.com", "*"] {
-            #expect(!ProxyChoice.decide(url: https, environment: ["HTTPS_PROXY": proxy, "NO_PROXY": list]).usesProxy, "\(list)")
+            #expect(
+                !ProxyChoice.decide(url: https, environment: ["HTTPS_PROXY": proxy, "NO_PROXY": list]).usesProxy,
+                "\(list)")
         }
         #expect(ProxyChoice.decide(url: https, environment: ["HTTPS_PROXY": proxy, "no_proxy": "ample.com"]).usesProxy)
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 @testable import KeyAssignSandbox
 
@@ -19,15 +20,19 @@ import Testing
         let bench = try RunnerBench(inventory: 1)
         let fifo = try Self.fifo(in: bench.dir.path, "pipe")
         let env = ["KEYASSIGN_API_KEY": bench.server.apiKey]
-        for (flag, extra) in [("--public-key", ["--public-key", fifo]), ("--api-key-file", ["--api-key-file", fifo]),
-                              ("--ca-file", ["--ca-file", fifo])] {
+        for (flag, extra) in [
+            ("--public-key", ["--public-key", fifo]), ("--api-key-file", ["--api-key-file", fifo]),
+            ("--ca-file", ["--ca-file", fifo]),
+        ] {
             let result = try CLI.run(bench.runArguments(extra), environment: env, timeout: Self.patience)
             #expect(result.status == 78, "\(flag): \(result.status) \(result.stderr)")
-            #expect(result.stderr.contains("\(flag.hasPrefix("--public") ? "public key" : flag) \(fifo)")
+            #expect(
+                result.stderr.contains("\(flag.hasPrefix("--public") ? "public key" : flag) \(fifo)")
                     && result.stderr.contains("a FIFO (named pipe), not a regular file"), "\(flag): \(result.stderr)")
         }
-        let reconcile = try CLI.run(["reconcile", "--server", bench.server.baseURL, "--db", bench.db, "--public-key", fifo],
-                                    environment: env, timeout: Self.patience)
+        let reconcile = try CLI.run(
+            ["reconcile", "--server", bench.server.baseURL, "--db", bench.db, "--public-key", fifo],
+            environment: env, timeout: Self.patience)
         #expect(reconcile.status == 78, "\(reconcile.stderr)")
         #expect(try bench.stateCounts() == ["pending": 1])
     }
@@ -36,10 +41,13 @@ import Testing
         let bench = try RunnerBench(inventory: 1)
         let fifo = try Self.fifo(in: bench.dir.path, "metrics.prom")
         for flag in ["--metrics-file", "--summary-json"] {
-            let result = try CLI.run(bench.runArguments([flag, fifo]), environment: ["KEYASSIGN_API_KEY": bench.server.apiKey],
-                                     timeout: Self.patience)
+            let result = try CLI.run(
+                bench.runArguments([flag, fifo]), environment: ["KEYASSIGN_API_KEY": bench.server.apiKey],
+                timeout: Self.patience)
             #expect(result.status == 78, "\(flag): \(result.status) \(result.stderr)")
-            #expect(result.stderr.contains("\(flag) \(fifo): it is a FIFO (named pipe), not a regular file"), "\(result.stderr)")
+            #expect(
+                result.stderr.contains("\(flag) \(fifo): it is a FIFO (named pipe), not a regular file"),
+                "\(result.stderr)")
             // Refused before the run: nothing was sent, no run was recorded.
             #expect(try bench.stateCounts() == ["pending": 1])
             #expect(try bench.count("SELECT count(*) FROM runs") == 0)

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 @testable import KeyAssignSandbox
 
@@ -9,12 +10,18 @@ import Testing
 @Suite struct SecurityTerminalTextTests {
     /// No raw control character but the newlines that end lines, and no line that starts
     /// with what the hostile text put after its newline.
-    static func expectClean(_ text: String, _ name: String, forged: String = "keyassign: run 1: 0 assigned; FORGED",
-                            sourceLocation: SourceLocation = #_sourceLocation) {
+    static func expectClean(
+        _ text: String, _ name: String, forged: String = "keyassign: run 1: 0 assigned; FORGED",
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) {
         let controls = text.unicodeScalars.filter { $0.value < 0x20 && $0 != "\n" || $0.value == 0x7F }
-        #expect(controls.isEmpty, "\(name) holds raw control characters \(controls.map { $0.value })", sourceLocation: sourceLocation)
+        #expect(
+            controls.isEmpty, "\(name) holds raw control characters \(controls.map { $0.value })",
+            sourceLocation: sourceLocation)
         let lines = text.split(separator: "\n")
-        #expect(!lines.contains { $0.hasPrefix(forged) }, "\(name) has a forged line:\n\(text)", sourceLocation: sourceLocation)
+        #expect(
+            !lines.contains { $0.hasPrefix(forged) }, "\(name) has a forged line:\n\(text)",
+            sourceLocation: sourceLocation)
     }
 
     @Test func signedServerMessagesAreEscapedInTheLogAndInHistory() throws {
@@ -26,18 +33,25 @@ import Testing
         // A signed refusal of the API key is logged with its message: escaped there too.
         let refused = try bench.run(["--no-reconcile"], apiKey: "not-the-key")
         #expect(refused.status == 3, "\(refused.stderr)")
-        #expect(refused.stderr.contains("Invalid API key\\x1b[2J\\x1b]0;owned\\x07\\nkeyassign: run 1: 0 assigned; FORGED LINE\\tcolumn"),
-                "\(refused.stderr)")
+        #expect(
+            refused.stderr.contains(
+                "Invalid API key\\x1b[2J\\x1b]0;owned\\x07\\nkeyassign: run 1: 0 assigned; FORGED LINE\\tcolumn"),
+            "\(refused.stderr)")
         Self.expectClean(refused.stderr, "the refused run's log")
         let result = try bench.run(["--max-attempts", "1", "--no-reconcile"])
         #expect(result.status == 1, "\(result.stderr)")
         Self.expectClean(result.stderr, "run's log")
         let history = try CLI.run(["history", "--db", bench.db, bench.inventory[0]])
-        #expect(history.stdout.contains("Unexpected state\\x1b[2J\\x1b]0;owned\\x07\\nkeyassign: run 1: 0 assigned; FORGED LINE\\tcolumn"),
-                "\(history.stdout)")
+        #expect(
+            history.stdout.contains(
+                "Unexpected state\\x1b[2J\\x1b]0;owned\\x07\\nkeyassign: run 1: 0 assigned; FORGED LINE\\tcolumn"),
+            "\(history.stdout)")
         // Tabs separate history's columns: any other tab would be raw.
-        #expect(history.stdout.split(separator: "\n").filter { $0.hasPrefix("1\t") }.allSatisfy { $0.split(separator: "\t", omittingEmptySubsequences: false).count == 10 },
-                "\(history.stdout)")
+        #expect(
+            history.stdout.split(separator: "\n").filter { $0.hasPrefix("1\t") }.allSatisfy {
+                $0.split(separator: "\t", omittingEmptySubsequences: false).count == 10
+            },
+            "\(history.stdout)")
         Self.expectClean(history.stdout.replacingOccurrences(of: "\t", with: " "), "history")
         // The JSONL report is data: the message exactly as the server signed it.
         let report = try CLI.run(["report", "--db", bench.db, "--format", "jsonl"])
@@ -52,9 +66,14 @@ import Testing
         _ = try bench.run(["--no-reconcile"])
         #expect(try bench.states()[key] == "rejected")
         let reconcile = try bench.reconcile()
-        #expect(reconcile.stdout.contains("Mallory\\x1b[31m\\x07\\nkeyassign: run 1: 0 assigned; FORGED\\tcolumn"), "\(reconcile.stdout)")
+        #expect(
+            reconcile.stdout.contains("Mallory\\x1b[31m\\x07\\nkeyassign: run 1: 0 assigned; FORGED\\tcolumn"),
+            "\(reconcile.stdout)")
         Self.expectClean(reconcile.stdout.replacingOccurrences(of: "\t", with: " "), "reconcile")
-        #expect(reconcile.stdout.split(separator: "\n").allSatisfy { $0.split(separator: "\t", omittingEmptySubsequences: false).count == 4 })
+        #expect(
+            reconcile.stdout.split(separator: "\n").allSatisfy {
+                $0.split(separator: "\t", omittingEmptySubsequences: false).count == 4
+            })
         let history = try CLI.run(["history", "--db", bench.db, key])
         #expect(history.stdout.contains("Mallory\\x1b[31m"), "\(history.stdout)")
         Self.expectClean(history.stdout.replacingOccurrences(of: "\t", with: " "), "history")
@@ -65,10 +84,13 @@ import Testing
     @Test func csvFileNamesAreEscapedInImport() throws {
         let dir = try TemporaryDirectory()
         let name = dir.path + "/sales\u{1B}[2J\u{07}\nkeyassign: run 1: 0 assigned; FORGED\t.csv"
-        try "license_key,owner_name,email\n\(UUID().uuidString),Ann,ann@example.com\n".write(toFile: name, atomically: true, encoding: .utf8)
+        try "license_key,owner_name,email\n\(UUID().uuidString),Ann,ann@example.com\n".write(
+            toFile: name, atomically: true, encoding: .utf8)
         let result = try CLI.run(["import", "--db", dir.path + "/work.sqlite", name])
         #expect(result.status == 0, "\(result.stderr)")
-        #expect(result.stdout.contains("sales\\x1b[2J\\x07\\nkeyassign: run 1: 0 assigned; FORGED\\t.csv"), "\(result.stdout)")
+        #expect(
+            result.stdout.contains("sales\\x1b[2J\\x07\\nkeyassign: run 1: 0 assigned; FORGED\\t.csv"),
+            "\(result.stdout)")
         Self.expectClean(result.stdout, "import stdout")
         Self.expectClean(result.stderr, "import stderr")
     }
@@ -87,7 +109,8 @@ import Testing
     @Test func auditLinesAreEscaped() throws {
         let bench = try RunnerBench(inventory: 1)
         #expect(try bench.run(["--no-reconcile"]).status == 0)
-        try bench.open().execute("""
+        try bench.open().execute(
+            """
             UPDATE attempts SET signing_key_sha256 = 'abc',
                 signing_key_file = '/keys/' || char(27) || '[2J' || char(10) || 'keyassign: FORGED' WHERE verdict = 'trusted'
             """)

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 @testable import KeyAssignSandbox
 
@@ -52,25 +53,32 @@ import Testing
 
         // Keys of different sizes under one name: each reply is checked against the one
         // its signature's length fits.
-        let mixed = try CLI.run(["verify", "--public-key", "product=" + dir.path + "/a.pem",
-                                 "--public-key", "product=" + dir.path + "/c.pem",
-                                 dir.path + "/by-c.json", dir.path + "/by-a.json", dir.path + "/by-b.json"])
+        let mixed = try CLI.run([
+            "verify", "--public-key", "product=" + dir.path + "/a.pem",
+            "--public-key", "product=" + dir.path + "/c.pem",
+            dir.path + "/by-c.json", dir.path + "/by-a.json", dir.path + "/by-b.json",
+        ])
         #expect(mixed.status == 1)
-        #expect(mixed.stdout.split(separator: "\n").map { $0.split(separator: "\t")[2] } == ["ok", "ok", "bad_signature"])
+        #expect(
+            mixed.stdout.split(separator: "\n").map { $0.split(separator: "\t")[2] } == ["ok", "ok", "bad_signature"])
     }
 
     @Test func theSameKeyTwiceUnderOneNameIsRefused() throws {
         let dir = try TemporaryDirectory()
         try write(TestKeys.global.publicKeyPEM, dir.path + "/a.pem")
         try write(TestKeys.global.publicKeyPEM, dir.path + "/copy.pem")
-        let result = try CLI.run(["verify", "--public-key", "product=" + dir.path + "/a.pem",
-                                  "--public-key", "product=" + dir.path + "/copy.pem", CLI.fixture("reply-800.json")])
+        let result = try CLI.run([
+            "verify", "--public-key", "product=" + dir.path + "/a.pem",
+            "--public-key", "product=" + dir.path + "/copy.pem", CLI.fixture("reply-800.json"),
+        ])
         #expect(result.status == 64)
         #expect(result.stderr.contains("public key \(dir.path)/copy.pem: the same key (sha256:"), "\(result.stderr)")
         #expect(result.stderr.contains("as public key \(dir.path)/a.pem, both named 'product'"), "\(result.stderr)")
         // The same key under two names is fine: a server may sign with one pair for both.
-        let ok = try CLI.run(["verify", "--public-key", "product=" + CLI.fixture("docs-demo-global-public.pem"),
-                              "--public-key", CLI.fixture("docs-demo-global-public.pem"), CLI.fixture("reply-800.json")])
+        let ok = try CLI.run([
+            "verify", "--public-key", "product=" + CLI.fixture("docs-demo-global-public.pem"),
+            "--public-key", CLI.fixture("docs-demo-global-public.pem"), CLI.fixture("reply-800.json"),
+        ])
         #expect(ok.status == 0, "\(ok.stderr)")
     }
 
@@ -84,12 +92,16 @@ import Testing
         let batchC = (0..<2).map { _ in "C-" + UUID().uuidString.lowercased() }
         let productB = try RunningSandbox(keys: batchB) { $0.keyName = "product" }
         let impostor = try RunningSandbox(keys: batchC) { $0.keyName = "product" }
-        let keyA = bench.server.publicKeyPath, keyB = productB.server.publicKeyPath
+        let keyA = bench.server.publicKeyPath
+        let keyB = productB.server.publicKeyPath
         let keys = ["--public-key", "product=" + keyA, "--public-key", "product=" + keyB]
         func run(against server: SandboxServer) throws -> CLI.Result {
-            try CLI.run(["run", "--server", server.baseURL, "--db", bench.db, "--rate", "0", "--max-attempts", "2",
-                         "--backoff-base", "0.02", "--backoff-cap", "0.1", "--timeout", "5"] + keys,
-                        environment: ["KEYASSIGN_API_KEY": server.apiKey])
+            try CLI.run(
+                [
+                    "run", "--server", server.baseURL, "--db", bench.db, "--rate", "0", "--max-attempts", "2",
+                    "--backoff-base", "0.02", "--backoff-cap", "0.1", "--timeout", "5",
+                ] + keys,
+                environment: ["KEYASSIGN_API_KEY": server.apiKey])
         }
 
         let first = try run(against: bench.server)
@@ -105,14 +117,18 @@ import Testing
         #expect(batchB.allSatisfy { states[$0] == "assigned" })
         // The impostor may well have assigned them: uncertain, never failed (issue 18).
         #expect(batchC.allSatisfy { states[$0] == "uncertain" }, "\(states)")
-        #expect(try bench.count("SELECT count(*) FROM attempts WHERE verdict = 'bad_signature' AND signing_key_sha256 IS NULL") == 4)
+        #expect(
+            try bench.count(
+                "SELECT count(*) FROM attempts WHERE verdict = 'bad_signature' AND signing_key_sha256 IS NULL") == 4)
 
         // The verdict names the key that verified each reply: file and fingerprint.
         let scratch = try TemporaryDirectory()
-        let fingerprintA = try opensslFingerprint(keyA, scratch), fingerprintB = try opensslFingerprint(keyB, scratch)
+        let fingerprintA = try opensslFingerprint(keyA, scratch)
+        let fingerprintB = try opensslFingerprint(keyB, scratch)
         #expect(fingerprintA.count == 64 && fingerprintA != fingerprintB)
         let db = try bench.open()
-        let byKey = try db.prepare("""
+        let byKey = try db.prepare(
+            """
             SELECT w.license_key, a.signing_key_file, a.signing_key_sha256 FROM attempts a JOIN work w ON w.id = a.work_id
             WHERE a.verdict = 'trusted'
             """)
@@ -135,20 +151,30 @@ import Testing
 
         let audit = try CLI.run(["audit", "--db", bench.db] + keys)
         #expect(audit.status == 0, "\(audit.stdout)\(audit.stderr)")
-        #expect(audit.stderr.contains("audit: 4 stored replies verified by product sha256:\(fingerprintA) (\(keyA))"), "\(audit.stderr)")
-        #expect(audit.stderr.contains("audit: 3 stored replies verified by product sha256:\(fingerprintB) (\(keyB))"), "\(audit.stderr)")
+        #expect(
+            audit.stderr.contains("audit: 4 stored replies verified by product sha256:\(fingerprintA) (\(keyA))"),
+            "\(audit.stderr)")
+        #expect(
+            audit.stderr.contains("audit: 3 stored replies verified by product sha256:\(fingerprintB) (\(keyB))"),
+            "\(audit.stderr)")
 
         // Without product B's key, its rows are not backed, and audit says which key was.
         let auditA = try CLI.run(["audit", "--db", bench.db, "--public-key", "product=" + keyA])
         #expect(auditA.status == 1)
         #expect(auditA.stdout.contains("\(batchB[0]): attempt "), "\(auditA.stdout)")
-        #expect(auditA.stdout.contains("key sha256:\(fingerprintB) (\(keyB)) verified it when it arrived"), "\(auditA.stdout)")
+        #expect(
+            auditA.stdout.contains("key sha256:\(fingerprintB) (\(keyB)) verified it when it arrived"),
+            "\(auditA.stdout)")
 
         // A database edited to name the wrong key for a reply is caught.
-        try db.execute("UPDATE attempts SET signing_key_sha256 = '\(fingerprintA)' WHERE work_id = (SELECT id FROM work WHERE license_key = '\(batchB[1])')")
+        try db.execute(
+            "UPDATE attempts SET signing_key_sha256 = '\(fingerprintA)' WHERE work_id = (SELECT id FROM work WHERE license_key = '\(batchB[1])')"
+        )
         let edited = try CLI.run(["audit", "--db", bench.db] + keys)
         #expect(edited.status == 1)
-        #expect(edited.stdout.contains("\(batchB[1]): attempt ") && edited.stdout.contains("is recorded as verified by key sha256:\(fingerprintA)"),
-                "\(edited.stdout)")
+        #expect(
+            edited.stdout.contains("\(batchB[1]): attempt ")
+                && edited.stdout.contains("is recorded as verified by key sha256:\(fingerprintA)"),
+            "\(edited.stdout)")
     }
 }

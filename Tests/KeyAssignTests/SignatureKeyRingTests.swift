@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 @testable import KeyAssignSandbox
 
@@ -9,12 +10,15 @@ import Testing
     }
 
     /// `keyassign verify` with the given key specs on the 800 fixture.
-    private func verify(_ keySpecs: [String], replies: [String] = [CLI.fixture("reply-800.json")]) throws -> CLI.Result {
+    private func verify(_ keySpecs: [String], replies: [String] = [CLI.fixture("reply-800.json")]) throws -> CLI.Result
+    {
         try CLI.run(["verify"] + keySpecs.flatMap { ["--public-key", $0] } + replies)
     }
 
-    private func expectRefused(_ path: String, _ detail: String, spec: String? = nil,
-                               sourceLocation: SourceLocation = #_sourceLocation) throws {
+    private func expectRefused(
+        _ path: String, _ detail: String, spec: String? = nil,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) throws {
         let result = try verify([spec ?? path])
         #expect(result.status == 64, "\(result.stderr)", sourceLocation: sourceLocation)
         #expect(result.stderr.contains("public key \(path)"), "\(result.stderr)", sourceLocation: sourceLocation)
@@ -49,8 +53,11 @@ import Testing
 
     @Test func ecKeyIsRefused() throws {
         let dir = try TemporaryDirectory()
-        let priv = dir.path + "/ec.pem", pub = dir.path + "/ec-pub.pem"
-        #expect(try OpenSSLCLI.run(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", priv]).status == 0)
+        let priv = dir.path + "/ec.pem"
+        let pub = dir.path + "/ec-pub.pem"
+        #expect(
+            try OpenSSLCLI.run(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", priv])
+                .status == 0)
         #expect(try OpenSSLCLI.run(["pkey", "-in", priv, "-pubout", "-out", pub]).status == 0)
         try expectRefused(pub, "EC key; replies are signed with RSA keys")
     }
@@ -76,7 +83,9 @@ import Testing
         let dir = try TemporaryDirectory()
         // The fixture key converted to PKCS#1 must still verify the fixture.
         let pkcs1 = dir.path + "/pkcs1.pem"
-        let converted = try OpenSSLCLI.run(["rsa", "-pubin", "-in", CLI.fixture("docs-demo-global-public.pem"), "-RSAPublicKey_out", "-out", pkcs1])
+        let converted = try OpenSSLCLI.run([
+            "rsa", "-pubin", "-in", CLI.fixture("docs-demo-global-public.pem"), "-RSAPublicKey_out", "-out", pkcs1,
+        ])
         #expect(converted.status == 0, "\(converted.output)")
         #expect(try String(contentsOfFile: pkcs1, encoding: .utf8).hasPrefix("-----BEGIN RSA PUBLIC KEY-----"))
         let result = try verify([pkcs1])
@@ -91,10 +100,13 @@ import Testing
         builder.signer = TestKeys.big4096
         builder.keyName = "product"
         try write(try builder.json(), dir.path + "/reply.json")
-        let result = try verify([CLI.fixture("docs-demo-global-public.pem"), "product=" + dir.path + "/product.pem"],
-                                replies: [dir.path + "/reply.json", CLI.fixture("reply-801.json")])
+        let result = try verify(
+            [CLI.fixture("docs-demo-global-public.pem"), "product=" + dir.path + "/product.pem"],
+            replies: [dir.path + "/reply.json", CLI.fixture("reply-801.json")])
         #expect(result.status == 0, "\(result.stderr)")
-        #expect(result.stdout == "\(dir.path)/reply.json\ttrusted\tok\t800\n\(CLI.fixture("reply-801.json"))\ttrusted\tok\t801\n")
+        #expect(
+            result.stdout
+                == "\(dir.path)/reply.json\ttrusted\tok\t800\n\(CLI.fixture("reply-801.json"))\ttrusted\tok\t801\n")
     }
 
     @Test func certificateIsNotAPublicKey() throws {
@@ -122,7 +134,9 @@ import Testing
     }
 
     @Test func namesAndInMemoryErrors() throws {
-        let ring = try KeyRing(pems: ["product": TestKeys.other2048.publicKeyPEM, "global": TestKeys.global.publicKeyPEM])
+        let ring = try KeyRing(pems: [
+            "product": TestKeys.other2048.publicKeyPEM, "global": TestKeys.global.publicKeyPEM,
+        ])
         #expect(ring.names == ["global", "product"])
         let error = try #require(throws: KeyAssignError.self) { try KeyRing(pems: ["global": "junk"]) }
         #expect(error.status == .config)

@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
+
 @testable import KeyAssign
 @testable import KeyAssignSandbox
 
@@ -12,14 +13,16 @@ import Testing
 
     @Test func createsAPrivateKeyOnlyTheOwnerCanReadAndSignaturesOpenSSLAccepts() throws {
         let dir = try TemporaryDirectory()
-        let privatePath = dir.path + "/sandbox-private.pem", publicPath = dir.path + "/sandbox-public.pem"
+        let privatePath = dir.path + "/sandbox-private.pem"
+        let publicPath = dir.path + "/sandbox-public.pem"
         let signer = try ReplySigner.loadOrCreate(privateKeyPath: privatePath, publicKeyPath: publicPath)
         #expect(try mode(privatePath) == 0o600)
         #expect(try String(contentsOfFile: privatePath, encoding: .utf8).contains("BEGIN PRIVATE KEY"))
         #expect(try String(contentsOfFile: publicPath, encoding: .utf8) == signer.publicKeyPEM)
         #expect(signer.publicKeyPEM.hasPrefix("-----BEGIN PUBLIC KEY-----"))
         // Nothing else may be left beside the keys (temporary files are cleaned up).
-        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted()
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted()
                 == ["sandbox-private.pem", "sandbox-public.pem"])
 
         let message = "eyJjb2RlIjo4MDAsIm1lc3NhZ2UiOiJMaWNlbnNlIGtleSBhc3NpZ25lZCIsInRpbWVzdGFtcCI6MTcwODk5OTkzM30="
@@ -27,18 +30,23 @@ import Testing
         #expect(signature.count == 256)
         try Data(message.utf8).write(to: URL(fileURLWithPath: dir.path + "/msg"))
         try signature.write(to: URL(fileURLWithPath: dir.path + "/sig"))
-        let good = try OpenSSLCLI.run(["dgst", "-sha256", "-verify", publicPath, "-signature", dir.path + "/sig", dir.path + "/msg"])
+        let good = try OpenSSLCLI.run([
+            "dgst", "-sha256", "-verify", publicPath, "-signature", dir.path + "/sig", dir.path + "/msg",
+        ])
         #expect(good.status == 0 && good.output.contains("Verified OK"), "\(good.output)")
 
         // The same signature over other bytes must not verify, or the check above proves nothing.
         try Data((message + "x").utf8).write(to: URL(fileURLWithPath: dir.path + "/msg"))
-        let bad = try OpenSSLCLI.run(["dgst", "-sha256", "-verify", publicPath, "-signature", dir.path + "/sig", dir.path + "/msg"])
+        let bad = try OpenSSLCLI.run([
+            "dgst", "-sha256", "-verify", publicPath, "-signature", dir.path + "/sig", dir.path + "/msg",
+        ])
         #expect(bad.status != 0)
     }
 
     @Test func reloadsTheSameKeyAndRewritesThePublicKey() throws {
         let dir = try TemporaryDirectory()
-        let privatePath = dir.path + "/k.pem", publicPath = dir.path + "/pub.pem"
+        let privatePath = dir.path + "/k.pem"
+        let publicPath = dir.path + "/pub.pem"
         let first = try ReplySigner.loadOrCreate(privateKeyPath: privatePath, publicKeyPath: publicPath)
         try "stale".write(toFile: publicPath, atomically: false, encoding: .utf8)
         let second = try ReplySigner.loadOrCreate(privateKeyPath: privatePath, publicKeyPath: publicPath)
@@ -87,8 +95,10 @@ import Testing
     @Test func refusesAnEncryptedPrivateKeyInsteadOfPromptingForAPassphrase() throws {
         let dir = try TemporaryDirectory()
         let privatePath = dir.path + "/enc.pem"
-        let made = try OpenSSLCLI.run(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
-                                       "-aes-128-cbc", "-pass", "pass:secret", "-out", privatePath])
+        let made = try OpenSSLCLI.run([
+            "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
+            "-aes-128-cbc", "-pass", "pass:secret", "-out", privatePath,
+        ])
         #expect(made.status == 0, "\(made.output)")
         let error = try #require(throws: KeyAssignError.self) {
             try ReplySigner.loadOrCreate(privateKeyPath: privatePath, publicKeyPath: dir.path + "/pub.pem")

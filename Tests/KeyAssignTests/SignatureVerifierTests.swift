@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
+
 @testable import KeyAssign
 
 @Suite struct SignatureVerifierTests {
@@ -12,7 +13,9 @@ import Testing
 
     private var globalKey: SigningKey? { verifier.keyRing.signingKeys.first }
 
-    private func reason(_ builder: EnvelopeBuilder, maxAge: Double? = nil, now: Double = 1_708_999_933) throws -> UntrustedReason? {
+    private func reason(_ builder: EnvelopeBuilder, maxAge: Double? = nil, now: Double = 1_708_999_933) throws
+        -> UntrustedReason?
+    {
         reason(try builder.bytes(), maxAge: maxAge, now: now)
     }
 
@@ -24,22 +27,43 @@ import Testing
     @Test func theDocumentedFixturesVerify() throws {
         let ring = try KeyRing(specs: [CLI.fixture("docs-demo-global-public.pem")])
         let verifier = ReplyVerifier(keyRing: ring)
-        func bytes(_ name: String) throws -> [UInt8] { Array(try Data(contentsOf: URL(fileURLWithPath: CLI.fixture(name)))) }
-        // The fingerprint is what `openssl pkey -pubin -outform DER | sha256sum` prints for it.
-        let demoKey = SigningKey(name: "global", file: CLI.fixture("docs-demo-global-public.pem"),
-                                 sha256: "1344107e5f0147b3aedeab04896b8f5b3e4b89d1e117238b26743f0dc973b41b")
-        #expect(verifier.verify(try bytes("reply-800.json")) == .trusted(SignedPayload(code: 800, message: "License key assigned", timestamp: 1_708_999_933, keyName: "global", signingKey: demoKey)))
-        #expect(verifier.verify(try bytes("reply-801.json")) == .trusted(SignedPayload(code: 801, message: "Invalid or already assigned license key", timestamp: 1_708_999_873, keyName: "global", signingKey: demoKey)))
-        guard case .untrusted(.badSignature, _) = verifier.verify(try bytes("reply-800-signature-flipped.json")) else {
-            Issue.record("flipped signature was not refused"); return
+        func bytes(_ name: String) throws -> [UInt8] {
+            Array(try Data(contentsOf: URL(fileURLWithPath: CLI.fixture(name))))
         }
-        guard case .untrusted(.payloadMismatch, _) = verifier.verify(try bytes("reply-800-response-swapped.json")) else {
-            Issue.record("swapped response was not refused"); return
+        // The fingerprint is what `openssl pkey -pubin -outform DER | sha256sum` prints for it.
+        let demoKey = SigningKey(
+            name: "global", file: CLI.fixture("docs-demo-global-public.pem"),
+            sha256: "1344107e5f0147b3aedeab04896b8f5b3e4b89d1e117238b26743f0dc973b41b")
+        #expect(
+            verifier.verify(try bytes("reply-800.json"))
+                == .trusted(
+                    SignedPayload(
+                        code: 800, message: "License key assigned", timestamp: 1_708_999_933, keyName: "global",
+                        signingKey: demoKey)))
+        #expect(
+            verifier.verify(try bytes("reply-801.json"))
+                == .trusted(
+                    SignedPayload(
+                        code: 801, message: "Invalid or already assigned license key", timestamp: 1_708_999_873,
+                        keyName: "global", signingKey: demoKey)))
+        guard case .untrusted(.badSignature, _) = verifier.verify(try bytes("reply-800-signature-flipped.json")) else {
+            Issue.record("flipped signature was not refused")
+            return
+        }
+        guard case .untrusted(.payloadMismatch, _) = verifier.verify(try bytes("reply-800-response-swapped.json"))
+        else {
+            Issue.record("swapped response was not refused")
+            return
         }
     }
 
     @Test func aCraftedReplyIsTrusted() throws {
-        #expect(verifier.verify(try EnvelopeBuilder().bytes()) == .trusted(SignedPayload(code: 800, message: "License key assigned", timestamp: 1_708_999_933, keyName: "global", signingKey: globalKey)))
+        #expect(
+            verifier.verify(try EnvelopeBuilder().bytes())
+                == .trusted(
+                    SignedPayload(
+                        code: 800, message: "License key assigned", timestamp: 1_708_999_933, keyName: "global",
+                        signingKey: globalKey)))
     }
 
     @Test func phpEscapesAreReadAsTheSameValues() throws {
@@ -48,7 +72,12 @@ import Testing
         var builder = EnvelopeBuilder()
         builder.payload = #"{"code":150,"message":"Access denied \/ caf\u00e9 \ud83d\ude00","timestamp":1708999933}"#
         builder.response = #"{"timestamp":1708999933, "message":"Access denied / café 😀", "code":150}"#
-        #expect(verifier.verify(try builder.bytes()) == .trusted(SignedPayload(code: 150, message: "Access denied / café 😀", timestamp: 1_708_999_933, keyName: "global", signingKey: globalKey)))
+        #expect(
+            verifier.verify(try builder.bytes())
+                == .trusted(
+                    SignedPayload(
+                        code: 150, message: "Access denied / café 😀", timestamp: 1_708_999_933, keyName: "global",
+                        signingKey: globalKey)))
     }
 
     @Test func theSignedTextIsTheUnescapedJSONString() throws {
@@ -56,13 +85,19 @@ import Testing
         // unescaped string. Find a payload whose base64 contains "/".
         var builder = EnvelopeBuilder()
         var message = "x"
-        while !Data(#"{"code":800,"message":"\#(message)","timestamp":1708999933}"#.utf8).base64EncodedString().contains("/") {
+        while !Data(#"{"code":800,"message":"\#(message)","timestamp":1708999933}"#.utf8).base64EncodedString()
+            .contains("/")
+        {
             message += "?"
         }
         builder.payload = #"{"code":800,"message":"\#(message)","timestamp":1708999933}"#
-        let escaped = try builder.json().replacingOccurrences(of: builder.signedText, with: builder.signedText.replacingOccurrences(of: "/", with: #"\/"#))
+        let escaped = try builder.json().replacingOccurrences(
+            of: builder.signedText, with: builder.signedText.replacingOccurrences(of: "/", with: #"\/"#))
         #expect(escaped.contains(#"\/"#))
-        guard case .trusted = verifier.verify(Array(escaped.utf8)) else { Issue.record("escaped response_base64 not trusted"); return }
+        guard case .trusted = verifier.verify(Array(escaped.utf8)) else {
+            Issue.record("escaped response_base64 not trusted")
+            return
+        }
     }
 
     @Test func envelopeNotJSON() throws {
@@ -92,7 +127,8 @@ import Testing
         #expect(reason(Array(wrongType.utf8)) == .envelopeMissingFields)
         let nullKey = #"{"response":{},"response_base64":"eA==","private_key_used":null,"signature":"eA=="}"#
         guard case .untrusted(.envelopeMissingFields, let detail) = verifier.verify(Array(nullKey.utf8)) else {
-            Issue.record("null key name accepted"); return
+            Issue.record("null key name accepted")
+            return
         }
         #expect(detail.contains("private_key_used"))
     }
@@ -103,7 +139,8 @@ import Testing
         #expect(try reason(builder) == .unknownKey)
         builder.keyName = #"glo\u0007bal"#
         guard case .untrusted(.unknownKey, let detail) = verifier.verify(try builder.bytes()) else {
-            Issue.record("control characters in the key name accepted"); return
+            Issue.record("control characters in the key name accepted")
+            return
         }
         // Shown visibly (`TerminalText`), not as the control character.
         #expect(detail.contains("glo\\x07bal"))
@@ -148,7 +185,8 @@ import Testing
         // Signed bytes changed after signing.
         builder = EnvelopeBuilder()
         builder.signature = try TestKeys.global.signBase64(builder.signedText)
-        builder.responseBase64 = Data(#"{"code":800,"message":"License key assigned","timestamp":1708999934}"#.utf8).base64EncodedString()
+        builder.responseBase64 = Data(#"{"code":800,"message":"License key assigned","timestamp":1708999934}"#.utf8)
+            .base64EncodedString()
         #expect(try reason(builder) == .badSignature)
     }
 
@@ -223,8 +261,10 @@ import Testing
     }
 
     @Test func everyReasonIsClassified() {
-        let signatureProblems: Set<UntrustedReason> = [.envelopeNotJSON, .envelopeMissingFields, .unknownKey, .unsigned,
-                                                        .signatureNotBase64, .signatureWrongLength, .badSignature]
+        let signatureProblems: Set<UntrustedReason> = [
+            .envelopeNotJSON, .envelopeMissingFields, .unknownKey, .unsigned,
+            .signatureNotBase64, .signatureWrongLength, .badSignature,
+        ]
         for reason in UntrustedReason.allCases {
             #expect(reason.isSignatureProblem == signatureProblems.contains(reason), "\(reason)")
         }
@@ -245,9 +285,15 @@ import Testing
                 let expected: UntrustedReason?
                 let verdict: ReplyVerdict
                 switch (thread + index) % 3 {
-                case 0: expected = nil; verdict = verifier.verify(good)
-                case 1: expected = .badSignature; verdict = verifier.verify(forged)
-                default: expected = .payloadMismatch; verdict = verifier.verify(mismatched)
+                case 0:
+                    expected = nil
+                    verdict = verifier.verify(good)
+                case 1:
+                    expected = .badSignature
+                    verdict = verifier.verify(forged)
+                default:
+                    expected = .payloadMismatch
+                    verdict = verifier.verify(mismatched)
                 }
                 let got: UntrustedReason?
                 switch verdict {
@@ -263,7 +309,9 @@ import Testing
     @Test func randomAndMutatedEnvelopesNeverCrashOrForge() throws {
         var random = SeededGenerator(state: 0x5EED_0001)
         let original = try EnvelopeBuilder().bytes()
-        let originalPayload = SignedPayload(code: 800, message: "License key assigned", timestamp: 1_708_999_933, keyName: "global", signingKey: globalKey)
+        let originalPayload = SignedPayload(
+            code: 800, message: "License key assigned", timestamp: 1_708_999_933, keyName: "global",
+            signingKey: globalKey)
         let alphabet = Array(#"{}[]":,\/0123456789.eE+-tfnulrsa=ABCXYZ u"#.utf8)
         for round in 0..<20000 {
             var bytes = original
@@ -282,7 +330,8 @@ import Testing
                 }
             }
             if round % 10 == 0 {
-                bytes = (0..<Int.random(in: 0...300, using: &random)).map { _ in alphabet.randomElement(using: &random)! }
+                bytes = (0..<Int.random(in: 0...300, using: &random)).map { _ in alphabet.randomElement(using: &random)!
+                }
             }
             if case .trusted(let payload) = verifier.verify(bytes) {
                 // Whitespace-level mutations may keep a reply valid; none may change what it says.
@@ -310,7 +359,9 @@ import Testing
             case .trusted(let got):
                 #expect(got == originalPayload, "round \(round): \(String(decoding: payload, as: UTF8.self))")
             case .untrusted(let reason, _):
-                #expect(!reason.isSignatureProblem, "round \(round): \(reason) for \(String(decoding: payload, as: UTF8.self))")
+                #expect(
+                    !reason.isSignatureProblem,
+                    "round \(round): \(reason) for \(String(decoding: payload, as: UTF8.self))")
             }
         }
         // Deep nesting and huge numbers must be refused, not recursed into or trapped on.

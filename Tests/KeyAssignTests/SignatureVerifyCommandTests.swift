@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 
 @Suite struct SignatureVerifyCommandTests {
@@ -12,7 +13,10 @@ import Testing
     @Test func documentedRepliesAreTrusted() throws {
         let result = try verify([CLI.fixture("reply-800.json"), CLI.fixture("reply-801.json")])
         #expect(result.status == 0, "\(result.stderr)")
-        #expect(result.stdout == "\(CLI.fixture("reply-800.json"))\ttrusted\tok\t800\n\(CLI.fixture("reply-801.json"))\ttrusted\tok\t801\n")
+        #expect(
+            result.stdout
+                == "\(CLI.fixture("reply-800.json"))\ttrusted\tok\t800\n\(CLI.fixture("reply-801.json"))\ttrusted\tok\t801\n"
+        )
         #expect(result.stderr.isEmpty)
     }
 
@@ -32,17 +36,26 @@ import Testing
     @Test func mixedFilesEndWithTheWorseStatus() throws {
         let payloadOnly = try verify([CLI.fixture("reply-800.json"), CLI.fixture("reply-800-response-swapped.json")])
         #expect(payloadOnly.status == 2)
-        let both = try verify([CLI.fixture("reply-800-response-swapped.json"), CLI.fixture("reply-800-signature-flipped.json"), CLI.fixture("reply-801.json")])
+        let both = try verify([
+            CLI.fixture("reply-800-response-swapped.json"), CLI.fixture("reply-800-signature-flipped.json"),
+            CLI.fixture("reply-801.json"),
+        ])
         #expect(both.status == 1)
         // Every file still gets its line, in order.
-        #expect(both.stdout.split(separator: "\n").map { $0.split(separator: "\t").dropFirst(2).first } == ["payload_mismatch", "bad_signature", "ok"])
+        #expect(
+            both.stdout.split(separator: "\n").map { $0.split(separator: "\t").dropFirst(2).first } == [
+                "payload_mismatch", "bad_signature", "ok",
+            ])
     }
 
     @Test func unreadableReplyIsUntrustedAndOthersAreStillChecked() throws {
         let dir = try TemporaryDirectory()
         let result = try verify([dir.path + "/missing.json", CLI.fixture("reply-800.json")])
         #expect(result.status == 1)
-        #expect(result.stdout == "\(dir.path)/missing.json\tuntrusted\tunreadable\t-\n\(CLI.fixture("reply-800.json"))\ttrusted\tok\t800\n")
+        #expect(
+            result.stdout
+                == "\(dir.path)/missing.json\tuntrusted\tunreadable\t-\n\(CLI.fixture("reply-800.json"))\ttrusted\tok\t800\n"
+        )
         #expect(result.stderr.contains("missing.json: cannot read it (No such file or directory)"))
     }
 
@@ -61,7 +74,9 @@ import Testing
         var builder = EnvelopeBuilder()
         builder.payload = #"{"code":800,"message":"ok","timestamp":\#(Int64(Timestamps.now()))}"#
         try builder.json().write(toFile: dir.path + "/r.json", atomically: false, encoding: .utf8)
-        let result = try CLI.run(["verify", "--public-key", "global=" + keyPath, "--max-age", "120", dir.path + "/r.json"])
+        let result = try CLI.run([
+            "verify", "--public-key", "global=" + keyPath, "--max-age", "120", dir.path + "/r.json",
+        ])
         #expect(result.status == 0, "\(result.stderr)")
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import KeyAssignSandbox
 
 /// The deterministic simulator (`KeyAssignSandbox/Simulation`, `scripts/simulate`): a short run
@@ -37,7 +38,10 @@ import Testing
             _ = simulator.run(seed: seed) { lines.append($0) }
         }
         let text = lines.joined(separator: "\n")
-        for needle in ["CRASH", "rate_limited", "timed out", "Connection refused", "listing fetched", "row(s) recovered", "uncertain"] {
+        for needle in [
+            "CRASH", "rate_limited", "timed out", "Connection refused", "listing fetched", "row(s) recovered",
+            "uncertain",
+        ] {
             #expect(text.contains(needle), "no scenario of 60 shows \(needle)")
         }
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 @testable import KeyAssignSandbox
 
@@ -18,7 +19,8 @@ import Testing
         let signedText = Data(payload.utf8).base64EncodedString()
         let signature = try TestKeys.global.signBase64(signedText)
         func escaped(_ text: String) -> String { text.replacingOccurrences(of: "/", with: #"\/"#) }
-        return #"{"response":\#(payload),"response_base64":"\#(escaped(signedText))","private_key_used":"global","signature":"\#(escaped(signature))"}"#
+        return
+            #"{"response":\#(payload),"response_base64":"\#(escaped(signedText))","private_key_used":"global","signature":"\#(escaped(signature))"}"#
     }
 
     @Test func verifyTrustsACodeWrittenAsAStringOfDigits() throws {
@@ -76,7 +78,8 @@ import Testing
         builder.response = #"{"code":800,"message":"License key assigned","timestamp":1708999933}"#
         let verifier = ReplyVerifier(keyRing: try TestKeys.ring())
         guard case .untrusted(.payloadMismatch, _) = verifier.verify(try builder.bytes()) else {
-            Issue.record("a string code and a number code compared equal"); return
+            Issue.record("a string code and a number code compared equal")
+            return
         }
     }
 
@@ -94,7 +97,8 @@ import Testing
         #expect(ledger.faults.stringCode >= 25, "string codes sent: \(ledger.faults.stringCode)")
         #expect(try bench.count("SELECT count(*) FROM attempts") == 50)
         #expect(try bench.count("SELECT count(*) FROM attempts WHERE verdict = 'trusted'") == 50)
-        #expect(try bench.count(#"SELECT count(*) FROM attempts WHERE CAST(reply AS TEXT) LIKE '%"code":"80_"%'"#)
+        #expect(
+            try bench.count(#"SELECT count(*) FROM attempts WHERE CAST(reply AS TEXT) LIKE '%"code":"80_"%'"#)
                 == ledger.faults.stringCode)
         // Stored as received, escaped slashes and all: what audit re-verifies.
         #expect(try bench.count(#"SELECT count(*) FROM attempts WHERE instr(CAST(reply AS TEXT), '\/') > 0"#) > 0)
@@ -107,23 +111,27 @@ import Testing
 
     @Test func sandboxEscapesSlashesByDefaultAndWritesStringCodesOnRequest() async throws {
         let escaped = try RunningSandbox(keys: ["K-1"]) { $0.faults.stringCode = 1 }
-        let reply = try await SandboxHTTP.post(escaped.assignURL, form: [("api_key", escaped.server.apiKey), ("license_key", "K-1")])
+        let reply = try await SandboxHTTP.post(
+            escaped.assignURL, form: [("api_key", escaped.server.apiKey), ("license_key", "K-1")])
         let body = String(decoding: reply.body, as: UTF8.self)
         #expect(body.contains(#""code":"800""#), "\(body)")
         // Base64 and signatures are full of slashes; PHP writes each as \/.
         #expect(body.contains(#"\/"#), "\(body)")
         #expect(!body.replacingOccurrences(of: #"\/"#, with: "").contains("/"), "\(body)")
         guard case .trusted(let payload) = escaped.verifier.verify(reply.body, maxAge: 300) else {
-            Issue.record("string-code reply does not verify: \(body)"); return
+            Issue.record("string-code reply does not verify: \(body)")
+            return
         }
         #expect(payload.code == 800)
 
         let plain = try RunningSandbox(keys: ["K-2"]) { $0.escapesSlashes = false }
-        let plainReply = try await SandboxHTTP.post(plain.assignURL, form: [("api_key", plain.server.apiKey), ("license_key", "K-2")])
+        let plainReply = try await SandboxHTTP.post(
+            plain.assignURL, form: [("api_key", plain.server.apiKey), ("license_key", "K-2")])
         let plainBody = String(decoding: plainReply.body, as: UTF8.self)
         #expect(!plainBody.contains(#"\/"#) && plainBody.contains(#""code":800,"#), "\(plainBody)")
         guard case .trusted = plain.verifier.verify(plainReply.body, maxAge: 300) else {
-            Issue.record("unescaped reply does not verify"); return
+            Issue.record("unescaped reply does not verify")
+            return
         }
     }
 
@@ -137,19 +145,26 @@ import Testing
         let badName = try CLI.run(["sandbox", "--state-dir", state, "--key-name", "two words"])
         #expect(badName.status == 64 && badName.stderr.contains("key name"), "\(badName.stderr)")
 
-        let process = try CLI.start(["sandbox", "--state-dir", state, "--generate-keys", "2", "--string-code", "1",
-                                     "--key-name", "product", "--no-escape-slashes"])
+        let process = try CLI.start([
+            "sandbox", "--state-dir", state, "--generate-keys", "2", "--string-code", "1",
+            "--key-name", "product", "--no-escape-slashes",
+        ])
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
         let deadline = Date().addingTimeInterval(20)
         while !FileManager.default.fileExists(atPath: state + "/port") && Date() < deadline && process.isRunning {
             try await Task.sleep(nanoseconds: 20_000_000)
         }
-        let port = try #require(Int(try String(contentsOfFile: state + "/port", encoding: .utf8)
-            .trimmingCharacters(in: .whitespacesAndNewlines)))
-        let apiKey = try String(contentsOfFile: state + "/api-key", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-        let key = try #require(try String(contentsOfFile: state + "/keys.txt", encoding: .utf8).split(separator: "\n").first)
-        let reply = try await SandboxHTTP.post(URL(string: "http://127.0.0.1:\(port)/api/v1/assign-license-key")!,
-                                               form: [("api_key", apiKey), ("license_key", String(key))])
+        let port = try #require(
+            Int(
+                try String(contentsOfFile: state + "/port", encoding: .utf8)
+                    .trimmingCharacters(in: .whitespacesAndNewlines)))
+        let apiKey = try String(contentsOfFile: state + "/api-key", encoding: .utf8).trimmingCharacters(
+            in: .whitespacesAndNewlines)
+        let key = try #require(
+            try String(contentsOfFile: state + "/keys.txt", encoding: .utf8).split(separator: "\n").first)
+        let reply = try await SandboxHTTP.post(
+            URL(string: "http://127.0.0.1:\(port)/api/v1/assign-license-key")!,
+            form: [("api_key", apiKey), ("license_key", String(key))])
         let body = String(decoding: reply.body, as: UTF8.self)
         #expect(body.contains(#""code":"800""#) && body.contains(#""private_key_used":"product""#), "\(body)")
         #expect(!body.contains(#"\/"#), "\(body)")

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 
 /// Issue 18: a request keyassign gave up on cannot arrive late. Every transfer socket is closed
@@ -53,8 +54,10 @@ import Testing
         let log = bench.dir.path + "/closes.txt"
         let server = try PythonServer(["-c", Self.silentServer, log])
         defer { server.stop() }
-        var arguments = bench.runArguments(["--timeout", "1", "--max-attempts", "1", "--no-reconcile", "--max-wait", "0",
-                                            "--concurrency", "3"])
+        var arguments = bench.runArguments([
+            "--timeout", "1", "--max-attempts", "1", "--no-reconcile", "--max-wait", "0",
+            "--concurrency", "3",
+        ])
         arguments[arguments.firstIndex(of: bench.server.baseURL)!] = "http://127.0.0.1:\(server.port)"
         let result = try CLI.run(arguments, environment: ["KEYASSIGN_API_KEY": bench.server.apiKey])
         #expect(result.status != 0, "nothing can have been answered: \(result.stderr)")

@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
+
 @testable import KeyAssign
 @testable import KeyAssignSandbox
 
@@ -10,25 +11,36 @@ import Testing
 struct TransportTests {
     @Test("curl results: zero request bytes means not sent, anything else after a failure maybe sent")
     func resultMapping() {
-        #expect(AssignClient.result(curlCode: 0, status: 200, requestBytes: 300, reply: [1], retryAfter: "2")
+        #expect(
+            AssignClient.result(curlCode: 0, status: 200, requestBytes: 300, reply: [1], retryAfter: "2")
                 == .response(status: 200, retryAfter: "2", body: [1]))
-        guard case .notSent(let refused) = AssignClient.result(curlCode: 7, status: 0, requestBytes: 0, reply: [], retryAfter: nil) else {
+        guard
+            case .notSent(let refused) = AssignClient.result(
+                curlCode: 7, status: 0, requestBytes: 0, reply: [], retryAfter: nil)
+        else {
             Issue.record("connection refused must be notSent")
             return
         }
         #expect(refused.hasPrefix("cannot connect to host (curl 7"))
-        guard case .notSent = AssignClient.result(curlCode: 28, status: 0, requestBytes: 0, reply: [], retryAfter: nil) else {
+        guard case .notSent = AssignClient.result(curlCode: 28, status: 0, requestBytes: 0, reply: [], retryAfter: nil)
+        else {
             Issue.record("a timeout before anything was written must be notSent")
             return
         }
-        guard case .tlsFailure(let tls) = AssignClient.result(curlCode: 60, status: 0, requestBytes: 0, reply: [], retryAfter: nil,
-                                                              detail: "SSL certificate problem: self-signed certificate") else {
+        guard
+            case .tlsFailure(let tls) = AssignClient.result(
+                curlCode: 60, status: 0, requestBytes: 0, reply: [], retryAfter: nil,
+                detail: "SSL certificate problem: self-signed certificate")
+        else {
             Issue.record("a refused certificate must be tlsFailure")
             return
         }
         #expect(tls == "SSL certificate problem: self-signed certificate (curl 60)")
         for code: Int32 in [28, 52, 55, 56, 42] {
-            guard case .maybeSent = AssignClient.result(curlCode: code, status: 0, requestBytes: 250, reply: [], retryAfter: nil) else {
+            guard
+                case .maybeSent = AssignClient.result(
+                    curlCode: code, status: 0, requestBytes: 250, reply: [], retryAfter: nil)
+            else {
                 Issue.record("curl \(code) after the request was written must be maybeSent")
                 continue
             }
@@ -38,7 +50,8 @@ struct TransportTests {
     @Test("every answer, refusal and lost connection comes back as what it is")
     func outcomesAgainstTheSandbox() throws {
         let dir = try TemporaryDirectory()
-        var configuration = SandboxConfiguration(stateDirectory: dir.path + "/sandbox", inventory: .keys(["k-1", "k-2"]))
+        var configuration = SandboxConfiguration(
+            stateDirectory: dir.path + "/sandbox", inventory: .keys(["k-1", "k-2"]))
         configuration.threads = 1
         // One token, refilled only after 100 s: the second request is a 429 however slowly the
         // machine gets to it.
@@ -94,7 +107,9 @@ struct TransportTests {
         let verifier = ReplyVerifier(keyRing: try KeyRing(specs: [server.publicKeyPath]))
         // One connection slot, so that every request after a reply goes out on a reused connection.
         let client = try client(for: server, concurrency: 1)
-        var lost = 0, assigned = 0, refused = 0
+        var lost = 0
+        var assigned = 0
+        var refused = 0
         for key in keys {
             switch send(client, key: key) {
             case .response(200, _, let body, _):
@@ -121,8 +136,9 @@ struct TransportTests {
     /// input limit, and that is a configuration error naming the option, not a run of failures.
     @Test("an option libcurl refuses is a configuration error when the transport is made")
     func refusedOptionIsAConfigurationError() throws {
-        let endpoint = try ServerEndpoint(base: "http://127.0.0.1:9/" + String(repeating: "a", count: 8_000_001),
-                                          allowInsecureHTTP: false)
+        let endpoint = try ServerEndpoint(
+            base: "http://127.0.0.1:9/" + String(repeating: "a", count: 8_000_001),
+            allowInsecureHTTP: false)
         #expect {
             _ = try AssignClient(.init(endpoint: endpoint, apiKey: "k", concurrency: 1, timeout: 5))
         } throws: { error in
@@ -198,7 +214,9 @@ struct TransportTests {
         #expect(try bench.stateCounts() == ["pending": 6])
         #expect(try bench.count("SELECT count(*) FROM work WHERE attempts <> 0") == 0)
         #expect(try bench.count("SELECT count(*) FROM attempts") == 1)
-        #expect(try bench.count("SELECT count(*) FROM attempts WHERE outcome = 'config_stop' AND error LIKE '%(curl 60)%'") == 1)
+        #expect(
+            try bench.count("SELECT count(*) FROM attempts WHERE outcome = 'config_stop' AND error LIKE '%(curl 60)%'")
+                == 1)
         #expect(try bench.count("SELECT exit_status FROM runs") == 78)
         #expect(bench.server.ledger().totals.requests == 0)
 
@@ -237,7 +255,10 @@ struct TransportTests {
     private func send(_ client: AssignClient, key: String) -> TransportResult {
         let result = Mutex<TransportResult?>(nil)
         let done = DispatchSemaphore(value: 0)
-        client.send(AssignRequest(licenseKey: key, ownerName: "Jane", email: "jane@example.com", idempotencyToken: UUID().uuidString)) {
+        client.send(
+            AssignRequest(
+                licenseKey: key, ownerName: "Jane", email: "jane@example.com", idempotencyToken: UUID().uuidString)
+        ) {
             reply in
             result.withLock { $0 = reply }
             done.signal()

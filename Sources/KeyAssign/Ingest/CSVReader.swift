@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A field separator keyassign understands.
@@ -103,9 +103,11 @@ public final class CSVReader {
     /// Reads from `fd` (not closed by the reader). With `digest`, every byte read is hashed.
     /// `encoding`: what the file's bytes are; a BOM is the caller's to detect (its decoded
     /// U+FEFF is then stripped here like UTF-8's).
-    public init(fileDescriptor fd: Int32, delimiter: CSVDelimiter?, digest: SHA256Digest? = nil,
-                chunkSize: Int = CSVReader.defaultChunkSize, maxRecordBytes: Int = CSVReader.defaultMaxRecordBytes,
-                encoding: InputEncoding = .utf8) {
+    public init(
+        fileDescriptor fd: Int32, delimiter: CSVDelimiter?, digest: SHA256Digest? = nil,
+        chunkSize: Int = CSVReader.defaultChunkSize, maxRecordBytes: Int = CSVReader.defaultMaxRecordBytes,
+        encoding: InputEncoding = .utf8
+    ) {
         self.fd = fd
         self.chunkSize = max(16, chunkSize)
         self.maxRecordBytes = max(16, maxRecordBytes)
@@ -132,7 +134,8 @@ public final class CSVReader {
     /// The field's bytes, unquoted and unescaped (not trimmed).
     @inline(__always)
     public func field(_ index: Int) -> UnsafeRawBufferPointer {
-        let s = fieldStarts[index], e = fieldEnds[index]
+        let s = fieldStarts[index]
+        let e = fieldEnds[index]
         if s < 0 {
             return UnsafeRawBufferPointer(start: scratch + (-s - 1), count: e)
         }
@@ -301,7 +304,10 @@ public final class CSVReader {
     private func sepLine() -> (delimiter: UInt8, next: Int)? {
         var i = start
         var quoted = false
-        if i < end && buffer[i] == UInt8(ascii: "\"") { quoted = true; i += 1 }
+        if i < end && buffer[i] == UInt8(ascii: "\"") {
+            quoted = true
+            i += 1
+        }
         for expected in "sep=".utf8 {
             guard i < end else { return nil }
             let byte = buffer[i]
@@ -325,7 +331,9 @@ public final class CSVReader {
         } else if i < end {
             return nil
         }
-        guard candidate != UInt8(ascii: "\""), candidate != UInt8(ascii: "\n"), candidate != UInt8(ascii: "\r") else { return nil }
+        guard candidate != UInt8(ascii: "\""), candidate != UInt8(ascii: "\n"), candidate != UInt8(ascii: "\r") else {
+            return nil
+        }
         return (candidate, i)
     }
 

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// `--map-file PATH`: column mappings chosen by file-name pattern, for a folder that holds
@@ -50,8 +50,10 @@ public struct ColumnMapFile: Sendable, Equatable {
             }
             if line.hasPrefix("[") {
                 guard line.hasSuffix("]"), line.count > 2 else { throw fail("expected [PATTERN]") }
-                sections.append(Section(pattern: String(line.dropFirst().dropLast()).trimmingCharacters(in: [" ", "\t"]),
-                                        line: number))
+                sections.append(
+                    Section(
+                        pattern: String(line.dropFirst().dropLast()).trimmingCharacters(in: [" ", "\t"]),
+                        line: number))
                 continue
             }
             guard let equals = line.firstIndex(of: "=") else { throw fail("expected FIELD = COLUMN") }
@@ -70,7 +72,9 @@ public struct ColumnMapFile: Sendable, Equatable {
                 continue
             }
             guard let field = ImportField(rawValue: name) else {
-                throw fail("unknown field '\(name)'; fields: \(ImportField.allCases.map(\.rawValue).joined(separator: ", ")), allow_missing")
+                throw fail(
+                    "unknown field '\(name)'; fields: \(ImportField.allCases.map(\.rawValue).joined(separator: ", ")), allow_missing"
+                )
             }
             sections[sections.count - 1].map[field] = value
         }
@@ -108,7 +112,10 @@ public struct ColumnMapFile: Sendable, Equatable {
             if n < 0 { return nil }
             if n == 0 { return bytes }
             bytes += chunk[0..<n]
-            if bytes.count > 1 << 20 { errno = EFBIG; return nil }
+            if bytes.count > 1 << 20 {
+                errno = EFBIG
+                return nil
+            }
         }
     }
 }

@@ -31,8 +31,11 @@ struct ColumnMapping: Equatable {
 
     /// `License Key` → `licensekey`; `E-Mail` → `email`.
     static func normalize(_ header: String) -> String {
-        String(String.UnicodeScalarView(header.unicodeScalars.filter { $0.properties.isAlphabetic || $0.properties.numericType != nil }))
-            .lowercased()
+        String(
+            String.UnicodeScalarView(
+                header.unicodeScalars.filter { $0.properties.isAlphabetic || $0.properties.numericType != nil })
+        )
+        .lowercased()
     }
 
     enum Failure: Error, Equatable {
@@ -47,8 +50,10 @@ struct ColumnMapping: Equatable {
     /// Maps `headers` (already trimmed). `overrides` (field → column name) take precedence;
     /// one whose column the file lacks does not apply to it, unless `strict` (a mapping chosen
     /// for this very file, from a `--map-file`), where it refuses the file.
-    static func resolve(headers: [String], overrides: [ImportField: String], strict: Set<ImportField> = [],
-                        allowMissing: Set<ImportField> = []) -> Result<ColumnMapping, Failure> {
+    static func resolve(
+        headers: [String], overrides: [ImportField: String], strict: Set<ImportField> = [],
+        allowMissing: Set<ImportField> = []
+    ) -> Result<ColumnMapping, Failure> {
         let normalized = headers.map(normalize)
         func column(named wanted: String) -> Result<Int?, Failure> {
             if let exact = headers.firstIndex(of: wanted) { return .success(exact) }
@@ -90,7 +95,9 @@ struct ColumnMapping: Equatable {
                 return .failure(.noKeyColumn)
             }
             let used: Set<Int> = [key]
-            var owner = try find(.ownerName, tiers: Array(ColumnAliases.tiers(for: .ownerName).dropLast()), excluding: used).get()
+            var owner = try find(
+                .ownerName, tiers: Array(ColumnAliases.tiers(for: .ownerName).dropLast()), excluding: used
+            ).get()
             var first: Int?
             var last: Int?
             if owner == nil {
@@ -98,8 +105,10 @@ struct ColumnMapping: Equatable {
                 // or `Name` beside a first-name column is the family name (`Prénom`, `Nom`).
                 first = try find(.firstName, excluding: used).get()
                 last = try find(.lastName, excluding: used.union([first].compactMap { $0 })).get()
-                let weak = try find(.ownerName, tiers: ColumnAliases.tiers(for: .ownerName).suffix(1),
-                                    excluding: used.union([first, last].compactMap { $0 })).get()
+                let weak = try find(
+                    .ownerName, tiers: ColumnAliases.tiers(for: .ownerName).suffix(1),
+                    excluding: used.union([first, last].compactMap { $0 })
+                ).get()
                 if first != nil && last == nil {
                     last = weak
                 } else if first == nil && last == nil {
@@ -121,9 +130,11 @@ struct ColumnMapping: Equatable {
                 }
                 allowed.append(.email)
             }
-            return .success(ColumnMapping(licenseKey: key, ownerName: owner, firstName: first, lastName: last,
-                                          email: email, columnCount: headers.count, headers: headers,
-                                          allowedMissing: allowed, unusedOverrides: unused))
+            return .success(
+                ColumnMapping(
+                    licenseKey: key, ownerName: owner, firstName: first, lastName: last,
+                    email: email, columnCount: headers.count, headers: headers,
+                    allowedMissing: allowed, unusedOverrides: unused))
         } catch {
             return .failure(error)
         }
@@ -156,18 +167,25 @@ extension ColumnMapping.Failure {
         let found = headers.isEmpty ? "(none)" : headers.map { "\"\($0)\"" }.joined(separator: ", ")
         switch self {
         case .noKeyColumn:
-            return "\(file): no license-key column (looked for \(ColumnAliases.examples(for: .licenseKey))); headers found: \(found); name it with --map license_key=COLUMN"
+            return
+                "\(file): no license-key column (looked for \(ColumnAliases.examples(for: .licenseKey))); headers found: \(found); name it with --map license_key=COLUMN"
         case .missingField(let field, let ignoredMap):
             let what = field == .email ? "email" : "owner-name"
-            let ignored = ignoredMap.map { "; --map \(field.rawValue)=\($0) does not apply: no such column in this file" } ?? ""
-            let allow = field == .ownerName ? ", or --allow-missing owner_name if this shop exports no names" : ", or --allow-missing email if this shop exports no email addresses"
-            return "\(file): no \(what) column recognised (looked for \(ColumnAliases.examples(for: field))); headers found: \(found)\(ignored); "
+            let ignored =
+                ignoredMap.map { "; --map \(field.rawValue)=\($0) does not apply: no such column in this file" } ?? ""
+            let allow =
+                field == .ownerName
+                ? ", or --allow-missing owner_name if this shop exports no names"
+                : ", or --allow-missing email if this shop exports no email addresses"
+            return
+                "\(file): no \(what) column recognised (looked for \(ColumnAliases.examples(for: field))); headers found: \(found)\(ignored); "
                 + "name it with --map \(field.rawValue)=COLUMN\(allow). Nothing of this file was imported: "
                 + "a key assigned without its buyer's \(field == .email ? "email" : "name") cannot be assigned again."
         case .mappedColumnMissing(let field, let column):
             return "\(file): --map \(field.rawValue)=\(column): no such column; headers found: \(found)"
         case .ambiguous(let field, let columns):
-            return "\(file): columns \(columns.map { "\"\($0)\"" }.joined(separator: " and ")) could each be the \(field.rawValue); choose one with --map \(field.rawValue)=COLUMN; headers found: \(found)"
+            return
+                "\(file): columns \(columns.map { "\"\($0)\"" }.joined(separator: " and ")) could each be the \(field.rawValue); choose one with --map \(field.rawValue)=COLUMN; headers found: \(found)"
         }
     }
 }

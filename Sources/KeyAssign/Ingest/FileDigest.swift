@@ -1,9 +1,9 @@
 import COpenSSL
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// An incremental SHA-256 on OpenSSL's EVP interface, fed as a file is read, so that a file

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Streams one file at a time into `work`, `invalid_rows` and `imports`, in one transaction
@@ -56,28 +56,34 @@ final class FileImporter {
     init(database: Database, options: ImportOptions) throws {
         db = database
         self.options = options
-        findWork = try db.prepare("SELECT owner_name, email, source_file, source_line, import_id FROM work WHERE license_key = ?1")
-        insertInvalid = try db.prepare("""
+        findWork = try db.prepare(
+            "SELECT owner_name, email, source_file, source_line, import_id FROM work WHERE license_key = ?1")
+        insertInvalid = try db.prepare(
+            """
             INSERT INTO invalid_rows (import_id, source_file, source_line, raw, reason,
                                       license_key, owner_name, email, created_at)
             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
             """)
         findImport = try db.prepare("SELECT path, imported_at, id FROM imports WHERE sha256 = ?1")
-        insertImport = try db.prepare("""
+        insertImport = try db.prepare(
+            """
             INSERT INTO imports (path, size, sha256, rows_read, rows_queued, rows_duplicate,
                                  rows_conflict, rows_invalid, imported_at)
             VALUES (?1, ?2, ?3, 0, 0, 0, 0, 0, ?4)
             """)
-        updateImport = try db.prepare("""
+        updateImport = try db.prepare(
+            """
             UPDATE imports SET size = ?2, rows_read = ?3, rows_queued = ?4, rows_duplicate = ?5,
                                rows_conflict = ?6, rows_invalid = ?7
             WHERE id = ?1
             """)
-        findUnchanged = try db.prepare("""
+        findUnchanged = try db.prepare(
+            """
             SELECT imported_at FROM imports
             WHERE path = ?1 AND size = ?2 AND file_device = ?3 AND file_inode = ?4 AND file_mtime_ns = ?5
             """)
-        recordIdentity = try db.prepare("UPDATE imports SET file_device = ?2, file_inode = ?3, file_mtime_ns = ?4 WHERE id = ?1")
+        recordIdentity = try db.prepare(
+            "UPDATE imports SET file_device = ?2, file_inode = ?3, file_mtime_ns = ?4 WHERE id = ?1")
     }
 
     /// Imports one file. File problems come back as `.failed`; database failures throw.
@@ -107,7 +113,9 @@ final class FileImporter {
         if mustBeSettled && options.settle > 0 {
             let age = InputFiles.now() - InputFiles.modificationTime(info)
             if age < options.settle {
-                result.status = .skipped("modified \(Int(max(0, age))) s ago (less than --settle \(InputFiles.seconds(options.settle)) s); left for the next run")
+                result.status = .skipped(
+                    "modified \(Int(max(0, age))) s ago (less than --settle \(InputFiles.seconds(options.settle)) s); left for the next run"
+                )
                 return result
             }
         }
@@ -143,8 +151,10 @@ final class FileImporter {
         findImport.reset()
         try findImport.bind(1, sha)
         if try findImport.step() {
-            result.status = .alreadyImported(previousPath: findImport.string(0) ?? "?", importedAt: findImport.string(1) ?? "?")
-            let importID = findImport.int(2), samePath = findImport.string(0) == path
+            result.status = .alreadyImported(
+                previousPath: findImport.string(0) ?? "?", importedAt: findImport.string(1) ?? "?")
+            let importID = findImport.int(2)
+            let samePath = findImport.string(0) == path
             findImport.reset()
             // The same file touched or copied over unchanged: what stat says now, so that the
             // next import of it is a stat again.
@@ -168,7 +178,8 @@ final class FileImporter {
         do {
             try db.inTransaction(.immediate) {
                 let digest = try SHA256Digest()
-                let reader = CSVReader(fileDescriptor: fd, delimiter: options.delimiter, digest: digest, encoding: encoding)
+                let reader = CSVReader(
+                    fileDescriptor: fd, delimiter: options.delimiter, digest: digest, encoding: encoding)
                 self.encoding = encoding
                 self.strictUTF8 = strictUTF8
                 let now = Timestamps.nowISO8601()
@@ -183,7 +194,8 @@ final class FileImporter {
                 if let failure = try stream(reader, into: &result, importID: importID, now: now) {
                     result.status = .failed(failure)
                 } else if digest.finalHex() != sha {
-                    result.status = .failed("\(path): the file changed while it was read; nothing imported from it, run again")
+                    result.status = .failed(
+                        "\(path): the file changed while it was read; nothing imported from it, run again")
                 }
                 if case .failed = result.status { return .rollback }
                 try updateImport.bind(1, importID)
@@ -220,7 +232,9 @@ final class FileImporter {
     }
 
     /// Reads the header and every row. Returns a message when the file must be refused.
-    private func stream(_ reader: CSVReader, into result: inout FileImportResult, importID: Int64, now: String) throws -> String? {
+    private func stream(_ reader: CSVReader, into result: inout FileImportResult, importID: Int64, now: String) throws
+        -> String?
+    {
         let path = result.path
         // The header: the first non-blank record.
         guard try reader.next() else {
@@ -235,16 +249,20 @@ final class FileImporter {
         }
         if strictUTF8 && reader.raw.contains(0) {
             let likely = InputEncoding.likely(for: reader.raw)
-            return "\(path):\(reader.line): the header row holds NUL bytes: this looks like \(likely.displayName) without a byte-order mark; "
+            return
+                "\(path):\(reader.line): the header row holds NUL bytes: this looks like \(likely.displayName) without a byte-order mark; "
                 + "import it with --encoding \(likely.rawValue). Nothing of this file was imported."
         }
         if let malformation = reader.malformation {
-            return "\(path):\(reader.line): the header row is malformed (\(malformation)); headers found: \(String(decoding: reader.raw, as: UTF8.self))"
+            return
+                "\(path):\(reader.line): the header row is malformed (\(malformation)); headers found: \(String(decoding: reader.raw, as: UTF8.self))"
         }
         let mapping: ColumnMapping
         let rules = options.columnRules(for: path)
-        switch ColumnMapping.resolve(headers: headers, overrides: rules.overrides, strict: rules.strict,
-                                     allowMissing: rules.allowMissing) {
+        switch ColumnMapping.resolve(
+            headers: headers, overrides: rules.overrides, strict: rules.strict,
+            allowMissing: rules.allowMissing)
+        {
         case .success(let found): mapping = found
         case .failure(let failure): return failure.message(file: path, headers: headers)
         }
@@ -260,15 +278,21 @@ final class FileImporter {
         try insertInvalid.bind(2, path)
         try insertInvalid.bind(9, now)
 
-        let used = Set([mapping.licenseKey, mapping.ownerName, mapping.firstName, mapping.lastName, mapping.email].compactMap { $0 })
+        let used = Set(
+            [mapping.licenseKey, mapping.ownerName, mapping.firstName, mapping.lastName, mapping.email].compactMap {
+                $0
+            })
         let usedMask = (0..<mapping.columnCount).map { used.contains($0) }
 
         rows: while try reader.next() {
             let line = reader.line
             if let malformation = reader.malformation {
-                if strictUTF8, let refusal = notUTF8(reader.raw, path: path, line: line, what: "line") { return refusal }
+                if strictUTF8, let refusal = notUTF8(reader.raw, path: path, line: line, what: "line") {
+                    return refusal
+                }
                 result.rowsRead += 1
-                try recordInvalid(line: line, raw: reader.raw, reason: malformation, key: nil, owner: nil, email: nil, into: &result)
+                try recordInvalid(
+                    line: line, raw: reader.raw, reason: malformation, key: nil, owner: nil, email: nil, into: &result)
                 continue
             }
             let count = reader.fieldCount
@@ -277,17 +301,21 @@ final class FileImporter {
             }
             result.rowsRead += 1
             if count != mapping.columnCount {
-                if strictUTF8, let refusal = notUTF8(reader.raw, path: path, line: line, what: "line") { return refusal }
-                try recordInvalid(line: line, raw: reader.raw,
-                                  reason: "\(count) field\(count == 1 ? "" : "s") where the header has \(mapping.columnCount)",
-                                  key: nil, owner: nil, email: nil, into: &result)
+                if strictUTF8, let refusal = notUTF8(reader.raw, path: path, line: line, what: "line") {
+                    return refusal
+                }
+                try recordInvalid(
+                    line: line, raw: reader.raw,
+                    reason: "\(count) field\(count == 1 ? "" : "s") where the header has \(mapping.columnCount)",
+                    key: nil, owner: nil, email: nil, into: &result)
                 continue
             }
             for column in 0..<count {
                 let value = usedMask[column] ? RowValidation.trim(reader.field(column)) : reader.field(column)
                 if let problem = RowValidation.problem(in: value, allowLineBreaks: !usedMask[column]) {
                     if case .invalidUTF8 = problem, strictUTF8,
-                       let refusal = notUTF8(reader.raw, path: path, line: line, what: "line") {
+                        let refusal = notUTF8(reader.raw, path: path, line: line, what: "line")
+                    {
                         return refusal
                     }
                     // The fields that are sound are kept with the row, so that `history` and
@@ -295,12 +323,14 @@ final class FileImporter {
                     func clean(_ index: Int?) -> UnsafeRawBufferPointer? {
                         guard let index, index != column else { return nil }
                         let value = RowValidation.trim(reader.field(index))
-                        return value.isEmpty || RowValidation.problem(in: value, allowLineBreaks: false) != nil ? nil : value
+                        return value.isEmpty || RowValidation.problem(in: value, allowLineBreaks: false) != nil
+                            ? nil : value
                     }
-                    try recordInvalid(line: line, raw: reader.raw,
-                                      reason: RowValidation.describe(problem, column: mapping.name(column), encoding: encoding),
-                                      key: clean(mapping.licenseKey), owner: clean(mapping.ownerName),
-                                      email: clean(mapping.email), into: &result)
+                    try recordInvalid(
+                        line: line, raw: reader.raw,
+                        reason: RowValidation.describe(problem, column: mapping.name(column), encoding: encoding),
+                        key: clean(mapping.licenseKey), owner: clean(mapping.ownerName),
+                        email: clean(mapping.email), into: &result)
                     continue rows
                 }
             }
@@ -313,26 +343,31 @@ final class FileImporter {
                 if key.isEmpty {
                     reason = "empty license key (column \"\(mapping.name(mapping.licenseKey))\")"
                 } else if key.count > RowValidation.maxKeyBytes {
-                    reason = "license key longer than the limit of \(RowValidation.maxKeyBytes) bytes (column \"\(mapping.name(mapping.licenseKey))\")"
+                    reason =
+                        "license key longer than the limit of \(RowValidation.maxKeyBytes) bytes (column \"\(mapping.name(mapping.licenseKey))\")"
                 } else if let emailValue, let problem = RowValidation.emailProblem(emailValue) {
                     reason = "implausible email \"\(String(decoding: emailValue, as: UTF8.self))\": \(problem)"
                 } else if let ownerValue, RowValidation.ownerTooLong(ownerValue) {
                     reason = "owner name longer than \(RowValidation.maxOwnerCharacters) characters"
                 }
                 if let reason {
-                    try recordInvalid(line: line, raw: reader.raw, reason: reason,
-                                      key: key.isEmpty ? nil : key, owner: ownerValue, email: emailValue, into: &result)
+                    try recordInvalid(
+                        line: line, raw: reader.raw, reason: reason,
+                        key: key.isEmpty ? nil : key, owner: ownerValue, email: emailValue, into: &result)
                     return
                 }
                 let token = try tokens.next()
-                let rowBytes = key.count + (ownerValue?.count ?? 0) + (emailValue?.count ?? 0) + token.count + reader.raw.count
+                let rowBytes =
+                    key.count + (ownerValue?.count ?? 0) + (emailValue?.count ?? 0) + token.count + reader.raw.count
                 if !batch.fits(rowBytes) {
                     try flush(into: &result)
                     // The reader's and the fields' limits keep every row far inside an empty
                     // arena; checked anyway, since a row that did not fit would write past it.
                     guard batch.fits(rowBytes) else {
-                        try recordInvalid(line: line, raw: reader.raw, reason: "row larger than the import's buffer of \(WorkBatch.arenaBytes) bytes",
-                                          key: nil, owner: nil, email: nil, into: &result)
+                        try recordInvalid(
+                            line: line, raw: reader.raw,
+                            reason: "row larger than the import's buffer of \(WorkBatch.arenaBytes) bytes",
+                            key: nil, owner: nil, email: nil, into: &result)
                         return
                     }
                 }
@@ -351,13 +386,16 @@ final class FileImporter {
         guard case .invalidUTF8(let offset)? = RowValidation.problem(in: raw, allowLineBreaks: true) else { return nil }
         let likely = InputEncoding.likely(for: raw)
         let byte = String(raw[offset], radix: 16, uppercase: true)
-        return "\(path):\(line): \(what) is not valid UTF-8 (byte 0x\(byte) at \(offset + 1)): this looks like \(likely.displayName); "
+        return
+            "\(path):\(line): \(what) is not valid UTF-8 (byte 0x\(byte) at \(offset + 1)): this looks like \(likely.displayName); "
             + "import it with --encoding \(likely.rawValue) (or --encoding utf-8 to record such rows as invalid). Nothing of this file was imported."
     }
 
     /// The owner name: its column, or first and last name joined by a space.
-    private func withOwnerName(_ reader: CSVReader, _ mapping: ColumnMapping,
-                               _ body: (UnsafeRawBufferPointer?) throws -> Void) throws {
+    private func withOwnerName(
+        _ reader: CSVReader, _ mapping: ColumnMapping,
+        _ body: (UnsafeRawBufferPointer?) throws -> Void
+    ) throws {
         if let column = mapping.ownerName {
             return try body(RowValidation.trim(reader.field(column)))
         }
@@ -439,14 +477,17 @@ final class FileImporter {
         let differs = [oldOwner != newOwner ? "owner name" : nil, oldEmail != newEmail ? "email" : nil]
             .compactMap { $0 }.joined(separator: " and ")
         let reason = "conflict: \(result.path):\(row.line) has a different \(differs) than \(oldSource), which is kept"
-        try recordInvalid(line: row.line, raw: batch.bytes(row.raw), reason: reason, key: key, owner: owner, email: email,
-                          into: &result, isConflict: true)
+        try recordInvalid(
+            line: row.line, raw: batch.bytes(row.raw), reason: reason, key: key, owner: owner, email: email,
+            into: &result, isConflict: true)
     }
 
-    private func recordInvalid(line: Int, raw: UnsafeRawBufferPointer, reason: String,
-                               key: UnsafeRawBufferPointer?, owner: UnsafeRawBufferPointer?,
-                               email: UnsafeRawBufferPointer?, into result: inout FileImportResult,
-                               isConflict: Bool = false) throws {
+    private func recordInvalid(
+        line: Int, raw: UnsafeRawBufferPointer, reason: String,
+        key: UnsafeRawBufferPointer?, owner: UnsafeRawBufferPointer?,
+        email: UnsafeRawBufferPointer?, into result: inout FileImportResult,
+        isConflict: Bool = false
+    ) throws {
         // Rows before this one go in first, so that problems are listed in line order.
         if !isConflict { try flush(into: &result) }
         if isConflict { result.conflicts += 1 } else { result.invalid += 1 }

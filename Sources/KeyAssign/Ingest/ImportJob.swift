@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// `keyassign import` (and the first half of `sync`): which files are ready (`InputFiles`),
@@ -13,11 +13,14 @@ public enum ImportJob {
     /// The summary goes to `output`, errors about files to `errorOutput`. Never throws: a
     /// database failure stops at the file it met (later files are not tried) and is in the
     /// outcome's status, so that the files done before it are still reported.
-    public static func run(_ paths: [String], options: ImportOptions, into db: Database? = nil,
-                           output: (String) -> Void, errorOutput: (String) -> Void) -> ImportOutcome {
+    public static func run(
+        _ paths: [String], options: ImportOptions, into db: Database? = nil,
+        output: (String) -> Void, errorOutput: (String) -> Void
+    ) -> ImportOutcome {
         var outcome = ImportOutcome()
-        let scan = InputFiles.scan(paths, settle: options.settle, readyMarker: options.readyMarker,
-                                   settleWait: options.settleWait, announce: output)
+        let scan = InputFiles.scan(
+            paths, settle: options.settle, readyMarker: options.readyMarker,
+            settleWait: options.settleWait, announce: output)
         for (path, message) in scan.failures {
             errorOutput(message)
             outcome.files.append(FileImportResult(path: path, status: .failed(message)))
@@ -34,9 +37,13 @@ public enum ImportJob {
         let lock: DatabaseLock?
         do {
             let inMemory = options.dryRun && db == nil && access(options.databasePath, F_OK) != 0
-            lock = inMemory ? nil : try DatabaseLock.acquire(databasePath: db?.path ?? options.databasePath,
-                                                             command: options.dryRun ? "import --dry-run" : "import",
-                                                             wait: options.lockWait)
+            lock =
+                inMemory
+                ? nil
+                : try DatabaseLock.acquire(
+                    databasePath: db?.path ?? options.databasePath,
+                    command: options.dryRun ? "import --dry-run" : "import",
+                    wait: options.lockWait)
         } catch {
             return stopped(outcome, by: error, errorOutput: errorOutput)
         }
@@ -75,15 +82,19 @@ public enum ImportJob {
     }
 
     /// The same, with errors and summary to one place.
-    public static func run(_ paths: [String], options: ImportOptions, into db: Database? = nil,
-                           output: (String) -> Void) -> ImportOutcome {
+    public static func run(
+        _ paths: [String], options: ImportOptions, into db: Database? = nil,
+        output: (String) -> Void
+    ) -> ImportOutcome {
         run(paths, options: options, into: db, output: output, errorOutput: output)
     }
 
     /// The outcome so far, ended by `error`: its message said, its status kept (the lock's 75,
     /// a missing file's 65, the database's 74).
-    private static func stopped(_ outcome: ImportOutcome, by error: any Error,
-                                errorOutput: (String) -> Void) -> ImportOutcome {
+    private static func stopped(
+        _ outcome: ImportOutcome, by error: any Error,
+        errorOutput: (String) -> Void
+    ) -> ImportOutcome {
         var outcome = outcome
         errorOutput("\(error)")
         outcome.exitStatus = ExitStatus(for: error)

@@ -27,8 +27,10 @@ public struct ImportOptions: Sendable {
     /// before refusing with status 75. See `DatabaseLock`.
     public var lockWait: Double
 
-    public init(databasePath: String, columnMap: [ImportField: String] = [:],
-                delimiter: CSVDelimiter? = nil, dryRun: Bool = false, lockWait: Double = 0) {
+    public init(
+        databasePath: String, columnMap: [ImportField: String] = [:],
+        delimiter: CSVDelimiter? = nil, dryRun: Bool = false, lockWait: Double = 0
+    ) {
         self.databasePath = databasePath
         self.columnMap = columnMap
         self.delimiter = delimiter
@@ -38,10 +40,14 @@ public struct ImportOptions: Sendable {
 
     /// The mapping to try on the file at `path`: `--map`, overridden field by field by the
     /// first `--map-file` section that matches it (whose columns must then be in the file).
-    func columnRules(for path: String) -> (overrides: [ImportField: String], strict: Set<ImportField>,
-                                           allowMissing: Set<ImportField>) {
+    func columnRules(for path: String) -> (
+        overrides: [ImportField: String], strict: Set<ImportField>,
+        allowMissing: Set<ImportField>
+    ) {
         guard let section = mapFile?.section(for: path) else { return (columnMap, [], allowMissing) }
-        return (columnMap.merging(section.map) { _, fromFile in fromFile }, Set(section.map.keys),
-                allowMissing.union(section.allowMissing))
+        return (
+            columnMap.merging(section.map) { _, fromFile in fromFile }, Set(section.map.keys),
+            allowMissing.union(section.allowMissing)
+        )
     }
 }

@@ -11,8 +11,10 @@ enum ImportSummary {
         case .alreadyImported:
             return []
         case .imported:
-            var lines = ["\(result.path): \(counts(result.rowsRead, result.queued, result.duplicates, result.conflicts, result.invalid))"
-                + (result.mappingSummary.isEmpty ? "" : " [\(result.mappingSummary)]")]
+            var lines = [
+                "\(result.path): \(counts(result.rowsRead, result.queued, result.duplicates, result.conflicts, result.invalid))"
+                    + (result.mappingSummary.isEmpty ? "" : " [\(result.mappingSummary)]")
+            ]
             lines += result.problems.map { "  " + $0 }
             let more = result.invalid + result.conflicts - result.problems.count
             if more > 0 { lines.append("  … and \(more) more (keyassign report --invalid)") }
@@ -21,7 +23,8 @@ enum ImportSummary {
     }
 
     static func totals(_ outcome: ImportOutcome, dryRun: Bool) -> String {
-        var skipped = 0, unchanged = 0
+        var skipped = 0
+        var unchanged = 0
         for file in outcome.files {
             if case .alreadyImported = file.status {
                 skipped += 1
@@ -29,14 +32,19 @@ enum ImportSummary {
             }
         }
         let files = outcome.files.count - skipped
-        let skippedLine = skipped == 0 ? "" : "\(skipped) file\(skipped == 1 ? "" : "s") skipped, already imported"
-            + " (\(unchanged) unchanged in path, size, modification time and inode: not read; \(skipped - unchanged) known by SHA-256)\n"
+        let skippedLine =
+            skipped == 0
+            ? ""
+            : "\(skipped) file\(skipped == 1 ? "" : "s") skipped, already imported"
+                + " (\(unchanged) unchanged in path, size, modification time and inode: not read; \(skipped - unchanged) known by SHA-256)\n"
         return skippedLine + "total: \(files) file\(files == 1 ? "" : "s"), "
             + counts(outcome.rowsRead, outcome.queued, outcome.duplicates, outcome.conflicts, outcome.invalid)
             + (dryRun ? " (dry run: nothing written)" : "")
     }
 
-    private static func counts(_ read: Int, _ queued: Int, _ duplicates: Int, _ conflicts: Int, _ invalid: Int) -> String {
+    private static func counts(_ read: Int, _ queued: Int, _ duplicates: Int, _ conflicts: Int, _ invalid: Int)
+        -> String
+    {
         "\(read) row\(read == 1 ? "" : "s"): \(queued) queued, \(duplicates) duplicate\(duplicates == 1 ? "" : "s"), "
             + "\(conflicts) conflict\(conflicts == 1 ? "" : "s"), \(invalid) invalid"
     }

@@ -57,7 +57,8 @@ public enum InputEncoding: String, Sendable, CaseIterable {
     /// follows the character, as in `l\0i\0`), anything else the Windows code page that Excel
     /// and most European CRMs write (a superset of ISO-8859-1's printable characters).
     public static func likely(for bytes: UnsafeRawBufferPointer) -> InputEncoding {
-        var evenNUL = 0, oddNUL = 0
+        var evenNUL = 0
+        var oddNUL = 0
         for (offset, byte) in bytes.enumerated() where byte == 0 {
             if offset % 2 == 0 { evenNUL += 1 } else { oddNUL += 1 }
         }

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Which of the paths given to `import` or `sync` are ready to be read.
@@ -39,7 +39,8 @@ enum InputFiles {
         func unsettledNotes(settle: Double, now: Double) -> [String] {
             unsettled.map { file in
                 let age = max(0, now - (file.settlesAt - settle))
-                return "\(file.path): not imported yet: modified \(Int(age)) s ago (less than --settle \(InputFiles.seconds(settle)) s); left for the next run"
+                return
+                    "\(file.path): not imported yet: modified \(Int(age)) s ago (less than --settle \(InputFiles.seconds(settle)) s); left for the next run"
             }
         }
     }
@@ -49,12 +50,16 @@ enum InputFiles {
     /// `scan`, and then, for `sync` (`settleWait` > 0), waiting up to `settleWait` seconds for
     /// the files still changing to settle: it says so through `announce`, sleeps until the next
     /// one should have, and looks again (a file that changed meanwhile settles later).
-    static func scan(_ paths: [String], settle: Double, readyMarker: String?, settleWait: Double,
-                     announce: (String) -> Void) -> Scan {
+    static func scan(
+        _ paths: [String], settle: Double, readyMarker: String?, settleWait: Double,
+        announce: (String) -> Void
+    ) -> Scan {
         var found = scan(paths, settle: settle, readyMarker: readyMarker, now: now())
         guard settleWait > 0 && !found.unsettled.isEmpty else { return found }
         let deadline = now() + settleWait
-        announce("waiting up to \(Int(settleWait.rounded(.up))) s for \(found.unsettled.count) file\(found.unsettled.count == 1 ? "" : "s") still being written to settle (--settle \(seconds(settle)))")
+        announce(
+            "waiting up to \(Int(settleWait.rounded(.up))) s for \(found.unsettled.count) file\(found.unsettled.count == 1 ? "" : "s") still being written to settle (--settle \(seconds(settle)))"
+        )
         while let next = found.unsettled.map(\.settlesAt).min(), next <= deadline {
             let delay = max(0.05, next - now() + 0.01)
             usleep(useconds_t(min(delay, 1) * 1_000_000))
@@ -81,7 +86,9 @@ enum InputFiles {
         return scan
     }
 
-    private static func scanDirectory(_ path: String, settle: Double, readyMarker: String?, now: Double, into scan: inout Scan) {
+    private static func scanDirectory(
+        _ path: String, settle: Double, readyMarker: String?, now: Double, into scan: inout Scan
+    ) {
         guard let dir = opendir(path) else {
             scan.failures.append((path, "\(path): cannot list directory: \(String(cString: strerror(errno)))"))
             return
@@ -117,8 +124,10 @@ enum InputFiles {
             }
             if let readyMarker {
                 if !present.contains(name + readyMarker) {
-                    scan.notes.append("\(full): not imported yet: its ready marker \(name + readyMarker) is not there; left for the next run")
-                }  else {
+                    scan.notes.append(
+                        "\(full): not imported yet: its ready marker \(name + readyMarker) is not there; left for the next run"
+                    )
+                } else {
                     scan.ready.append(Entry(path: full, mustBeSettled: false))
                 }
                 continue
@@ -160,9 +169,9 @@ enum InputFiles {
 
     static func modificationTime(_ info: stat) -> Double {
         #if canImport(Darwin)
-        return Double(info.st_mtimespec.tv_sec) + Double(info.st_mtimespec.tv_nsec) / 1e9
+            return Double(info.st_mtimespec.tv_sec) + Double(info.st_mtimespec.tv_nsec) / 1e9
         #else
-        return Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9
+            return Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9
         #endif
     }
 

@@ -33,10 +33,18 @@ enum RowValidation {
             // overlong forms) and no surrogates or values past U+10FFFF.
             let length: Int
             var scalar: UInt32
-            if b & 0xE0 == 0xC0 { length = 2; scalar = UInt32(b & 0x1F) }
-            else if b & 0xF0 == 0xE0 { length = 3; scalar = UInt32(b & 0x0F) }
-            else if b & 0xF8 == 0xF0 { length = 4; scalar = UInt32(b & 0x07) }
-            else { return .invalidUTF8(offset: i) }
+            if b & 0xE0 == 0xC0 {
+                length = 2
+                scalar = UInt32(b & 0x1F)
+            } else if b & 0xF0 == 0xE0 {
+                length = 3
+                scalar = UInt32(b & 0x0F)
+            } else if b & 0xF8 == 0xF0 {
+                length = 4
+                scalar = UInt32(b & 0x07)
+            } else {
+                return .invalidUTF8(offset: i)
+            }
             guard i + length <= count else { return .invalidUTF8(offset: i) }
             for k in 1..<length {
                 let c = p[i + k]
@@ -62,7 +70,8 @@ enum RowValidation {
     @inline(__always)
     static func trim(_ bytes: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
         guard let base = bytes.baseAddress else { return bytes }
-        var lo = 0, hi = bytes.count
+        var lo = 0
+        var hi = bytes.count
         while lo < hi && isSpace(bytes[lo]) { lo += 1 }
         while hi > lo && isSpace(bytes[hi - 1]) { hi -= 1 }
         return UnsafeRawBufferPointer(start: base + lo, count: hi - lo)
@@ -108,7 +117,8 @@ enum RowValidation {
             return "invalid UTF-8 in column \"\(column)\" at byte \(offset + 1) (is the file UTF-8? see --encoding)"
         case .controlCharacter(let scalar, let offset):
             let hex = String(scalar, radix: 16, uppercase: true)
-            return "control character U+\(String(repeating: "0", count: max(0, 4 - hex.count)) + hex) in column \"\(column)\" at byte \(offset + 1)"
+            return
+                "control character U+\(String(repeating: "0", count: max(0, 4 - hex.count)) + hex) in column \"\(column)\" at byte \(offset + 1)"
         }
     }
 }

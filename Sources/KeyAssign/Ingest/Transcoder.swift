@@ -44,12 +44,16 @@ final class Transcoder {
     /// `out` must have room for `maxExpansion × (carry + count) + slack` bytes.
     func decode(newBytes count: Int, into out: UnsafeMutablePointer<UInt8>) -> Int {
         let total = carry + count
-        var i = 0, o = 0
+        var i = 0
+        var o = 0
         switch encoding {
         case .utf8:
             preconditionFailure("UTF-8 is read directly")
         case .iso88591:
-            while i < total { o += Self.put(UInt32(input[i]), out + o); i += 1 }
+            while i < total {
+                o += Self.put(UInt32(input[i]), out + o)
+                i += 1
+            }
         case .windows1252:
             while i < total {
                 let b = input[i]
@@ -69,11 +73,13 @@ final class Transcoder {
                         o += Self.put(0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00), out + o)
                         i += 4
                     } else {
-                        out[o] = 0xFF; o += 1
+                        out[o] = 0xFF
+                        o += 1
                         i += 2
                     }
                 } else if unit >= 0xDC00 && unit < 0xE000 {
-                    out[o] = 0xFF; o += 1
+                    out[o] = 0xFF
+                    o += 1
                     i += 2
                 } else {
                     o += Self.put(unit, out + o)
@@ -83,10 +89,14 @@ final class Transcoder {
         case .utf32le, .utf32be:
             let little = encoding == .utf32le
             while i + 3 < total {
-                let b0 = UInt32(input[i]), b1 = UInt32(input[i + 1]), b2 = UInt32(input[i + 2]), b3 = UInt32(input[i + 3])
+                let b0 = UInt32(input[i])
+                let b1 = UInt32(input[i + 1])
+                let b2 = UInt32(input[i + 2])
+                let b3 = UInt32(input[i + 3])
                 let scalar = little ? b0 | b1 << 8 | b2 << 16 | b3 << 24 : b3 | b2 << 8 | b1 << 16 | b0 << 24
                 if scalar > 0x10FFFF || (scalar >= 0xD800 && scalar < 0xE000) {
-                    out[o] = 0xFF; o += 1
+                    out[o] = 0xFF
+                    o += 1
                 } else {
                     o += Self.put(scalar, out + o)
                 }
@@ -140,7 +150,9 @@ final class Transcoder {
     /// Windows-1252's 0x80–0x9F. The five bytes it leaves undefined map to the C1 controls of
     /// the same value (as WHATWG's decoder does), which the row checks then refuse.
     static let cp1252High: [UInt16] = [
-        0x20AC, 0x0081, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160, 0x2039, 0x0152, 0x008D, 0x017D, 0x008F,
-        0x0090, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x009D, 0x017E, 0x0178,
+        0x20AC, 0x0081, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160, 0x2039, 0x0152, 0x008D,
+        0x017D, 0x008F,
+        0x0090, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x009D,
+        0x017E, 0x0178,
     ]
 }

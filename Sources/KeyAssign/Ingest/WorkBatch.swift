@@ -36,14 +36,17 @@ final class WorkBatch {
     /// True when a row of this many bytes (all its values together) still fits in the arena.
     func fits(_ bytes: Int) -> Bool { used + bytes <= Self.arenaBytes }
 
-    func append(line: Int, key: UnsafeRawBufferPointer, owner: UnsafeRawBufferPointer?,
-                email: UnsafeRawBufferPointer?, token: UnsafeRawBufferPointer, raw: UnsafeRawBufferPointer) {
+    func append(
+        line: Int, key: UnsafeRawBufferPointer, owner: UnsafeRawBufferPointer?,
+        email: UnsafeRawBufferPointer?, token: UnsafeRawBufferPointer, raw: UnsafeRawBufferPointer
+    ) {
         let keyRange = copy(key)
         let ownerRange = owner.map(copy)
         let emailRange = email.map(copy)
         let tokenRange = copy(token)
         let rawRange = copy(raw)
-        rows.append(Row(line: line, key: keyRange, owner: ownerRange, email: emailRange, token: tokenRange, raw: rawRange))
+        rows.append(
+            Row(line: line, key: keyRange, owner: ownerRange, email: emailRange, token: tokenRange, raw: rawRange))
     }
 
     func bytes(_ range: Range<Int>) -> UnsafeRawBufferPointer {

@@ -18,15 +18,18 @@ package enum CarryOver {
     package static func renew(_ db: Database, now: Double, reconcile: Bool) throws -> Renewed {
         try db.transaction {
             var renewed = Renewed()
-            let select = try db.prepare("SELECT id, last_http_status, last_code, maybe_delivered FROM work WHERE state = 'failed'")
+            let select = try db.prepare(
+                "SELECT id, last_http_status, last_code, maybe_delivered FROM work WHERE state = 'failed'")
             var passing: [(id: Int64, maybeDelivered: Bool)] = []
             while try select.step() {
-                let kind = FailureKind(httpStatus: select.isNull(1) ? nil : Int(select.int(1)),
-                                       code: select.isNull(2) ? nil : Int(select.int(2)))
+                let kind = FailureKind(
+                    httpStatus: select.isNull(1) ? nil : Int(select.int(1)),
+                    code: select.isNull(2) ? nil : Int(select.int(2)))
                 if kind == .passing { passing.append((select.int(0), select.int(3) != 0)) }
             }
             if !passing.isEmpty {
-                let update = try db.prepare("""
+                let update = try db.prepare(
+                    """
                     UPDATE work SET state = ?1, attempts = 0, next_attempt_at = ?2, updated_at = ?3,
                         last_error = ?4 || coalesce(last_error, 'no reason recorded') || ')'
                     WHERE id = ?5 AND state = 'failed'
@@ -38,9 +41,11 @@ package enum CarryOver {
                     let due: Double? = settleFirst ? nil : now
                     try update.bind(2, due)
                     try update.bind(3, nowText)
-                    try update.bind(4, settleFirst
-                        ? "failed in an earlier run for a passing reason, and may have reached the server: the key listing settles it before it is sent again ("
-                        : "failed in an earlier run for a passing reason: sent again with a fresh --max-attempts (")
+                    try update.bind(
+                        4,
+                        settleFirst
+                            ? "failed in an earlier run for a passing reason, and may have reached the server: the key listing settles it before it is sent again ("
+                            : "failed in an earlier run for a passing reason: sent again with a fresh --max-attempts (")
                     try update.bind(5, row.id)
                     try update.step()
                     update.reset()
@@ -56,16 +61,20 @@ package enum CarryOver {
     /// that the `uncertain` rows it sends back to `retry` start at 0 too.
     package static func freshBudgets(_ db: Database) throws {
         // In the `work_due` index's own terms (see `WorkQueue.dueRows`).
-        try db.execute("UPDATE work SET attempts = 0 WHERE state IN ('pending', 'in_flight', 'retry') AND state <> 'in_flight' AND attempts <> 0")
+        try db.execute(
+            "UPDATE work SET attempts = 0 WHERE state IN ('pending', 'in_flight', 'retry') AND state <> 'in_flight' AND attempts <> 0"
+        )
     }
 
     /// Rows still `failed` that this run did not touch: failures of earlier nights that wait
     /// for a person (`keyassign retry`). The summary, `status` and the metrics count them, so
     /// that monitoring sees them on a night that itself went well.
     package static func failedEarlier(_ db: Database, runID: Int64) throws -> Int {
-        Int(try db.scalarInt("""
-            SELECT count(*) FROM work WHERE state = 'failed' AND id NOT IN (SELECT work_id FROM attempts WHERE run_id = ?1)
-            """, [.int(runID)]) ?? 0)
+        Int(
+            try db.scalarInt(
+                """
+                SELECT count(*) FROM work WHERE state = 'failed' AND id NOT IN (SELECT work_id FROM attempts WHERE run_id = ?1)
+                """, [.int(runID)]) ?? 0)
     }
 
     /// After a stop because replies failed verification (a wrong --public-key, a wrong clock):
@@ -73,7 +82,8 @@ package enum CarryOver {
     /// they are `uncertain`, for reconciliation to settle once the key or clock is right.
     package static func parkMaybeDelivered(_ db: Database, runID: Int64, reason: String) throws -> Int {
         try db.transaction {
-            let update = try db.prepare("""
+            let update = try db.prepare(
+                """
                 UPDATE work SET state = 'uncertain', next_attempt_at = NULL, updated_at = ?1,
                     last_error = ?2 || ' (' || coalesce(last_error, '') || ')'
                 WHERE state IN ('pending', 'in_flight', 'retry') AND state = 'retry' AND maybe_delivered = 1

@@ -1,9 +1,9 @@
 import CSQLite
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A thin wrapper over one SQLite connection (the system libsqlite3).
@@ -54,7 +54,8 @@ public final class Database {
             let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
             let systemErrno = db.map { sqlite3_system_errno($0) } ?? 0
             if let db { sqlite3_close_v2(db) }
-            throw DatabaseOpenError.cannotOpen(DatabaseError(code: rc, message: message, path: path, systemErrno: systemErrno))
+            throw DatabaseOpenError.cannotOpen(
+                DatabaseError(code: rc, message: message, path: path, systemErrno: systemErrno))
         }
         self.handle = db
         self.path = path
@@ -92,7 +93,8 @@ public final class Database {
         if rc != SQLITE_OK {
             let message = errorMessage.map { String(cString: $0) } ?? String(cString: sqlite3_errmsg(handle))
             sqlite3_free(errorMessage)
-            throw DatabaseError(code: rc, message: message, path: path, systemErrno: sqlite3_system_errno(handle), sql: sql)
+            throw DatabaseError(
+                code: rc, message: message, path: path, systemErrno: sqlite3_system_errno(handle), sql: sql)
         }
     }
 
@@ -100,8 +102,9 @@ public final class Database {
         var statement: OpaquePointer?
         let rc = sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil)
         guard rc == SQLITE_OK, let statement else {
-            throw DatabaseError(code: rc, message: String(cString: sqlite3_errmsg(handle)), path: path,
-                                systemErrno: sqlite3_system_errno(handle), sql: sql)
+            throw DatabaseError(
+                code: rc, message: String(cString: sqlite3_errmsg(handle)), path: path,
+                systemErrno: sqlite3_system_errno(handle), sql: sql)
         }
         return Statement(statement, database: self)
     }
@@ -208,9 +211,10 @@ public final class Statement {
     /// The error for a failed call on this statement, naming its SQL as written (with `?`
     /// placeholders, never the bound values: those are customers' names and emails).
     private func error(_ rc: Int32) -> DatabaseError {
-        DatabaseError(code: rc, message: String(cString: sqlite3_errmsg(database.handle)), path: database.path,
-                      systemErrno: sqlite3_system_errno(database.handle),
-                      sql: sqlite3_sql(handle).map { String(cString: $0) })
+        DatabaseError(
+            code: rc, message: String(cString: sqlite3_errmsg(database.handle)), path: database.path,
+            systemErrno: sqlite3_system_errno(database.handle),
+            sql: sqlite3_sql(handle).map { String(cString: $0) })
     }
 
     public func bind(_ index: Int32, _ value: String?) throws {
@@ -240,8 +244,10 @@ public final class Statement {
             }
             return try check(sqlite3_bind_null(handle, index))
         }
-        try check(sqlite3_bind_text(handle, index, base.assumingMemoryBound(to: CChar.self),
-                                    Int32(bytes.count), keyassign_sqlite_transient()))
+        try check(
+            sqlite3_bind_text(
+                handle, index, base.assumingMemoryBound(to: CChar.self),
+                Int32(bytes.count), keyassign_sqlite_transient()))
     }
 
     /// Binds UTF-8 text from a buffer without copying it (SQLITE_STATIC): the caller keeps
@@ -355,7 +361,8 @@ public struct DatabaseError: ExitStatusError, CustomStringConvertible, CustomDeb
             // the file system is asked as well.
             let fileSystem = FileSystemSpace(directoryOf: path)
             if systemErrno == ENOSPC || systemErrno == EDQUOT || fileSystem?.isNearlyFull == true {
-                return "database \(path): the disk is full (\(message)); nothing recorded was lost; free space and run again"
+                return
+                    "database \(path): the disk is full (\(message)); nothing recorded was lost; free space and run again"
             }
             if systemErrno == EROFS || fileSystem?.isReadOnly == true {
                 return "database \(path) is on a read-only file system (\(message)); make it writable and run again"
@@ -363,7 +370,8 @@ public struct DatabaseError: ExitStatusError, CustomStringConvertible, CustomDeb
         }
         switch primaryCode {
         case SQLITE_FULL:
-            return "database \(path): the disk is full (\(message)); nothing recorded was lost; free space and run again"
+            return
+                "database \(path): the disk is full (\(message)); nothing recorded was lost; free space and run again"
         case SQLITE_READONLY:
             return "database \(path) is read-only (\(message)); fix its permissions or the file system and run again"
         case SQLITE_CORRUPT, SQLITE_NOTADB:
@@ -388,7 +396,8 @@ public struct DatabaseError: ExitStatusError, CustomStringConvertible, CustomDeb
     /// import's multi-row INSERT is thousands of placeholders long.
     private var whileExecuting: String {
         guard let sql else { return "" }
-        let folded = sql.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" || $0 == "\r" }).joined(separator: " ")
+        let folded = sql.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" || $0 == "\r" }).joined(
+            separator: " ")
         guard !folded.isEmpty else { return "" }
         let limit = 300
         let shown = folded.count > limit ? folded.prefix(limit) + "…" : folded

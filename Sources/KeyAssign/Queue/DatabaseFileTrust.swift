@@ -1,9 +1,9 @@
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Whether the work database's files are keyassign's own, judged before SQLite opens them.
@@ -56,10 +56,13 @@ public enum DatabaseFileTrust {
         if shared { return }
         var info = stat()
         if lstat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFLNK {
-            throw refusal("the database path \(path) is a symbolic link (SQLite would use the file it points to, "
-                          + "wherever that is); give the real path")
+            throw refusal(
+                "the database path \(path) is a symbolic link (SQLite would use the file it points to, "
+                    + "wherever that is); give the real path")
         }
-        for (file, role) in [(path, "database"), (path + "-wal", "write-ahead log"), (path + "-shm", "shared-memory index")] {
+        for (file, role) in [
+            (path, "database"), (path + "-wal", "write-ahead log"), (path + "-shm", "shared-memory index"),
+        ] {
             try checkFile(file, role: role)
         }
     }
@@ -90,13 +93,15 @@ public enum DatabaseFileTrust {
             throw refusal("the \(role) \(path) is not a regular file")
         }
         if info.st_uid != geteuid() {
-            throw refusal("the \(role) \(path) is owned by \(userName(info.st_uid)), not by \(userName(geteuid())) "
-                          + "who runs keyassign")
+            throw refusal(
+                "the \(role) \(path) is owned by \(userName(info.st_uid)), not by \(userName(geteuid())) "
+                    + "who runs keyassign")
         }
         if info.st_mode & (S_IWGRP | S_IWOTH) != 0 {
             let mode = String(info.st_mode & 0o7777, radix: 8)
-            throw refusal("the \(role) \(path) is writable by \(info.st_mode & S_IWOTH != 0 ? "others" : "its group") "
-                          + "(mode \(mode)); chmod 600 it")
+            throw refusal(
+                "the \(role) \(path) is writable by \(info.st_mode & S_IWOTH != 0 ? "others" : "its group") "
+                    + "(mode \(mode)); chmod 600 it")
         }
     }
 
@@ -106,16 +111,18 @@ public enum DatabaseFileTrust {
         var info = stat()
         guard stat(directory, &info) == 0 else { return }  // SQLite reports a missing directory
         if info.st_uid != 0 && info.st_uid != geteuid() {
-            throw refusal("the database's directory \(directory) is owned by \(userName(info.st_uid)), who could "
-                          + "replace the database")
+            throw refusal(
+                "the database's directory \(directory) is owned by \(userName(info.st_uid)), who could "
+                    + "replace the database")
         }
         var current = resolved(directory) ?? directory
         while true {
             if stat(current, &info) == 0 && info.st_mode & (S_IWGRP | S_IWOTH) != 0 && info.st_mode & S_ISVTX == 0 {
                 let mode = String(info.st_mode & 0o7777, radix: 8)
-                throw refusal("the directory \(current) (mode \(mode)) is writable by "
-                              + "\(info.st_mode & S_IWOTH != 0 ? "others" : "its group") and not sticky: anyone who "
-                              + "can write there can replace the database")
+                throw refusal(
+                    "the directory \(current) (mode \(mode)) is writable by "
+                        + "\(info.st_mode & S_IWOTH != 0 ? "others" : "its group") and not sticky: anyone who "
+                        + "can write there can replace the database")
             }
             if current == "/" || current.isEmpty { break }
             let up = parent(of: current)
@@ -156,7 +163,9 @@ public enum DatabaseFileTrust {
     }
 
     private static func refusal(_ reason: String) -> KeyAssignError {
-        KeyAssignError(.noPermission, "refusing the work database: \(reason). Only the user who runs keyassign may "
-                       + "write its database, write-ahead log and lock file (--allow-shared-db accepts a shared set-up)")
+        KeyAssignError(
+            .noPermission,
+            "refusing the work database: \(reason). Only the user who runs keyassign may "
+                + "write its database, write-ahead log and lock file (--allow-shared-db accepts a shared set-up)")
     }
 }

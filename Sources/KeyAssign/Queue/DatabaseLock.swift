@@ -1,9 +1,10 @@
 import Foundation
 import Synchronization
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// One writer command at a time per work database: `run`, `sync`, `import`, `retry` and
@@ -103,10 +104,12 @@ public final class DatabaseLock: Sendable {
     }
 
     private static func refusal(databasePath: String, lockPath: String, holder: String) -> KeyAssignError {
-        KeyAssignError(.locked, "database \(databasePath) is in use by \(holder); one writer at a time "
-                       + "(run, sync, import, retry, reconcile), whichever path reaches the file. The lock (on the "
-                       + "database file and \(lockPath)) is released by the kernel when that process ends, however "
-                       + "it ends: try again later")
+        KeyAssignError(
+            .locked,
+            "database \(databasePath) is in use by \(holder); one writer at a time "
+                + "(run, sync, import, retry, reconcile), whichever path reaches the file. The lock (on the "
+                + "database file and \(lockPath)) is released by the kernel when that process ends, however "
+                + "it ends: try again later")
     }
 
     private init(key: FileKey) {
@@ -141,7 +144,9 @@ public final class DatabaseLock: Sendable {
     private static func holderText(_ fd: Int32) -> String {
         var buffer = [UInt8](repeating: 0, count: 1024)
         let count = pread(fd, &buffer, buffer.count, 0)
-        let text = count > 0 ? String(decoding: buffer[0..<count], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) : ""
+        let text =
+            count > 0
+            ? String(decoding: buffer[0..<count], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) : ""
         // The holder writes its line right after taking the lock: an empty file is a holder
         // caught in between (or an older keyassign that locks without writing).
         return text.isEmpty ? "another keyassign process" : text
@@ -190,8 +195,9 @@ public final class DatabaseLock: Sendable {
             }
             let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
             guard fd >= 0 else {
-                throw KeyAssignError(errno == EACCES ? .noPermission : .ioError,
-                                     "cannot open the database \(path) to lock it: \(String(cString: strerror(errno)))")
+                throw KeyAssignError(
+                    errno == EACCES ? .noPermission : .ioError,
+                    "cannot open the database \(path) to lock it: \(String(cString: strerror(errno)))")
             }
             guard fstat(fd, &info) == 0 else {
                 let reason = String(cString: strerror(errno))

@@ -50,10 +50,12 @@ extension FailureKind {
     /// `passing` ones go out again at the next run. What `status` shows.
     public static func counts(in db: Database) throws -> (final: Int64, passing: Int64) {
         let statement = try db.prepare("SELECT last_http_status, last_code FROM work WHERE state = 'failed'")
-        var final: Int64 = 0, passing: Int64 = 0
+        var final: Int64 = 0
+        var passing: Int64 = 0
         while try statement.step() {
-            let kind = FailureKind(httpStatus: statement.isNull(0) ? nil : Int(statement.int(0)),
-                                   code: statement.isNull(1) ? nil : Int(statement.int(1)))
+            let kind = FailureKind(
+                httpStatus: statement.isNull(0) ? nil : Int(statement.int(0)),
+                code: statement.isNull(1) ? nil : Int(statement.int(1)))
             if kind == .final { final += 1 } else { passing += 1 }
         }
         return (final, passing)

@@ -6,7 +6,9 @@
 /// which is Unix seconds because the queue compares it.
 enum Migrations {
     static let all: [(version: Int32, sql: String)] = [
-        (1, """
+        (
+            1,
+            """
             CREATE TABLE imports (
                 id              INTEGER PRIMARY KEY,
                 path            TEXT    NOT NULL,
@@ -104,23 +106,32 @@ enum Migrations {
                 reply        BLOB
             );
             CREATE INDEX attempts_by_work ON attempts (work_id);
-            """),
+            """
+        ),
         // A run's summary counts the rows it touched (`attempts.run_id`); without this index
         // that was a scan and a temporary sort of every attempt ever made, ~24 MB at 1M rows.
-        (2, """
+        (
+            2,
+            """
             CREATE INDEX attempts_by_run ON attempts (run_id, work_id);
-            """),
+            """
+        ),
         // Several public keys may share a name (two products, both "product"), so a trusted
         // verdict records which key verified the reply: its file, and the SHA-256 of its DER
         // SubjectPublicKeyInfo, which still names it after the file is moved. NULL for
         // attempts without a trusted reply, and for those recorded before this migration.
-        (3, """
+        (
+            3,
+            """
             ALTER TABLE attempts ADD COLUMN signing_key_file TEXT;
             ALTER TABLE attempts ADD COLUMN signing_key_sha256 TEXT;
-            """),
+            """
+        ),
         // Reconcile (issue 12): the server's signed key listing kept as evidence, and one
         // settlement per row it settled or explained, pointing at the listing and its entry.
-        (4, """
+        (
+            4,
+            """
             CREATE TABLE listings (
                 id          INTEGER PRIMARY KEY,
                 server      TEXT    NOT NULL,
@@ -154,7 +165,8 @@ enum Migrations {
             -- The --timeout a run's requests had: a listing proves a key available only after
             -- the last attempt's start plus this.
             ALTER TABLE runs ADD COLUMN request_timeout REAL;
-            """),
+            """
+        ),
         // A listing is kept as what its signature covers: `payload`, the signed payload
         // (`response_base64` decoded: only canonical base64 verifies, so encoding it again gives
         // the signed text byte for byte), and `signature`, the envelope's signature as sent.
@@ -162,15 +174,20 @@ enum Migrations {
         // second copy of the payload) proves nothing and doubled what each listing wrote.
         // Listings stored before keep their whole envelope in `body`, with these NULL;
         // `audit` verifies both.
-        (5, """
+        (
+            5,
+            """
             ALTER TABLE listings ADD COLUMN payload BLOB;
             ALTER TABLE listings ADD COLUMN signature TEXT;
-            """),
+            """
+        ),
         // Quotas (issue 21), so that a second run the same day knows what is left: when requests
         // left, for the `--rate N/WINDOW` limits (one row per claimed batch, kept for the
         // longest window), and what the server last said of its quota (one row). Times are
         // Unix seconds (`_unix`), since the limits compare them.
-        (6, """
+        (
+            6,
+            """
             CREATE TABLE quota_sends (
                 sent_unix  REAL    NOT NULL,
                 requests   INTEGER NOT NULL
@@ -190,7 +207,8 @@ enum Migrations {
                 -- Requests the last run stopped by the quota got through: what a night sends.
                 per_run            INTEGER
             );
-            """),
+            """
+        ),
         // Evidence that does not grow with the nights (issue 21). Each distinct listing entry
         // is kept once, found by the SHA-256 of its exact bytes; a listing is its framing and
         // its entry list as runs (`ListingLayout`), often of another listing's list (`base_id`,
@@ -198,7 +216,9 @@ enum Migrations {
         // listings kept before. A pruned listing (`keyassign prune`) keeps its row, the
         // SHA-256 of its signed payload and when it was pruned; its bytes are gone.
         // `imports` gains what `stat` says of a file, so a file imported before costs a stat.
-        (7, """
+        (
+            7,
+            """
             CREATE TABLE listing_entries (
                 id      INTEGER PRIMARY KEY,
                 sha256  BLOB    NOT NULL UNIQUE,
@@ -213,14 +233,18 @@ enum Migrations {
             ALTER TABLE imports ADD COLUMN file_inode INTEGER;
             ALTER TABLE imports ADD COLUMN file_mtime_ns INTEGER;
             CREATE INDEX imports_by_path ON imports (path);
-            """),
+            """
+        ),
     ]
 
     static func migrate(_ db: Database) throws {
         guard let current = try db.scalarInt("PRAGMA user_version").map(Int32.init) else { return }
         let latest = all.last?.version ?? 0
         if current > latest {
-            throw KeyAssignError(.config, "database \(db.path) has schema version \(current), newer than this keyassign knows (\(latest)); upgrade keyassign")
+            throw KeyAssignError(
+                .config,
+                "database \(db.path) has schema version \(current), newer than this keyassign knows (\(latest)); upgrade keyassign"
+            )
         }
         for migration in all where migration.version > current {
             try db.transaction {

@@ -60,8 +60,9 @@ struct QuotaStore {
         guard try statement.step() else { return ServerState() }
         func number(_ column: Int32) -> Double? { statement.isNull(column) ? nil : statement.double(column) }
         func integer(_ column: Int32) -> Int? { statement.isNull(column) ? nil : Int(statement.int(column)) }
-        return ServerState(closedUntil: number(0), closedReason: statement.string(1), limit: integer(2),
-                           remaining: integer(3), reset: number(4), reportedAt: statement.string(5), perRun: integer(6))
+        return ServerState(
+            closedUntil: number(0), closedReason: statement.string(1), limit: integer(2),
+            remaining: integer(3), reset: number(4), reportedAt: statement.string(5), perRun: integer(6))
     }
 
     func save(_ state: ServerState) throws {

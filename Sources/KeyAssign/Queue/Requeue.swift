@@ -23,8 +23,10 @@ public enum Requeue {
     /// Returns how many rows were requeued.
     public static func requeue(_ selection: Selection, in db: Database) throws -> Int {
         for state in selection.states where !selectableStates.contains(state) {
-            throw KeyAssignError(.usage, "retry: --state \(state.rawValue) is not a finished state; choose from "
-                                 + selectableStates.map(\.rawValue).joined(separator: ", "))
+            throw KeyAssignError(
+                .usage,
+                "retry: --state \(state.rawValue) is not a finished state; choose from "
+                    + selectableStates.map(\.rawValue).joined(separator: ", "))
         }
         var sql = """
             UPDATE work SET state = 'pending', attempts = 0, next_attempt_at = NULL, updated_at = ?
@@ -32,7 +34,9 @@ public enum Requeue {
             """
         var arguments: [SQLValue] = [.text(Timestamps.nowISO8601())]
         if !selection.keys.isEmpty {
-            sql += " AND license_key IN (" + Array(repeating: "?", count: selection.keys.count).joined(separator: ",") + ")"
+            sql +=
+                " AND license_key IN (" + Array(repeating: "?", count: selection.keys.count).joined(separator: ",")
+                + ")"
             arguments += selection.keys.map { .text($0) }
         }
         if let source = selection.sourceFile {

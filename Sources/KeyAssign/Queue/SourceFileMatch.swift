@@ -12,8 +12,10 @@ import Foundation
 /// Nothing matched is an error (exit 64) naming the imported sources nearest to FILE, never
 /// "requeued 0 rows".
 public enum SourceFileMatch {
-    public static func resolve(_ given: String, in db: Database,
-                               currentDirectory: String = FileManager.default.currentDirectoryPath) throws -> [String] {
+    public static func resolve(
+        _ given: String, in db: Database,
+        currentDirectory: String = FileManager.default.currentDirectoryPath
+    ) throws -> [String] {
         let statement = try db.prepare("SELECT DISTINCT source_file FROM work")
         var sources: [String] = []
         while try statement.step() { if let path = statement.string(0) { sources.append(path) } }
@@ -38,12 +40,16 @@ public enum SourceFileMatch {
         let nearest = sources.sorted {
             (EditDistance.between(given, $0), $0) < (EditDistance.between(given, $1), $1)
         }.prefix(3)
-        let listed = nearest.isEmpty ? "none (nothing has been imported)" : nearest.map { "\"\($0)\"" }.joined(separator: ", ")
+        let listed =
+            nearest.isEmpty ? "none (nothing has been imported)" : nearest.map { "\"\($0)\"" }.joined(separator: ", ")
         if byTail.count > 1 {
-            throw KeyAssignError(.usage, "retry --source \(given): several imported sources have that name: "
-                                 + byTail.map { "\"\($0)\"" }.joined(separator: ", ") + "; give the path as one of them")
+            throw KeyAssignError(
+                .usage,
+                "retry --source \(given): several imported sources have that name: "
+                    + byTail.map { "\"\($0)\"" }.joined(separator: ", ") + "; give the path as one of them")
         }
-        throw KeyAssignError(.usage, "retry --source \(given): no imported source is that file; the nearest imported sources: \(listed)")
+        throw KeyAssignError(
+            .usage, "retry --source \(given): no imported source is that file; the nearest imported sources: \(listed)")
     }
 
     /// The path's components, made absolute from `currentDirectory` (unless `absolute` is
@@ -54,7 +60,12 @@ public enum SourceFileMatch {
         for part in full.split(separator: "/", omittingEmptySubsequences: true) {
             switch part {
             case ".": continue
-            case "..": if !parts.isEmpty && parts.last != ".." { parts.removeLast() } else if !full.hasPrefix("/") { parts.append("..") }
+            case "..":
+                if !parts.isEmpty && parts.last != ".." {
+                    parts.removeLast()
+                } else if !full.hasPrefix("/") {
+                    parts.append("..")
+                }
             default: parts.append(String(part))
             }
         }

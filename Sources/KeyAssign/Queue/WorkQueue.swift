@@ -53,7 +53,8 @@ package final class WorkQueue {
 
     static let nextDueSQL = "SELECT min(next_attempt_at) FROM work WHERE \(dueRows) AND state = 'retry'"
 
-    static let inFlightSQL = "SELECT id, run_id, attempts, in_flight_since FROM work WHERE \(dueRows) AND state = 'in_flight'"
+    static let inFlightSQL =
+        "SELECT id, run_id, attempts, in_flight_since FROM work WHERE \(dueRows) AND state = 'in_flight'"
 
     private static let insertInterruptedSQL = """
         INSERT INTO attempts (work_id, run_id, attempt, started_at, ended_at, outcome, error)
@@ -107,7 +108,8 @@ package final class WorkQueue {
             var count = 0
             while try select.step() {
                 let deadRun = select.isNull(1) ? nil : select.int(1)
-                let message = deadRun.map { "run \($0) died while this request was in flight" }
+                let message =
+                    deadRun.map { "run \($0) died while this request was in flight" }
                     ?? "a run died while this request was in flight"
                 try insert.bind(1, select.int(0))
                 try insert.bind(2, deadRun ?? runID)
@@ -165,10 +167,13 @@ package final class WorkQueue {
             var rows: [ClaimedRow] = []
             rows.reserveCapacity(limit)
             while try claim.step() {
-                let request = AssignRequest(licenseKey: claim.string(1) ?? "", ownerName: claim.string(2),
-                                            email: claim.string(3), idempotencyToken: claim.string(4) ?? "")
-                rows.append(ClaimedRow(id: claim.int(0), request: request, attempts: Int(claim.int(5)),
-                                       maybeDelivered: claim.int(6) != 0, claimedAt: now))
+                let request = AssignRequest(
+                    licenseKey: claim.string(1) ?? "", ownerName: claim.string(2),
+                    email: claim.string(3), idempotencyToken: claim.string(4) ?? "")
+                rows.append(
+                    ClaimedRow(
+                        id: claim.int(0), request: request, attempts: Int(claim.int(5)),
+                        maybeDelivered: claim.int(6) != 0, claimedAt: now))
             }
             return rows
         }

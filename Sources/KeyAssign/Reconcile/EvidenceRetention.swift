@@ -1,9 +1,9 @@
 import COpenSSL
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// `keyassign prune --keep-evidence DAYS`: drops the bytes of key listings fetched more than
@@ -47,21 +47,29 @@ public enum EvidenceRetention {
             for id in doomed {
                 try form.bind(1, id)
                 _ = try form.step()
-                let hasLayout = form.int(0) != 0, payloadType = form.string(1) ?? "null"
+                let hasLayout = form.int(0) != 0
+                let payloadType = form.string(1) ?? "null"
                 form.reset()
-                let bytes = hasLayout ? try reader.payload(listing: id)
-                    : try ListingStorage.readBlob(db, table: "listings", column: payloadType == "null" ? "body" : "payload", row: id)
+                let bytes =
+                    hasLayout
+                    ? try reader.payload(listing: id)
+                    : try ListingStorage.readBlob(
+                        db, table: "listings", column: payloadType == "null" ? "body" : "payload", row: id)
                 hashes[id] = try sha256Hex(bytes.buffer)
             }
             // Kept listings whose base goes: standalone from now on.
-            let dependents = try db.prepare("SELECT id, base_id FROM listings WHERE pruned_at IS NULL AND base_id IS NOT NULL ORDER BY id")
+            let dependents = try db.prepare(
+                "SELECT id, base_id FROM listings WHERE pruned_at IS NULL AND base_id IS NOT NULL ORDER BY id")
             var rewrite: [Int64] = []
             while try dependents.step() {
-                if !doomedSet.contains(dependents.int(0)) && doomedSet.contains(dependents.int(1)) { rewrite.append(dependents.int(0)) }
+                if !doomedSet.contains(dependents.int(0)) && doomedSet.contains(dependents.int(1)) {
+                    rewrite.append(dependents.int(0))
+                }
             }
             dependents.reset()
             let layoutOf = try db.prepare("SELECT layout FROM listings WHERE id = ?1")
-            let standalone = try db.prepare("UPDATE listings SET layout = ?1, base_id = NULL, layout_depth = 0 WHERE id = ?2")
+            let standalone = try db.prepare(
+                "UPDATE listings SET layout = ?1, base_id = NULL, layout_depth = 0 WHERE id = ?2")
             for id in rewrite {
                 let ids = try reader.entryIDs(listing: id)
                 try layoutOf.bind(1, id)
@@ -75,7 +83,8 @@ public enum EvidenceRetention {
                 standalone.reset()
                 result.listingsRewritten += 1
             }
-            let prune = try db.prepare("""
+            let prune = try db.prepare(
+                """
                 UPDATE listings SET layout = NULL, payload = NULL, body = x'', base_id = NULL, pruned_at = ?1, payload_sha256 = ?2
                 WHERE id = ?3
                 """)

@@ -16,8 +16,10 @@ enum JSONEquality {
         (try? equalValues(a, b, depth: 0)) ?? false
     }
 
-    private static func equalValues(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>,
-                                    depth: Int) throws(JSONParseError) -> Bool {
+    private static func equalValues(
+        _ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>,
+        depth: Int
+    ) throws(JSONParseError) -> Bool {
         if a.count == b.count, let x = a.baseAddress, let y = b.baseAddress, memcmp(x, y, a.count) == 0 {
             // Equal texts are equal values, provided they are valid: `b` was checked by its
             // parser, and so `a` with it.
@@ -27,12 +29,14 @@ enum JSONEquality {
             return try StrictJSONParser.parse(a) == StrictJSONParser.parse(b)
         }
         guard depth < JSONScanner.maximumDepth else { return false }
-        var left = JSONScanner(a), right = JSONScanner(b)
+        var left = JSONScanner(a)
+        var right = JSONScanner(b)
         let kind = left.peek()
         guard kind == right.peek() else { return false }
         switch kind {
         case UInt8(ascii: "{")?:
-            let x = try left.objectMembers(), y = try right.objectMembers()
+            let x = try left.objectMembers()
+            let y = try right.objectMembers()
             try left.expectEnd()
             try right.expectEnd()
             guard x.count == y.count else { return false }
@@ -40,21 +44,30 @@ enum JSONEquality {
             for member in y { others[member.name] = member.value }
             for member in x {
                 guard let other = others[member.name] else { return false }
-                guard try equalValues(UnsafeBufferPointer(rebasing: a[member.value]),
-                                      UnsafeBufferPointer(rebasing: b[other]), depth: depth + 1) else { return false }
+                guard
+                    try equalValues(
+                        UnsafeBufferPointer(rebasing: a[member.value]),
+                        UnsafeBufferPointer(rebasing: b[other]), depth: depth + 1)
+                else { return false }
             }
             return true
         case UInt8(ascii: "[")?:
             try left.expect(UInt8(ascii: "["), "'['")
             try right.expect(UInt8(ascii: "["), "'['")
-            let leftEmpty = left.consume(UInt8(ascii: "]")), rightEmpty = right.consume(UInt8(ascii: "]"))
+            let leftEmpty = left.consume(UInt8(ascii: "]"))
+            let rightEmpty = right.consume(UInt8(ascii: "]"))
             guard leftEmpty == rightEmpty else { return false }
             if leftEmpty { return true }
             while true {
-                let x = try left.skipValue(depth: depth + 1), y = try right.skipValue(depth: depth + 1)
-                guard try equalValues(UnsafeBufferPointer(rebasing: a[x]), UnsafeBufferPointer(rebasing: b[y]),
-                                      depth: depth + 1) else { return false }
-                let leftMore = left.consume(UInt8(ascii: ",")), rightMore = right.consume(UInt8(ascii: ","))
+                let x = try left.skipValue(depth: depth + 1)
+                let y = try right.skipValue(depth: depth + 1)
+                guard
+                    try equalValues(
+                        UnsafeBufferPointer(rebasing: a[x]), UnsafeBufferPointer(rebasing: b[y]),
+                        depth: depth + 1)
+                else { return false }
+                let leftMore = left.consume(UInt8(ascii: ","))
+                let rightMore = right.consume(UInt8(ascii: ","))
                 guard leftMore == rightMore else { return false }
                 if !leftMore { break }
             }
@@ -69,7 +82,7 @@ enum JSONEquality {
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif

@@ -66,7 +66,7 @@ struct JSONScanner {
                 guard position < bytes.count else { break }
                 switch bytes[position] {
                 case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"),
-                     UInt8(ascii: "f"), UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+                    UInt8(ascii: "f"), UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
                     position += 1
                 case UInt8(ascii: "u"):
                     // As StrictJSON reads it: a high surrogate must be followed by a low one,
@@ -76,8 +76,9 @@ struct JSONScanner {
                     if (0xDC00...0xDFFF).contains(unit) { throw error("lone surrogate in \\u escape") }
                     if (0xD800...0xDBFF).contains(unit) {
                         guard position + 1 < bytes.count, bytes[position] == UInt8(ascii: "\\"),
-                              bytes[position + 1] == UInt8(ascii: "u"),
-                              (0xDC00...0xDFFF).contains(try hex4(at: position + 2)) else {
+                            bytes[position + 1] == UInt8(ascii: "u"),
+                            (0xDC00...0xDFFF).contains(try hex4(at: position + 2))
+                        else {
                             throw error("lone surrogate in \\u escape")
                         }
                         position += 6
@@ -113,15 +114,24 @@ struct JSONScanner {
     private mutating func skipUTF8Sequence() throws(JSONParseError) {
         let lead = bytes[position]
         let length: Int
-        var lowest: UInt8 = 0x80, highest: UInt8 = 0xBF
+        var lowest: UInt8 = 0x80
+        var highest: UInt8 = 0xBF
         switch lead {
         case 0xC2...0xDF: length = 2
-        case 0xE0: length = 3; lowest = 0xA0
+        case 0xE0:
+            length = 3
+            lowest = 0xA0
         case 0xE1...0xEC, 0xEE...0xEF: length = 3
-        case 0xED: length = 3; highest = 0x9F
-        case 0xF0: length = 4; lowest = 0x90
+        case 0xED:
+            length = 3
+            highest = 0x9F
+        case 0xF0:
+            length = 4
+            lowest = 0x90
         case 0xF1...0xF3: length = 4
-        case 0xF4: length = 4; highest = 0x8F
+        case 0xF4:
+            length = 4
+            highest = 0x8F
         default: throw error("string is not valid UTF-8")
         }
         guard position + length <= bytes.count else { throw error("string is not valid UTF-8") }
@@ -139,15 +149,18 @@ struct JSONScanner {
     private mutating func skipPlainWords() {
         guard let base = bytes.baseAddress else { return }
         let raw = UnsafeRawPointer(base)
-        let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
         while position + 8 <= bytes.count {
             let word = raw.loadUnaligned(fromByteOffset: position, as: UInt64.self)
-            let quote = word ^ (ones &* UInt64(UInt8(ascii: "\""))), backslash = word ^ (ones &* UInt64(UInt8(ascii: "\\")))
+            let quote = word ^ (ones &* UInt64(UInt8(ascii: "\"")))
+            let backslash = word ^ (ones &* UInt64(UInt8(ascii: "\\")))
             // A byte is zero, or below 0x20, exactly when the word has its borrow bit set
             // (the classic "has zero byte" / "has byte less than" tests).
             // Non-ASCII bytes (the high bit, `word` itself) stop the fast path too: they are
             // checked as UTF-8 one sequence at a time.
-            let special = ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | ((word &- ones &* 0x20) & ~word)
+            let special =
+                ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | ((word &- ones &* 0x20) & ~word)
                 | word
             if special & highs != 0 { return }
             position += 8
@@ -251,7 +264,10 @@ struct JSONScanner {
         if position < bytes.count && (bytes[position] == UInt8(ascii: "e") || bytes[position] == UInt8(ascii: "E")) {
             isInteger = false
             position += 1
-            if position < bytes.count && (bytes[position] == UInt8(ascii: "+") || bytes[position] == UInt8(ascii: "-")) { position += 1 }
+            if position < bytes.count && (bytes[position] == UInt8(ascii: "+") || bytes[position] == UInt8(ascii: "-"))
+            {
+                position += 1
+            }
             guard digit(position) else { throw error("bad number") }
             while digit(position) { position += 1 }
         }
@@ -267,11 +283,14 @@ struct JSONScanner {
         private var decoded: Set<String>?
 
         /// False when the name was there already.
-        mutating func insert(_ name: (range: Range<Int>, escaped: Bool), of scanner: JSONScanner) throws(JSONParseError) -> Bool {
+        mutating func insert(_ name: (range: Range<Int>, escaped: Bool), of scanner: JSONScanner) throws(JSONParseError)
+            -> Bool
+        {
             let bytes = scanner.bytes
             let ascii = !name.escaped && bytes[name.range].allSatisfy { $0 < 0x80 }
             if decoded == nil && ascii && plain.count < 16 {
-                for other in plain where other.count == name.range.count && bytes[other].elementsEqual(bytes[name.range]) {
+                for other in plain
+                where other.count == name.range.count && bytes[other].elementsEqual(bytes[name.range]) {
                     return false
                 }
                 plain.append(name.range)
@@ -296,7 +315,9 @@ struct JSONScanner {
         if consume(UInt8(ascii: "}")) { return members }
         repeat {
             let name = try decodeString(try scanString())
-            guard seen.insert(name).inserted else { throw error("duplicate member \"\(TerminalText.escape(name, limit: 64))\"") }
+            guard seen.insert(name).inserted else {
+                throw error("duplicate member \"\(TerminalText.escape(name, limit: 64))\"")
+            }
             try expect(UInt8(ascii: ":"), "':'")
             members.append((name, try skipValue(depth: depth + 1)))
         } while consume(UInt8(ascii: ","))

@@ -2,9 +2,9 @@ import COpenSSL
 import CSQLite
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Keeps verified key listings so that the nights do not each add a whole listing (issue 21):
@@ -34,11 +34,13 @@ enum ListingArchive {
         let ids = try entryIDs(payload, ranges, in: db)
         // The last kept listing in this form is the base, unless its chain is long enough.
         var base: (id: Int64, depth: Int, ids: [Int64])?
-        let last = try db.prepare("""
+        let last = try db.prepare(
+            """
             SELECT id, layout_depth FROM listings WHERE layout IS NOT NULL AND pruned_at IS NULL ORDER BY id DESC LIMIT 1
             """)
         if try last.step(), !last.isNull(1), Int(last.int(1)) < maxDepth {
-            let id = last.int(0), depth = Int(last.int(1))
+            let id = last.int(0)
+            let depth = Int(last.int(1))
             last.reset()
             var reader = Reader(db)
             // A base that cannot be read back (edited by hand: `audit` says so) is not
@@ -63,7 +65,8 @@ enum ListingArchive {
                 depth = 0
             }
         }
-        let insert = try db.prepare("""
+        let insert = try db.prepare(
+            """
             INSERT INTO listings (server, fetched_at, signed_at, key_name, entries, bytes, body, signature,
                                   layout, base_id, layout_depth)
             VALUES (?1, ?2, ?3, ?4, ?5, ?6, x'', ?7, ?8, ?9, ?10)
@@ -84,7 +87,9 @@ enum ListingArchive {
     }
 
     /// Each entry's row id, inserting the entries not kept yet (a few hundred on a usual night).
-    private static func entryIDs(_ payload: UnsafeBufferPointer<UInt8>, _ ranges: [Range<Int>], in db: Database) throws -> [Int64] {
+    private static func entryIDs(_ payload: UnsafeBufferPointer<UInt8>, _ ranges: [Range<Int>], in db: Database) throws
+        -> [Int64]
+    {
         let find = try db.prepare("SELECT id FROM listing_entries WHERE sha256 = ?1")
         let insert = try db.prepare("INSERT INTO listing_entries (sha256, body) VALUES (?1, ?2)")
         guard let md = EVP_sha256() else { throw KeyAssignError(.config, "OpenSSL has no SHA-256") }
@@ -130,7 +135,9 @@ enum ListingArchive {
             let select = try db.prepare("SELECT layout, base_id FROM listings WHERE id = ?1")
             try select.bind(1, id)
             guard try select.step() else { throw ListingLayout.Malformed(message: "listing \(id) is missing") }
-            guard let bytes = select.blob(0) else { throw ListingLayout.Malformed(message: "listing \(id) has no layout") }
+            guard let bytes = select.blob(0) else {
+                throw ListingLayout.Malformed(message: "listing \(id) has no layout")
+            }
             return Kept(layout: try ListingLayout.decode(bytes), baseID: select.isNull(1) ? nil : select.int(1))
         }
 
@@ -148,7 +155,8 @@ enum ListingArchive {
                 let kept = try kept(current)
                 chain.append(kept)
                 guard chain.count <= ListingArchive.maxDepth + 1 || kept.baseID == nil else {
-                    throw ListingLayout.Malformed(message: "listing \(id): its chain of bases is longer than \(ListingArchive.maxDepth)")
+                    throw ListingLayout.Malformed(
+                        message: "listing \(id): its chain of bases is longer than \(ListingArchive.maxDepth)")
                 }
                 next = kept.baseID
             }
@@ -166,7 +174,9 @@ enum ListingArchive {
             let ids = try entryIDs(listing: id)
             let length = layout.payloadLength
             guard let memory = malloc(max(1, length))?.assumingMemoryBound(to: UInt8.self) else {
-                throw DatabaseError(code: SQLITE_NOMEM, message: "out of memory rebuilding listing \(id) (\(length) bytes)", path: db.path)
+                throw DatabaseError(
+                    code: SQLITE_NOMEM, message: "out of memory rebuilding listing \(id) (\(length) bytes)",
+                    path: db.path)
             }
             let bytes = OwnedBytes(taking: memory, count: length)
             var offset = 0

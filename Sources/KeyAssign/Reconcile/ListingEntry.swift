@@ -11,8 +11,10 @@ public struct ListingEntry: Sendable, Equatable {
     public var assignedAt: String?
     public var text: String
 
-    public init(index: Int, licenseKey: String, status: String?, ownerName: String?, ownerEmail: String?,
-                assignedAt: String?, text: String) {
+    public init(
+        index: Int, licenseKey: String, status: String?, ownerName: String?, ownerEmail: String?,
+        assignedAt: String?, text: String
+    ) {
         self.index = index
         self.licenseKey = licenseKey
         self.status = status
@@ -26,10 +28,12 @@ public struct ListingEntry: Sendable, Equatable {
     /// with a `license_key` string.
     public static func parse(storedText text: String, index: Int) -> ListingEntry? {
         guard case .object(let members)? = try? StrictJSONParser.parse(Array(text.utf8)),
-              let key = members["license_key"]?.stringValue else { return nil }
-        return ListingEntry(index: index, licenseKey: key, status: members["status"]?.stringValue,
-                            ownerName: members["owner_name"]?.stringValue, ownerEmail: members["owner_email"]?.stringValue,
-                            assignedAt: members["assigned_at"]?.stringValue, text: text)
+            let key = members["license_key"]?.stringValue
+        else { return nil }
+        return ListingEntry(
+            index: index, licenseKey: key, status: members["status"]?.stringValue,
+            ownerName: members["owner_name"]?.stringValue, ownerEmail: members["owner_email"]?.stringValue,
+            assignedAt: members["assigned_at"]?.stringValue, text: text)
     }
 
     /// One line for people: "assigned to Ada <ada@example.com> since 2026-12-01 10:00:00".

@@ -102,9 +102,10 @@ public final class ListingIndex: @unchecked Sendable {
     public func entry(at number: Int) -> ListingEntry? {
         guard slots.indices.contains(number) else { return nil }
         let slot = slots[number]
-        return ListingEntry(index: number, licenseKey: string(slot.key) ?? "", status: string(slot.status),
-                            ownerName: string(slot.ownerName), ownerEmail: string(slot.ownerEmail),
-                            assignedAt: string(slot.assignedAt), text: string(slot.object) ?? "")
+        return ListingEntry(
+            index: number, licenseKey: string(slot.key) ?? "", status: string(slot.status),
+            ownerName: string(slot.ownerName), ownerEmail: string(slot.ownerEmail),
+            assignedAt: string(slot.assignedAt), text: string(slot.object) ?? "")
     }
 
     static func same(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
@@ -126,7 +127,7 @@ public final class ListingIndex: @unchecked Sendable {
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif

@@ -40,9 +40,12 @@ struct ListingLayout: Equatable {
 
     /// The layout of `payload` whose entries lie at `entries` (in order, not overlapping),
     /// with the entry ids each has in `listing_entries`.
-    static func make(payload: UnsafeBufferPointer<UInt8>, entries: [Range<Int>], ids: [Int64], base: [Int64]?) -> ListingLayout {
+    static func make(payload: UnsafeBufferPointer<UInt8>, entries: [Range<Int>], ids: [Int64], base: [Int64]?)
+        -> ListingLayout
+    {
         precondition(entries.count == ids.count)
-        let prefix: [UInt8], suffix: [UInt8]
+        let prefix: [UInt8]
+        let suffix: [UInt8]
         var gapList: [[UInt8]] = []
         if let first = entries.first, let last = entries.last {
             prefix = Array(payload[0..<first.lowerBound])
@@ -56,8 +59,9 @@ struct ListingLayout: Equatable {
             suffix = []
         }
         let gaps: Gaps = gapList.allSatisfy({ $0 == gapList.first }) ? .uniform(gapList.first ?? []) : .each(gapList)
-        return ListingLayout(payloadLength: payload.count, prefix: prefix, suffix: suffix, gaps: gaps,
-                             entryCount: ids.count, runs: runs(for: ids, base: base))
+        return ListingLayout(
+            payloadLength: payload.count, prefix: prefix, suffix: suffix, gaps: gaps,
+            entryCount: ids.count, runs: runs(for: ids, base: base))
     }
 
     /// The runs that spell `ids`: at each position the longer of a copy from the base and a
@@ -71,7 +75,8 @@ struct ListingLayout: Equatable {
         var runs: [Run] = []
         var i = 0
         while i < ids.count {
-            var copy = 0, copyStart = 0
+            var copy = 0
+            var copyStart = 0
             if let base, let j = position[ids[i]] {
                 while i + copy < ids.count, j + copy < base.count, ids[i + copy] == base[j + copy] { copy += 1 }
                 copyStart = j
@@ -106,7 +111,10 @@ struct ListingLayout: Equatable {
                 for offset in 0..<count { ids.append(start + Int64(offset)) }
             case .base(let start, let count):
                 guard let base, start >= 0, count >= 0, start + count <= base.count else {
-                    throw Malformed(message: "the entry list copies entries \(start)..<\(start + count) of a base listing of \(base?.count ?? 0)")
+                    throw Malformed(
+                        message:
+                            "the entry list copies entries \(start)..<\(start + count) of a base listing of \(base?.count ?? 0)"
+                    )
                 }
                 ids.append(contentsOf: base[start..<(start + count)])
             }
@@ -161,7 +169,8 @@ struct ListingLayout: Equatable {
         var reader = Reader(data: bytes)
         guard try reader.byte() == formatVersion else { throw Malformed(message: "unknown layout format") }
         let payloadLength = try reader.int()
-        let prefix = try reader.bytes(), suffix = try reader.bytes()
+        let prefix = try reader.bytes()
+        let suffix = try reader.bytes()
         let gaps: Gaps
         switch try reader.byte() {
         case 0: gaps = .uniform(try reader.bytes())
@@ -175,7 +184,8 @@ struct ListingLayout: Equatable {
         var runs: [Run] = []
         for _ in 0..<(try reader.int()) {
             let kind = try reader.byte()
-            let start = try reader.varint(), count = try reader.int()
+            let start = try reader.varint()
+            let count = try reader.int()
             switch kind {
             case 0: runs.append(.ids(start: Int64(bitPattern: start), count: count))
             case 1:
@@ -185,8 +195,9 @@ struct ListingLayout: Equatable {
             }
         }
         guard reader.offset == bytes.count else { throw Malformed(message: "trailing bytes") }
-        return ListingLayout(payloadLength: payloadLength, prefix: prefix, suffix: suffix, gaps: gaps,
-                             entryCount: entryCount, runs: runs)
+        return ListingLayout(
+            payloadLength: payloadLength, prefix: prefix, suffix: suffix, gaps: gaps,
+            entryCount: entryCount, runs: runs)
     }
 
     private static func put(_ out: inout [UInt8], _ value: UInt64) {

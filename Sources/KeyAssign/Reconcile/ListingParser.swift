@@ -36,14 +36,24 @@ enum ListingParser {
                         }
                     default:
                         let number = try value.scanNumber()
-                        if number.isInteger { code = Int(String(decoding: UnsafeBufferPointer(rebasing: payload.buffer[number.range]), as: UTF8.self)) }
+                        if number.isInteger {
+                            code = Int(
+                                String(
+                                    decoding: UnsafeBufferPointer(rebasing: payload.buffer[number.range]), as: UTF8.self
+                                ))
+                        }
                     }
                 case "message":
                     if value.peek() == UInt8(ascii: "\"") { message = try value.decodeString(try value.scanString()) }
                 case "timestamp":
                     if value.peek() != UInt8(ascii: "\"") {
                         let number = try value.scanNumber()
-                        if number.isInteger { timestamp = Int64(String(decoding: UnsafeBufferPointer(rebasing: payload.buffer[number.range]), as: UTF8.self)) }
+                        if number.isInteger {
+                            timestamp = Int64(
+                                String(
+                                    decoding: UnsafeBufferPointer(rebasing: payload.buffer[number.range]), as: UTF8.self
+                                ))
+                        }
                     }
                 case "license_keys":
                     entries = member.value
@@ -52,7 +62,8 @@ enum ListingParser {
                 }
             }
         } catch {
-            return .failure(Failure(missingFields: false, message: "the signed payload is not JSON: \(error.description)"))
+            return .failure(
+                Failure(missingFields: false, message: "the signed payload is not JSON: \(error.description)"))
         }
         var missing: [String] = []
         if code == nil { missing.append(codeProblem ?? "code (integer or string of digits)") }
@@ -60,7 +71,8 @@ enum ListingParser {
         if timestamp == nil { missing.append("timestamp (integer)") }
         if entries == nil { missing.append("license_keys (array)") }
         guard missing.isEmpty, let code, let message, let timestamp, let entries else {
-            return .failure(Failure(missingFields: true, message: "the signed payload lacks " + missing.joined(separator: ", ")))
+            return .failure(
+                Failure(missingFields: true, message: "the signed payload lacks " + missing.joined(separator: ", ")))
         }
         let index = ListingIndex(payload: payload, code: code, message: message, timestamp: timestamp)
         do throws(Failure) {
@@ -72,29 +84,35 @@ enum ListingParser {
         return .success(index)
     }
 
-    private static func readEntries(_ bytes: UnsafeBufferPointer<UInt8>, range: Range<Int>,
-                                    into index: ListingIndex) throws(Failure) {
+    private static func readEntries(
+        _ bytes: UnsafeBufferPointer<UInt8>, range: Range<Int>,
+        into index: ListingIndex
+    ) throws(Failure) {
         var scanner = JSONScanner(bytes, position: range.lowerBound)
         var number = 0
         func fail(_ text: String, missing: Bool = true) -> Failure {
             Failure(missingFields: missing, message: "license_keys[\(number)]: \(text)")
         }
         do {
-            guard scanner.consume(UInt8(ascii: "[")) else { throw Failure(missingFields: true, message: "license_keys is not an array") }
+            guard scanner.consume(UInt8(ascii: "[")) else {
+                throw Failure(missingFields: true, message: "license_keys is not an array")
+            }
             if scanner.consume(UInt8(ascii: "]")) { return }
             repeat {
                 guard scanner.peek() == UInt8(ascii: "{") else { throw fail("not an object") }
                 let objectStart = scanner.position
                 scanner.position += 1
-                var slot = ListingIndex.Slot(object: .null, key: .null, status: .null, ownerName: .null,
-                                             ownerEmail: .null, assignedAt: .null)
+                var slot = ListingIndex.Slot(
+                    object: .null, key: .null, status: .null, ownerName: .null,
+                    ownerEmail: .null, assignedAt: .null)
                 // The five fields read are found by their bytes, without making a String of
                 // every member name (11 per entry, 200,000 entries); each may appear once.
                 var seen: UInt8 = 0
                 if !scanner.consume(UInt8(ascii: "}")) {
                     repeat {
                         let nameScan = try scanner.scanString()
-                        let field = nameScan.escaped
+                        let field =
+                            nameScan.escaped
                             ? Self.field(named: Array(try scanner.decodeString(nameScan).utf8))
                             : Self.field(named: UnsafeBufferPointer(rebasing: bytes[nameScan.range]))
                         try scanner.expect(UInt8(ascii: ":"), "':'")
@@ -102,7 +120,9 @@ enum ListingParser {
                             try scanner.skipValue(depth: 2)
                             continue
                         }
-                        guard seen & (1 << field.rawValue) == 0 else { throw fail("duplicate member \"\(field.name)\"", missing: false) }
+                        guard seen & (1 << field.rawValue) == 0 else {
+                            throw fail("duplicate member \"\(field.name)\"", missing: false)
+                        }
                         seen |= 1 << field.rawValue
                         let ref = try stringRef(&scanner, into: index, field: field.name, number: number)
                         switch field {
@@ -116,7 +136,8 @@ enum ListingParser {
                     try scanner.expect(UInt8(ascii: "}"), "',' or '}'")
                 }
                 guard slot.key.count != .max else { throw fail("no license_key string") }
-                slot.object = ListingIndex.Ref(start: UInt32(objectStart), count: UInt32(scanner.position - objectStart))
+                slot.object = ListingIndex.Ref(
+                    start: UInt32(objectStart), count: UInt32(scanner.position - objectStart))
                 index.slots.append(slot)
                 number += 1
             } while scanner.consume(UInt8(ascii: ","))
@@ -124,7 +145,9 @@ enum ListingParser {
         } catch let failure as Failure {
             throw failure
         } catch let error as JSONParseError {
-            throw Failure(missingFields: false, message: "the signed payload is not JSON: license_keys[\(number)]: \(error.description)")
+            throw Failure(
+                missingFields: false,
+                message: "the signed payload is not JSON: license_keys[\(number)]: \(error.description)")
         } catch {
             throw Failure(missingFields: false, message: "the signed payload is not JSON: \(error)")
         }
@@ -153,11 +176,14 @@ enum ListingParser {
 
     /// A string field (or null) as a reference into the payload, or into the index's decoded
     /// bytes when it held escapes.
-    private static func stringRef(_ scanner: inout JSONScanner, into index: ListingIndex, field: String,
-                                  number: Int) throws -> ListingIndex.Ref {
+    private static func stringRef(
+        _ scanner: inout JSONScanner, into index: ListingIndex, field: String,
+        number: Int
+    ) throws -> ListingIndex.Ref {
         if try scanner.consumeNull() { return .null }
         guard scanner.peek() == UInt8(ascii: "\"") else {
-            throw Failure(missingFields: true, message: "license_keys[\(number)]: \(field) is neither a string nor null")
+            throw Failure(
+                missingFields: true, message: "license_keys[\(number)]: \(field) is neither a string nor null")
         }
         let scanned = try scanner.scanString()
         if !scanned.escaped {

@@ -77,8 +77,12 @@ public struct ListingVerifier: Sendable {
         }
         var verified: (holds: Bool, payload: OwnedBytes?)?
         for key in signing.keys {
-            let digested = digestAndDecode(UnsafeBufferPointer(rebasing: bytes[signed.range]), signature: signing.signature, key: key)
-            if digested.holds { verified = digested; break }
+            let digested = digestAndDecode(
+                UnsafeBufferPointer(rebasing: bytes[signed.range]), signature: signing.signature, key: key)
+            if digested.holds {
+                verified = digested
+                break
+            }
         }
         guard let digested = verified else { return badSignature(keyName) }
         guard let payload = digested.payload else {
@@ -92,12 +96,16 @@ public struct ListingVerifier: Sendable {
             index = parsed
         }
         guard JSONEquality.equal(UnsafeBufferPointer(rebasing: bytes[response]), payload.buffer) else {
-            return .untrusted(.payloadMismatch, "the unsigned response differs from the signed payload; the listing was altered")
+            return .untrusted(
+                .payloadMismatch, "the unsigned response differs from the signed payload; the listing was altered")
         }
         if let maxAge, !(abs(now - Double(index.timestamp)) <= maxAge) {
             let age = now - Double(index.timestamp)
             let shown = age.magnitude < 1e15 ? String(Int64(age.rounded())) : String(age)
-            return .untrusted(.stale, "the listing was signed at \(index.timestamp), \(shown) s before now; more than the allowed \(maxAge) s either way")
+            return .untrusted(
+                .stale,
+                "the listing was signed at \(index.timestamp), \(shown) s before now; more than the allowed \(maxAge) s either way"
+            )
         }
         return .trusted(VerifiedListing(index: index, keyName: keyName, signature: signatureText))
     }
@@ -112,7 +120,8 @@ public struct ListingVerifier: Sendable {
         case .failure(let refusal): return .untrusted(refusal.reason, refusal.detail)
         case .success(let found): signing = found
         }
-        guard signing.keys.contains(where: { digestEncoded(payload.buffer, signature: signing.signature, key: $0) }) else {
+        guard signing.keys.contains(where: { digestEncoded(payload.buffer, signature: signing.signature, key: $0) })
+        else {
             return badSignature(keyName)
         }
         switch ListingParser.parse(payload) {
@@ -155,8 +164,10 @@ public struct ListingVerifier: Sendable {
     /// Feeds the signed text (the string's value: `\/` and other escapes undone) to the
     /// digest in chunks and base64-decodes it in the same pass. `payload` is nil when the text
     /// is not canonical standard base64.
-    private func digestAndDecode(_ raw: UnsafeBufferPointer<UInt8>, signature: [UInt8],
-                                 key: KeyRing.Key) -> (holds: Bool, payload: OwnedBytes?) {
+    private func digestAndDecode(
+        _ raw: UnsafeBufferPointer<UInt8>, signature: [UInt8],
+        key: KeyRing.Key
+    ) -> (holds: Bool, payload: OwnedBytes?) {
         guard let ctx = EVP_MD_CTX_new() else { return (false, nil) }
         defer { EVP_MD_CTX_free(ctx) }
         guard EVP_DigestVerifyInit(ctx, nil, keyRing.sha256, nil, key.pkey) == 1 else {
@@ -183,7 +194,10 @@ public struct ListingVerifier: Sendable {
             let offset = UnsafeRawPointer(found) - UnsafeRawPointer(base)
             feed(UnsafeBufferPointer(rebasing: rest[0..<offset]))
             position += offset + 1
-            guard position < raw.count else { escapeProblem = true; break }
+            guard position < raw.count else {
+                escapeProblem = true
+                break
+            }
             let escape = raw[position]
             position += 1
             switch escape {
@@ -196,7 +210,12 @@ public struct ListingVerifier: Sendable {
                 }
                 position += 4
                 // Only ASCII can be base64 (and signed as one byte); anything else fails below.
-                if value < 0x80 { one = UInt8(value) } else { escapeProblem = true; one = 0 }
+                if value < 0x80 {
+                    one = UInt8(value)
+                } else {
+                    escapeProblem = true
+                    one = 0
+                }
             default:
                 // \b \f \n \r \t: control characters, never base64.
                 escapeProblem = true
@@ -247,8 +266,10 @@ struct StreamingBase64Decoder {
                 let limit = min(quads, (capacity - written) / 3)
                 var at = written
                 while index < limit * 4 {
-                    let a = table[Int(bytes[index])], b = table[Int(bytes[index + 1])]
-                    let c = table[Int(bytes[index + 2])], d = table[Int(bytes[index + 3])]
+                    let a = table[Int(bytes[index])]
+                    let b = table[Int(bytes[index + 1])]
+                    let c = table[Int(bytes[index + 2])]
+                    let d = table[Int(bytes[index + 3])]
                     if (a | b | c | d) & 0xC0 != 0 { break }  // not the alphabet ('=' too): the slow path
                     let bits = UInt32(a) << 18 | UInt32(b) << 12 | UInt32(c) << 6 | UInt32(d)
                     output[at] = UInt8(truncatingIfNeeded: bits >> 16)
@@ -266,15 +287,24 @@ struct StreamingBase64Decoder {
                     padding += 1
                     bits <<= 6
                     pending += 1
-                    if padding > 2 { failed = true; return }
+                    if padding > 2 {
+                        failed = true
+                        return
+                    }
                 } else {
                     let value = table[Int(byte)]
-                    if value == 0xFF || padding > 0 { failed = true; return }
+                    if value == 0xFF || padding > 0 {
+                        failed = true
+                        return
+                    }
                     bits = bits << 6 | UInt32(value)
                     pending += 1
                 }
                 if pending == 4 {
-                    guard written + 3 <= capacity else { failed = true; return }
+                    guard written + 3 <= capacity else {
+                        failed = true
+                        return
+                    }
                     output[written] = UInt8(truncatingIfNeeded: bits >> 16)
                     output[written + 1] = UInt8(truncatingIfNeeded: bits >> 8)
                     output[written + 2] = UInt8(truncatingIfNeeded: bits)
@@ -284,7 +314,10 @@ struct StreamingBase64Decoder {
                     if padding > 0 {
                         // Padding ends the text: the quad that holds it must be the last, and
                         // the bits it stands for must be zero.
-                        if output[written - 1] != 0 || (padding == 2 && output[written - 2] != 0) { failed = true; return }
+                        if output[written - 1] != 0 || (padding == 2 && output[written - 2] != 0) {
+                            failed = true
+                            return
+                        }
                         written -= padding
                         padding += 10  // anything more fails
                     }
@@ -304,7 +337,7 @@ struct StreamingBase64Decoder {
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif

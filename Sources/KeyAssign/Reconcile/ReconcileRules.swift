@@ -29,8 +29,10 @@ public enum ReconcileRules {
         /// The longest `--timeout` any of its attempts ran under.
         public var requestTimeout: Double
 
-        public init(state: WorkState, ownerName: String?, email: String?, attempts: Int = 0,
-                    lastAttemptStart: Double? = nil, lastReplyEnd: Double? = nil, requestTimeout: Double = 30) {
+        public init(
+            state: WorkState, ownerName: String?, email: String?, attempts: Int = 0,
+            lastAttemptStart: Double? = nil, lastReplyEnd: Double? = nil, requestTimeout: Double = 30
+        ) {
             self.state = state
             self.ownerName = ownerName
             self.email = email
@@ -58,7 +60,8 @@ public enum ReconcileRules {
 
     /// The reason an absent key gives a row that may have been delivered: absence proves nothing
     /// (a listing scoped to one product, paginated, or cut short by a proxy leaves keys out).
-    public static let notListedReason = "not in the server's listing: absence proves nothing for a request that may have reached the server (a listing scoped to a product, paginated or cut short leaves keys out); a later listing settles it"
+    public static let notListedReason =
+        "not in the server's listing: absence proves nothing for a request that may have reached the server (a listing scoped to a product, paginated or cut short leaves keys out); a later listing settles it"
 
     /// What `entry` (nil: the key is not in the listing) proves about `row`, for a listing taken
     /// no earlier than `takenAt` (Unix seconds). `maxAttempts` is kept for the callers; an
@@ -72,11 +75,14 @@ public enum ReconcileRules {
                 return Decision(rule: .unknown, state: row.state, reason: notListedReason, settled: false)
             case .assigned:
                 // Our verified 800 stands; a partial listing does not contradict it.
-                return Decision(rule: .unknown, state: .assigned, reason:
-                    "not in the server's listing: the verified 800 stands, unconfirmed", settled: false)
+                return Decision(
+                    rule: .unknown, state: .assigned,
+                    reason:
+                        "not in the server's listing: the verified 800 stands, unconfirmed", settled: false)
             default:
-                return Decision(rule: .unknown, state: .rejected,
-                                reason: "unknown to the server: the key is not in its signed key listing", settled: true)
+                return Decision(
+                    rule: .unknown, state: .rejected,
+                    reason: "unknown to the server: the key is not in its signed key listing", settled: true)
             }
         }
         let rule = ruleFor(row, entry: entry)
@@ -85,14 +91,23 @@ public enum ReconcileRules {
         }
         switch rule {
         case .heldByBuyer:
-            return Decision(rule: rule, state: .assigned, reason:
-                "the server's signed key listing shows this key held by this buyer (\(owner(entry)), assigned_at \(entry.assignedAt ?? "unknown"))", settled: true)
+            return Decision(
+                rule: rule, state: .assigned,
+                reason:
+                    "the server's signed key listing shows this key held by this buyer (\(owner(entry)), assigned_at \(entry.assignedAt ?? "unknown"))",
+                settled: true)
         case .heldByOther:
-            return Decision(rule: rule, state: .rejected, reason:
-                "already assigned to another owner: \(owner(entry)), assigned_at \(entry.assignedAt ?? "unknown") (server's signed key listing)", settled: true)
+            return Decision(
+                rule: rule, state: .rejected,
+                reason:
+                    "already assigned to another owner: \(owner(entry)), assigned_at \(entry.assignedAt ?? "unknown") (server's signed key listing)",
+                settled: true)
         case .status:
-            return Decision(rule: rule, state: .rejected, reason:
-                "the key's status on the server is \(entry.status.map { "'\($0)'" } ?? "missing"), with no owner (server's signed key listing)", settled: true)
+            return Decision(
+                rule: rule, state: .rejected,
+                reason:
+                    "the key's status on the server is \(entry.status.map { "'\($0)'" } ?? "missing"), with no owner (server's signed key listing)",
+                settled: true)
         case .available, .tooEarly, .unknown:
             break
         }
@@ -101,14 +116,22 @@ public enum ReconcileRules {
         let provenAfter = provenAfter(row)
         switch row.state {
         case .rejected:
-            return Decision(rule: .available, state: .rejected, reason:
-                "the server refused a key its signed key listing shows as available (nobody holds it); check the key and the server", settled: true)
+            return Decision(
+                rule: .available, state: .rejected,
+                reason:
+                    "the server refused a key its signed key listing shows as available (nobody holds it); check the key and the server",
+                settled: true)
         case .uncertain where takenAt > provenAfter:
-            return Decision(rule: .available, state: .retry, reason:
-                "the server's signed key listing shows the key available (nobody holds it): sending it again cannot assign it twice", settled: true)
+            return Decision(
+                rule: .available, state: .retry,
+                reason:
+                    "the server's signed key listing shows the key available (nobody holds it): sending it again cannot assign it twice",
+                settled: true)
         case .retry where takenAt > provenAfter:
-            return Decision(rule: .available, state: .retry, reason:
-                "the server's signed key listing shows the key available: it is sent again", settled: true)
+            return Decision(
+                rule: .available, state: .retry,
+                reason:
+                    "the server's signed key listing shows the key available: it is sent again", settled: true)
         default:
             return tooEarly(row, provenAfter: provenAfter)
         }
@@ -121,19 +144,31 @@ public enum ReconcileRules {
     static func confirm(_ row: Row, entry: ListingEntry, rule: Rule, takenAt: Double) -> Decision {
         switch rule {
         case .heldByBuyer:
-            return Decision(rule: rule, state: .assigned, reason:
-                "confirmed by the server's signed key listing: held by this buyer (\(owner(entry)), assigned_at \(entry.assignedAt ?? "unknown"))", settled: true)
+            return Decision(
+                rule: rule, state: .assigned,
+                reason:
+                    "confirmed by the server's signed key listing: held by this buyer (\(owner(entry)), assigned_at \(entry.assignedAt ?? "unknown"))",
+                settled: true)
         case .heldByOther:
-            return Decision(rule: rule, state: .rejected, reason:
-                "changed after our assignment: the server's signed key listing shows it held by another owner, \(owner(entry)), assigned_at \(entry.assignedAt ?? "unknown") (an admin's reassignment, or the 800 we accepted was a replayed reply)", settled: true)
+            return Decision(
+                rule: rule, state: .rejected,
+                reason:
+                    "changed after our assignment: the server's signed key listing shows it held by another owner, \(owner(entry)), assigned_at \(entry.assignedAt ?? "unknown") (an admin's reassignment, or the 800 we accepted was a replayed reply)",
+                settled: true)
         case .status:
-            return Decision(rule: rule, state: .rejected, reason:
-                "changed after our assignment: the key's status on the server is \(entry.status.map { "'\($0)'" } ?? "missing"), with no owner (server's signed key listing)", settled: true)
+            return Decision(
+                rule: rule, state: .rejected,
+                reason:
+                    "changed after our assignment: the key's status on the server is \(entry.status.map { "'\($0)'" } ?? "missing"), with no owner (server's signed key listing)",
+                settled: true)
         case .available, .tooEarly, .unknown:
             let provenAfter = provenAfter(row)
             guard takenAt > provenAfter else { return tooEarly(row, provenAfter: provenAfter) }
-            return Decision(rule: .available, state: .retry, reason:
-                "changed after our assignment: the server's signed key listing shows the key available (nobody holds it), so the 800 we recorded did not hold (a release on the server, or a replayed reply); it is sent again", settled: true)
+            return Decision(
+                rule: .available, state: .retry,
+                reason:
+                    "changed after our assignment: the server's signed key listing shows the key available (nobody holds it), so the 800 we recorded did not hold (a release on the server, or a replayed reply); it is sent again",
+                settled: true)
         }
     }
 
@@ -144,8 +179,11 @@ public enum ReconcileRules {
     }
 
     static func tooEarly(_ row: Row, provenAfter: Double) -> Decision {
-        Decision(rule: .tooEarly, state: row.state, reason:
-            "the signed key listing shows the key available, but it was taken before the last attempt could still be processed (until \(provenAfter.isFinite ? Timestamps.iso8601(provenAfter) : "later")); a later listing settles it", settled: false)
+        Decision(
+            rule: .tooEarly, state: row.state,
+            reason:
+                "the signed key listing shows the key available, but it was taken before the last attempt could still be processed (until \(provenAfter.isFinite ? Timestamps.iso8601(provenAfter) : "later")); a later listing settles it",
+            settled: false)
     }
 
     /// True when the decision contradicts a row recorded `assigned`.
@@ -155,7 +193,9 @@ public enum ReconcileRules {
 
     /// The state a settlement's entry leads to, ignoring time and attempts: what `audit`
     /// checks a settled row against. nil for `available` (it settles nothing final).
-    public static func settledState(from: WorkState, entry: ListingEntry?, ownerName: String?, email: String?) -> WorkState? {
+    public static func settledState(from: WorkState, entry: ListingEntry?, ownerName: String?, email: String?)
+        -> WorkState?
+    {
         guard let entry else {
             // Absence settles only a row that cannot have been delivered.
             switch from {
@@ -196,9 +236,9 @@ public enum ReconcileRules {
         let email = entry.ownerEmail?.trimmingWhitespace()
         let name = entry.ownerName?.trimmingWhitespace()
         switch (name?.isEmpty == false ? name : nil, email?.isEmpty == false ? email : nil) {
-        case let (name?, email?): return "\(name) <\(email)>"
-        case let (nil, email?): return "<\(email)>"
-        case let (name?, nil): return name
+        case (let name?, let email?): return "\(name) <\(email)>"
+        case (nil, let email?): return "<\(email)>"
+        case (let name?, nil): return name
         default: return "(unnamed owner)"
         }
     }

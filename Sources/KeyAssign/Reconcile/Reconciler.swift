@@ -44,11 +44,13 @@ public struct Reconciler: Sendable {
             case .untrusted(let reason, let detail):
                 return "the key listing does not verify (\(reason.rawValue)): \(TerminalText.escape(detail))"
             case .notListing(let code, let message):
-                return "the signed reply to GET \(ServerEndpoint.listingPath) is code \(code) (\(ReplyVerifier.printable(message))), not 730 (License keys)"
+                return
+                    "the signed reply to GET \(ServerEndpoint.listingPath) is code \(code) (\(ReplyVerifier.printable(message))), not 730 (License keys)"
             case .failed(let detail):
                 return "cannot fetch the key listing: \(TerminalText.escape(detail))"
             case .carriesKey:
-                return "the signed key listing holds the API key; it is refused, not stored (is the server compromised?)"
+                return
+                    "the signed key listing holds the API key; it is refused, not stored (is the server compromised?)"
             }
         }
     }
@@ -143,16 +145,19 @@ public struct Reconciler: Sendable {
             let text = String(decoding: body.prefix(200), as: UTF8.self)
             return .failure(.failed("HTTP \(status): \(ReplyVerifier.printable(text, limit: 200))"))
         case .body(let raw):
-            return Self.verify(raw, verifier: verifier, maxClockSkew: maxClockSkew, apiKey: client.apiKey,
-                               fetchedAt: started, receivedAt: Timestamps.now())
+            return Self.verify(
+                raw, verifier: verifier, maxClockSkew: maxClockSkew, apiKey: client.apiKey,
+                fetchedAt: started, receivedAt: Timestamps.now())
         }
     }
 
     /// A listing's body, verified: what `fetch` does once the bytes are in (and what the
     /// simulator does with its server's listing).
-    package static func verify(_ raw: OwnedBytes, verifier: ListingVerifier, maxClockSkew: Double, apiKey: String,
-                               fetchedAt: Double, receivedAt: Double,
-                               clock: () -> Double = Timestamps.now) -> Result<Fetched, Unavailable> {
+    package static func verify(
+        _ raw: OwnedBytes, verifier: ListingVerifier, maxClockSkew: Double, apiKey: String,
+        fetchedAt: Double, receivedAt: Double,
+        clock: () -> Double = Timestamps.now
+    ) -> Result<Fetched, Unavailable> {
         switch verifier.verify(raw, maxAge: maxClockSkew, now: receivedAt) {
         case .untrusted(let reason, let detail):
             return .failure(.untrusted(reason, detail))
@@ -164,8 +169,10 @@ public struct Reconciler: Sendable {
             if let redactor = SecretRedactor(secret: apiKey), redactor.occurs(in: listing.index.payload.buffer) {
                 return .failure(.carriesKey)
             }
-            return .success(Fetched(listing: listing, bytes: raw.count, fetchedAt: fetchedAt,
-                                    receivedAt: receivedAt, verifiedAt: clock()))
+            return .success(
+                Fetched(
+                    listing: listing, bytes: raw.count, fetchedAt: fetchedAt,
+                    receivedAt: receivedAt, verifiedAt: clock()))
         }
     }
 
@@ -182,8 +189,10 @@ public struct Reconciler: Sendable {
     /// else the keeper stores the listing when the first settlement is written, and not at all
     /// when none is.
     /// `defaultTimeout` stands in for runs that did not record theirs.
-    public static func apply(_ fetched: Fetched, keeper: ListingKeeper?, selection: Selection, in db: Database,
-                             defaultTimeout: Double, maxAttempts: Int, report: (Change) -> Void) throws -> Counts {
+    public static func apply(
+        _ fetched: Fetched, keeper: ListingKeeper?, selection: Selection, in db: Database,
+        defaultTimeout: Double, maxAttempts: Int, report: (Change) -> Void
+    ) throws -> Counts {
         var counts = Counts()
         let condition: String
         var runID: Int64?
@@ -191,9 +200,12 @@ public struct Reconciler: Sendable {
         case .states(let states):
             let wanted = Set(states)
             var terms: [String] = []
-            for state in wanted.sorted(by: { $0.rawValue < $1.rawValue }) where ReconcileRules.selectableStates.contains(state) {
+            for state in wanted.sorted(by: { $0.rawValue < $1.rawValue })
+            where ReconcileRules.selectableStates.contains(state) {
                 if state == .rejected {
-                    terms.append("(state = 'rejected' AND NOT EXISTS (SELECT 1 FROM settlements s WHERE s.work_id = work.id AND s.settled_at = work.updated_at))")
+                    terms.append(
+                        "(state = 'rejected' AND NOT EXISTS (SELECT 1 FROM settlements s WHERE s.work_id = work.id AND s.settled_at = work.updated_at))"
+                    )
                 } else if state == .retry {
                     terms.append("(\(WorkQueue.rescuedRetries))")
                 } else if state == .assigned {
@@ -209,21 +221,26 @@ public struct Reconciler: Sendable {
             condition = "state = 'uncertain' OR (\(WorkQueue.rescuedRetries))"
         case .endOfRun(let id):
             runID = id
-            condition = "state = 'uncertain' OR (state IN ('rejected', 'assigned') AND id IN (SELECT work_id FROM attempts WHERE run_id = ?2))"
+            condition =
+                "state = 'uncertain' OR (state IN ('rejected', 'assigned') AND id IN (SELECT work_id FROM attempts WHERE run_id = ?2))"
         }
-        let select = try db.prepare("""
+        let select = try db.prepare(
+            """
             SELECT id, license_key, owner_name, email, state, attempts FROM work
             WHERE id > ?1 AND (\(condition)) ORDER BY id LIMIT \(batchSize)
             """)
-        let timing = try db.prepare("""
+        let timing = try db.prepare(
+            """
             SELECT max(a.started_at), max(CASE WHEN a.http_status IS NOT NULL THEN a.ended_at END), max(r.request_timeout)
             FROM attempts a LEFT JOIN runs r ON r.id = a.run_id WHERE a.work_id = ?1
             """)
-        let settle = try db.prepare("""
+        let settle = try db.prepare(
+            """
             INSERT INTO settlements (work_id, listing_id, entry_index, entry, from_state, to_state, rule, reason, settled_at)
             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
             """)
-        let update = try db.prepare("""
+        let update = try db.prepare(
+            """
             UPDATE work SET state = ?1, last_error = ?2, updated_at = ?3,
                 next_attempt_at = CASE WHEN ?1 = 'retry' THEN ?4 ELSE next_attempt_at END,
                 maybe_delivered = CASE WHEN ?6 = 'assigned' THEN 1 ELSE maybe_delivered END
@@ -244,9 +261,12 @@ public struct Reconciler: Sendable {
                 if let runID { try select.bind(2, runID) }
                 while try select.step() {
                     guard let state = WorkState(rawValue: select.string(4) ?? "") else { continue }
-                    batch.append(Pending(id: select.int(0), key: select.string(1) ?? "",
-                                         row: ReconcileRules.Row(state: state, ownerName: select.string(2), email: select.string(3),
-                                                                 attempts: Int(select.int(5)), requestTimeout: defaultTimeout)))
+                    batch.append(
+                        Pending(
+                            id: select.int(0), key: select.string(1) ?? "",
+                            row: ReconcileRules.Row(
+                                state: state, ownerName: select.string(2), email: select.string(3),
+                                attempts: Int(select.int(5)), requestTimeout: defaultTimeout)))
                 }
                 select.reset()
                 guard let last = batch.last else { break }
@@ -266,13 +286,17 @@ public struct Reconciler: Sendable {
                         }
                         timing.reset()
                     }
-                    let decision = ReconcileRules.decide(pending.row, entry: entry, takenAt: takenAt, maxAttempts: maxAttempts)
+                    let decision = ReconcileRules.decide(
+                        pending.row, entry: entry, takenAt: takenAt, maxAttempts: maxAttempts)
                     counts.byRule[decision.rule.rawValue, default: 0] += 1
                     // A maybe-delivered row the listing leaves out keeps its state, with that reason.
-                    let explainsAbsence = !decision.settled && decision.rule == .unknown && pending.row.state != .assigned
+                    let explainsAbsence =
+                        !decision.settled && decision.rule == .unknown && pending.row.state != .assigned
                     guard decision.settled || explainsAbsence else {
                         counts.unsettled += 1
-                        report(Change(licenseKey: pending.key, from: pending.row.state, decision: decision, written: false))
+                        report(
+                            Change(licenseKey: pending.key, from: pending.row.state, decision: decision, written: false)
+                        )
                         continue
                     }
                     if decision.settled {
@@ -309,7 +333,9 @@ public struct Reconciler: Sendable {
                         written = true
                     }
                     if changes {
-                        report(Change(licenseKey: pending.key, from: pending.row.state, decision: decision, written: written))
+                        report(
+                            Change(
+                                licenseKey: pending.key, from: pending.row.state, decision: decision, written: written))
                     }
                 }
             }

@@ -22,17 +22,23 @@ package final class RunReconciliation {
 
     /// A listing that fails verification for the reasons a whole run would (a wrong
     /// --public-key, a wrong clock): the words of `EarlyStop`. nil for any other problem.
-    static func configurationMessage(_ unavailable: Reconciler.Unavailable, keyRing: KeyRing, maxClockSkew: Double) -> String? {
+    static func configurationMessage(_ unavailable: Reconciler.Unavailable, keyRing: KeyRing, maxClockSkew: Double)
+        -> String?
+    {
         guard case .untrusted(let reason, let detail) = unavailable else { return nil }
         if reason == .stale {
             let offset = EarlyStop.signedAt(detail).map { Timestamps.now() - $0 }
-            return EarlyStop.freshnessMessage(what: "the key listing (GET \(ServerEndpoint.listingPath))", offset: offset,
-                                              maxClockSkew: maxClockSkew)
+            return EarlyStop.freshnessMessage(
+                what: "the key listing (GET \(ServerEndpoint.listingPath))", offset: offset,
+                maxClockSkew: maxClockSkew)
         }
-        guard reason.isSignatureProblem, reason != .envelopeNotJSON, reason != .envelopeMissingFields else { return nil }
-        return EarlyStop.signatureMessage(what: "the key listing (GET \(ServerEndpoint.listingPath))", reasons: [reason.rawValue],
-                                          keys: keyRing.signingKeys,
-                                          detail: reason == .unknownKey ? detail : nil)
+        guard reason.isSignatureProblem, reason != .envelopeNotJSON, reason != .envelopeMissingFields else {
+            return nil
+        }
+        return EarlyStop.signatureMessage(
+            what: "the key listing (GET \(ServerEndpoint.listingPath))", reasons: [reason.rawValue],
+            keys: keyRing.signingKeys,
+            detail: reason == .unknownKey ? detail : nil)
     }
 
     init(options: RunOptions, keyRing: KeyRing, logger: Logger) {
@@ -40,16 +46,19 @@ package final class RunReconciliation {
         self.logger = logger
         self.keyRing = keyRing
         self.reconciler = Reconciler(
-            client: ListingClient(endpoint: options.endpoint, apiKey: options.apiKey, timeout: options.timeout,
-                                  caFile: options.caFile, maxBytes: options.maxListingBytes),
+            client: ListingClient(
+                endpoint: options.endpoint, apiKey: options.apiKey, timeout: options.timeout,
+                caFile: options.caFile, maxBytes: options.maxListingBytes),
             verifier: ListingVerifier(keyRing: keyRing, listingKeyName: options.listingKeyName),
             maxClockSkew: options.maxClockSkew)
         reconciler.client.listingTimeout = options.listingTimeout
     }
 
     /// With the listing fetched by `fetch` instead of over the network: the simulator's.
-    package convenience init(options: RunOptions, keyRing: KeyRing, logger: Logger,
-                             fetch: @escaping () throws -> Result<Reconciler.Fetched, Reconciler.Unavailable>) {
+    package convenience init(
+        options: RunOptions, keyRing: KeyRing, logger: Logger,
+        fetch: @escaping () throws -> Result<Reconciler.Fetched, Reconciler.Unavailable>
+    ) {
         self.init(options: options, keyRing: keyRing, logger: logger)
         fetchOverride = fetch
     }
@@ -66,16 +75,21 @@ package final class RunReconciliation {
         try record.bind(2, runID)
         try record.step()
         if renewed.retried + renewed.uncertain > 0 {
-            logger.notice("\(renewed.retried + renewed.uncertain) row(s) that failed in earlier runs for a passing reason come back: \(renewed.retried) to send again, \(renewed.uncertain) maybe delivered, to settle from the key listing first")
+            logger.notice(
+                "\(renewed.retried + renewed.uncertain) row(s) that failed in earlier runs for a passing reason come back: \(renewed.retried) to send again, \(renewed.uncertain) maybe delivered, to settle from the key listing first"
+            )
         }
         guard options.reconcile else { return }
         // Not only what this run's rescue found: a run killed during its own start-of-run
         // listing has already rescued its predecessor's rows into `retry` (maybe delivered), and
         // those must be checked before anything is resent, by whichever run comes next.
-        let unsettled = try db.scalarInt(
-            "SELECT count(*) FROM work WHERE state = 'uncertain' OR (\(WorkQueue.rescuedRetries))") ?? 0
+        let unsettled =
+            try db.scalarInt(
+                "SELECT count(*) FROM work WHERE state = 'uncertain' OR (\(WorkQueue.rescuedRetries))") ?? 0
         guard recovered > 0 || unsettled > 0 else { return }
-        let why = recovered > 0 ? "rows recovered from a dead run and uncertain rows"
+        let why =
+            recovered > 0
+            ? "rows recovered from a dead run and uncertain rows"
             : "uncertain and maybe-delivered rows left by earlier runs"
         try settle(db, selection: .startOfRun, why: why, runWaited: waited, stopOnUntrusted: true)
     }
@@ -86,16 +100,21 @@ package final class RunReconciliation {
     /// waited so far, listings included (the rest of `--max-wait` is the listing's to wait).
     package func atEnd(_ db: Database, runID: Int64, runWaited: Double? = nil) throws {
         guard options.reconcile else { return }
-        let pending = try db.scalarInt("""
-            SELECT count(*) FROM work WHERE state = 'uncertain'
-                OR (state = 'rejected' AND id IN (SELECT work_id FROM attempts WHERE run_id = ?1))
-            """, [.int(runID)]) ?? 0
+        let pending =
+            try db.scalarInt(
+                """
+                SELECT count(*) FROM work WHERE state = 'uncertain'
+                    OR (state = 'rejected' AND id IN (SELECT work_id FROM attempts WHERE run_id = ?1))
+                """, [.int(runID)]) ?? 0
         guard pending > 0 else { return }
-        try settle(db, selection: .endOfRun(runID: runID), why: "uncertain and rejected rows", runWaited: runWaited ?? waited)
+        try settle(
+            db, selection: .endOfRun(runID: runID), why: "uncertain and rejected rows", runWaited: runWaited ?? waited)
     }
 
-    private func settle(_ db: Database, selection: Reconciler.Selection, why: String, runWaited: Double,
-                        stopOnUntrusted: Bool = false) throws {
+    private func settle(
+        _ db: Database, selection: Reconciler.Selection, why: String, runWaited: Double,
+        stopOnUntrusted: Bool = false
+    ) throws {
         do {
             let fetched: Reconciler.Fetched
             // The server gets what is left of --max-wait to begin answering, and never less
@@ -106,13 +125,17 @@ package final class RunReconciliation {
             defer { waited += listingWaited }
             switch try fetchOverride?() ?? reconciler.fetch(waited: &listingWaited) {
             case .failure(let unavailable):
-                if stopOnUntrusted, let message = Self.configurationMessage(unavailable, keyRing: keyRing,
-                                                                           maxClockSkew: options.maxClockSkew) {
+                if stopOnUntrusted,
+                    let message = Self.configurationMessage(
+                        unavailable, keyRing: keyRing,
+                        maxClockSkew: options.maxClockSkew)
+                {
                     throw KeyAssignError(.config, message)
                 }
                 if unavailable.isExpected {
                     if !warned {
-                        logger.warning("\(unavailable.message); rows are left as they are (--no-reconcile silences this)")
+                        logger.warning(
+                            "\(unavailable.message); rows are left as they are (--no-reconcile silences this)")
                     }
                 } else {
                     logger.error("\(unavailable.message); rows are left as they are")
@@ -123,15 +146,22 @@ package final class RunReconciliation {
                 fetched = listing
             }
             let keeper = ListingKeeper(fetched, server: options.endpoint.display, in: db)
-            var counts = try Reconciler.apply(fetched, keeper: keeper, selection: selection, in: db,
-                                              defaultTimeout: options.timeout, maxAttempts: options.maxAttempts) { _ in }
+            var counts = try Reconciler.apply(
+                fetched, keeper: keeper, selection: selection, in: db,
+                defaultTimeout: options.timeout, maxAttempts: options.maxAttempts
+            ) { _ in }
             counts.toState.removeValue(forKey: WorkState.retry.rawValue)
             if counts.contradicted > 0 {
-                logger.error("the server's signed key listing contradicts \(counts.contradicted) row(s) recorded assigned (changed after our assignment, or a replayed reply): moved to retry or rejected, see `keyassign report`")
+                logger.error(
+                    "the server's signed key listing contradicts \(counts.contradicted) row(s) recorded assigned (changed after our assignment, or a replayed reply): moved to retry or rejected, see `keyassign report`"
+                )
             }
             if options.progress != .quiet || counts.settled > 0 {
-                let outcome = counts.toState.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
-                logger.notice("reconciled \(why) with listing \(keeper.storedID.map(String.init) ?? "(not stored: it settles nothing)") (\(fetched.listing.index.count) keys): \(counts.selected) checked\(outcome.isEmpty ? "" : ", " + outcome)\(counts.unsettled > 0 ? ", \(counts.unsettled) waiting for a later listing" : "")")
+                let outcome = counts.toState.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(
+                    separator: ", ")
+                logger.notice(
+                    "reconciled \(why) with listing \(keeper.storedID.map(String.init) ?? "(not stored: it settles nothing)") (\(fetched.listing.index.count) keys): \(counts.selected) checked\(outcome.isEmpty ? "" : ", " + outcome)\(counts.unsettled > 0 ? ", \(counts.unsettled) waiting for a later listing" : "")"
+                )
             }
         } catch let error as KeyAssignError where error.status == .config {
             throw error

@@ -22,8 +22,10 @@ public struct ActionItem: Sendable, Equatable {
         }
     }
 
-    public init(kind: String, licenseKey: String?, ownerName: String?, email: String?, sourceFile: String,
-                sourceLine: Int64, reason: String, steps: [Step]) {
+    public init(
+        kind: String, licenseKey: String?, ownerName: String?, email: String?, sourceFile: String,
+        sourceLine: Int64, reason: String, steps: [Step]
+    ) {
         self.kind = kind
         self.licenseKey = licenseKey
         self.ownerName = ownerName
@@ -45,29 +47,43 @@ public struct ActionItem: Sendable, Equatable {
         case WorkState.uncertain.rawValue:
             steps = [
                 Step("look at every attempt for this key", command: "keyassign history \(db) \(keyArgument)"),
-                Step("ask the license server who owns the key now; only if it is not this buyer, send it again",
-                     command: "keyassign retry \(db) --state uncertain \(keyOption)"),
+                Step(
+                    "ask the license server who owns the key now; only if it is not this buyer, send it again",
+                    command: "keyassign retry \(db) --state uncertain \(keyOption)"),
             ]
         default:
             if let code = row.code, code != 800, code != 801 {
-                steps = [Step("ask the license server's vendor what code \(code) means; then send it again",
-                              command: "keyassign retry \(db) \(keyOption)")]
+                steps = [
+                    Step(
+                        "ask the license server's vendor what code \(code) means; then send it again",
+                        command: "keyassign retry \(db) \(keyOption)")
+                ]
             } else {
-                steps = [Step("fix the cause above, then put the row back in the queue; the next run sends it",
-                              command: "keyassign retry \(db) \(keyOption)")]
+                steps = [
+                    Step(
+                        "fix the cause above, then put the row back in the queue; the next run sends it",
+                        command: "keyassign retry \(db) \(keyOption)")
+                ]
             }
         }
-        self.init(kind: row.state, licenseKey: row.licenseKey, ownerName: row.ownerName, email: row.email,
-                  sourceFile: row.sourceFile, sourceLine: row.sourceLine, reason: SplitReport.plainReason(row), steps: steps)
+        self.init(
+            kind: row.state, licenseKey: row.licenseKey, ownerName: row.ownerName, email: row.email,
+            sourceFile: row.sourceFile, sourceLine: row.sourceLine, reason: SplitReport.plainReason(row), steps: steps)
     }
 
     /// An input row the import refused.
-    public init(invalidSourceFile sourceFile: String, sourceLine: Int64, reason: String, licenseKey: String?,
-                ownerName: String?, email: String?, databasePath: String) {
-        self.init(kind: "invalid", licenseKey: licenseKey, ownerName: ownerName, email: email, sourceFile: sourceFile,
-                  sourceLine: sourceLine, reason: "invalid input: " + reason,
-                  steps: [Step("correct line \(sourceLine) in the export (or in the shop), then import the corrected file; "
-                               + "rows already queued are skipped",
-                               command: "keyassign import --db \(ShellWord.quote(databasePath)) \(ShellWord.quote(sourceFile))")])
+    public init(
+        invalidSourceFile sourceFile: String, sourceLine: Int64, reason: String, licenseKey: String?,
+        ownerName: String?, email: String?, databasePath: String
+    ) {
+        self.init(
+            kind: "invalid", licenseKey: licenseKey, ownerName: ownerName, email: email, sourceFile: sourceFile,
+            sourceLine: sourceLine, reason: "invalid input: " + reason,
+            steps: [
+                Step(
+                    "correct line \(sourceLine) in the export (or in the shop), then import the corrected file; "
+                        + "rows already queued are skipped",
+                    command: "keyassign import --db \(ShellWord.quote(databasePath)) \(ShellWord.quote(sourceFile))")
+            ])
     }
 }

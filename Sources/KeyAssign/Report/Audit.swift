@@ -44,8 +44,10 @@ public enum Audit {
     }
 
     /// `notice` hears the rows whose evidence was pruned on purpose ("evidence pruned on …").
-    public static func run(_ db: Database, verifier: ReplyVerifier, report: (Discrepancy) -> Void,
-                           notice: (Discrepancy) -> Void = { _ in }) throws -> Result {
+    public static func run(
+        _ db: Database, verifier: ReplyVerifier, report: (Discrepancy) -> Void,
+        notice: (Discrepancy) -> Void = { _ in }
+    ) throws -> Result {
         var result = Result()
         var verifiedCounts: [String: Int] = [:]
         func note(_ key: String, _ message: String) {
@@ -61,12 +63,14 @@ public enum Audit {
         // A merge join over the tables in work-id order: memory stays flat however large
         // the table.
         let rows = try db.prepare("SELECT id, license_key, state, owner_name, email, updated_at FROM work ORDER BY id")
-        let replies = try db.prepare("""
+        let replies = try db.prepare(
+            """
             SELECT work_id, id, code, verdict, reply, signing_key_sha256, signing_key_file
             FROM attempts WHERE reply IS NOT NULL ORDER BY work_id, id
             """)
         var replyPending = try replies.step()
-        let settlements = try db.prepare("""
+        let settlements = try db.prepare(
+            """
             SELECT work_id, id, listing_id, entry_index, entry, from_state, to_state, settled_at
             FROM settlements ORDER BY work_id, id
             """)
@@ -93,16 +97,28 @@ public enum Audit {
                         if let signer = payload.signingKey {
                             verifiedCounts["\(signer.name) \(signer.sha256)", default: 0] += 1
                             if wasTrusted, let recorded = replies.string(5), recorded != signer.sha256 {
-                                note(key, "attempt \(attemptID) is recorded as verified by key \(recordedKey ?? recorded), but verifies under \(signer)")
+                                note(
+                                    key,
+                                    "attempt \(attemptID) is recorded as verified by key \(recordedKey ?? recorded), but verifies under \(signer)"
+                                )
                             }
                         }
                         if wasTrusted, let recordedCode, recordedCode != payload.code {
-                            note(key, "attempt \(attemptID) is recorded with code \(recordedCode) but its signed reply says \(payload.code)")
+                            note(
+                                key,
+                                "attempt \(attemptID) is recorded with code \(recordedCode) but its signed reply says \(payload.code)"
+                            )
                         }
                     case .untrusted(let reason, let detail):
                         if wasTrusted {
-                            let hint = recordedKey.map { "; key \($0) verified it when it arrived: is that key among --public-key?" } ?? ""
-                            note(key, "attempt \(attemptID): the stored reply no longer verifies (\(reason.rawValue): \(detail))\(hint)")
+                            let hint =
+                                recordedKey.map {
+                                    "; key \($0) verified it when it arrived: is that key among --public-key?"
+                                } ?? ""
+                            note(
+                                key,
+                                "attempt \(attemptID): the stored reply no longer verifies (\(reason.rawValue): \(detail))\(hint)"
+                            )
                         }
                     }
                 }
@@ -111,10 +127,11 @@ public enum Audit {
             var last: Settlement?
             while settlementPending && settlements.int(0) <= workID {
                 if settlements.int(0) == workID {
-                    last = Settlement(id: settlements.int(1), listingID: settlements.int(2),
-                                      entryIndex: settlements.isNull(3) ? nil : Int(settlements.int(3)),
-                                      entry: settlements.string(4), from: WorkState(rawValue: settlements.string(5) ?? ""),
-                                      to: WorkState(rawValue: settlements.string(6) ?? ""), settledAt: settlements.string(7) ?? "")
+                    last = Settlement(
+                        id: settlements.int(1), listingID: settlements.int(2),
+                        entryIndex: settlements.isNull(3) ? nil : Int(settlements.int(3)),
+                        entry: settlements.string(4), from: WorkState(rawValue: settlements.string(5) ?? ""),
+                        to: WorkState(rawValue: settlements.string(6) ?? ""), settledAt: settlements.string(7) ?? "")
                 }
                 settlementPending = try settlements.step()
             }
@@ -127,37 +144,56 @@ public enum Audit {
             if let last {
                 result.settlementsChecked += 1
                 let pruned = evidence.prunedListings[last.listingID]
-                let valid = (evidence.verifiedListings.contains(last.listingID) || pruned != nil)
+                let valid =
+                    (evidence.verifiedListings.contains(last.listingID) || pruned != nil)
                     && !evidence.badSettlements.contains(last.id)
                 let entry = last.entry.flatMap { ListingEntry.parse(storedText: $0, index: last.entryIndex ?? 0) }
                 let follows = last.from.flatMap {
-                    ReconcileRules.settledState(from: $0, entry: entry, ownerName: rows.string(3), email: rows.string(4))
+                    ReconcileRules.settledState(
+                        from: $0, entry: entry, ownerName: rows.string(3), email: rows.string(4))
                 }
                 if last.settledAt == rows.string(5) {
                     // The settlement is the row's last change: it alone says what the row is.
                     if last.to != state {
-                        note(key, "recorded as \(state.rawValue), but its last change was settlement \(last.id) to \(last.to?.rawValue ?? "?") (edited by hand?)")
+                        note(
+                            key,
+                            "recorded as \(state.rawValue), but its last change was settlement \(last.id) to \(last.to?.rawValue ?? "?") (edited by hand?)"
+                        )
                         continue
                     }
                 }
                 if last.to == state, WorkState.finalStates.contains(state) {
                     if !valid {
-                        note(key, "settled as \(state.rawValue) by settlement \(last.id) without evidence: listing \(last.listingID) is missing or does not back it")
+                        note(
+                            key,
+                            "settled as \(state.rawValue) by settlement \(last.id) without evidence: listing \(last.listingID) is missing or does not back it"
+                        )
                         continue
                     }
                     if follows != state {
-                        note(key, "settled as \(state.rawValue), but its listing entry (\(entry?.summary ?? "not listed")) leads to \(follows?.rawValue ?? "no final state")")
+                        note(
+                            key,
+                            "settled as \(state.rawValue), but its listing entry (\(entry?.summary ?? "not listed")) leads to \(follows?.rawValue ?? "no final state")"
+                        )
                         continue
                     }
                     settledBacking = true
                     if let pruned {
                         result.evidencePruned += 1
-                        notice(Discrepancy(licenseKey: key, message: "settled as \(state.rawValue) by settlement \(last.id): evidence pruned on \(pruned.at) (listing \(last.listingID), signed payload sha256 \(pruned.sha256))"))
+                        notice(
+                            Discrepancy(
+                                licenseKey: key,
+                                message:
+                                    "settled as \(state.rawValue) by settlement \(last.id): evidence pruned on \(pruned.at) (listing \(last.listingID), signed payload sha256 \(pruned.sha256))"
+                            ))
                     }
                 }
             }
             if let needed = requiredCode(for: state), !verifiedCodes.contains(needed), !settledBacking {
-                note(key, "recorded as \(state.rawValue), but no stored reply verifies as \(needed) and no key listing backs it")
+                note(
+                    key,
+                    "recorded as \(state.rawValue), but no stored reply verifies as \(needed) and no key listing backs it"
+                )
             }
         }
         result.verifiedByKey = verifier.keyRing.signingKeys.map { key in
@@ -188,8 +224,10 @@ public enum Audit {
     /// Re-verifies each stored listing (signature and payload; not its age) and checks each
     /// settlement's entry against it: the same text at the same position for the same key, or
     /// the key truly absent.
-    static func checkListings(_ db: Database, verifier: ListingVerifier,
-                              note: (String, String) -> Void) throws -> Evidence {
+    static func checkListings(
+        _ db: Database, verifier: ListingVerifier,
+        note: (String, String) -> Void
+    ) throws -> Evidence {
         var evidence = Evidence()
         let ids = try db.prepare("SELECT id FROM listings ORDER BY id")
         var listingIDs: [Int64] = []
@@ -197,20 +235,26 @@ public enum Audit {
         // From migration 7 on a listing is its layout over the kept entries (rebuilt into the
         // signed payload) and signature; from migration 5 its signed payload and signature;
         // before, the whole envelope in `body`. A pruned listing is only its record.
-        let stored = try db.prepare("""
+        let stored = try db.prepare(
+            """
             SELECT typeof(payload), signature, key_name, typeof(body), layout IS NOT NULL, pruned_at, payload_sha256
             FROM listings WHERE id = ?1
             """)
         var archive = ListingArchive.Reader(db)
-        let quoted = try db.prepare("""
+        let quoted = try db.prepare(
+            """
             SELECT s.id, s.entry_index, s.entry, w.license_key FROM settlements s JOIN work w ON w.id = s.work_id
             WHERE s.listing_id = ?1 ORDER BY s.id
             """)
         for listingID in listingIDs {
             evidence.listingsChecked += 1
             try stored.bind(1, listingID)
-            guard try stored.step() else { stored.reset(); continue }
-            let payloadType = stored.string(0) ?? "null", bodyType = stored.string(3) ?? "null"
+            guard try stored.step() else {
+                stored.reset()
+                continue
+            }
+            let payloadType = stored.string(0) ?? "null"
+            let bodyType = stored.string(3) ?? "null"
             let signature = stored.string(1) ?? ""
             let keyName = stored.string(2) ?? ""
             let hasLayout = stored.int(4) != 0
@@ -229,14 +273,17 @@ public enum Audit {
             let verdict: ListingVerdict
             if hasLayout {
                 do {
-                    verdict = verifier.verifyStored(payload: try archive.payload(listing: listingID), signature: signature, keyName: keyName)
+                    verdict = verifier.verifyStored(
+                        payload: try archive.payload(listing: listingID), signature: signature, keyName: keyName)
                 } catch let malformed as ListingLayout.Malformed {
                     note("listing \(listingID)", "the stored key listing cannot be rebuilt: \(malformed.message)")
                     continue
                 }
             } else {
-                verdict = payloadType != "null"
-                    ? verifier.verifyStored(payload: try bytes("payload", payloadType), signature: signature, keyName: keyName)
+                verdict =
+                    payloadType != "null"
+                    ? verifier.verifyStored(
+                        payload: try bytes("payload", payloadType), signature: signature, keyName: keyName)
                     : verifier.verify(try bytes("body", bodyType), maxAge: nil)
             }
             let index: ListingIndex?
@@ -248,7 +295,8 @@ public enum Audit {
                 note("listing \(listingID)", "the stored key listing is signed code \(listing.code), not 730")
                 index = nil
             case .untrusted(let reason, let detail):
-                note("listing \(listingID)", "the stored key listing no longer verifies (\(reason.rawValue): \(detail))")
+                note(
+                    "listing \(listingID)", "the stored key listing no longer verifies (\(reason.rawValue): \(detail))")
                 index = nil
             }
             guard let index else { continue }
@@ -265,7 +313,10 @@ public enum Audit {
                 }
                 if !ok {
                     evidence.badSettlements.insert(quoted.int(0))
-                    note(key, "settlement \(quoted.int(0)) quotes an entry that listing \(listingID) does not hold for this key")
+                    note(
+                        key,
+                        "settlement \(quoted.int(0)) quotes an entry that listing \(listingID) does not hold for this key"
+                    )
                 }
             }
             quoted.reset()

@@ -23,8 +23,10 @@ public final class CSVWriter {
     /// U+FEFF in UTF-8.
     public static let byteOrderMark = "\u{FEFF}"
 
-    public init(raw: Bool = false, delimiter: CSVDelimiter = .comma, byteOrderMark: Bool = false,
-                sink: @escaping (String) -> Void) {
+    public init(
+        raw: Bool = false, delimiter: CSVDelimiter = .comma, byteOrderMark: Bool = false,
+        sink: @escaping (String) -> Void
+    ) {
         self.raw = raw
         self.delimiter = delimiter.byte
         self.pendingMark = byteOrderMark
@@ -63,16 +65,20 @@ public final class CSVWriter {
 
     /// Appends one field, neutralised (unless `raw`) and quoted when it must be. Bytes that
     /// are not valid UTF-8 become U+FFFD, as reading them into a String would.
-    public static func appendField(_ field: UnsafeRawBufferPointer, raw: Bool, delimiter: UInt8 = UInt8(ascii: ","),
-                                   to out: inout [UInt8]) {
+    public static func appendField(
+        _ field: UnsafeRawBufferPointer, raw: Bool, delimiter: UInt8 = UInt8(ascii: ","),
+        to out: inout [UInt8]
+    ) {
         guard let first = field.first else { return }
         var needsQuotes = false
         var ascii = true
         for byte in field {
             if byte >= 0x80 {
                 ascii = false
-            } else if byte == UInt8(ascii: ",") || byte == UInt8(ascii: "\"") || byte == 10 || byte == 13 || byte == UInt8(ascii: ";")
-                        || byte == delimiter {
+            } else if byte == UInt8(ascii: ",") || byte == UInt8(ascii: "\"") || byte == 10 || byte == 13
+                || byte == UInt8(ascii: ";")
+                || byte == delimiter
+            {
                 needsQuotes = true
             }
         }
@@ -103,7 +109,9 @@ public final class CSVWriter {
     }
 
     /// Appends a whole number as a field (through the same rules: a negative one starts with `-`).
-    public static func appendField(_ value: Int64, raw: Bool, delimiter: UInt8 = UInt8(ascii: ","), to out: inout [UInt8]) {
+    public static func appendField(
+        _ value: Int64, raw: Bool, delimiter: UInt8 = UInt8(ascii: ","), to out: inout [UInt8]
+    ) {
         withDecimal(value) { appendField($0, raw: raw, delimiter: delimiter, to: &out) }
     }
 }
@@ -159,7 +167,8 @@ public enum JSONText {
         }
         out.append(UInt8(ascii: "\""))
         // Runs of bytes that need no escape are copied whole: most fields are all of one run.
-        var index = 0, runStart = 0
+        var index = 0
+        var runStart = 0
         let count = bytes.count
         while index < count {
             let byte = bytes[index]
@@ -167,23 +176,38 @@ public enum JSONText {
                 index += 1
                 continue
             }
-            if byte == 0xE2 && !(index + 2 < count && bytes[index + 1] == 0x80 && (bytes[index + 2] == 0xA8 || bytes[index + 2] == 0xA9)) {
+            if byte == 0xE2
+                && !(index + 2 < count && bytes[index + 1] == 0x80
+                    && (bytes[index + 2] == 0xA8 || bytes[index + 2] == 0xA9))
+            {
                 index += 1
                 continue
             }
             out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[runStart..<index]))
             switch byte {
-            case UInt8(ascii: "\""), UInt8(ascii: "\\"): out.append(UInt8(ascii: "\\")); out.append(byte)
-            case 10: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "n"))
-            case 13: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "r"))
-            case 9: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "t"))
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"):
+                out.append(UInt8(ascii: "\\"))
+                out.append(byte)
+            case 10:
+                out.append(UInt8(ascii: "\\"))
+                out.append(UInt8(ascii: "n"))
+            case 13:
+                out.append(UInt8(ascii: "\\"))
+                out.append(UInt8(ascii: "r"))
+            case 9:
+                out.append(UInt8(ascii: "\\"))
+                out.append(UInt8(ascii: "t"))
             case 0xE2:
-                out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "2"), UInt8(ascii: "0"),
-                                        UInt8(ascii: "2"), bytes[index + 2] == 0xA8 ? UInt8(ascii: "8") : UInt8(ascii: "9")])
+                out.append(contentsOf: [
+                    UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "2"), UInt8(ascii: "0"),
+                    UInt8(ascii: "2"), bytes[index + 2] == 0xA8 ? UInt8(ascii: "8") : UInt8(ascii: "9"),
+                ])
                 index += 2
             default:
-                out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
-                                        hexDigits[Int(byte >> 4)], hexDigits[Int(byte & 0xf)]])
+                out.append(contentsOf: [
+                    UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
+                    hexDigits[Int(byte >> 4)], hexDigits[Int(byte & 0xf)],
+                ])
             }
             index += 1
             runStart = index
@@ -209,17 +233,29 @@ enum UTF8Check {
         let count = bytes.count
         while index < count {
             let lead = bytes[index]
-            if lead < 0x80 { index += 1; continue }
+            if lead < 0x80 {
+                index += 1
+                continue
+            }
             let length: Int
-            var lower: UInt8 = 0x80, upper: UInt8 = 0xBF
+            var lower: UInt8 = 0x80
+            var upper: UInt8 = 0xBF
             switch lead {
             case 0xC2...0xDF: length = 2
-            case 0xE0: length = 3; lower = 0xA0
+            case 0xE0:
+                length = 3
+                lower = 0xA0
             case 0xE1...0xEC, 0xEE...0xEF: length = 3
-            case 0xED: length = 3; upper = 0x9F
-            case 0xF0: length = 4; lower = 0x90
+            case 0xED:
+                length = 3
+                upper = 0x9F
+            case 0xF0:
+                length = 4
+                lower = 0x90
             case 0xF1...0xF3: length = 4
-            case 0xF4: length = 4; upper = 0x8F
+            case 0xF4:
+                length = 4
+                upper = 0x8F
             default: return false
             }
             guard index + length <= count else { return false }

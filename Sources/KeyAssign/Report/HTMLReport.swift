@@ -108,8 +108,10 @@ public enum HTMLReport {
         }.joined()
         var rows = ""
         for run in report.runs.reversed() {
-            let cells = OutcomeChart.stack(run).map { "<td class=\"num\">\($0.1 == 0 ? "" : count($0.1))</td>" }.joined()
-            rows += "<tr><td class=\"num\">\(run.id)</td><td>\(HTMLText.escape(run.startedAt))</td>"
+            let cells = OutcomeChart.stack(run).map { "<td class=\"num\">\($0.1 == 0 ? "" : count($0.1))</td>" }
+                .joined()
+            rows +=
+                "<tr><td class=\"num\">\(run.id)</td><td>\(HTMLText.escape(run.startedAt))</td>"
                 + "<td>\(run.exitStatus.map(String.init) ?? "—")</td><td class=\"num\">\(count(run.rowsDone))</td>\(cells)</tr>\n"
         }
         let heads = OutcomeChart.series.map { "<th>\(HTMLText.escape($0.label))</th>" }.joined()
@@ -139,7 +141,8 @@ public enum HTMLReport {
     /// and alike, the name is what tells them apart).
     static func source(_ file: String, _ line: Int64) -> String {
         let name = file.split(separator: "/", omittingEmptySubsequences: false).last.map(String.init) ?? file
-        return "<span class=\"src\" title=\"\(HTMLText.escape(file))\">\(HTMLText.escape(name.isEmpty ? file : name)):\(line)</span>"
+        return
+            "<span class=\"src\" title=\"\(HTMLText.escape(file))\">\(HTMLText.escape(name.isEmpty ? file : name)):\(line)</span>"
     }
 
     static func buyer(_ name: String?, _ email: String?) -> String {
@@ -164,7 +167,8 @@ public enum HTMLReport {
                 "<li>\(HTMLText.escape(step.advice))"
                     + (step.command.map { "<br><code class=\"cmd\">\(HTMLText.escape($0))</code>" } ?? "") + "</li>"
             }.joined()
-            rows += "<tr class=\"k-\(kindClass(item.kind))\"><td><span class=\"badge\">\(HTMLText.escape(item.kind))</span></td>"
+            rows +=
+                "<tr class=\"k-\(kindClass(item.kind))\"><td><span class=\"badge\">\(HTMLText.escape(item.kind))</span></td>"
                 + "<td><code>\(HTMLText.escape(item.licenseKey ?? "(none)"))</code></td>"
                 + "<td>\(buyer(item.ownerName, item.email))</td><td>\(source(item.sourceFile, item.sourceLine))</td>"
                 + "<td>\(HTMLText.escape(item.reason))</td><td><ol class=\"steps\">\(steps)</ol></td></tr>\n"
@@ -202,9 +206,11 @@ public enum HTMLReport {
             // The reason names the current owner once reconciliation has recorded it in
             // last_error; before that, the plain reason says what to check.
             let reason = row.lastError ?? SplitReport.plainReason(row)
-            let owner = refused.currentOwner.map { HTMLText.escape($0) }
+            let owner =
+                refused.currentOwner.map { HTMLText.escape($0) }
                 ?? "<span class=\"muted\">not known yet</span>"
-            rows += "<tr><td><code>\(HTMLText.escape(row.licenseKey))</code></td><td>\(buyer(row.ownerName, row.email))</td>"
+            rows +=
+                "<tr><td><code>\(HTMLText.escape(row.licenseKey))</code></td><td>\(buyer(row.ownerName, row.email))</td>"
                 + "<td>\(source(row.sourceFile, row.sourceLine))</td><td>\(HTMLText.escape(reason))</td>"
                 + "<td class=\"owner\">\(owner)</td></tr>\n"
         }
@@ -228,9 +234,11 @@ public enum HTMLReport {
             var rows = ""
             for state in WorkState.allCases {
                 let n = file.counts[state] ?? 0
-                rows += "<tr class=\"\(n == 0 ? "zero" : "s-\(state.rawValue)")\"><td>\(state.rawValue)</td><td class=\"num\">\(count(n))</td></tr>"
+                rows +=
+                    "<tr class=\"\(n == 0 ? "zero" : "s-\(state.rawValue)")\"><td>\(state.rawValue)</td><td class=\"num\">\(count(n))</td></tr>"
             }
-            rows += "<tr class=\"\(file.invalid == 0 ? "zero" : "s-invalid")\"><td>invalid input (not queued)</td><td class=\"num\">\(count(file.invalid))</td></tr>"
+            rows +=
+                "<tr class=\"\(file.invalid == 0 ? "zero" : "s-invalid")\"><td>invalid input (not queued)</td><td class=\"num\">\(count(file.invalid))</td></tr>"
             out += """
                 <div class="source">
                 <h3><code>\(HTMLText.escape(file.path))</code></h3>

@@ -59,7 +59,8 @@ public enum History {
             entries = [exact]
         } else {
             // A full scan, for a key not found as typed: fine for one interactive lookup.
-            let similar = try db.prepare("""
+            let similar = try db.prepare(
+                """
                 SELECT license_key FROM work WHERE lower(trim(license_key, ' 	')) = lower(?1) ORDER BY id LIMIT 20
                 """)
             try similar.bind(1, key)
@@ -69,7 +70,8 @@ public enum History {
         }
         // Refused input rows: by the key kept with them, or, when the row could not be split
         // into fields (a wrong field count), by the key appearing in its raw text.
-        let invalid = try db.prepare("""
+        let invalid = try db.prepare(
+            """
             SELECT source_file, source_line, reason, license_key, owner_name, email, raw FROM invalid_rows
             WHERE lower(trim(license_key, ' 	')) = lower(?1)
                OR (license_key IS NULL AND ?1 <> '' AND instr(lower(raw), lower(?1)) > 0)
@@ -78,9 +80,11 @@ public enum History {
         try invalid.bind(1, key)
         var invalidRows: [InvalidRowsReport.Row] = []
         while try invalid.step() {
-            invalidRows.append(InvalidRowsReport.Row(
-                sourceFile: invalid.string(0), sourceLine: invalid.int(1), reason: invalid.string(2),
-                licenseKey: invalid.string(3), ownerName: invalid.string(4), email: invalid.string(5), raw: invalid.string(6)))
+            invalidRows.append(
+                InvalidRowsReport.Row(
+                    sourceFile: invalid.string(0), sourceLine: invalid.int(1), reason: invalid.string(2),
+                    licenseKey: invalid.string(3), ownerName: invalid.string(4), email: invalid.string(5),
+                    raw: invalid.string(6)))
         }
         return Found(entries: entries, invalidRows: invalidRows)
     }
@@ -92,23 +96,31 @@ public enum History {
             var lines = ["license key  \(row.licenseKey ?? "(not readable from the row; found in its text)")"]
             lines.append("owner        \(row.ownerName ?? "(no name)"), \(row.email ?? "(no email)")")
             lines.append("source       \(row.sourceFile ?? "?"):\(row.sourceLine)")
-            lines.append("state        invalid — the import refused this row, so it was never sent: \(row.reason ?? "")")
-            lines.append("next         correct line \(row.sourceLine) in the export (or in the shop), then import the corrected file")
-            lines.append("raw          " + (row.raw ?? "").replacingOccurrences(of: "\r", with: "\\r").replacingOccurrences(of: "\n", with: "\\n"))
+            lines.append(
+                "state        invalid — the import refused this row, so it was never sent: \(row.reason ?? "")")
+            lines.append(
+                "next         correct line \(row.sourceLine) in the export (or in the shop), then import the corrected file"
+            )
+            lines.append(
+                "raw          "
+                    + (row.raw ?? "").replacingOccurrences(of: "\r", with: "\\r").replacingOccurrences(
+                        of: "\n", with: "\\n"))
             parts.append(lines.joined(separator: "\n") + "\n")
         }
         return parts.joined(separator: "\n")
     }
 
     public static func lookup(key: String, in db: Database) throws -> Entry? {
-        let rowQuery = try db.prepare("SELECT \(RowReport.columns), id, maybe_delivered FROM work WHERE license_key = ?")
+        let rowQuery = try db.prepare(
+            "SELECT \(RowReport.columns), id, maybe_delivered FROM work WHERE license_key = ?")
         try rowQuery.bind(1, key)
         guard try rowQuery.step() else { return nil }
         let row = ReportRow(rowQuery)
         let workID = rowQuery.int(10)
         let maybeDelivered = rowQuery.int(11) != 0
 
-        let attemptsQuery = try db.prepare("""
+        let attemptsQuery = try db.prepare(
+            """
             SELECT attempt, run_id, started_at, latency_ms, http_status, code, outcome, verdict, error,
                    signing_key_file, signing_key_sha256
             FROM attempts WHERE work_id = ? ORDER BY id
@@ -116,31 +128,35 @@ public enum History {
         try attemptsQuery.bind(1, workID)
         var attempts: [Attempt] = []
         while try attemptsQuery.step() {
-            attempts.append(Attempt(
-                attempt: attemptsQuery.int(0), runID: attemptsQuery.int(1),
-                startedAt: attemptsQuery.string(2) ?? "",
-                latencyMs: attemptsQuery.isNull(3) ? nil : attemptsQuery.double(3),
-                httpStatus: attemptsQuery.isNull(4) ? nil : attemptsQuery.int(4),
-                code: attemptsQuery.isNull(5) ? nil : attemptsQuery.int(5),
-                outcome: attemptsQuery.string(6) ?? "", verdict: attemptsQuery.string(7),
-                error: attemptsQuery.string(8), signingKeyFile: attemptsQuery.string(9),
-                signingKeySHA256: attemptsQuery.string(10)))
+            attempts.append(
+                Attempt(
+                    attempt: attemptsQuery.int(0), runID: attemptsQuery.int(1),
+                    startedAt: attemptsQuery.string(2) ?? "",
+                    latencyMs: attemptsQuery.isNull(3) ? nil : attemptsQuery.double(3),
+                    httpStatus: attemptsQuery.isNull(4) ? nil : attemptsQuery.int(4),
+                    code: attemptsQuery.isNull(5) ? nil : attemptsQuery.int(5),
+                    outcome: attemptsQuery.string(6) ?? "", verdict: attemptsQuery.string(7),
+                    error: attemptsQuery.string(8), signingKeyFile: attemptsQuery.string(9),
+                    signingKeySHA256: attemptsQuery.string(10)))
         }
-        let settlementsQuery = try db.prepare("""
+        let settlementsQuery = try db.prepare(
+            """
             SELECT s.listing_id, l.fetched_at, l.signed_at, s.entry, s.entry_index, s.from_state, s.to_state, s.rule, s.settled_at
             FROM settlements s JOIN listings l ON l.id = s.listing_id WHERE s.work_id = ? ORDER BY s.id
             """)
         try settlementsQuery.bind(1, workID)
         var settlements: [Settlement] = []
         while try settlementsQuery.step() {
-            let said = settlementsQuery.string(3)
+            let said =
+                settlementsQuery.string(3)
                 .flatMap { ListingEntry.parse(storedText: $0, index: Int(settlementsQuery.int(4))) }
                 .map { "entry \($0.index): \($0.summary)" } ?? "not listed (unknown to the server)"
-            settlements.append(Settlement(
-                listingID: settlementsQuery.int(0), fetchedAt: settlementsQuery.string(1) ?? "",
-                signedAt: Timestamps.iso8601(Double(settlementsQuery.int(2))), said: said,
-                from: settlementsQuery.string(5) ?? "", to: settlementsQuery.string(6) ?? "",
-                rule: settlementsQuery.string(7) ?? "", settledAt: settlementsQuery.string(8) ?? ""))
+            settlements.append(
+                Settlement(
+                    listingID: settlementsQuery.int(0), fetchedAt: settlementsQuery.string(1) ?? "",
+                    signedAt: Timestamps.iso8601(Double(settlementsQuery.int(2))), said: said,
+                    from: settlementsQuery.string(5) ?? "", to: settlementsQuery.string(6) ?? "",
+                    rule: settlementsQuery.string(7) ?? "", settledAt: settlementsQuery.string(8) ?? ""))
         }
         return Entry(row: row, maybeDelivered: maybeDelivered, attempts: attempts, settlements: settlements)
     }
@@ -159,29 +175,38 @@ public enum History {
         // The question history answers is "did they get their key?": a row that is not
         // assigned may still have been, if an attempt reached the server unanswered.
         if entry.maybeDelivered && entry.settlements.isEmpty
-            && row.state != WorkState.assigned.rawValue && row.state != WorkState.uncertain.rawValue {
-            lines.append("note         an earlier attempt may have reached the server without a verified answer: "
-                         + "the key may be assigned already, and a later 801 will count as uncertain")
+            && row.state != WorkState.assigned.rawValue && row.state != WorkState.uncertain.rawValue
+        {
+            lines.append(
+                "note         an earlier attempt may have reached the server without a verified answer: "
+                    + "the key may be assigned already, and a later 801 will count as uncertain")
         }
         if entry.attempts.isEmpty {
             lines.append("attempts     none yet")
         }
         if !entry.settlements.isEmpty {
             lines.append("")
-            lines.append(["listing", "fetched (UTC)", "signed (UTC)", "what it said about the key", "change", "rule"]
-                .joined(separator: "\t"))
+            lines.append(
+                ["listing", "fetched (UTC)", "signed (UTC)", "what it said about the key", "change", "rule"]
+                    .joined(separator: "\t"))
             for settlement in entry.settlements {
-                let change = settlement.from == settlement.to ? "\(settlement.to) (explained)" : "\(settlement.from) -> \(settlement.to)"
-                lines.append([String(settlement.listingID), settlement.fetchedAt, settlement.signedAt, settlement.said,
-                              change, settlement.rule].map { shown($0) }.joined(separator: "\t"))
+                let change =
+                    settlement.from == settlement.to
+                    ? "\(settlement.to) (explained)" : "\(settlement.from) -> \(settlement.to)"
+                lines.append(
+                    [
+                        String(settlement.listingID), settlement.fetchedAt, settlement.signedAt, settlement.said,
+                        change, settlement.rule,
+                    ].map { shown($0) }.joined(separator: "\t"))
             }
         }
         if entry.attempts.isEmpty {
             return lines.joined(separator: "\n") + "\n"
         }
         lines.append("")
-        lines.append(["#", "run", "started (UTC)", "latency", "http", "code", "outcome", "signed reply", "signing key", "error"]
-            .joined(separator: "\t"))
+        lines.append(
+            ["#", "run", "started (UTC)", "latency", "http", "code", "outcome", "signed reply", "signing key", "error"]
+                .joined(separator: "\t"))
         for attempt in entry.attempts {
             let fields: [String] = [
                 String(attempt.attempt), String(attempt.runID), attempt.startedAt,

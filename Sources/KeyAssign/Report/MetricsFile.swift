@@ -1,9 +1,9 @@
 import Logging
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// `--metrics-file PATH` on `run` and `sync`: how the night went, in the Prometheus text
@@ -42,9 +42,11 @@ public struct MetricsFile: Sendable {
         /// Unix seconds when the quota that stopped the run reopens; nil when none did.
         public var quotaReopensAt: Double?
 
-        public init(exitStatus: Int32, seconds: Double, endedAt: Double, lastSuccess: Double?,
-                    rows: [WorkState: Int64]?, requests: [String: Int64], rateLimited: Int, pauses: Int,
-                    untrustedReplies: Int, quotaReopensAt: Double? = nil) {
+        public init(
+            exitStatus: Int32, seconds: Double, endedAt: Double, lastSuccess: Double?,
+            rows: [WorkState: Int64]?, requests: [String: Int64], rateLimited: Int, pauses: Int,
+            untrustedReplies: Int, quotaReopensAt: Double? = nil
+        ) {
             self.exitStatus = exitStatus
             self.seconds = seconds
             self.endedAt = endedAt
@@ -61,8 +63,10 @@ public struct MetricsFile: Sendable {
     /// `attempts.outcome` values (`AttemptOutcome`) written even at zero, so that a rate() or
     /// an alert never sees a series appear from nowhere; any other outcome found in the
     /// database is written too.
-    static let knownOutcomes = [AttemptOutcome.assigned, .rejected, .uncertain, .failed, .retry, .rateLimited, .authStop]
-        .map(\.rawValue)
+    static let knownOutcomes = [
+        AttemptOutcome.assigned, .rejected, .uncertain, .failed, .retry, .rateLimited, .authStop,
+    ]
+    .map(\.rawValue)
 
     static let lastSuccessName = "keyassign_last_success_timestamp_seconds"
 
@@ -79,8 +83,10 @@ public struct MetricsFile: Sendable {
     /// when it got far enough to make one. The last-success time moves only when `status` is
     /// 0; otherwise the previous file's value is kept, so that "no success in 26 h" can fire.
     /// Throws `KeyAssignError(.ioError)` when the file cannot be written.
-    public func record(status: ExitStatus, summary: RunSummary?, databasePath: String, seconds: Double,
-                       now: Double = Timestamps.now()) throws {
+    public func record(
+        status: ExitStatus, summary: RunSummary?, databasePath: String, seconds: Double,
+        now: Double = Timestamps.now()
+    ) throws {
         let previous = readPrevious().flatMap(MetricsFile.lastSuccess(in:))
         var rows: [WorkState: Int64]?
         var requests: [String: Int64] = [:]
@@ -100,11 +106,12 @@ public struct MetricsFile: Sendable {
         // A night stopped by a spent quota did what the quota allowed: it is a success to the
         // staleness alert, as to systemd (docs/scheduling.md).
         let succeeded = status == .ok || status == .quotaSpent
-        var snapshot = Snapshot(exitStatus: status.rawValue, seconds: seconds, endedAt: now,
-                                lastSuccess: succeeded ? now : previous, rows: rows, requests: requests,
-                                rateLimited: summary?.rateLimited ?? 0, pauses: summary?.pauses ?? 0,
-                                untrustedReplies: summary?.untrustedReplies ?? 0,
-                                quotaReopensAt: summary?.quotaReopensAt)
+        var snapshot = Snapshot(
+            exitStatus: status.rawValue, seconds: seconds, endedAt: now,
+            lastSuccess: succeeded ? now : previous, rows: rows, requests: requests,
+            rateLimited: summary?.rateLimited ?? 0, pauses: summary?.pauses ?? 0,
+            untrustedReplies: summary?.untrustedReplies ?? 0,
+            quotaReopensAt: summary?.quotaReopensAt)
         snapshot.failedEarlier = summary?.failedEarlier
         snapshot.invalidRows = invalid
         snapshot.openInvalidRows = openInvalid
@@ -115,14 +122,17 @@ public struct MetricsFile: Sendable {
     /// file when `path` is set and returns the status to exit with. A file that cannot be
     /// written turns a success into 74 (as `--summary-json` does): monitoring would otherwise
     /// go on showing the previous night.
-    public static func finish(path: String?, status: ExitStatus, summary: RunSummary?, databasePath: String,
-                              startedAt: Double, logger: Logger) -> ExitStatus {
+    public static func finish(
+        path: String?, status: ExitStatus, summary: RunSummary?, databasePath: String,
+        startedAt: Double, logger: Logger
+    ) -> ExitStatus {
         guard let path else { return status }
         do {
             // Also here: a configuration error before the check was made still ends here.
             try RegularFile.checkOutputPath(path, flag: "--metrics-file")
-            try MetricsFile(path: path).record(status: status, summary: summary, databasePath: databasePath,
-                                               seconds: Timestamps.monotonic() - startedAt)
+            try MetricsFile(path: path).record(
+                status: status, summary: summary, databasePath: databasePath,
+                seconds: Timestamps.monotonic() - startedAt)
             return status
         } catch {
             logger.error("\(error)")
@@ -148,49 +158,63 @@ public struct MetricsFile: Sendable {
             for sample in samples { out += name + sample.labels + " " + sample.value + "\n" }
         }
         if let rows = snapshot.rows {
-            series("keyassign_rows", "Rows in the work table per state, after this run.",
-                   WorkState.allCases.map { ("{state=\"\($0.rawValue)\"}", String(rows[$0] ?? 0)) })
+            series(
+                "keyassign_rows", "Rows in the work table per state, after this run.",
+                WorkState.allCases.map { ("{state=\"\($0.rawValue)\"}", String(rows[$0] ?? 0)) })
             // The same count as `status` and the HTML page (`NeedsPerson`): an input row that
             // could not be queued is a customer without a key as much as a failed one.
             let needing = NeedsPerson.states.reduce(0) { $0 + (rows[$1] ?? 0) } + (snapshot.openInvalidRows ?? 0)
-            series("keyassign_rows_needing_person",
-                   "Rows failed, uncertain, or invalid in the input and not since imported corrected: someone must decide (keyassign report --split DIR).",
-                   [("", String(needing))])
+            series(
+                "keyassign_rows_needing_person",
+                "Rows failed, uncertain, or invalid in the input and not since imported corrected: someone must decide (keyassign report --split DIR).",
+                [("", String(needing))])
         }
         if let invalid = snapshot.invalidRows {
-            series("keyassign_invalid_rows",
-                   "Input rows the imports could not queue (keyassign report --invalid), ever; open ones count in keyassign_rows_needing_person.",
-                   [("", String(invalid))])
-            series("keyassign_invalid_rows_open",
-                   "Invalid input rows no later import has queued corrected: customers still without a key.",
-                   [("", String(snapshot.openInvalidRows ?? 0))])
+            series(
+                "keyassign_invalid_rows",
+                "Input rows the imports could not queue (keyassign report --invalid), ever; open ones count in keyassign_rows_needing_person.",
+                [("", String(invalid))])
+            series(
+                "keyassign_invalid_rows_open",
+                "Invalid input rows no later import has queued corrected: customers still without a key.",
+                [("", String(snapshot.openInvalidRows ?? 0))])
         }
         var outcomes = knownOutcomes
         outcomes += snapshot.requests.keys.filter { !knownOutcomes.contains($0) }.sorted()
-        series("keyassign_run_requests", "Requests this run sent, by outcome (attempts.outcome).",
-               outcomes.map { ("{outcome=\"\(escapeLabel($0))\"}", String(snapshot.requests[$0] ?? 0)) })
-        series("keyassign_run_rate_limited_replies", "Replies this run got with HTTP 429 (or code 429).",
-               [("", String(snapshot.rateLimited))])
-        series("keyassign_run_rate_limit_pauses", "Times this run paused every sender after a 429.",
-               [("", String(snapshot.pauses))])
-        series("keyassign_run_untrusted_replies", "Replies this run refused because their signature did not verify.",
-               [("", String(snapshot.untrustedReplies))])
+        series(
+            "keyassign_run_requests", "Requests this run sent, by outcome (attempts.outcome).",
+            outcomes.map { ("{outcome=\"\(escapeLabel($0))\"}", String(snapshot.requests[$0] ?? 0)) })
+        series(
+            "keyassign_run_rate_limited_replies", "Replies this run got with HTTP 429 (or code 429).",
+            [("", String(snapshot.rateLimited))])
+        series(
+            "keyassign_run_rate_limit_pauses", "Times this run paused every sender after a 429.",
+            [("", String(snapshot.pauses))])
+        series(
+            "keyassign_run_untrusted_replies", "Replies this run refused because their signature did not verify.",
+            [("", String(snapshot.untrustedReplies))])
         if let failedEarlier = snapshot.failedEarlier {
-            series("keyassign_rows_failed_earlier",
-                   "Rows still failed that this run did not touch: refused for good on an earlier night, waiting for keyassign retry.",
-                   [("", String(failedEarlier))])
+            series(
+                "keyassign_rows_failed_earlier",
+                "Rows still failed that this run did not touch: refused for good on an earlier night, waiting for keyassign retry.",
+                [("", String(failedEarlier))])
         }
-        series("keyassign_run_duration_seconds", "Seconds the run (for sync: import and run) took.",
-               [("", number(snapshot.seconds))])
-        series("keyassign_run_exit_status", "The exit status of the run (see docs/scheduling.md).",
-               [("", String(snapshot.exitStatus))])
-        series("keyassign_run_end_timestamp_seconds", "Unix time the run ended.",
-               [("", number(snapshot.endedAt))])
-        series(lastSuccessName, "Unix time of the last run that exited 0 (or 10, quota spent); 0 if none is known.",
-               [("", number(snapshot.lastSuccess ?? 0))])
-        series("keyassign_quota_reopens_timestamp_seconds",
-               "Unix time the server's quota that stopped this run (exit 10) reopens; 0 if no quota stopped it.",
-               [("", number(snapshot.quotaReopensAt ?? 0))])
+        series(
+            "keyassign_run_duration_seconds", "Seconds the run (for sync: import and run) took.",
+            [("", number(snapshot.seconds))])
+        series(
+            "keyassign_run_exit_status", "The exit status of the run (see docs/scheduling.md).",
+            [("", String(snapshot.exitStatus))])
+        series(
+            "keyassign_run_end_timestamp_seconds", "Unix time the run ended.",
+            [("", number(snapshot.endedAt))])
+        series(
+            lastSuccessName, "Unix time of the last run that exited 0 (or 10, quota spent); 0 if none is known.",
+            [("", number(snapshot.lastSuccess ?? 0))])
+        series(
+            "keyassign_quota_reopens_timestamp_seconds",
+            "Unix time the server's quota that stopped this run (exit 10) reopens; 0 if no quota stopped it.",
+            [("", number(snapshot.quotaReopensAt ?? 0))])
         return out
     }
 
@@ -253,7 +277,8 @@ public struct MetricsFile: Sendable {
     /// collector ignores it while it is being written.
     private func writeAtomically(_ text: String) throws {
         func failure(_ what: String) -> KeyAssignError {
-            KeyAssignError(.ioError, "cannot write --metrics-file \(path): \(what): \(String(cString: strerror(errno)))")
+            KeyAssignError(
+                .ioError, "cannot write --metrics-file \(path): \(what): \(String(cString: strerror(errno)))")
         }
         let temporary = path + ".\(getpid()).tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, Self.mode)
@@ -304,8 +329,8 @@ public struct MetricsFile: Sendable {
     }
 }
 
-private extension Substring {
-    func trimmingWhitespace() -> Substring {
+extension Substring {
+    fileprivate func trimmingWhitespace() -> Substring {
         var result = self
         while result.first?.isWhitespace == true { result.removeFirst() }
         while result.last?.isWhitespace == true { result.removeLast() }

@@ -12,8 +12,10 @@ public struct NightReport: Sendable, Equatable {
         /// absent.
         public var outcomes: [String: Int64]
 
-        public init(id: Int64, startedAt: String, endedAt: String? = nil, exitStatus: Int64? = nil,
-                    rowsDone: Int64 = 0, outcomes: [String: Int64]) {
+        public init(
+            id: Int64, startedAt: String, endedAt: String? = nil, exitStatus: Int64? = nil,
+            rowsDone: Int64 = 0, outcomes: [String: Int64]
+        ) {
             self.id = id
             self.startedAt = startedAt
             self.endedAt = endedAt
@@ -75,8 +77,10 @@ public struct NightReport: Sendable, Equatable {
     public var needsPerson: Capped<ActionItem>
     public var refused: Capped<RefusedRow>
 
-    public init(databasePath: String, generatedAt: String, status: StatusReport, runs: [RunOutcomes],
-                sources: [SourceFile], needsPerson: Capped<ActionItem>, refused: Capped<RefusedRow>) {
+    public init(
+        databasePath: String, generatedAt: String, status: StatusReport, runs: [RunOutcomes],
+        sources: [SourceFile], needsPerson: Capped<ActionItem>, refused: Capped<RefusedRow>
+    ) {
         self.databasePath = databasePath
         self.generatedAt = generatedAt
         self.status = status
@@ -91,30 +95,37 @@ public struct NightReport: Sendable, Equatable {
 
     /// Reads the page's data. `limit` caps each list of rows (a page of a million rows helps
     /// nobody; the page says how many more there are and how to get them all).
-    public static func load(from db: Database, generatedAt: String = Timestamps.nowISO8601(),
-                            limit: Int = 500) throws -> NightReport {
-        NightReport(databasePath: db.path, generatedAt: generatedAt,
-                    status: try StatusReport.load(from: db, lastRuns: 1),
-                    runs: try loadRuns(db), sources: try loadSources(db),
-                    needsPerson: try loadNeedsPerson(db, databasePath: db.path, limit: limit),
-                    refused: try loadRefused(db, limit: limit))
+    public static func load(
+        from db: Database, generatedAt: String = Timestamps.nowISO8601(),
+        limit: Int = 500
+    ) throws -> NightReport {
+        NightReport(
+            databasePath: db.path, generatedAt: generatedAt,
+            status: try StatusReport.load(from: db, lastRuns: 1),
+            runs: try loadRuns(db), sources: try loadSources(db),
+            needsPerson: try loadNeedsPerson(db, databasePath: db.path, limit: limit),
+            refused: try loadRefused(db, limit: limit))
     }
 
     static func loadRuns(_ db: Database) throws -> [RunOutcomes] {
-        let runsQuery = try db.prepare("""
+        let runsQuery = try db.prepare(
+            """
             SELECT id, started_at, ended_at, exit_status, rows_done FROM runs ORDER BY id DESC LIMIT ?
             """)
         try runsQuery.bind(1, Int64(chartRuns))
         var runs: [RunOutcomes] = []
         while try runsQuery.step() {
-            runs.append(RunOutcomes(id: runsQuery.int(0), startedAt: runsQuery.string(1) ?? "", endedAt: runsQuery.string(2),
-                                    exitStatus: runsQuery.isNull(3) ? nil : runsQuery.int(3), rowsDone: runsQuery.int(4),
-                                    outcomes: [:]))
+            runs.append(
+                RunOutcomes(
+                    id: runsQuery.int(0), startedAt: runsQuery.string(1) ?? "", endedAt: runsQuery.string(2),
+                    exitStatus: runsQuery.isNull(3) ? nil : runsQuery.int(3), rowsDone: runsQuery.int(4),
+                    outcomes: [:]))
         }
         runs.reverse()
         guard let first = runs.first else { return [] }
         // attempts_by_run (run_id, work_id) bounds this to the shown runs' attempts.
-        let outcomes = try db.prepare("""
+        let outcomes = try db.prepare(
+            """
             SELECT run_id, outcome, count(*) FROM attempts WHERE run_id >= ? GROUP BY run_id, outcome
             """)
         try outcomes.bind(1, first.id)
@@ -128,7 +139,8 @@ public struct NightReport: Sendable, Equatable {
 
     static func loadSources(_ db: Database) throws -> [SourceFile] {
         var byPath: [String: (order: Int64, file: SourceFile)] = [:]
-        let work = try db.prepare("""
+        let work = try db.prepare(
+            """
             SELECT source_file, state, count(*), min(id) FROM work GROUP BY source_file, state
             """)
         while try work.step() {
@@ -153,7 +165,8 @@ public struct NightReport: Sendable, Equatable {
 
     static func loadNeedsPerson(_ db: Database, databasePath: String, limit: Int) throws -> Capped<ActionItem> {
         var items: [ActionItem] = []
-        let rows = try db.prepare("""
+        let rows = try db.prepare(
+            """
             SELECT \(RowReport.columns) FROM work WHERE state IN (\(NeedsPerson.statesSQL)) ORDER BY id LIMIT ?
             """)
         try rows.bind(1, Int64(limit))
@@ -161,16 +174,19 @@ public struct NightReport: Sendable, Equatable {
             items.append(ActionItem(row: ReportRow(rows), databasePath: databasePath))
         }
         if items.count < limit {
-            let invalid = try db.prepare("""
+            let invalid = try db.prepare(
+                """
                 SELECT source_file, source_line, reason, license_key, owner_name, email FROM invalid_rows r
                 WHERE \(NeedsPerson.openInvalidRowCondition) ORDER BY id LIMIT ?
                 """)
             try invalid.bind(1, Int64(limit - items.count))
             while try invalid.step() {
-                items.append(ActionItem(invalidSourceFile: invalid.string(0) ?? "", sourceLine: invalid.int(1),
-                                        reason: invalid.string(2) ?? "", licenseKey: invalid.string(3),
-                                        ownerName: invalid.string(4), email: invalid.string(5),
-                                        databasePath: databasePath))
+                items.append(
+                    ActionItem(
+                        invalidSourceFile: invalid.string(0) ?? "", sourceLine: invalid.int(1),
+                        reason: invalid.string(2) ?? "", licenseKey: invalid.string(3),
+                        ownerName: invalid.string(4), email: invalid.string(5),
+                        databasePath: databasePath))
             }
         }
         let total = try NeedsPerson.count(db)
@@ -180,7 +196,8 @@ public struct NightReport: Sendable, Equatable {
     static func loadRefused(_ db: Database, limit: Int) throws -> Capped<RefusedRow> {
         // The row's settlement, if its last change was one (as `audit` and `history` read it):
         // what the server's signed listing said about the key when it explained the refusal.
-        let rows = try db.prepare("""
+        let rows = try db.prepare(
+            """
             SELECT \(RowReport.columns), s.entry, s.entry_index, s.listing_id FROM work w
             LEFT JOIN settlements s ON s.id = (SELECT max(id) FROM settlements
                                                WHERE work_id = w.id AND settled_at = w.updated_at)
@@ -194,7 +211,9 @@ public struct NightReport: Sendable, Equatable {
             if !rows.isNull(12) {
                 let listing = " (listing \(rows.int(12)))"
                 if let text = rows.string(10) {
-                    owner = ListingEntry.parse(storedText: text, index: Int(rows.int(11))).map { Self.currentOwner($0) + listing }
+                    owner = ListingEntry.parse(storedText: text, index: Int(rows.int(11))).map {
+                        Self.currentOwner($0) + listing
+                    }
                 } else {
                     owner = "unknown to the server" + listing
                 }
@@ -210,7 +229,9 @@ public struct NightReport: Sendable, Equatable {
         switch ReconcileRules.normalized(entry.status) {
         case "available": return "nobody: the key is available"
         default:
-            guard ReconcileRules.normalized(entry.ownerEmail) != nil || ReconcileRules.normalized(entry.ownerName) != nil else {
+            guard
+                ReconcileRules.normalized(entry.ownerEmail) != nil || ReconcileRules.normalized(entry.ownerName) != nil
+            else {
                 return "nobody: the key is \(entry.status ?? "listed without a status")"
             }
             return ReconcileRules.owner(entry) + (entry.assignedAt.map { " since \($0)" } ?? "")

@@ -78,36 +78,43 @@ public struct OutcomeChart: Sendable {
         var tick: Int64 = 0
         while tick <= top {
             let lineY = Self.format(y(tick))
-            out += "<line x1=\"\(Self.format(Self.left))\" x2=\"\(Self.format(Self.width - Self.right))\" y1=\"\(lineY)\" y2=\"\(lineY)\" "
+            out +=
+                "<line x1=\"\(Self.format(Self.left))\" x2=\"\(Self.format(Self.width - Self.right))\" y1=\"\(lineY)\" y2=\"\(lineY)\" "
                 + "stroke=\"\(tick == 0 ? "#555" : "#ddd")\" stroke-width=\"1\"/>"
                 + "<text x=\"\(Self.format(Self.left - 6))\" y=\"\(lineY)\" text-anchor=\"end\" dominant-baseline=\"middle\" fill=\"#555\">\(tick)</text>\n"
             tick += step
         }
-        out += "<text x=\"12\" y=\"\(Self.format(Self.top + plotHeight / 2))\" transform=\"rotate(-90 12 \(Self.format(Self.top + plotHeight / 2)))\" "
+        out +=
+            "<text x=\"12\" y=\"\(Self.format(Self.top + plotHeight / 2))\" transform=\"rotate(-90 12 \(Self.format(Self.top + plotHeight / 2)))\" "
             + "text-anchor=\"middle\" fill=\"#555\">attempts</text>\n"
         // Label every run while they fit, else every other one (the newest always).
         let labelEvery = runs.count > 16 ? 2 : 1
         for (position, run) in runs.enumerated() {
             let x = Self.left + slot * Double(position) + (slot - barWidth) / 2
             let exit = run.exitStatus.map { "exit \($0)" } ?? "no exit status (running, or died)"
-            out += "<g class=\"bar\" data-run=\"\(run.id)\" data-attempts=\"\(run.attempts)\">"
+            out +=
+                "<g class=\"bar\" data-run=\"\(run.id)\" data-attempts=\"\(run.attempts)\">"
                 + "<title>\(HTMLText.escape("run \(run.id), started \(run.startedAt), \(exit): \(run.attempts) attempts"))</title>\n"
             var base: Int64 = 0
             for (item, count) in Self.stack(run) where count > 0 {
-                let y0 = y(base), y1 = y(base + count)
-                out += "<rect class=\"seg\" data-outcome=\"\(item.outcome)\" data-count=\"\(count)\" "
+                let y0 = y(base)
+                let y1 = y(base + count)
+                out +=
+                    "<rect class=\"seg\" data-outcome=\"\(item.outcome)\" data-count=\"\(count)\" "
                     + "x=\"\(Self.format(x))\" y=\"\(Self.format(y1))\" width=\"\(Self.format(barWidth))\" "
                     + "height=\"\(Self.format(max(0, y0 - y1)))\" fill=\"\(item.color)\">"
                     + "<title>run \(run.id): \(count) \(HTMLText.escape(item.label))</title></rect>\n"
                 base += count
             }
             if position % labelEvery == (runs.count - 1) % labelEvery {
-                out += "<text x=\"\(Self.format(x + barWidth / 2))\" y=\"\(Self.format(Self.height - Self.bottom + 16))\" "
+                out +=
+                    "<text x=\"\(Self.format(x + barWidth / 2))\" y=\"\(Self.format(Self.height - Self.bottom + 16))\" "
                     + "text-anchor=\"middle\" fill=\"#333\">\(run.id)</text>\n"
             }
             out += "</g>\n"
         }
-        out += "<text x=\"\(Self.format(Self.left + plotWidth / 2))\" y=\"\(Self.format(Self.height - 8))\" text-anchor=\"middle\" fill=\"#555\">run</text>\n"
+        out +=
+            "<text x=\"\(Self.format(Self.left + plotWidth / 2))\" y=\"\(Self.format(Self.height - 8))\" text-anchor=\"middle\" fill=\"#555\">run</text>\n"
         out += "</svg>"
         return out
     }

@@ -18,18 +18,21 @@ public struct ReportRow: Sendable, Equatable {
     ]
 
     var csvFields: [String?] {
-        [licenseKey, ownerName, email, state, code.map(String.init), String(attempts),
-         lastError, sourceFile, String(sourceLine), updatedAt]
+        [
+            licenseKey, ownerName, email, state, code.map(String.init), String(attempts),
+            lastError, sourceFile, String(sourceLine), updatedAt,
+        ]
     }
 }
 
 extension ReportRow {
     /// The current row of a statement that selected `RowReport.columns` first.
     init(_ statement: Statement) {
-        self.init(licenseKey: statement.string(0) ?? "", ownerName: statement.string(1), email: statement.string(2),
-                  state: statement.string(3) ?? "", code: statement.isNull(4) ? nil : statement.int(4),
-                  attempts: statement.int(5), lastError: statement.string(6), sourceFile: statement.string(7) ?? "",
-                  sourceLine: statement.int(8), updatedAt: statement.string(9) ?? "")
+        self.init(
+            licenseKey: statement.string(0) ?? "", ownerName: statement.string(1), email: statement.string(2),
+            state: statement.string(3) ?? "", code: statement.isNull(4) ? nil : statement.int(4),
+            attempts: statement.int(5), lastError: statement.string(6), sourceFile: statement.string(7) ?? "",
+            sourceLine: statement.int(8), updatedAt: statement.string(9) ?? "")
     }
 }
 
@@ -80,9 +83,11 @@ public enum RowReport {
     /// `CSVWriter` would give, and `JSONText` per field (RowReportEncodingTests holds it
     /// against the String-based rules it replaced). Figures: docs/benchmarks.md.
     @discardableResult
-    public static func write(from db: Database, states: [WorkState], format: ReportFormat, raw: Bool,
-                             delimiter: CSVDelimiter = .comma, byteOrderMark: Bool = false,
-                             to output: TextOutput) throws -> Int {
+    public static func write(
+        from db: Database, states: [WorkState], format: ReportFormat, raw: Bool,
+        delimiter: CSVDelimiter = .comma, byteOrderMark: Bool = false,
+        to output: TextOutput
+    ) throws -> Int {
         let statement = try db.prepare(selectSQL(states: states))
         var buffer: [UInt8] = []
         buffer.reserveCapacity(flushSize + 4096)
@@ -111,17 +116,26 @@ public enum RowReport {
 
     /// One CSV line from a statement that selected `columns` first: `ReportRow.csvFields`
     /// through `CSVWriter`, without the intermediate values.
-    static func appendCSV(_ s: Statement, raw: Bool, delimiter comma: UInt8 = UInt8(ascii: ","), to out: inout [UInt8]) {
-        CSVWriter.appendField(s.text(0) ?? empty, raw: raw, delimiter: comma, to: &out); out.append(comma)
-        CSVWriter.appendField(s.text(1) ?? empty, raw: raw, delimiter: comma, to: &out); out.append(comma)
-        CSVWriter.appendField(s.text(2) ?? empty, raw: raw, delimiter: comma, to: &out); out.append(comma)
-        CSVWriter.appendField(s.text(3) ?? empty, raw: raw, delimiter: comma, to: &out); out.append(comma)
+    static func appendCSV(_ s: Statement, raw: Bool, delimiter comma: UInt8 = UInt8(ascii: ","), to out: inout [UInt8])
+    {
+        CSVWriter.appendField(s.text(0) ?? empty, raw: raw, delimiter: comma, to: &out)
+        out.append(comma)
+        CSVWriter.appendField(s.text(1) ?? empty, raw: raw, delimiter: comma, to: &out)
+        out.append(comma)
+        CSVWriter.appendField(s.text(2) ?? empty, raw: raw, delimiter: comma, to: &out)
+        out.append(comma)
+        CSVWriter.appendField(s.text(3) ?? empty, raw: raw, delimiter: comma, to: &out)
+        out.append(comma)
         if !s.isNull(4) { CSVWriter.appendField(s.int(4), raw: raw, delimiter: comma, to: &out) }
         out.append(comma)
-        CSVWriter.appendField(s.int(5), raw: raw, delimiter: comma, to: &out); out.append(comma)
-        CSVWriter.appendField(s.text(6) ?? empty, raw: raw, delimiter: comma, to: &out); out.append(comma)
-        CSVWriter.appendField(s.text(7) ?? empty, raw: raw, delimiter: comma, to: &out); out.append(comma)
-        CSVWriter.appendField(s.int(8), raw: raw, delimiter: comma, to: &out); out.append(comma)
+        CSVWriter.appendField(s.int(5), raw: raw, delimiter: comma, to: &out)
+        out.append(comma)
+        CSVWriter.appendField(s.text(6) ?? empty, raw: raw, delimiter: comma, to: &out)
+        out.append(comma)
+        CSVWriter.appendField(s.text(7) ?? empty, raw: raw, delimiter: comma, to: &out)
+        out.append(comma)
+        CSVWriter.appendField(s.int(8), raw: raw, delimiter: comma, to: &out)
+        out.append(comma)
         CSVWriter.appendField(s.text(9) ?? empty, raw: raw, delimiter: comma, to: &out)
         out.append(13)
         out.append(10)
@@ -134,17 +148,30 @@ public enum RowReport {
 
     /// One JSONL line: the `fieldNames` as keys, in order; `code` a number or null.
     static func appendJSON(_ s: Statement, to out: inout [UInt8]) {
-        out.append(contentsOf: jsonKeys[0]); JSONText.appendString(s.text(0) ?? empty, to: &out)
-        out.append(contentsOf: jsonKeys[1]); JSONText.appendString(s.text(1), to: &out)
-        out.append(contentsOf: jsonKeys[2]); JSONText.appendString(s.text(2), to: &out)
-        out.append(contentsOf: jsonKeys[3]); JSONText.appendString(s.text(3) ?? empty, to: &out)
+        out.append(contentsOf: jsonKeys[0])
+        JSONText.appendString(s.text(0) ?? empty, to: &out)
+        out.append(contentsOf: jsonKeys[1])
+        JSONText.appendString(s.text(1), to: &out)
+        out.append(contentsOf: jsonKeys[2])
+        JSONText.appendString(s.text(2), to: &out)
+        out.append(contentsOf: jsonKeys[3])
+        JSONText.appendString(s.text(3) ?? empty, to: &out)
         out.append(contentsOf: jsonKeys[4])
-        if s.isNull(4) { out.append(contentsOf: JSONText.nullBytes) } else { withDecimal(s.int(4)) { out.append(contentsOf: $0) } }
-        out.append(contentsOf: jsonKeys[5]); withDecimal(s.int(5)) { out.append(contentsOf: $0) }
-        out.append(contentsOf: jsonKeys[6]); JSONText.appendString(s.text(6), to: &out)
-        out.append(contentsOf: jsonKeys[7]); JSONText.appendString(s.text(7) ?? empty, to: &out)
-        out.append(contentsOf: jsonKeys[8]); withDecimal(s.int(8)) { out.append(contentsOf: $0) }
-        out.append(contentsOf: jsonKeys[9]); JSONText.appendString(s.text(9) ?? empty, to: &out)
+        if s.isNull(4) {
+            out.append(contentsOf: JSONText.nullBytes)
+        } else {
+            withDecimal(s.int(4)) { out.append(contentsOf: $0) }
+        }
+        out.append(contentsOf: jsonKeys[5])
+        withDecimal(s.int(5)) { out.append(contentsOf: $0) }
+        out.append(contentsOf: jsonKeys[6])
+        JSONText.appendString(s.text(6), to: &out)
+        out.append(contentsOf: jsonKeys[7])
+        JSONText.appendString(s.text(7) ?? empty, to: &out)
+        out.append(contentsOf: jsonKeys[8])
+        withDecimal(s.int(8)) { out.append(contentsOf: $0) }
+        out.append(contentsOf: jsonKeys[9])
+        JSONText.appendString(s.text(9) ?? empty, to: &out)
         out.append(UInt8(ascii: "}"))
         out.append(10)
     }

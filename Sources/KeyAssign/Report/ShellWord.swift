@@ -3,12 +3,14 @@
 /// (`$(…)`, `;`, a space) in someone's terminal.
 public enum ShellWord {
     public static func quote(_ word: String) -> String {
-        let plain = !word.isEmpty && word.unicodeScalars.allSatisfy { scalar in
-            switch scalar {
-            case "a"..."z", "A"..."Z", "0"..."9", "-", "_", ".", "/", ":", "=", "@", "%", "+", ",": true
-            default: false
+        let plain =
+            !word.isEmpty
+            && word.unicodeScalars.allSatisfy { scalar in
+                switch scalar {
+                case "a"..."z", "A"..."Z", "0"..."9", "-", "_", ".", "/", ":", "=", "@", "%", "+", ",": true
+                default: false
+                }
             }
-        }
         if plain { return word }
         // By scalar, not Character: a quote followed by a combining mark is still a quote to the shell.
         var out = "'"

@@ -37,20 +37,24 @@ public struct StatusReport: Sendable, Equatable {
         while try statement.step() {
             if let state = statement.string(0) { byState[state] = statement.int(1) }
         }
-        let runsQuery = try db.prepare("""
+        let runsQuery = try db.prepare(
+            """
             SELECT id, started_at, ended_at, rows_done, exit_status FROM runs ORDER BY id DESC LIMIT ?
             """)
         try runsQuery.bind(1, Int64(lastRuns))
         var runs: [Run] = []
         while try runsQuery.step() {
-            runs.append(Run(id: runsQuery.int(0), startedAt: runsQuery.string(1) ?? "", endedAt: runsQuery.string(2),
-                            rowsDone: runsQuery.int(3), exitStatus: runsQuery.isNull(4) ? nil : runsQuery.int(4)))
+            runs.append(
+                Run(
+                    id: runsQuery.int(0), startedAt: runsQuery.string(1) ?? "", endedAt: runsQuery.string(2),
+                    rowsDone: runsQuery.int(3), exitStatus: runsQuery.isNull(4) ? nil : runsQuery.int(4)))
         }
-        var report = StatusReport(counts: WorkState.allCases.map { Count(state: $0, count: byState[$0.rawValue] ?? 0) },
-                                  invalidRows: try db.scalarInt("SELECT count(*) FROM invalid_rows") ?? 0,
-                                  needingPerson: try NeedsPerson.count(db),
-                                  imports: try db.scalarInt("SELECT count(*) FROM imports") ?? 0,
-                                  runs: runs)
+        var report = StatusReport(
+            counts: WorkState.allCases.map { Count(state: $0, count: byState[$0.rawValue] ?? 0) },
+            invalidRows: try db.scalarInt("SELECT count(*) FROM invalid_rows") ?? 0,
+            needingPerson: try NeedsPerson.count(db),
+            imports: try db.scalarInt("SELECT count(*) FROM imports") ?? 0,
+            runs: runs)
         if (byState[WorkState.failed.rawValue] ?? 0) > 0 {
             (report.failedFinal, report.failedPassing) = try FailureKind.counts(in: db)
         }
@@ -82,7 +86,9 @@ public struct StatusReport: Sendable, Equatable {
                 let end = run.endedAt ?? "still running, or died"
                 let status = run.exitStatus.map { "exit \($0)" } ?? "no exit status"
                 // Times are text in a file others may have written: shown escaped, like all outside text.
-                lines.append("  run \(run.id)  \(TerminalText.escape(run.startedAt)) → \(TerminalText.escape(end))  \(run.rowsDone) rows done  \(status)")
+                lines.append(
+                    "  run \(run.id)  \(TerminalText.escape(run.startedAt)) → \(TerminalText.escape(end))  \(run.rowsDone) rows done  \(status)"
+                )
             }
         }
         return lines.joined(separator: "\n")
@@ -95,7 +101,8 @@ public struct StatusReport: Sendable, Equatable {
             "{\"id\":\(run.id),\"started_at\":\(JSONText.string(run.startedAt)),\"ended_at\":\(JSONText.string(run.endedAt)),"
                 + "\"rows_done\":\(run.rowsDone),\"exit_status\":\(JSONText.number(run.exitStatus))}"
         }.joined(separator: ",")
-        return "{\"states\":{\(states)},\"total\":\(total),\"invalid_rows\":\(invalidRows),\"needs_person\":\(needingPerson),\"imports\":\(imports),"
+        return
+            "{\"states\":{\(states)},\"total\":\(total),\"invalid_rows\":\(invalidRows),\"needs_person\":\(needingPerson),\"imports\":\(imports),"
             + "\"failed_final\":\(failedFinal),\"failed_passing\":\(failedPassing),\"runs\":[\(runsJSON)]}"
     }
 }

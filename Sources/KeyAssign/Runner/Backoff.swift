@@ -19,7 +19,10 @@ struct Backoff: Sendable {
     private func pow2(_ x: Double) -> Double {
         var result = 1.0
         var i = 0.0
-        while i < x { result *= 2; i += 1 }
+        while i < x {
+            result *= 2
+            i += 1
+        }
         return result
     }
 }

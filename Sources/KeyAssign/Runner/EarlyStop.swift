@@ -102,35 +102,47 @@ public struct EarlyStop: Sendable {
     }
 
     /// What the person reading cron mail needs, for a stop of `kind`.
-    public func message(_ kind: Kind, count: Int? = nil, keys: [SigningKey], maxClockSkew: Double?, url: String) -> String {
+    public func message(_ kind: Kind, count: Int? = nil, keys: [SigningKey], maxClockSkew: Double?, url: String)
+        -> String
+    {
         let count = count ?? streak
         switch kind {
         case .signature:
             return Self.signatureMessage(what: "\(count) replies in a row", reasons: reasons, keys: keys)
         case .freshness:
-            return Self.freshnessMessage(what: "\(count) replies in a row", offset: measuredOffset, maxClockSkew: maxClockSkew)
+            return Self.freshnessMessage(
+                what: "\(count) replies in a row", offset: measuredOffset, maxClockSkew: maxClockSkew)
         case .wrongServer:
-            return "\(count) request\(count == 1 ? "" : "s") in a row to \(url) got \(reasons.joined(separator: " or ")) and nothing verified: no assign-license-key endpoint answers at this URL. Check --server (the server's base URL, its …/api/v1, or the endpoint URL); the rows are left pending, since no license server processed them"
+            return
+                "\(count) request\(count == 1 ? "" : "s") in a row to \(url) got \(reasons.joined(separator: " or ")) and nothing verified: no assign-license-key endpoint answers at this URL. Check --server (the server's base URL, its …/api/v1, or the endpoint URL); the rows are left pending, since no license server processed them"
         }
     }
 
     /// Shared with the listing (`RunReconciliation`, `ReconcileJob`): the same words for the same cause.
     /// `detail`: the verifier's own words for a listing (which key name it was signed with),
     /// already redacted, so a key refused for its name is not mistaken for a wrong key.
-    public static func signatureMessage(what: String, reasons: [String], keys: [SigningKey], detail: String? = nil) -> String {
-        let have = keys.isEmpty ? "none" : keys.map { "\($0.name) \($0.fingerprint)" + ($0.file.map { " (\($0))" } ?? "") }.joined(separator: ", ")
+    public static func signatureMessage(what: String, reasons: [String], keys: [SigningKey], detail: String? = nil)
+        -> String
+    {
+        let have =
+            keys.isEmpty
+            ? "none"
+            : keys.map { "\($0.name) \($0.fingerprint)" + ($0.file.map { " (\($0))" } ?? "") }.joined(separator: ", ")
         let why = reasons.joined(separator: ", ") + (detail.map { ": " + $0 } ?? "")
-        return "\(what) failed signature verification (\(why)) and nothing verified: the server signs with another key than --public-key gives. Check --public-key: keyassign has \(have). Rows already sent may have been assigned; they are left uncertain, and reconciliation settles them once the key is right"
+        return
+            "\(what) failed signature verification (\(why)) and nothing verified: the server signs with another key than --public-key gives. Check --public-key: keyassign has \(have). Rows already sent may have been assigned; they are left uncertain, and reconciliation settles them once the key is right"
     }
 
     public static func freshnessMessage(what: String, offset: Double?, maxClockSkew: Double?) -> String {
         var text = "\(what) were stale and nothing verified"
         if let offset {
             let seconds = Int(offset.magnitude.rounded())
-            text += ": the local clock is \(seconds) s \(offset >= 0 ? "ahead of" : "behind") the server's signed timestamps"
+            text +=
+                ": the local clock is \(seconds) s \(offset >= 0 ? "ahead of" : "behind") the server's signed timestamps"
         }
         if let maxClockSkew { text += " (--max-clock-skew \(Int(maxClockSkew)) s)" }
-        return text + ". Check NTP, or --max-clock-skew. Rows already sent may have been assigned; they are left uncertain, and reconciliation settles them once the clock is right"
+        return text
+            + ". Check NTP, or --max-clock-skew. Rows already sent may have been assigned; they are left uncertain, and reconciliation settles them once the clock is right"
     }
 
     /// What one reply says about the configuration. `now`: when it arrived (Unix seconds).
@@ -160,7 +172,11 @@ public struct EarlyStop: Sendable {
     }
 
     static func looksLikeHTML(_ body: [UInt8]) -> Bool {
-        guard let first = body.first(where: { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 && $0 != 0xEF && $0 != 0xBB && $0 != 0xBF }) else {
+        guard
+            let first = body.first(where: {
+                $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 && $0 != 0xEF && $0 != 0xBB && $0 != 0xBF
+            })
+        else {
             return false
         }
         return first == UInt8(ascii: "<")

@@ -22,7 +22,9 @@ struct EarlyStopGate: Sendable {
     }
 
     /// One attempt: what to record now, and the stop message the first time the run must stop.
-    mutating func admit(_ attempt: CompletedAttempt, _ observation: EarlyStop.Observation) -> (record: [CompletedAttempt], stop: String?) {
+    mutating func admit(_ attempt: CompletedAttempt, _ observation: EarlyStop.Observation) -> (
+        record: [CompletedAttempt], stop: String?
+    ) {
         switch early.observe(observation) {
         case .proceed:
             var record: [CompletedAttempt] = []

@@ -2,10 +2,11 @@ import Dispatch
 import Foundation
 import Logging
 import Synchronization
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Progress on stderr: a live line on a terminal, a log line every 10 s otherwise (cron mail
@@ -43,8 +44,11 @@ final class ProgressReporter: Sendable {
     /// The terminal's width, asked for at each update (a resized window is followed).
     private let columns: @Sendable () -> Int
 
-    init(mode: ProgressMode, total: Int, logger: Logger, columns: @escaping @Sendable () -> Int = ProgressReporter.terminalColumns,
-         sample: @escaping @Sendable () -> Snapshot) {
+    init(
+        mode: ProgressMode, total: Int, logger: Logger,
+        columns: @escaping @Sendable () -> Int = ProgressReporter.terminalColumns,
+        sample: @escaping @Sendable () -> Snapshot
+    ) {
         switch mode {
         case .quiet: (enabled, live) = (false, false)
         case .liveLine: (enabled, live) = (true, true)
@@ -95,7 +99,8 @@ final class ProgressReporter: Sendable {
     /// The run's rows in a final state, by their state now: what the last line shows.
     static func rowsByState(_ db: Database, runID: Int64) throws -> [WorkState: Int] {
         // attempts_by_run (run_id, work_id) finds the run's rows.
-        let statement = try db.prepare("""
+        let statement = try db.prepare(
+            """
             SELECT state, count(*) FROM work WHERE id IN (SELECT work_id FROM attempts WHERE run_id = ?1)
                 AND state IN ('assigned', 'rejected', 'uncertain', 'failed') GROUP BY state
             """)
@@ -129,7 +134,9 @@ final class ProgressReporter: Sendable {
             var eta = "--:--"
             if rate > 0 && total > s.finished {
                 let seconds = Int((Double(total - s.finished) / rate).rounded())
-                eta = seconds >= 3600 ? "\(seconds / 3600)h\(pad((seconds % 3600) / 60))m" : "\(seconds / 60):\(pad(seconds % 60))"
+                eta =
+                    seconds >= 3600
+                    ? "\(seconds / 3600)h\(pad((seconds % 3600) / 60))m" : "\(seconds / 60):\(pad(seconds % 60))"
             }
             head += "\(String(format: "%.0f", rate)) rows/s ETA \(eta)"
         }

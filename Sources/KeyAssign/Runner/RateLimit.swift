@@ -28,7 +28,10 @@ public struct RateLimit: Sendable, Equatable, CustomStringConvertible {
         let trimmed = text.trimmingWhitespace()
         guard trimmed.contains("/") else {
             guard let rate = Double(trimmed) else {
-                throw KeyAssignError(.usage, "--rate \(text): expected requests per second (R) or a quota N/WINDOW, e.g. 10/min, 100/hour, 500/day, 20/10s")
+                throw KeyAssignError(
+                    .usage,
+                    "--rate \(text): expected requests per second (R) or a quota N/WINDOW, e.g. 10/min, 100/hour, 500/day, 20/10s"
+                )
             }
             try FlagRange.rate.check(rate)
             return .perSecond(rate)
@@ -59,7 +62,9 @@ public struct RateLimit: Sendable, Equatable, CustomStringConvertible {
         if lengthText.isEmpty {
             length = 1
         } else {
-            guard let value = Double(lengthText), value.isFinite, value > 0 else { throw refuse("bad window length '\(lengthText)'") }
+            guard let value = Double(lengthText), value.isFinite, value > 0 else {
+                throw refuse("bad window length '\(lengthText)'")
+            }
             length = value
         }
         let seconds: Double

@@ -62,7 +62,8 @@ struct RateLimits: Sendable {
 
     /// Index of the last entry at or before `time`, or nil.
     private func lastIndex(atOrBefore time: Double) -> Int? {
-        var low = head, high = times.count
+        var low = head
+        var high = times.count
         while low < high {
             let mid = (low + high) / 2
             if times[mid] <= time { low = mid + 1 } else { high = mid }
@@ -123,7 +124,8 @@ struct RateLimits: Sendable {
             let before = index > head ? cumulative[index - 1] : base
             mates = max(0, cumulative[index] - before - 1)
         }
-        let report = ServerReport(limit: limit, remaining: remaining, resetAt: resetAt, sentAt: sentAt, batchMates: mates)
+        let report = ServerReport(
+            limit: limit, remaining: remaining, resetAt: resetAt, sentAt: sentAt, batchMates: mates)
         guard let held = server else {
             server = report
             return
@@ -176,7 +178,8 @@ struct RateLimits: Sendable {
             // The window must lose sends until one more fits: the first entry by which that
             // many had left has to fall out of it.
             let needed = total - (limit.count - 1)
-            var low = head, high = times.count
+            var low = head
+            var high = times.count
             while low < high {
                 let mid = (low + high) / 2
                 if cumulative[mid] < needed { low = mid + 1 } else { high = mid }

@@ -34,11 +34,13 @@ package struct ReplyRedaction: Sendable {
         var cut = Self.prefixLimit
         // Never end inside a UTF-8 sequence: the prefix stays readable text.
         while cut > 0 && redacted[cut] & 0xC0 == 0x80 { cut -= 1 }
-        let digest = (try? SHA256Digest()).map { digest in
-            redacted.withUnsafeBytes { digest.update($0) }
-            return digest.finalHex()
-        } ?? "unavailable"
-        let note = "\n[keyassign: not a reply envelope; \(body.count) bytes in all, the first \(cut) kept"
+        let digest =
+            (try? SHA256Digest()).map { digest in
+                redacted.withUnsafeBytes { digest.update($0) }
+                return digest.finalHex()
+            } ?? "unavailable"
+        let note =
+            "\n[keyassign: not a reply envelope; \(body.count) bytes in all, the first \(cut) kept"
             + (occurrences > 0 ? ", the API key redacted \(occurrences) time\(occurrences == 1 ? "" : "s")" : "")
             + "; sha256 of the redacted whole \(digest)]\n"
         return Array(redacted[..<cut]) + Array(note.utf8)

@@ -9,8 +9,9 @@ enum RetryAfter {
             if let date = httpDate(header) { return max(0, date - now) }
         }
         if !body.isEmpty, body.count < 4096,
-           let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
-           let value = object["retry_after"] {
+            let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
+            let value = object["retry_after"]
+        {
             if let number = value as? NSNumber, number.doubleValue.isFinite, number.doubleValue >= 0 {
                 return number.doubleValue
             }

@@ -42,9 +42,10 @@ package struct RowReply: Sendable {
             }
         }
         // Redacted before anything logs, stores or summarises its texts.
-        let classification = redaction.classification(Classifier.classify(
-            result, verdict: verdict, maybeDelivered: row.maybeDelivered, attempts: row.attempts,
-            maxAttempts: options.maxAttempts))
+        let classification = redaction.classification(
+            Classifier.classify(
+                result, verdict: verdict, maybeDelivered: row.maybeDelivered, attempts: row.attempts,
+                maxAttempts: options.maxAttempts))
         var nextAttemptAt: Double?
         var retryAfter: Double?
         if classification.rateLimited {
@@ -53,10 +54,11 @@ package struct RowReply: Sendable {
             let backoff = Backoff(base: options.backoffBase, cap: options.backoffCap)
             nextAttemptAt = endedWall + backoff.delay(afterAttempt: row.attempts, using: &jitter)
         }
-        let attempt = CompletedAttempt(row: row, classification: classification, nextAttemptAt: nextAttemptAt,
-                                       startedAt: startedWall, endedAt: endedWall,
-                                       latencyMS: (endedMono - startedMono) * 1000, httpStatus: status,
-                                       reply: redaction.stored(reply, verdict: verdict), signingKey: verdict?.signingKey)
+        let attempt = CompletedAttempt(
+            row: row, classification: classification, nextAttemptAt: nextAttemptAt,
+            startedAt: startedWall, endedAt: endedWall,
+            latencyMS: (endedMono - startedMono) * 1000, httpStatus: status,
+            reply: redaction.stored(reply, verdict: verdict), signingKey: verdict?.signingKey)
         var notSentError: String?
         var reached = false
         switch result {
@@ -71,9 +73,10 @@ package struct RowReply: Sendable {
         case .untrusted?: untrusted = true
         case nil: break
         }
-        return RowReply(attempt: attempt, sentAt: startedMono, receivedAt: endedMono, retryAfter: retryAfter,
-                        notSentError: notSentError, reachedServer: reached, rateLimit: rateLimit,
-                        observation: EarlyStop.observation(result, verdict: verdict, now: endedWall), trusted: trusted,
-                        untrusted: untrusted)
+        return RowReply(
+            attempt: attempt, sentAt: startedMono, receivedAt: endedMono, retryAfter: retryAfter,
+            notSentError: notSentError, reachedServer: reached, rateLimit: rateLimit,
+            observation: EarlyStop.observation(result, verdict: verdict, now: endedWall), trusted: trusted,
+            untrusted: untrusted)
     }
 }

@@ -50,8 +50,12 @@ public struct RunOptions: Sendable {
     public func validate() throws {
         try FlagRange.rate.check(rate)
         try FlagRange.burst.check(burst)
-        for limit in rateLimits where !(1...RateLimit.maxCount).contains(limit.count) || !RateLimit.windowRange.contains(limit.window) {
-            throw KeyAssignError(.usage, "--rate \(limit.count)/\(limit.window)s: the count must be from 1 to \(RateLimit.maxCount) and the window from 1 ms to 31 days")
+        for limit in rateLimits
+        where !(1...RateLimit.maxCount).contains(limit.count) || !RateLimit.windowRange.contains(limit.window) {
+            throw KeyAssignError(
+                .usage,
+                "--rate \(limit.count)/\(limit.window)s: the count must be from 1 to \(RateLimit.maxCount) and the window from 1 ms to 31 days"
+            )
         }
         try FlagRange.concurrency.check(concurrency)
         try FlagRange.maxAttempts.check(maxAttempts)

@@ -55,8 +55,10 @@ final class RunQuota: Sendable {
                 state.closedReason = saved.closedReason
             }
             if let remaining = saved.remaining, let reset = saved.reset, reset > wall(now) {
-                state.rules.restore(.init(limit: saved.limit, remaining: remaining, resetAt: monotonic(reset),
-                                          sentAt: now - 1e-6, batchMates: 0))
+                state.rules.restore(
+                    .init(
+                        limit: saved.limit, remaining: remaining, resetAt: monotonic(reset),
+                        sentAt: now - 1e-6, batchMates: 0))
             }
             state.perRun = saved.perRun
             var lines: [String] = []
@@ -64,14 +66,19 @@ final class RunQuota: Sendable {
                 let spent = limits.map { limit in
                     "\(state.rules.sent(after: now - limit.window)) of \(limit.count) in the last \(Self.span(limit.window))"
                 }
-                lines.append("quota: --rate \(limits.map(\.description).joined(separator: ", ")); already sent: \(spent.joined(separator: ", "))")
+                lines.append(
+                    "quota: --rate \(limits.map(\.description).joined(separator: ", ")); already sent: \(spent.joined(separator: ", "))"
+                )
             }
             if let remaining = saved.remaining, let reset = saved.reset, reset > wall(now) {
-                lines.append("the server's quota as it last said (X-RateLimit, \(saved.reportedAt ?? "earlier")): "
-                             + Self.describe(limit: saved.limit, remaining: remaining, reset: reset))
+                lines.append(
+                    "the server's quota as it last said (X-RateLimit, \(saved.reportedAt ?? "earlier")): "
+                        + Self.describe(limit: saved.limit, remaining: remaining, reset: reset))
             }
             if let until = saved.closedUntil, until > wall(now) {
-                lines.append("the server asked not to be sent anything before \(Timestamps.iso8601(until)) (\(saved.closedReason ?? "HTTP 429"))")
+                lines.append(
+                    "the server asked not to be sent anything before \(Timestamps.iso8601(until)) (\(saved.closedReason ?? "HTTP 429"))"
+                )
             }
             return lines
         }
@@ -133,11 +140,14 @@ final class RunQuota: Sendable {
         let why: String
         switch blocker {
         case .closed(let until):
-            why = "the server's quota is spent: \(reason ?? "it answered HTTP 429") and takes requests again at \(Timestamps.iso8601(wall(until)))"
+            why =
+                "the server's quota is spent: \(reason ?? "it answered HTTP 429") and takes requests again at \(Timestamps.iso8601(wall(until)))"
         case .window(let limit, let sent, let until):
-            why = "the --rate \(limit) quota is spent: \(sent) sent in the last \(Self.span(limit.window)), the next fits at \(Timestamps.iso8601(wall(until)))"
+            why =
+                "the --rate \(limit) quota is spent: \(sent) sent in the last \(Self.span(limit.window)), the next fits at \(Timestamps.iso8601(wall(until)))"
         case .server(let limit, let remaining, let until):
-            why = "the server's quota is spent: \(remaining)\(limit.map { " of \($0)" } ?? "") left (its X-RateLimit-Remaining, less what was sent since it said it) until X-RateLimit-Reset \(Timestamps.iso8601(wall(until)))"
+            why =
+                "the server's quota is spent: \(remaining)\(limit.map { " of \($0)" } ?? "") left (its X-RateLimit-Remaining, less what was sent since it said it) until X-RateLimit-Reset \(Timestamps.iso8601(wall(until)))"
         }
         return (at, why)
     }
@@ -161,7 +171,8 @@ final class RunQuota: Sendable {
     func refused(retryAfter seconds: Double, now: Double) {
         state.withLock { state in
             state.rules.close(until: now + seconds)
-            state.closedReason = "it answered HTTP 429 at \(Timestamps.iso8601(wall(now))) with Retry-After \(Int(seconds.rounded(.up))) s"
+            state.closedReason =
+                "it answered HTTP 429 at \(Timestamps.iso8601(wall(now))) with Retry-After \(Int(seconds.rounded(.up))) s"
         }
     }
 
@@ -170,13 +181,16 @@ final class RunQuota: Sendable {
     func observe(_ headers: RateLimitHeaders, sentAt: Double) {
         guard let remaining = headers.remaining else { return }
         let first = state.withLock { state -> Bool in
-            state.rules.observe(limit: headers.limit, remaining: remaining, resetAt: headers.reset.map(monotonic),
-                                sentAt: sentAt)
+            state.rules.observe(
+                limit: headers.limit, remaining: remaining, resetAt: headers.reset.map(monotonic),
+                sentAt: sentAt)
             defer { state.loggedServerReport = true }
             return !state.loggedServerReport
         }
         if first && !quiet {
-            logger.info("the server's quota (X-RateLimit): \(Self.describe(limit: headers.limit, remaining: remaining, reset: headers.reset)); keyassign sends no more than that before it resets")
+            logger.info(
+                "the server's quota (X-RateLimit): \(Self.describe(limit: headers.limit, remaining: remaining, reset: headers.reset)); keyassign sends no more than that before it resets"
+            )
         }
     }
 

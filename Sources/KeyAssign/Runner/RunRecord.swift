@@ -1,9 +1,10 @@
 import Foundation
 import Logging
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The `runs` row of a run: opened once the run holds the `DatabaseLock`, closed with its
@@ -15,14 +16,19 @@ package enum RunRecord {
     package static func open(_ db: Database, server: String, logger: Logger) throws -> Int64 {
         let now = Timestamps.nowISO8601()
         return try db.transaction {
-            let unfinished = try db.prepare("SELECT id, pid, host, started_at FROM runs WHERE ended_at IS NULL ORDER BY id")
+            let unfinished = try db.prepare(
+                "SELECT id, pid, host, started_at FROM runs WHERE ended_at IS NULL ORDER BY id")
             var dead: [Int64] = []
             while try unfinished.step() {
                 dead.append(unfinished.int(0))
-                logger.warning("run \(unfinished.int(0)) (pid \(unfinished.int(1)) on \(unfinished.string(2) ?? "?"), started \(unfinished.string(3) ?? "?")) never finished: its process died")
+                logger.warning(
+                    "run \(unfinished.int(0)) (pid \(unfinished.int(1)) on \(unfinished.string(2) ?? "?"), started \(unfinished.string(3) ?? "?")) never finished: its process died"
+                )
             }
             if !dead.isEmpty {
-                let close = try db.prepare("UPDATE runs SET ended_at = ?1, summary = coalesce(summary, '{\"note\":\"process died before the end of the run\"}') WHERE ended_at IS NULL")
+                let close = try db.prepare(
+                    "UPDATE runs SET ended_at = ?1, summary = coalesce(summary, '{\"note\":\"process died before the end of the run\"}') WHERE ended_at IS NULL"
+                )
                 try close.bind(1, now)
                 try close.step()
             }
@@ -49,7 +55,8 @@ package enum RunRecord {
     /// object, stored as it is.
     static func close(_ db: Database, runID: Int64, status: ExitStatus, summaryJSON: String?, logger: Logger) {
         do {
-            let statement = try db.prepare("UPDATE runs SET ended_at = ?1, exit_status = ?2, summary = ?3 WHERE id = ?4")
+            let statement = try db.prepare(
+                "UPDATE runs SET ended_at = ?1, exit_status = ?2, summary = ?3 WHERE id = ?4")
             try statement.bind(1, Timestamps.nowISO8601())
             try statement.bind(2, Int64(status.rawValue))
             try statement.bind(3, summaryJSON)

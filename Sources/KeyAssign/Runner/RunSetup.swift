@@ -11,7 +11,9 @@ public enum RunSetup {
     ///
     /// From here on the process holds the key: core dumps are turned off first (`CoreDumpGuard`).
     /// The file must be a regular file: a FIFO is refused (exit 78), never waited on.
-    public static func apiKey(file: String?, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> String {
+    public static func apiKey(file: String?, environment: [String: String] = ProcessInfo.processInfo.environment) throws
+        -> String
+    {
         try CoreDumpGuard.engage()
         if let file {
             let data: [UInt8]
@@ -40,8 +42,10 @@ public enum RunSetup {
     static func checkCharacters(_ key: String, source: String) throws {
         if let bad = key.unicodeScalars.first(where: { $0.properties.generalCategory == .control }) {
             let hex = String(bad.value, radix: 16, uppercase: true)
-            throw KeyAssignError(.config, "\(source): the API key holds a control character (U+\(String(repeating: "0", count: max(0, 4 - hex.count)) + hex)); "
-                                 + "CR, LF and other control characters are not allowed")
+            throw KeyAssignError(
+                .config,
+                "\(source): the API key holds a control character (U+\(String(repeating: "0", count: max(0, 4 - hex.count)) + hex)); "
+                    + "CR, LF and other control characters are not allowed")
         }
     }
 
@@ -65,7 +69,8 @@ public enum RunSetup {
         case .failure(let failure): throw KeyAssignError(.config, "--ca-file \(path): \(failure.description)")
         }
         if !String(decoding: data, as: UTF8.self).contains("-----BEGIN CERTIFICATE-----") {
-            throw KeyAssignError(.config, "--ca-file \(path): no PEM certificate in the file (expected -----BEGIN CERTIFICATE-----)")
+            throw KeyAssignError(
+                .config, "--ca-file \(path): no PEM certificate in the file (expected -----BEGIN CERTIFICATE-----)")
         }
     }
 
@@ -88,8 +93,10 @@ public enum RunSetup {
     /// `execute`, also returning the run's summary when the run got far enough to make one
     /// (not for a lock held by another run, a database failure or an unusable key): what
     /// `--metrics-file` is written from.
-    public static func executeWithSummary(_ options: RunOptions, publicKeys: [String],
-                                          logger: Logger) -> (status: ExitStatus, summary: RunSummary?) {
+    public static func executeWithSummary(
+        _ options: RunOptions, publicKeys: [String],
+        logger: Logger
+    ) -> (status: ExitStatus, summary: RunSummary?) {
         do {
             let ring = try KeyRing(specs: publicKeys)
             let runner = Runner(options: options, verifier: ReplyVerifier(keyRing: ring), logger: logger)

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Every decision of a run's sending phase, as a pure state machine in the style of
@@ -120,8 +120,10 @@ package struct RunStateMachine: Sendable {
     }
 
     /// `signingKeys`: the configured keys, named in the early stop's message.
-    package init(options: RunOptions, limiter: any RunLimiter, quota: (any RunQuotaGate)? = nil,
-                 signingKeys: [SigningKey] = []) {
+    package init(
+        options: RunOptions, limiter: any RunLimiter, quota: (any RunQuotaGate)? = nil,
+        signingKeys: [SigningKey] = []
+    ) {
         concurrency = options.concurrency
         minimumClaim = max(1, min(16, options.concurrency / 4))
         claimLimit = 64
@@ -160,7 +162,8 @@ package struct RunStateMachine: Sendable {
         case .settling:
             let (records, message) = settleHeld()
             if let message {
-                notices.append(Notice(level: .error, text: "stopping the run: \(message); those rows go back to pending"))
+                notices.append(
+                    Notice(level: .error, text: "stopping the run: \(message); those rows go back to pending"))
             }
             if !records.isEmpty {
                 step = .sending
@@ -221,7 +224,9 @@ package struct RunStateMachine: Sendable {
                     // Named as the server asked it: what is left of it by now depends on how
                     // soon the dispatcher looked, and the person reading wants the server's figure.
                     let asked = max(pause, limiter.askedPause)
-                    stopForMaxWait("the server asked to pause \(Int(asked.rounded(.up))) s (HTTP 429), more than the \(Int(budget.remaining.rounded(.down))) s left of --max-wait \(Int(maxWait)) s")
+                    stopForMaxWait(
+                        "the server asked to pause \(Int(asked.rounded(.up))) s (HTTP 429), more than the \(Int(budget.remaining.rounded(.down))) s left of --max-wait \(Int(maxWait)) s"
+                    )
                     return .stop
                 }
             }
@@ -286,7 +291,12 @@ package struct RunStateMachine: Sendable {
             step = .sending
         } else if !budget.allows(wait) {
             if !quiet {
-                notices.append(Notice(level: .info, text: "the next retry is due in \(Int(wait.rounded(.up))) s, beyond --max-wait; leaving it for the next run"))
+                notices.append(
+                    Notice(
+                        level: .info,
+                        text:
+                            "the next retry is due in \(Int(wait.rounded(.up))) s, beyond --max-wait; leaving it for the next run"
+                    ))
             }
             step = .finished
         } else {
@@ -318,7 +328,8 @@ package struct RunStateMachine: Sendable {
             if let message = stops.auth {
                 record.append(Self.asAuthStop(attempt, message: message))
             } else if case .stop(let refused) = refusals.refused(attempt) {
-                let message = "every request is refused before it reaches the license server: \(refused.count) rows in a row got an unsigned HTTP \(attempt.httpStatus ?? 0) and no signed reply came back (a proxy, gateway, firewall or IP filter in front of the server refuses this client, or the API key is refused before the server sees it)"
+                let message =
+                    "every request is refused before it reaches the license server: \(refused.count) rows in a row got an unsigned HTTP \(attempt.httpStatus ?? 0) and no signed reply came back (a proxy, gateway, firewall or IP filter in front of the server refuses this client, or the API key is refused before the server sees it)"
                 stops.auth = message
                 effects.stopMessages.append(message)
                 record += refused.map { Self.asAuthStop($0, message: message) }
@@ -342,8 +353,9 @@ package struct RunStateMachine: Sendable {
         }
         handOver(record, into: &effects)
         if case .awaitingReply = step { step = .sending }
-        effects.wakeDispatcher = shouldWake(changedRun: classification.rateLimited || !effects.stopMessages.isEmpty
-                                            || classification.notSent)
+        effects.wakeDispatcher = shouldWake(
+            changedRun: classification.rateLimited || !effects.stopMessages.isEmpty
+                || classification.notSent)
         return effects
     }
 
@@ -416,7 +428,9 @@ package struct RunStateMachine: Sendable {
         let hadAuth = stops.auth != nil
         let (held, stopsRun) = refusals.settle()
         if stopsRun || stops.auth != nil {
-            let message = stops.auth ?? "every request was refused before it reached the license server: \(held.count) row(s) got an unsigned refusal and no signed reply came back in this run (a proxy, gateway, firewall or IP filter in front of the server refuses this client, or the API key is refused before the server sees it)"
+            let message =
+                stops.auth
+                ?? "every request was refused before it reached the license server: \(held.count) row(s) got an unsigned refusal and no signed reply came back in this run (a proxy, gateway, firewall or IP filter in front of the server refuses this client, or the API key is refused before the server sees it)"
             // Only a run that ended for no other reason ends as an auth stop.
             if stops.auth == nil && stops.signal == nil && stops.config == nil {
                 stops.auth = message
@@ -435,24 +449,33 @@ package struct RunStateMachine: Sendable {
     private mutating func giveUpUnreachable(now: Double, why: String?) {
         let seconds = Int(breaker.unreachableFor(now: now).rounded())
         let last = breaker.lastError ?? "no connection"
-        let message = "the license server is unreachable (\(breaker.consecutive) tries in a row never left, for \(seconds) s; last: \(last))"
+        let message =
+            "the license server is unreachable (\(breaker.consecutive) tries in a row never left, for \(seconds) s; last: \(last))"
             + (why.map { "; \($0)" } ?? "")
         if stops.unreachable == nil { stops.unreachable = message }
-        notices.append(Notice(level: .error, text: "stopping the run: \(message); rows not sent stay pending or retry, and the next run sends them"))
+        notices.append(
+            Notice(
+                level: .error,
+                text: "stopping the run: \(message); rows not sent stay pending or retry, and the next run sends them"))
     }
 
     private mutating func stopForQuota(_ why: String, reopensAt: Double) {
-        let message = "\(why), beyond the \(Int(budget.remaining.rounded(.down))) s left of --max-wait \(Int(maxWait)) s"
+        let message =
+            "\(why), beyond the \(Int(budget.remaining.rounded(.down))) s left of --max-wait \(Int(maxWait)) s"
         if stops.quota == nil {
             stops.quota = message
             stops.quotaReopensAt = reopensAt
         }
-        notices.append(Notice(level: .warning, text: "stopping the run: \(message); the rows not sent stay pending for the next run"))
+        notices.append(
+            Notice(
+                level: .warning, text: "stopping the run: \(message); the rows not sent stay pending for the next run"))
     }
 
     private mutating func stopForMaxWait(_ message: String) {
         if stops.maxWait == nil { stops.maxWait = message }
-        notices.append(Notice(level: .warning, text: "stopping the run: \(message); the rows not sent stay pending for the next run"))
+        notices.append(
+            Notice(
+                level: .warning, text: "stopping the run: \(message); the rows not sent stay pending for the next run"))
     }
 
     private static func asAuthStop(_ attempt: CompletedAttempt, message: String) -> CompletedAttempt {

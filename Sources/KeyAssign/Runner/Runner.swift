@@ -2,10 +2,11 @@ import Dispatch
 import Foundation
 import Logging
 import Synchronization
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Sends every due row of the work table to the license server and records each outcome.
@@ -39,9 +40,11 @@ public final class Runner: Sendable {
         self.clock = clock
         let quota = RunQuota(limits: options.rateLimits, logger: logger, quiet: options.progress == .quiet)
         self.quota = quota
-        self.machine = Mutex(RunStateMachine(
-            options: options, limiter: RunStateMachine.standardLimiter(options, now: clock.monotonic()), quota: quota,
-            signingKeys: verifier.keyRing.signingKeys))
+        self.machine = Mutex(
+            RunStateMachine(
+                options: options, limiter: RunStateMachine.standardLimiter(options, now: clock.monotonic()),
+                quota: quota,
+                signingKeys: verifier.keyRing.signingKeys))
     }
 
     /// Runs until nothing is due (waiting up to --max-wait for scheduled retries), a signal,
@@ -87,11 +90,15 @@ public final class Runner: Sendable {
         // A listing fetched before the dispatcher (rows rescued from a dead run) waited already.
         machine.withLock { $0.waitedBeforeSending(reconciliation.waited) }
         if recovered > 0 {
-            logger.warning("recovered \(recovered) row(s) left in flight by a run that died; a later 801 for them counts as uncertain")
+            logger.warning(
+                "recovered \(recovered) row(s) left in flight by a run that died; a later 801 for them counts as uncertain"
+            )
         }
-        let client = try AssignClient(.init(endpoint: options.endpoint, apiKey: options.apiKey, body: options.body,
-                                            concurrency: options.concurrency, timeout: options.timeout,
-                                            caFile: options.caFile))
+        let client = try AssignClient(
+            .init(
+                endpoint: options.endpoint, apiKey: options.apiKey, body: options.body,
+                concurrency: options.concurrency, timeout: options.timeout,
+                caFile: options.caFile))
         let completer = Completer(queue: shared, runID: runID)
         completer.start()
         let signals = options.handleSignals ? installSignalHandlers() : []
@@ -103,8 +110,11 @@ public final class Runner: Sendable {
             }
         }
         if options.progress != .quiet {
-            logger.info("run \(runID): \(total) row(s) to send to \(options.endpoint.display) (rate \(options.rate > 0 ? "\(options.rate)/s" : "unlimited"), concurrency \(options.concurrency))")
-            logger.info("run \(runID): proxy: \(ProxyChoice.decide(url: options.endpoint.url.absoluteString).description)")
+            logger.info(
+                "run \(runID): \(total) row(s) to send to \(options.endpoint.display) (rate \(options.rate > 0 ? "\(options.rate)/s" : "unlimited"), concurrency \(options.concurrency))"
+            )
+            logger.info(
+                "run \(runID): proxy: \(ProxyChoice.decide(url: options.endpoint.url.absoluteString).description)")
         }
         let progress = ProgressReporter(mode: options.progress, total: total, logger: logger) { [self] in snapshot() }
         progress.start()
@@ -126,9 +136,13 @@ public final class Runner: Sendable {
         if let loopError { throw loopError }
         if let kind = machine.withLock({ $0.verificationStop }) {
             // Sent rows may have been assigned: uncertain, for reconciliation once the key or clock is right.
-            try shared.with { _ = try CarryOver.parkMaybeDelivered($0.database, runID: runID, reason: kind == .signature
-                ? "sent while replies failed signature verification (check --public-key): may have been assigned"
-                : "sent while replies were stale (check the clock): may have been assigned") }
+            try shared.with {
+                _ = try CarryOver.parkMaybeDelivered(
+                    $0.database, runID: runID,
+                    reason: kind == .signature
+                        ? "sent while replies failed signature verification (check --public-key): may have been assigned"
+                        : "sent while replies were stale (check the clock): may have been assigned")
+            }
         }
         // One listing settles what the run left uncertain (not after a stop).
         if machine.withLock({ $0.reconcilesAtEnd }) {
@@ -141,7 +155,8 @@ public final class Runner: Sendable {
             try summarize(queue, runID: runID, startedWall: startedWall, startedMono: startedMono, recovered: recovered)
         }
         try shared.with { try quota.finish($0.database, summary: summary) }
-        recordEnd(shared, runID: runID, status: ExitStatus(rawValue: summary.exitStatus) ?? .someFailed, summary: summary)
+        recordEnd(
+            shared, runID: runID, status: ExitStatus(rawValue: summary.exitStatus) ?? .someFailed, summary: summary)
         if let path = options.summaryJSONPath {
             try writeSummary(summary, to: path)
         }
@@ -186,8 +201,9 @@ public final class Runner: Sendable {
                     // The completion runs on the transport's reply queue: verifying there
                     // saves a thread hop per reply.
                     client.send(row.request) { [self] result in
-                        complete(row, result: result, startedWall: startedWall, startedMono: startedMono,
-                                 completer: completer)
+                        complete(
+                            row, result: result, startedWall: startedWall, startedMono: startedMono,
+                            completer: completer)
                     }
                 }
             }
@@ -222,7 +238,9 @@ public final class Runner: Sendable {
             _ = wake.wait(timeout: .now() + .milliseconds(50))
         }
         if inFlightNow > 0 {
-            logger.warning("cancelling \(inFlightNow) request(s) still in flight; they are recorded as retry (may have reached the server)")
+            logger.warning(
+                "cancelling \(inFlightNow) request(s) still in flight; they are recorded as retry (may have reached the server)"
+            )
             client.cancelAll()
             let cancelLimit = clock.monotonic() + 5
             while inFlightNow > 0 && clock.monotonic() < cancelLimit {
@@ -233,12 +251,15 @@ public final class Runner: Sendable {
 
     /// Runs on the verify queue: verify, classify, schedule, hand to the machine and, in the
     /// same critical section, its attempts to the completer (the machine's handing-over rule).
-    private func complete(_ row: ClaimedRow, result: TransportResult, startedWall: Double, startedMono: Double,
-                          completer: Completer) {
+    private func complete(
+        _ row: ClaimedRow, result: TransportResult, startedWall: Double, startedMono: Double,
+        completer: Completer
+    ) {
         var jitter = SystemRandomNumberGenerator()
-        let reply = RowReply.judge(row, result: result, verifier: verifier, options: options, redaction: redaction,
-                                   startedWall: startedWall, startedMono: startedMono, endedWall: clock.wall(),
-                                   endedMono: clock.monotonic(), jitter: &jitter)
+        let reply = RowReply.judge(
+            row, result: result, verifier: verifier, options: options, redaction: redaction,
+            startedWall: startedWall, startedMono: startedMono, endedWall: clock.wall(),
+            endedMono: clock.monotonic(), jitter: &jitter)
         let effects = machine.withLock { machine in
             let effects = machine.replied(reply)
             for attempt in effects.record { completer.add(attempt) }
@@ -271,7 +292,10 @@ public final class Runner: Sendable {
                 rows: machine.tally.finalStates, retries: machine.tally.outcomes[.retry] ?? 0,
                 rateLimited: machine.tally.rateLimited,
                 unreachable: machine.breaker.isOpen
-                    ? (Int(machine.breaker.unreachableFor(now: now).rounded()), machine.breaker.lastError ?? "no connection")
+                    ? (
+                        Int(machine.breaker.unreachableFor(now: now).rounded()),
+                        machine.breaker.lastError ?? "no connection"
+                    )
                     : nil)
         }
     }
@@ -295,25 +319,31 @@ public final class Runner: Sendable {
         let name = number == SIGINT ? "SIGINT" : "SIGTERM"
         if !first {
             // The rows in flight stay `in_flight`; the next run recovers them.
-            let message = "keyassign: second \(name): exiting now; the next run recovers the \(flying) row(s) in flight\n"
+            let message =
+                "keyassign: second \(name): exiting now; the next run recovers the \(flying) row(s) in flight\n"
             _ = message.withCString { write(2, $0, strlen($0)) }
             _exit(128 + number)
         }
-        logger.warning("\(name): starting no new requests; waiting up to \(options.timeout) s for \(flying) in flight (send it again to exit now)")
+        logger.warning(
+            "\(name): starting no new requests; waiting up to \(options.timeout) s for \(flying) in flight (send it again to exit now)"
+        )
         wake.signal()
     }
 
     // MARK: the end
 
-    private func summarize(_ queue: WorkQueue, runID: Int64, startedWall: Double, startedMono: Double,
-                           recovered: Int) throws -> RunSummary {
+    private func summarize(
+        _ queue: WorkQueue, runID: Int64, startedWall: Double, startedMono: Double,
+        recovered: Int
+    ) throws -> RunSummary {
         let touched = try queue.statesOfRowsTouched(byRun: runID)
         let queued = try queue.queuedRowsByState()
         let (stops, tally, pauses) = machine.withLock { ($0.stops, $0.tally, $0.limiter.pauses) }
-        var summary = RunSummary(runID: runID, server: options.endpoint.display, database: queue.database.path,
-                                 startedWall: startedWall, seconds: clock.monotonic() - startedMono,
-                                 tally: tally, pauses: pauses, recovered: recovered,
-                                 touched: touched, queued: queued, stops: stops)
+        var summary = RunSummary(
+            runID: runID, server: options.endpoint.display, database: queue.database.path,
+            startedWall: startedWall, seconds: clock.monotonic() - startedMono,
+            tally: tally, pauses: pauses, recovered: recovered,
+            touched: touched, queued: queued, stops: stops)
         summary.failedEarlier = try CarryOver.failedEarlier(queue.database, runID: runID)
         return summary
     }

@@ -99,7 +99,8 @@ final class TokenBucket: Sendable {
                 state.consecutive429 += 1
                 state.pauseStartedAt = now
             }
-            let delay = seconds.map { max(0, min($0, 3600)) }
+            let delay =
+                seconds.map { max(0, min($0, 3600)) }
                 ?? min(60, pow(2, Double(min(max(state.consecutive429, 1) - 1, 10))))
             // A pause that starts counts once; later 429s of its wave may stretch it a little.
             if now >= state.pausedUntil {

@@ -46,17 +46,22 @@ public final class KeyRing: @unchecked Sendable {
             guard !path.isEmpty else {
                 throw KeyAssignError(.config, "public key spec '\(spec)': no file path after '\(name)='")
             }
-            sources.append(Source(name: name, description: "public key \(path)", file: Self.absolute(path),
-                                  pem: try Self.readFile(path)))
+            sources.append(
+                Source(
+                    name: name, description: "public key \(path)", file: Self.absolute(path),
+                    pem: try Self.readFile(path)))
         }
         try self.init(sources: sources)
     }
 
     /// Keys held in memory, by name (tests, the demo). The values are PEM text.
     public convenience init(pems: [String: String]) throws {
-        try self.init(sources: pems.sorted { $0.key < $1.key }.map {
-            Source(name: $0.key, description: "public key '\($0.key)' (in memory)", file: nil, pem: Array($0.value.utf8))
-        })
+        try self.init(
+            sources: pems.sorted { $0.key < $1.key }.map {
+                Source(
+                    name: $0.key, description: "public key '\($0.key)' (in memory)", file: nil,
+                    pem: Array($0.value.utf8))
+            })
     }
 
     private struct Source {
@@ -88,7 +93,10 @@ public final class KeyRing: @unchecked Sendable {
             if let earlier = keys[source.name]?.first(where: { $0.identity.sha256 == key.identity.sha256 }) {
                 EVP_PKEY_free(key.pkey)
                 freeAll()
-                throw KeyAssignError(.config, "\(source.description): the same key (\(key.identity.fingerprint)) as \(earlier.source), both named '\(source.name)'; was another key meant?")
+                throw KeyAssignError(
+                    .config,
+                    "\(source.description): the same key (\(key.identity.fingerprint)) as \(earlier.source), both named '\(source.name)'; was another key meant?"
+                )
             }
             keys[source.name, default: []].append(key)
         }
@@ -117,17 +125,32 @@ public final class KeyRing: @unchecked Sendable {
     ///
     /// `onlyName`: the one key name this kind of reply may be signed with (listings: `global`,
     /// or `--listing-key`); a signature by any other configured key is refused as an unknown key.
-    func candidates(keyName: String, signatureText: String,
-                    onlyName: String? = nil) -> Result<(keys: [Key], signature: [UInt8]), Refusal> {
+    func candidates(
+        keyName: String, signatureText: String,
+        onlyName: String? = nil
+    ) -> Result<(keys: [Key], signature: [UInt8]), Refusal> {
         if signatureText == ReplyVerifier.unsignedMarker {
-            return .failure(Refusal(reason: .unsigned, detail: "the server signs nothing: its signature field says \"\(ReplyVerifier.unsignedMarker)\""))
+            return .failure(
+                Refusal(
+                    reason: .unsigned,
+                    detail: "the server signs nothing: its signature field says \"\(ReplyVerifier.unsignedMarker)\""))
         }
         if let onlyName, keyName != onlyName {
-            return .failure(Refusal(reason: .unknownKey, detail: "signed with key \"\(ReplyVerifier.printable(keyName))\", but listings are signed by \"\(ReplyVerifier.printable(onlyName))\" (--listing-key NAME accepts another)"))
+            return .failure(
+                Refusal(
+                    reason: .unknownKey,
+                    detail:
+                        "signed with key \"\(ReplyVerifier.printable(keyName))\", but listings are signed by \"\(ReplyVerifier.printable(onlyName))\" (--listing-key NAME accepts another)"
+                ))
         }
         let named = keys(named: keyName)
         guard !named.isEmpty else {
-            return .failure(Refusal(reason: .unknownKey, detail: "signed with key \"\(ReplyVerifier.printable(keyName))\", but keyassign only has public keys for: \(names.joined(separator: ", "))"))
+            return .failure(
+                Refusal(
+                    reason: .unknownKey,
+                    detail:
+                        "signed with key \"\(ReplyVerifier.printable(keyName))\", but keyassign only has public keys for: \(names.joined(separator: ", "))"
+                ))
         }
         guard let signature = Base64Strict.decode(signatureText.utf8) else {
             return .failure(Refusal(reason: .signatureNotBase64, detail: "the signature is not standard base64"))
@@ -135,7 +158,10 @@ public final class KeyRing: @unchecked Sendable {
         let sized = named.filter { $0.signatureLength == signature.count }
         guard !sized.isEmpty else {
             let lengths = Set(named.map(\.signatureLength)).sorted().map(String.init).joined(separator: " or ")
-            return .failure(Refusal(reason: .signatureWrongLength, detail: "the signature is \(signature.count) bytes; key \"\(keyName)\" signs \(lengths)"))
+            return .failure(
+                Refusal(
+                    reason: .signatureWrongLength,
+                    detail: "the signature is \(signature.count) bytes; key \"\(keyName)\" signs \(lengths)"))
         }
         return .success((sized, signature))
     }
@@ -154,16 +180,19 @@ public final class KeyRing: @unchecked Sendable {
     private static func absolute(_ path: String) -> String {
         if path.hasPrefix("/") { return path }
         let directory = FileManager.default.currentDirectoryPath
-        return (directory.hasSuffix("/") ? directory : directory + "/") + (path.hasPrefix("./") ? String(path.dropFirst(2)) : path)
+        return (directory.hasSuffix("/") ? directory : directory + "/")
+            + (path.hasPrefix("./") ? String(path.dropFirst(2)) : path)
     }
 
     static func split(_ spec: String) -> (name: String, path: String) {
         guard let equals = spec.firstIndex(of: "=") else { return ("global", spec) }
         let name = spec[..<equals]
-        let plausible = !name.isEmpty && name.utf8.allSatisfy { byte in
-            (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
-                || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")
-        }
+        let plausible =
+            !name.isEmpty
+            && name.utf8.allSatisfy { byte in
+                (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+                    || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")
+            }
         guard plausible else { return ("global", spec) }
         return (String(name), String(spec[spec.index(after: equals)...]))
     }
@@ -192,21 +221,32 @@ public final class KeyRing: @unchecked Sendable {
     }
 
     private static func parse(_ input: Source) throws -> Key {
-        let pem = input.pem, source = input.description
+        let pem = input.pem
+        let source = input.description
         // Look at the PEM labels first: they let the error say what the file is, which is
         // more useful to someone who picked the wrong file than a decoder's complaint.
         let labels = pemLabels(String(decoding: pem, as: UTF8.self))
         guard let label = labels.first else {
-            throw KeyAssignError(.config, "\(source): not a PEM file (no '-----BEGIN' line); expected a PEM public key ('BEGIN PUBLIC KEY')")
+            throw KeyAssignError(
+                .config,
+                "\(source): not a PEM file (no '-----BEGIN' line); expected a PEM public key ('BEGIN PUBLIC KEY')")
         }
         guard labels.count == 1 else {
-            throw KeyAssignError(.config, "\(source): holds \(labels.count) PEM blocks (\(labels.joined(separator: ", "))); expected exactly one public key")
+            throw KeyAssignError(
+                .config,
+                "\(source): holds \(labels.count) PEM blocks (\(labels.joined(separator: ", "))); expected exactly one public key"
+            )
         }
         if label.contains("PRIVATE KEY") {
-            throw KeyAssignError(.config, "\(source): is a private key ('\(label)'); give keyassign the server's public key, never a private one")
+            throw KeyAssignError(
+                .config,
+                "\(source): is a private key ('\(label)'); give keyassign the server's public key, never a private one")
         }
         guard label == "PUBLIC KEY" || label == "RSA PUBLIC KEY" else {
-            throw KeyAssignError(.config, "\(source): holds a '\(label)' block; expected a public key ('BEGIN PUBLIC KEY' or 'BEGIN RSA PUBLIC KEY')")
+            throw KeyAssignError(
+                .config,
+                "\(source): holds a '\(label)' block; expected a public key ('BEGIN PUBLIC KEY' or 'BEGIN RSA PUBLIC KEY')"
+            )
         }
         let pkey = try decodePublicKey(pem, source: source)
         guard EVP_PKEY_is_a(pkey, "RSA") == 1 else {
@@ -217,7 +257,10 @@ public final class KeyRing: @unchecked Sendable {
         let bits = Int(EVP_PKEY_get_bits(pkey))
         guard acceptedBits.contains(bits) else {
             EVP_PKEY_free(pkey)
-            throw KeyAssignError(.config, "\(source): RSA key of \(bits) bits; keyassign accepts \(acceptedBits.lowerBound) to \(acceptedBits.upperBound)")
+            throw KeyAssignError(
+                .config,
+                "\(source): RSA key of \(bits) bits; keyassign accepts \(acceptedBits.lowerBound) to \(acceptedBits.upperBound)"
+            )
         }
         let fingerprint: String
         do {
@@ -226,8 +269,9 @@ public final class KeyRing: @unchecked Sendable {
             EVP_PKEY_free(pkey)
             throw error
         }
-        return Key(identity: SigningKey(name: input.name, file: input.file, sha256: fingerprint), source: source,
-                   pkey: pkey, signatureLength: Int(EVP_PKEY_get_size(pkey)))
+        return Key(
+            identity: SigningKey(name: input.name, file: input.file, sha256: fingerprint), source: source,
+            pkey: pkey, signatureLength: Int(EVP_PKEY_get_size(pkey)))
     }
 
     /// SHA-256 of the DER SubjectPublicKeyInfo: the same for a key whatever PEM flavour its
@@ -253,13 +297,17 @@ public final class KeyRing: @unchecked Sendable {
     /// OSSL_DECODER reads both SubjectPublicKeyInfo and PKCS#1 `RSA PUBLIC KEY` PEM.
     private static func decodePublicKey(_ pem: [UInt8], source: String) throws -> OpaquePointer {
         var pkey: OpaquePointer?
-        guard let decoder = OSSL_DECODER_CTX_new_for_pkey(&pkey, "PEM", nil, nil, keyassign_EVP_PKEY_PUBLIC_KEY(), nil, nil) else {
+        guard
+            let decoder = OSSL_DECODER_CTX_new_for_pkey(
+                &pkey, "PEM", nil, nil, keyassign_EVP_PKEY_PUBLIC_KEY(), nil, nil)
+        else {
             throw KeyAssignError(.config, "\(source): OpenSSL cannot set up a PEM decoder: \(OpenSSLErrors.drain())")
         }
         defer { OSSL_DECODER_CTX_free(decoder) }
         let decoded = try OpenSSLBIO.withReadBIO(pem) { OSSL_DECODER_from_bio(decoder, $0) }
         guard decoded == 1, let pkey else {
-            throw KeyAssignError(.config, "\(source): the PEM block does not hold a readable public key (\(OpenSSLErrors.drain()))")
+            throw KeyAssignError(
+                .config, "\(source): the PEM block does not hold a readable public key (\(OpenSSLErrors.drain()))")
         }
         _ = OpenSSLErrors.drain()
         return pkey

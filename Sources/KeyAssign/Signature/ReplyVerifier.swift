@@ -40,7 +40,7 @@ public enum UntrustedReason: String, Sendable, CaseIterable {
     public var isSignatureProblem: Bool {
         switch self {
         case .envelopeNotJSON, .envelopeMissingFields, .unknownKey, .unsigned,
-             .signatureNotBase64, .signatureWrongLength, .badSignature:
+            .signatureNotBase64, .signatureWrongLength, .badSignature:
             return true
         case .payloadNotJSON, .payloadMissingFields, .payloadMismatch, .stale:
             return false
@@ -97,7 +97,9 @@ public struct ReplyVerifier: Sendable {
         envelope.withUnsafeBufferPointer { verify($0, maxAge: maxAge, now: now) }
     }
 
-    public func verify(_ envelope: UnsafeBufferPointer<UInt8>, maxAge: Double? = nil, now: Double = Timestamps.now()) -> ReplyVerdict {
+    public func verify(_ envelope: UnsafeBufferPointer<UInt8>, maxAge: Double? = nil, now: Double = Timestamps.now())
+        -> ReplyVerdict
+    {
         let root: JSONValue
         do { root = try StrictJSONParser.parse(envelope) } catch {
             return .untrusted(.envelopeNotJSON, "the reply is not JSON: \(error.description)")
@@ -118,13 +120,15 @@ public struct ReplyVerifier: Sendable {
             return .untrusted(.envelopeMissingFields, "the reply lacks " + missing.joined(separator: ", "))
         }
 
-        let sized: [KeyRing.Key], signature: [UInt8]
+        let sized: [KeyRing.Key]
+        let signature: [UInt8]
         switch keyRing.candidates(keyName: keyName, signatureText: signatureText) {
         case .failure(let refusal): return .untrusted(refusal.reason, refusal.detail)
         case .success(let found): (sized, signature) = found
         }
         // Native Swift strings are contiguous UTF-8, so this borrows the bytes without a copy.
-        let signer = signedText.utf8.withContiguousStorageIfAvailable { firstKey(of: sized, verifying: signature, over: $0) }
+        let signer =
+            signedText.utf8.withContiguousStorageIfAvailable { firstKey(of: sized, verifying: signature, over: $0) }
             ?? Array(signedText.utf8).withUnsafeBufferPointer { firstKey(of: sized, verifying: signature, over: $0) }
         guard let signer else { return .untrusted(.badSignature, keyRing.badSignatureDetail(keyName: keyName)) }
         return checkPayload(signedText, response: response, signer: signer.identity, maxAge: maxAge, now: now)
@@ -139,12 +143,16 @@ public struct ReplyVerifier: Sendable {
             && root["signature"]?.stringValue != nil
     }
 
-    private func firstKey(of keys: [KeyRing.Key], verifying signature: [UInt8],
-                          over message: UnsafeBufferPointer<UInt8>) -> KeyRing.Key? {
+    private func firstKey(
+        of keys: [KeyRing.Key], verifying signature: [UInt8],
+        over message: UnsafeBufferPointer<UInt8>
+    ) -> KeyRing.Key? {
         keys.first { checkSignature(signature, over: message, key: $0) }
     }
 
-    private func checkSignature(_ signature: [UInt8], over message: UnsafeBufferPointer<UInt8>, key: KeyRing.Key) -> Bool {
+    private func checkSignature(_ signature: [UInt8], over message: UnsafeBufferPointer<UInt8>, key: KeyRing.Key)
+        -> Bool
+    {
         guard let ctx = EVP_MD_CTX_new() else { return false }
         defer { EVP_MD_CTX_free(ctx) }
         let result = signature.withUnsafeBufferPointer { sig -> Int32 in
@@ -157,8 +165,10 @@ public struct ReplyVerifier: Sendable {
         return result == 1
     }
 
-    private func checkPayload(_ signedText: String, response: JSONValue, signer: SigningKey,
-                              maxAge: Double?, now: Double) -> ReplyVerdict {
+    private func checkPayload(
+        _ signedText: String, response: JSONValue, signer: SigningKey,
+        maxAge: Double?, now: Double
+    ) -> ReplyVerdict {
         guard let payloadBytes = Base64Strict.decode(signedText.utf8) else {
             return .untrusted(.payloadNotJSON, "response_base64 is signed but is not standard base64")
         }
@@ -183,16 +193,21 @@ public struct ReplyVerifier: Sendable {
             return .untrusted(.payloadMissingFields, "the signed payload lacks " + missing.joined(separator: ", "))
         }
         guard payload == response else {
-            return .untrusted(.payloadMismatch, "the unsigned response differs from the signed payload (signed code \(code)); the reply was altered")
+            return .untrusted(
+                .payloadMismatch,
+                "the unsigned response differs from the signed payload (signed code \(code)); the reply was altered")
         }
         if let maxAge, !(abs(now - Double(timestamp)) <= maxAge) {
             let age = now - Double(timestamp)
             // Timestamps come from outside: any Int64, so never convert the age back to an integer.
             let shown = age.magnitude < 1e15 ? String(Int64(age.rounded())) : String(age)
-            return .untrusted(.stale, "signed at \(timestamp), \(shown) s before now; more than the allowed \(maxAge) s either way")
+            return .untrusted(
+                .stale, "signed at \(timestamp), \(shown) s before now; more than the allowed \(maxAge) s either way")
         }
-        return .trusted(SignedPayload(code: code, message: message, timestamp: timestamp, keyName: signer.name,
-                                      signingKey: signer))
+        return .trusted(
+            SignedPayload(
+                code: code, message: message, timestamp: timestamp, keyName: signer.name,
+                signingKey: signer))
     }
 
     /// The longest code written as a string that is read: real codes have three digits, and
@@ -218,10 +233,15 @@ public struct ReplyVerifier: Sendable {
                 return .failure(CodeProblem(text: "code (integer or string of digits; got an empty string)"))
             }
             guard digits.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
-                return .failure(CodeProblem(text: "code (integer or string of digits; got \"\(printable(text, limit: 24))\")"))
+                return .failure(
+                    CodeProblem(text: "code (integer or string of digits; got \"\(printable(text, limit: 24))\")"))
             }
             guard digits.count <= maximumCodeDigits, let code = Int(text) else {
-                return .failure(CodeProblem(text: "code (integer or string of digits; got a string of \(digits.count) digits, more than \(maximumCodeDigits))"))
+                return .failure(
+                    CodeProblem(
+                        text:
+                            "code (integer or string of digits; got a string of \(digits.count) digits, more than \(maximumCodeDigits))"
+                    ))
             }
             return .success(code)
         case nil:

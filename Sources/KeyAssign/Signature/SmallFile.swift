@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Reads small files (keys, stored replies) whole, with errors a person can act on.
@@ -28,7 +28,8 @@ enum SmallFile {
         let fd: Int32
         switch RegularFile.openForReading(path) {
         case .success(let opened): fd = opened
-        case .failure(let refusal): return .failure(refusal.notRegular ? .notRegular(refusal.reason) : .system(refusal.reason))
+        case .failure(let refusal):
+            return .failure(refusal.notRegular ? .notRegular(refusal.reason) : .system(refusal.reason))
         }
         defer { close(fd) }
         var bytes: [UInt8] = []

@@ -22,7 +22,8 @@ public struct StoredReplyCheck: Sendable {
         /// The stdout line. Control characters in file names would break the columns.
         public var text: String {
             let verdict = trusted ? "trusted" : "untrusted"
-            return "\(ReplyVerifier.printable(file, limit: Int.max))\t\(verdict)\t\(reason)\t\(code.map(String.init) ?? "-")"
+            return
+                "\(ReplyVerifier.printable(file, limit: Int.max))\t\(verdict)\t\(reason)\t\(code.map(String.init) ?? "-")"
         }
     }
 

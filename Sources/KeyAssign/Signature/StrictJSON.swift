@@ -48,8 +48,8 @@ struct JSONNumber: Equatable, Sendable {
     }
 }
 
-private extension String {
-    var trimmingMinusZero: String { self == "-0" ? "0" : self }
+extension String {
+    fileprivate var trimmingMinusZero: String { self == "-0" ? "0" : self }
 }
 
 struct JSONParseError: Error, Sendable {
@@ -105,9 +105,15 @@ struct StrictJSONParser {
         case UInt8(ascii: "{"): return try parseObject(depth: depth)
         case UInt8(ascii: "["): return try parseArray(depth: depth)
         case UInt8(ascii: "\""): return .string(try parseString())
-        case UInt8(ascii: "t"): try expect("true"); return .bool(true)
-        case UInt8(ascii: "f"): try expect("false"); return .bool(false)
-        case UInt8(ascii: "n"): try expect("null"); return .null
+        case UInt8(ascii: "t"):
+            try expect("true")
+            return .bool(true)
+        case UInt8(ascii: "f"):
+            try expect("false")
+            return .bool(false)
+        case UInt8(ascii: "n"):
+            try expect("null")
+            return .null
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return .number(try parseNumber())
         default: throw error("unexpected character")
         }
@@ -117,7 +123,10 @@ struct StrictJSONParser {
         position += 1
         var members: [String: JSONValue] = [:]
         skipWhitespace()
-        if current == UInt8(ascii: "}") { position += 1; return .object(members) }
+        if current == UInt8(ascii: "}") {
+            position += 1
+            return .object(members)
+        }
         while true {
             skipWhitespace()
             guard current == UInt8(ascii: "\"") else { throw error("expected a member name") }
@@ -134,7 +143,9 @@ struct StrictJSONParser {
             skipWhitespace()
             switch current {
             case UInt8(ascii: ","): position += 1
-            case UInt8(ascii: "}"): position += 1; return .object(members)
+            case UInt8(ascii: "}"):
+                position += 1
+                return .object(members)
             default: throw error("expected ',' or '}'")
             }
         }
@@ -144,14 +155,19 @@ struct StrictJSONParser {
         position += 1
         var elements: [JSONValue] = []
         skipWhitespace()
-        if current == UInt8(ascii: "]") { position += 1; return .array(elements) }
+        if current == UInt8(ascii: "]") {
+            position += 1
+            return .array(elements)
+        }
         while true {
             skipWhitespace()
             elements.append(try parseValue(depth: depth + 1))
             skipWhitespace()
             switch current {
             case UInt8(ascii: ","): position += 1
-            case UInt8(ascii: "]"): position += 1; return .array(elements)
+            case UInt8(ascii: "]"):
+                position += 1
+                return .array(elements)
             default: throw error("expected ',' or ']'")
             }
         }
@@ -256,7 +272,9 @@ struct StrictJSONParser {
     private mutating func appendUnicodeEscape(into utf8: inout [UInt8]) throws(JSONParseError) {
         var scalarValue = try hex4()
         if (0xD800...0xDBFF).contains(scalarValue) {
-            guard bytes.count - position >= 2, bytes[position] == UInt8(ascii: "\\"), bytes[position + 1] == UInt8(ascii: "u") else {
+            guard bytes.count - position >= 2, bytes[position] == UInt8(ascii: "\\"),
+                bytes[position + 1] == UInt8(ascii: "u")
+            else {
                 throw error("lone surrogate in \\u escape")
             }
             position += 2

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// `--api-key-file`: a warning when the file can be read by its group or by others, as ssh
@@ -17,13 +17,15 @@ public enum APIKeyFilePermissions {
         let mode = info.st_mode & 0o777
         guard mode & 0o044 != 0 else { return nil }
         if let credentials = environment["CREDENTIALS_DIRECTORY"], !credentials.isEmpty,
-           let directory = realPath(credentials), let file = realPath(path), file.hasPrefix(directory + "/") {
+            let directory = realPath(credentials), let file = realPath(path), file.hasPrefix(directory + "/")
+        {
             return nil
         }
         let who = [mode & 0o040 != 0 ? "its group" : nil, mode & 0o004 != 0 ? "every user" : nil]
             .compactMap { $0 }.joined(separator: " and ")
         let octal = String(mode, radix: 8)
-        return "--api-key-file \(path) is readable by \(who) (mode 0\(octal)): anyone who reads it can assign license keys; "
+        return
+            "--api-key-file \(path) is readable by \(who) (mode 0\(octal)): anyone who reads it can assign license keys; "
             + "chmod 600 \(path) (under systemd, LoadCredential= hands the service a private copy)"
     }
 

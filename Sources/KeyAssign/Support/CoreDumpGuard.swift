@@ -1,8 +1,9 @@
 import CCurl
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Keeps the API key out of core files: once a process holds the key, it makes itself
@@ -16,7 +17,8 @@ public enum CoreDumpGuard {
     public static func engage() throws {
         let failure = ka_forbid_core_dumps()
         if failure != 0 {
-            throw KeyAssignError(.config, "cannot turn core dumps off before holding the API key: \(String(cString: strerror(failure)))")
+            throw KeyAssignError(
+                .config, "cannot turn core dumps off before holding the API key: \(String(cString: strerror(failure)))")
         }
     }
 }

@@ -32,7 +32,9 @@ struct EncodedSecretForms: Sendable {
             let core = Self.base64Core(secret, alignment: alignment)
             guard core.count >= Self.minimumLength else { continue }
             forms.append(Form(bytes: core, ignoresCase: false))
-            let urlSafe = core.map { $0 == UInt8(ascii: "+") ? UInt8(ascii: "-") : $0 == UInt8(ascii: "/") ? UInt8(ascii: "_") : $0 }
+            let urlSafe = core.map {
+                $0 == UInt8(ascii: "+") ? UInt8(ascii: "-") : $0 == UInt8(ascii: "/") ? UInt8(ascii: "_") : $0
+            }
             if urlSafe != core { forms.append(Form(bytes: urlSafe, ignoresCase: false)) }
         }
         guard !forms.isEmpty else { return nil }
@@ -51,8 +53,10 @@ struct EncodedSecretForms: Sendable {
     /// that also hold bits of the bytes before or after it.
     static func base64Core(_ secret: [UInt8], alignment: Int) -> [UInt8] {
         let encoded = base64(Array(repeating: 0, count: alignment) + secret)
-        let startBit = 8 * alignment, endBit = 8 * (alignment + secret.count)
-        let first = (startBit + 5) / 6, end = endBit / 6
+        let startBit = 8 * alignment
+        let endBit = 8 * (alignment + secret.count)
+        let first = (startBit + 5) / 6
+        let end = endBit / 6
         guard first < end, end <= encoded.count else { return [] }
         return Array(encoded[first..<end])
     }
@@ -107,7 +111,8 @@ struct EncodedSecretForms: Sendable {
     }
 
     func occurs(in text: UnsafeBufferPointer<UInt8>) -> Bool {
-        for position in 0..<text.count where firstBytes[Int(text[position])] && matchEnd(in: text, at: position) != nil {
+        for position in 0..<text.count where firstBytes[Int(text[position])] && matchEnd(in: text, at: position) != nil
+        {
             return true
         }
         return false
@@ -120,12 +125,16 @@ struct EncodedSecretForms: Sendable {
             var at = position
             var matched = true
             for byte in form.bytes {
-                guard at < text.count else { matched = false; break }
+                guard at < text.count else {
+                    matched = false
+                    break
+                }
                 let seen = text[at]
                 if seen == byte || (form.ignoresCase && byte >= UInt8(ascii: "a") && seen | 0x20 == byte) {
                     at += 1
                 } else if byte == UInt8(ascii: "/") && seen == UInt8(ascii: "\\") && at + 1 < text.count
-                            && text[at + 1] == UInt8(ascii: "/") {
+                    && text[at + 1] == UInt8(ascii: "/")
+                {
                     at += 2
                 } else {
                     matched = false

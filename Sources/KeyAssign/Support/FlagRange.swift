@@ -64,7 +64,8 @@ extension FlagRange {
     public static let backoffCap = FlagRange("--backoff-cap", 0, 86_400, unit: "seconds")
     // run, sync and reconcile: SQLite and libcurl count a listing's bytes in 32 bits
     public static let listingTimeout = FlagRange("--listing-timeout", 1, 86_400, unit: "seconds")
-    public static let maxListingBytes = FlagRange("--max-listing-bytes", 1024, 2_147_483_647, unit: "bytes", integral: true)
+    public static let maxListingBytes = FlagRange(
+        "--max-listing-bytes", 1024, 2_147_483_647, unit: "bytes", integral: true)
     // import and sync
     public static let settle = FlagRange("--settle", 0, 86_400, unit: "seconds")
     // import
@@ -78,7 +79,8 @@ extension FlagRange {
     public static let sandboxRate = FlagRange("--rate", 0.001, 1_000_000, unit: "requests per second")
     public static let sandboxBurst = FlagRange("--burst", 1, 1_000_000, integral: true)
     public static let latency = FlagRange("--latency", 0, 600_000, unit: "milliseconds", integral: true)
-    public static let lateReplyDelay = FlagRange("--late-reply-delay", 0, 3_600_000, unit: "milliseconds", integral: true)
+    public static let lateReplyDelay = FlagRange(
+        "--late-reply-delay", 0, 3_600_000, unit: "milliseconds", integral: true)
     public static let listingDelay = FlagRange("--listing-delay", 0, 3_600_000, unit: "milliseconds", integral: true)
     public static func probability(_ flag: String) -> FlagRange { FlagRange(flag, 0, 1) }
     public static let retryAfter = FlagRange("--retry-after", 0, 86_400, unit: "seconds", integral: true)

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Writes a whole file that only its owner may read (mode 0600), atomically: under a fresh
@@ -33,12 +33,15 @@ public enum PrivateFile {
             var offset = 0
             while offset < raw.count {
                 #if canImport(Glibc)
-                let n = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
+                    let n = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
                 #else
-                let n = Darwin.write(fd, raw.baseAddress! + offset, raw.count - offset)
+                    let n = Darwin.write(fd, raw.baseAddress! + offset, raw.count - offset)
                 #endif
                 if n < 0 && errno == EINTR { continue }
-                if n <= 0 { failure = n < 0 ? errno : EIO; return }
+                if n <= 0 {
+                    failure = n < 0 ? errno : EIO
+                    return
+                }
                 offset += n
             }
         }

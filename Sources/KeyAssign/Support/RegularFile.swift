@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Files named on the command line are regular files, nothing else. Opening a FIFO for
@@ -64,7 +64,10 @@ enum RegularFile {
         var info = stat()
         guard stat(path, &info) == 0 else { return }  // nothing there (or unreachable: the write will say)
         guard info.st_mode & S_IFMT == S_IFREG else {
-            throw KeyAssignError(.config, "\(flag ?? "cannot write") \(path): it is \(kind(info.st_mode)), not a regular file; give the path of a file")
+            throw KeyAssignError(
+                .config,
+                "\(flag ?? "cannot write") \(path): it is \(kind(info.st_mode)), not a regular file; give the path of a file"
+            )
         }
     }
 }

@@ -32,7 +32,9 @@ struct SecretRedactor: Sendable {
         startBytes = Self.possibleFirstBytes(first)
         // Only an ASCII first character is one byte long when not escaped; and a one-character
         // secret has no second character: then any byte may follow.
-        secondBytes = scalars.count > 1 && first.isASCII ? Self.possibleFirstBytes(scalars[1])
+        secondBytes =
+            scalars.count > 1 && first.isASCII
+            ? Self.possibleFirstBytes(scalars[1])
             : [Bool](repeating: true, count: 256)
         encoded = EncodedSecretForms(secret: Array(secret.utf8))
     }
@@ -68,8 +70,9 @@ struct SecretRedactor: Sendable {
                 // Most candidates fail on their first or second byte: test those before the search.
                 let byte = text[position]
                 guard startBytes[Int(byte)],
-                      isIntroducer(byte) || position + 1 >= text.count || secondBytes[Int(text[position + 1])],
-                      let end = matchEnd(in: text, at: position) else {
+                    isIntroducer(byte) || position + 1 >= text.count || secondBytes[Int(text[position + 1])],
+                    let end = matchEnd(in: text, at: position)
+                else {
                     position += 1
                     continue
                 }
@@ -93,8 +96,9 @@ struct SecretRedactor: Sendable {
         while position < text.count {
             let byte = text[position]
             if startBytes[Int(byte)],
-               isIntroducer(byte) || position + 1 >= text.count || secondBytes[Int(text[position + 1])],
-               matchEnd(in: text, at: position) != nil {
+                isIntroducer(byte) || position + 1 >= text.count || secondBytes[Int(text[position + 1])],
+                matchEnd(in: text, at: position) != nil
+            {
                 return true
             }
             position += 1
@@ -124,8 +128,10 @@ struct SecretRedactor: Sendable {
     }
 
     /// Appends to `ends` the end of every spelling of `scalar` that starts at `at`.
-    private static func spellings(of scalar: Unicode.Scalar, in text: UnsafeBufferPointer<UInt8>, at: Int,
-                                  depth: Int, into ends: inout [Int]) {
+    private static func spellings(
+        of scalar: Unicode.Scalar, in text: UnsafeBufferPointer<UInt8>, at: Int,
+        depth: Int, into ends: inout [Int]
+    ) {
         guard at < text.count else { return }
         let utf8 = scalar.utf8
         // As itself; ASCII letters in either case (a hex-looking key may be upper-cased).
@@ -188,11 +194,14 @@ struct SecretRedactor: Sendable {
             if value <= 0xFFFF {
                 if hexValue(in: text, at: afterBackslash + 1, digits: 4) == value { ends.append(afterBackslash + 5) }
             } else {
-                let high = 0xD800 + ((value - 0x10000) >> 10), low = 0xDC00 + ((value - 0x10000) & 0x3FF)
+                let high = 0xD800 + ((value - 0x10000) >> 10)
+                let low = 0xDC00 + ((value - 0x10000) & 0x3FF)
                 let second = afterBackslash + 5
                 if hexValue(in: text, at: afterBackslash + 1, digits: 4) == high,
-                   second + 6 <= text.count, text[second] == UInt8(ascii: "\\"), text[second + 1] | 0x20 == UInt8(ascii: "u"),
-                   hexValue(in: text, at: second + 2, digits: 4) == low {
+                    second + 6 <= text.count, text[second] == UInt8(ascii: "\\"),
+                    text[second + 1] | 0x20 == UInt8(ascii: "u"),
+                    hexValue(in: text, at: second + 2, digits: 4) == low
+                {
                     ends.append(second + 6)
                 }
             }
@@ -221,8 +230,10 @@ struct SecretRedactor: Sendable {
     }
 
     /// `#DDD;`, `#xHH;` or a named reference for the five characters HTML escapes.
-    private static func characterReferenceEnd(in text: UnsafeBufferPointer<UInt8>, at: Int,
-                                              matching scalar: Unicode.Scalar) -> Int? {
+    private static func characterReferenceEnd(
+        in text: UnsafeBufferPointer<UInt8>, at: Int,
+        matching scalar: Unicode.Scalar
+    ) -> Int? {
         guard at < text.count else { return nil }
         if text[at] == UInt8(ascii: "#") {
             var position = at + 1
@@ -233,7 +244,11 @@ struct SecretRedactor: Sendable {
             while position < text.count, digits < 8 {
                 let byte = text[position]
                 let digit: UInt32?
-                if hex { digit = hexDigit(byte) } else { digit = byte >= 0x30 && byte <= 0x39 ? UInt32(byte - 0x30) : nil }
+                if hex {
+                    digit = hexDigit(byte)
+                } else {
+                    digit = byte >= 0x30 && byte <= 0x39 ? UInt32(byte - 0x30) : nil
+                }
                 guard let digit else { break }
                 value = value * (hex ? 16 : 10) + digit
                 digits += 1
@@ -255,7 +270,8 @@ struct SecretRedactor: Sendable {
         }
         let bytes = Array(name.utf8)
         guard text.count - at >= bytes.count,
-              bytes.indices.allSatisfy({ text[at + $0] | 0x20 == bytes[$0] | 0x20 }) else { return nil }
+            bytes.indices.allSatisfy({ text[at + $0] | 0x20 == bytes[$0] | 0x20 })
+        else { return nil }
         return at + bytes.count
     }
 
@@ -284,7 +300,8 @@ struct SecretRedactor: Sendable {
             case UInt8(ascii: "n"): return .simple(0x0A, at + 2)
             case UInt8(ascii: "r"): return .simple(0x0D, at + 2)
             case UInt8(ascii: "t"): return .simple(0x09, at + 2)
-            case UInt8(ascii: "u"), UInt8(ascii: "U"), UInt8(ascii: "\\"), UInt8(ascii: "&"), UInt8(ascii: "%"): return .nested
+            case UInt8(ascii: "u"), UInt8(ascii: "U"), UInt8(ascii: "\\"), UInt8(ascii: "&"), UInt8(ascii: "%"):
+                return .nested
             default: return .none
             }
         case UInt8(ascii: "&"):

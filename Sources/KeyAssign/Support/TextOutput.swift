@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Buffered text output to stdout or to a file. A file is written under a temporary name
@@ -54,13 +54,16 @@ public final class TextOutput {
                 unlink(temporary)
                 fd = open(temporary, flags, 0o600)
             } else {
-                throw KeyAssignError(.ioError, "cannot write \(finalPath): \(temporary) already exists and is not a file "
-                                     + "keyassign left (a symbolic link or another owner's file); it is not followed or "
-                                     + "replaced: remove it, or write somewhere only you can write")
+                throw KeyAssignError(
+                    .ioError,
+                    "cannot write \(finalPath): \(temporary) already exists and is not a file "
+                        + "keyassign left (a symbolic link or another owner's file); it is not followed or "
+                        + "replaced: remove it, or write somewhere only you can write")
             }
         }
         guard fd >= 0 else {
-            throw KeyAssignError(.ioError, "cannot write \(finalPath): \(temporary): \(String(cString: strerror(errno)))")
+            throw KeyAssignError(
+                .ioError, "cannot write \(finalPath): \(temporary): \(String(cString: strerror(errno)))")
         }
         guard RegularFile.isRegular(fd) else {
             close(fd)

@@ -49,8 +49,10 @@ public final class AssignClient: @unchecked Sendable {
         /// PEM trust anchors for a server whose certificate a private CA signed.
         public var caFile: String?
 
-        public init(endpoint: ServerEndpoint, apiKey: String, body: BodyEncoding = .form, concurrency: Int,
-                    timeout: Double, caFile: String? = nil) {
+        public init(
+            endpoint: ServerEndpoint, apiKey: String, body: BodyEncoding = .form, concurrency: Int,
+            timeout: Double, caFile: String? = nil
+        ) {
             self.endpoint = endpoint
             self.apiKey = apiKey
             self.body = body
@@ -78,9 +80,10 @@ public final class AssignClient: @unchecked Sendable {
             // libcurl 7.x asks for 100-continue before a body over 1 KiB: a round trip for nothing.
             "Expect:",
         ]
-        self.loop = try TransferLoop(url: options.endpoint.url.absoluteString, headers: headers,
-                                     timeout: options.timeout, caFile: options.caFile,
-                                     maxConnections: options.concurrency, maxReply: AssignClient.maximumStoredReply)
+        self.loop = try TransferLoop(
+            url: options.endpoint.url.absoluteString, headers: headers,
+            timeout: options.timeout, caFile: options.caFile,
+            maxConnections: options.concurrency, maxReply: AssignClient.maximumStoredReply)
     }
 
     deinit {
@@ -102,10 +105,13 @@ public final class AssignClient: @unchecked Sendable {
     /// maybe sent: libcurl counts what it wrote of the request to a connection, so 0 means the
     /// server cannot have acted on it, whatever went wrong after. `detail` is libcurl's error
     /// buffer, which names the certificate check that failed.
-    static func result(curlCode: Int32, status: Int, requestBytes: Int, reply: [UInt8], retryAfter: String?,
-                       rateLimit: RateLimitHeaders? = nil, detail: String? = nil) -> TransportResult {
+    static func result(
+        curlCode: Int32, status: Int, requestBytes: Int, reply: [UInt8], retryAfter: String?,
+        rateLimit: RateLimitHeaders? = nil, detail: String? = nil
+    ) -> TransportResult {
         if CURLcode(rawValue: UInt32(bitPattern: curlCode)) == CURLE_OK {
-            return status > 0 ? .response(status: status, retryAfter: retryAfter, body: reply, rateLimit: rateLimit)
+            return status > 0
+                ? .response(status: status, retryAfter: retryAfter, body: reply, rateLimit: rateLimit)
                 : .maybeSent("no HTTP response")
         }
         if requestBytes == 0 && certificateCodes.contains(curlCode) {
@@ -119,10 +125,11 @@ public final class AssignClient: @unchecked Sendable {
     /// Certificate verification failures: retrying cannot help until someone changes
     /// --ca-file or --server. (A failed handshake, CURLE_SSL_CONNECT_ERROR, is not among them:
     /// it can be transient.)
-    static let certificateCodes: Set<Int32> = Set([
-        CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CACERT_BADFILE, CURLE_SSL_ISSUER_ERROR,
-        CURLE_SSL_PINNEDPUBKEYNOTMATCH, CURLE_SSL_INVALIDCERTSTATUS,
-    ].map { Int32(bitPattern: $0.rawValue) })
+    static let certificateCodes: Set<Int32> = Set(
+        [
+            CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CACERT_BADFILE, CURLE_SSL_ISSUER_ERROR,
+            CURLE_SSL_PINNEDPUBKEYNOTMATCH, CURLE_SSL_INVALIDCERTSTATUS,
+        ].map { Int32(bitPattern: $0.rawValue) })
 
     /// The error's kind and code, never the request (whose headers and body hold the API key).
     static func describe(curlCode: Int32) -> String {
@@ -142,7 +149,8 @@ public final class AssignClient: @unchecked Sendable {
         case CURLE_SEND_ERROR: name = "connection lost while sending"
         case CURLE_RECV_ERROR: name = "connection lost while receiving"
         case CURLE_SSL_CERTPROBLEM, CURLE_SSL_CACERT_BADFILE: name = "cannot use the CA file"
-        case CURLE_SEND_FAIL_REWIND: name = "connection lost before any reply (not resent: the server may have processed it)"
+        case CURLE_SEND_FAIL_REWIND:
+            name = "connection lost before any reply (not resent: the server may have processed it)"
         case CURLE_PEER_FAILED_VERIFICATION: name = "server certificate not trusted"
         case CURLE_PROXY: name = "proxy refused the connection"
         case CURLE_SSL_PINNEDPUBKEYNOTMATCH: name = "server public key does not match the pinned key"

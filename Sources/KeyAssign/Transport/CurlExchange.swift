@@ -38,8 +38,10 @@ final class CurlExchange {
         }
 
         /// `headers` are "Name: value" lines sent with every request.
-        init(url: String, method: Method = .post, headers: [String], timeoutMilliseconds: Int, caFile: String?,
-             maxReply: Int, listingLimits: ListingLimits? = nil) throws {
+        init(
+            url: String, method: Method = .post, headers: [String], timeoutMilliseconds: Int, caFile: String?,
+            maxReply: Int, listingLimits: ListingLimits? = nil
+        ) throws {
             var list: UnsafeMutablePointer<curl_slist>?
             for header in headers {
                 guard let longer = curl_slist_append(list, header) else {
@@ -72,7 +74,9 @@ final class CurlExchange {
 
     /// Fails with `KeyAssignError(.config)` naming the option this libcurl refused.
     init(_ settings: Settings) throws {
-        guard let handle = curl_easy_init() else { throw KeyAssignError(.ioError, "cannot set up libcurl (out of memory)") }
+        guard let handle = curl_easy_init() else {
+            throw KeyAssignError(.ioError, "cannot set up libcurl (out of memory)")
+        }
         self.handle = handle
         self.settings = settings
         record = .allocate(capacity: 1)
@@ -104,16 +108,22 @@ final class CurlExchange {
         }
         let record = UnsafeRawPointer(self.record)
         try set(CURLOPT_URL, "CURLOPT_URL", settings.url)
-        try LibCurl.check(ka_easy_setopt_write_func(handle, CURLOPT_WRITEFUNCTION, ka_on_reply), setting: "CURLOPT_WRITEFUNCTION")
+        try LibCurl.check(
+            ka_easy_setopt_write_func(handle, CURLOPT_WRITEFUNCTION, ka_on_reply), setting: "CURLOPT_WRITEFUNCTION")
         try set(CURLOPT_WRITEDATA, "CURLOPT_WRITEDATA", record)
-        try LibCurl.check(ka_easy_setopt_write_func(handle, CURLOPT_HEADERFUNCTION, ka_on_header), setting: "CURLOPT_HEADERFUNCTION")
+        try LibCurl.check(
+            ka_easy_setopt_write_func(handle, CURLOPT_HEADERFUNCTION, ka_on_header), setting: "CURLOPT_HEADERFUNCTION")
         try set(CURLOPT_HEADERDATA, "CURLOPT_HEADERDATA", record)
         // The resend guard: without it a lost keep-alive connection could be resent unseen.
-        try LibCurl.check(ka_easy_setopt_prereq_func(handle, CURLOPT_PREREQFUNCTION, ka_on_prerequest),
-                          setting: "CURLOPT_PREREQFUNCTION")
+        try LibCurl.check(
+            ka_easy_setopt_prereq_func(handle, CURLOPT_PREREQFUNCTION, ka_on_prerequest),
+            setting: "CURLOPT_PREREQFUNCTION")
         try set(CURLOPT_PREREQDATA, "CURLOPT_PREREQDATA", record)
         try set(CURLOPT_HTTPHEADER, "CURLOPT_HTTPHEADER", UnsafeRawPointer(requestHeader))
-        try set(CURLOPT_ERRORBUFFER, "CURLOPT_ERRORBUFFER", UnsafeRawPointer(self.record).advanced(by: MemoryLayout<ka_exchange_record>.offset(of: \ka_exchange_record.error)!))
+        try set(
+            CURLOPT_ERRORBUFFER, "CURLOPT_ERRORBUFFER",
+            UnsafeRawPointer(self.record).advanced(
+                by: MemoryLayout<ka_exchange_record>.offset(of: \ka_exchange_record.error)!))
         // Signals are the runner's (SIGTERM drains the run); libcurl must not use SIGALRM for DNS timeouts.
         try set(CURLOPT_NOSIGNAL, "CURLOPT_NOSIGNAL", 1)
         try set(CURLOPT_TCP_NODELAY, "CURLOPT_TCP_NODELAY", 1)
@@ -134,14 +144,16 @@ final class CurlExchange {
         try set(CURLOPT_TIMEOUT_MS, "CURLOPT_TIMEOUT_MS", settings.timeoutMilliseconds)
         // Every connection closes abortively (SO_LINGER 0, ka_on_sockopt): a request given up
         // on, or left by a killed run, is discarded by the kernel rather than delivered late.
-        try LibCurl.check(ka_easy_setopt_sockopt_func(handle, CURLOPT_SOCKOPTFUNCTION, ka_on_sockopt),
-                          setting: "CURLOPT_SOCKOPTFUNCTION")
+        try LibCurl.check(
+            ka_easy_setopt_sockopt_func(handle, CURLOPT_SOCKOPTFUNCTION, ka_on_sockopt),
+            setting: "CURLOPT_SOCKOPTFUNCTION")
         if let limits = settings.listingLimits {
             try set(CURLOPT_CONNECTTIMEOUT_MS, "CURLOPT_CONNECTTIMEOUT_MS", limits.connectMilliseconds)
             try set(CURLOPT_LOW_SPEED_LIMIT, "CURLOPT_LOW_SPEED_LIMIT", limits.lowSpeedBytesPerSecond)
             try set(CURLOPT_LOW_SPEED_TIME, "CURLOPT_LOW_SPEED_TIME", limits.lowSpeedSeconds)
-            try LibCurl.check(ka_easy_setopt_xferinfo_func(handle, CURLOPT_XFERINFOFUNCTION, ka_on_progress),
-                              setting: "CURLOPT_XFERINFOFUNCTION")
+            try LibCurl.check(
+                ka_easy_setopt_xferinfo_func(handle, CURLOPT_XFERINFOFUNCTION, ka_on_progress),
+                setting: "CURLOPT_XFERINFOFUNCTION")
             try set(CURLOPT_XFERINFODATA, "CURLOPT_XFERINFODATA", record)
             try set(CURLOPT_NOPROGRESS, "CURLOPT_NOPROGRESS", 0)
         }
@@ -256,7 +268,9 @@ final class CurlExchange {
 
     /// The last Retry-After header of the final response, or nil.
     var retryAfter: String? {
-        let value = withUnsafeBytes(of: record.pointee.retry_after) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        let value = withUnsafeBytes(of: record.pointee.retry_after) {
+            String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+        }
         return value.isEmpty ? nil : value
     }
 
@@ -267,8 +281,11 @@ final class CurlExchange {
         }
         let record = record.pointee
         // Most servers send none: no strings, no clock, for them.
-        if record.ratelimit_limit.0 == 0 && record.ratelimit_remaining.0 == 0 && record.ratelimit_reset.0 == 0 { return nil }
-        return RateLimitHeaders(limit: text(record.ratelimit_limit), remaining: text(record.ratelimit_remaining),
-                                reset: text(record.ratelimit_reset), now: Timestamps.now())
+        if record.ratelimit_limit.0 == 0 && record.ratelimit_remaining.0 == 0 && record.ratelimit_reset.0 == 0 {
+            return nil
+        }
+        return RateLimitHeaders(
+            limit: text(record.ratelimit_limit), remaining: text(record.ratelimit_remaining),
+            reset: text(record.ratelimit_reset), now: Timestamps.now())
     }
 }

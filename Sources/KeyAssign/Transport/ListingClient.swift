@@ -111,15 +111,20 @@ public struct ListingClient: Sendable {
         if exchange.overflowed { return .tooLarge(limit: maxBytes) }
         if code == CURLE_ABORTED_BY_CALLBACK && !exchange.responseStarted {
             let limit = Double(limits.firstByteMilliseconds) / 1000
-            return .failed("the server did not begin to answer within \(Self.seconds(limit)) s ("
-                           + (firstByteWait != nil ? "what was left of --max-wait, at least --timeout)" : "--listing-timeout)"))
+            return .failed(
+                "the server did not begin to answer within \(Self.seconds(limit)) s ("
+                    + (firstByteWait != nil ? "what was left of --max-wait, at least --timeout)" : "--listing-timeout)")
+            )
         }
         // Connected, then silent until the whole transfer's time ran out.
-        if code == CURLE_OPERATION_TIMEDOUT && !exchange.responseStarted && exchange.errorDetail?.contains("0 bytes received") == true {
+        if code == CURLE_OPERATION_TIMEDOUT && !exchange.responseStarted
+            && exchange.errorDetail?.contains("0 bytes received") == true
+        {
             return .failed("the server did not begin to answer within \(Self.seconds(seconds)) s (--listing-timeout)")
         }
         if code == CURLE_OPERATION_TIMEDOUT && exchange.errorDetail?.contains("too slow") == true {
-            return .failed("the listing stalled: slower than \(lowSpeed.bytesPerSecond) bytes/s for \(lowSpeed.seconds) s")
+            return .failed(
+                "the listing stalled: slower than \(lowSpeed.bytesPerSecond) bytes/s for \(lowSpeed.seconds) s")
         }
         let redactor = SecretRedactor(secret: apiKey)
         if code != CURLE_OK {

@@ -24,7 +24,9 @@ public struct ProxyChoice: Sendable, Equatable {
     public var usesProxy: Bool { !proxy.isEmpty }
 
     /// The choice for a request to `url` (the server's) under `environment`.
-    public static func decide(url: String, environment: [String: String] = ProcessInfo.processInfo.environment) -> ProxyChoice {
+    public static func decide(url: String, environment: [String: String] = ProcessInfo.processInfo.environment)
+        -> ProxyChoice
+    {
         let components = URLComponents(string: url)
         let scheme = components?.scheme?.lowercased() ?? ""
         let host = components?.host ?? ""
@@ -33,11 +35,15 @@ public struct ProxyChoice: Sendable, Equatable {
             return none("a loopback server is never reached through a proxy")
         }
         guard scheme == "https" else {
-            return none("plain http never goes through a proxy: http_proxy is ignored, so that no proxy reads the API key in clear text")
+            return none(
+                "plain http never goes through a proxy: http_proxy is ignored, so that no proxy reads the API key in clear text"
+            )
         }
         func variable(_ names: [String]) -> (name: String, value: String)? {
             for name in names {
-                if let value = environment[name]?.trimmingCharacters(in: .whitespaces), !value.isEmpty { return (name, value) }
+                if let value = environment[name]?.trimmingCharacters(in: .whitespaces), !value.isEmpty {
+                    return (name, value)
+                }
             }
             return nil
         }
@@ -48,8 +54,10 @@ public struct ProxyChoice: Sendable, Equatable {
         if let exemptions, exempts(exemptions.value, host: host) {
             return none("\(exemptions.name) exempts \(host)")
         }
-        return ProxyChoice(proxy: value, noProxy: exemptions?.value ?? "",
-                           description: "\(withoutCredentials(value)) (from \(name); TLS to the server runs through it in a CONNECT tunnel)")
+        return ProxyChoice(
+            proxy: value, noProxy: exemptions?.value ?? "",
+            description:
+                "\(withoutCredentials(value)) (from \(name); TLS to the server runs through it in a CONNECT tunnel)")
     }
 
     /// curl's no_proxy rules for a host name or an address: `*` exempts everything; each

@@ -19,25 +19,33 @@ public struct ServerEndpoint: Sendable, Equatable {
     /// `allowInsecureHTTP`, because the API key travels in every request.
     public init(base: String, allowInsecureHTTP: Bool) throws {
         guard var components = URLComponents(string: base.trimmingCharacters(in: .whitespaces)),
-              let scheme = components.scheme?.lowercased(),
-              let host = components.host, !host.isEmpty else {
+            let scheme = components.scheme?.lowercased(),
+            let host = components.host, !host.isEmpty
+        else {
             throw KeyAssignError(.config, "--server \(base): not a URL (expected e.g. https://licenses.example.com)")
         }
         guard scheme == "https" || scheme == "http" else {
             throw KeyAssignError(.config, "--server \(base): scheme \(scheme) is not supported (use https)")
         }
         if components.user != nil || components.password != nil {
-            throw KeyAssignError(.config, "--server: credentials in the URL are not accepted (the API key comes from $KEYASSIGN_API_KEY or --api-key-file)")
+            throw KeyAssignError(
+                .config,
+                "--server: credentials in the URL are not accepted (the API key comes from $KEYASSIGN_API_KEY or --api-key-file)"
+            )
         }
         if components.query != nil || components.fragment != nil {
             throw KeyAssignError(.config, "--server \(base): a base URL has no query or fragment")
         }
         if scheme == "http" && !allowInsecureHTTP && !ServerEndpoint.isLoopback(host) {
-            throw KeyAssignError(.config, "--server \(base): plain http would send the API key in clear text; use https, a loopback address, or --allow-insecure-http")
+            throw KeyAssignError(
+                .config,
+                "--server \(base): plain http would send the API key in clear text; use https, a loopback address, or --allow-insecure-http"
+            )
         }
         var path = components.path
         while path.hasSuffix("/") { path.removeLast() }
-        for suffix in [ServerEndpoint.path, ServerEndpoint.listingPath, "/api/v1"] where path.lowercased().hasSuffix(suffix) {
+        for suffix in [ServerEndpoint.path, ServerEndpoint.listingPath, "/api/v1"]
+        where path.lowercased().hasSuffix(suffix) {
             path.removeLast(suffix.count)
             break
         }

@@ -51,14 +51,19 @@ final class TransferLoop: @unchecked Sendable {
     init(url: String, headers: [String], timeout: Double, caFile: String?, maxConnections: Int, maxReply: Int) throws {
         try LibCurl.initialize()
         maxExchanges = max(1, maxConnections)
-        settings = try CurlExchange.Settings(url: url, headers: headers,
-                                             timeoutMilliseconds: Int(max(1, (timeout * 1000).rounded())),
-                                             caFile: caFile, maxReply: maxReply)
-        guard let made = curl_multi_init() else { throw KeyAssignError(.ioError, "cannot set up libcurl (out of memory)") }
+        settings = try CurlExchange.Settings(
+            url: url, headers: headers,
+            timeoutMilliseconds: Int(max(1, (timeout * 1000).rounded())),
+            caFile: caFile, maxReply: maxReply)
+        guard let made = curl_multi_init() else {
+            throw KeyAssignError(.ioError, "cannot set up libcurl (out of memory)")
+        }
         do {
-            try LibCurl.check(ka_multi_setopt_long(made, CURLMOPT_MAX_HOST_CONNECTIONS, maxExchanges),
-                              setting: "CURLMOPT_MAX_HOST_CONNECTIONS")
-            try LibCurl.check(ka_multi_setopt_long(made, CURLMOPT_MAXCONNECTS, maxExchanges), setting: "CURLMOPT_MAXCONNECTS")
+            try LibCurl.check(
+                ka_multi_setopt_long(made, CURLMOPT_MAX_HOST_CONNECTIONS, maxExchanges),
+                setting: "CURLMOPT_MAX_HOST_CONNECTIONS")
+            try LibCurl.check(
+                ka_multi_setopt_long(made, CURLMOPT_MAXCONNECTS, maxExchanges), setting: "CURLMOPT_MAXCONNECTS")
             idle = [try CurlExchange(settings)]
             created = 1
         } catch {
@@ -189,17 +194,20 @@ final class TransferLoop: @unchecked Sendable {
             curl_multi_remove_handle(multi, handle)
             let sent = exchange.requestSize > 0
             idle.append(exchange)
-            deliver(sent ? .maybeSent("cancelled (curl \(CURLE_ABORTED_BY_CALLBACK.rawValue))")
-                         : .notSent("cancelled before it was sent"), to: completion)
+            deliver(
+                sent
+                    ? .maybeSent("cancelled (curl \(CURLE_ABORTED_BY_CALLBACK.rawValue))")
+                    : .notSent("cancelled before it was sent"), to: completion)
         }
         running.removeAll()
     }
 
     private func finished(_ exchange: CurlExchange, curlCode: CURLcode) -> TransportResult {
-        AssignClient.result(curlCode: Int32(bitPattern: curlCode.rawValue), status: exchange.status,
-                            requestBytes: exchange.requestSize, reply: exchange.reply, retryAfter: exchange.retryAfter,
-                            rateLimit: exchange.rateLimit,
-                            detail: exchange.errorDetail)
+        AssignClient.result(
+            curlCode: Int32(bitPattern: curlCode.rawValue), status: exchange.status,
+            requestBytes: exchange.requestSize, reply: exchange.reply, retryAfter: exchange.retryAfter,
+            rateLimit: exchange.rateLimit,
+            detail: exchange.errorDetail)
     }
 
     private func deliver(_ result: TransportResult, to completion: @escaping Completion) {

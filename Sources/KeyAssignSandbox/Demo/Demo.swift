@@ -55,8 +55,9 @@ public enum Demo {
         let db = try Database(path: databasePath)
         var importOptions = ImportOptions(databasePath: databasePath)
         importOptions.settle = 0  // the samples are complete files, however recently checked out
-        let imported = ImportJob.run([samples], options: importOptions, into: db,
-                                   output: { output($0 + "\n") })
+        let imported = ImportJob.run(
+            [samples], options: importOptions, into: db,
+            output: { output($0 + "\n") })
         if imported.exitStatus != .ok { return imported.exitStatus }
 
         // 2. A sandbox that knows most of the imported keys, some of them sold already.
@@ -71,36 +72,43 @@ public enum Demo {
             try sandbox.preassign(key: key, ownerName: "Someone Else", email: "someone.else@example.com")
         }
         output("\n== sandbox license server at \(sandbox.baseURL)\n")
-        output("inventory: \(plan.inventory.count) of the \(keys.count) imported keys; "
-               + "\(plan.assignedInAdvance.count) of them assigned in advance; "
-               + "\(plan.unknown.count) unknown to the server\n")
-        output("faults: \(percent(faults.fail5xx)) HTTP 503, \(percent(faults.fail429)) HTTP 429, "
-               + "\(percent(faults.dropBefore)) connection dropped before processing, \(faults.latency.text) latency\n")
+        output(
+            "inventory: \(plan.inventory.count) of the \(keys.count) imported keys; "
+                + "\(plan.assignedInAdvance.count) of them assigned in advance; "
+                + "\(plan.unknown.count) unknown to the server\n")
+        output(
+            "faults: \(percent(faults.fail5xx)) HTTP 503, \(percent(faults.fail429)) HTTP 429, "
+                + "\(percent(faults.dropBefore)) connection dropped before processing, \(faults.latency.text) latency\n"
+        )
 
         // 3. Run, as `keyassign run` would, with short backoffs so the demo is quick.
         output("\n== run\n")
-        var runOptions = RunOptions(databasePath: databasePath,
-                                    endpoint: try ServerEndpoint(base: sandbox.baseURL, allowInsecureHTTP: false),
-                                    apiKey: sandbox.apiKey)
+        var runOptions = RunOptions(
+            databasePath: databasePath,
+            endpoint: try ServerEndpoint(base: sandbox.baseURL, allowInsecureHTTP: false),
+            apiKey: sandbox.apiKey)
         runOptions.rate = 25
         runOptions.concurrency = 4
         runOptions.maxAttempts = 6
         runOptions.backoffBase = 0.2
         runOptions.backoffCap = 2
         runOptions.maxWait = 20
-        let status = RunSetup.execute(runOptions, publicKeys: ["global=" + sandbox.publicKeyPath],
-                                      logger: RunSetup.logger(quiet: false))
+        let status = RunSetup.execute(
+            runOptions, publicKeys: ["global=" + sandbox.publicKeyPath],
+            logger: RunSetup.logger(quiet: false))
 
         // 4. What happened, and where to look next.
         let ledger = sandbox.ledger()
         let retried = try db.scalarInt("SELECT count(*) FROM work WHERE state = 'assigned' AND attempts > 1") ?? 0
         output("\n== outcome\n")
         output(try StatusReport.load(from: db).render() + "\n")
-        output("\nthe sandbox injected \(ledger.faults.fail5xx) × 503, \(ledger.faults.fail429) × 429 and "
-               + "\(ledger.faults.dropBefore) dropped connections; \(retried) rows were assigned after a retry\n")
+        output(
+            "\nthe sandbox injected \(ledger.faults.fail5xx) × 503, \(ledger.faults.fail429) × 429 and "
+                + "\(ledger.faults.dropBefore) dropped connections; \(retried) rows were assigned after a retry\n")
         let uncertain = try RowReport.licenseKeys(in: db, state: .uncertain)
         if !uncertain.isEmpty {
-            output("""
+            output(
+                """
 
                 \(uncertain.count) row\(uncertain.count == 1 ? " is" : "s are") still uncertain: an earlier attempt may have been \
                 processed and the retry was answered 801, and the server's key listing could not settle it yet. \
@@ -109,14 +117,20 @@ public enum Demo {
                 """)
         }
         let settled = try db.scalarInt("SELECT count(DISTINCT work_id) FROM settlements") ?? 0
-        output("\nthe server's signed key listing settled or explained \(settled) row\(settled == 1 ? "" : "s") \(uncertain.isEmpty ? " (no uncertain row is left for a person to check)" : "")\n")
-        let owned = try db.prepare("""
+        output(
+            "\nthe server's signed key listing settled or explained \(settled) row\(settled == 1 ? "" : "s") \(uncertain.isEmpty ? " (no uncertain row is left for a person to check)" : "")\n"
+        )
+        let owned = try db.prepare(
+            """
             SELECT license_key, last_error FROM work WHERE state = 'rejected' AND last_error LIKE 'already assigned to another owner%' ORDER BY id LIMIT 1
             """)
         if try owned.step() {
-            output("for example, a rejection that names the key's current owner:\n  \(owned.string(0) ?? "")  \(owned.string(1) ?? "")\n")
+            output(
+                "for example, a rejection that names the key's current owner:\n  \(owned.string(0) ?? "")  \(owned.string(1) ?? "")\n"
+            )
         }
-        output("""
+        output(
+            """
 
             database: \(databasePath)
             try:
@@ -139,7 +153,6 @@ public enum Demo {
         return invoked.contains("/") ? URL(fileURLWithPath: invoked).standardizedFileURL.path : invoked
     }
 
-
     /// Which imported keys the demo's server knows: every fifth is unknown (→ 801), and two
     /// of the known ones are assigned in advance (→ 801); the rest are assignable (→ 800).
     struct InventoryPlan {
@@ -158,7 +171,6 @@ public enum Demo {
             }
         }
     }
-
 
     /// `samples/` in the current directory (how `swift run keyassign demo` is run from the
     /// package), else the one in the package the binary was built in (`.build/<config>/keyassign`).
@@ -181,8 +193,10 @@ public enum Demo {
                 return candidate
             }
         }
-        throw KeyAssignError(.dataError, "no samples directory found (looked in \(candidates.joined(separator: ", "))); "
-                             + "run the demo from the keyassign package, or pass --samples DIR")
+        throw KeyAssignError(
+            .dataError,
+            "no samples directory found (looked in \(candidates.joined(separator: ", "))); "
+                + "run the demo from the keyassign package, or pass --samples DIR")
     }
 
     static func makeTemporaryDirectory() throws -> String {

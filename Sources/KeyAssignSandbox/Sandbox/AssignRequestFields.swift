@@ -66,7 +66,8 @@ struct AssignRequestFields: Equatable {
             if byte == UInt8(ascii: "+") {
                 out.append(UInt8(ascii: " "))
             } else if byte == UInt8(ascii: "%"), index + 2 < bytes.endIndex,
-                      let high = hexValue(bytes[index + 1]), let low = hexValue(bytes[index + 2]) {
+                let high = hexValue(bytes[index + 1]), let low = hexValue(bytes[index + 2])
+            {
                 out.append(high << 4 | low)
                 index += 2
             } else {
@@ -120,7 +121,8 @@ struct AssignRequestFields: Equatable {
 
     private static func parsePart(_ part: ArraySlice<UInt8>) -> (String, String)? {
         let separator: [UInt8] = Array("\r\n\r\n".utf8)
-        let headerEnd: Int, valueStart: Int
+        let headerEnd: Int
+        let valueStart: Int
         if let crlf = find(separator, in: part, from: part.startIndex) {
             headerEnd = crlf
             valueStart = crlf + separator.count
@@ -131,7 +133,8 @@ struct AssignRequestFields: Equatable {
             return nil
         }
         guard let headers = String(validating: part[part.startIndex..<headerEnd], as: UTF8.self),
-              let value = String(validating: part[valueStart...], as: UTF8.self) else { return nil }
+            let value = String(validating: part[valueStart...], as: UTF8.self)
+        else { return nil }
         for line in headers.split(whereSeparator: \.isNewline) {
             let header = line.trimmingWhitespace()
             guard header.lowercased().hasPrefix("content-disposition:") else { continue }

@@ -1,9 +1,10 @@
 import Foundation
 import KeyAssign
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// One assignment as the sandbox persists it, one JSON object per line of `assignments.jsonl`.
@@ -32,7 +33,8 @@ final class AssignmentLog {
         self.path = path
         fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0o600)
         guard fd >= 0 else {
-            throw KeyAssignError(.ioError, "\(path): cannot open it for appending (\(String(cString: strerror(errno))))")
+            throw KeyAssignError(
+                .ioError, "\(path): cannot open it for appending (\(String(cString: strerror(errno))))")
         }
     }
 

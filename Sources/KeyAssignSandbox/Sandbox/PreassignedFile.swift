@@ -11,14 +11,16 @@ public enum PreassignedFile {
         }
         let text = String(decoding: data, as: UTF8.self)
         var result: [SandboxConfiguration.Preassigned] = []
-        for (offset, rawLine) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
+        for (offset, rawLine) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated()
+        {
             let line = rawLine.trimmingWhitespace()
             if line.isEmpty || line.hasPrefix("#") { continue }
             let fields = try split(line, path: path, line: offset + 1)
             let key = fields[0].trimmingWhitespace()
             if offset == 0 && ["license_key", "key"].contains(key.lowercased()) { continue }
             guard !key.isEmpty, fields.count <= 3 else {
-                throw KeyAssignError(.dataError, "--preassigned \(path) line \(offset + 1): expected key,owner_name,email")
+                throw KeyAssignError(
+                    .dataError, "--preassigned \(path) line \(offset + 1): expected key,owner_name,email")
             }
             func optional(_ index: Int) -> String? {
                 guard index < fields.count else { return nil }

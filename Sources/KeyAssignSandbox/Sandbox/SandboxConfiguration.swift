@@ -32,7 +32,8 @@ public struct SandboxConfiguration: Sendable {
         public static func parse(_ text: String) throws -> Latency {
             func number(_ part: Substring) throws -> Int {
                 guard let value = Int(part.trimmingWhitespace()), value >= 0 else {
-                    throw KeyAssignError(.usage, "latency \"\(text)\": expected MS or MIN-MAX in whole milliseconds, 0 or more")
+                    throw KeyAssignError(
+                        .usage, "latency \"\(text)\": expected MS or MIN-MAX in whole milliseconds, 0 or more")
                 }
                 return value
             }
@@ -42,7 +43,8 @@ public struct SandboxConfiguration: Sendable {
                 let ms = try number(parts[0])
                 return ms == 0 ? .none : .fixed(milliseconds: ms)
             case 2:
-                let low = try number(parts[0]), high = try number(parts[1])
+                let low = try number(parts[0])
+                let high = try number(parts[1])
                 guard low <= high else {
                     throw KeyAssignError(.usage, "latency \"\(text)\": MIN must not exceed MAX")
                 }
@@ -213,13 +215,18 @@ public struct SandboxConfiguration: Sendable {
             }
         }
         for quota in quotas where quota.count < 1 || !KeyAssign.RateLimit.windowRange.contains(quota.window) {
-            throw KeyAssignError(.usage, "quota \(quota): the count must be at least 1 and the window from 1 ms to 31 days")
+            throw KeyAssignError(
+                .usage, "quota \(quota): the count must be at least 1 and the window from 1 ms to 31 days")
         }
         if case .generate(let count) = inventory, count < 0 {
             throw KeyAssignError(.usage, "generate-keys \(count): must be 0 or more")
         }
-        guard !keyName.isEmpty, keyName.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) else {
-            throw KeyAssignError(.usage, "key name \"\(keyName)\": expected printable ASCII without spaces or quotes, e.g. global or product")
+        guard !keyName.isEmpty,
+            keyName.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") })
+        else {
+            throw KeyAssignError(
+                .usage,
+                "key name \"\(keyName)\": expected printable ASCII without spaces or quotes, e.g. global or product")
         }
         if let threads, threads < 1 {
             throw KeyAssignError(.usage, "threads \(threads): must be at least 1")

@@ -26,7 +26,8 @@ enum SandboxDebugPage {
         // What debug toolbars add: the bearer token as a Basic credential (base64) and hex-dumped.
         if let token = request.authorization?.split(separator: " ", maxSplits: 1).last.map(String.init) {
             let bytes = Array(token.utf8)
-            html += "<tr><th>PHP_AUTH (base64)</th><td>Basic \(Data(Array("api:".utf8) + bytes).base64EncodedString())</td></tr>\n"
+            html +=
+                "<tr><th>PHP_AUTH (base64)</th><td>Basic \(Data(Array("api:".utf8) + bytes).base64EncodedString())</td></tr>\n"
             html += "<tr><th>token (hex)</th><td>\(bytes.map { String(format: "%02x", $0) }.joined())</td></tr>\n"
         }
         html += "</table>\n<h2>Body</h2>\n<pre>\(escapeHTML(String(decoding: request.body, as: UTF8.self)))</pre>\n"
@@ -38,7 +39,8 @@ enum SandboxDebugPage {
         // carries the JSON dump below past what a client keeps of an error page.
         html += "</table>\n<h2>Stack trace</h2>\n<ol>\n"
         for frame in 0..<24 {
-            html += "<li>#\(frame) /var/www/vendor/laravel/framework/src/Illuminate/Pipeline/Pipeline.php(\(180 + frame)): "
+            html +=
+                "<li>#\(frame) /var/www/vendor/laravel/framework/src/Illuminate/Pipeline/Pipeline.php(\(180 + frame)): "
                 + "Illuminate\\Pipeline\\Pipeline-&gt;Illuminate\\Pipeline\\{closure}(Object(Illuminate\\Http\\Request))</li>\n"
         }
         html += "</ol>\n<script>window.data = {\"headers\":{"
@@ -50,7 +52,8 @@ enum SandboxDebugPage {
             SignedReplyMaker.jsonString(name) + ":" + SignedReplyMaker.jsonString(value)
         }.joined(separator: ",")
         html += "}};</script>\n</body></html>\n"
-        return SandboxReply(status: 500, headers: [("Content-Type", "text/html; charset=UTF-8")], body: Array(html.utf8))
+        return SandboxReply(
+            status: 500, headers: [("Content-Type", "text/html; charset=UTF-8")], body: Array(html.utf8))
     }
 
     /// PHP's htmlspecialchars with ENT_QUOTES.

@@ -54,7 +54,9 @@ final class SandboxFaultDice: Sendable {
             var decision = FaultDecision()
             switch faults.latency {
             case .none: _ = next()
-            case .fixed(let ms): _ = next(); decision.delayMilliseconds = ms
+            case .fixed(let ms):
+                _ = next()
+                decision.delayMilliseconds = ms
             case .range(let low, let high):
                 decision.delayMilliseconds = low + Int(next() % UInt64(high - low + 1))
             }

@@ -18,15 +18,17 @@ public enum SandboxForeground {
             source.resume()
             return source
         }
-        FileHandle.standardError.write(Data("""
-            sandbox: listening on \(server.baseURL) (state \(server.stateDirectory), public key \
-            \(server.publicKeyPath), fault seed \(server.seed))\n
-            """.utf8))
+        FileHandle.standardError.write(
+            Data(
+                """
+                sandbox: listening on \(server.baseURL) (state \(server.stateDirectory), public key \
+                \(server.publicKeyPath), fault seed \(server.seed))\n
+                """.utf8))
         // Unbuffered, so a parent reading our stdout through a pipe sees the URL at once.
         FileHandle.standardOutput.write(Data((server.baseURL + "\n").utf8))
         stopRequested.wait()
         // On this thread, so the process cannot exit before the event loops have stopped.
         server.shutdown()
-        sources.forEach { $0.cancel() }
+        for source in sources { source.cancel() }
     }
 }

@@ -80,8 +80,9 @@ final class SandboxHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         } else if version.major == 1 && version.minor == 0 {
             headers.add(name: "Connection", value: "keep-alive")
         }
-        let responseHead = HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: reply.status),
-                                            headers: headers)
+        let responseHead = HTTPResponseHead(
+            version: version, status: HTTPResponseStatus(statusCode: reply.status),
+            headers: headers)
         context.write(wrapOutboundOut(.head(responseHead)), promise: nil)
         var buffer = context.channel.allocator.buffer(capacity: reply.body.count)
         buffer.writeBytes(reply.body)

@@ -6,8 +6,10 @@ import Foundation
 /// echoing control characters.
 enum SandboxHostileListing {
     /// nil for the ordinary modes.
-    static func reply(_ mode: SandboxConfiguration.ListingMode, request: SandboxRequest, apiKey: String,
-                      payload: [UInt8], replies: SignedReplyMaker) throws -> SandboxReply? {
+    static func reply(
+        _ mode: SandboxConfiguration.ListingMode, request: SandboxRequest, apiKey: String,
+        payload: [UInt8], replies: SignedReplyMaker
+    ) throws -> SandboxReply? {
         switch mode {
         case .signed, .forged, .absent:
             return nil
@@ -16,7 +18,8 @@ enum SandboxHostileListing {
         case .keyInKeyName:
             return .json(200, try replies.envelope(payload: payload, corruptSignature: false, listingKeyName: apiKey))
         case .product:
-            return .json(200, try replies.envelope(payload: payload, corruptSignature: false, listingKeyName: "product"))
+            return .json(
+                200, try replies.envelope(payload: payload, corruptSignature: false, listingKeyName: "product"))
         case .duplicateMember:
             let name = "\\u001b[2J\\u0007\\nkeyassign: FORGED\\t"
             return .json(200, Array("{\"\(name)\":1,\"\(name)\":2}".utf8))
@@ -31,7 +34,8 @@ enum SandboxHostileListing {
         for (name, value) in request.headers { text += "\(name): \(value)\n" }
         let key = Array(apiKey.utf8)
         text += "PHP_AUTH: Basic \(Data(Array("keyassign:".utf8) + key).base64EncodedString())\n"
-        text += "token (base64url): \(Data(key).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: ""))\n"
+        text +=
+            "token (base64url): \(Data(key).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: ""))\n"
         text += "token (hex): \(key.map { String(format: "%02X", $0) }.joined())\n"
         return .plain(500, text)
     }

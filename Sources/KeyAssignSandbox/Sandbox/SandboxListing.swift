@@ -51,7 +51,9 @@ enum SandboxListing {
     private static func string(_ out: inout [UInt8], _ text: String?) {
         guard let text else { return append(&out, "null") }
         // Most keys, names and emails need no escape: copy them as they are.
-        if text.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") && $0 != UInt8(ascii: "/") }) {
+        if text.utf8.allSatisfy({
+            $0 >= 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") && $0 != UInt8(ascii: "/")
+        }) {
             out.append(UInt8(ascii: "\""))
             out.append(contentsOf: text.utf8)
             out.append(UInt8(ascii: "\""))

@@ -59,8 +59,10 @@ struct SandboxQuotas {
 
     private static func headers(_ window: Window, now: Double) -> [(String, String)] {
         let reset = Int64((window.expiresAt ?? now + window.limit.window).rounded(.up))
-        return [("X-RateLimit-Limit", String(window.limit.count)),
-                ("X-RateLimit-Remaining", String(max(0, window.limit.count - window.hits))),
-                ("X-RateLimit-Reset", String(reset))]
+        return [
+            ("X-RateLimit-Limit", String(window.limit.count)),
+            ("X-RateLimit-Remaining", String(max(0, window.limit.count - window.hits))),
+            ("X-RateLimit-Reset", String(reset)),
+        ]
     }
 }

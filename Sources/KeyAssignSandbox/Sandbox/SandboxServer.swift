@@ -23,8 +23,10 @@ public final class SandboxServer: Sendable {
     private let service: SandboxService
     private let stopped = Mutex(false)
 
-    private init(port: Int, host: String, apiKey: String, publicKeyPath: String, stateDirectory: String,
-                 seed: UInt64, group: MultiThreadedEventLoopGroup, channel: Channel, service: SandboxService) {
+    private init(
+        port: Int, host: String, apiKey: String, publicKeyPath: String, stateDirectory: String,
+        seed: UInt64, group: MultiThreadedEventLoopGroup, channel: Channel, service: SandboxService
+    ) {
         self.port = port
         self.host = host
         self.apiKey = apiKey
@@ -41,20 +43,23 @@ public final class SandboxServer: Sendable {
     public static func start(_ configuration: SandboxConfiguration) throws -> SandboxServer {
         try configuration.validate()
         let directory = try SandboxStateDirectory(creating: configuration.stateDirectory)
-        let signer = try ReplySigner.loadOrCreate(privateKeyPath: directory.privateKeyPath,
-                                                  publicKeyPath: directory.publicKeyPath,
-                                                  bits: configuration.keyBits)
+        let signer = try ReplySigner.loadOrCreate(
+            privateKeyPath: directory.privateKeyPath,
+            publicKeyPath: directory.publicKeyPath,
+            bits: configuration.keyBits)
         let apiKey = try directory.apiKey(from: configuration.apiKeyFile)
         let inventory = try directory.inventory(configuration.inventory)
         let seed = configuration.faults.seed ?? UInt64.random(in: 0...UInt64.max)
-        let service = try SandboxService(apiKey: apiKey, inventory: inventory,
-                                         assignmentsPath: directory.assignmentsPath,
-                                     replies: SignedReplyMaker(signer: signer, keyName: configuration.keyName,
-                                                              escapesSlashes: configuration.escapesSlashes,
-                                                              caching: configuration.cachesSignatures),
-                                     dice: SandboxFaultDice(configuration.faults, seed: seed),
-                                     rateLimit: configuration.rateLimit, quotas: configuration.quotas,
-                                     listingMode: configuration.listing, hostileText: configuration.hostileText)
+        let service = try SandboxService(
+            apiKey: apiKey, inventory: inventory,
+            assignmentsPath: directory.assignmentsPath,
+            replies: SignedReplyMaker(
+                signer: signer, keyName: configuration.keyName,
+                escapesSlashes: configuration.escapesSlashes,
+                caching: configuration.cachesSignatures),
+            dice: SandboxFaultDice(configuration.faults, seed: seed),
+            rateLimit: configuration.rateLimit, quotas: configuration.quotas,
+            listingMode: configuration.listing, hostileText: configuration.hostileText)
         do {
             for sold in configuration.preassigned {
                 try service.preassign(key: sold.licenseKey, ownerName: sold.ownerName, email: sold.email)
@@ -82,7 +87,8 @@ public final class SandboxServer: Sendable {
         } catch {
             try? group.syncShutdownGracefully()
             service.closeLog()
-            throw KeyAssignError(.config, "sandbox: cannot listen on \(configuration.host):\(configuration.port) (\(error))")
+            throw KeyAssignError(
+                .config, "sandbox: cannot listen on \(configuration.host):\(configuration.port) (\(error))")
         }
         guard let port = channel.localAddress?.port else {
             try? channel.close().wait()
@@ -90,9 +96,10 @@ public final class SandboxServer: Sendable {
             service.closeLog()
             throw KeyAssignError(.ioError, "sandbox: the socket has no local port")
         }
-        let server = SandboxServer(port: port, host: configuration.host, apiKey: apiKey,
-                                   publicKeyPath: directory.publicKeyPath, stateDirectory: directory.path,
-                                   seed: seed, group: group, channel: channel, service: service)
+        let server = SandboxServer(
+            port: port, host: configuration.host, apiKey: apiKey,
+            publicKeyPath: directory.publicKeyPath, stateDirectory: directory.path,
+            seed: seed, group: group, channel: channel, service: service)
         do {
             try directory.writePort(port)
         } catch {

@@ -34,8 +34,9 @@ struct SandboxReply: Equatable {
     }
 
     static func plain(_ status: Int, _ text: String, headers: [(String, String)] = []) -> SandboxReply {
-        SandboxReply(status: status, headers: [("Content-Type", "text/plain; charset=utf-8")] + headers,
-                     body: Array((text + "\n").utf8))
+        SandboxReply(
+            status: status, headers: [("Content-Type", "text/plain; charset=utf-8")] + headers,
+            body: Array((text + "\n").utf8))
     }
 
     static func json(_ status: Int, _ body: [UInt8], headers: [(String, String)] = []) -> SandboxReply {
@@ -77,10 +78,12 @@ final class SandboxService: Sendable {
     private let state: Mutex<State>
 
     /// Reloads the assignments already in `assignmentsPath` and appends new ones there.
-    init(apiKey: String, inventory: [String], assignmentsPath: String,
-         replies: SignedReplyMaker, dice: SandboxFaultDice, rateLimit: SandboxConfiguration.RateLimit?,
-         quotas: [RateLimit] = [], listingMode: SandboxConfiguration.ListingMode = .signed,
-         hostileText: Bool = false) throws {
+    init(
+        apiKey: String, inventory: [String], assignmentsPath: String,
+        replies: SignedReplyMaker, dice: SandboxFaultDice, rateLimit: SandboxConfiguration.RateLimit?,
+        quotas: [RateLimit] = [], listingMode: SandboxConfiguration.ListingMode = .signed,
+        hostileText: Bool = false
+    ) throws {
         let previous = try AssignmentLog.load(path: assignmentsPath)
         let log = try AssignmentLog(path: assignmentsPath)
         self.apiKey = apiKey
@@ -91,9 +94,10 @@ final class SandboxService: Sendable {
         self.hostileText = hostileText
         var unique: Set<String> = []
         let order = inventory.filter { unique.insert($0).inserted }
-        var initial = State(inventory: unique, order: order, assigned: [:],
-                            limiter: rateLimit.map { SandboxRateLimiter($0, now: Timestamps.monotonic()) },
-                            quotas: SandboxQuotas(quotas), log: log)
+        var initial = State(
+            inventory: unique, order: order, assigned: [:],
+            limiter: rateLimit.map { SandboxRateLimiter($0, now: Timestamps.monotonic()) },
+            quotas: SandboxQuotas(quotas), log: log)
         for record in previous {
             if initial.inventory.insert(record.licenseKey).inserted { initial.order.append(record.licenseKey) }
             initial.assigned[record.licenseKey] = record
@@ -110,8 +114,9 @@ final class SandboxService: Sendable {
     func preassign(key: String, ownerName: String?, email: String?) throws {
         try state.withLock { state in
             guard state.assigned[key] == nil else { return }
-            let record = AssignmentRecord(licenseKey: key, ownerName: ownerName, email: email,
-                                          assignedAt: Timestamps.nowISO8601())
+            let record = AssignmentRecord(
+                licenseKey: key, ownerName: ownerName, email: email,
+                assignedAt: Timestamps.nowISO8601())
             try state.log.append(record)
             if state.inventory.insert(key).inserted { state.order.append(key) }
             state.assigned[key] = record
@@ -163,18 +168,25 @@ final class SandboxService: Sendable {
                 let envelope = try replies.envelope(code: 100, message: "Invalid API key", timestamp: now)
                 return .reply(.json(401, envelope))
             }
-            let listed = dice.faults.listingOmit > 0 ? snapshot.order.filter { !dice.omitsFromListing($0) } : snapshot.order
+            let listed =
+                dice.faults.listingOmit > 0 ? snapshot.order.filter { !dice.omitsFromListing($0) } : snapshot.order
             if listed.count < snapshot.order.count {
                 let omitted = snapshot.order.count - listed.count
-                state.withLock { $0.ledger.faults.partialListings += 1; $0.ledger.faults.keysOmitted += omitted }
+                state.withLock {
+                    $0.ledger.faults.partialListings += 1
+                    $0.ledger.faults.keysOmitted += omitted
+                }
             }
             let keys = listed.map { SandboxListing.Key(licenseKey: $0, assignment: snapshot.assigned[$0]) }
             let payload = SandboxListing.payload(keys, createdAt: createdAt, timestamp: now)
-            if let hostile = try SandboxHostileListing.reply(listingMode, request: request, apiKey: apiKey,
-                                                             payload: payload, replies: replies) {
+            if let hostile = try SandboxHostileListing.reply(
+                listingMode, request: request, apiKey: apiKey,
+                payload: payload, replies: replies)
+            {
                 return .reply(hostile)
             }
-            var reply = SandboxReply.json(200, try replies.envelope(payload: payload, corruptSignature: listingMode == .forged))
+            var reply = SandboxReply.json(
+                200, try replies.envelope(payload: payload, corruptSignature: listingMode == .forged))
             reply.delayMilliseconds = dice.faults.listingDelayMilliseconds
             return .reply(reply)
         } catch {
@@ -227,16 +239,29 @@ final class SandboxService: Sendable {
                     return .rateLimited(retryAfter)
                 }
             }
-            if decision.dropBefore { state.ledger.faults.dropBefore += 1; return .dropBefore }
-            if decision.fail5xx { state.ledger.faults.fail5xx += 1; return .fault5xx }
-            if decision.fail429 { state.ledger.faults.fail429 += 1; return .fault429 }
-            if decision.echoError { state.ledger.faults.echoError += 1; return .echoError }
+            if decision.dropBefore {
+                state.ledger.faults.dropBefore += 1
+                return .dropBefore
+            }
+            if decision.fail5xx {
+                state.ledger.faults.fail5xx += 1
+                return .fault5xx
+            }
+            if decision.fail429 {
+                state.ledger.faults.fail429 += 1
+                return .fault429
+            }
+            if decision.echoError {
+                state.ledger.faults.echoError += 1
+                return .echoError
+            }
             guard authorized else { return .signed(code: 100, assignedNow: false) }
             guard let licenseKey, state.inventory.contains(licenseKey), state.assigned[licenseKey] == nil else {
                 return .signed(code: 801, assignedNow: false)
             }
-            let record = AssignmentRecord(licenseKey: licenseKey, ownerName: fields["owner_name"],
-                                          email: fields["email"], assignedAt: Timestamps.iso8601(now))
+            let record = AssignmentRecord(
+                licenseKey: licenseKey, ownerName: fields["owner_name"],
+                email: fields["email"], assignedAt: Timestamps.iso8601(now))
             do {
                 try state.log.append(record)
             } catch {
@@ -255,8 +280,10 @@ final class SandboxService: Sendable {
     }
 
     /// The reply (or the drop) an outcome of `assign` gets.
-    private func act(on outcome: Outcome, request: SandboxRequest, fields: AssignRequestFields,
-                     decision: FaultDecision, now: Double) -> SandboxAction {
+    private func act(
+        on outcome: Outcome, request: SandboxRequest, fields: AssignRequestFields,
+        decision: FaultDecision, now: Double
+    ) -> SandboxAction {
         let delay = decision.delayMilliseconds
         switch outcome {
         case .rateLimited(let seconds):
@@ -264,8 +291,10 @@ final class SandboxService: Sendable {
         case .fault429:
             return .reply(withDelay(.tooManyRequests(retryAfter: dice.faults.retryAfter429), delay))
         case .wafBlocked:
-            return .reply(withDelay(SandboxReply(status: 403, headers: [("Content-Type", "text/html")], body: WAFRule.page),
-                                    delay))
+            return .reply(
+                withDelay(
+                    SandboxReply(status: 403, headers: [("Content-Type", "text/html")], body: WAFRule.page),
+                    delay))
         case .fault5xx:
             return .reply(withDelay(.plain(503, "Service Unavailable"), delay))
         case .dropBefore:
@@ -283,16 +312,20 @@ final class SandboxService: Sendable {
                 state.withLock { $0.ledger.faults.undocumentedCode += 1 }
                 code = 899
             }
-            var message = code == 800 ? "License key assigned"
-                : code == 801 ? "Invalid or already assigned license key"
-                : code == 899 ? "Unexpected state" : "Invalid API key"
+            var message =
+                code == 800
+                ? "License key assigned"
+                : code == 801
+                    ? "Invalid or already assigned license key"
+                    : code == 899 ? "Unexpected state" : "Invalid API key"
             if hostileText { message = SandboxHostileText.message(message) }
             let timestamp = Int(now.rounded(.down)) - (decision.stale ? 3600 : 0)
             let envelope: [UInt8]
             do {
-                envelope = try replies.envelope(code: code, message: message, timestamp: timestamp,
-                                                corruptSignature: decision.badSignature,
-                                                codeAsString: decision.stringCode)
+                envelope = try replies.envelope(
+                    code: code, message: message, timestamp: timestamp,
+                    corruptSignature: decision.badSignature,
+                    codeAsString: decision.stringCode)
             } catch {
                 return .reply(withDelay(.plain(500, "Internal Server Error: cannot sign the reply: \(error)"), delay))
             }
@@ -334,7 +367,8 @@ final class SandboxService: Sendable {
     }
 
     private static func constantTimeEquals(_ a: String, _ b: String) -> Bool {
-        let x = Array(a.utf8), y = Array(b.utf8)
+        let x = Array(a.utf8)
+        let y = Array(b.utf8)
         guard x.count == y.count else { return false }
         var difference: UInt8 = 0
         for index in x.indices { difference |= x[index] ^ y[index] }

@@ -1,9 +1,10 @@
 import Foundation
 import KeyAssign
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The sandbox's files under its state directory: the API key, the inventory, the signing key
@@ -67,7 +68,8 @@ struct SandboxStateDirectory {
         do {
             text = try String(contentsOfFile: file, encoding: .utf8)
         } catch {
-            throw KeyAssignError(.dataError, "inventory \(file): cannot read it as UTF-8 text (\(error.localizedDescription))")
+            throw KeyAssignError(
+                .dataError, "inventory \(file): cannot read it as UTF-8 text (\(error.localizedDescription))")
         }
         var keys: [String] = []
         for line in text.split(whereSeparator: \.isNewline) {

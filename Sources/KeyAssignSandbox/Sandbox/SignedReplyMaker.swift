@@ -26,10 +26,13 @@ final class SignedReplyMaker: Sendable {
 
     /// `corruptSignature` flips one bit of a valid signature (the bad-signature fault);
     /// `codeAsString` writes `"code":"800"`, as PHP does when the code comes from a string.
-    func envelope(code: Int, message: String, timestamp: Int, corruptSignature: Bool = false,
-                  codeAsString: Bool = false) throws -> [UInt8] {
+    func envelope(
+        code: Int, message: String, timestamp: Int, corruptSignature: Bool = false,
+        codeAsString: Bool = false
+    ) throws -> [UInt8] {
         let codeText = codeAsString ? "\"\(code)\"" : "\(code)"
-        let response = "{\"code\":\(codeText),\"message\":\(Self.jsonString(message, escapingSlashes: escapesSlashes)),"
+        let response =
+            "{\"code\":\(codeText),\"message\":\(Self.jsonString(message, escapingSlashes: escapesSlashes)),"
             + "\"timestamp\":\(timestamp)}"
         let responseBase64 = Data(response.utf8).base64EncodedString()
         var signature = try signature(for: responseBase64)
@@ -38,7 +41,8 @@ final class SignedReplyMaker: Sendable {
             signature = bytes.base64EncodedString()
         }
         // The signature is over the base64 text itself; the escapes are only how it is written.
-        let text = "{\"response\":\(response),\"response_base64\":\(Self.base64String(responseBase64, escapingSlashes: escapesSlashes)),"
+        let text =
+            "{\"response\":\(response),\"response_base64\":\(Self.base64String(responseBase64, escapingSlashes: escapesSlashes)),"
             + "\"private_key_used\":\(Self.jsonString(keyName, escapingSlashes: escapesSlashes)),"
             + "\"signature\":\(Self.base64String(signature, escapingSlashes: escapesSlashes))}"
         return Array(text.utf8)

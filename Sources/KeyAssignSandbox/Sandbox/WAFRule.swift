@@ -12,7 +12,8 @@ struct WAFRule: @unchecked Sendable {
         do {
             expression = try NSRegularExpression(pattern: pattern, options: [.caseInsensitive])
         } catch {
-            throw KeyAssignError(.usage, "waf-block \"\(pattern)\": not a regular expression (\(error.localizedDescription))")
+            throw KeyAssignError(
+                .usage, "waf-block \"\(pattern)\": not a regular expression (\(error.localizedDescription))")
         }
     }
 
@@ -22,7 +23,8 @@ struct WAFRule: @unchecked Sendable {
         }
     }
 
-    static let page = Array("""
+    static let page = Array(
+        """
         <html>
         <head><title>403 Forbidden</title></head>
         <body>

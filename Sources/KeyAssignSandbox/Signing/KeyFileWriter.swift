@@ -1,8 +1,9 @@
 import KeyAssign
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Writes key files so that a reader never sees a half-written file and a private key is

@@ -37,7 +37,9 @@ public final class ReplySigner: @unchecked Sendable {
     /// Loads the RSA private key at `privateKeyPath`, or generates one of `bits` bits and saves
     /// it there (mode 0600) when the file does not exist. Either way the public key is
     /// (re)written as PEM at `publicKeyPath`, so it always matches the private key in use.
-    public static func loadOrCreate(privateKeyPath: String, publicKeyPath: String, bits: Int = 2048) throws -> ReplySigner {
+    public static func loadOrCreate(privateKeyPath: String, publicKeyPath: String, bits: Int = 2048) throws
+        -> ReplySigner
+    {
         let signer: ReplySigner
         if FileManager.default.fileExists(atPath: privateKeyPath) {
             signer = try load(privateKeyPath)
@@ -67,8 +69,9 @@ public final class ReplySigner: @unchecked Sendable {
         defer { EVP_PKEY_CTX_free(ctx) }
         var key: OpaquePointer?
         guard EVP_PKEY_keygen_init(ctx) == 1,
-              keyassign_EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, Int32(bits)) == 1,
-              EVP_PKEY_generate(ctx, &key) == 1, let key else {
+            keyassign_EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, Int32(bits)) == 1,
+            EVP_PKEY_generate(ctx, &key) == 1, let key
+        else {
             throw KeyAssignError(.config, "RSA key generation failed: \(OpenSSLErrors.drain())")
         }
         return try ReplySigner(key: key)
@@ -80,7 +83,8 @@ public final class ReplySigner: @unchecked Sendable {
             // Without a callback OpenSSL would prompt on the terminal for an encrypted key's
             // passphrase, hanging a cron job; refusing to decrypt makes it a clear error.
             guard let key = PEM_read_bio_PrivateKey(bio, nil, { _, _, _, _ in 0 }, nil) else {
-                throw KeyAssignError(.config, "\(source): not an unencrypted PEM private key (\(OpenSSLErrors.drain()))")
+                throw KeyAssignError(
+                    .config, "\(source): not an unencrypted PEM private key (\(OpenSSLErrors.drain()))")
             }
             return key
         }

@@ -39,8 +39,10 @@ final class SimulatedServer {
         holders[key] = Holder(ownerName: ownerName, email: email, at: at)
     }
 
-    func assign(_ request: AssignRequest, now: Double, faults: SimulationScenario.Faults,
-                random: inout SimulationRandom) -> Handling {
+    func assign(
+        _ request: AssignRequest, now: Double, faults: SimulationScenario.Faults,
+        random: inout SimulationRandom
+    ) -> Handling {
         if random.chance(faults.rateLimited) {
             let header = faults.retryAfter.map { String(Int($0)) }
             return .refused(.response(status: 429, retryAfter: header, body: Array("Too Many Requests".utf8)))
@@ -56,12 +58,15 @@ final class SimulatedServer {
             code = 801
         }
         if random.chance(faults.fail5xxAfter) {
-            return .acted(code: code, reply: .response(status: 503, retryAfter: nil, body: Array("Service Unavailable".utf8)))
+            return .acted(
+                code: code, reply: .response(status: 503, retryAfter: nil, body: Array("Service Unavailable".utf8)))
         }
         let message = code == 800 ? "License key assigned" : "Invalid or already assigned license key"
         let corrupt = random.chance(faults.badSignature)
-        let body = (try? replies.envelope(code: code, message: message, timestamp: Int(now.rounded(.down)),
-                                          corruptSignature: corrupt)) ?? []
+        let body =
+            (try? replies.envelope(
+                code: code, message: message, timestamp: Int(now.rounded(.down)),
+                corruptSignature: corrupt)) ?? []
         return .acted(code: code, reply: .response(status: 200, retryAfter: nil, body: body))
     }
 
@@ -71,10 +76,14 @@ final class SimulatedServer {
         var keys: [SandboxListing.Key] = []
         for key in order where !(omit > 0 && random.chance(omit)) {
             let holder = holders[key]
-            keys.append(SandboxListing.Key(licenseKey: key, assignment: holder.map {
-                AssignmentRecord(licenseKey: key, ownerName: $0.ownerName, email: $0.email,
-                                 assignedAt: Timestamps.iso8601($0.at))
-            }))
+            keys.append(
+                SandboxListing.Key(
+                    licenseKey: key,
+                    assignment: holder.map {
+                        AssignmentRecord(
+                            licenseKey: key, ownerName: $0.ownerName, email: $0.email,
+                            assignedAt: Timestamps.iso8601($0.at))
+                    }))
         }
         let payload = SandboxListing.payload(keys, createdAt: createdAt, timestamp: Int(now.rounded(.down)))
         return (try? replies.envelope(payload: payload, corruptSignature: false)) ?? []

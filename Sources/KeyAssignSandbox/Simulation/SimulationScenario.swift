@@ -101,9 +101,10 @@ public struct SimulationScenario: Sendable {
 
     /// The flags `keyassign run` would get.
     func options(databasePath: String) -> RunOptionsValues {
-        RunOptionsValues(databasePath: databasePath, rate: rate, burst: burst, concurrency: concurrency,
-                         maxAttempts: maxAttempts, timeout: timeout, maxWait: maxWait,
-                         backoffBase: backoffBase, backoffCap: backoffCap)
+        RunOptionsValues(
+            databasePath: databasePath, rate: rate, burst: burst, concurrency: concurrency,
+            maxAttempts: maxAttempts, timeout: timeout, maxWait: maxWait,
+            backoffBase: backoffBase, backoffCap: backoffCap)
     }
 
     public var summary: String {

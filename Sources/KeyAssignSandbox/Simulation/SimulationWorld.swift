@@ -1,10 +1,11 @@
 import Foundation
 import KeyAssign
 import Logging
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// One scenario's world, on one thread and simulated time: the real `RunStateMachine`, the
@@ -86,8 +87,10 @@ final class SimulationWorld {
     private var committedAssigned: Set<Int64> = []
     private var rows: [(key: String, name: String, email: String)] = []
 
-    init(scenario: SimulationScenario, rules: SimulationRules, replies: SignedReplyMaker, keyRing: KeyRing,
-         directory: String, trace: ((String) -> Void)?) throws {
+    init(
+        scenario: SimulationScenario, rules: SimulationRules, replies: SignedReplyMaker, keyRing: KeyRing,
+        directory: String, trace: ((String) -> Void)?
+    ) throws {
         self.scenario = scenario
         self.rules = rules
         // The scenario drew its parameters from the seed; the run draws from a second stream.
@@ -100,9 +103,10 @@ final class SimulationWorld {
         now = began
         faults = scenario.faults
         databasePath = "\(directory)/sim-\(scenario.seed)-\(getpid()).db"
-        var options = RunOptions(databasePath: databasePath,
-                                 endpoint: try ServerEndpoint(base: "http://127.0.0.1:1", allowInsecureHTTP: true),
-                                 apiKey: "simulated-api-key")
+        var options = RunOptions(
+            databasePath: databasePath,
+            endpoint: try ServerEndpoint(base: "http://127.0.0.1:1", allowInsecureHTTP: true),
+            apiKey: "simulated-api-key")
         options.rate = scenario.rate
         options.burst = scenario.burst
         options.concurrency = scenario.concurrency
@@ -125,8 +129,9 @@ final class SimulationWorld {
         inventory += (0..<3).map { String(format: "SPARE-%03d", $0) }
         server = SimulatedServer(inventory: inventory, replies: replies, createdAt: began - 86_400)
         for index in 0..<min(scenario.heldByOthers, scenario.rows - scenario.unknownKeys) {
-            server.preassign(rows[index].key, ownerName: "Other \(index)", email: "other\(index)@example.com",
-                             at: began - 3_600)
+            server.preassign(
+                rows[index].key, ownerName: "Other \(index)", email: "other\(index)@example.com",
+                at: began - 3_600)
         }
         try importRows()
     }
@@ -154,12 +159,14 @@ final class SimulationWorld {
         let db = try Database(path: databasePath)
         try db.transaction {
             let stamp = Timestamps.iso8601(now)
-            try db.execute("""
+            try db.execute(
+                """
                 INSERT INTO imports (id, path, size, sha256, rows_read, rows_queued, rows_duplicate, rows_conflict,
                                      rows_invalid, imported_at)
                 VALUES (1, 'simulated.csv', 0, 'simulated', \(rows.count), \(rows.count), 0, 0, 0, '\(stamp)')
                 """)
-            let insert = try db.prepare("""
+            let insert = try db.prepare(
+                """
                 INSERT INTO work (license_key, owner_name, email, idempotency_token, import_id, source_file,
                                   source_line, created_at, updated_at)
                 VALUES (?1, ?2, ?3, ?4, 1, 'simulated.csv', ?5, ?6, ?6)
@@ -231,7 +238,8 @@ final class SimulationWorld {
             rescued = Set(try ids(db, "SELECT id FROM work WHERE state = 'in_flight'"))
             let recovered = try work.rescue(runID: runID, now: wall)
             listingObtainableAtStart = faults.listingAvailable && !partitioned(now)
-            let reconciliation = RunReconciliation(options: options, keyRing: keyRing, logger: logger) { [unowned self] in
+            let reconciliation = RunReconciliation(options: options, keyRing: keyRing, logger: logger) {
+                [unowned self] in
                 fetchListing()
             }
             self.reconciliation = reconciliation
@@ -253,8 +261,9 @@ final class SimulationWorld {
             violate(.stuck, "the process cannot start: \(error)")
             return .finished
         }
-        machine = RunStateMachine(options: options, limiter: RunStateMachine.standardLimiter(options, now: now),
-                                  signingKeys: keyRing.signingKeys)
+        machine = RunStateMachine(
+            options: options, limiter: RunStateMachine.standardLimiter(options, now: now),
+            signingKeys: keyRing.signingKeys)
         handedOver = []
 
         while true {
@@ -334,7 +343,8 @@ final class SimulationWorld {
         handedOver += records
         try commit()
         if let db = database, let kind = machine.verificationStop {
-            _ = try CarryOver.parkMaybeDelivered(db, runID: runID, reason: "sent while replies failed verification (\(kind))")
+            _ = try CarryOver.parkMaybeDelivered(
+                db, runID: runID, reason: "sent while replies failed verification (\(kind))")
         }
         if let db = database, machine.reconcilesAtEnd {
             try reconciliation?.atEnd(db, runID: runID)
@@ -418,11 +428,18 @@ final class SimulationWorld {
             violate(.resentAfterAssigned, "\(key) sent again after its verified 800 was committed")
         }
         if rescued.contains(row.id), listingObtainableAtStart, let holder = server.holders[key],
-           holder.at < processStart, server.holdsForBuyer(key, email: row.request.email) {
-            violate(.resentBeforeReconcile, "\(key), left in flight by a dead run, sent again although the server held it for our buyer since \(String(format: "%.3f", holder.at - began)) s and its listing was available")
+            holder.at < processStart, server.holdsForBuyer(key, email: row.request.email)
+        {
+            violate(
+                .resentBeforeReconcile,
+                "\(key), left in flight by a dead run, sent again although the server held it for our buyer since \(String(format: "%.3f", holder.at - began)) s and its listing was available"
+            )
         }
         for pause in pauses where now > pause.from + 1e-9 && now < pause.until - 1e-6 {
-            violate(.sentDuringPause, "\(key) sent \(String(format: "%.3f", pause.until - now)) s before the end of a pause the server asked for")
+            violate(
+                .sentDuringPause,
+                "\(key) sent \(String(format: "%.3f", pause.until - now)) s before the end of a pause the server asked for"
+            )
         }
         sends.append(now)
         let index = requests.count
@@ -431,8 +448,9 @@ final class SimulationWorld {
         if let partition = partitions.firstIndex(where: { now >= $0.from && now < $0.until }) {
             // Every other partition refuses connections (nothing leaves); the others swallow packets.
             if partition % 2 == 0 {
-                schedule(.reply(index, .notSent("Failed to connect to 127.0.0.1 port 1: Connection refused")),
-                         at: now + 0.001)
+                schedule(
+                    .reply(index, .notSent("Failed to connect to 127.0.0.1 port 1: Connection refused")),
+                    at: now + 0.001)
                 return
             }
         } else if !random.chance(faults.lossRequest) {
@@ -468,17 +486,26 @@ final class SimulationWorld {
     private func deliver(_ index: Int, _ result: TransportResult) -> Bool {
         requests[index].done = true
         let request = requests[index]
-        let reply = RowReply.judge(request.row, result: result, verifier: verifier, options: options,
-                                   redaction: redaction, startedWall: request.sentWall, startedMono: request.sentMono,
-                                   endedWall: wall, endedMono: now, jitter: &random)
+        let reply = RowReply.judge(
+            request.row, result: result, verifier: verifier, options: options,
+            redaction: redaction, startedWall: request.sentWall, startedMono: request.sentMono,
+            endedWall: wall, endedMono: now, jitter: &random)
         let classification = reply.attempt.classification
         let key = request.row.request.licenseKey
-        log("reply \(key): \(classification.outcome.rawValue) → \(classification.state.rawValue)\(reply.attempt.httpStatus.map { " (HTTP \($0))" } ?? " (\(classification.error ?? ""))")")
+        log(
+            "reply \(key): \(classification.outcome.rawValue) → \(classification.state.rawValue)\(reply.attempt.httpStatus.map { " (HTTP \($0))" } ?? " (\(classification.error ?? ""))")"
+        )
         if request.acted && !classification.countsAttempt {
-            violate(.refundedButProcessed, "\(key): the server acted on attempt \(request.row.attempts), recorded \(classification.outcome.rawValue), refunded")
+            violate(
+                .refundedButProcessed,
+                "\(key): the server acted on attempt \(request.row.attempts), recorded \(classification.outcome.rawValue), refunded"
+            )
         }
         if request.acted && !reply.trusted && !classification.maybeDelivered {
-            violate(.deliveredNotMarked, "\(key): the server acted on attempt \(request.row.attempts), no verified answer came back (\(classification.outcome.rawValue)), and the row is not marked maybe-delivered")
+            violate(
+                .deliveredNotMarked,
+                "\(key): the server acted on attempt \(request.row.attempts), no verified answer came back (\(classification.outcome.rawValue)), and the row is not marked maybe-delivered"
+            )
         }
         let effects = machine.replied(reply)
         if classification.rateLimited {
@@ -505,7 +532,12 @@ final class SimulationWorld {
         } else {
             let allowed = min(60, pow(2, Double(max(waves, 1) - 1)))
             if end > reply.receivedAt + allowed + 1e-6 {
-                violate(.pauseNotPerWave, String(format: "a pause of %.1f s after %d wave(s) of 429s without Retry-After (the rule allows %.0f s)", end - reply.receivedAt, waves, allowed))
+                violate(
+                    .pauseNotPerWave,
+                    String(
+                        format:
+                            "a pause of %.1f s after %d wave(s) of 429s without Retry-After (the rule allows %.0f s)",
+                        end - reply.receivedAt, waves, allowed))
             }
         }
     }
@@ -515,8 +547,9 @@ final class SimulationWorld {
         if partitioned(now) { return .failure(.failed("Failed to connect to 127.0.0.1 port 1: Connection refused")) }
         let body = server.listing(now: now, omit: faults.listingOmits, random: &random)
         log("listing fetched")
-        return Reconciler.verify(OwnedBytes(copying: body), verifier: listingVerifier, maxClockSkew: options.maxClockSkew,
-                                 apiKey: options.apiKey, fetchedAt: wall, receivedAt: wall, clock: { [wall] in wall })
+        return Reconciler.verify(
+            OwnedBytes(copying: body), verifier: listingVerifier, maxClockSkew: options.maxClockSkew,
+            apiKey: options.apiKey, fetchedAt: wall, receivedAt: wall, clock: { [wall] in wall })
     }
 
     // MARK: invariants
@@ -528,7 +561,11 @@ final class SimulationWorld {
             for j in i..<sends.count {
                 let allowed = capacity + options.rate * (sends[j] - sends[i])
                 if Double(j - i + 1) > allowed + 1e-6 {
-                    violate(.rateExceeded, String(format: "%d requests in %.4f s: the most --rate %.2f --burst %d allows is %.2f", j - i + 1, sends[j] - sends[i], options.rate, options.burst, allowed))
+                    violate(
+                        .rateExceeded,
+                        String(
+                            format: "%d requests in %.4f s: the most --rate %.2f --burst %d allows is %.2f", j - i + 1,
+                            sends[j] - sends[i], options.rate, options.burst, allowed))
                     return
                 }
             }
@@ -537,7 +574,8 @@ final class SimulationWorld {
 
     private func checkAttempts(_ db: Database) throws {
         let counts = try attemptCounts(db)
-        let statement = try db.prepare("""
+        let statement = try db.prepare(
+            """
             SELECT work_id, count(*) FROM attempts WHERE run_id = ?1
                 AND outcome NOT IN ('rate_limited', 'not_sent', 'auth_stop', 'config_stop', 'interrupted')
             GROUP BY work_id
@@ -548,7 +586,10 @@ final class SimulationWorld {
         for (id, attempts) in counts {
             let delta = attempts - (attemptsAtStart[id] ?? 0)
             if delta != (counted[id] ?? 0) {
-                violate(.attemptsMiscounted, "\(rows[Int(id) - 1].key): work.attempts moved by \(delta) in run \(runID), which recorded \(counted[id] ?? 0) counting attempt(s)")
+                violate(
+                    .attemptsMiscounted,
+                    "\(rows[Int(id) - 1].key): work.attempts moved by \(delta) in run \(runID), which recorded \(counted[id] ?? 0) counting attempt(s)"
+                )
             }
         }
     }
@@ -575,7 +616,10 @@ final class SimulationWorld {
                 case .failed? where ours && rules.maybeDeliveredNeverFailed:
                     violate(.assignedReadsFailed, "\(key) reads failed; the server holds it for our buyer")
                 case .assigned? where clean && !ours:
-                    violate(.falseState, "\(key) reads assigned; the server \(server.holders[key].map { "holds it for \($0.email ?? "?")" } ?? "does not hold it")")
+                    violate(
+                        .falseState,
+                        "\(key) reads assigned; the server \(server.holders[key].map { "holds it for \($0.email ?? "?")" } ?? "does not hold it")"
+                    )
                 case nil:
                     violate(.rowLost, "\(key) has an unknown state")
                 default:

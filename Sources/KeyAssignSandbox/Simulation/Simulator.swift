@@ -37,20 +37,23 @@ public final class Simulator: @unchecked Sendable {
         let scenario = SimulationScenario(seed: seed, rules: rules)
         trace?("scenario \(seed): \(scenario.summary)")
         do {
-            let world = try SimulationWorld(scenario: scenario, rules: rules, replies: replies, keyRing: keyRing,
-                                            directory: directory, trace: trace)
+            let world = try SimulationWorld(
+                scenario: scenario, rules: rules, replies: replies, keyRing: keyRing,
+                directory: directory, trace: trace)
             world.run()
             return Outcome(scenario: scenario, violations: world.violations)
         } catch {
-            return Outcome(scenario: scenario, violations: [
-                SimulationViolation(invariant: .stuck, detail: "the scenario cannot be set up: \(error)", at: 0),
-            ])
+            return Outcome(
+                scenario: scenario,
+                violations: [
+                    SimulationViolation(invariant: .stuck, detail: "the scenario cannot be set up: \(error)", at: 0)
+                ])
         }
     }
 }
 
-private extension Array where Element == UInt8 {
-    func write(toFile path: String) throws {
+extension Array where Element == UInt8 {
+    fileprivate func write(toFile path: String) throws {
         try Data(self).write(to: URL(fileURLWithPath: path))
     }
 }

@@ -30,9 +30,11 @@ enum CLI {
     /// Starts `keyassign arguments…` without waiting for it, for a test that signals, kills or
     /// watches a running process. `environment` is added to a minimal copy of this process's
     /// environment (without any KEYASSIGN_ variable, so that tests do not leak into each other).
-    static func start(_ arguments: [String], environment: [String: String] = [:], currentDirectory: String? = nil,
-                      standardOutput: Any = FileHandle.nullDevice,
-                      standardError: Any = FileHandle.nullDevice) throws -> Process {
+    static func start(
+        _ arguments: [String], environment: [String: String] = [:], currentDirectory: String? = nil,
+        standardOutput: Any = FileHandle.nullDevice,
+        standardError: Any = FileHandle.nullDevice
+    ) throws -> Process {
         let process = Process()
         process.executableURL = executableURL
         process.arguments = arguments
@@ -49,14 +51,19 @@ enum CLI {
 
     /// Runs `keyassign arguments…` to completion, in the environment `start` gives it.
     @discardableResult
-    static func run(_ arguments: [String], environment: [String: String] = [:],
-                    currentDirectory: String? = nil, timeout: TimeInterval = 120) throws -> Result {
-        let out = Pipe(), err = Pipe()
-        let process = try start(arguments, environment: environment, currentDirectory: currentDirectory,
-                                standardOutput: out, standardError: err)
+    static func run(
+        _ arguments: [String], environment: [String: String] = [:],
+        currentDirectory: String? = nil, timeout: TimeInterval = 120
+    ) throws -> Result {
+        let out = Pipe()
+        let err = Pipe()
+        let process = try start(
+            arguments, environment: environment, currentDirectory: currentDirectory,
+            standardOutput: out, standardError: err)
         // Drain both pipes while the child runs, so that a chatty child never blocks.
         let group = DispatchGroup()
-        nonisolated(unsafe) var outData = Data(), errData = Data()
+        nonisolated(unsafe) var outData = Data()
+        nonisolated(unsafe) var errData = Data()
         DispatchQueue.global().async(group: group) { outData = out.fileHandleForReading.readDataToEndOfFile() }
         DispatchQueue.global().async(group: group) { errData = err.fileHandleForReading.readDataToEndOfFile() }
         let deadline = Date().addingTimeInterval(timeout)
@@ -67,9 +74,10 @@ enum CLI {
         }
         process.waitUntilExit()
         group.wait()
-        return Result(status: process.terminationStatus,
-                      stdout: String(decoding: outData, as: UTF8.self),
-                      stderr: String(decoding: errData, as: UTF8.self))
+        return Result(
+            status: process.terminationStatus,
+            stdout: String(decoding: outData, as: UTF8.self),
+            stderr: String(decoding: errData, as: UTF8.self))
     }
 
     /// Path of a file under the test bundle's Fixtures folder.

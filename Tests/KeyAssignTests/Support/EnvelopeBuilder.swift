@@ -1,4 +1,5 @@
 import Foundation
+
 @testable import KeyAssign
 @testable import KeyAssignSandbox
 
@@ -19,7 +20,8 @@ struct EnvelopeBuilder {
 
     func json() throws -> String {
         let signatureText = try signature ?? signer.signBase64(signedText)
-        return #"{"response":\#(response ?? payload),"response_base64":"\#(signedText)","private_key_used":"\#(keyName)","signature":"\#(signatureText)"}"#
+        return
+            #"{"response":\#(response ?? payload),"response_base64":"\#(signedText)","private_key_used":"\#(keyName)","signature":"\#(signatureText)"}"#
     }
 
     func bytes() throws -> [UInt8] { Array(try json().utf8) }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 
 /// `CLI.run` on a Dispatch thread, awaited.
@@ -26,7 +27,8 @@ final class HardeningBench {
         dir = try TemporaryDirectory()
         db = dir.path + "/work.sqlite"
         keys = (0..<count).map { _ in UUID().uuidString.lowercased() }
-        try (keys.joined(separator: "\n") + "\n").write(toFile: dir.path + "/keys.txt", atomically: true, encoding: .utf8)
+        try (keys.joined(separator: "\n") + "\n").write(
+            toFile: dir.path + "/keys.txt", atomically: true, encoding: .utf8)
         var csv = "license_key,owner_name,email\n"
         for (i, key) in keys.enumerated() {
             let owner = (owners[i] ?? "Jane Doe \(i)").replacingOccurrences(of: "\"", with: "\"\"")
@@ -35,13 +37,16 @@ final class HardeningBench {
         try csv.write(toFile: dir.path + "/sales.csv", atomically: true, encoding: .utf8)
         let imported = try CLI.run(["import", "--db", db, dir.path + "/sales.csv"])
         guard imported.status == 0 else { throw KeyAssignError(.ioError, "import failed: \(imported.stderr)") }
-        sandbox = try SandboxProcess(stateDirectory: dir.path + "/sandbox",
-                                     arguments: ["--keys", dir.path + "/keys.txt"] + arguments)
+        sandbox = try SandboxProcess(
+            stateDirectory: dir.path + "/sandbox",
+            arguments: ["--keys", dir.path + "/keys.txt"] + arguments)
     }
 
     func runArguments(_ extra: [String]) -> [String] {
-        ["run", "--server", sandbox.baseURL, "--public-key", sandbox.publicKeyPath, "--db", db,
-         "--rate", "0", "--concurrency", "8", "--backoff-base", "0.02", "--backoff-cap", "0.2", "--timeout", "5"] + extra
+        [
+            "run", "--server", sandbox.baseURL, "--public-key", sandbox.publicKeyPath, "--db", db,
+            "--rate", "0", "--concurrency", "8", "--backoff-base", "0.02", "--backoff-cap", "0.2", "--timeout", "5",
+        ] + extra
     }
 
     /// Runs `keyassign run` on a Dispatch thread: these runs take seconds, and a test blocking

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 
 /// A scratch database and files for one test.
@@ -41,11 +42,14 @@ final class ImportFixture {
         return options
     }
 
-    func run(_ paths: [String], allowMissing: Set<ImportField> = [], map: [ImportField: String] = [:],
-             delimiter: CSVDelimiter? = nil, dryRun: Bool = false, encoding: InputEncoding? = nil,
-             mapFile: ColumnMapFile? = nil) -> ImportOutcome {
-        var options = ImportOptions(databasePath: db.path, columnMap: map, delimiter: delimiter, dryRun: dryRun,
-                                    lockWait: Self.lockWait)
+    func run(
+        _ paths: [String], allowMissing: Set<ImportField> = [], map: [ImportField: String] = [:],
+        delimiter: CSVDelimiter? = nil, dryRun: Bool = false, encoding: InputEncoding? = nil,
+        mapFile: ColumnMapFile? = nil
+    ) -> ImportOutcome {
+        var options = ImportOptions(
+            databasePath: db.path, columnMap: map, delimiter: delimiter, dryRun: dryRun,
+            lockWait: Self.lockWait)
         options.allowMissing = allowMissing
         options.mapFile = mapFile
         options.encoding = encoding
@@ -63,11 +67,14 @@ final class ImportFixture {
     }
 
     func work() throws -> [WorkRow] {
-        let statement = try db.prepare("SELECT license_key, owner_name, email, state, source_file, source_line FROM work ORDER BY id")
+        let statement = try db.prepare(
+            "SELECT license_key, owner_name, email, state, source_file, source_line FROM work ORDER BY id")
         var rows: [WorkRow] = []
         while try statement.step() {
-            rows.append(WorkRow(key: statement.string(0)!, owner: statement.string(1), email: statement.string(2),
-                                state: statement.string(3)!, file: statement.string(4)!, line: statement.int(5)))
+            rows.append(
+                WorkRow(
+                    key: statement.string(0)!, owner: statement.string(1), email: statement.string(2),
+                    state: statement.string(3)!, file: statement.string(4)!, line: statement.int(5)))
         }
         return rows
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 @testable import KeyAssignSandbox
 
@@ -36,14 +37,19 @@ final class NightsBench {
             try server.preassign(key: key, ownerName: "Other Buyer", email: "other@example.net")
         }
         var csv = "license_key,owner_name,email\n"
-        for (i, key) in keys.enumerated() { csv += "\(key),Night \(number) Buyer \(i),buyer\(number).\(i)@example.com\n" }
+        for (i, key) in keys.enumerated() {
+            csv += "\(key),Night \(number) Buyer \(i),buyer\(number).\(i)@example.com\n"
+        }
         let path = dir.path + "/night-\(number).csv"
         try csv.write(toFile: path, atomically: true, encoding: .utf8)
         let imported = try CLI.run(["import", "--db", db, path])
         #expect(imported.status == 0, "import: \(imported.stderr)")
-        return try CLI.run(["run", "--server", server.baseURL, "--public-key", server.publicKeyPath, "--db", db,
-                            "--rate", "0", "--concurrency", "4", "--timeout", "5"],
-                           environment: ["KEYASSIGN_API_KEY": server.apiKey])
+        return try CLI.run(
+            [
+                "run", "--server", server.baseURL, "--public-key", server.publicKeyPath, "--db", db,
+                "--rate", "0", "--concurrency", "4", "--timeout", "5",
+            ],
+            environment: ["KEYASSIGN_API_KEY": server.apiKey])
     }
 
     func open() throws -> Database { try Database(path: db) }

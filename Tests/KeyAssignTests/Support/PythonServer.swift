@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
+
 @testable import KeyAssign
 @testable import KeyAssignSandbox
 
@@ -57,9 +58,9 @@ final class PythonServer {
     }
 }
 
-private extension FileHandle {
+extension FileHandle {
     /// Reads one line (a child's first output), byte by byte: no buffering past it.
-    func availableDataUntilNewline() -> Data {
+    fileprivate func availableDataUntilNewline() -> Data {
         var data = Data()
         while let byte = try? read(upToCount: 1), let first = byte.first {
             if first == UInt8(ascii: "\n") { break }

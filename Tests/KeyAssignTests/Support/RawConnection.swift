@@ -1,12 +1,14 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
-#if canImport(Glibc)
-import Glibc
-#endif
+
 @testable import KeyAssign
 @testable import KeyAssignSandbox
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A plain TCP connection, for what URLSession hides: several requests on one connection.
 final class RawConnection {
@@ -57,7 +59,8 @@ final class RawConnection {
         let text = String(decoding: bytes, as: UTF8.self)
         guard let headerEnd = text.range(of: "\r\n\r\n") else { return nil }
         let head = text[..<headerEnd.lowerBound]
-        let length = head.split(separator: "\r\n")
+        let length =
+            head.split(separator: "\r\n")
             .first { $0.lowercased().hasPrefix("content-length:") }
             .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
         let headBytes = text[..<headerEnd.upperBound].utf8.count

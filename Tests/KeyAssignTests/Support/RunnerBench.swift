@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import KeyAssign
 @testable import KeyAssignSandbox
 
@@ -14,8 +15,10 @@ final class RunnerBench {
     var configuration: SandboxConfiguration
 
     /// `inventory` keys are known to the sandbox; `extra` keys are queued but unknown to it.
-    init(inventory count: Int, unknown: Int = 0, faults: SandboxConfiguration.Faults = .init(),
-         rateLimit: SandboxConfiguration.RateLimit? = nil, apiKey: String? = nil) throws {
+    init(
+        inventory count: Int, unknown: Int = 0, faults: SandboxConfiguration.Faults = .init(),
+        rateLimit: SandboxConfiguration.RateLimit? = nil, apiKey: String? = nil
+    ) throws {
         dir = try TemporaryDirectory()
         db = dir.path + "/work.sqlite"
         stateDirectory = dir.path + "/sandbox"
@@ -54,8 +57,10 @@ final class RunnerBench {
     }
 
     /// Restarts the sandbox on the same state directory (it remembers its assignments).
-    func restart(faults: SandboxConfiguration.Faults = .init(), listing: SandboxConfiguration.ListingMode = .signed,
-                 inventory: [String]? = nil) throws {
+    func restart(
+        faults: SandboxConfiguration.Faults = .init(), listing: SandboxConfiguration.ListingMode = .signed,
+        inventory: [String]? = nil
+    ) throws {
         server.shutdown()
         configuration.faults = faults
         configuration.listing = listing
@@ -66,13 +71,16 @@ final class RunnerBench {
     /// `keyassign reconcile` against the sandbox, through the real CLI.
     @discardableResult
     func reconcile(_ extra: [String] = []) throws -> CLI.Result {
-        try CLI.run(["reconcile", "--server", server.baseURL, "--public-key", server.publicKeyPath, "--db", db] + extra,
-                    environment: ["KEYASSIGN_API_KEY": server.apiKey])
+        try CLI.run(
+            ["reconcile", "--server", server.baseURL, "--public-key", server.publicKeyPath, "--db", db] + extra,
+            environment: ["KEYASSIGN_API_KEY": server.apiKey])
     }
 
     func runArguments(_ extra: [String]) -> [String] {
-        ["run", "--server", server.baseURL, "--public-key", server.publicKeyPath, "--db", db,
-         "--rate", "0", "--concurrency", "8", "--backoff-base", "0.02", "--backoff-cap", "0.2", "--timeout", "5"] + extra
+        [
+            "run", "--server", server.baseURL, "--public-key", server.publicKeyPath, "--db", db,
+            "--rate", "0", "--concurrency", "8", "--backoff-base", "0.02", "--backoff-cap", "0.2", "--timeout", "5",
+        ] + extra
     }
 
     /// `run` started in the background, for a test that signals it.

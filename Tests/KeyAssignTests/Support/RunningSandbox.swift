@@ -1,12 +1,14 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
-#if canImport(Glibc)
-import Glibc
-#endif
+
 @testable import KeyAssign
 @testable import KeyAssignSandbox
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A sandbox in a fresh temporary directory, stopped when the value dies.
 final class RunningSandbox {
@@ -14,8 +16,10 @@ final class RunningSandbox {
     let server: SandboxServer
     let verifier: ReplyVerifier
 
-    init(keys: [String] = [], directory: TemporaryDirectory? = nil,
-         configure: (inout SandboxConfiguration) -> Void = { _ in }) throws {
+    init(
+        keys: [String] = [], directory: TemporaryDirectory? = nil,
+        configure: (inout SandboxConfiguration) -> Void = { _ in }
+    ) throws {
         let directory = try directory ?? TemporaryDirectory()
         var configuration = SandboxConfiguration(stateDirectory: directory.path + "/state", inventory: .keys(keys))
         configuration.threads = 2

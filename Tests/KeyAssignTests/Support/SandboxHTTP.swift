@@ -1,12 +1,14 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
-#if canImport(Glibc)
-import Glibc
-#endif
+
 @testable import KeyAssign
 @testable import KeyAssignSandbox
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A real HTTP client over loopback. One session per call, so that a connection the server
 /// dropped on purpose is never reused by another request.
@@ -14,18 +16,23 @@ enum SandboxHTTP {
     static func formBody(_ fields: [(String, String)]) -> Data {
         var allowed = CharacterSet.alphanumerics
         allowed.insert(charactersIn: "-._~")
-        return Data(fields.map { name, value in
-            "\(name)=\(value.addingPercentEncoding(withAllowedCharacters: allowed)!)"
-        }.joined(separator: "&").utf8)
+        return Data(
+            fields.map { name, value in
+                "\(name)=\(value.addingPercentEncoding(withAllowedCharacters: allowed)!)"
+            }.joined(separator: "&").utf8)
     }
 
-    static func post(_ url: URL, form fields: [(String, String)], headers: [String: String] = [:]) async throws -> HTTPResult {
+    static func post(_ url: URL, form fields: [(String, String)], headers: [String: String] = [:]) async throws
+        -> HTTPResult
+    {
         var allHeaders = headers
         allHeaders["Content-Type"] = "application/x-www-form-urlencoded"
         return try await send(url, method: "POST", body: formBody(fields), headers: allHeaders)
     }
 
-    static func send(_ url: URL, method: String, body: Data? = nil, headers: [String: String] = [:]) async throws -> HTTPResult {
+    static func send(_ url: URL, method: String, body: Data? = nil, headers: [String: String] = [:]) async throws
+        -> HTTPResult
+    {
         var request = URLRequest(url: url)
         request.httpMethod = method
         request.httpBody = body

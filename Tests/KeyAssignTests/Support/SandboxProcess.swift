@@ -1,6 +1,7 @@
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The real `keyassign sandbox` command in a child process: its own flags, its own state
@@ -43,7 +44,8 @@ final class SandboxProcess {
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline && child.isRunning {
             if let text = try? String(contentsOfFile: portFile, encoding: .utf8),
-               let bound = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
+                let bound = Int(text.trimmingCharacters(in: .whitespacesAndNewlines))
+            {
                 port = bound
                 return
             }
@@ -73,7 +75,8 @@ final class SandboxProcess {
         var counts: [String: Int] = [:]
         for line in text.split(separator: "\n") {
             guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                  let key = object["license_key"] as? String else { continue }
+                let key = object["license_key"] as? String
+            else { continue }
             counts[key, default: 0] += 1
         }
         return counts

@@ -23,13 +23,16 @@ struct SecretEchoes {
 
     /// The first window `text` holds (hex and the key compared without case), or nil.
     func leak(in text: String) -> String? {
-        windows.first { text.range(of: $0, options: .caseInsensitive) != nil
-            && ($0 == secret || text.contains($0) || $0.allSatisfy(\.isHexDigit)) }
+        windows.first {
+            text.range(of: $0, options: .caseInsensitive) != nil
+                && ($0 == secret || text.contains($0) || $0.allSatisfy(\.isHexDigit))
+        }
     }
 
     /// Every `work.sqlite*` file of `directory`, as text.
     static func databaseFiles(in directory: String) throws -> [(String, String)] {
-        try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasPrefix("work.sqlite") }.map { name in
+        try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasPrefix("work.sqlite") }.map {
+            name in
             (name, String(decoding: try Data(contentsOf: URL(fileURLWithPath: directory + "/" + name)), as: UTF8.self))
         }
     }

@@ -1,4 +1,5 @@
 import Foundation
+
 @testable import KeyAssign
 @testable import KeyAssignSandbox
 
@@ -10,7 +11,9 @@ enum TestKeys {
     static let small1024: ReplySigner = generate(1024)
 
     private static func generate(_ bits: Int) -> ReplySigner {
-        do { return try ReplySigner.generate(bits: bits) } catch { preconditionFailure("test key generation failed: \(error)") }
+        do { return try ReplySigner.generate(bits: bits) } catch {
+            preconditionFailure("test key generation failed: \(error)")
+        }
     }
 
     /// A ring holding `global` (and optionally more) as the verifier under test sees it.
