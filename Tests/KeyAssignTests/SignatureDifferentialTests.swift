@@ -42,8 +42,10 @@ import Testing
             .base64EncodedString()
         let strayBits = Self.strayBits(padded)
         let unpadded = String(padded.prefix { $0 != "=" })
-        let broken = (text: String(padded.prefix(76)) + "\n" + String(padded.dropFirst(76)),
-            escaped: String(padded.prefix(76)) + "\\n" + String(padded.dropFirst(76)))
+        let broken = (
+            text: String(padded.prefix(76)) + "\n" + String(padded.dropFirst(76)),
+            escaped: String(padded.prefix(76)) + "\\n" + String(padded.dropFirst(76))
+        )
         let urlSafe = padded.replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
         let strayBitsSignature = Self.strayBits(signature)
         let cases = [
@@ -99,36 +101,55 @@ import Testing
                     response: Self.payload.replacingOccurrences(of: "\"id\":1,", with: "\"id\":1,\"\\u0069d\":1,"))),
             Case(name: "a lone surrogate escape in a string", envelope: envelope(extra: #","note":"\ud800""#)),
             Case(name: "response swapped for another signed payload", envelope: envelope(response: Self.later)),
-            Case(name: "the signed text's first letter as a \\u escape", envelope: envelope(
-                responseBase64: "\\u00" + String(format: "%02x", base64.utf8.first ?? 0) + base64.dropFirst())),
-            Case(name: "the signed text's first letter as a non-ASCII \\u escape", envelope: envelope(
-                responseBase64: "\\u00e9" + base64.dropFirst())),
-            Case(name: "signed text with stray bits before its padding (non-canonical), signed as sent",
+            Case(
+                name: "the signed text's first letter as a \\u escape",
+                envelope: envelope(
+                    responseBase64: "\\u00" + String(format: "%02x", base64.utf8.first ?? 0) + base64.dropFirst())),
+            Case(
+                name: "the signed text's first letter as a non-ASCII \\u escape",
+                envelope: envelope(
+                    responseBase64: "\\u00e9" + base64.dropFirst())),
+            Case(
+                name: "signed text with stray bits before its padding (non-canonical), signed as sent",
                 envelope: envelope(responseBase64: strayBits, signature: try TestKeys.global.signBase64(strayBits))),
-            Case(name: "signed text without its padding, signed as sent",
+            Case(
+                name: "signed text without its padding, signed as sent",
                 envelope: envelope(responseBase64: unpadded, signature: try TestKeys.global.signBase64(unpadded))),
-            Case(name: "signed text with a MIME line break, signed as sent",
-                envelope: envelope(responseBase64: broken.escaped, signature: try TestKeys.global.signBase64(broken.text))),
-            Case(name: "signed text in the URL-safe alphabet, signed as sent",
+            Case(
+                name: "signed text with a MIME line break, signed as sent",
+                envelope: envelope(
+                    responseBase64: broken.escaped, signature: try TestKeys.global.signBase64(broken.text))),
+            Case(
+                name: "signed text in the URL-safe alphabet, signed as sent",
                 envelope: envelope(responseBase64: urlSafe, signature: try TestKeys.global.signBase64(urlSafe))),
-            Case(name: "signature with stray bits before its padding", envelope: envelope(signature: strayBitsSignature)),
-            Case(name: "signature without its padding", envelope: envelope(signature: String(signature.prefix { $0 != "=" }))),
-            Case(name: "signature with a line break", envelope: envelope(signature: String(signature.prefix(76)) + "\\n" + String(signature.dropFirst(76)))),
+            Case(
+                name: "signature with stray bits before its padding", envelope: envelope(signature: strayBitsSignature)),
+            Case(
+                name: "signature without its padding",
+                envelope: envelope(signature: String(signature.prefix { $0 != "=" }))),
+            Case(
+                name: "signature with a line break",
+                envelope: envelope(signature: String(signature.prefix(76)) + "\\n" + String(signature.dropFirst(76)))),
             Case(name: "trailing NUL", envelope: envelope() + "\u{0}"),
             Case(name: "a second object after the envelope", envelope: envelope() + "{}"),
             Case(name: "truncated", envelope: String(envelope().dropLast())),
             Case(name: "envelope nested in an array", envelope: "[" + envelope() + "]"),
-            Case(name: "response nested one level deeper", envelope: envelope(response: "{\"x\":" + Self.payload + "}")),
-            Case(name: "response code written 7.3e2", envelope: envelope(
-                response: Self.payload.replacingOccurrences(of: ":730", with: ":7.3e2"))),
+            Case(
+                name: "response nested one level deeper", envelope: envelope(response: "{\"x\":" + Self.payload + "}")),
+            Case(
+                name: "response code written 7.3e2",
+                envelope: envelope(
+                    response: Self.payload.replacingOccurrences(of: ":730", with: ":7.3e2"))),
         ]
         // Deep nesting in a member neither verifier reads, on both sides of the limit, and in
         // the response copy and the signed payload themselves.
         var nested: [Case] = []
         for depth in [29, 30, 31, 32, 33] {
             let deep = String(repeating: "[", count: depth) + String(repeating: "]", count: depth)
-            nested.append(Case(name: "an extra member nested \(depth) deep", envelope: envelope(extra: #","note":\#(deep)"#)))
-            let deepPayload = Self.payload.replacingOccurrences(of: "\"code\":730,", with: "\"code\":730,\"deep\":\(deep),")
+            nested.append(
+                Case(name: "an extra member nested \(depth) deep", envelope: envelope(extra: #","note":\#(deep)"#)))
+            let deepPayload = Self.payload.replacingOccurrences(
+                of: "\"code\":730,", with: "\"code\":730,\"deep\":\(deep),")
             let deepBase64 = Data(deepPayload.utf8).base64EncodedString()
             nested.append(
                 Case(
@@ -139,7 +160,8 @@ import Testing
             nested.append(
                 Case(
                     name: "a signed payload with a member nested \(depth) deep, beside a shallow copy",
-                    envelope: envelope(responseBase64: deepBase64, signature: try TestKeys.global.signBase64(deepBase64))))
+                    envelope: envelope(
+                        responseBase64: deepBase64, signature: try TestKeys.global.signBase64(deepBase64))))
         }
         return cases + nested
     }
@@ -220,7 +242,9 @@ import Testing
                 == "trusted 730 1790000000")
     }
 
-    @Test("every one-byte deletion, and a few replacements at every byte, of the genuine envelope get one verdict from both")
+    @Test(
+        "every one-byte deletion, and a few replacements at every byte, of the genuine envelope get one verdict from both"
+    )
     func mutationSweep() throws {
         let ring = try TestKeys.ring()
         let replies = ReplyVerifier(keyRing: ring)
@@ -240,7 +264,9 @@ import Testing
             var deleted = genuine
             deleted.remove(at: at)
             compare(deleted, "byte \(at) deleted")
-            for replacement: UInt8 in [UInt8(ascii: "\\"), UInt8(ascii: "\""), UInt8(ascii: "{"), 0xFF, 0x00, UInt8(ascii: "0")]
+            for replacement: UInt8 in [
+                UInt8(ascii: "\\"), UInt8(ascii: "\""), UInt8(ascii: "{"), 0xFF, 0x00, UInt8(ascii: "0"),
+            ]
             where genuine[at] != replacement {
                 var replaced = genuine
                 replaced[at] = replacement
@@ -270,7 +296,9 @@ import Testing
         var checked = 0
         var disagreements: [String] = []
         var signatureHeld = 0
-        for name in ["reply-800.json", "reply-801.json", "reply-800-response-swapped.json", "reply-800-signature-flipped.json"] {
+        for name in [
+            "reply-800.json", "reply-801.json", "reply-800-response-swapped.json", "reply-800-signature-flipped.json",
+        ] {
             let genuine = Array(try Data(contentsOf: URL(fileURLWithPath: CLI.fixture(name))))
             let text = String(decoding: genuine, as: UTF8.self)
             var variants: [(String, [UInt8])] = [
@@ -278,7 +306,12 @@ import Testing
                 ("slashes escaped", Array(text.replacingOccurrences(of: "/", with: "\\/").utf8)),
                 ("whitespace removed", Array(text.filter { $0 != " " && $0 != "\n" }.utf8)),
                 ("trailing byte", genuine + [UInt8(ascii: "x")]),
-                ("duplicate signature", Array(text.replacingOccurrences(of: "\"signature\"", with: "\"signature\": \"x\", \"signature\"").utf8)),
+                (
+                    "duplicate signature",
+                    Array(
+                        text.replacingOccurrences(of: "\"signature\"", with: "\"signature\": \"x\", \"signature\"").utf8
+                    )
+                ),
                 ("key name product", Array(text.replacingOccurrences(of: "\"global\"", with: "\"product\"").utf8)),
             ]
             for at in stride(from: 0, to: genuine.count, by: 7) {
@@ -304,7 +337,8 @@ import Testing
                 if case .trusted = listing { disagreements.append("\(name) \(what): a reply trusted as a listing") }
                 if signatureVerdict(replyReason) != signatureVerdict(listingReason) {
                     disagreements.append(
-                        "\(name) \(what): reply \(signatureVerdict(replyReason)), listing \(signatureVerdict(listingReason))")
+                        "\(name) \(what): reply \(signatureVerdict(replyReason)), listing \(signatureVerdict(listingReason))"
+                    )
                 }
                 if signatureVerdict(replyReason) == "the signature holds" { signatureHeld += 1 }
                 checked += 1

@@ -33,7 +33,8 @@ struct Base64Strict {
     /// The bytes `text` decodes to, or nil when it is not canonical standard base64.
     static func decode<Bytes: Collection<UInt8>>(_ text: Bytes) -> [UInt8]? {
         let decoded =
-            text.withContiguousStorageIfAvailable { decodeWhole($0) } ?? Array(text).withUnsafeBufferPointer {
+            text.withContiguousStorageIfAvailable { decodeWhole($0) }
+            ?? Array(text).withUnsafeBufferPointer {
                 decodeWhole($0)
             }
         return decoded.map { Array($0.buffer) }

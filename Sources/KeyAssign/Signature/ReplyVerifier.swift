@@ -141,7 +141,8 @@ public struct ReplyVerifier: Sendable {
             try scanner.expectEnd()
             fields = try SignedFields(members: members, in: bytes)
         } catch {
-            return .failure(.init(reason: .payloadNotJSON, detail: "the signed payload is not JSON: \(error.description)"))
+            return .failure(
+                .init(reason: .payloadNotJSON, detail: "the signed payload is not JSON: \(error.description)"))
         }
         guard fields.problems.isEmpty, let code = fields.code, let message = fields.message,
             let timestamp = fields.timestamp

@@ -56,6 +56,7 @@ struct SignedEnvelope {
                 Refusal(reason: .envelopeMissingFields, detail: "\(subject) lacks " + missing.joined(separator: ", ")))
         }
         return .success(
-            SignedEnvelope(response: response, signedText: signed.range, keyName: keyName, signatureText: signatureText))
+            SignedEnvelope(response: response, signedText: signed.range, keyName: keyName, signatureText: signatureText)
+        )
     }
 }
