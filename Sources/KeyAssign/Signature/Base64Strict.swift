@@ -51,27 +51,30 @@ struct Base64Strict {
         guard !failed, let output else { return }
         Self.table.withUnsafeBufferPointer { table in
             var index = 0
-            // Whole quads while nothing is pending and no padding has been seen: the hot loop.
-            if pending == 0 && padding == 0 {
-                let quads = bytes.count / 4
-                let limit = min(quads, (capacity - written) / 3)
-                var at = written
-                while index < limit * 4 {
-                    let a = table[Int(bytes[index])]
-                    let b = table[Int(bytes[index + 1])]
-                    let c = table[Int(bytes[index + 2])]
-                    let d = table[Int(bytes[index + 3])]
-                    if (a | b | c | d) & 0xC0 != 0 { break }  // not the alphabet ('=' too): the slow path
-                    let bits = UInt32(a) << 18 | UInt32(b) << 12 | UInt32(c) << 6 | UInt32(d)
-                    output[at] = UInt8(truncatingIfNeeded: bits >> 16)
-                    output[at + 1] = UInt8(truncatingIfNeeded: bits >> 8)
-                    output[at + 2] = UInt8(truncatingIfNeeded: bits)
-                    at += 3
-                    index += 4
-                }
-                written = at
-            }
             while index < bytes.count {
+                // Whole quads whenever nothing is pending and no padding has been seen: the hot
+                // loop. It starts again after each quad the byte-at-a-time path completes, since
+                // a listing's text arrives in runs of ~64 bytes between the `\/` escapes.
+                if pending == 0 && padding == 0 {
+                    let quads = (bytes.count - index) / 4
+                    let limit = index + min(quads, (capacity - written) / 3) * 4
+                    var at = written
+                    while index < limit {
+                        let a = table[Int(bytes[index])]
+                        let b = table[Int(bytes[index + 1])]
+                        let c = table[Int(bytes[index + 2])]
+                        let d = table[Int(bytes[index + 3])]
+                        if (a | b | c | d) & 0xC0 != 0 { break }  // not the alphabet ('=' too): a byte at a time
+                        let bits = UInt32(a) << 18 | UInt32(b) << 12 | UInt32(c) << 6 | UInt32(d)
+                        output[at] = UInt8(truncatingIfNeeded: bits >> 16)
+                        output[at + 1] = UInt8(truncatingIfNeeded: bits >> 8)
+                        output[at + 2] = UInt8(truncatingIfNeeded: bits)
+                        at += 3
+                        index += 4
+                    }
+                    written = at
+                    guard index < bytes.count else { return }
+                }
                 let byte = bytes[index]
                 index += 1
                 if byte == UInt8(ascii: "=") {
