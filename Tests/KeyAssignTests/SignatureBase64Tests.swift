@@ -38,7 +38,8 @@ import Testing
 
     @Test("every one-letter change is refused or is the canonical text of what it decodes to, in runs too")
     func onlyCanonical() {
-        let text = Array(Data((0..<31).map { UInt8(truncatingIfNeeded: $0 &* 37) }).base64EncodedString().utf8)  // ends in "="
+        // 31 bytes: the text ends in "=".
+        let text = Array(Data((0..<31).map { UInt8(truncatingIfNeeded: $0 &* 37) }).base64EncodedString().utf8)
         for at in text.indices {
             for replacement in Array("AB+/=Za9-_ \n".utf8) where replacement != text[at] {
                 var changed = text
