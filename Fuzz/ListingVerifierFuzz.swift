@@ -1,13 +1,15 @@
-// libFuzzer harness for the listing path: ListingVerifier (JSONScanner, the streaming base64
-// decoder, JSONEquality, ListingParser) against the reply path (StrictJSON, Base64Strict,
-// ReplyVerifier) on the same bytes, over the real demo key, seeded with real signed replies.
-// Built by scripts/fuzz like the others (@testable: internal API is reachable).
+// libFuzzer harness for the listing path: ListingVerifier (the one core, EnvelopeVerifier, with
+// ListingParser) against ReplyVerifier (the same core, with the reply's payload) on the same
+// bytes, over the real demo key, seeded with real signed replies. Built by scripts/fuzz like the
+// others (@testable: internal API is reachable).
 //
 // The properties, each a promise of docs/signatures.md ("the listing is verified exactly as a
 // reply"): the two verifiers give the same reason wherever the envelope or its signature is
-// what fails; a listing trusted is a reply trusted, with the same code and timestamp; the two
-// JSON readers accept the same texts; and a payload ListingParser reads is one StrictJSON
-// reads, with the same code, message and timestamp. A broken property aborts with a message.
+// what fails; a listing trusted is a reply trusted, with the same code and timestamp; the
+// reader's two ways through an object (objectMembers, skipValue) accept the same texts;
+// JSONEquality is reflexive and symmetric on any two texts the reader accepts; and a payload
+// ListingParser reads is an object whose code, message and timestamp SignedFields reads the
+// same. A broken property aborts with a message.
 //
 // Reproduce one input: SWIFT_BACKTRACE=enable=no .build-fuzz/listing CRASH-FILE
 
@@ -70,30 +72,62 @@ public func fuzzListingVerifier(_ data: UnsafePointer<UInt8>?, _ size: Int) -> I
         break
     }
 
-    // The two JSON readers accept the same texts.
-    let strict = (try? StrictJSONParser.parse(input)) != nil
-    var scanner = JSONScanner(input)
-    let scanned: Bool
+    // The reader's two ways through an object accept the same texts (duplicate names are found
+    // by MemberNames in one, by a Set of decoded names in the other).
+    var skipping = JSONScanner(input)
+    let skipped: Bool
     do throws(JSONParseError) {
-        try scanner.skipValue()
-        try scanner.expectEnd()
-        scanned = true
+        try skipping.skipValue()
+        try skipping.expectEnd()
+        skipped = true
     } catch {
-        scanned = false
+        skipped = false
     }
-    if strict != scanned {
-        fail("StrictJSON \(strict ? "accepts" : "refuses"), JSONScanner \(scanned ? "accepts" : "refuses")")
+    var members = JSONScanner(input)
+    if members.peek() == UInt8(ascii: "{") {
+        let listed: Bool
+        do throws(JSONParseError) {
+            _ = try members.objectMembers()
+            try members.expectEnd()
+            listed = true
+        } catch {
+            listed = false
+        }
+        if listed != skipped {
+            fail("objectMembers \(listed ? "accepts" : "refuses"), skipValue \(skipped ? "accepts" : "refuses")")
+        }
     }
 
-    // A payload the listing parser reads is one StrictJSON reads, saying the same.
+    // JSONEquality on two texts the reader accepts: the input split at its first '|'.
+    if let bar = input.firstIndex(of: UInt8(ascii: "|")) {
+        let a = UnsafeBufferPointer(rebasing: input[..<bar])
+        let b = UnsafeBufferPointer(rebasing: input[(bar + 1)...])
+        func accepted(_ text: UnsafeBufferPointer<UInt8>) -> Bool {
+            var scanner = JSONScanner(text)
+            do throws(JSONParseError) {
+                try scanner.skipValue()
+                try scanner.expectEnd()
+                return true
+            } catch {
+                return false
+            }
+        }
+        if accepted(a) && accepted(b) {
+            if !JSONEquality.equal(a, a) { fail("JSONEquality: a text differs from itself") }
+            if JSONEquality.equal(a, b) != JSONEquality.equal(b, a) { fail("JSONEquality is not symmetric") }
+        }
+    }
+
+    // A payload the listing parser reads is an object SignedFields reads the same.
     if case .success(let index) = ListingParser.parse(OwnedBytes(copying: bytes)) {
-        guard case .object? = try? StrictJSONParser.parse(input) else {
-            fail("ListingParser read a payload StrictJSON refuses")
+        var scanner = JSONScanner(input)
+        guard let members = try? scanner.objectMembers(), let fields = try? SignedFields(members: members, in: input)
+        else {
+            fail("ListingParser read a payload that is not an object of members")
         }
-        if let value = try? StrictJSONParser.parse(input) {
-            if value["message"]?.stringValue != index.message { fail("the message differs") }
-            if value["timestamp"]?.integerValue != index.timestamp { fail("the timestamp differs") }
-        }
+        if fields.code != index.code { fail("the code differs") }
+        if fields.message != index.message { fail("the message differs") }
+        if fields.timestamp != index.timestamp { fail("the timestamp differs") }
     }
     return 0
 }

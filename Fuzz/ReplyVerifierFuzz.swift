@@ -1,5 +1,6 @@
-// libFuzzer harness for reply verification: StrictJSON, Base64Strict and ReplyVerifier over
-// the real key, seeded with real signed replies. Built by scripts/fuzz against the KeyAssign
+// libFuzzer harness for reply verification: ReplyVerifier over the one verification core
+// (EnvelopeVerifier: JSONScanner, Base64Strict, SignatureCheck, JSONEquality) and the real key,
+// seeded with real signed replies. Built by scripts/fuzz against the KeyAssign
 // target, itself built under the sanitizers with testing enabled, so internal API is
 // reachable through @testable.
 //
@@ -59,7 +60,8 @@ nonisolated(unsafe) private let referenceKey: OpaquePointer = {
 }()
 
 private struct Envelope {
-    var response: JSONValue?
+    /// The unsigned `response` object's text.
+    var response: [UInt8]
     var signedText: String
     var keyName: String
     var signatureText: String
@@ -67,12 +69,19 @@ private struct Envelope {
 
 /// The fields the signature check depends on, when the envelope has them all.
 private func envelopeFields(_ input: UnsafeBufferPointer<UInt8>) -> Envelope? {
-    guard let root = try? StrictJSONParser.parse(input),
-        let signedText = root["response_base64"]?.stringValue,
-        let keyName = root["private_key_used"]?.stringValue,
-        let signatureText = root["signature"]?.stringValue
-    else { return nil }
-    return Envelope(response: root["response"], signedText: signedText, keyName: keyName, signatureText: signatureText)
+    guard case .success(let fields) = SignedEnvelope.read(input, subject: "the reply") else { return nil }
+    var reader = JSONScanner(input, position: fields.signedText.lowerBound - 1)
+    guard let signedText = try? reader.decodeString(try reader.scanString()) else {
+        fail("SignedEnvelope read a response_base64 string JSONScanner cannot read again")
+    }
+    return Envelope(
+        response: Array(input[fields.response]), signedText: signedText, keyName: fields.keyName,
+        signatureText: fields.signatureText)
+}
+
+/// Whether two unsigned copies say the same, by the core's own comparison.
+private func sameResponse(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+    a.withUnsafeBufferPointer { x in b.withUnsafeBufferPointer { y in JSONEquality.equal(x, y) } }
 }
 
 private func encodeBase64(_ bytes: [UInt8]) -> [UInt8] {
@@ -122,8 +131,8 @@ private func referenceSignatureHolds(_ envelope: Envelope) -> Bool {
 /// What the genuine replies say, by their signed text, with their unsigned `response` copy.
 /// RSA signatures cannot be forged by mutation, so any reply the verifier trusts must carry
 /// one of these signed texts, and must then say exactly what the genuine reply says.
-private let genuineStatements: [String: (payload: SignedPayload, response: JSONValue?)] = {
-    var statements: [String: (payload: SignedPayload, response: JSONValue?)] = [:]
+private let genuineStatements: [String: (payload: SignedPayload, response: [UInt8])] = {
+    var statements: [String: (payload: SignedPayload, response: [UInt8])] = [:]
     for name in ["reply-800.json", "reply-801.json"] {
         let bytes = readFixture(name)
         guard case .trusted(let payload) = verifier.verify(bytes, maxAge: nil, now: 0),
@@ -165,9 +174,9 @@ public func fuzzReplyVerifier(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int
             fail("trusted a signed text no genuine reply has: \(envelope.signedText.debugDescription)")
         }
         if payload != genuine.payload { fail("trusted \(payload), but the signed text says \(genuine.payload)") }
-        if envelope.response != genuine.response {
+        if !sameResponse(envelope.response, genuine.response) {
             fail(
-                "trusted with an unsigned response that differs from the genuine one: \(String(describing: envelope.response))"
+                "trusted with an unsigned response that differs from the genuine one: \(String(decoding: envelope.response, as: UTF8.self).debugDescription)"
             )
         }
         // The age check: within the window is trusted, one second past it is stale.

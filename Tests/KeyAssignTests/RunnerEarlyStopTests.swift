@@ -48,7 +48,7 @@ import Testing
         // From the verifier's own words.
         let now = 1_800_000_000.0
         let verdict = ReplyVerdict.untrusted(
-            .stale, "signed at 1800000900, -900 s before now; more than the allowed 300.0 s either way")
+            .stale, "the reply was signed at 1800000900, -900 s before now; more than the allowed 300.0 s either way")
         #expect(
             EarlyStop.observation(.response(status: 200, retryAfter: nil, body: [1]), verdict: verdict, now: now)
                 == .stale(offset: -900))

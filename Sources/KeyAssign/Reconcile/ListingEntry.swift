@@ -27,13 +27,19 @@ public struct ListingEntry: Sendable, Equatable {
     /// An entry from its stored JSON text (`settlements.entry`); nil when it is not an object
     /// with a `license_key` string.
     public static func parse(storedText text: String, index: Int) -> ListingEntry? {
-        guard case .object(let members)? = try? StrictJSONParser.parse(Array(text.utf8)),
-            let key = members["license_key"]?.stringValue
-        else { return nil }
-        return ListingEntry(
-            index: index, licenseKey: key, status: members["status"]?.stringValue,
-            ownerName: members["owner_name"]?.stringValue, ownerEmail: members["owner_email"]?.stringValue,
-            assignedAt: members["assigned_at"]?.stringValue, text: text)
+        Array(text.utf8).withUnsafeBufferPointer { bytes -> ListingEntry? in
+            var scanner = JSONScanner(bytes)
+            guard let members = try? scanner.objectMembers(), (try? scanner.expectEnd()) != nil else { return nil }
+            var strings: [String: String] = [:]
+            for member in members where bytes[member.value.lowerBound] == UInt8(ascii: "\"") {
+                var reader = JSONScanner(bytes, position: member.value.lowerBound)
+                strings[member.name] = try? reader.decodeString(try reader.scanString())
+            }
+            guard let key = strings["license_key"] else { return nil }
+            return ListingEntry(
+                index: index, licenseKey: key, status: strings["status"], ownerName: strings["owner_name"],
+                ownerEmail: strings["owner_email"], assignedAt: strings["assigned_at"], text: text)
+        }
     }
 
     /// One line for people: "assigned to Ada <ada@example.com> since 2026-12-01 10:00:00".

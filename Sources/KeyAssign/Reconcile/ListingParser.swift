@@ -1,8 +1,8 @@
 /// Reads the signed payload of `get-license-keys` into a `ListingIndex`:
 /// `{"code":730,"message":"License keys","license_keys":[{...},...],"timestamp":...}`.
 ///
-/// `code` may be a JSON number or a string of digits (PHP sends `"400"` on a sibling call);
-/// `timestamp` must be an integer. Each entry needs a `license_key` string; `status`,
+/// `code`, `message` and `timestamp` are read as in every signed payload (`SignedFields`: the
+/// code a JSON integer or a string of digits, as PHP sends `"400"` on a sibling call). Each entry needs a `license_key` string; `status`,
 /// `owner_name`, `owner_email` and `assigned_at` are strings or null; other fields are
 /// skipped. Anything else is a payload keyassign cannot read, and nothing is settled from it.
 enum ListingParser {
@@ -14,63 +14,23 @@ enum ListingParser {
 
     static func parse(_ payload: OwnedBytes) -> Result<ListingIndex, Failure> {
         var scanner = JSONScanner(payload.buffer)
-        var code: Int?
-        var message: String?
-        var timestamp: Int64?
+        let fields: SignedFields
         var entries: Range<Int>?
-        var codeProblem: String?
         do throws(JSONParseError) {
             let members = try scanner.objectMembers()
             try scanner.expectEnd()
-            for member in members {
-                var value = JSONScanner(payload.buffer, position: member.value.lowerBound)
-                switch member.name {
-                case "code":
-                    switch value.peek() {
-                    case UInt8(ascii: "\"")?:
-                        let text = try value.decodeString(try value.scanString())
-                        if !text.isEmpty, text.count <= 9, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) {
-                            code = Int(text)
-                        } else {
-                            codeProblem = "code \"\(ReplyVerifier.printable(text))\" is not a number"
-                        }
-                    default:
-                        let number = try value.scanNumber()
-                        if number.isInteger {
-                            code = Int(
-                                String(
-                                    decoding: UnsafeBufferPointer(rebasing: payload.buffer[number.range]), as: UTF8.self
-                                ))
-                        }
-                    }
-                case "message":
-                    if value.peek() == UInt8(ascii: "\"") { message = try value.decodeString(try value.scanString()) }
-                case "timestamp":
-                    if value.peek() != UInt8(ascii: "\"") {
-                        let number = try value.scanNumber()
-                        if number.isInteger {
-                            timestamp = Int64(
-                                String(
-                                    decoding: UnsafeBufferPointer(rebasing: payload.buffer[number.range]), as: UTF8.self
-                                ))
-                        }
-                    }
-                case "license_keys":
-                    entries = member.value
-                default:
-                    break
-                }
-            }
+            // code, message and timestamp by the rules every signed payload is read by.
+            fields = try SignedFields(members: members, in: payload.buffer)
+            entries = members.first { $0.name == "license_keys" }?.value
         } catch {
             return .failure(
                 Failure(missingFields: false, message: "the signed payload is not JSON: \(error.description)"))
         }
-        var missing: [String] = []
-        if code == nil { missing.append(codeProblem ?? "code (integer or string of digits)") }
-        if message == nil { missing.append("message (string)") }
-        if timestamp == nil { missing.append("timestamp (integer)") }
+        var missing = fields.problems
         if entries == nil { missing.append("license_keys (array)") }
-        guard missing.isEmpty, let code, let message, let timestamp, let entries else {
+        guard missing.isEmpty, let code = fields.code, let message = fields.message, let timestamp = fields.timestamp,
+            let entries
+        else {
             return .failure(
                 Failure(missingFields: true, message: "the signed payload lacks " + missing.joined(separator: ", ")))
         }

@@ -1,5 +1,3 @@
-import COpenSSL
-
 /// What a signed reply said, once its signature holds and its payload is usable.
 public struct SignedPayload: Sendable, Equatable {
     public let code: Int
@@ -84,6 +82,10 @@ public enum ReplyVerdict: Sendable, Equatable {
 /// `private_key_used` (trusted when any of them verifies it); only then is the signed payload
 /// decoded and compared with the unsigned `response` copy.
 ///
+/// The steps are `EnvelopeVerifier`'s, the core `ListingVerifier` shares (docs/signatures.md,
+/// "One verification core"); what is the reply's own is its payload: `code`, `message` and
+/// `timestamp`, and any key configured under the name it gives.
+///
 /// Thread-safe and allocation-light: each call uses its own EVP_MD_CTX over the ring's keys.
 public struct ReplyVerifier: Sendable {
     public let keyRing: KeyRing
@@ -100,155 +102,57 @@ public struct ReplyVerifier: Sendable {
     public func verify(_ envelope: UnsafeBufferPointer<UInt8>, maxAge: Double? = nil, now: Double = Timestamps.now())
         -> ReplyVerdict
     {
-        let root: JSONValue
-        do { root = try StrictJSONParser.parse(envelope) } catch {
-            return .untrusted(.envelopeNotJSON, "the reply is not JSON: \(error.description)")
+        let core = EnvelopeVerifier(keyRing: keyRing, subject: "the reply", onlyName: nil)
+        switch core.verify(envelope, maxAge: maxAge, now: now, read: Self.readPayload) {
+        case .trusted(let payload, let signer, _, _):
+            return .trusted(
+                SignedPayload(
+                    code: payload.code, message: payload.message, timestamp: payload.timestamp,
+                    keyName: signer.identity.name, signingKey: signer.identity))
+        case .untrusted(let reason, let detail):
+            return .untrusted(reason, detail)
         }
-        guard case .object = root else {
-            return .untrusted(.envelopeNotJSON, "the reply is JSON but not an object")
-        }
-        var missing: [String] = []
-        let response = root["response"]
-        if case .object = response {} else { missing.append("response (object)") }
-        let signedText = root["response_base64"]?.stringValue
-        if signedText == nil { missing.append("response_base64 (string)") }
-        let keyName = root["private_key_used"]?.stringValue
-        if keyName == nil { missing.append("private_key_used (string)") }
-        let signatureText = root["signature"]?.stringValue
-        if signatureText == nil { missing.append("signature (string)") }
-        guard missing.isEmpty, let response, let signedText, let keyName, let signatureText else {
-            return .untrusted(.envelopeMissingFields, "the reply lacks " + missing.joined(separator: ", "))
-        }
-
-        let sized: [KeyRing.Key]
-        let signature: [UInt8]
-        switch keyRing.candidates(keyName: keyName, signatureText: signatureText) {
-        case .failure(let refusal): return .untrusted(refusal.reason, refusal.detail)
-        case .success(let found): (sized, signature) = found
-        }
-        // Native Swift strings are contiguous UTF-8, so this borrows the bytes without a copy.
-        let signer =
-            signedText.utf8.withContiguousStorageIfAvailable { firstKey(of: sized, verifying: signature, over: $0) }
-            ?? Array(signedText.utf8).withUnsafeBufferPointer { firstKey(of: sized, verifying: signature, over: $0) }
-        guard let signer else { return .untrusted(.badSignature, keyRing.badSignatureDetail(keyName: keyName)) }
-        return checkPayload(signedText, response: response, signer: signer.identity, maxAge: maxAge, now: now)
     }
 
     /// Whether `body` has the envelope's shape (step 1 of `verify`: a JSON object with
     /// `response` and the three string fields), whatever its signature. For bodies that were
     /// not verified (a 5xx, a 429); a verdict answers the same question for the others.
     public static func isEnvelope(_ body: [UInt8]) -> Bool {
-        guard let root = try? StrictJSONParser.parse(body), case .object = root["response"] else { return false }
-        return root["response_base64"]?.stringValue != nil && root["private_key_used"]?.stringValue != nil
-            && root["signature"]?.stringValue != nil
+        body.withUnsafeBufferPointer { bytes in
+            if case .success = SignedEnvelope.read(bytes, subject: "the reply") { return true }
+            return false
+        }
     }
 
-    private func firstKey(
-        of keys: [KeyRing.Key], verifying signature: [UInt8],
-        over message: UnsafeBufferPointer<UInt8>
-    ) -> KeyRing.Key? {
-        keys.first { checkSignature(signature, over: message, key: $0) }
-    }
-
-    private func checkSignature(_ signature: [UInt8], over message: UnsafeBufferPointer<UInt8>, key: KeyRing.Key)
-        -> Bool
-    {
-        guard let ctx = EVP_MD_CTX_new() else { return false }
-        defer { EVP_MD_CTX_free(ctx) }
-        let result = signature.withUnsafeBufferPointer { sig -> Int32 in
-            guard EVP_DigestVerifyInit(ctx, nil, keyRing.sha256, nil, key.pkey) == 1 else { return -1 }
-            return EVP_DigestVerify(ctx, sig.baseAddress, sig.count, message.baseAddress, message.count)
-        }
-        // A failed check leaves entries on this thread's error queue; clear them so they are
-        // not blamed on a later, unrelated call.
-        if result != 1 { ERR_clear_error() }
-        return result == 1
-    }
-
-    private func checkPayload(
-        _ signedText: String, response: JSONValue, signer: SigningKey,
-        maxAge: Double?, now: Double
-    ) -> ReplyVerdict {
-        guard let payloadBytes = Base64Strict.decode(signedText.utf8) else {
-            return .untrusted(.payloadNotJSON, "response_base64 is signed but is not standard base64")
-        }
-        let payload: JSONValue
-        do { payload = try StrictJSONParser.parse(payloadBytes) } catch {
-            return .untrusted(.payloadNotJSON, "the signed payload is not JSON: \(error.description)")
-        }
-        guard case .object = payload else {
-            return .untrusted(.payloadNotJSON, "the signed payload is JSON but not an object")
-        }
-        var missing: [String] = []
-        var code: Int?
-        switch Self.code(payload["code"]) {
-        case .success(let value): code = value
-        case .failure(let problem): missing.append(problem.text)
-        }
-        let message = payload["message"]?.stringValue
-        if message == nil { missing.append("message (string)") }
-        let timestamp = payload["timestamp"]?.integerValue
-        if timestamp == nil { missing.append("timestamp (integer)") }
-        guard missing.isEmpty, let code, let message, let timestamp else {
-            return .untrusted(.payloadMissingFields, "the signed payload lacks " + missing.joined(separator: ", "))
-        }
-        guard payload == response else {
-            return .untrusted(
-                .payloadMismatch,
-                "the unsigned response differs from the signed payload (signed code \(code)); the reply was altered")
-        }
-        if let maxAge, !(abs(now - Double(timestamp)) <= maxAge) {
-            let age = now - Double(timestamp)
-            // Timestamps come from outside: any Int64, so never convert the age back to an integer.
-            let shown = age.magnitude < 1e15 ? String(Int64(age.rounded())) : String(age)
-            return .untrusted(
-                .stale, "signed at \(timestamp), \(shown) s before now; more than the allowed \(maxAge) s either way")
-        }
-        return .trusted(
-            SignedPayload(
-                code: code, message: message, timestamp: timestamp, keyName: signer.name,
-                signingKey: signer))
-    }
-
-    /// The longest code written as a string that is read: real codes have three digits, and
-    /// this keeps any value far inside `Int`.
-    static let maximumCodeDigits = 9
-
-    struct CodeProblem: Error {
-        let text: String
-    }
-
-    /// A code is a JSON integer or, as PHP servers write it, a string of ASCII digits
-    /// (`"code":"800"`). Nothing looser: no sign, no blank, no fraction, no other digits.
-    static func code(_ value: JSONValue?) -> Result<Int, CodeProblem> {
-        switch value {
-        case .number(let number)?:
-            guard number.isInteger, let wide = Int64(number.literal), let code = Int(exactly: wide) else {
-                return .failure(CodeProblem(text: "code (integer; got \(printable(number.literal, limit: 24)))"))
+    /// A reply's payload: an object with `code`, a string `message` and an integer `timestamp`.
+    private static func readPayload(_ payload: OwnedBytes) -> Result<
+        EnvelopeVerifier.ReadPayload<(code: Int, message: String, timestamp: Int64)>, EnvelopeVerifier.PayloadProblem
+    > {
+        let bytes = payload.buffer
+        var scanner = JSONScanner(bytes)
+        let fields: SignedFields
+        do throws(JSONParseError) {
+            guard scanner.peek() == UInt8(ascii: "{") else {
+                try scanner.skipValue()
+                try scanner.expectEnd()
+                return .failure(.init(reason: .payloadNotJSON, detail: "the signed payload is JSON but not an object"))
             }
-            return .success(code)
-        case .string(let text)?:
-            let digits = text.utf8
-            guard !digits.isEmpty else {
-                return .failure(CodeProblem(text: "code (integer or string of digits; got an empty string)"))
-            }
-            guard digits.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
-                return .failure(
-                    CodeProblem(text: "code (integer or string of digits; got \"\(printable(text, limit: 24))\")"))
-            }
-            guard digits.count <= maximumCodeDigits, let code = Int(text) else {
-                return .failure(
-                    CodeProblem(
-                        text:
-                            "code (integer or string of digits; got a string of \(digits.count) digits, more than \(maximumCodeDigits))"
-                    ))
-            }
-            return .success(code)
-        case nil:
-            return .failure(CodeProblem(text: "code (integer)"))
-        case _?:
-            return .failure(CodeProblem(text: "code (integer or string of digits)"))
+            let members = try scanner.objectMembers()
+            try scanner.expectEnd()
+            fields = try SignedFields(members: members, in: bytes)
+        } catch {
+            return .failure(
+                .init(reason: .payloadNotJSON, detail: "the signed payload is not JSON: \(error.description)"))
         }
+        guard fields.problems.isEmpty, let code = fields.code, let message = fields.message,
+            let timestamp = fields.timestamp
+        else {
+            return .failure(
+                .init(
+                    reason: .payloadMissingFields,
+                    detail: "the signed payload lacks " + fields.problems.joined(separator: ", ")))
+        }
+        return .success(.init(payload: (code, message, timestamp), code: code, timestamp: timestamp))
     }
 
     /// Text from outside (key names from a reply, file names) must not inject control

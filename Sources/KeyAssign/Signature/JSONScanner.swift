@@ -1,10 +1,18 @@
-/// Walks JSON text in place, without building values: the key listing is the whole inventory
-/// (a 200,000-key listing is ~140 MB with its base64 copy), and a tree of Swift values for it
-/// would cost several times that. Strings and numbers come back as ranges of the text; only
-/// the few values keyassign reads are decoded, through `StrictJSONParser` when they hold escapes.
-/// Like `StrictJSONParser` it refuses control characters in strings, bad escapes, bad numbers,
-/// deep nesting and trailing text, and never traps on any input.
+/// The one strict JSON reader, for replies and listings alike (docs/signatures.md, "One
+/// verification core"). It walks JSON text in place, without building values: the key listing
+/// is the whole inventory (a 200,000-key listing is ~140 MB with its base64 copy), and a tree of
+/// Swift values for it would cost several times that; a reply is read the same way, so that a
+/// text one path accepts is a text the other accepts. Strings and numbers come back as ranges
+/// of the text; only the few values keyassign reads are decoded.
+///
+/// A signed reply must be read exactly one way, so it refuses duplicate member names (two
+/// `response_base64` members would let a forger show one value to us and another to some other
+/// parser), invalid UTF-8, lone surrogates, control characters in strings, bad escapes, bad
+/// numbers, nesting deeper than `maximumDepth` containers and text after the value, keeps
+/// numbers as their text so `800.0` or `1e3` is never taken for the integer 800, and never
+/// traps on any input.
 struct JSONScanner {
+    /// Containers nested deeper than this are refused (a listing is 3 deep, a reply 2).
     static let maximumDepth = 32
 
     let bytes: UnsafeBufferPointer<UInt8>
@@ -69,8 +77,7 @@ struct JSONScanner {
                     UInt8(ascii: "f"), UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
                     position += 1
                 case UInt8(ascii: "u"):
-                    // As StrictJSON reads it: a high surrogate must be followed by a low one,
-                    // and a low one alone is refused.
+                    // A high surrogate must be followed by a low one, and a low one alone is refused.
                     let unit = try hex4(at: position + 1)
                     position += 5
                     if (0xDC00...0xDFFF).contains(unit) { throw error("lone surrogate in \\u escape") }
@@ -89,7 +96,7 @@ struct JSONScanner {
                 continue
             }
             if byte >= 0x80 {
-                // As StrictJSON reads it: a string is valid UTF-8, used or not.
+                // A string is valid UTF-8, used or not.
                 try skipUTF8Sequence()
                 continue
             }
@@ -177,10 +184,42 @@ struct JSONScanner {
             }
             return text
         }
-        // With the quotes around it, the range is a JSON string of its own.
-        let quoted = UnsafeBufferPointer(rebasing: bytes[(range.lowerBound - 1)..<(range.upperBound + 1)])
-        guard case .string(let text) = try StrictJSONParser.parse(quoted) else {
-            throw JSONParseError(offset: range.lowerBound, reason: "not a string")
+        // scanString checked every escape and surrogate pair; this only undoes them.
+        var utf8: [UInt8] = []
+        utf8.reserveCapacity(range.count)
+        var index = range.lowerBound
+        while index < range.upperBound {
+            let byte = bytes[index]
+            index += 1
+            guard byte == UInt8(ascii: "\\"), index < range.upperBound else {
+                utf8.append(byte)
+                continue
+            }
+            let escape = bytes[index]
+            index += 1
+            switch escape {
+            case UInt8(ascii: "b"): utf8.append(0x08)
+            case UInt8(ascii: "f"): utf8.append(0x0C)
+            case UInt8(ascii: "n"): utf8.append(0x0A)
+            case UInt8(ascii: "r"): utf8.append(0x0D)
+            case UInt8(ascii: "t"): utf8.append(0x09)
+            case UInt8(ascii: "u"):
+                var value = try hex4(at: index)
+                index += 4
+                if (0xD800...0xDBFF).contains(value) {
+                    let low = try hex4(at: index + 2)
+                    index += 6
+                    value = 0x10000 + ((value - 0xD800) << 10) + (low &- 0xDC00)
+                }
+                guard let scalar = Unicode.Scalar(value) else {
+                    throw JSONParseError(offset: index, reason: "lone surrogate in \\u escape")
+                }
+                utf8.append(contentsOf: String(Character(scalar)).utf8)
+            default: utf8.append(escape)  // " \\ /
+            }
+        }
+        guard let text = String(validating: utf8, as: UTF8.self) else {
+            throw JSONParseError(offset: range.lowerBound, reason: "invalid UTF-8 in a string")
         }
         return text
     }
@@ -197,7 +236,7 @@ struct JSONScanner {
             guard depth < Self.maximumDepth else { throw error("nesting too deep") }
             position += 1
             if !consume(UInt8(ascii: "}")) {
-                // A name given twice is refused, as StrictJSON refuses it, at any depth.
+                // A name given twice is refused, at any depth.
                 var names = MemberNames()
                 repeat {
                     let name = try scanString()
@@ -275,8 +314,8 @@ struct JSONScanner {
     }
 
     /// The member names of one object seen so far: compared as text while they are few and
-    /// plain ASCII (a listing entry has a dozen), as decoded strings otherwise, which is how
-    /// StrictJSON compares them; a set past a handful, so that a hostile object with a million
+    /// plain ASCII (a listing entry has a dozen), as decoded strings otherwise (as `JSONEquality`
+    /// compares strings); a set past a handful, so that a hostile object with a million
     /// members costs no more than a million lookups.
     struct MemberNames {
         private var plain: [Range<Int>] = []
