@@ -46,6 +46,16 @@ package struct ReplyRedaction: Sendable {
         return Array(redacted[..<cut]) + Array(note.utf8)
     }
 
+    /// A trusted reply's compact form (`CompactReply`), kept instead of its envelope; nil for
+    /// any other reply, and for one that holds the API key in any spelling (kept redacted).
+    func compact(_ body: [UInt8]?, verdict: ReplyVerdict?) -> CompactReply? {
+        guard case .trusted(let payload)? = verdict, payload.signingKey != nil, let body,
+            let compact = CompactReply(envelope: body)
+        else { return nil }
+        if let redactor, redactor.redact(body).1 > 0 || redactor.redact(compact.payload).1 > 0 { return nil }
+        return compact
+    }
+
     /// The classification with the API key taken out of its texts.
     func classification(_ classification: Classification) -> Classification {
         guard let redactor else { return classification }
