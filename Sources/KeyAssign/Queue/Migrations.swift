@@ -241,7 +241,9 @@ enum Migrations {
         // assignments in one second do), and the key that verified it once in `signing_keys`.
         // Such an attempt has `signed_reply_id` set and `reply`, `signing_key_file` and
         // `signing_key_sha256` NULL. Untrusted replies, and attempts recorded before, keep
-        // their bytes in `reply`; `audit` verifies both forms.
+        // their bytes in `reply`; `audit` verifies both forms. From this version on a new
+        // `work` row's `source_file` is '': its import (`import_id`) holds the path
+        // (`WorkSourcePath`); a keyassign that predates it would show those rows without one.
         (
             8,
             """
