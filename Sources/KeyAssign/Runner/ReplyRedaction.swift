@@ -1,8 +1,9 @@
 /// What a run keeps of what the server said, so that the API key never reaches the
 /// database, the logs or the run summary, even when a server echoes it back.
 ///
-/// - A body that parses as a reply envelope (signed or not) is stored in full: it is the
-///   evidence `audit` re-verifies, and a few hundred bytes.
+/// - A trusted reply is kept compact (`compact`: what its signature covers, `CompactReply`).
+/// - Any other body that parses as a reply envelope is stored in full: it is the evidence
+///   `audit` re-verifies, and a few hundred bytes.
 /// - Anything else (a proxy's or a framework's error page, plain text, truncated JSON) is
 ///   stored with every spelling of the API key replaced (`SecretRedactor`), and only its
 ///   first `prefixLimit` bytes, followed by a line giving its full size and the SHA-256 of
