@@ -205,6 +205,14 @@ import Testing
         #expect(compact.payload == payload && compact.signature == signature && compact.keyName == "glo\"bal")
         let again = try #require(CompactReply(envelope: compact.envelope))
         #expect(again == compact)
+        // Base64 is read as Base64Strict reads it: one spelling per byte string.
+        for text in ["", "eQ==", "eWU=", "eWVz", "eWVzIQ==", "AAAA", "+/+/"] {
+            #expect(CompactReply.decodeCanonicalBase64(Array(text.utf8)) == Base64Strict.decode(text.utf8), "\(text)")
+        }
+        for text in ["eR==", "eWV=", "eQ=", "eQ", "e===", "====", "eQ==eQ==", "e Q==", "eQ=A", "-_==", "eQ\n="] {
+            #expect(CompactReply.decodeCanonicalBase64(Array(text.utf8)) == nil, "\(text)")
+            #expect(Base64Strict.decode(text.utf8) == nil, "\(text)")
+        }
         // A non-canonical response_base64 cannot be rebuilt from its payload: kept whole.
         let loose = Array(#"{"response":{},"response_base64":"eR==","private_key_used":"global","signature":"AAAA"}"#.utf8)
         #expect(CompactReply(envelope: loose) == nil)

@@ -48,12 +48,15 @@ package struct ReplyRedaction: Sendable {
     }
 
     /// A trusted reply's compact form (`CompactReply`), kept instead of its envelope; nil for
-    /// any other reply, and for one that holds the API key in any spelling (kept redacted).
+    /// any other reply, and for one whose signed payload holds the API key in any spelling
+    /// (then the envelope is kept redacted, as before). Only the payload is searched: the
+    /// signature is the server's bytes, the key name is one of ours, and nothing else of the
+    /// envelope is kept.
     func compact(_ body: [UInt8]?, verdict: ReplyVerdict?) -> CompactReply? {
         guard case .trusted(let payload)? = verdict, payload.signingKey != nil, let body,
             let compact = CompactReply(envelope: body)
         else { return nil }
-        if let redactor, redactor.redact(body).1 > 0 || redactor.redact(compact.payload).1 > 0 { return nil }
+        if let redactor, redactor.redact(compact.payload).occurrences > 0 { return nil }
         return compact
     }
 

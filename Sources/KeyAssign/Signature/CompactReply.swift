@@ -21,17 +21,115 @@ package struct CompactReply: Sendable, Hashable {
     }
 
     /// The signed parts of an envelope, or nil when it is not one whose signed text can be
-    /// rebuilt from its payload (then the envelope is kept whole).
+    /// rebuilt from its payload (then the envelope is kept whole). On the run's hot path, after
+    /// the verifier parsed the same bytes: it walks the top-level members in place
+    /// (`JSONScanner`) rather than building a second tree of values, and decodes base64 from
+    /// the envelope's own bytes.
     package init?(envelope: [UInt8]) {
-        guard let root = try? StrictJSONParser.parse(envelope),
-            let signedText = root["response_base64"]?.stringValue,
-            let keyName = root["private_key_used"]?.stringValue,
-            let signatureText = root["signature"]?.stringValue,
-            let payload = Base64Strict.decode(signedText.utf8),
-            let signature = Base64Strict.decode(signatureText.utf8),
-            Self.base64(payload).elementsEqual(signedText.utf8)
-        else { return nil }
-        self.init(payload: payload, signature: signature, keyName: keyName)
+        let parts: (payload: [UInt8], signature: [UInt8], keyName: String)? = envelope.withUnsafeBufferPointer {
+            buffer in
+            var scanner = JSONScanner(buffer)
+            guard let members = try? scanner.objectMembers(), (try? scanner.expectEnd()) != nil else { return nil }
+            // Where a member's string value lies, as the scanner checked it: between its quotes.
+            func inner(_ name: String) -> Range<Int>? {
+                guard let range = members.first(where: { $0.name == name })?.value, range.count >= 2,
+                    buffer[range.lowerBound] == UInt8(ascii: "\""), buffer[range.upperBound - 1] == UInt8(ascii: "\"")
+                else { return nil }
+                return (range.lowerBound + 1)..<(range.upperBound - 1)
+            }
+            // Base64 text: PHP writes `/` as `\/`; any other escape is not base64.
+            func base64(_ name: String) -> [UInt8]? {
+                guard let range = inner(name) else { return nil }
+                let text = UnsafeBufferPointer(rebasing: buffer[range])
+                guard text.contains(UInt8(ascii: "\\")) else { return Self.decodeCanonicalBase64(text) }
+                var plain = true
+                let unescaped = [UInt8](unsafeUninitializedCapacity: text.count) { out, initialized in
+                    var index = 0
+                    var written = 0
+                    while index < text.count {
+                        if text[index] == UInt8(ascii: "\\") {
+                            guard index + 1 < text.count, text[index + 1] == UInt8(ascii: "/") else {
+                                plain = false
+                                break
+                            }
+                            index += 1
+                        }
+                        out[written] = text[index]
+                        written += 1
+                        index += 1
+                    }
+                    initialized = written
+                }
+                guard plain else { return nil }
+                return unescaped.withUnsafeBufferPointer { Self.decodeCanonicalBase64($0) }
+            }
+            guard let payload = base64("response_base64"), let signature = base64("signature"),
+                let keyRange = inner("private_key_used"),
+                let keyName = try? JSONScanner(buffer).decodeString(
+                    (keyRange, buffer[keyRange].contains(UInt8(ascii: "\\"))))
+            else { return nil }
+            return (payload, signature, keyName)
+        }
+        guard let parts else { return nil }
+        self.init(payload: parts.payload, signature: parts.signature, keyName: parts.keyName)
+    }
+
+    private static let decodeTable: [UInt8] = {
+        var table = [UInt8](repeating: 0xFF, count: 256)
+        for (index, byte) in alphabet.enumerated() { table[Int(byte)] = UInt8(index) }
+        return table
+    }()
+
+    /// The bytes of `text` when it is the one spelling `base64` gives them (standard, padded,
+    /// no stray bits under the padding: what `Base64Strict` accepts), else nil.
+    static func decodeCanonicalBase64(_ text: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
+        let count = text.count
+        guard count % 4 == 0 else { return nil }
+        if count == 0 { return [] }
+        let padding = text[count - 1] != UInt8(ascii: "=") ? 0 : text[count - 2] != UInt8(ascii: "=") ? 1 : 2
+        let length = count / 4 * 3 - padding
+        var valid = true
+        let out = decodeTable.withUnsafeBufferPointer { table in
+            [UInt8](unsafeUninitializedCapacity: length) { out, initialized in
+                var written = 0
+                var index = 0
+                while index < count {
+                    let last = index + 4 == count
+                    let a = table[Int(text[index])]
+                    let b = table[Int(text[index + 1])]
+                    let c = last && padding == 2 ? 0 : table[Int(text[index + 2])]
+                    let d = last && padding >= 1 ? 0 : table[Int(text[index + 3])]
+                    if (a | b | c | d) & 0xC0 != 0 {
+                        valid = false
+                        break
+                    }
+                    let bits = UInt32(a) << 18 | UInt32(b) << 12 | UInt32(c) << 6 | UInt32(d)
+                    if last {
+                        // Stray bits under the padding would decode the same: refused.
+                        if (padding == 1 && c & 0x03 != 0) || (padding == 2 && b & 0x0F != 0) {
+                            valid = false
+                            break
+                        }
+                        out[written] = UInt8(truncatingIfNeeded: bits >> 16)
+                        if padding < 2 { out[written + 1] = UInt8(truncatingIfNeeded: bits >> 8) }
+                        if padding < 1 { out[written + 2] = UInt8(truncatingIfNeeded: bits) }
+                        written += 3 - padding
+                    } else {
+                        out[written] = UInt8(truncatingIfNeeded: bits >> 16)
+                        out[written + 1] = UInt8(truncatingIfNeeded: bits >> 8)
+                        out[written + 2] = UInt8(truncatingIfNeeded: bits)
+                        written += 3
+                    }
+                    index += 4
+                }
+                initialized = valid ? written : 0
+            }
+        }
+        return valid ? out : nil
+    }
+
+    static func decodeCanonicalBase64(_ text: [UInt8]) -> [UInt8]? {
+        text.withUnsafeBufferPointer { decodeCanonicalBase64($0) }
     }
 
     /// The envelope rebuilt: `response` is the payload itself when it is a JSON object (as the
@@ -70,10 +168,10 @@ package struct CompactReply: Sendable, Hashable {
         var index = 0
         while index + 3 <= bytes.count {
             let bits = UInt32(bytes[index]) << 16 | UInt32(bytes[index + 1]) << 8 | UInt32(bytes[index + 2])
-            out += [
-                alphabet[Int(bits >> 18 & 63)], alphabet[Int(bits >> 12 & 63)], alphabet[Int(bits >> 6 & 63)],
-                alphabet[Int(bits & 63)],
-            ]
+            out.append(alphabet[Int(bits >> 18 & 63)])
+            out.append(alphabet[Int(bits >> 12 & 63)])
+            out.append(alphabet[Int(bits >> 6 & 63)])
+            out.append(alphabet[Int(bits & 63)])
             index += 3
         }
         let rest = bytes.count - index
