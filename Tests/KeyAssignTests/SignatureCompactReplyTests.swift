@@ -92,7 +92,9 @@ import Testing
         try update.step()
         let afterPayload = try CLI.run(audit)
         #expect(afterPayload.status == 1)
-        #expect(afterPayload.stdout.contains("the stored reply no longer verifies (bad_signature"), "\(afterPayload.stdout)")
+        #expect(
+            afterPayload.stdout.contains("the stored reply no longer verifies (bad_signature"), "\(afterPayload.stdout)"
+        )
         #expect(afterPayload.stdout.contains("recorded as assigned, but no stored reply verifies as 800"))
 
         let restore = try db.prepare("UPDATE signed_replies SET payload = ?1 WHERE id = ?2")
@@ -125,7 +127,8 @@ import Testing
         #expect(try bench.run(["--no-reconcile"]).status == 0)  // the unknown key: rejected
         // A real envelope from the same server, byte for byte as it sends it.
         let url = try #require(URL(string: bench.server.baseURL + "/api/v1/assign-license-key"))
-        let fresh = try await SandboxHTTP.post(url, form: [("api_key", bench.server.apiKey), ("license_key", "no-such-key")])
+        let fresh = try await SandboxHTTP.post(
+            url, form: [("api_key", bench.server.apiKey), ("license_key", "no-such-key")])
         let envelope = Array(fresh.body)
         #expect(String(decoding: envelope, as: UTF8.self).contains("\"response_base64\""))
         let db = try bench.open()
@@ -170,14 +173,18 @@ import Testing
         try Data(exported.stdout.utf8).write(to: URL(fileURLWithPath: files.path + "/old.json"))
         try Data(rebuilt.stdout.utf8).write(to: URL(fileURLWithPath: files.path + "/compact.json"))
         let verify = try CLI.run(
-            ["verify", "--public-key", bench.server.publicKeyPath, files.path + "/old.json", files.path + "/compact.json"])
+            [
+                "verify", "--public-key", bench.server.publicKeyPath, files.path + "/old.json",
+                files.path + "/compact.json",
+            ])
         #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
         #expect(verify.stdout.contains("compact.json\ttrusted\tok\t800"), "\(verify.stdout)")
         #expect(verify.stdout.contains("old.json\ttrusted\tok\t801"), "\(verify.stdout)")
 
         // An edited old envelope is still caught.
         var edited = envelope
-        let at = try #require(edited.indices.last { edited[$0] == UInt8(ascii: "=") || edited[$0] == UInt8(ascii: "A") })
+        let at = try #require(
+            edited.indices.last { edited[$0] == UInt8(ascii: "=") || edited[$0] == UInt8(ascii: "A") })
         edited[at] = edited[at] == UInt8(ascii: "A") ? UInt8(ascii: "B") : UInt8(ascii: "A")
         let tamper = try db.prepare("UPDATE attempts SET reply = ?1 WHERE id = ?2")
         try tamper.bindBlob(1, edited)
@@ -185,7 +192,9 @@ import Testing
         try tamper.step()
         let afterEdit = try CLI.run(audit)
         #expect(afterEdit.status == 1, "\(afterEdit.stdout)")
-        #expect(afterEdit.stdout.contains("attempt \(rejected): the stored reply no longer verifies"), "\(afterEdit.stdout)")
+        #expect(
+            afterEdit.stdout.contains("attempt \(rejected): the stored reply no longer verifies"), "\(afterEdit.stdout)"
+        )
     }
 
     @Test func theRebuiltEnvelopeCarriesTheSignedTextExactly() throws {
@@ -214,7 +223,8 @@ import Testing
             #expect(Base64Strict.decode(text.utf8) == nil, "\(text)")
         }
         // A non-canonical response_base64 cannot be rebuilt from its payload: kept whole.
-        let loose = Array(#"{"response":{},"response_base64":"eR==","private_key_used":"global","signature":"AAAA"}"#.utf8)
+        let loose = Array(
+            #"{"response":{},"response_base64":"eR==","private_key_used":"global","signature":"AAAA"}"#.utf8)
         #expect(CompactReply(envelope: loose) == nil)
     }
 }

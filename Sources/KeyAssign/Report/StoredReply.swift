@@ -24,7 +24,9 @@ public enum StoredReply {
             throw KeyAssignError(
                 .dataError, "attempt \(id) refers to signed reply \(query.int(1)), which is not in \(db.path)")
         }
-        return CompactReply(payload: query.blob(2) ?? [], signature: query.blob(3) ?? [], keyName: query.string(4) ?? "")
-            .envelope
+        return CompactReply(
+            payload: query.blob(2) ?? [], signature: query.blob(3) ?? [], keyName: query.string(4) ?? ""
+        )
+        .envelope
     }
 }
