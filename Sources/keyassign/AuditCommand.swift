@@ -39,8 +39,15 @@ struct AuditCommand: ParsableCommand {
             valueName: "N"))
     var exportListing: Int64?
 
+    @Option(
+        name: .customLong("export-reply"),
+        help: ArgumentHelp(
+            "Write the stored reply of attempt N to stdout as an envelope (kept whole, or rebuilt from its signed payload and signature), for keyassign verify, and audit nothing.",
+            valueName: "N"))
+    var exportReply: Int64?
+
     func validate() throws {
-        if publicKeys.isEmpty && exportListing == nil {
+        if publicKeys.isEmpty && exportListing == nil && exportReply == nil {
             throw ValidationError("give at least one --public-key [NAME=]PATH")
         }
     }
@@ -51,6 +58,13 @@ struct AuditCommand: ParsableCommand {
                 let db = try Database(path: database.path, create: false)
                 let payload = try KeptListing.signedPayload(db, listing: exportListing)
                 FileHandle.standardOutput.write(Data(payload.buffer))
+                return .ok
+            }
+        }
+        if let exportReply {
+            return try exitingWithStatus {
+                let db = try Database(path: database.path, create: false)
+                FileHandle.standardOutput.write(Data(try StoredReply.envelope(db, attempt: exportReply)))
                 return .ok
             }
         }

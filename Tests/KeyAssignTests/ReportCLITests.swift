@@ -212,16 +212,18 @@ import Testing
                 "SELECT license_key FROM work WHERE state = 'assigned' AND license_key <> '\(flipped)' LIMIT 1"
             ).stepString())
         let replyQuery = try database.prepare(
-            "SELECT a.id, a.reply FROM attempts a JOIN work w ON w.id = a.work_id WHERE w.license_key = ?")
+            """
+            SELECT a.id, r.id, r.signature FROM attempts a JOIN work w ON w.id = a.work_id
+                JOIN signed_replies r ON r.id = a.signed_reply_id WHERE w.license_key = ?
+            """)
         try replyQuery.bind(1, victim)
         #expect(try replyQuery.step())
         let attemptID = replyQuery.int(0)
-        let reply = String(decoding: try #require(replyQuery.blob(1)), as: UTF8.self)
-        let altered = reply.replacingOccurrences(of: "\"signature\":\"", with: "\"signature\":\"AAAA")
-        #expect(altered != reply)
-        let update = try database.prepare("UPDATE attempts SET reply = ? WHERE id = ?")
-        try update.bindBlob(1, Array(altered.utf8))
-        try update.bind(2, attemptID)
+        var signature = try #require(replyQuery.blob(2))
+        signature[0] ^= 0x01
+        let update = try database.prepare("UPDATE signed_replies SET signature = ? WHERE id = ?")
+        try update.bindBlob(1, signature)
+        try update.bind(2, replyQuery.int(1))
         try update.step()
         let afterEdit = try CLI.run(audit)
         #expect(afterEdit.status == 1)

@@ -14,10 +14,14 @@ import Testing
         let counts = try bench.stateCounts()
         #expect(counts["assigned"] == 5)
         #expect(counts["rejected"] == 4)
-        // Every attempt is recorded with its raw signed reply and the verifier's verdict.
+        // Every attempt is recorded with its signed reply (compact: payload and signature) and
+        // the verifier's verdict.
         #expect(
             try bench.count(
-                "SELECT count(*) FROM attempts WHERE verdict = 'trusted' AND reply IS NOT NULL AND http_status = 200")
+                """
+                SELECT count(*) FROM attempts a JOIN signed_replies r ON r.id = a.signed_reply_id
+                WHERE a.verdict = 'trusted' AND a.reply IS NULL AND a.http_status = 200
+                """)
                 == 9)
         #expect(
             try bench.count("SELECT count(*) FROM work WHERE state = 'assigned' AND last_code = 800 AND attempts = 1")

@@ -111,8 +111,8 @@ import Testing
         #expect(try bench.run(["--no-reconcile"]).status == 0)
         try bench.open().execute(
             """
-            UPDATE attempts SET signing_key_sha256 = 'abc',
-                signing_key_file = '/keys/' || char(27) || '[2J' || char(10) || 'keyassign: FORGED' WHERE verdict = 'trusted'
+            UPDATE signing_keys SET sha256 = 'abc',
+                file = '/keys/' || char(27) || '[2J' || char(10) || 'keyassign: FORGED'
             """)
         let audit = try CLI.run(["audit", "--db", bench.db, "--public-key", bench.server.publicKeyPath])
         #expect(audit.status == 1, "\(audit.stdout)\(audit.stderr)")

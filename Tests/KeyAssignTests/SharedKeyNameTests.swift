@@ -129,7 +129,8 @@ import Testing
         let db = try bench.open()
         let byKey = try db.prepare(
             """
-            SELECT w.license_key, a.signing_key_file, a.signing_key_sha256 FROM attempts a JOIN work w ON w.id = a.work_id
+            SELECT w.license_key, k.file, k.sha256 FROM attempts a JOIN work w ON w.id = a.work_id
+                JOIN signed_replies r ON r.id = a.signed_reply_id JOIN signing_keys k ON k.id = r.signing_key_id
             WHERE a.verdict = 'trusted'
             """)
         var recorded = 0
@@ -168,8 +169,11 @@ import Testing
 
         // A database edited to name the wrong key for a reply is caught.
         try db.execute(
-            "UPDATE attempts SET signing_key_sha256 = '\(fingerprintA)' WHERE work_id = (SELECT id FROM work WHERE license_key = '\(batchB[1])')"
-        )
+            """
+            UPDATE signing_keys SET sha256 = '\(fingerprintA)' WHERE id = (
+                SELECT r.signing_key_id FROM attempts a JOIN signed_replies r ON r.id = a.signed_reply_id
+                WHERE a.work_id = (SELECT id FROM work WHERE license_key = '\(batchB[1])'))
+            """)
         let edited = try CLI.run(["audit", "--db", bench.db] + keys)
         #expect(edited.status == 1)
         #expect(

@@ -57,7 +57,7 @@ final class FileImporter {
         db = database
         self.options = options
         findWork = try db.prepare(
-            "SELECT owner_name, email, source_file, source_line, import_id FROM work WHERE license_key = ?1")
+            "SELECT owner_name, email, \(WorkSourcePath.sql), source_line, import_id FROM work WHERE license_key = ?1")
         insertInvalid = try db.prepare(
             """
             INSERT INTO invalid_rows (import_id, source_file, source_line, raw, reason,
@@ -419,7 +419,8 @@ final class FileImporter {
         let statement = try insertStatement(rows: rows.count)
         statement.reset()
         try statement.bind(1, importID)
-        try statement.bind(2, result.path)
+        // The path is the import's (`WorkSourcePath`), not repeated per row.
+        try statement.bind(2, WorkSourcePath.stored)
         try statement.bind(3, now)
         for (k, row) in rows.enumerated() {
             let b = Int32(4 + 5 * k)

@@ -235,6 +235,33 @@ enum Migrations {
             CREATE INDEX imports_by_path ON imports (path);
             """
         ),
+        // The per-row history, smaller (issue 21): a trusted reply is kept as what its signature
+        // covers (`CompactReply`: the signed payload and the signature's bytes) in
+        // `signed_replies`, once for every attempt that got the very same signed bytes (two
+        // assignments in one second do), and the key that verified it once in `signing_keys`.
+        // Such an attempt has `signed_reply_id` set and `reply`, `signing_key_file` and
+        // `signing_key_sha256` NULL. Untrusted replies, and attempts recorded before, keep
+        // their bytes in `reply`; `audit` verifies both forms. From this version on a new
+        // `work` row's `source_file` is '': its import (`import_id`) holds the path
+        // (`WorkSourcePath`); a keyassign that predates it would show those rows without one.
+        (
+            8,
+            """
+            CREATE TABLE signing_keys (
+                id      INTEGER PRIMARY KEY,
+                name    TEXT    NOT NULL,
+                file    TEXT,
+                sha256  TEXT    NOT NULL
+            );
+            CREATE TABLE signed_replies (
+                id              INTEGER PRIMARY KEY,
+                signing_key_id  INTEGER NOT NULL REFERENCES signing_keys(id),
+                payload         BLOB    NOT NULL,
+                signature       BLOB    NOT NULL
+            );
+            ALTER TABLE attempts ADD COLUMN signed_reply_id INTEGER REFERENCES signed_replies(id);
+            """
+        ),
     ]
 
     static func migrate(_ db: Database) throws {

@@ -40,7 +40,7 @@ public enum Requeue {
             arguments += selection.keys.map { .text($0) }
         }
         if let source = selection.sourceFile {
-            sql += " AND source_file = ?"
+            sql += " AND \(WorkSourcePath.sql) = ?"
             arguments.append(.text(source))
         }
         return try db.transaction {

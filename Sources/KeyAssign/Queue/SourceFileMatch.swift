@@ -1,7 +1,7 @@
 import Foundation
 
 /// `retry --source FILE`: which imported source file(s) FILE means, however its path is
-/// written. `work.source_file` holds the path as `import` was given it (`exports/a.csv`,
+/// written. A row's import (`WorkSourcePath`) holds the path as `import` was given it (`exports/a.csv`,
 /// `./exports/a.csv`, `/srv/exports/a.csv`, from whatever directory it ran in); the path
 /// given to `retry` is matched against each of them:
 /// 1. the same file: lexically the same absolute path (from the current directory), or the
@@ -16,7 +16,7 @@ public enum SourceFileMatch {
         _ given: String, in db: Database,
         currentDirectory: String = FileManager.default.currentDirectoryPath
     ) throws -> [String] {
-        let statement = try db.prepare("SELECT DISTINCT source_file FROM work")
+        let statement = try db.prepare("SELECT DISTINCT \(WorkSourcePath.sql) FROM work")
         var sources: [String] = []
         while try statement.step() { if let path = statement.string(0) { sources.append(path) } }
         return try resolve(given, among: sources, currentDirectory: currentDirectory)

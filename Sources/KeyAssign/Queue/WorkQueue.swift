@@ -15,6 +15,7 @@ package final class WorkQueue {
     private var updateRowStatement: Statement?
     private var insertAttemptStatement: Statement?
     private var updateRunStatement: Statement?
+    private lazy var signedReplies = SignedReplyStore(database)
 
     package init(_ database: Database) {
         self.database = database
@@ -79,8 +80,9 @@ package final class WorkQueue {
 
     private static let insertAttemptSQL = """
         INSERT INTO attempts (work_id, run_id, attempt, started_at, ended_at, latency_ms, http_status,
-                              code, outcome, verdict, error, reply, signing_key_file, signing_key_sha256)
-        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+                              code, outcome, verdict, error, reply, signing_key_file, signing_key_sha256,
+                              signed_reply_id)
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
         """
 
     private static let updateRunSQL = "UPDATE runs SET rows_done = rows_done + ?1 WHERE id = ?2"
@@ -197,6 +199,19 @@ package final class WorkQueue {
         let updateWork = try prepared(&updateRowStatement, Self.updateRowSQL)
         let insertAttempt = try prepared(&insertAttemptStatement, Self.insertAttemptSQL)
         let updateRun = try prepared(&updateRunStatement, Self.updateRunSQL)
+        do {
+            try recordInTransaction(batch, runID: runID, updateWork, insertAttempt, updateRun)
+        } catch {
+            // Ids it wrote in the rolled-back transaction are gone.
+            signedReplies.forget()
+            throw error
+        }
+    }
+
+    private func recordInTransaction(
+        _ batch: [CompletedAttempt], runID: Int64, _ updateWork: Statement, _ insertAttempt: Statement,
+        _ updateRun: Statement
+    ) throws {
         try database.transaction {
             var done: Int64 = 0
             for item in batch {
@@ -226,9 +241,18 @@ package final class WorkQueue {
                 try insertAttempt.bind(9, c.outcome.rawValue)
                 try insertAttempt.bind(10, c.verdictText)
                 try insertAttempt.bind(11, c.error)
-                try insertAttempt.bindBlob(12, item.reply)
-                try insertAttempt.bind(13, item.signingKey?.file)
-                try insertAttempt.bind(14, item.signingKey?.sha256)
+                // A trusted reply goes compact, with its key, into signed_replies (migration 8).
+                if let signed = item.signedReply, let key = item.signingKey {
+                    try insertAttempt.bindBlob(12, nil)
+                    try insertAttempt.bind(13, nil as String?)
+                    try insertAttempt.bind(14, nil as String?)
+                    try insertAttempt.bind(15, try signedReplies.id(for: signed, verifiedBy: key))
+                } else {
+                    try insertAttempt.bindBlob(12, item.reply)
+                    try insertAttempt.bind(13, item.signingKey?.file)
+                    try insertAttempt.bind(14, item.signingKey?.sha256)
+                    try insertAttempt.bind(15, nil as Int64?)
+                }
                 try insertAttempt.step()
                 insertAttempt.reset()
                 if WorkState.finalStates.contains(c.state) { done += 1 }

@@ -63,11 +63,21 @@ public enum Audit {
         // A merge join over the tables in work-id order: memory stays flat however large
         // the table.
         let rows = try db.prepare("SELECT id, license_key, state, owner_name, email, updated_at FROM work ORDER BY id")
+        // A stored reply is an envelope in `reply` (untrusted ones, and every one recorded
+        // before migration 8) or a compact signed reply (`signed_reply_id`: payload, signature,
+        // and the key that verified it), shared by the attempts that got the same signed bytes.
         let replies = try db.prepare(
             """
-            SELECT work_id, id, code, verdict, reply, signing_key_sha256, signing_key_file
-            FROM attempts WHERE reply IS NOT NULL ORDER BY work_id, id
+            SELECT a.work_id, a.id, a.code, a.verdict, a.reply,
+                   coalesce(a.signing_key_sha256, k.sha256), coalesce(a.signing_key_file, k.file),
+                   a.signed_reply_id, r.payload, r.signature, k.name
+            FROM attempts a LEFT JOIN signed_replies r ON r.id = a.signed_reply_id
+                LEFT JOIN signing_keys k ON k.id = r.signing_key_id
+            WHERE a.reply IS NOT NULL OR a.signed_reply_id IS NOT NULL ORDER BY a.work_id, a.id
             """)
+        // Each signed reply is verified once however many attempts share it (bounded: the
+        // attempts sharing one are close together in work-id order).
+        var compactVerdicts: [Int64: ReplyVerdict] = [:]
         var replyPending = try replies.step()
         let settlements = try db.prepare(
             """
@@ -91,7 +101,21 @@ public enum Audit {
                     let recordedKey = replies.string(5).map { sha in
                         "sha256:\(sha)" + (replies.string(6).map { " (\($0))" } ?? "")
                     }
-                    switch verifier.verify(replies.blob(4) ?? [], maxAge: nil) {
+                    let verdict: ReplyVerdict
+                    if replies.isNull(7) {
+                        verdict = verifier.verify(replies.blob(4) ?? [], maxAge: nil)
+                    } else if let known = compactVerdicts[replies.int(7)] {
+                        verdict = known
+                    } else {
+                        // A missing signed_replies row reads as no bytes: it does not verify.
+                        let compact = CompactReply(
+                            payload: replies.blob(8) ?? [], signature: replies.blob(9) ?? [],
+                            keyName: replies.string(10) ?? "")
+                        verdict = compact.verify(with: verifier)
+                        if compactVerdicts.count >= SignedReplyStore.remembered { compactVerdicts.removeAll() }
+                        compactVerdicts[replies.int(7)] = verdict
+                    }
+                    switch verdict {
                     case .trusted(let payload):
                         verifiedCodes.insert(payload.code)
                         if let signer = payload.signingKey {

@@ -121,9 +121,11 @@ public enum History {
 
         let attemptsQuery = try db.prepare(
             """
-            SELECT attempt, run_id, started_at, latency_ms, http_status, code, outcome, verdict, error,
-                   signing_key_file, signing_key_sha256
-            FROM attempts WHERE work_id = ? ORDER BY id
+            SELECT a.attempt, a.run_id, a.started_at, a.latency_ms, a.http_status, a.code, a.outcome, a.verdict,
+                   a.error, coalesce(a.signing_key_file, k.file), coalesce(a.signing_key_sha256, k.sha256)
+            FROM attempts a LEFT JOIN signed_replies r ON r.id = a.signed_reply_id
+                LEFT JOIN signing_keys k ON k.id = r.signing_key_id
+            WHERE a.work_id = ? ORDER BY a.id
             """)
         try attemptsQuery.bind(1, workID)
         var attempts: [Attempt] = []

@@ -141,7 +141,7 @@ public struct NightReport: Sendable, Equatable {
         var byPath: [String: (order: Int64, file: SourceFile)] = [:]
         let work = try db.prepare(
             """
-            SELECT source_file, state, count(*), min(id) FROM work GROUP BY source_file, state
+            SELECT \(WorkSourcePath.sql) AS path, state, count(*), min(id) FROM work GROUP BY path, state
             """)
         while try work.step() {
             let path = work.string(0) ?? ""

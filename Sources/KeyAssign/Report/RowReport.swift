@@ -61,7 +61,8 @@ public enum RowReport {
     /// The `work` columns a `ReportRow` is read from, in the order `ReportRow.init(_:)` reads
     /// them; a query may select more after them.
     static let columns = """
-        license_key, owner_name, email, state, last_code, attempts, last_error, source_file, source_line, updated_at
+        license_key, owner_name, email, state, last_code, attempts, last_error, \(WorkSourcePath.sql), source_line,
+        updated_at
         """
 
     /// The license keys in import order, all or those in one state.

@@ -1,8 +1,9 @@
 /// What a run keeps of what the server said, so that the API key never reaches the
 /// database, the logs or the run summary, even when a server echoes it back.
 ///
-/// - A body that parses as a reply envelope (signed or not) is stored in full: it is the
-///   evidence `audit` re-verifies, and a few hundred bytes.
+/// - A trusted reply is kept compact (`compact`: what its signature covers, `CompactReply`).
+/// - Any other body that parses as a reply envelope is stored in full: it is the evidence
+///   `audit` re-verifies, and a few hundred bytes.
 /// - Anything else (a proxy's or a framework's error page, plain text, truncated JSON) is
 ///   stored with every spelling of the API key replaced (`SecretRedactor`), and only its
 ///   first `prefixLimit` bytes, followed by a line giving its full size and the SHA-256 of
@@ -44,6 +45,19 @@ package struct ReplyRedaction: Sendable {
             + (occurrences > 0 ? ", the API key redacted \(occurrences) time\(occurrences == 1 ? "" : "s")" : "")
             + "; sha256 of the redacted whole \(digest)]\n"
         return Array(redacted[..<cut]) + Array(note.utf8)
+    }
+
+    /// A trusted reply's compact form (`CompactReply`), kept instead of its envelope; nil for
+    /// any other reply, and for one whose signed payload holds the API key in any spelling
+    /// (then the envelope is kept redacted, as before). Only the payload is searched: the
+    /// signature is the server's bytes, the key name is one of ours, and nothing else of the
+    /// envelope is kept.
+    func compact(_ body: [UInt8]?, verdict: ReplyVerdict?) -> CompactReply? {
+        guard case .trusted(let payload)? = verdict, payload.signingKey != nil, let body,
+            let compact = CompactReply(envelope: body)
+        else { return nil }
+        if let redactor, redactor.redact(compact.payload).occurrences > 0 { return nil }
+        return compact
     }
 
     /// The classification with the API key taken out of its texts.

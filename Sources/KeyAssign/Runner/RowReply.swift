@@ -54,11 +54,13 @@ package struct RowReply: Sendable {
             let backoff = Backoff(base: options.backoffBase, cap: options.backoffCap)
             nextAttemptAt = endedWall + backoff.delay(afterAttempt: row.attempts, using: &jitter)
         }
+        let signedReply = redaction.compact(reply, verdict: verdict)
         let attempt = CompletedAttempt(
             row: row, classification: classification, nextAttemptAt: nextAttemptAt,
             startedAt: startedWall, endedAt: endedWall,
             latencyMS: (endedMono - startedMono) * 1000, httpStatus: status,
-            reply: redaction.stored(reply, verdict: verdict), signingKey: verdict?.signingKey)
+            reply: signedReply == nil ? redaction.stored(reply, verdict: verdict) : nil,
+            signingKey: verdict?.signingKey, signedReply: signedReply)
         var notSentError: String?
         var reached = false
         switch result {

@@ -68,7 +68,9 @@ final class ImportFixture {
 
     func work() throws -> [WorkRow] {
         let statement = try db.prepare(
-            "SELECT license_key, owner_name, email, state, source_file, source_line FROM work ORDER BY id")
+            """
+            SELECT license_key, owner_name, email, state, \(WorkSourcePath.sql), source_line FROM work ORDER BY id
+            """)
         var rows: [WorkRow] = []
         while try statement.step() {
             rows.append(
