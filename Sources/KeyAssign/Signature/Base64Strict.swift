@@ -1,4 +1,4 @@
-/// The one base64 decoder, for signatures, replies' payloads and listings' payloads alike:
+/// The one base64 decoder (and, below, its one encoder), for signatures, replies' payloads and listings' payloads alike:
 /// standard base64 (RFC 4648 §4) with padding, nothing else: no whitespace, no URL-safe
 /// alphabet, no missing padding, padding only at the very end, no stray bits in the last
 /// character. So only canonical base64 decodes: a payload encodes back to exactly the text that
@@ -135,3 +135,33 @@ struct Base64Strict {
 #elseif canImport(Darwin)
     import Darwin
 #endif
+
+extension Base64Strict {
+    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+
+    /// Standard base64 with padding (RFC 4648 §4), as PHP's `base64_encode` writes it: the one
+    /// spelling `decode` accepts, so `decode(encode(b)) == b` and a stored payload encodes back to
+    /// the text that was signed.
+    static func encode(_ bytes: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity((bytes.count + 2) / 3 * 4)
+        var index = 0
+        while index + 3 <= bytes.count {
+            let bits = UInt32(bytes[index]) << 16 | UInt32(bytes[index + 1]) << 8 | UInt32(bytes[index + 2])
+            out.append(alphabet[Int(bits >> 18 & 63)])
+            out.append(alphabet[Int(bits >> 12 & 63)])
+            out.append(alphabet[Int(bits >> 6 & 63)])
+            out.append(alphabet[Int(bits & 63)])
+            index += 3
+        }
+        let rest = bytes.count - index
+        if rest > 0 {
+            let bits = UInt32(bytes[index]) << 16 | (rest == 2 ? UInt32(bytes[index + 1]) << 8 : 0)
+            out.append(alphabet[Int(bits >> 18 & 63)])
+            out.append(alphabet[Int(bits >> 12 & 63)])
+            out.append(rest == 2 ? alphabet[Int(bits >> 6 & 63)] : UInt8(ascii: "="))
+            out.append(UInt8(ascii: "="))
+        }
+        return out
+    }
+}

@@ -74,62 +74,9 @@ package struct CompactReply: Sendable, Hashable {
         self.init(payload: parts.payload, signature: parts.signature, keyName: parts.keyName)
     }
 
-    private static let decodeTable: [UInt8] = {
-        var table = [UInt8](repeating: 0xFF, count: 256)
-        for (index, byte) in alphabet.enumerated() { table[Int(byte)] = UInt8(index) }
-        return table
-    }()
-
-    /// The bytes of `text` when it is the one spelling `base64` gives them (standard, padded,
-    /// no stray bits under the padding: what `Base64Strict` accepts), else nil.
-    static func decodeCanonicalBase64(_ text: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
-        let count = text.count
-        guard count % 4 == 0 else { return nil }
-        if count == 0 { return [] }
-        let padding = text[count - 1] != UInt8(ascii: "=") ? 0 : text[count - 2] != UInt8(ascii: "=") ? 1 : 2
-        let length = count / 4 * 3 - padding
-        var valid = true
-        let out = decodeTable.withUnsafeBufferPointer { table in
-            [UInt8](unsafeUninitializedCapacity: length) { out, initialized in
-                var written = 0
-                var index = 0
-                while index < count {
-                    let last = index + 4 == count
-                    let a = table[Int(text[index])]
-                    let b = table[Int(text[index + 1])]
-                    let c = last && padding == 2 ? 0 : table[Int(text[index + 2])]
-                    let d = last && padding >= 1 ? 0 : table[Int(text[index + 3])]
-                    if (a | b | c | d) & 0xC0 != 0 {
-                        valid = false
-                        break
-                    }
-                    let bits = UInt32(a) << 18 | UInt32(b) << 12 | UInt32(c) << 6 | UInt32(d)
-                    if last {
-                        // Stray bits under the padding would decode the same: refused.
-                        if (padding == 1 && c & 0x03 != 0) || (padding == 2 && b & 0x0F != 0) {
-                            valid = false
-                            break
-                        }
-                        out[written] = UInt8(truncatingIfNeeded: bits >> 16)
-                        if padding < 2 { out[written + 1] = UInt8(truncatingIfNeeded: bits >> 8) }
-                        if padding < 1 { out[written + 2] = UInt8(truncatingIfNeeded: bits) }
-                        written += 3 - padding
-                    } else {
-                        out[written] = UInt8(truncatingIfNeeded: bits >> 16)
-                        out[written + 1] = UInt8(truncatingIfNeeded: bits >> 8)
-                        out[written + 2] = UInt8(truncatingIfNeeded: bits)
-                        written += 3
-                    }
-                    index += 4
-                }
-                initialized = valid ? written : 0
-            }
-        }
-        return valid ? out : nil
-    }
-
-    static func decodeCanonicalBase64(_ text: [UInt8]) -> [UInt8]? {
-        text.withUnsafeBufferPointer { decodeCanonicalBase64($0) }
+    /// The bytes of `text` when it is canonical base64 (`Base64Strict`, the one decoder).
+    private static func decodeCanonicalBase64(_ text: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
+        Base64Strict.decodeWhole(text).map { Array($0.buffer) }
     }
 
     /// The envelope rebuilt: `response` is the payload itself when it is a JSON object (as the
@@ -139,7 +86,7 @@ package struct CompactReply: Sendable, Hashable {
         var out: [UInt8] = []
         out.reserveCapacity(payload.count * 2 + signature.count * 4 / 3 + keyName.utf8.count + 96)
         out += Array(#"{"response":"#.utf8)
-        if case .object? = try? StrictJSONParser.parse(payload) {
+        if Self.isJSONObject(payload) {
             out += payload
         } else {
             out += Array("{}".utf8)
@@ -159,30 +106,16 @@ package struct CompactReply: Sendable, Hashable {
         verifier.verify(envelope, maxAge: nil)
     }
 
-    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+    /// Standard base64 with padding, as PHP's `base64_encode` writes it.
+    static func base64(_ bytes: [UInt8]) -> [UInt8] { Base64Strict.encode(bytes) }
 
-    /// Standard base64 with padding (RFC 4648 §4), as PHP's `base64_encode` writes it.
-    static func base64(_ bytes: [UInt8]) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity((bytes.count + 2) / 3 * 4)
-        var index = 0
-        while index + 3 <= bytes.count {
-            let bits = UInt32(bytes[index]) << 16 | UInt32(bytes[index + 1]) << 8 | UInt32(bytes[index + 2])
-            out.append(alphabet[Int(bits >> 18 & 63)])
-            out.append(alphabet[Int(bits >> 12 & 63)])
-            out.append(alphabet[Int(bits >> 6 & 63)])
-            out.append(alphabet[Int(bits & 63)])
-            index += 3
+    /// Whether `bytes` is one JSON object and nothing more, read by the one strict reader.
+    private static func isJSONObject(_ bytes: [UInt8]) -> Bool {
+        bytes.withUnsafeBufferPointer { buffer in
+            var scanner = JSONScanner(buffer)
+            guard (try? scanner.objectMembers()) != nil else { return false }
+            return (try? scanner.expectEnd()) != nil
         }
-        let rest = bytes.count - index
-        if rest > 0 {
-            let bits = UInt32(bytes[index]) << 16 | (rest == 2 ? UInt32(bytes[index + 1]) << 8 : 0)
-            out.append(alphabet[Int(bits >> 18 & 63)])
-            out.append(alphabet[Int(bits >> 12 & 63)])
-            out.append(rest == 2 ? alphabet[Int(bits >> 6 & 63)] : UInt8(ascii: "="))
-            out.append(UInt8(ascii: "="))
-        }
-        return out
     }
 
     /// A JSON string literal: quote, backslash and control characters escaped.

@@ -52,7 +52,8 @@ struct EncodedSecretForms: Sendable {
     /// into a group of three: encode it behind that many zero bytes, then drop the characters
     /// that also hold bits of the bytes before or after it.
     static func base64Core(_ secret: [UInt8], alignment: Int) -> [UInt8] {
-        let encoded = base64(Array(repeating: 0, count: alignment) + secret)
+        // Padded: the slice below never reaches the padding.
+        let encoded = Base64Strict.encode(Array(repeating: 0, count: alignment) + secret)
         let startBit = 8 * alignment
         let endBit = 8 * (alignment + secret.count)
         let first = (startBit + 5) / 6
@@ -61,26 +62,7 @@ struct EncodedSecretForms: Sendable {
         return Array(encoded[first..<end])
     }
 
-    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
     private static let hexDigits = Array("0123456789abcdef".utf8)
-
-    /// Standard base64 without padding (only whole characters matter here).
-    private static func base64(_ bytes: [UInt8]) -> [UInt8] {
-        var out: [UInt8] = []
-        var index = 0
-        while index < bytes.count {
-            let b0 = UInt32(bytes[index])
-            let b1 = index + 1 < bytes.count ? UInt32(bytes[index + 1]) : 0
-            let b2 = index + 2 < bytes.count ? UInt32(bytes[index + 2]) : 0
-            let bits = b0 << 16 | b1 << 8 | b2
-            let available = min(3, bytes.count - index)
-            for position in 0...available {
-                out.append(alphabet[Int((bits >> (18 - 6 * UInt32(position))) & 0x3F)])
-            }
-            index += 3
-        }
-        return out
-    }
 
     private static func flipCase(_ byte: UInt8) -> UInt8 {
         (byte | 0x20) >= UInt8(ascii: "a") && (byte | 0x20) <= UInt8(ascii: "z") ? byte ^ 0x20 : byte
