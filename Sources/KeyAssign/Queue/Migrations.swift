@@ -235,6 +235,28 @@ enum Migrations {
             CREATE INDEX imports_by_path ON imports (path);
             """
         ),
+        // What runs every night reads no more as history grows (issue 21). `work_unsettled`
+        // holds only the rows reconciliation selects and `status` names (uncertain, rejected,
+        // failed); the states with work left are in `work_due`; `assigned`, which is all the
+        // rest, is `work_total` (kept by triggers on insert and delete, never on the hot path's
+        // state changes) less those. The queries spell the index's condition as ORs, which is
+        // what lets SQLite see that they imply it.
+        (
+            8,
+            """
+            CREATE INDEX work_unsettled ON work (state)
+                WHERE state = 'uncertain' OR state = 'rejected' OR state = 'failed';
+            CREATE TABLE work_total (
+                id    INTEGER PRIMARY KEY CHECK (id = 1),
+                rows  INTEGER NOT NULL
+            );
+            INSERT INTO work_total (id, rows) SELECT 1, count(*) FROM work;
+            CREATE TRIGGER work_total_insert AFTER INSERT ON work
+                BEGIN UPDATE work_total SET rows = rows + 1 WHERE id = 1; END;
+            CREATE TRIGGER work_total_delete AFTER DELETE ON work
+                BEGIN UPDATE work_total SET rows = rows - 1 WHERE id = 1; END;
+            """
+        ),
     ]
 
     static func migrate(_ db: Database) throws {
