@@ -68,7 +68,7 @@ import Testing
         try bench.open().execute(
             """
             DROP TRIGGER work_total_insert; DROP TRIGGER work_total_delete; DROP TABLE work_total;
-            DROP INDEX work_unsettled; PRAGMA user_version = 7;
+            DROP INDEX work_unsettled; DROP TABLE listing_chunks; PRAGMA user_version = 7;
             """)
         #expect(try bench.count("SELECT rows FROM work_total") == 35)
         #expect(try reported() == after)

@@ -257,6 +257,23 @@ enum Migrations {
                 BEGIN UPDATE work_total SET rows = rows - 1 WHERE id = 1; END;
             """
         ),
+        // Listing entries deflated (issue 21): the entries first kept with one listing, zlib'd
+        // together in chunks of up to 1,024 (`ListingChunk`), keyed by the id of their first
+        // entry; entry ids go on from `listing_entries`' (kept as they were, and read) and
+        // layouts refer to both alike. No hash is kept: a listing's entries are matched against
+        // the last listing's bytes when it is stored. `bytes`: the chunk's size inflated.
+        (
+            9,
+            """
+            CREATE TABLE listing_chunks (
+                first_entry  INTEGER PRIMARY KEY,
+                last_entry   INTEGER NOT NULL,
+                entries      INTEGER NOT NULL,
+                bytes        INTEGER NOT NULL,
+                body         BLOB    NOT NULL
+            );
+            """
+        ),
     ]
 
     static func migrate(_ db: Database) throws {

@@ -1,0 +1,107 @@
+import CZlib
+
+/// Entries first kept with one listing, deflated together (zlib) as one `listing_chunks` row
+/// (migration 9). A listing's entries are JSON objects alike but for a key, an id and an
+/// owner: deflated in groups they take ~27 B each instead of ~280–330 B (docs/benchmarks.md,
+/// "Years of nights"). Grouped, not one by one, so that a rebuild inflates each chunk once.
+///
+/// Inflated, a chunk is: the entry count, then per entry its id's step from the one before
+/// (the first from `first_entry`: 0) and its length, all varints; then the entries' bytes,
+/// back to back. Ids are steps rather than implied so that `prune` can drop the entries no
+/// kept listing uses from a chunk without renumbering the rest.
+struct ListingChunk {
+    /// At most this many entries in a chunk: a first listing of 200,000 is ~200 chunks of
+    /// ~280 kB inflated, a usual night's few hundred new entries one.
+    static let maxEntries = 1024
+    /// zlib's level: 6 (its default) keeps a first listing ~10 % smaller than 1, for a store
+    /// measured in docs/benchmarks.md.
+    static let level: Int32 = 6
+
+    var ids: [Int64]
+    /// Where each entry lies in `bytes`.
+    var ranges: [Range<Int>]
+    var bytes: [UInt8]
+
+    struct Encoded {
+        var firstEntry: Int64
+        var lastEntry: Int64
+        var inflatedBytes: Int
+        var body: [UInt8]
+    }
+
+    /// Deflates the entries `entries(i)` for `ids` (ascending).
+    static func encode(ids: [Int64], entry: (Int) -> UnsafeRawBufferPointer) throws -> Encoded {
+        precondition(!ids.isEmpty)
+        var plain: [UInt8] = []
+        var total = 0
+        for index in ids.indices { total += entry(index).count }
+        plain.reserveCapacity(total + ids.count * 4 + 8)
+        ListingLayout.put(&plain, UInt64(ids.count))
+        var previous = ids[0]
+        for index in ids.indices {
+            precondition(ids[index] >= previous)
+            ListingLayout.put(&plain, UInt64(ids[index] - previous))
+            ListingLayout.put(&plain, UInt64(entry(index).count))
+            previous = ids[index]
+        }
+        for index in ids.indices { plain.append(contentsOf: entry(index)) }
+        var length = compressBound(uLong(plain.count))
+        var body = [UInt8](repeating: 0, count: Int(length))
+        let rc = body.withUnsafeMutableBufferPointer { out in
+            plain.withUnsafeBufferPointer { input in
+                compress2(out.baseAddress, &length, input.baseAddress, uLong(input.count), level)
+            }
+        }
+        guard rc == Z_OK else { throw KeyAssignError(.ioError, "zlib: deflating \(ids.count) entries failed (\(rc))") }
+        body.removeLast(body.count - Int(length))
+        return Encoded(firstEntry: ids[0], lastEntry: ids[ids.count - 1], inflatedBytes: plain.count, body: body)
+    }
+
+    /// Inflates a chunk read back; anything that does not add up (an edited row) is `Malformed`.
+    static func decode(firstEntry: Int64, inflatedBytes: Int, body: UnsafeRawBufferPointer) throws(
+        ListingLayout.Malformed
+    ) -> ListingChunk {
+        guard inflatedBytes >= 1, inflatedBytes <= 1 << 31 else {
+            throw ListingLayout.Malformed(message: "chunk \(firstEntry) says it inflates to \(inflatedBytes) bytes")
+        }
+        var plain = [UInt8](repeating: 0, count: inflatedBytes)
+        var length = uLong(inflatedBytes)
+        let rc = plain.withUnsafeMutableBufferPointer { out in
+            uncompress(
+                out.baseAddress, &length, body.baseAddress?.assumingMemoryBound(to: UInt8.self), uLong(body.count))
+        }
+        guard rc == Z_OK, Int(length) == inflatedBytes else {
+            throw ListingLayout.Malformed(message: "chunk \(firstEntry) does not inflate (zlib \(rc))")
+        }
+        var reader = ListingLayout.Reader(data: plain)
+        let count = try reader.int()
+        guard count >= 1, count <= maxEntries * 64 else {
+            throw ListingLayout.Malformed(message: "chunk \(firstEntry) holds \(count) entries")
+        }
+        var ids: [Int64] = []
+        var lengths: [Int] = []
+        ids.reserveCapacity(count)
+        lengths.reserveCapacity(count)
+        var id = firstEntry
+        for _ in 0..<count {
+            let step = try reader.int()
+            id += Int64(step)
+            ids.append(id)
+            lengths.append(try reader.int())
+        }
+        var ranges: [Range<Int>] = []
+        ranges.reserveCapacity(count)
+        var offset = reader.offset
+        for length in lengths {
+            guard length <= plain.count - offset else {
+                throw ListingLayout.Malformed(message: "chunk \(firstEntry) is shorter than its entries")
+            }
+            ranges.append(offset..<(offset + length))
+            offset += length
+        }
+        guard offset == plain.count else {
+            throw ListingLayout.Malformed(message: "chunk \(firstEntry) has trailing bytes")
+        }
+        return ListingChunk(ids: ids, ranges: ranges, bytes: plain)
+    }
+}
