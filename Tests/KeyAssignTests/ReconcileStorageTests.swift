@@ -28,7 +28,7 @@ import Testing
             let chunk = try body.withUnsafeBytes {
                 try ListingChunk.decode(firstEntry: first, inflatedBytes: inflated, body: $0)
             }
-            let edited = chunk.ranges.map { Array(edit(String(decoding: chunk.bytes[$0], as: UTF8.self)).utf8) }
+            let edited = chunk.ids.indices.map { Array(edit(String(decoding: chunk.entry($0), as: UTF8.self)).utf8) }
             let encoded = try ListingChunk.encode(ids: chunk.ids) { number in
                 edited[number].withUnsafeBytes { UnsafeRawBufferPointer(start: $0.baseAddress, count: $0.count) }
             }
@@ -136,8 +136,8 @@ import Testing
                 let chunk = try body.withUnsafeBytes {
                     try ListingChunk.decode(firstEntry: select.int(0), inflatedBytes: Int(select.int(1)), body: $0)
                 }
-                for (id, range) in zip(chunk.ids, chunk.ranges) {
-                    let entry = Array(chunk.bytes[range])
+                for (index, id) in chunk.ids.enumerated() {
+                    let entry = Array(chunk.entry(index))
                     let digest = try SHA256Digest()
                     entry.withUnsafeBytes { digest.update($0) }
                     let hex = Array(digest.finalHex().utf8)

@@ -197,11 +197,7 @@ public enum EvidenceRetention {
             try delete.step()
             delete.reset()
             guard !keep.isEmpty else { continue }
-            let encoded = try chunk.bytes.withUnsafeBytes { bytes in
-                try ListingChunk.encode(ids: keep.map { chunk.ids[$0] }) {
-                    UnsafeRawBufferPointer(rebasing: bytes[chunk.ranges[keep[$0]]])
-                }
-            }
+            let encoded = try ListingChunk.encode(ids: keep.map { chunk.ids[$0] }) { chunk.entry(keep[$0]) }
             try insert.bind(1, encoded.firstEntry)
             try insert.bind(2, encoded.lastEntry)
             try insert.bind(3, Int64(keep.count))

@@ -35,7 +35,7 @@ enum ListingArchive {
         // The last kept listing: its entries are what this one is compared with (a usual night
         // finds all but a few hundred there), and its entry list the base of this one's layout
         // unless its chain is long enough.
-        var last: (id: Int64, depth: Int?, ids: [Int64], bytes: ListingEntryBytes)?
+        var last: (id: Int64, depth: Int?, ids: [Int64], chunks: ListingChunkCache)?
         let lastKept = try db.prepare(
             """
             SELECT id, layout_depth FROM listings WHERE layout IS NOT NULL AND pruned_at IS NULL ORDER BY id DESC LIMIT 1
@@ -49,13 +49,14 @@ enum ListingArchive {
             // neither compared with nor copied from; this listing stands alone.
             do {
                 let ids = try reader.entryIDs(listing: id)
-                last = (id, depth, ids, try reader.entryBytes(ids))
+                try reader.chunks.load(ids)
+                last = (id, depth, ids, reader.chunks)
             } catch is ListingLayout.Malformed {
                 last = nil
             }
         }
         lastKept.reset()
-        let ids = try entryIDs(payload, ranges, known: last.map { ($0.ids, $0.bytes) }, in: db)
+        let ids = try entryIDs(payload, ranges, known: last.map { ($0.ids, $0.chunks) }, in: db)
         var base: (id: Int64, depth: Int, ids: [Int64])?
         if let last, let depth = last.depth, depth < maxDepth { base = (last.id, depth, last.ids) }
         var layout = ListingLayout.make(payload: payload, entries: ranges, ids: ids, base: base?.ids)
@@ -98,7 +99,7 @@ enum ListingArchive {
     /// matched by their bytes (a hash table over the last listing's, each hit compared in
     /// full), so two different entries are never taken for one.
     private static func entryIDs(
-        _ payload: UnsafeBufferPointer<UInt8>, _ ranges: [Range<Int>], known: ([Int64], ListingEntryBytes)?,
+        _ payload: UnsafeBufferPointer<UInt8>, _ ranges: [Range<Int>], known: ([Int64], ListingChunkCache)?,
         in db: Database
     ) throws -> [Int64] {
         var ids = [Int64](repeating: 0, count: ranges.count)
@@ -106,20 +107,19 @@ enum ListingArchive {
         func entry(_ number: Int) -> UnsafeRawBufferPointer {
             UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(payload)[ranges[number]])
         }
-        if let (knownIDs, bytes) = known {
-            bytes.storage.withUnsafeBytes { storage in
-                var byBytes: [EntryKey: Int64] = [:]
-                byBytes.reserveCapacity(knownIDs.count)
-                for id in knownIDs {
-                    guard let span = bytes.spans[id] else { continue }
-                    byBytes[EntryKey(bytes: UnsafeRawBufferPointer(rebasing: storage[span]))] = id
-                }
-                for number in ranges.indices {
-                    if let id = byBytes[EntryKey(bytes: entry(number))] {
-                        ids[number] = id
-                    } else {
-                        fresh.append(number)
-                    }
+        if let (knownIDs, chunks) = known {
+            // The keys point into `chunks`' inflated memory, which lives until its next load.
+            var byBytes: [EntryKey: Int64] = [:]
+            byBytes.reserveCapacity(knownIDs.count)
+            for id in knownIDs {
+                guard let bytes = chunks.entry(id) else { continue }
+                byBytes[EntryKey(bytes: bytes)] = id
+            }
+            for number in ranges.indices {
+                if let id = byBytes[EntryKey(bytes: entry(number))] {
+                    ids[number] = id
+                } else {
+                    fresh.append(number)
                 }
             }
         } else {
@@ -167,11 +167,13 @@ enum ListingArchive {
     struct Reader {
         let db: Database
         private var cached: (id: Int64, ids: [Int64])?
-        /// The entries of the last payload rebuilt: the next listing shares most of them.
-        private var cachedBytes: ListingEntryBytes?
-        private var directory: [(first: Int64, last: Int64)]?
+        /// The chunks of the last listing loaded: the next one shares most of them.
+        let chunks: ListingChunkCache
 
-        init(_ db: Database) { self.db = db }
+        init(_ db: Database) {
+            self.db = db
+            chunks = ListingChunkCache(db)
+        }
 
         struct Kept {
             var layout: ListingLayout
@@ -215,94 +217,11 @@ enum ListingArchive {
             return ids
         }
 
-        /// The bytes of entries `ids`: from the last listing read, for the entries it shares
-        /// with this one (in order, most of them), else each chunk inflated once, else
-        /// (migration 7's form) `listing_entries` read by ranges of consecutive ids.
-        mutating func entryBytes(_ ids: [Int64]) throws -> ListingEntryBytes {
-            let result = ListingEntryBytes(capacity: cachedBytes?.totalBytes ?? 0, entries: ids.count)
-            var missing: [Int64] = []
-            var seen = Set<Int64>()
-            for id in ids where !result.contains(id) {
-                if let cachedBytes, result.copy(id, from: cachedBytes) { continue }
-                if seen.insert(id).inserted { missing.append(id) }
-            }
-            guard !missing.isEmpty else { return result }
-            missing.sort()
-            let directory = try chunkDirectory()
-            var byChunk: [(first: Int64, ids: [Int64])] = []
-            var plain: [Int64] = []
-            var place = 0
-            for id in missing {
-                while place < directory.count && directory[place].last < id { place += 1 }
-                if place < directory.count && directory[place].first <= id {
-                    if byChunk.last?.first == directory[place].first {
-                        byChunk[byChunk.count - 1].ids.append(id)
-                    } else {
-                        byChunk.append((directory[place].first, [id]))
-                    }
-                } else {
-                    plain.append(id)
-                }
-            }
-            let chunkRow = try db.prepare("SELECT bytes, body FROM listing_chunks WHERE first_entry = ?1")
-            for (first, wanted) in byChunk {
-                try chunkRow.bind(1, first)
-                guard try chunkRow.step() else { throw ListingLayout.Malformed(message: "chunk \(first) is missing") }
-                let inflated = Int(clamping: chunkRow.int(0))
-                let count = Int(sqlite3_column_bytes(chunkRow.handle, 1))
-                let body = UnsafeRawBufferPointer(start: sqlite3_column_blob(chunkRow.handle, 1), count: count)
-                let chunk = try ListingChunk.decode(firstEntry: first, inflatedBytes: inflated, body: body)
-                chunkRow.reset()
-                var position = 0
-                for id in wanted {
-                    while position < chunk.ids.count && chunk.ids[position] < id { position += 1 }
-                    guard position < chunk.ids.count, chunk.ids[position] == id else {
-                        throw ListingLayout.Malformed(message: "entry \(id) is missing")
-                    }
-                    result.add(id, chunk.bytes[chunk.ranges[position]])
-                }
-            }
-            // Consecutive ids are read as one range: a walk along the table's leaves instead
-            // of one descent of its B-tree per entry.
-            let range = try db.prepare("SELECT id, body FROM listing_entries WHERE id BETWEEN ?1 AND ?2 ORDER BY id")
-            var number = 0
-            while number < plain.count {
-                var end = number + 1
-                while end < plain.count && plain[end] == plain[end - 1] &+ 1 { end += 1 }
-                try range.bind(1, plain[number])
-                try range.bind(2, plain[end - 1])
-                var expected = plain[number]
-                while try range.step() {
-                    guard range.int(0) == expected else { break }
-                    let count = Int(sqlite3_column_bytes(range.handle, 1))
-                    result.add(expected, UnsafeRawBufferPointer(start: sqlite3_column_blob(range.handle, 1), count: count))
-                    number += 1
-                    expected += 1
-                }
-                range.reset()
-                guard number == end else {
-                    throw ListingLayout.Malformed(message: "entry \(plain[number]) is missing")
-                }
-            }
-            return result
-        }
-
-        /// Each chunk's first and last entry id, in order (a few hundred rows after a year).
-        private mutating func chunkDirectory() throws -> [(first: Int64, last: Int64)] {
-            if let directory { return directory }
-            let select = try db.prepare("SELECT first_entry, last_entry FROM listing_chunks ORDER BY first_entry")
-            var list: [(first: Int64, last: Int64)] = []
-            while try select.step() { list.append((select.int(0), select.int(1))) }
-            directory = list
-            return list
-        }
-
         /// The signed payload, byte for byte as it was signed.
         mutating func payload(listing id: Int64) throws -> OwnedBytes {
             let layout = try kept(id).layout
             let ids = try entryIDs(listing: id)
-            let entries = try entryBytes(ids)
-            cachedBytes = entries
+            try chunks.load(ids)
             let length = layout.payloadLength
             guard let memory = malloc(max(1, length))?.assumingMemoryBound(to: UInt8.self) else {
                 throw DatabaseError(
@@ -321,14 +240,12 @@ enum ListingArchive {
                 offset += source.count
             }
             try layout.prefix.withUnsafeBytes(put)
-            try entries.storage.withUnsafeBytes { storage in
-                for (number, entryID) in ids.enumerated() {
-                    if number > 0 { try layout.gap(before: number).withUnsafeBytes(put) }
-                    guard let span = entries.spans[entryID] else {
-                        throw ListingLayout.Malformed(message: "listing \(id): entry \(entryID) is missing")
-                    }
-                    try put(UnsafeRawBufferPointer(rebasing: storage[span]))
+            for (number, entryID) in ids.enumerated() {
+                if number > 0 { try layout.gap(before: number).withUnsafeBytes(put) }
+                guard let entry = chunks.entry(entryID) else {
+                    throw ListingLayout.Malformed(message: "listing \(id): entry \(entryID) is missing")
                 }
+                try put(entry)
             }
             try layout.suffix.withUnsafeBytes(put)
             guard offset == length else {

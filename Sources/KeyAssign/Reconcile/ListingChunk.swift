@@ -9,7 +9,7 @@ import CZlib
 /// (the first from `first_entry`: 0) and its length, all varints; then the entries' bytes,
 /// back to back. Ids are steps rather than implied so that `prune` can drop the entries no
 /// kept listing uses from a chunk without renumbering the rest.
-struct ListingChunk {
+final class ListingChunk {
     /// At most this many entries in a chunk: a first listing of 200,000 is ~200 chunks of
     /// ~280 kB inflated, a usual night's few hundred new entries one.
     static let maxEntries = 1024
@@ -17,10 +17,47 @@ struct ListingChunk {
     /// measured in docs/benchmarks.md.
     static let level: Int32 = 6
 
-    var ids: [Int64]
-    /// Where each entry lies in `bytes`.
-    var ranges: [Range<Int>]
-    var bytes: [UInt8]
+    let firstEntry: Int64
+    let ids: [Int64]
+    /// Entry `i` lies at `starts[i]..<starts[i + 1]` of `memory`.
+    private let starts: [Int]
+    private let memory: UnsafeMutableRawBufferPointer
+    /// Ids `firstEntry, firstEntry + 1, …` (every chunk until `prune` thins it): found by
+    /// subtraction, not a search.
+    private let isDense: Bool
+
+    /// Takes `memory` (freed with the chunk).
+    init(firstEntry: Int64, ids: [Int64], starts: [Int], memory: UnsafeMutableRawBufferPointer) {
+        self.firstEntry = firstEntry
+        self.ids = ids
+        self.starts = starts
+        self.memory = memory
+        isDense = ids.isEmpty || ids[ids.count - 1] - firstEntry == Int64(ids.count - 1)
+    }
+
+    deinit { memory.deallocate() }
+
+    var count: Int { ids.count }
+
+    /// Entry `index`'s bytes, valid while the chunk lives.
+    func entry(_ index: Int) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(rebasing: memory[starts[index]..<starts[index + 1]])
+    }
+
+    /// Where entry `id` is in this chunk, if it is.
+    func index(of id: Int64) -> Int? {
+        if isDense {
+            let offset = id &- firstEntry
+            return offset >= 0 && offset < Int64(ids.count) ? Int(offset) : nil
+        }
+        var low = 0
+        var high = ids.count
+        while low < high {
+            let middle = (low + high) / 2
+            if ids[middle] < id { low = middle + 1 } else { high = middle }
+        }
+        return low < ids.count && ids[low] == id ? low : nil
+    }
 
     struct Encoded {
         var firstEntry: Int64
@@ -29,7 +66,7 @@ struct ListingChunk {
         var body: [UInt8]
     }
 
-    /// Deflates the entries `entries(i)` for `ids` (ascending).
+    /// Deflates the entries `entry(i)` for `ids` (ascending).
     static func encode(ids: [Int64], entry: (Int) -> UnsafeRawBufferPointer) throws -> Encoded {
         precondition(!ids.isEmpty)
         var plain: [UInt8] = []
@@ -64,17 +101,32 @@ struct ListingChunk {
         guard inflatedBytes >= 1, inflatedBytes <= 1 << 31 else {
             throw ListingLayout.Malformed(message: "chunk \(firstEntry) says it inflates to \(inflatedBytes) bytes")
         }
-        var plain = [UInt8](repeating: 0, count: inflatedBytes)
+        let memory = UnsafeMutableRawBufferPointer.allocate(byteCount: inflatedBytes, alignment: 8)
+        var owned = true
+        defer { if owned { memory.deallocate() } }
         var length = uLong(inflatedBytes)
-        let rc = plain.withUnsafeMutableBufferPointer { out in
-            uncompress(
-                out.baseAddress, &length, body.baseAddress?.assumingMemoryBound(to: UInt8.self), uLong(body.count))
-        }
+        let rc = uncompress(
+            memory.baseAddress?.assumingMemoryBound(to: UInt8.self), &length,
+            body.baseAddress?.assumingMemoryBound(to: UInt8.self), uLong(body.count))
         guard rc == Z_OK, Int(length) == inflatedBytes else {
             throw ListingLayout.Malformed(message: "chunk \(firstEntry) does not inflate (zlib \(rc))")
         }
-        var reader = ListingLayout.Reader(data: plain)
-        let count = try reader.int()
+        var offset = 0
+        func number() throws(ListingLayout.Malformed) -> Int {
+            var value: UInt64 = 0
+            var shift: UInt64 = 0
+            while true {
+                guard offset < inflatedBytes, shift < 42 else {
+                    throw ListingLayout.Malformed(message: "chunk \(firstEntry): a number is cut or too long")
+                }
+                let byte = memory[offset]
+                offset += 1
+                value |= UInt64(byte & 0x7f) << shift
+                if byte < 0x80 { return Int(value) }
+                shift += 7
+            }
+        }
+        let count = try number()
         guard count >= 1, count <= maxEntries * 64 else {
             throw ListingLayout.Malformed(message: "chunk \(firstEntry) holds \(count) entries")
         }
@@ -84,24 +136,25 @@ struct ListingChunk {
         lengths.reserveCapacity(count)
         var id = firstEntry
         for _ in 0..<count {
-            let step = try reader.int()
-            id += Int64(step)
+            id += Int64(try number())
             ids.append(id)
-            lengths.append(try reader.int())
+            lengths.append(try number())
         }
-        var ranges: [Range<Int>] = []
-        ranges.reserveCapacity(count)
-        var offset = reader.offset
+        var starts: [Int] = []
+        starts.reserveCapacity(count + 1)
+        var position = offset
         for length in lengths {
-            guard length <= plain.count - offset else {
+            guard length <= inflatedBytes - position else {
                 throw ListingLayout.Malformed(message: "chunk \(firstEntry) is shorter than its entries")
             }
-            ranges.append(offset..<(offset + length))
-            offset += length
+            starts.append(position)
+            position += length
         }
-        guard offset == plain.count else {
+        guard position == inflatedBytes else {
             throw ListingLayout.Malformed(message: "chunk \(firstEntry) has trailing bytes")
         }
-        return ListingChunk(ids: ids, ranges: ranges, bytes: plain)
+        starts.append(position)
+        owned = false
+        return ListingChunk(firstEntry: firstEntry, ids: ids, starts: starts, memory: memory)
     }
 }
