@@ -31,7 +31,9 @@ import Testing
             let steps = try Self.plan(db, sql)
             // A walk along the whole table by rowid (`id > ?1`) is a scan too.
             #expect(
-                !steps.contains { $0.hasPrefix("SCAN work") || $0.hasPrefix("SEARCH work USING INTEGER PRIMARY KEY (rowid>") },
+                !steps.contains {
+                    $0.hasPrefix("SCAN work") || $0.hasPrefix("SEARCH work USING INTEGER PRIMARY KEY (rowid>")
+                },
                 "\(name): \(steps)")
             #expect(!steps.isEmpty, "\(name): no plan")
         }

@@ -141,7 +141,9 @@ import Testing
                     let digest = try SHA256Digest()
                     entry.withUnsafeBytes { digest.update($0) }
                     let hex = Array(digest.finalHex().utf8)
-                    let sha = stride(from: 0, to: hex.count, by: 2).map { UInt8(String(decoding: hex[$0..<($0 + 2)], as: UTF8.self), radix: 16)! }
+                    let sha = stride(from: 0, to: hex.count, by: 2).map {
+                        UInt8(String(decoding: hex[$0..<($0 + 2)], as: UTF8.self), radix: 16)!
+                    }
                     try insert.bind(1, id)
                     try insert.bindBlob(2, sha)
                     try insert.bindBlob(3, entry)
@@ -263,7 +265,9 @@ import Testing
         #expect(prune.status == 0, "\(prune.stderr)")
         #expect(prune.stdout.contains("converted to incremental vacuum"), "\(prune.stdout)")
         #expect(try bench.count("PRAGMA auto_vacuum") == 2)
-        #expect(kept > 50_000 && bench.fileBytes < before - kept * 3 / 4, "the file went from \(before) to \(bench.fileBytes) bytes")
+        #expect(
+            kept > 50_000 && bench.fileBytes < before - kept * 3 / 4,
+            "the file went from \(before) to \(bench.fileBytes) bytes")
     }
 }
 

@@ -95,9 +95,9 @@ final class ListingChunk {
     }
 
     /// Inflates a chunk read back; anything that does not add up (an edited row) is `Malformed`.
-    static func decode(firstEntry: Int64, inflatedBytes: Int, body: UnsafeRawBufferPointer) throws(
-        ListingLayout.Malformed
-    ) -> ListingChunk {
+    static func decode(firstEntry: Int64, inflatedBytes: Int, body: UnsafeRawBufferPointer) throws(ListingLayout
+        .Malformed) -> ListingChunk
+    {
         guard inflatedBytes >= 1, inflatedBytes <= 1 << 31 else {
             throw ListingLayout.Malformed(message: "chunk \(firstEntry) says it inflates to \(inflatedBytes) bytes")
         }
