@@ -29,6 +29,12 @@ let package = Package(
             pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]
         ),
+        // The system zlib (zlib1g-dev): kept listing entries are stored deflated (issue 21).
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
         // libcurl: curl 7.88.1's own headers (include/curl, with their license) and the runtime
         // library by its soname, so a machine with libcurl4 but without libcurl4-openssl-dev
         // builds it. CCurl also holds what Swift cannot call on libcurl directly: typed wrappers
@@ -44,6 +50,7 @@ let package = Package(
                 "CCurl",
                 "COpenSSL",
                 "CSQLite",
+                "CZlib",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

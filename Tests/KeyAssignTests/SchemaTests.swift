@@ -24,10 +24,12 @@ import Testing
         let dir = try TemporaryDirectory()
         let path = dir.path + "/t.sqlite"
         do {
-            // Back to version 1: undo migrations 2 to 8.
+            // Back to version 1: undo migrations 2 to 10.
             let db = try Database(path: path)
             try db.execute(
                 """
+                DROP TRIGGER work_total_insert; DROP TRIGGER work_total_delete; DROP TABLE work_total;
+                DROP INDEX work_unsettled; DROP TABLE listing_chunks;
                 ALTER TABLE attempts DROP COLUMN signed_reply_id; DROP TABLE signed_replies; DROP TABLE signing_keys;
                 DROP TABLE listing_entries; DROP INDEX imports_by_path;
                 ALTER TABLE imports DROP COLUMN file_device; ALTER TABLE imports DROP COLUMN file_inode;

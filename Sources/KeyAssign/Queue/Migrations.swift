@@ -262,6 +262,45 @@ enum Migrations {
             ALTER TABLE attempts ADD COLUMN signed_reply_id INTEGER REFERENCES signed_replies(id);
             """
         ),
+        // What runs every night reads no more as history grows (issue 21). `work_unsettled`
+        // holds only the rows reconciliation selects and `status` names (uncertain, rejected,
+        // failed); the states with work left are in `work_due`; `assigned`, which is all the
+        // rest, is `work_total` (kept by triggers on insert and delete, never on the hot path's
+        // state changes) less those. The queries spell the index's condition as ORs, which is
+        // what lets SQLite see that they imply it.
+        (
+            9,
+            """
+            CREATE INDEX work_unsettled ON work (state)
+                WHERE state = 'uncertain' OR state = 'rejected' OR state = 'failed';
+            CREATE TABLE work_total (
+                id    INTEGER PRIMARY KEY CHECK (id = 1),
+                rows  INTEGER NOT NULL
+            );
+            INSERT INTO work_total (id, rows) SELECT 1, count(*) FROM work;
+            CREATE TRIGGER work_total_insert AFTER INSERT ON work
+                BEGIN UPDATE work_total SET rows = rows + 1 WHERE id = 1; END;
+            CREATE TRIGGER work_total_delete AFTER DELETE ON work
+                BEGIN UPDATE work_total SET rows = rows - 1 WHERE id = 1; END;
+            """
+        ),
+        // Listing entries deflated (issue 21): the entries first kept with one listing, zlib'd
+        // together in chunks of up to 1,024 (`ListingChunk`), keyed by the id of their first
+        // entry; entry ids go on from `listing_entries`' (kept as they were, and read) and
+        // layouts refer to both alike. No hash is kept: a listing's entries are matched against
+        // the last listing's bytes when it is stored. `bytes`: the chunk's size inflated.
+        (
+            10,
+            """
+            CREATE TABLE listing_chunks (
+                first_entry  INTEGER PRIMARY KEY,
+                last_entry   INTEGER NOT NULL,
+                entries      INTEGER NOT NULL,
+                bytes        INTEGER NOT NULL,
+                body         BLOB    NOT NULL
+            );
+            """
+        ),
     ]
 
     static func migrate(_ db: Database) throws {

@@ -114,7 +114,8 @@ public enum EvidenceRetention {
         return result
     }
 
-    /// Entries no kept listing uses. A kept listing's entries are its own `ids` runs and what
+    /// Entries no kept listing uses, kept plain (migration 7) or deflated (migration 10). A kept
+    /// listing's entries are its own `ids` runs and what
     /// it copies from its base, itself kept: the `ids` runs of all kept listings cover them all.
     private static func deleteUnusedEntries(_ db: Database) throws -> Int {
         let layouts = try db.prepare("SELECT layout FROM listings WHERE layout IS NOT NULL")
@@ -141,7 +142,76 @@ public enum EvidenceRetention {
             try delete.step()
             delete.reset()
         }
-        return unused.count
+        return unused.count + (try deleteUnusedChunkEntries(db, used: used))
+    }
+
+    /// The same for deflated entries (migration 10): a chunk none of whose entries is used goes;
+    /// one with some is written again with only those (its key, the first id, may change).
+    private static func deleteUnusedChunkEntries(_ db: Database, used: [ClosedRange<Int64>]) throws -> Int {
+        func overlaps(_ range: ClosedRange<Int64>) -> (any: Bool, all: Bool) {
+            var covered: Int64 = 0
+            for piece in used where piece.overlaps(range) {
+                covered += min(piece.upperBound, range.upperBound) - max(piece.lowerBound, range.lowerBound) + 1
+            }
+            return (covered > 0, covered == range.upperBound - range.lowerBound + 1)
+        }
+        func isUsed(_ id: Int64) -> Bool {
+            var low = 0
+            var high = used.count
+            while low < high {
+                let middle = (low + high) / 2
+                if used[middle].upperBound < id { low = middle + 1 } else { high = middle }
+            }
+            return low < used.count && used[low].contains(id)
+        }
+        let chunks = try db.prepare("SELECT first_entry, last_entry, entries FROM listing_chunks ORDER BY first_entry")
+        var doomed: [Int64] = []
+        var partial: [Int64] = []
+        var deleted = 0
+        while try chunks.step() {
+            let (any, all) = overlaps(chunks.int(0)...max(chunks.int(0), chunks.int(1)))
+            if !any {
+                doomed.append(chunks.int(0))
+                deleted += Int(chunks.int(2))
+            } else if !all {
+                partial.append(chunks.int(0))
+            }
+        }
+        chunks.reset()
+        let read = try db.prepare("SELECT bytes, body FROM listing_chunks WHERE first_entry = ?1")
+        let insert = try db.prepare(
+            "INSERT INTO listing_chunks (first_entry, last_entry, entries, bytes, body) VALUES (?1, ?2, ?3, ?4, ?5)")
+        let delete = try db.prepare("DELETE FROM listing_chunks WHERE first_entry = ?1")
+        for first in partial {
+            try read.bind(1, first)
+            guard try read.step(), let body = read.blob(1) else { continue }
+            let inflated = Int(clamping: read.int(0))
+            read.reset()
+            let chunk = try body.withUnsafeBytes {
+                try ListingChunk.decode(firstEntry: first, inflatedBytes: inflated, body: $0)
+            }
+            let keep = chunk.ids.indices.filter { isUsed(chunk.ids[$0]) }
+            deleted += chunk.ids.count - keep.count
+            guard keep.count < chunk.ids.count else { continue }
+            try delete.bind(1, first)
+            try delete.step()
+            delete.reset()
+            guard !keep.isEmpty else { continue }
+            let encoded = try ListingChunk.encode(ids: keep.map { chunk.ids[$0] }) { chunk.entry(keep[$0]) }
+            try insert.bind(1, encoded.firstEntry)
+            try insert.bind(2, encoded.lastEntry)
+            try insert.bind(3, Int64(keep.count))
+            try insert.bind(4, Int64(encoded.inflatedBytes))
+            try insert.bindBlob(5, encoded.body)
+            try insert.step()
+            insert.reset()
+        }
+        for first in doomed {
+            try delete.bind(1, first)
+            try delete.step()
+            delete.reset()
+        }
+        return deleted
     }
 
     static func sha256Hex(_ bytes: UnsafeBufferPointer<UInt8>) throws -> String {

@@ -1,4 +1,3 @@
-import COpenSSL
 import CSQLite
 
 #if canImport(Glibc)
@@ -8,9 +7,11 @@ import CSQLite
 #endif
 
 /// Keeps verified key listings so that the nights do not each add a whole listing (issue 21):
-/// every distinct entry once (`listing_entries`, by the SHA-256 of its exact bytes), and each
-/// listing as a `ListingLayout` over them, written against the last kept listing. The signed
-/// payload is rebuilt byte for byte from these, and its signature verifies again (`audit`).
+/// every distinct entry once, and each listing as a `ListingLayout` over them, written against
+/// the last kept listing. Entries are deflated in chunks (`listing_chunks`, `ListingChunk`,
+/// migration 10); those kept before (migration 7) stay in `listing_entries`, as they were, and
+/// are read from there. The signed payload is rebuilt byte for byte from these, and its
+/// signature verifies again (`audit`).
 ///
 /// A layout copies from its base, which may copy from its own: at most `maxDepth` links, so
 /// that rebuilding any one listing reads at most that many small layouts. `audit` walks the
@@ -31,27 +32,33 @@ enum ListingArchive {
             let start = Int(slot.object.start)
             ranges.append(start..<(start + Int(slot.object.count)))
         }
-        let ids = try entryIDs(payload, ranges, in: db)
-        // The last kept listing in this form is the base, unless its chain is long enough.
-        var base: (id: Int64, depth: Int, ids: [Int64])?
-        let last = try db.prepare(
+        // The last kept listing: its entries are what this one is compared with (a usual night
+        // finds all but a few hundred there), and its entry list the base of this one's layout
+        // unless its chain is long enough.
+        var last: (id: Int64, depth: Int?, ids: [Int64], chunks: ListingChunkCache)?
+        let lastKept = try db.prepare(
             """
             SELECT id, layout_depth FROM listings WHERE layout IS NOT NULL AND pruned_at IS NULL ORDER BY id DESC LIMIT 1
             """)
-        if try last.step(), !last.isNull(1), Int(last.int(1)) < maxDepth {
-            let id = last.int(0)
-            let depth = Int(last.int(1))
-            last.reset()
+        if try lastKept.step() {
+            let id = lastKept.int(0)
+            let depth: Int? = lastKept.isNull(1) ? nil : Int(lastKept.int(1))
+            lastKept.reset()
             var reader = Reader(db)
-            // A base that cannot be read back (edited by hand: `audit` says so) is not
-            // copied from; this listing stands alone.
+            // A last listing that cannot be read back (edited by hand: `audit` says so) is
+            // neither compared with nor copied from; this listing stands alone.
             do {
-                base = (id, depth, try reader.entryIDs(listing: id))
+                let ids = try reader.entryIDs(listing: id)
+                try reader.chunks.load(ids)
+                last = (id, depth, ids, reader.chunks)
             } catch is ListingLayout.Malformed {
-                base = nil
+                last = nil
             }
         }
-        last.reset()
+        lastKept.reset()
+        let ids = try entryIDs(payload, ranges, known: last.map { ($0.ids, $0.chunks) }, in: db)
+        var base: (id: Int64, depth: Int, ids: [Int64])?
+        if let last, let depth = last.depth, depth < maxDepth { base = (last.id, depth, last.ids) }
         var layout = ListingLayout.make(payload: payload, entries: ranges, ids: ids, base: base?.ids)
         var baseID: Int64? = base?.id
         var depth = (base?.depth ?? -1) + 1
@@ -86,36 +93,73 @@ enum ListingArchive {
         return db.lastInsertRowID
     }
 
-    /// Each entry's row id, inserting the entries not kept yet (a few hundred on a usual night).
-    private static func entryIDs(_ payload: UnsafeBufferPointer<UInt8>, _ ranges: [Range<Int>], in db: Database) throws
-        -> [Int64]
-    {
-        let find = try db.prepare("SELECT id FROM listing_entries WHERE sha256 = ?1")
-        let insert = try db.prepare("INSERT INTO listing_entries (sha256, body) VALUES (?1, ?2)")
-        guard let md = EVP_sha256() else { throw KeyAssignError(.config, "OpenSSL has no SHA-256") }
-        var ids: [Int64] = []
-        ids.reserveCapacity(ranges.count)
-        var digest = [UInt8](repeating: 0, count: 32)
-        for range in ranges {
-            let entry = UnsafeBufferPointer(rebasing: payload[range])
-            var length: UInt32 = 0
-            guard EVP_Digest(entry.baseAddress, entry.count, &digest, &length, md, nil) == 1 else {
-                throw KeyAssignError(.config, "OpenSSL: SHA-256 failed: \(OpenSSLErrors.drain())")
+    /// Each entry's id. An entry whose exact bytes the last listing holds keeps that entry's id;
+    /// the others (a few hundred on a usual night, all of a first listing) get the next ids in
+    /// listing order and are written deflated, `ListingChunk.maxEntries` to a chunk. Entries are
+    /// matched by their bytes (a hash table over the last listing's, each hit compared in
+    /// full), so two different entries are never taken for one.
+    private static func entryIDs(
+        _ payload: UnsafeBufferPointer<UInt8>, _ ranges: [Range<Int>], known: ([Int64], ListingChunkCache)?,
+        in db: Database
+    ) throws -> [Int64] {
+        var ids = [Int64](repeating: 0, count: ranges.count)
+        var fresh: [Int] = []
+        func entry(_ number: Int) -> UnsafeRawBufferPointer {
+            UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(payload)[ranges[number]])
+        }
+        if let (knownIDs, chunks) = known {
+            // The keys point into `chunks`' inflated memory, which lives until its next load.
+            var byBytes: [EntryKey: Int64] = [:]
+            byBytes.reserveCapacity(knownIDs.count)
+            for id in knownIDs {
+                guard let bytes = chunks.entry(id) else { continue }
+                byBytes[EntryKey(bytes: bytes)] = id
             }
-            try find.bindBlob(1, digest)
-            if try find.step() {
-                ids.append(find.int(0))
-                find.reset()
-                continue
+            for number in ranges.indices {
+                if let id = byBytes[EntryKey(bytes: entry(number))] {
+                    ids[number] = id
+                } else {
+                    fresh.append(number)
+                }
             }
-            find.reset()
-            try insert.bindBlob(1, digest)
-            try ListingStorage.bindBlobNoCopy(insert, 2, entry)
+        } else {
+            fresh = Array(ranges.indices)
+        }
+        guard !fresh.isEmpty else { return ids }
+        let next =
+            max(
+                try db.scalarInt("SELECT coalesce(max(id), 0) FROM listing_entries") ?? 0,
+                try db.scalarInt("SELECT coalesce(max(last_entry), 0) FROM listing_chunks") ?? 0) + 1
+        for (offset, number) in fresh.enumerated() { ids[number] = next + Int64(offset) }
+        let insert = try db.prepare(
+            "INSERT INTO listing_chunks (first_entry, last_entry, entries, bytes, body) VALUES (?1, ?2, ?3, ?4, ?5)")
+        var start = 0
+        while start < fresh.count {
+            let group = Array(fresh[start..<min(fresh.count, start + ListingChunk.maxEntries)])
+            let chunk = try ListingChunk.encode(ids: group.map { ids[$0] }) { entry(group[$0]) }
+            try insert.bind(1, chunk.firstEntry)
+            try insert.bind(2, chunk.lastEntry)
+            try insert.bind(3, Int64(group.count))
+            try insert.bind(4, Int64(chunk.inflatedBytes))
+            try insert.bindBlob(5, chunk.body)
             try insert.step()
             insert.reset()
-            ids.append(db.lastInsertRowID)
+            start += group.count
         }
         return ids
+    }
+
+    /// An entry's exact bytes as a hash table key: equal only when every byte is.
+    private struct EntryKey: Hashable {
+        let bytes: UnsafeRawBufferPointer
+
+        static func == (lhs: EntryKey, rhs: EntryKey) -> Bool {
+            lhs.bytes.count == rhs.bytes.count
+                && (lhs.bytes.count == 0
+                    || memcmp(lhs.bytes.baseAddress!, rhs.bytes.baseAddress!, lhs.bytes.count) == 0)
+        }
+
+        func hash(into hasher: inout Hasher) { hasher.combine(bytes: bytes) }
     }
 
     /// Reads kept listings back. Remembers the last entry list it built, so that listings read
@@ -123,8 +167,13 @@ enum ListingArchive {
     struct Reader {
         let db: Database
         private var cached: (id: Int64, ids: [Int64])?
+        /// The chunks of the last listing loaded: the next one shares most of them.
+        let chunks: ListingChunkCache
 
-        init(_ db: Database) { self.db = db }
+        init(_ db: Database) {
+            self.db = db
+            chunks = ListingChunkCache(db)
+        }
 
         struct Kept {
             var layout: ListingLayout
@@ -172,6 +221,7 @@ enum ListingArchive {
         mutating func payload(listing id: Int64) throws -> OwnedBytes {
             let layout = try kept(id).layout
             let ids = try entryIDs(listing: id)
+            try chunks.load(ids)
             let length = layout.payloadLength
             guard let memory = malloc(max(1, length))?.assumingMemoryBound(to: UInt8.self) else {
                 throw DatabaseError(
@@ -190,28 +240,12 @@ enum ListingArchive {
                 offset += source.count
             }
             try layout.prefix.withUnsafeBytes(put)
-            // Consecutive ids are read as one range (a first listing is one): a walk along the
-            // table's leaves instead of one descent of its B-tree per entry.
-            let range = try db.prepare("SELECT id, body FROM listing_entries WHERE id BETWEEN ?1 AND ?2 ORDER BY id")
-            var number = 0
-            while number < ids.count {
-                var end = number + 1
-                while end < ids.count && ids[end] == ids[end - 1] &+ 1 { end += 1 }
-                try range.bind(1, ids[number])
-                try range.bind(2, ids[end - 1])
-                var expected = ids[number]
-                while try range.step() {
-                    guard range.int(0) == expected else { break }
-                    if number > 0 { try layout.gap(before: number).withUnsafeBytes(put) }
-                    let count = Int(sqlite3_column_bytes(range.handle, 1))
-                    try put(UnsafeRawBufferPointer(start: sqlite3_column_blob(range.handle, 1), count: count))
-                    number += 1
-                    expected += 1
+            for (number, entryID) in ids.enumerated() {
+                if number > 0 { try layout.gap(before: number).withUnsafeBytes(put) }
+                guard let entry = chunks.entry(entryID) else {
+                    throw ListingLayout.Malformed(message: "listing \(id): entry \(entryID) is missing")
                 }
-                range.reset()
-                guard number == end else {
-                    throw ListingLayout.Malformed(message: "listing \(id): entry \(ids[number]) is missing")
-                }
+                try put(entry)
             }
             try layout.suffix.withUnsafeBytes(put)
             guard offset == length else {

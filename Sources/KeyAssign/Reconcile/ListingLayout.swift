@@ -6,8 +6,9 @@
 /// seen in one listing are numbered in its order, so a first listing is one run), and `base`
 /// (entries `start..<start+count` of another listing's list, its base). A night that changes a
 /// few hundred entries of 200,000 is then a few hundred runs of a few bytes, where the list of
-/// 32-byte hashes was 6.4 MB. Entries are found by their SHA-256 (`listing_entries.sha256`,
-/// unique); the lists refer to them by row id, 1 to 3 bytes as a varint instead of 32.
+/// 32-byte hashes was 6.4 MB. The lists refer to entries by id, 1 to 3 bytes as a varint:
+/// a `listing_entries` row (migration 7) or an entry of a deflated `listing_chunks` row
+/// (migration 10, `ListingChunk`).
 struct ListingLayout: Equatable {
     enum Run: Equatable {
         /// Entry ids `start, start+1, …, start+count-1`.
@@ -200,7 +201,7 @@ struct ListingLayout: Equatable {
             entryCount: entryCount, runs: runs)
     }
 
-    private static func put(_ out: inout [UInt8], _ value: UInt64) {
+    static func put(_ out: inout [UInt8], _ value: UInt64) {
         var value = value
         while value >= 0x80 {
             out.append(UInt8(value & 0x7f) | 0x80)
@@ -214,7 +215,7 @@ struct ListingLayout: Equatable {
         out.append(contentsOf: bytes)
     }
 
-    private struct Reader {
+    struct Reader {
         let data: [UInt8]
         var offset = 0
 

@@ -189,6 +189,19 @@ public struct Reconciler: Sendable {
     /// else the keeper stores the listing when the first settlement is written, and not at all
     /// when none is.
     /// `defaultTimeout` stands in for runs that did not record theirs.
+    /// The end of a run's rows (`?2`: the run): uncertain ones, and those it rejected or
+    /// assigned. Read through `work_unsettled` and `attempts_by_run`, not a scan of `work`.
+    static let endOfRunCondition =
+        "state = 'uncertain' OR (state IN ('rejected', 'assigned') AND id IN (SELECT work_id FROM attempts WHERE run_id = ?2))"
+
+    /// One batch of the walk over the rows `condition` selects, after row `?1`.
+    static func walkSQL(_ condition: String) -> String {
+        """
+        SELECT id, license_key, owner_name, email, state, attempts FROM work
+        WHERE id > ?1 AND (\(condition)) ORDER BY id LIMIT \(batchSize)
+        """
+    }
+
     public static func apply(
         _ fetched: Fetched, keeper: ListingKeeper?, selection: Selection, in db: Database,
         defaultTimeout: Double, maxAttempts: Int, report: (Change) -> Void
@@ -221,14 +234,9 @@ public struct Reconciler: Sendable {
             condition = "state = 'uncertain' OR (\(WorkQueue.rescuedRetries))"
         case .endOfRun(let id):
             runID = id
-            condition =
-                "state = 'uncertain' OR (state IN ('rejected', 'assigned') AND id IN (SELECT work_id FROM attempts WHERE run_id = ?2))"
+            condition = endOfRunCondition
         }
-        let select = try db.prepare(
-            """
-            SELECT id, license_key, owner_name, email, state, attempts FROM work
-            WHERE id > ?1 AND (\(condition)) ORDER BY id LIMIT \(batchSize)
-            """)
+        let select = try db.prepare(walkSQL(condition))
         let timing = try db.prepare(
             """
             SELECT max(a.started_at), max(CASE WHEN a.http_status IS NOT NULL THEN a.ended_at END), max(r.request_timeout)

@@ -98,14 +98,15 @@ package final class RunReconciliation {
     /// (uncertain, or rejected by this run), the rows this run assigned are confirmed against
     /// the same listing, by key and email: no extra fetch. `runWaited`: what the run has
     /// waited so far, listings included (the rest of `--max-wait` is the listing's to wait).
+    /// Rows the end of run `?1` must settle; through `work_unsettled`, not a scan of `work`.
+    static let endOfRunCountSQL = """
+        SELECT count(*) FROM work WHERE state = 'uncertain'
+            OR (state = 'rejected' AND id IN (SELECT work_id FROM attempts WHERE run_id = ?1))
+        """
+
     package func atEnd(_ db: Database, runID: Int64, runWaited: Double? = nil) throws {
         guard options.reconcile else { return }
-        let pending =
-            try db.scalarInt(
-                """
-                SELECT count(*) FROM work WHERE state = 'uncertain'
-                    OR (state = 'rejected' AND id IN (SELECT work_id FROM attempts WHERE run_id = ?1))
-                """, [.int(runID)]) ?? 0
+        let pending = try db.scalarInt(Self.endOfRunCountSQL, [.int(runID)]) ?? 0
         guard pending > 0 else { return }
         try settle(
             db, selection: .endOfRun(runID: runID), why: "uncertain and rejected rows", runWaited: runWaited ?? waited)

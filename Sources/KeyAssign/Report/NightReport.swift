@@ -167,7 +167,7 @@ public struct NightReport: Sendable, Equatable {
         var items: [ActionItem] = []
         let rows = try db.prepare(
             """
-            SELECT \(RowReport.columns) FROM work WHERE state IN (\(NeedsPerson.statesSQL)) ORDER BY id LIMIT ?
+            SELECT \(RowReport.columns) FROM work WHERE \(NeedsPerson.statesCondition) ORDER BY id LIMIT ?
             """)
         try rows.bind(1, Int64(limit))
         while try rows.step() {
