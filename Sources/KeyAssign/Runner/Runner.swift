@@ -77,7 +77,8 @@ public final class Runner: Sendable {
         let startedWall = clock.wall()
         let startedMono = clock.monotonic()
         // The key listing (Reconcile/): rescued rows are checked before any is sent again.
-        let reconciliation = RunReconciliation(options: options, keyRing: verifier.keyRing, logger: logger)
+        let reconciliation = RunReconciliation(
+            options: options, keyRing: verifier.keyRing, logger: logger, clock: clock)
         let (recovered, total) = try shared.with { queue -> (Int, Int) in
             let recovered = try queue.rescue(runID: runID, now: startedWall)
             // Earlier nights' rows: fresh budgets, passing failures back (CarryOver).
