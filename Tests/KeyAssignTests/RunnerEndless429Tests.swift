@@ -48,7 +48,8 @@ import Testing
         let reason = summary.stopReason ?? ""
         #expect(reason.contains("--max-wait"), "\(reason)")
         // The pause that did not fit: 4 or 8 s when each wave is one step (a wave whose requests
-        // left over a stalled moment may count twice); 60 s when each 429 is.
+        // left over a stalled moment may count twice). Counted per 429, the first wave alone asks
+        // for up to 60 s and ends the run: the two lines after this one catch that.
         let asked = reason.firstMatch(of: /asked to pause (\d+) s/).flatMap { Int($0.output.1) } ?? 0
         #expect(asked > 0 && asked < 60, "the pause that stopped the run: \(reason)")
         #expect(summary.pauses >= 2, "pauses: \(summary.pauses); \(reason)")
