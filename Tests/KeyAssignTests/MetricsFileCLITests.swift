@@ -38,35 +38,12 @@ import Testing
         return Parsed(text)
     }
 
-    /// promtool, installed the way scripts/check-metrics installs it (Debian's `prometheus`
-    /// package) when it is missing: a test that needs a tool installs it or fails, it never
-    /// passes without checking.
-    static let promtool: String? = {
-        func find() -> String? {
-            ["/usr/bin/promtool", "/usr/local/bin/promtool"].first { FileManager.default.isExecutableFile(atPath: $0) }
-        }
-        if let found = find() { return found }
-        let install = Process()
-        install.executableURL = URL(fileURLWithPath: "/bin/sh")
-        install.arguments = [
-            "-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus",
-        ]
-        install.standardOutput = FileHandle.nullDevice
-        install.standardError = FileHandle.nullDevice
-        try? install.run()
-        install.waitUntilExit()
-        return find()
-    }()
-
     /// `promtool check metrics` reads the file on stdin and exits non-zero on any problem
-    /// (lint findings included).
+    /// (lint findings included). promtool is installed the way scripts/check-metrics installs
+    /// it (Debian's `prometheus` package) when it is missing; without it the test fails
+    /// (`RequiredTool`).
     static func promtoolAccepts(_ path: String) throws {
-        guard let promtool = Self.promtool else {
-            Issue.record(
-                "promtool is missing and could not be installed (apt-get install prometheus, as scripts/check-metrics does): the metrics file cannot be checked"
-            )
-            return
-        }
+        let promtool = try RequiredTool.path("promtool", package: "prometheus")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: promtool)
         process.arguments = ["check", "metrics"]

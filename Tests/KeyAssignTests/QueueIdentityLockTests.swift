@@ -102,7 +102,7 @@ import Testing
         // The file and its directory, each mounted over a name of their own.
         let script = "mount --bind \"$1\" \"$2\" && shift 2 && exec \"$@\""
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
+        process.executableURL = URL(fileURLWithPath: try RequiredTool.path("unshare", package: "util-linux"))
         process.arguments =
             [
                 "-m", "--propagation", "private", "/bin/sh", "-c", script, "sh", bench.db, target,

@@ -262,4 +262,48 @@ import Testing
         #expect(m.stops.unreachable != nil)
         #expect(m.stops.exitStatus(unfinished: true).status == .unavailable)
     }
+
+    @Test(
+        "eight concurrent 429s without Retry-After are one wave: pauses of 1 and 2 s, then the third wave's 4 s do not fit --max-wait 6 and stop the run"
+    )
+    func aWaveOf429sCountsOnce() {
+        var m = machine(options(concurrency: 8, maxWait: 6))
+        var now = 0.0
+        var pauses: [Double] = []
+        var sent = 0
+        loop: for _ in 0..<10 {
+            switch m.next(now: now) {
+            case .claim(let n):
+                #expect(n == 8)
+                m.claimed(n, now: now)
+                let sentAt = now
+                sent += n
+                // The wave's 429s come back over 70 ms, the first after 100 ms.
+                for i in 0..<n {
+                    now = sentAt + 0.1 + Double(i) * 0.01
+                    _ = m.replied(
+                        reply(Int64(i), .response(status: 429, retryAfter: nil, body: []), sentAt: sentAt, at: now))
+                }
+            case .wait(let until):
+                guard let until else {
+                    Issue.record("a pause is a timed wait")
+                    break loop
+                }
+                // From the wave's last 429 (the earlier ones' pauses end sooner).
+                pauses.append(((until - now) * 1000).rounded() / 1000)
+                now = until
+            case .stop:
+                break loop
+            default:
+                Issue.record("unexpected action")
+                break loop
+            }
+        }
+        #expect(pauses == [1, 2], "one step per wave, not per reply (eight steps would pause 60 s)")
+        #expect(sent == 24)
+        #expect(m.limiter.pauses == 3)
+        // What was waited (1 + 2 s) plus the third pause (4 s) would pass --max-wait 6.
+        #expect(abs(m.budget.spent - 3) < 1e-9)
+        #expect(m.stops.maxWait?.contains("asked to pause 4 s") == true, "\(m.stops.maxWait ?? "no stop")")
+    }
 }

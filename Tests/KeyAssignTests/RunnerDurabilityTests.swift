@@ -27,7 +27,7 @@ import Testing
     static func traceRun(_ bench: RunnerBench, _ extra: [String]) throws -> [String] {
         let trace = bench.dir.path + "/strace.txt"
         let status = try runProgram(
-            "/usr/bin/strace",
+            try RequiredTool.path("strace", package: "strace"),
             [
                 "-f", "-qq", "-yy", "-e", "trace=pwrite64,fsync,fdatasync,sendto,sendmsg",
                 "-o", trace, CLI.executableURL.path,

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Testing
 
 @testable import KeyAssign
@@ -52,6 +53,37 @@ import Testing
         #expect(
             EarlyStop.observation(.response(status: 200, retryAfter: nil, body: [1]), verdict: verdict, now: now)
                 == .stale(offset: -900))
+    }
+
+    /// A clock the test holds: the run reads no other.
+    struct FixedClock: RunClock {
+        var at: Double
+        func monotonic() -> Double { 0 }
+        func wall() -> Double { at }
+    }
+
+    @Test("a stale listing at a run's start is told against the run's clock, not the process's")
+    func aStaleListingIsMeasuredOnTheRunsClock() throws {
+        let dir = try TemporaryDirectory()
+        let options = RunOptions(
+            databasePath: dir.path + "/work.db",
+            endpoint: try ServerEndpoint(base: "http://127.0.0.1:1", allowInsecureHTTP: true), apiKey: "k")
+        let db = try Database(path: options.databasePath)
+        // Signed 900 s after the run's clock reads: the local clock is 900 s behind.
+        let signedAt = 1_800_000_900.0
+        let reconciliation = RunReconciliation(
+            options: options, keyRing: try TestKeys.ring(), logger: Logger(label: "test"),
+            clock: FixedClock(at: signedAt - 900)
+        ) {
+            .failure(
+                .untrusted(
+                    .stale, "signed at \(Int(signedAt)), -900 s before now; more than the allowed 300.0 s either way"))
+        }
+        let error = try #require(throws: KeyAssignError.self) {
+            try reconciliation.afterRescue(db, runID: 1, recovered: 1, renewed: .init())
+        }
+        #expect(error.status == .config)
+        #expect(error.message.contains("the local clock is 900 s behind"), "\(error.message)")
     }
 
     @Test func wrongServerRepliesAreHeldThenStop() {

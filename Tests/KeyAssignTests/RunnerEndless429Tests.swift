@@ -31,25 +31,31 @@ import Testing
         #expect(bench.sandbox.assignments().isEmpty)
     }
 
-    @Test("eight concurrent 429s without Retry-After raise the streak once: pauses of 1, 2 s, not 60 s")
+    /// The pauses' lengths (1, 2, 4 s: one step per wave) are held on the machine's clock by
+    /// `RunStateMachineTests.aWaveOf429sCountsOnce` and in every window by scripts/simulate
+    /// (`pause-not-per-wave`). What the real binary shows, whatever the machine's load: the run
+    /// gets through more than one wave and stops on a pause of a few seconds, not on the 60 s
+    /// that eight 429s counted one by one would ask after the first wave.
+    @Test(
+        "eight concurrent 429s without Retry-After raise the streak once: several waves, then a short pause ends the run"
+    )
     func aWaveOf429sCountsOnce() async throws {
         let bench = try HardeningBench(rows: 8, sandbox: ["--fail-429", "1", "--retry-after", "none"])
         let summaryPath = bench.dir.path + "/summary.json"
-        // 1 + 2 s of pauses fit in 6 s; the third wave's 4 s do not. (A wave whose 429s come
-        // back over a second or two, on a loaded machine, stretches its pause: then only two fit.)
         let result = try await bench.run(["--max-wait", "6", "--summary-json", summaryPath])
         #expect(result.status == 1, "stderr: \(result.stderr)")
         let summary = try bench.summary(summaryPath)
-        #expect(summary.pauses >= 2 && summary.pauses <= 3, "pauses: \(summary.pauses)")
+        let reason = summary.stopReason ?? ""
+        #expect(reason.contains("--max-wait"), "\(reason)")
+        // The pause that did not fit: 4 or 8 s when each wave is one step (a wave whose requests
+        // left over a stalled moment may count twice). Counted per 429, the first wave alone asks
+        // for up to 60 s and ends the run: the two lines after this one catch that.
+        let asked = reason.firstMatch(of: /asked to pause (\d+) s/).flatMap { Int($0.output.1) } ?? 0
+        #expect(asked > 0 && asked < 60, "the pause that stopped the run: \(reason)")
+        #expect(summary.pauses >= 2, "pauses: \(summary.pauses); \(reason)")
         #expect(summary.rateLimited >= 16, "at least two full waves: \(summary.rateLimited)")
+        #expect(summary.rateLimited % 8 == 0, "whole waves of eight: \(summary.rateLimited)")
         #expect(try bench.stateCounts() == ["pending": 8])
-        // The longest silence between two requests is a pause of 1 or 2 s, not the 60 s that
-        // eight 429s counted one by one made.
-        let starts = try bench.open().prepare("SELECT julianday(started_at) * 86400 FROM attempts ORDER BY started_at")
-        var times: [Double] = []
-        while try starts.step() { times.append(starts.double(0)) }
-        let gaps = zip(times.dropFirst(), times).map { $0 - $1 }
-        #expect((gaps.max() ?? 0) < 10, "gaps: \(gaps.filter { $0 > 0.5 })")
-        #expect((gaps.max() ?? 0) >= 0.8, "the waves must be a pause apart: \(gaps.filter { $0 > 0.5 })")
+        #expect(try bench.count("SELECT count(*) FROM work WHERE attempts <> 0") == 0)
     }
 }

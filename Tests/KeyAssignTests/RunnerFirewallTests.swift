@@ -38,7 +38,8 @@ import Testing
         let summaryPath = bench.dir.path + "/summary.json"
         let result = try await bench.run(["--summary-json", summaryPath])
         #expect(result.status == 3, "stderr: \(result.stderr)")
-        #expect(try bench.summary(summaryPath).seconds < 60)
+        // It stops after a handful of replies (counted below), not after some time.
+        #expect(try bench.summary(summaryPath).exitStatus == 3)
         #expect(result.stderr.contains("refused before it reaches the license server"), "stderr: \(result.stderr)")
         #expect(try bench.stateCounts() == ["pending": 100])
         #expect(try bench.count("SELECT count(*) FROM work WHERE attempts <> 0") == 0)

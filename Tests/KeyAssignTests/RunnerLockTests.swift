@@ -94,7 +94,7 @@ import Testing
         // As a container would run it: pid 1 in its own pid namespace, its own host name.
         let script = "hostname keyassign-pod-7f9c && exec \"$0\" \"$@\""
         let holder = try Background(
-            "/usr/bin/unshare",
+            try RequiredTool.path("unshare", package: "util-linux"),
             ["--pid", "--uts", "--fork", "--mount-proc", "/bin/sh", "-c", script, CLI.executableURL.path]
                 + bench.runArguments(["--concurrency", "2"]),
             environment: ["KEYASSIGN_API_KEY": bench.server.apiKey])
@@ -174,7 +174,7 @@ import Testing
         // A big export arriving during the run: one long write transaction.
         let big = bench.dir.path + "/big.csv"
         let generator = Process()
-        generator.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        generator.executableURL = URL(fileURLWithPath: try RequiredTool.path("python3", package: "python3"))
         generator.arguments = [CLI.packageRoot + "/scripts/gen-export.py", "200000", big]
         generator.standardOutput = FileHandle.nullDevice
         try generator.run()

@@ -14,7 +14,9 @@ import Testing
         let summaryPath = bench.dir.path + "/summary.json"
         let down = try await bench.run(["--max-wait", "2", "--summary-json", summaryPath])
         #expect(down.status == 69, "stderr: \(down.stderr)")
-        #expect(try bench.summary(summaryPath).seconds < 60)
+        // That it gives up at the end of --max-wait, not later, is the machine's rule, held on a
+        // clock the test controls (RunStateMachineTests.unreachable); here: why it stopped.
+        #expect(try bench.summary(summaryPath).stopReason?.contains("unreachable") == true)
         #expect(down.stderr.contains("unreachable"), "stderr: \(down.stderr)")
         #expect(try bench.stateCounts() == ["pending": 20])
         #expect(try bench.count("SELECT count(*) FROM work WHERE attempts <> 0") == 0)

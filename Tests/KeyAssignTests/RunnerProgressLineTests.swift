@@ -16,7 +16,7 @@ import Testing
         let command = ([CLI.executableURL.path] + arguments)
             .map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/script")
+        process.executableURL = URL(fileURLWithPath: try RequiredTool.path("script", package: "bsdutils"))
         process.arguments = ["-qec", "stty cols \(columns) rows 24; exec \(command)", "/dev/null"]
         process.environment = ["KEYASSIGN_API_KEY": apiKey, "PATH": "/usr/bin:/bin", "TERM": "xterm"]
         let output = Pipe()

@@ -19,13 +19,9 @@ import Testing
             "SELECT count(*) FROM attempts WHERE outcome = 'rate_limited' AND http_status = 429")
         #expect(limited > 0)
         #expect(try bench.count("SELECT count(*) FROM work WHERE attempts <> 1") == 0)
-        // The pause is shared: after a 429 (Retry-After: 1), no request at all starts for a second.
-        #expect(
-            try bench.count(
-                """
-                SELECT count(*) FROM attempts a JOIN attempts r ON r.outcome = 'rate_limited'
-                WHERE (julianday(a.started_at) - julianday(r.ended_at)) * 86400 BETWEEN 0.05 AND 0.95
-                """) == 0)
+        // That the pause is shared (no sender starts a request until it ends) is a rule about
+        // time: RunStateMachineTests.pause holds it on a clock the test controls, and
+        // scripts/simulate in every window (`sent-during-pause`).
     }
 
     @Test func theServersRateLimitIsRespectedWithSharedPauses() throws {
@@ -34,14 +30,13 @@ import Testing
         // itself (unpaced, 30 rows at concurrency 8 meet 429s at once), not how quiet the
         // machine is.
         let bench = try RunnerBench(inventory: 30, rateLimit: .init(rate: 20, burst: 5))
-        let started = Date()
         let result = try bench.run(["--rate", "10", "--burst", "2", "--concurrency", "8"])
-        let seconds = Date().timeIntervalSince(started)
         #expect(result.status == 0, "stderr: \(result.stderr)")
         #expect(try bench.stateCounts() == ["assigned": 30])
         #expect(bench.server.ledger().rateLimited == 0)
-        // One at once (the other token is the reserve), then 29 at 10/s: at least 2.8 s.
-        #expect(seconds >= 2.8)
+        // How fast the requests left is a benchmark's figure, not a test's: that no window holds
+        // more than --burst + --rate x its length is held on simulated time (RunnerPartsTests'
+        // token bucket, RunStateMachineTests' pacing, scripts/simulate's `rate-exceeded`).
     }
 
     @Test func theAPIKeyAppearsNowhere() throws {

@@ -41,7 +41,7 @@ import Testing
         let reply = try await SandboxHTTP.post(
             URL(string: "http://127.0.0.1:\(port)/api/v1/assign-license-key")!,
             form: [("api_key", apiKey), ("license_key", keys[0])])
-        guard case .trusted(let payload) = verifier.verify(reply.body, maxAge: 300) else {
+        guard case .trusted(let payload) = verifier.verify(reply.body, maxAge: nil) else {
             Issue.record("the CLI sandbox's reply does not verify with DIR/public.pem")
             return
         }

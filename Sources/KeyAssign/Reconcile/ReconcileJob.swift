@@ -100,7 +100,7 @@ public enum ReconcileJob {
             logger.error("\(unavailable.message); nothing was changed")
             if let message = RunReconciliation.configurationMessage(
                 unavailable, keyRing: reconciler.verifier.keyRing,
-                maxClockSkew: options.maxClockSkew)
+                maxClockSkew: options.maxClockSkew, wallNow: Timestamps.now())
             {
                 logger.error("\(message)")
                 return (.config, message)

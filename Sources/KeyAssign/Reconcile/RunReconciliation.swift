@@ -13,6 +13,9 @@ package final class RunReconciliation {
     private var reconciler: Reconciler
     private let logger: Logger
     private let keyRing: KeyRing
+    /// The run's clocks: a stale listing's clock offset is read on the run's wall clock (the
+    /// simulator's, under simulation), not the process's.
+    private let clock: any RunClock
     private var warned = false
     /// The simulator's server instead of `reconciler.fetch` (KeyAssignSandbox/Simulation).
     private var fetchOverride: (() throws -> Result<Reconciler.Fetched, Reconciler.Unavailable>)?
@@ -22,12 +25,13 @@ package final class RunReconciliation {
 
     /// A listing that fails verification for the reasons a whole run would (a wrong
     /// --public-key, a wrong clock): the words of `EarlyStop`. nil for any other problem.
-    static func configurationMessage(_ unavailable: Reconciler.Unavailable, keyRing: KeyRing, maxClockSkew: Double)
-        -> String?
-    {
+    /// `wallNow`: the local wall clock (Unix seconds), against which a stale listing's offset is told.
+    static func configurationMessage(
+        _ unavailable: Reconciler.Unavailable, keyRing: KeyRing, maxClockSkew: Double, wallNow: Double
+    ) -> String? {
         guard case .untrusted(let reason, let detail) = unavailable else { return nil }
         if reason == .stale {
-            let offset = EarlyStop.signedAt(detail).map { Timestamps.now() - $0 }
+            let offset = EarlyStop.signedAt(detail).map { wallNow - $0 }
             return EarlyStop.freshnessMessage(
                 what: "the key listing (GET \(ServerEndpoint.listingPath))", offset: offset,
                 maxClockSkew: maxClockSkew)
@@ -41,10 +45,11 @@ package final class RunReconciliation {
             detail: reason == .unknownKey ? detail : nil)
     }
 
-    init(options: RunOptions, keyRing: KeyRing, logger: Logger) {
+    init(options: RunOptions, keyRing: KeyRing, logger: Logger, clock: any RunClock = SystemRunClock()) {
         self.options = options
         self.logger = logger
         self.keyRing = keyRing
+        self.clock = clock
         self.reconciler = Reconciler(
             client: ListingClient(
                 endpoint: options.endpoint, apiKey: options.apiKey, timeout: options.timeout,
@@ -54,12 +59,12 @@ package final class RunReconciliation {
         reconciler.client.listingTimeout = options.listingTimeout
     }
 
-    /// With the listing fetched by `fetch` instead of over the network: the simulator's.
+    /// With the listing fetched by `fetch` instead of over the network, on `clock`: the simulator's.
     package convenience init(
-        options: RunOptions, keyRing: KeyRing, logger: Logger,
+        options: RunOptions, keyRing: KeyRing, logger: Logger, clock: any RunClock,
         fetch: @escaping () throws -> Result<Reconciler.Fetched, Reconciler.Unavailable>
     ) {
-        self.init(options: options, keyRing: keyRing, logger: logger)
+        self.init(options: options, keyRing: keyRing, logger: logger, clock: clock)
         fetchOverride = fetch
     }
 
@@ -129,7 +134,7 @@ package final class RunReconciliation {
                 if stopOnUntrusted,
                     let message = Self.configurationMessage(
                         unavailable, keyRing: keyRing,
-                        maxClockSkew: options.maxClockSkew)
+                        maxClockSkew: options.maxClockSkew, wallNow: clock.wall())
                 {
                     throw KeyAssignError(.config, message)
                 }

@@ -1,17 +1,21 @@
 import Foundation
 
-/// Collects results from many threads and commits them in batches: every `interval` seconds,
-/// or sooner once `batchSize` results wait. One transaction per batch updates the rows and
-/// appends their attempts. A crash loses only the current batch, whose rows are still
-/// `in_flight` in the database and so are recovered by the next run.
+/// Collects results from many threads and commits them in batches: `interval` seconds after
+/// the first result of a batch arrived, or sooner once `batchSize` results wait. One
+/// transaction per batch updates the rows and appends their attempts. A crash loses only the
+/// current batch, whose rows are still `in_flight` in the database and so are recovered by the
+/// next run.
 ///
-/// Its state is behind an `NSCondition`, not a `Mutex`: the flusher sleeps on it until a batch
-/// fills, and `flushNow` waits on it for the flusher's commit.
+/// Its state is behind an `NSCondition`, not a `Mutex`: the flusher sleeps on it (with nothing
+/// waiting, until a result arrives: it does not poll), and `flushNow` waits on it for the
+/// flusher's commit. `onFailure` runs once, when a commit fails, so that whoever waits for
+/// events (the dispatcher) hears of it at once instead of looking now and then.
 final class Completer: @unchecked Sendable {
     private let queue: SharedQueue
     private let runID: Int64
     private let interval: Double
     private let batchSize: Int
+    private let onFailure: @Sendable () -> Void
     private let lock = NSCondition()
     private var waiting: [CompletedAttempt] = []
     private var stopping = false
@@ -21,11 +25,15 @@ final class Completer: @unchecked Sendable {
     /// The background flusher holds a batch it has not committed yet.
     private var committing = false
 
-    init(queue: SharedQueue, runID: Int64, interval: Double = 0.05, batchSize: Int = 512) {
+    init(
+        queue: SharedQueue, runID: Int64, interval: Double = 0.05, batchSize: Int = 512,
+        onFailure: @escaping @Sendable () -> Void = {}
+    ) {
         self.queue = queue
         self.runID = runID
         self.interval = interval
         self.batchSize = batchSize
+        self.onFailure = onFailure
     }
 
     func start() {
@@ -37,7 +45,8 @@ final class Completer: @unchecked Sendable {
     func add(_ attempt: CompletedAttempt) {
         lock.lock()
         waiting.append(attempt)
-        if waiting.count >= batchSize { lock.signal() }
+        // The first result starts the batch's clock; a full batch goes at once.
+        if waiting.count == 1 || waiting.count >= batchSize { lock.broadcast() }
         lock.unlock()
     }
 
@@ -82,10 +91,17 @@ final class Completer: @unchecked Sendable {
     private func flushLoop() {
         lock.lock()
         while !stopping {
-            if waiting.count < batchSize {
-                _ = lock.wait(until: Date(timeIntervalSinceNow: interval))
+            if waiting.isEmpty {
+                // Nothing to commit: sleep until a result (or the end) arrives.
+                lock.wait()
+                continue
             }
-            if waiting.isEmpty { continue }
+            if waiting.count < batchSize {
+                // A batch has begun: give it `interval` to fill, then commit what came.
+                let due = Date(timeIntervalSinceNow: interval)
+                while !stopping && waiting.count < batchSize && lock.wait(until: due) {}
+                if waiting.isEmpty { continue }
+            }
             let batch = waiting
             waiting.removeAll(keepingCapacity: true)
             committing = true
@@ -100,6 +116,7 @@ final class Completer: @unchecked Sendable {
                 // Keep the batch so that a final flush can try again; the run stops anyway.
                 waiting.insert(contentsOf: batch, at: 0)
                 lock.unlock()
+                onFailure()
                 lock.lock()
                 break
             }

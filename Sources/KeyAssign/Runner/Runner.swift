@@ -77,7 +77,8 @@ public final class Runner: Sendable {
         let startedWall = clock.wall()
         let startedMono = clock.monotonic()
         // The key listing (Reconcile/): rescued rows are checked before any is sent again.
-        let reconciliation = RunReconciliation(options: options, keyRing: verifier.keyRing, logger: logger)
+        let reconciliation = RunReconciliation(
+            options: options, keyRing: verifier.keyRing, logger: logger, clock: clock)
         let (recovered, total) = try shared.with { queue -> (Int, Int) in
             let recovered = try queue.rescue(runID: runID, now: startedWall)
             // Earlier nights' rows: fresh budgets, passing failures back (CarryOver).
@@ -99,7 +100,8 @@ public final class Runner: Sendable {
                 endpoint: options.endpoint, apiKey: options.apiKey, body: options.body,
                 concurrency: options.concurrency, timeout: options.timeout,
                 caFile: options.caFile))
-        let completer = Completer(queue: shared, runID: runID)
+        // A failed commit wakes the dispatcher, which then stops the run (it checks `error`).
+        let completer = Completer(queue: shared, runID: runID) { [wake] in wake.signal() }
         completer.start()
         let signals = options.handleSignals ? installSignalHandlers() : []
         defer {
@@ -221,31 +223,37 @@ public final class Runner: Sendable {
     }
 
     /// Sleeps until a monotonic time (nil: until woken), waking early for the events the
-    /// machine asked to be woken for, and for signals. The cap only bounds how late a failed
-    /// recorder is noticed while every request is out; it is not how events are found.
+    /// machine asked to be woken for, for signals and for a failed recorder: every one of them
+    /// signals `wake`, so nothing is found by looking now and then.
     private func waitUntil(monotonic target: Double?) {
-        let delay = min(target.map { $0 - clock.monotonic() } ?? 1, 1)
+        guard let target else {
+            wake.wait()
+            return
+        }
+        waitForWake(until: target)
+    }
+
+    /// One wait on `wake`, until a monotonic time at the latest.
+    private func waitForWake(until target: Double) {
+        let delay = target - clock.monotonic()
         if delay <= 0 { return }
-        _ = wake.wait(timeout: .now() + .nanoseconds(Int(delay * 1e9)))
+        _ = wake.wait(timeout: .now() + .nanoseconds(Int(min(delay, 86_400) * 1e9)))
     }
 
     /// Waits for the requests in flight. After a signal the wait is bounded by --timeout and
-    /// what is still running is then cancelled, so that every row is recorded.
+    /// what is still running is then cancelled, so that every row is recorded. The reply that
+    /// leaves nothing in flight wakes it (`complete`).
     private func drain(client: AssignClient) {
         let signalled = machine.withLock { $0.stops.signal != nil }
         let limit = clock.monotonic() + options.timeout + (signalled ? 0 : 5)
-        while inFlightNow > 0 && clock.monotonic() < limit {
-            _ = wake.wait(timeout: .now() + .milliseconds(50))
-        }
+        while inFlightNow > 0 && clock.monotonic() < limit { waitForWake(until: limit) }
         if inFlightNow > 0 {
             logger.warning(
                 "cancelling \(inFlightNow) request(s) still in flight; they are recorded as retry (may have reached the server)"
             )
             client.cancelAll()
             let cancelLimit = clock.monotonic() + 5
-            while inFlightNow > 0 && clock.monotonic() < cancelLimit {
-                _ = wake.wait(timeout: .now() + .milliseconds(50))
-            }
+            while inFlightNow > 0 && clock.monotonic() < cancelLimit { waitForWake(until: cancelLimit) }
         }
     }
 
@@ -260,15 +268,17 @@ public final class Runner: Sendable {
             row, result: result, verifier: verifier, options: options, redaction: redaction,
             startedWall: startedWall, startedMono: startedMono, endedWall: clock.wall(),
             endedMono: clock.monotonic(), jitter: &jitter)
-        let effects = machine.withLock { machine in
+        let (effects, drained) = machine.withLock { machine in
             let effects = machine.replied(reply)
             for attempt in effects.record { completer.add(attempt) }
-            return effects
+            return (effects, machine.inFlight == 0)
         }
         for message in effects.stopMessages {
             logger.error("stopping the run: \(message); sending nothing more, unanswered rows go back to pending")
         }
-        if effects.wakeDispatcher { wake.signal() }
+        // The last reply in flight also ends `drain`'s wait (a spare wake only costs the
+        // dispatcher one more look at the machine).
+        if effects.wakeDispatcher || drained { wake.signal() }
     }
 
     /// Decides the unsigned refusals still held, once nothing more can arrive to decide them

@@ -53,11 +53,19 @@ final class SimulationWorld {
     private let options: RunOptions
     private let trace: ((String) -> Void)?
 
+    /// True time and the client's clocks; `RunReconciliation` reads them too.
+    private let clock: SimulationClock
     /// True time (Unix seconds); the client's monotonic clock reads it too.
-    private var now: Double
+    private var now: Double {
+        get { clock.now }
+        set { clock.now = newValue }
+    }
     private let began: Double
     /// The client's wall clock is `now + wallOffset` (clock jumps move it).
-    private var wallOffset = 0.0
+    private var wallOffset: Double {
+        get { clock.wallOffset }
+        set { clock.wallOffset = newValue }
+    }
     private var queue: [Scheduled] = []
     private var sequence = 0
     private var requests: [Request] = []
@@ -100,7 +108,7 @@ final class SimulationWorld {
         self.keyRing = keyRing
         self.trace = trace
         began = 1_790_000_000 + Double(scenario.seed % 100_000)
-        now = began
+        clock = SimulationClock(now: began)
         faults = scenario.faults
         databasePath = "\(directory)/sim-\(scenario.seed)-\(getpid()).db"
         var options = RunOptions(
@@ -142,7 +150,7 @@ final class SimulationWorld {
         for suffix in ["", "-wal", "-shm"] { unlink(databasePath + suffix) }
     }
 
-    private var wall: Double { now + wallOffset }
+    private var wall: Double { clock.wall() }
 
     private func log(_ text: @autoclosure () -> String) {
         guard let trace else { return }
@@ -238,7 +246,9 @@ final class SimulationWorld {
             rescued = Set(try ids(db, "SELECT id FROM work WHERE state = 'in_flight'"))
             let recovered = try work.rescue(runID: runID, now: wall)
             listingObtainableAtStart = faults.listingAvailable && !partitioned(now)
-            let reconciliation = RunReconciliation(options: options, keyRing: keyRing, logger: logger) {
+            let reconciliation = RunReconciliation(
+                options: options, keyRing: keyRing, logger: logger, clock: clock
+            ) {
                 [unowned self] in
                 fetchListing()
             }

@@ -66,9 +66,12 @@ enum CLI {
         nonisolated(unsafe) var errData = Data()
         DispatchQueue.global().async(group: group) { outData = out.fileHandleForReading.readDataToEndOfFile() }
         DispatchQueue.global().async(group: group) { errData = err.fileHandleForReading.readDataToEndOfFile() }
+        // A bound that keeps a hung child from hanging the test run, not a claim about speed:
+        // a child killed here fails its test saying so.
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning && Date() < deadline { usleep(10_000) }
-        if process.isRunning {
+        let killed = process.isRunning
+        if killed {
             process.terminate()
             kill(process.processIdentifier, SIGKILL)
         }
@@ -77,7 +80,8 @@ enum CLI {
         return Result(
             status: process.terminationStatus,
             stdout: String(decoding: outData, as: UTF8.self),
-            stderr: String(decoding: errData, as: UTF8.self))
+            stderr: String(decoding: errData, as: UTF8.self)
+                + (killed ? "\n[test: keyassign was still running after \(Int(timeout)) s and was killed]\n" : ""))
     }
 
     /// Path of a file under the test bundle's Fixtures folder.

@@ -11,8 +11,8 @@ final class PythonServer {
     let port: Int
 
     init(_ arguments: [String]) throws {
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3"] + arguments
+        process.executableURL = URL(fileURLWithPath: try RequiredTool.path("python3", package: "python3"))
+        process.arguments = arguments
         let out = Pipe()
         process.standardOutput = out
         try process.run()
