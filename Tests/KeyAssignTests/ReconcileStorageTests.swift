@@ -9,11 +9,14 @@ import Testing
 /// `prune --keep-evidence` drops old listings, keeps their record and shrinks the file.
 @Suite struct ReconcileStorageTests {
     /// Bytes the evidence of listing `id` added: its layout, and the entries first kept with it
-    /// (deflated in chunks; 40 bytes a row for the rest of each chunk's row).
+    /// (deflated in chunks, with their digests; 40 bytes a row for the rest of each chunk's row).
     static func evidenceBytes(_ bench: NightsBench, listing id: Int, entriesBefore: Int) throws -> Int {
         try bench.count("SELECT length(layout) FROM listings WHERE id = \(id)")
             + bench.count(
-                "SELECT coalesce(sum(length(body) + 40), 0) FROM listing_chunks WHERE first_entry > \(entriesBefore)")
+                """
+                SELECT coalesce(sum(length(body) + length(digests) + 40), 0) FROM listing_chunks
+                WHERE first_entry > \(entriesBefore)
+                """)
     }
 
     /// Every kept chunk inflated, changed by `edit`, and deflated again: an edit by someone
@@ -23,18 +26,21 @@ import Testing
         var chunks: [(Int64, Int, [UInt8])] = []
         while try select.step() { chunks.append((select.int(0), Int(select.int(1)), select.blob(2) ?? [])) }
         select.reset()
-        let update = try db.prepare("UPDATE listing_chunks SET bytes = ?1, body = ?2 WHERE first_entry = ?3")
+        let update = try db.prepare(
+            "UPDATE listing_chunks SET bytes = ?1, body = ?2, digests = ?4 WHERE first_entry = ?3")
+        let digester = try EntryDigest.Maker()
         for (first, inflated, body) in chunks {
             let chunk = try body.withUnsafeBytes {
                 try ListingChunk.decode(firstEntry: first, inflatedBytes: inflated, body: $0)
             }
             let edited = chunk.ids.indices.map { Array(edit(String(decoding: chunk.entry($0), as: UTF8.self)).utf8) }
-            let encoded = try ListingChunk.encode(ids: chunk.ids) { number in
+            let encoded = try ListingChunk.encode(ids: chunk.ids, digester: digester) { number in
                 edited[number].withUnsafeBytes { UnsafeRawBufferPointer(start: $0.baseAddress, count: $0.count) }
             }
             try update.bind(1, Int64(encoded.inflatedBytes))
             try update.bindBlob(2, encoded.body)
             try update.bind(3, first)
+            try update.bindBlob(4, encoded.digests)
             try update.step()
             update.reset()
         }
@@ -55,16 +61,18 @@ import Testing
         let inflated = try bench.count("SELECT sum(bytes) FROM listing_chunks")
         let firstEvidence = try Self.evidenceBytes(bench, listing: 1, entriesBefore: 0)
         #expect(inflated > 3000 * 250, "the entries inflate to \(inflated) bytes")
-        // Kept as signed, each was ~330 bytes, and 96 more for its SHA-256 and that index.
-        #expect(firstEvidence < 3000 * 40, "the first listing kept \(firstEvidence) bytes of evidence")
+        // Kept as signed, each was ~330 bytes, and 96 more for its SHA-256 and that index;
+        // now ~27 deflated and 17 of digest (its id's step and 16 bytes of SHA-256).
+        #expect(firstEvidence < 3000 * 55, "the first listing kept \(firstEvidence) bytes of evidence")
 
         try bench.night(2, rows: 20, heldByOther: 2)
         #expect(try bench.count("SELECT count(*) FROM listings") == 2)
         // 20 entries changed (18 assigned tonight, 2 to another buyer): those, and a few
         // runs, are what the night keeps; not the listing again, not 3,000 hashes.
         let night2 = try Self.evidenceBytes(bench, listing: 2, entriesBefore: entriesAfterFirst)
-        // Deflated together, 20 entries and the runs take ~1 kB (kept as signed: ~7 kB).
-        #expect(night2 < 2_000, "night 2 kept \(night2) bytes of evidence")
+        // Deflated together, 20 entries, their digests and the runs take ~1.4 kB (kept as
+        // signed: ~7 kB).
+        #expect(night2 < 2_500, "night 2 kept \(night2) bytes of evidence")
         #expect(try bench.count("SELECT sum(entries) FROM listing_chunks") == 3000 + 20)
         #expect(
             try bench.count(

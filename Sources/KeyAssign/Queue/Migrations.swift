@@ -287,8 +287,9 @@ enum Migrations {
         // Listing entries deflated (issue 21): the entries first kept with one listing, zlib'd
         // together in chunks of up to 1,024 (`ListingChunk`), keyed by the id of their first
         // entry; entry ids go on from `listing_entries`' (kept as they were, and read) and
-        // layouts refer to both alike. No hash is kept: a listing's entries are matched against
-        // the last listing's bytes when it is stored. `bytes`: the chunk's size inflated.
+        // layouts refer to both alike. A new listing's entries are matched against the kept ones
+        // by `digests` (`EntryDigest`: 16 bytes of SHA-256 an entry), never inflating a chunk.
+        // `bytes`: the chunk's size inflated.
         (
             10,
             """
@@ -297,7 +298,8 @@ enum Migrations {
                 last_entry   INTEGER NOT NULL,
                 entries      INTEGER NOT NULL,
                 bytes        INTEGER NOT NULL,
-                body         BLOB    NOT NULL
+                body         BLOB    NOT NULL,
+                digests      BLOB    NOT NULL
             );
             """
         ),

@@ -180,8 +180,12 @@ public enum EvidenceRetention {
         chunks.reset()
         let read = try db.prepare("SELECT bytes, body FROM listing_chunks WHERE first_entry = ?1")
         let insert = try db.prepare(
-            "INSERT INTO listing_chunks (first_entry, last_entry, entries, bytes, body) VALUES (?1, ?2, ?3, ?4, ?5)")
+            """
+            INSERT INTO listing_chunks (first_entry, last_entry, entries, bytes, body, digests)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+            """)
         let delete = try db.prepare("DELETE FROM listing_chunks WHERE first_entry = ?1")
+        let digester = try EntryDigest.Maker()
         for first in partial {
             try read.bind(1, first)
             guard try read.step(), let body = read.blob(1) else { continue }
@@ -197,12 +201,15 @@ public enum EvidenceRetention {
             try delete.step()
             delete.reset()
             guard !keep.isEmpty else { continue }
-            let encoded = try ListingChunk.encode(ids: keep.map { chunk.ids[$0] }) { chunk.entry(keep[$0]) }
+            let encoded = try ListingChunk.encode(ids: keep.map { chunk.ids[$0] }, digester: digester) {
+                chunk.entry(keep[$0])
+            }
             try insert.bind(1, encoded.firstEntry)
             try insert.bind(2, encoded.lastEntry)
             try insert.bind(3, Int64(keep.count))
             try insert.bind(4, Int64(encoded.inflatedBytes))
             try insert.bindBlob(5, encoded.body)
+            try insert.bindBlob(6, encoded.digests)
             try insert.step()
             insert.reset()
         }

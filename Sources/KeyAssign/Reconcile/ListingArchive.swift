@@ -32,10 +32,9 @@ enum ListingArchive {
             let start = Int(slot.object.start)
             ranges.append(start..<(start + Int(slot.object.count)))
         }
-        // The last kept listing: its entries are what this one is compared with (a usual night
-        // finds all but a few hundred there), and its entry list the base of this one's layout
-        // unless its chain is long enough.
-        var last: (id: Int64, depth: Int?, ids: [Int64], chunks: ListingChunkCache)?
+        // The last kept listing: its entry list is the base of this one's layout unless its
+        // chain is long enough.
+        var last: (id: Int64, depth: Int?, ids: [Int64])?
         let lastKept = try db.prepare(
             """
             SELECT id, layout_depth FROM listings WHERE layout IS NOT NULL AND pruned_at IS NULL ORDER BY id DESC LIMIT 1
@@ -45,18 +44,16 @@ enum ListingArchive {
             let depth: Int? = lastKept.isNull(1) ? nil : Int(lastKept.int(1))
             lastKept.reset()
             var reader = Reader(db)
-            // A last listing that cannot be read back (edited by hand: `audit` says so) is
-            // neither compared with nor copied from; this listing stands alone.
+            // A last listing that cannot be read back (edited by hand: `audit` says so) is not
+            // copied from; this listing's list stands alone.
             do {
-                let ids = try reader.entryIDs(listing: id)
-                try reader.chunks.load(ids)
-                last = (id, depth, ids, reader.chunks)
+                last = (id, depth, try reader.entryIDs(listing: id))
             } catch is ListingLayout.Malformed {
                 last = nil
             }
         }
         lastKept.reset()
-        let ids = try entryIDs(payload, ranges, known: last.map { ($0.ids, $0.chunks) }, in: db)
+        let ids = try entryIDs(payload, ranges, in: db)
         var base: (id: Int64, depth: Int, ids: [Int64])?
         if let last, let depth = last.depth, depth < maxDepth { base = (last.id, depth, last.ids) }
         var layout = ListingLayout.make(payload: payload, entries: ranges, ids: ids, base: base?.ids)
@@ -93,37 +90,30 @@ enum ListingArchive {
         return db.lastInsertRowID
     }
 
-    /// Each entry's id. An entry whose exact bytes the last listing holds keeps that entry's id;
-    /// the others (a few hundred on a usual night, all of a first listing) get the next ids in
-    /// listing order and are written deflated, `ListingChunk.maxEntries` to a chunk. Entries are
-    /// matched by their bytes (a hash table over the last listing's, each hit compared in
-    /// full), so two different entries are never taken for one.
-    private static func entryIDs(
-        _ payload: UnsafeBufferPointer<UInt8>, _ ranges: [Range<Int>], known: ([Int64], ListingChunkCache)?,
-        in db: Database
-    ) throws -> [Int64] {
+    /// Each entry's id. An entry kept before (by any listing still kept) keeps its id, found
+    /// by its digest (`EntryDigest`) among the kept entries' digests, which are read, not
+    /// inflated; the others (a few hundred on a usual night, all of a first listing) get the
+    /// next ids in listing order and are written deflated, `ListingChunk.maxEntries` to a chunk.
+    private static func entryIDs(_ payload: UnsafeBufferPointer<UInt8>, _ ranges: [Range<Int>], in db: Database)
+        throws -> [Int64]
+    {
         var ids = [Int64](repeating: 0, count: ranges.count)
         var fresh: [Int] = []
         func entry(_ number: Int) -> UnsafeRawBufferPointer {
             UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(payload)[ranges[number]])
         }
-        if let (knownIDs, chunks) = known {
-            // The keys point into `chunks`' inflated memory, which lives until its next load.
-            var byBytes: [EntryKey: Int64] = [:]
-            byBytes.reserveCapacity(knownIDs.count)
-            for id in knownIDs {
-                guard let bytes = chunks.entry(id) else { continue }
-                byBytes[EntryKey(bytes: bytes)] = id
-            }
+        let digester = try EntryDigest.Maker()
+        let known = try keptDigests(in: db)
+        if known.isEmpty {
+            fresh = Array(ranges.indices)
+        } else {
             for number in ranges.indices {
-                if let id = byBytes[EntryKey(bytes: entry(number))] {
+                if let id = known[try digester.digest(entry(number))] {
                     ids[number] = id
                 } else {
                     fresh.append(number)
                 }
             }
-        } else {
-            fresh = Array(ranges.indices)
         }
         guard !fresh.isEmpty else { return ids }
         let next =
@@ -132,16 +122,20 @@ enum ListingArchive {
                 try db.scalarInt("SELECT coalesce(max(last_entry), 0) FROM listing_chunks") ?? 0) + 1
         for (offset, number) in fresh.enumerated() { ids[number] = next + Int64(offset) }
         let insert = try db.prepare(
-            "INSERT INTO listing_chunks (first_entry, last_entry, entries, bytes, body) VALUES (?1, ?2, ?3, ?4, ?5)")
+            """
+            INSERT INTO listing_chunks (first_entry, last_entry, entries, bytes, body, digests)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+            """)
         var start = 0
         while start < fresh.count {
             let group = Array(fresh[start..<min(fresh.count, start + ListingChunk.maxEntries)])
-            let chunk = try ListingChunk.encode(ids: group.map { ids[$0] }) { entry(group[$0]) }
+            let chunk = try ListingChunk.encode(ids: group.map { ids[$0] }, digester: digester) { entry(group[$0]) }
             try insert.bind(1, chunk.firstEntry)
             try insert.bind(2, chunk.lastEntry)
             try insert.bind(3, Int64(group.count))
             try insert.bind(4, Int64(chunk.inflatedBytes))
             try insert.bindBlob(5, chunk.body)
+            try insert.bindBlob(6, chunk.digests)
             try insert.step()
             insert.reset()
             start += group.count
@@ -149,17 +143,37 @@ enum ListingArchive {
         return ids
     }
 
-    /// An entry's exact bytes as a hash table key: equal only when every byte is.
-    private struct EntryKey: Hashable {
-        let bytes: UnsafeRawBufferPointer
-
-        static func == (lhs: EntryKey, rhs: EntryKey) -> Bool {
-            lhs.bytes.count == rhs.bytes.count
-                && (lhs.bytes.count == 0
-                    || memcmp(lhs.bytes.baseAddress!, rhs.bytes.baseAddress!, lhs.bytes.count) == 0)
+    /// Every kept entry's digest and id: the chunks' `digests`, and for entries kept before
+    /// migration 10 the first 16 bytes of their SHA-256. A chunk whose digests do not read
+    /// (edited by hand) is left out: its entries, if this listing has them, are kept again.
+    private static func keptDigests(in db: Database) throws -> [EntryDigest: Int64] {
+        var known: [EntryDigest: Int64] = [:]
+        let total = try db.scalarInt("SELECT coalesce(sum(entries), 0) FROM listing_chunks") ?? 0
+        known.reserveCapacity(Int(clamping: total))
+        let chunks = try db.prepare("SELECT first_entry, digests FROM listing_chunks")
+        while try chunks.step() {
+            let first = chunks.int(0)
+            let count = Int(sqlite3_column_bytes(chunks.handle, 1))
+            guard count > 0, let base = sqlite3_column_blob(chunks.handle, 1) else { continue }
+            var found: [(Int64, EntryDigest)] = []
+            do {
+                try EntryDigest.decode(firstEntry: first, UnsafeRawBufferPointer(start: base, count: count)) {
+                    found.append(($0, $1))
+                }
+            } catch {
+                continue
+            }
+            for (id, digest) in found { known[digest] = id }
         }
-
-        func hash(into hasher: inout Hasher) { hasher.combine(bytes: bytes) }
+        chunks.reset()
+        let plain = try db.prepare("SELECT id, sha256 FROM listing_entries")
+        while try plain.step() {
+            let count = Int(sqlite3_column_bytes(plain.handle, 1))
+            guard count >= EntryDigest.size, let base = sqlite3_column_blob(plain.handle, 1) else { continue }
+            known[EntryDigest(UnsafeRawBufferPointer(start: base, count: EntryDigest.size))] = plain.int(0)
+        }
+        plain.reset()
+        return known
     }
 
     /// Reads kept listings back. Remembers the last entry list it built, so that listings read

@@ -64,10 +64,14 @@ final class ListingChunk {
         var lastEntry: Int64
         var inflatedBytes: Int
         var body: [UInt8]
+        /// The `digests` column (`EntryDigest.encode`).
+        var digests: [UInt8]
     }
 
-    /// Deflates the entries `entry(i)` for `ids` (ascending).
-    static func encode(ids: [Int64], entry: (Int) -> UnsafeRawBufferPointer) throws -> Encoded {
+    /// Deflates the entries `entry(i)` for `ids` (ascending), and digests each.
+    static func encode(ids: [Int64], digester: EntryDigest.Maker, entry: (Int) -> UnsafeRawBufferPointer) throws
+        -> Encoded
+    {
         precondition(!ids.isEmpty)
         var plain: [UInt8] = []
         var total = 0
@@ -91,7 +95,10 @@ final class ListingChunk {
         }
         guard rc == Z_OK else { throw KeyAssignError(.ioError, "zlib: deflating \(ids.count) entries failed (\(rc))") }
         body.removeLast(body.count - Int(length))
-        return Encoded(firstEntry: ids[0], lastEntry: ids[ids.count - 1], inflatedBytes: plain.count, body: body)
+        let digests = try ids.indices.map { try digester.digest(entry($0)) }
+        return Encoded(
+            firstEntry: ids[0], lastEntry: ids[ids.count - 1], inflatedBytes: plain.count, body: body,
+            digests: EntryDigest.encode(ids: ids, digests: digests))
     }
 
     /// Inflates a chunk read back; anything that does not add up (an edited row) is `Malformed`.
