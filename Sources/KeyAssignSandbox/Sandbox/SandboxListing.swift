@@ -22,12 +22,20 @@ enum SandboxListing {
             append(&out, ",\"owner_email\":")
             string(&out, key.assignment?.email)
             append(&out, ",\"activation_limit\":1,\"validity\":365,\"assigned_at\":")
-            string(&out, key.assignment.map { serverTime($0.assignedAt) })
+            if let assignment = key.assignment {
+                time(&out, assignment.assignedAt, laravel: false)
+            } else {
+                append(&out, "null")
+            }
             append(&out, key.assignment == nil ? ",\"status\":\"available\"" : ",\"status\":\"assigned\"")
             append(&out, ",\"created_at\":")
             string(&out, created)
             append(&out, ",\"updated_at\":")
-            string(&out, key.assignment.map { laravelTime($0.assignedAt) } ?? created)
+            if let assignment = key.assignment {
+                time(&out, assignment.assignedAt, laravel: true)
+            } else {
+                string(&out, created)
+            }
             out.append(UInt8(ascii: "}"))
         }
         append(&out, "],\"timestamp\":\(timestamp)}")
@@ -42,6 +50,27 @@ enum SandboxListing {
     /// `2026-12-02T13:40:12.123Z` → `2026-12-02T13:40:12.000000Z` (Laravel's timestamps).
     static func laravelTime(_ iso: String) -> String {
         String(iso.prefix(19)) + ".000000Z"
+    }
+
+    /// `serverTime(iso)` or `laravelTime(iso)` as a JSON string, written byte by byte: a
+    /// listing of 200,000 assigned keys formats 400,000 of them, and the String operations
+    /// took most of the sandbox's time to answer (a year of nights in `scripts/bench years`
+    /// measured the server, not keyassign). The same bytes as `string(&out, serverTime(iso))`.
+    private static func time(_ out: inout [UInt8], _ iso: String, laravel: Bool) {
+        let plain = iso.utf8.withContiguousStorageIfAvailable { bytes -> Bool in
+            guard bytes.count >= 19,
+                bytes[..<19].allSatisfy({ $0 >= 0x20 && $0 < 0x7F && $0 != 0x22 && $0 != 0x5C && $0 != 0x2F })
+            else { return false }
+            out.append(UInt8(ascii: "\""))
+            for byte in bytes[..<19] {
+                out.append(!laravel && byte == UInt8(ascii: "T") ? UInt8(ascii: " ") : byte)
+            }
+            if laravel { append(&out, ".000000Z") }
+            out.append(UInt8(ascii: "\""))
+            return true
+        }
+        if plain == true { return }
+        string(&out, laravel ? laravelTime(iso) : serverTime(iso))
     }
 
     private static func append(_ out: inout [UInt8], _ text: String) {
