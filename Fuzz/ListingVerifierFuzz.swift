@@ -21,23 +21,7 @@
     import Darwin
 #endif
 
-private let fixtures: String = {
-    if let dir = getenv("KEYASSIGN_FUZZ_FIXTURES") { return String(cString: dir) }
-    let source = "\(#filePath)"
-    let repo = source.split(separator: "/", omittingEmptySubsequences: false).dropLast(2).joined(separator: "/")
-    return repo + "/Tests/KeyAssignTests/Fixtures"
-}()
-
-private let ring: KeyRing = {
-    switch SmallFile.contents(of: fixtures + "/docs-demo-global-public.pem", limit: 1 << 20) {
-    case .success(let pem):
-        do { return try KeyRing(pems: ["global": String(decoding: pem, as: UTF8.self)]) } catch {
-            fail("cannot load the public key: \(error)")
-        }
-    case .failure(let failure):
-        fail("fixture: \(failure.description)")
-    }
-}()
+private let ring = demoKeyRing
 
 private let replies = ReplyVerifier(keyRing: ring)
 private let listings = ListingVerifier(keyRing: ring)

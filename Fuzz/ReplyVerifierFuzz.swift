@@ -22,31 +22,7 @@ import COpenSSL
     import Darwin
 #endif
 
-/// The fixtures hold the public key and the genuine replies the seed corpus comes from.
-private let fixtures: String = {
-    if let dir = getenv("KEYASSIGN_FUZZ_FIXTURES") { return String(cString: dir) }
-    // Fuzz/ReplyVerifierFuzz.swift → Tests/KeyAssignTests/Fixtures, for running by hand.
-    let source = "\(#filePath)"
-    let repo = source.split(separator: "/", omittingEmptySubsequences: false).dropLast(2).joined(separator: "/")
-    return repo + "/Tests/KeyAssignTests/Fixtures"
-}()
-
-private func readFixture(_ name: String) -> [UInt8] {
-    switch SmallFile.contents(of: fixtures + "/" + name, limit: 1 << 20) {
-    case .success(let bytes): return bytes
-    case .failure(let failure): fail("fixture \(fixtures)/\(name): \(failure.description)")
-    }
-}
-
-private let publicKeyPEM = readFixture("docs-demo-global-public.pem")
-
-private let verifier: ReplyVerifier = {
-    do {
-        return ReplyVerifier(keyRing: try KeyRing(pems: ["global": String(decoding: publicKeyPEM, as: UTF8.self)]))
-    } catch {
-        fail("cannot load the public key: \(error)")
-    }
-}()
+private let verifier = ReplyVerifier(keyRing: demoKeyRing)
 
 /// The same key loaded a second way, for the cross-check that does not go through KeyRing.
 nonisolated(unsafe) private let referenceKey: OpaquePointer = {

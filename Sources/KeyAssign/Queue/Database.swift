@@ -98,6 +98,15 @@ public final class Database {
         }
     }
 
+    /// Prepares `sql` on first use and keeps it in `slot`: for the statements a job runs for
+    /// every row.
+    func prepared(_ slot: inout Statement?, _ sql: String) throws -> Statement {
+        if let statement = slot { return statement }
+        let statement = try prepare(sql)
+        slot = statement
+        return statement
+    }
+
     public func prepare(_ sql: String) throws -> Statement {
         var statement: OpaquePointer?
         let rc = sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil)

@@ -40,7 +40,7 @@ package final class SignedReplyStore {
         let keyID = try id(for: key)
         let stored = Stored(keyID: keyID, reply: reply)
         if let id = replyIDs[stored] { return id }
-        let insert = try prepared(
+        let insert = try database.prepared(
             &insertReply, "INSERT INTO signed_replies (signing_key_id, payload, signature) VALUES (?1, ?2, ?3)")
         try insert.bind(1, keyID)
         try insert.bindBlob(2, reply.payload)
@@ -63,7 +63,8 @@ package final class SignedReplyStore {
         let remembered = "\(key.name)\u{0}\(key.sha256)\u{0}" + (key.file.map { "f" + $0 } ?? "-")
         if let id = keyIDs[remembered] { return id }
         // A handful of rows (one per key ever configured): no index needed.
-        let find = try prepared(&findKey, "SELECT id FROM signing_keys WHERE name = ?1 AND sha256 = ?2 AND file IS ?3")
+        let find = try database.prepared(
+            &findKey, "SELECT id FROM signing_keys WHERE name = ?1 AND sha256 = ?2 AND file IS ?3")
         try find.bind(1, key.name)
         try find.bind(2, key.sha256)
         try find.bind(3, key.file)
@@ -73,7 +74,8 @@ package final class SignedReplyStore {
         if let found {
             id = found
         } else {
-            let insert = try prepared(&insertKey, "INSERT INTO signing_keys (name, file, sha256) VALUES (?1, ?2, ?3)")
+            let insert = try database.prepared(
+                &insertKey, "INSERT INTO signing_keys (name, file, sha256) VALUES (?1, ?2, ?3)")
             try insert.bind(1, key.name)
             try insert.bind(2, key.file)
             try insert.bind(3, key.sha256)
@@ -83,12 +85,5 @@ package final class SignedReplyStore {
         }
         keyIDs[remembered] = id
         return id
-    }
-
-    private func prepared(_ slot: inout Statement?, _ sql: String) throws -> Statement {
-        if let statement = slot { return statement }
-        let statement = try database.prepare(sql)
-        slot = statement
-        return statement
     }
 }

@@ -154,7 +154,7 @@ package final class WorkQueue {
     package func claim(runID: Int64, limit: Int, now: Double) throws -> [ClaimedRow] {
         if limit <= 0 { return [] }
         let db = database
-        let claim = try prepared(&claimStatement, Self.claimSQL)
+        let claim = try database.prepared(&claimStatement, Self.claimSQL)
         // Around the transaction (a pragma cannot change inside one), and executed afresh each
         // time: SQLite applies `synchronous` when the pragma is compiled, so a statement
         // prepared once and stepped again would not set it.
@@ -183,7 +183,7 @@ package final class WorkQueue {
 
     /// When the earliest scheduled retry is due (Unix seconds), if any.
     package func nextRetryDue() throws -> Double? {
-        let nextDue = try prepared(&nextDueStatement, Self.nextDueSQL)
+        let nextDue = try database.prepared(&nextDueStatement, Self.nextDueSQL)
         defer { nextDue.reset() }
         guard try nextDue.step(), !nextDue.isNull(0) else { return nil }
         return nextDue.double(0)
@@ -196,9 +196,9 @@ package final class WorkQueue {
     /// still `in_flight` and so are recovered by the next run.
     package func record(_ batch: [CompletedAttempt], runID: Int64) throws {
         if batch.isEmpty { return }
-        let updateWork = try prepared(&updateRowStatement, Self.updateRowSQL)
-        let insertAttempt = try prepared(&insertAttemptStatement, Self.insertAttemptSQL)
-        let updateRun = try prepared(&updateRunStatement, Self.updateRunSQL)
+        let updateWork = try database.prepared(&updateRowStatement, Self.updateRowSQL)
+        let insertAttempt = try database.prepared(&insertAttemptStatement, Self.insertAttemptSQL)
+        let updateRun = try database.prepared(&updateRunStatement, Self.updateRunSQL)
         do {
             try recordInTransaction(batch, runID: runID, updateWork, insertAttempt, updateRun)
         } catch {
@@ -286,13 +286,5 @@ package final class WorkQueue {
             counts[state, default: 0] = Int(statement.int(1))
         }
         return counts
-    }
-
-    /// Prepares `sql` on first use and keeps it in `slot`.
-    private func prepared(_ slot: inout Statement?, _ sql: String) throws -> Statement {
-        if let statement = slot { return statement }
-        let statement = try database.prepare(sql)
-        slot = statement
-        return statement
     }
 }

@@ -179,11 +179,6 @@ public enum EvidenceRetention {
         }
         chunks.reset()
         let read = try db.prepare("SELECT bytes, body FROM listing_chunks WHERE first_entry = ?1")
-        let insert = try db.prepare(
-            """
-            INSERT INTO listing_chunks (first_entry, last_entry, entries, bytes, body, digests)
-            VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-            """)
         let delete = try db.prepare("DELETE FROM listing_chunks WHERE first_entry = ?1")
         let digester = try EntryDigest.Maker()
         for first in partial {
@@ -204,14 +199,7 @@ public enum EvidenceRetention {
             let encoded = try ListingChunk.encode(ids: keep.map { chunk.ids[$0] }, digester: digester) {
                 chunk.entry(keep[$0])
             }
-            try insert.bind(1, encoded.firstEntry)
-            try insert.bind(2, encoded.lastEntry)
-            try insert.bind(3, Int64(keep.count))
-            try insert.bind(4, Int64(encoded.inflatedBytes))
-            try insert.bindBlob(5, encoded.body)
-            try insert.bindBlob(6, encoded.digests)
-            try insert.step()
-            insert.reset()
+            try ListingChunk.insert(encoded, in: db)
         }
         for first in doomed {
             try delete.bind(1, first)

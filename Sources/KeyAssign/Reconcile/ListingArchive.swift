@@ -121,23 +121,11 @@ enum ListingArchive {
                 try db.scalarInt("SELECT coalesce(max(id), 0) FROM listing_entries") ?? 0,
                 try db.scalarInt("SELECT coalesce(max(last_entry), 0) FROM listing_chunks") ?? 0) + 1
         for (offset, number) in fresh.enumerated() { ids[number] = next + Int64(offset) }
-        let insert = try db.prepare(
-            """
-            INSERT INTO listing_chunks (first_entry, last_entry, entries, bytes, body, digests)
-            VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-            """)
         var start = 0
         while start < fresh.count {
             let group = Array(fresh[start..<min(fresh.count, start + ListingChunk.maxEntries)])
             let chunk = try ListingChunk.encode(ids: group.map { ids[$0] }, digester: digester) { entry(group[$0]) }
-            try insert.bind(1, chunk.firstEntry)
-            try insert.bind(2, chunk.lastEntry)
-            try insert.bind(3, Int64(group.count))
-            try insert.bind(4, Int64(chunk.inflatedBytes))
-            try insert.bindBlob(5, chunk.body)
-            try insert.bindBlob(6, chunk.digests)
-            try insert.step()
-            insert.reset()
+            try ListingChunk.insert(chunk, in: db)
             start += group.count
         }
         return ids

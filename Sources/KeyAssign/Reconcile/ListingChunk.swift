@@ -62,10 +62,28 @@ final class ListingChunk {
     struct Encoded {
         var firstEntry: Int64
         var lastEntry: Int64
+        var entries: Int
         var inflatedBytes: Int
         var body: [UInt8]
         /// The `digests` column (`EntryDigest.encode`).
         var digests: [UInt8]
+    }
+
+    /// Writes the chunk as a `listing_chunks` row: the one INSERT that storing a listing and
+    /// `prune`'s rewrite of a thinned chunk share.
+    static func insert(_ chunk: Encoded, in db: Database) throws {
+        let insert = try db.prepare(
+            """
+            INSERT INTO listing_chunks (first_entry, last_entry, entries, bytes, body, digests)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+            """)
+        try insert.bind(1, chunk.firstEntry)
+        try insert.bind(2, chunk.lastEntry)
+        try insert.bind(3, Int64(chunk.entries))
+        try insert.bind(4, Int64(chunk.inflatedBytes))
+        try insert.bindBlob(5, chunk.body)
+        try insert.bindBlob(6, chunk.digests)
+        try insert.step()
     }
 
     /// Deflates the entries `entry(i)` for `ids` (ascending), and digests each.
@@ -97,7 +115,8 @@ final class ListingChunk {
         body.removeLast(body.count - Int(length))
         let digests = try ids.indices.map { try digester.digest(entry($0)) }
         return Encoded(
-            firstEntry: ids[0], lastEntry: ids[ids.count - 1], inflatedBytes: plain.count, body: body,
+            firstEntry: ids[0], lastEntry: ids[ids.count - 1], entries: ids.count, inflatedBytes: plain.count,
+            body: body,
             digests: EntryDigest.encode(ids: ids, digests: digests))
     }
 
